@@ -1,0 +1,1 @@
+//! Join sockets to owners.

@@ -1,0 +1,368 @@
+//! The model: plain data describing sockets and who owns them.
+//!
+//! Every source (netlink sock_diag, /proc/net/*) fills the same types. A field
+//! that a source cannot know is `None`, never a made-up zero: /proc/net/tcp does
+//! not carry a listener's backlog, so a socket read from it has `send_q: None`
+//! when it is a listener.
+//!
+//! JSON field names are stable and documented in the README; numbers carry
+//! their unit in the name where the unit is fixed.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Transport protocol / socket kind, as ss calls them in its `Netid` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Udplite,
+    Raw,
+    UnixStream,
+    UnixDgram,
+    UnixSeqpacket,
+}
+
+impl Proto {
+    /// Short name as ss prints it in the Netid column.
+    pub fn short(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Udplite => "udplite",
+            Proto::Raw => "raw",
+            Proto::UnixStream => "u_str",
+            Proto::UnixDgram => "u_dgr",
+            Proto::UnixSeqpacket => "u_seq",
+        }
+    }
+    pub fn is_unix(self) -> bool {
+        matches!(
+            self,
+            Proto::UnixStream | Proto::UnixDgram | Proto::UnixSeqpacket
+        )
+    }
+    pub fn is_inet(self) -> bool {
+        !self.is_unix()
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+/// Address family of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Inet,
+    Inet6,
+    Unix,
+}
+
+/// Socket state, numbered as the kernel numbers TCP states
+/// (include/net/tcp_states.h). UDP, RAW and UNIX sockets reuse these numbers:
+/// `Established` for connected, `Close` for unconnected, `Listen` for a UNIX
+/// listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum State {
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    #[serde(rename = "closed")]
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    #[serde(rename = "listening")]
+    Listen = 10,
+    Closing = 11,
+    NewSynRecv = 12,
+    BoundInactive = 13,
+}
+
+impl State {
+    pub const ALL: [State; 13] = [
+        State::Established,
+        State::SynSent,
+        State::SynRecv,
+        State::FinWait1,
+        State::FinWait2,
+        State::TimeWait,
+        State::Close,
+        State::CloseWait,
+        State::LastAck,
+        State::Listen,
+        State::Closing,
+        State::NewSynRecv,
+        State::BoundInactive,
+    ];
+
+    /// From the kernel's number (tcp_states.h). Unknown numbers give `None`.
+    pub fn from_kernel(n: u8) -> Option<State> {
+        State::ALL.get((n as usize).wrapping_sub(1)).copied()
+    }
+
+    pub fn kernel_number(self) -> u8 {
+        self as u8
+    }
+
+    /// Bit of this state in a kernel state mask (`1 << state`), as
+    /// inet_diag's `idiag_states` and unix_diag's `udiag_states` take it.
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// The label ss prints in its State column.
+    pub fn ss_label(self) -> &'static str {
+        match self {
+            State::Established => "ESTAB",
+            State::SynSent => "SYN-SENT",
+            State::SynRecv => "SYN-RECV",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::TimeWait => "TIME-WAIT",
+            State::Close => "UNCONN",
+            State::CloseWait => "CLOSE-WAIT",
+            State::LastAck => "LAST-ACK",
+            State::Listen => "LISTEN",
+            State::Closing => "CLOSING",
+            State::NewSynRecv => "NEW-SYN-RECV",
+            State::BoundInactive => "BOUND-INACTIVE",
+        }
+    }
+
+    /// The name used in filters and JSON (ss's filter names).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Established => "established",
+            State::SynSent => "syn-sent",
+            State::SynRecv => "syn-recv",
+            State::FinWait1 => "fin-wait-1",
+            State::FinWait2 => "fin-wait-2",
+            State::TimeWait => "time-wait",
+            State::Close => "closed",
+            State::CloseWait => "close-wait",
+            State::LastAck => "last-ack",
+            State::Listen => "listening",
+            State::Closing => "closing",
+            State::NewSynRecv => "new-syn-recv",
+            State::BoundInactive => "bound-inactive",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.ss_label())
+    }
+}
+
+/// A set of states as a kernel bit mask (`1 << State as u8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct StateSet(pub u32);
+
+impl StateSet {
+    pub const EMPTY: StateSet = StateSet(0);
+    /// Every state the kernel reports (bits 1..=13).
+    pub const ALL: StateSet = StateSet(0x3ffe);
+
+    pub fn of(states: &[State]) -> StateSet {
+        StateSet(states.iter().fold(0, |m, s| m | s.bit()))
+    }
+    pub fn contains(self, s: State) -> bool {
+        self.0 & s.bit() != 0
+    }
+    pub fn union(self, o: StateSet) -> StateSet {
+        StateSet(self.0 | o.0)
+    }
+    pub fn intersect(self, o: StateSet) -> StateSet {
+        StateSet(self.0 & o.0)
+    }
+    pub fn without(self, o: StateSet) -> StateSet {
+        StateSet(self.0 & !o.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 & Self::ALL.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = State> {
+        State::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+/// One end of a socket.
+///
+/// INET sockets have an address and port (`scope_id` set for link-local IPv6
+/// bound to an interface). UNIX sockets have a path (abstract names start with
+/// `@`; `None` for an unnamed socket) and the inode of the socket the end is:
+/// for `local` the socket itself, for `peer` the peer socket (0 when there is
+/// none).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Endpoint {
+    Inet {
+        addr: IpAddr,
+        port: u16,
+    },
+    Unix {
+        path: Option<String>,
+        inode: u64,
+    },
+}
+
+impl Endpoint {
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Endpoint::Inet { port, .. } => Some(*port),
+            Endpoint::Unix { .. } => None,
+        }
+    }
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Endpoint::Inet { addr, .. } => Some(*addr),
+            Endpoint::Unix { .. } => None,
+        }
+    }
+}
+
+/// A process file descriptor that refers to a socket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub fd: u32,
+    /// Command name (/proc/PID/comm).
+    pub comm: String,
+    /// Real uid of the process (owner of /proc/PID), when known.
+    pub uid: Option<u32>,
+}
+
+/// A network namespace, identified by the inode of its nsfs file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Netns {
+    pub inode: u64,
+    /// Name under /run/netns, if the namespace has one there.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for Netns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "net:[{}]", self.inode),
+        }
+    }
+}
+
+/// The kernel timer pending on a socket (ss -o, /proc/net/tcp `tr tm->when`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// No timer pending.
+    Off,
+    /// Retransmit (or loss probe / RACK reorder) timer.
+    On,
+    /// Keepalive timer.
+    Keepalive,
+    /// TIME-WAIT timer.
+    Timewait,
+    /// Zero-window probe timer.
+    Persist,
+    /// Anything the kernel numbers that we do not know.
+    Unknown,
+}
+
+impl TimerKind {
+    /// From the number in /proc/net/tcp's `tr` field and inet_diag's
+    /// `idiag_timer` (both: 0 none, 1 retransmit, 2 keepalive, 3 time-wait,
+    /// 4 zero-window probe).
+    pub fn from_kernel(n: u8) -> TimerKind {
+        match n {
+            0 => TimerKind::Off,
+            1 => TimerKind::On,
+            2 => TimerKind::Keepalive,
+            3 => TimerKind::Timewait,
+            4 => TimerKind::Persist,
+            _ => TimerKind::Unknown,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerKind::Off => "off",
+            TimerKind::On => "on",
+            TimerKind::Keepalive => "keepalive",
+            TimerKind::Timewait => "timewait",
+            TimerKind::Persist => "persist",
+            TimerKind::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// Milliseconds until the timer fires (negative if overdue).
+    pub expires_ms: i64,
+    /// Retransmits (or probes) so far for this timer.
+    pub retrans: u32,
+}
+
+/// Which kernel interface a socket was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Netlink,
+    Proc,
+}
+
+/// One socket as the kernel reports it, with its owners once joined.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Socket {
+    pub proto: Proto,
+    pub family: Family,
+    pub state: State,
+    /// Bytes in the receive queue; for a TCP listener, connections waiting in
+    /// the accept queue. `None` when the source does not say.
+    pub recv_q: Option<u32>,
+    /// Bytes in the send queue; for a TCP listener, the backlog limit given
+    /// to listen(). `None` when the source does not say (/proc for
+    /// listeners).
+    pub send_q: Option<u32>,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    /// Socket inode (the N in `socket:[N]`); 0 for sockets that have none
+    /// (TIME-WAIT, SYN-RECV request socks).
+    pub inode: u64,
+    pub uid: Option<u32>,
+    /// Kernel socket cookie (ss `sk:`), unique while the socket lives.
+    pub cookie: Option<u64>,
+    /// cgroup v2 id of the socket's cgroup.
+    pub cgroup_id: Option<u64>,
+    /// shutdown() state: bit 0 receive side shut, bit 1 send side shut.
+    pub shutdown: Option<u8>,
+    /// IPV6_V6ONLY, for IPv6 sockets.
+    pub v6only: Option<bool>,
+    /// Interface index the socket is bound to (SO_BINDTODEVICE), when set.
+    pub bound_ifindex: Option<u32>,
+    pub timer: Option<Timer>,
+    /// The namespace the socket lives in, when more than one was read or one
+    /// was asked for.
+    pub netns: Option<Netns>,
+    pub source: SourceKind,
+    /// Processes holding a descriptor on this socket (filled by the join; empty
+    /// when owners were not asked for or none could be seen).
+    pub owners: Vec<Owner>,
+}
+
+impl Socket {
+    pub fn is_listener(&self) -> bool {
+        self.state == State::Listen
+    }
+}

@@ -1,0 +1,1 @@
+//! Views: model values to text and JSON.
