@@ -10,6 +10,7 @@
 //!
 //! Nothing here changes kernel state.
 
+pub mod abi;
 pub mod join;
 pub mod model;
 pub mod query;

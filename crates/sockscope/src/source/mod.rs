@@ -1,4 +1,229 @@
 //! Sources: one module per kernel interface. Sources read the kernel and
 //! return model values; they never print.
+//!
+//! [`collect`] is the entry point most callers want: given what to read
+//! (protocols, families, states) and from which namespace, it asks netlink
+//! sock_diag first and falls back to /proc/net per protocol when the kernel
+//! lacks a diag handler (RAW without CONFIG_INET_RAW_DIAG, for instance).
 
+pub mod netns;
+pub mod owners;
 pub mod procnet;
+pub mod sock_diag;
+
+use crate::model::{Family, Proto, Socket, State, StateSet};
+use netns::{NetnsError, OpenNetns};
+use procnet::{ProcReadError, ProcTable};
+use sock_diag::{DiagError, DiagSocket, Extensions};
+use std::path::Path;
+
+/// Which kernel interface to read socket tables from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// Netlink, falling back to /proc per protocol when netlink lacks it.
+    #[default]
+    Auto,
+    /// Netlink only; a protocol the kernel cannot dump is an error.
+    Netlink,
+    /// /proc/net text tables only.
+    Proc,
+}
+
+/// The kinds of socket a request can name. UNIX covers stream, datagram and
+/// seqpacket sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Tcp,
+    Udp,
+    Udplite,
+    Raw,
+    Unix,
+}
+
+/// What to read.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub kinds: Vec<Kind>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub states: StateSet,
+    pub source: SourceChoice,
+    pub ext: Extensions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("{0}")]
+    Diag(#[from] DiagError),
+    #[error(
+        "{kind}: the kernel cannot dump these sockets over netlink ({source}); use --source auto or --source proc"
+    )]
+    NetlinkOnly {
+        kind: &'static str,
+        source: DiagError,
+    },
+    #[error(transparent)]
+    Proc(#[from] ProcReadError),
+}
+
+impl SourceError {
+    /// True when the fix is more privilege rather than other arguments.
+    pub fn is_privilege(&self) -> bool {
+        match self {
+            SourceError::Netns(e) => e.is_privilege(),
+            SourceError::Diag(DiagError::Io(e)) => {
+                e.kind() == std::io::ErrorKind::PermissionDenied
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a read produced, with notes on fallbacks taken.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub sockets: Vec<Socket>,
+    /// Human-readable notes, e.g. "raw: read from /proc/net (no raw_diag)".
+    pub notes: Vec<String>,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Udp => "udp",
+            Kind::Udplite => "udplite",
+            Kind::Raw => "raw",
+            Kind::Unix => "unix",
+        }
+    }
+    fn proto(self) -> Proto {
+        match self {
+            Kind::Tcp => Proto::Tcp,
+            Kind::Udp => Proto::Udp,
+            Kind::Udplite => Proto::Udplite,
+            Kind::Raw => Proto::Raw,
+            Kind::Unix => Proto::UnixStream,
+        }
+    }
+}
+
+fn proc_table(kind: Kind, family: Family) -> ProcTable {
+    match (kind, family) {
+        (Kind::Tcp, Family::Inet) => ProcTable::Tcp,
+        (Kind::Tcp, _) => ProcTable::Tcp6,
+        (Kind::Udp, Family::Inet) => ProcTable::Udp,
+        (Kind::Udp, _) => ProcTable::Udp6,
+        (Kind::Udplite, Family::Inet) => ProcTable::Udplite,
+        (Kind::Udplite, _) => ProcTable::Udplite6,
+        (Kind::Raw, Family::Inet) => ProcTable::Raw,
+        (Kind::Raw, _) => ProcTable::Raw6,
+        (Kind::Unix, _) => ProcTable::Unix,
+    }
+}
+
+/// Read one /proc table and keep the requested states.
+fn read_proc(
+    dir: &Path,
+    table: ProcTable,
+    states: StateSet,
+    out: &mut Vec<Socket>,
+) -> Result<(), ProcReadError> {
+    match procnet::read_table(dir, table) {
+        Ok(v) => {
+            out.extend(v.into_iter().filter(|s| states.contains(s.state)));
+            Ok(())
+        }
+        // No such table in this kernel (no IPv6, no UDP-Lite): nothing to show.
+        Err(ProcReadError::NotAvailable { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read the requested sockets in the calling thread's namespace.
+pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
+    let mut c = Collected::default();
+    let proc_dir = Path::new("/proc/thread-self/net");
+    let mut diag: Option<DiagSocket> = None;
+    let mut families = Vec::new();
+    if req.ipv4 {
+        families.push(Family::Inet);
+    }
+    if req.ipv6 {
+        families.push(Family::Inet6);
+    }
+    for &kind in &req.kinds {
+        let fams: &[Family] = if kind == Kind::Unix {
+            &[Family::Unix]
+        } else {
+            &families
+        };
+        // Request sockets (SYN-RECV) are reported for the SYN_RECV bit.
+        let states = req.states;
+        for &fam in fams {
+            if req.source != SourceChoice::Proc {
+                if diag.is_none() {
+                    diag = Some(DiagSocket::open()?);
+                }
+                let d = diag.as_mut().expect("opened above");
+                let r = if kind == Kind::Unix {
+                    d.dump_unix(states, &mut c.sockets)
+                } else {
+                    d.dump_inet(kind.proto(), fam, states, req.ext, &mut c.sockets)
+                };
+                match r {
+                    Ok(()) => continue,
+                    Err(e @ DiagError::Unsupported(_)) if req.source == SourceChoice::Netlink => {
+                        return Err(SourceError::NetlinkOnly {
+                            kind: kind.name(),
+                            source: e,
+                        });
+                    }
+                    Err(DiagError::Unsupported(_)) => {
+                        let note = format!(
+                            "{}: the kernel has no sock_diag handler; read from /proc/net instead",
+                            kind.name()
+                        );
+                        if !c.notes.contains(&note) {
+                            c.notes.push(note);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            read_proc(proc_dir, proc_table(kind, fam), states, &mut c.sockets)?;
+        }
+    }
+    Ok(c)
+}
+
+/// Read the requested sockets in namespace `ns`, labelling each socket with
+/// it when `label` is set.
+pub fn collect(ns: &OpenNetns, req: &Request, label: bool) -> Result<Collected, SourceError> {
+    let mut c = netns::run_in(ns, || collect_here(req))??;
+    if label {
+        for s in &mut c.sockets {
+            s.netns = Some(ns.id.clone());
+        }
+    }
+    Ok(c)
+}
+
+/// The states ss shows when neither -a nor -l nor a state filter is given:
+/// everything but listening, closed, time-wait and syn-recv.
+pub fn default_states() -> StateSet {
+    StateSet::ALL.without(StateSet::of(&[
+        State::Listen,
+        State::Close,
+        State::TimeWait,
+        State::SynRecv,
+    ]))
+}
+
+/// The states `-l` shows: listeners, and unconnected datagram sockets
+/// (which the kernel reports as closed).
+pub fn listening_states() -> StateSet {
+    StateSet::of(&[State::Listen, State::Close])
+}

@@ -1,1 +1,5 @@
-//! Views: model values to text and JSON.
+//! Views: model values to text and JSON. Views write only to the writer they
+//! are given.
+
+pub mod sockets;
+pub mod table;

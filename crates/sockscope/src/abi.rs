@@ -1,0 +1,138 @@
+//! Kernel ABI: the constants and struct layouts sockscope reads, each with the
+//! uapi header it comes from. Structs are decoded from bytes by offset (no
+//! `unsafe` transmutes), so a shorter or longer struct from another kernel is
+//! handled by the length checks in the readers.
+
+/// include/uapi/linux/netlink.h
+pub mod netlink {
+    pub const NLMSG_HDRLEN: usize = 16;
+    pub const NLMSG_ERROR: u16 = 2;
+    pub const NLMSG_DONE: u16 = 3;
+    pub const NLM_F_REQUEST: u16 = 0x1;
+    pub const NLM_F_DUMP: u16 = 0x300; // NLM_F_ROOT | NLM_F_MATCH
+    pub const NLA_HDRLEN: usize = 4;
+    pub const NLA_TYPE_MASK: u16 = 0x3fff;
+
+    /// NLMSG_ALIGN / NLA_ALIGN: 4-byte alignment.
+    pub const fn align(n: usize) -> usize {
+        (n + 3) & !3
+    }
+}
+
+/// include/uapi/linux/sock_diag.h
+pub mod sock_diag {
+    pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+}
+
+/// include/uapi/linux/inet_diag.h
+pub mod inet_diag {
+    /// sizeof(struct inet_diag_req_v2):
+    /// u8 family, u8 protocol, u8 ext, u8 pad (raw protocol), u32 states,
+    /// struct inet_diag_sockid (48 bytes).
+    pub const REQ_V2_LEN: usize = 56;
+    /// sizeof(struct inet_diag_msg): u8 family, state, timer, retrans;
+    /// sockid (48); u32 expires, rqueue, wqueue, uid, inode.
+    pub const MSG_LEN: usize = 72;
+    /// Offsets inside struct inet_diag_msg.
+    pub const MSG_FAMILY: usize = 0;
+    pub const MSG_STATE: usize = 1;
+    pub const MSG_TIMER: usize = 2;
+    pub const MSG_RETRANS: usize = 3;
+    /// struct inet_diag_sockid starts here: be16 sport, be16 dport,
+    /// be32 src[4], be32 dst[4], u32 if, u32 cookie[2].
+    pub const MSG_ID: usize = 4;
+    pub const ID_SPORT: usize = 0;
+    pub const ID_DPORT: usize = 2;
+    pub const ID_SRC: usize = 4;
+    pub const ID_DST: usize = 20;
+    pub const ID_IF: usize = 36;
+    pub const ID_COOKIE: usize = 40;
+    pub const MSG_EXPIRES: usize = 52;
+    pub const MSG_RQUEUE: usize = 56;
+    pub const MSG_WQUEUE: usize = 60;
+    pub const MSG_UID: usize = 64;
+    pub const MSG_INODE: usize = 68;
+    /// INET_DIAG_NOCOOKIE: both cookie words all ones.
+    pub const NOCOOKIE: u32 = !0;
+
+    // enum { INET_DIAG_NONE, INET_DIAG_MEMINFO, ... }
+    pub const INET_DIAG_MEMINFO: u16 = 1;
+    pub const INET_DIAG_INFO: u16 = 2;
+    pub const INET_DIAG_VEGASINFO: u16 = 3;
+    pub const INET_DIAG_CONG: u16 = 4;
+    pub const INET_DIAG_TOS: u16 = 5;
+    pub const INET_DIAG_TCLASS: u16 = 6;
+    pub const INET_DIAG_SKMEMINFO: u16 = 7;
+    pub const INET_DIAG_SHUTDOWN: u16 = 8;
+    pub const INET_DIAG_SKV6ONLY: u16 = 11;
+    pub const INET_DIAG_MARK: u16 = 15;
+    pub const INET_DIAG_CGROUP_ID: u16 = 21;
+    pub const INET_DIAG_SOCKOPT: u16 = 22;
+
+    /// Bit to set in `idiag_ext` to ask for extension `ext` (1..=8).
+    pub const fn ext_bit(ext: u16) -> u8 {
+        1 << (ext - 1)
+    }
+}
+
+/// include/uapi/linux/unix_diag.h
+pub mod unix_diag {
+    /// sizeof(struct unix_diag_req): u8 family, u8 protocol, u16 pad,
+    /// u32 states, u32 ino, u32 show, u32 cookie[2].
+    pub const REQ_LEN: usize = 24;
+    /// sizeof(struct unix_diag_msg): u8 family, type, state, pad; u32 ino;
+    /// u32 cookie[2].
+    pub const MSG_LEN: usize = 16;
+    pub const MSG_TYPE: usize = 1;
+    pub const MSG_STATE: usize = 2;
+    pub const MSG_INO: usize = 4;
+    pub const MSG_COOKIE: usize = 8;
+
+    pub const UDIAG_SHOW_NAME: u32 = 0x01;
+    pub const UDIAG_SHOW_VFS: u32 = 0x02;
+    pub const UDIAG_SHOW_PEER: u32 = 0x04;
+    pub const UDIAG_SHOW_ICONS: u32 = 0x08;
+    pub const UDIAG_SHOW_RQLEN: u32 = 0x10;
+    pub const UDIAG_SHOW_MEMINFO: u32 = 0x20;
+    pub const UDIAG_SHOW_UID: u32 = 0x40;
+
+    pub const UNIX_DIAG_NAME: u16 = 0;
+    pub const UNIX_DIAG_VFS: u16 = 1;
+    pub const UNIX_DIAG_PEER: u16 = 2;
+    pub const UNIX_DIAG_ICONS: u16 = 3;
+    pub const UNIX_DIAG_RQLEN: u16 = 4;
+    pub const UNIX_DIAG_MEMINFO: u16 = 5;
+    pub const UNIX_DIAG_SHUTDOWN: u16 = 6;
+    pub const UNIX_DIAG_UID: u16 = 7;
+}
+
+/// include/linux/socket.h, include/uapi/linux/in.h, linux/net.h
+pub mod consts {
+    pub const AF_UNIX: u8 = 1;
+    pub const AF_INET: u8 = 2;
+    pub const AF_INET6: u8 = 10;
+    pub const IPPROTO_TCP: u8 = 6;
+    pub const IPPROTO_UDP: u8 = 17;
+    pub const IPPROTO_UDPLITE: u8 = 136;
+    pub const IPPROTO_RAW: u8 = 255;
+    /// enum sock_type (include/linux/net.h)
+    pub const SOCK_STREAM: u8 = 1;
+    pub const SOCK_DGRAM: u8 = 2;
+    pub const SOCK_SEQPACKET: u8 = 5;
+}
+
+/// Read helpers over byte slices; every caller checks lengths first.
+pub(crate) fn u16_ne(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+pub(crate) fn u16_be(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+pub(crate) fn u32_ne(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+pub(crate) fn u64_ne(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(a)
+}
