@@ -1,1 +1,72 @@
-fn main(){}
+//! The `sockscope` binary: parses arguments, runs a command, maps errors to
+//! exit codes. Commands only compose library pieces.
+
+mod cli;
+mod cmd;
+mod out;
+
+use clap::{CommandFactory, Parser};
+use std::process::ExitCode;
+
+/// An error that ends the program with a given exit code.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Fail {
+    /// Bad usage or input: exit 2.
+    pub fn usage(m: impl Into<String>) -> Fail {
+        Fail {
+            code: 2,
+            message: m.into(),
+        }
+    }
+    /// Missing privilege or kernel feature: exit 3.
+    pub fn privilege(m: impl Into<String>) -> Fail {
+        Fail {
+            code: 3,
+            message: m.into(),
+        }
+    }
+    /// Anything else that went wrong while reading the kernel: exit 3 too,
+    /// since the fix is on the system side.
+    pub fn system(m: impl Into<String>) -> Fail {
+        Fail {
+            code: 3,
+            message: m.into(),
+        }
+    }
+}
+
+/// Exit codes (README): 0 found, 1 nothing matched.
+pub const FOUND: u8 = 0;
+pub const NOTHING: u8 = 1;
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match &args.command {
+        cli::Command::Ls(ls) => cmd::ls::run(ls, &args),
+        cli::Command::Completions { shell } => {
+            let mut c = cli::Cli::command();
+            clap_complete::generate(*shell, &mut c, "sockscope", &mut std::io::stdout());
+            Ok(FOUND)
+        }
+        cli::Command::Man { subcommand } => cmd::man(subcommand.as_deref()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("sockscope: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The command line definition. Help text, completions and the man page are
+//! all generated from these types.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const LS_EXAMPLES: &str = "\
+Examples:
+  sockscope ls -tlnp                      TCP listeners, numeric, with their processes
+  sockscope ls -tanp                      every TCP socket and who owns it
+  sockscope ls -tnp state established '( dport = :443 or sport = :8080 )'
+  sockscope ls -xp src /run/*             UNIX sockets under /run and their owners
+  sockscope ls -ap comm = nginx           everything nginx holds
+  sockscope ls -tan --all-netns           TCP sockets of every network namespace
+  sockscope ls -tan --json | jq '.[] | select(.recv_q > 0)'
+
+Reading the columns:
+  For a LISTEN socket, Recv-Q is the accept queue (connections the kernel has
+  completed that the application has not accept()ed yet) and Send-Q is the
+  backlog given to listen(), capped by net.core.somaxconn. For other sockets
+  they are bytes not yet read by the application / not yet acknowledged by
+  the peer. '-' means the source could not say (/proc never shows a
+  listener's backlog).
+
+Filter (ss syntax):
+  state NAME | exclude NAME       established syn-sent syn-recv fin-wait-1 fin-wait-2
+                                  time-wait closed close-wait last-ack listening closing
+                                  groups: all connected synchronized bucket big
+  sport|dport OP :PORT            OP: = != < > <= >= (or eq ne lt gt le ge); :http works
+  src|dst ADDR[/PREFIX][:PORT]    127.0.0.1, 10.0.0.0/8, [::1]:80, *:22; for UNIX, src PATH (glob *)
+  pid|uid|inode OP N, comm = NAME combined with and, or, not and ( ).
+
+Exit status: 0 sockets shown, 1 nothing matched, 2 bad usage or filter,
+3 missing privilege or kernel feature.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sockscope",
+    version,
+    about = "What is the Linux kernel doing with my sockets?",
+    long_about = "sockscope shows the kernel's socket tables (TCP, UDP, RAW, UNIX; IPv4 and IPv6; \
+every network namespace) joined to the processes and file descriptors that own each socket.\n\n\
+Start with `sockscope ls -tanp`.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// When to colour output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Say on stderr which kernel interfaces were used and any fallbacks.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List sockets: the kernel's socket table joined to processes (like ss, with owners that are fast and exact).
+    #[command(after_help = LS_EXAMPLES)]
+    Ls(LsArgs),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff) to stdout: `sockscope man ls | man -l -`.
+    Man {
+        /// The subcommand whose page to print (default: sockscope itself).
+        subcommand: Option<String>,
+    },
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct LsArgs {
+    /// TCP sockets.
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+    /// UDP sockets.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// RAW sockets.
+    #[arg(short = 'w', long)]
+    pub raw: bool,
+    /// UNIX domain sockets.
+    #[arg(short = 'x', long)]
+    pub unix: bool,
+    /// UDP-Lite sockets.
+    #[arg(long)]
+    pub udplite: bool,
+    /// IPv4 only.
+    #[arg(short = '4', long)]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+    /// Listening sockets only (LISTEN, and unconnected datagram sockets).
+    #[arg(short = 'l', long, conflicts_with = "all")]
+    pub listening: bool,
+    /// Sockets in every state (default: all but LISTEN, UNCONN, TIME-WAIT, SYN-RECV, as ss).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Numeric ports; without it well-known ports are named from /etc/services.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// Show the processes (command, pid, fd) that hold each socket.
+    #[arg(short = 'p', long)]
+    pub processes: bool,
+    /// Extended: uid, inode, socket cookie, cgroup id.
+    #[arg(short = 'e', long)]
+    pub extended: bool,
+    /// Timers: kind, time to expiry, retransmits (ss -o).
+    #[arg(short = 'o', long)]
+    pub options: bool,
+    /// Do not print the header line.
+    #[arg(short = 'H', long)]
+    pub no_header: bool,
+    /// Output one JSON array of socket objects (fields documented in the README).
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Output one JSON object per line.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Read the network namespace /run/netns/NAME (as made by `ip netns add`).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    pub netns: Option<String>,
+    /// Read the network namespace of process PID.
+    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
+    pub netns_pid: Option<u32>,
+    /// Read every network namespace reachable from /proc/*/ns/net and /run/netns; rows are labelled.
+    #[arg(long)]
+    pub all_netns: bool,
+    /// Kernel interface to read: auto (netlink, /proc where netlink lacks a protocol), netlink, proc.
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
+    pub source: Source,
+    /// Filter expression (ss syntax), e.g. `state established dport = :443`.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub filter: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Source {
+    #[default]
+    Auto,
+    Netlink,
+    Proc,
+}

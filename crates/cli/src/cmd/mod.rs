@@ -1,0 +1,31 @@
+//! Commands. Each parses nothing and prints nothing of its own beyond
+//! composing sources, queries and views.
+
+pub mod ls;
+
+use crate::cli::Cli;
+use crate::{FOUND, Fail, out};
+use clap::CommandFactory;
+
+/// `sockscope man [SUBCOMMAND]`: the man page generated from the command
+/// definition.
+pub fn man(sub: Option<&str>) -> Result<u8, Fail> {
+    let root = Cli::command();
+    let cmd = match sub {
+        None => root,
+        Some(name) => {
+            let Some(c) = root.find_subcommand(name) else {
+                let names: Vec<_> = root.get_subcommands().map(|c| c.get_name().to_string()).collect();
+                return Err(Fail::usage(format!(
+                    "no subcommand '{name}'; man pages exist for: {}",
+                    names.join(", ")
+                )));
+            };
+            c.clone().name(format!("sockscope-{name}"))
+        }
+    };
+    clap_mangen::Man::new(cmd)
+        .render(&mut std::io::stdout())
+        .map(|_| FOUND)
+        .or_else(out::ignore_broken_pipe)
+}
