@@ -162,7 +162,9 @@ run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every owner"
         view::write_jsonl(&mut w, &sockets)
     } else {
         let cols = Columns {
-            netid: view::several_protocols(&sockets) || req.kinds.len() > 1,
+            netid: view::several_protocols(&sockets)
+                || req.kinds.len() > 1
+                || req.kinds.contains(&Kind::Unix),
             netns: label && namespaces.len() > 1,
             process: args.processes,
             extended: args.extended,

@@ -15,7 +15,10 @@ pub fn man(sub: Option<&str>) -> Result<u8, Fail> {
         None => root,
         Some(name) => {
             let Some(c) = root.find_subcommand(name) else {
-                let names: Vec<_> = root.get_subcommands().map(|c| c.get_name().to_string()).collect();
+                let names: Vec<_> = root
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_string())
+                    .collect();
                 return Err(Fail::usage(format!(
                     "no subcommand '{name}'; man pages exist for: {}",
                     names.join(", ")

@@ -1,0 +1,644 @@
+//! The parsed filter expression and its evaluation on one [`Socket`].
+//!
+//! Values (ports, addresses, prefixes, UNIX path globs) are parsed here from
+//! their text; the parser in `parser.rs` attaches positions to the messages.
+//!
+//! Matching rules:
+//! - A comparison on a field the socket lacks is false, whatever the operator:
+//!   `dport != 22` is false for a UNIX socket, `uid = 0` is false when the uid
+//!   is unknown. `not dport = 22` is the full complement.
+//! - `pid` and `comm` look at every owner: `pid = N` is true when any owner
+//!   has pid N, and `pid != N` / `comm != X` are true when no owner matches
+//!   (also when there are no owners).
+//! - An IPv4 address or prefix also matches the IPv4-mapped IPv6 form
+//!   (`::ffff:a.b.c.d`) of the addresses it covers, and an IPv6 prefix that
+//!   covers mapped addresses matches the plain IPv4 ones.
+//! - `src PATH` on a UNIX socket matches its bound path (`@name` for an
+//!   abstract one) with `*` as a wildcard; unnamed sockets have no path.
+//!   `dst PATH` matches nothing: the kernel does not report the peer's path.
+
+use super::lexer::CmpOp;
+use super::services::Services;
+use crate::model::{Endpoint, Socket, StateSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Which end of the socket a predicate looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// `src` / `sport`: the local end.
+    Src,
+    /// `dst` / `dport`: the peer.
+    Dst,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Expr {
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    Pred(Pred),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Pred {
+    /// `state NAME`; `name` as written, for display.
+    State {
+        set: StateSet,
+        name: String,
+    },
+    Port {
+        side: Side,
+        op: CmpOp,
+        port: u16,
+    },
+    /// `src` / `dst`; `ne` for `!=`; `text` as written, for display.
+    Host {
+        side: Side,
+        ne: bool,
+        host: Host,
+        text: String,
+    },
+    Pid {
+        op: CmpOp,
+        value: u32,
+    },
+    Uid {
+        op: CmpOp,
+        value: u32,
+    },
+    Inode {
+        op: CmpOp,
+        value: u64,
+    },
+    Comm {
+        ne: bool,
+        pattern: String,
+    },
+}
+
+/// The value of `src` / `dst`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Host {
+    /// An INET address or prefix (`None`: any address) and maybe a port.
+    Inet { net: Option<Net>, port: Option<u16> },
+    /// A UNIX path glob.
+    Path(String),
+}
+
+/// An address prefix, kept in IPv6 form: an IPv4 prefix `a/n` is stored as
+/// `::ffff:a/(96+n)`, so that it covers the mapped addresses too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Net {
+    bits: u128,
+    len: u8,
+    /// The prefix lies inside `::ffff:0:0/96`, so it can match plain IPv4
+    /// addresses (an IPv6 prefix like `::/0` does not).
+    v4: bool,
+}
+
+const MAPPED_PREFIX: u128 = 0xffff;
+
+impl Net {
+    pub(crate) fn new(addr: IpAddr, len: u8) -> Net {
+        let (v6, len) = match addr {
+            IpAddr::V4(a) => (a.to_ipv6_mapped(), len.saturating_add(96)),
+            IpAddr::V6(a) => (a, len),
+        };
+        let len = len.min(128);
+        let bits = u128::from(v6) & mask(len);
+        Net {
+            bits,
+            len,
+            v4: len >= 96 && bits >> 32 == MAPPED_PREFIX,
+        }
+    }
+
+    pub(crate) fn contains(&self, addr: IpAddr) -> bool {
+        let v6 = match addr {
+            IpAddr::V4(_) if !self.v4 => return false,
+            IpAddr::V4(a) => a.to_ipv6_mapped(),
+            IpAddr::V6(a) => a,
+        };
+        u128::from(v6) & mask(self.len) == self.bits
+    }
+}
+
+fn mask(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    }
+}
+
+impl Expr {
+    pub(crate) fn eval(&self, s: &Socket) -> bool {
+        match self {
+            Expr::And(a, b) => a.eval(s) && b.eval(s),
+            Expr::Or(a, b) => a.eval(s) || b.eval(s),
+            Expr::Not(a) => !a.eval(s),
+            Expr::Pred(p) => p.eval(s),
+        }
+    }
+
+    /// Calls `f` on every predicate.
+    pub(crate) fn any_pred(&self, f: &dyn Fn(&Pred) -> bool) -> bool {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.any_pred(f) || b.any_pred(f),
+            Expr::Not(a) => a.any_pred(f),
+            Expr::Pred(p) => f(p),
+        }
+    }
+
+    /// What the expression says about states (see [`StateInfo`]).
+    pub(crate) fn state_info(&self) -> StateInfo {
+        match self {
+            Expr::Pred(Pred::State { set, .. }) => StateInfo {
+                set: *set,
+                exact: true,
+                mentioned: true,
+            },
+            Expr::Pred(_) => StateInfo {
+                set: StateSet::ALL,
+                exact: false,
+                mentioned: false,
+            },
+            Expr::Not(a) => {
+                let i = a.state_info();
+                StateInfo {
+                    set: if i.exact {
+                        StateSet::ALL.without(i.set)
+                    } else {
+                        StateSet::ALL
+                    },
+                    exact: i.exact,
+                    mentioned: i.mentioned,
+                }
+            }
+            Expr::And(a, b) => {
+                let (a, b) = (a.state_info(), b.state_info());
+                StateInfo {
+                    set: a.set.intersect(b.set),
+                    exact: a.exact && b.exact,
+                    mentioned: a.mentioned || b.mentioned,
+                }
+            }
+            Expr::Or(a, b) => {
+                let (a, b) = (a.state_info(), b.state_info());
+                StateInfo {
+                    set: a.set.union(b.set),
+                    exact: a.exact && b.exact,
+                    mentioned: a.mentioned || b.mentioned,
+                }
+            }
+        }
+    }
+}
+
+/// The states an expression can match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StateInfo {
+    /// Every socket the expression matches has a state in `set`.
+    pub(crate) set: StateSet,
+    /// The expression is true exactly for the states in `set` (it is made of
+    /// state predicates only), so its negation is the complement.
+    pub(crate) exact: bool,
+    /// Some state predicate occurs in the expression.
+    pub(crate) mentioned: bool,
+}
+
+fn endpoint(s: &Socket, side: Side) -> &Endpoint {
+    match side {
+        Side::Src => &s.local,
+        Side::Dst => &s.peer,
+    }
+}
+
+impl Pred {
+    pub(crate) fn eval(&self, s: &Socket) -> bool {
+        match self {
+            Pred::State { set, .. } => set.contains(s.state),
+            Pred::Port { side, op, port } => endpoint(s, *side)
+                .port()
+                .is_some_and(|p| op.apply(p, *port)),
+            Pred::Host { side, ne, host, .. } => {
+                host_matches(host, *side, s).is_some_and(|m| m != *ne)
+            }
+            Pred::Pid { op, value } => match op {
+                CmpOp::Ne => !s.owners.iter().any(|o| o.pid == *value),
+                _ => s.owners.iter().any(|o| op.apply(o.pid, *value)),
+            },
+            Pred::Uid { op, value } => s.uid.is_some_and(|u| op.apply(u, *value)),
+            Pred::Inode { op, value } => op.apply(s.inode, *value),
+            Pred::Comm { ne, pattern } => {
+                s.owners.iter().any(|o| glob_match(pattern, &o.comm)) != *ne
+            }
+        }
+    }
+}
+
+/// `None` when the socket has no such field to compare (a UNIX socket for an
+/// INET address, an unnamed or peer path for a path glob).
+fn host_matches(host: &Host, side: Side, s: &Socket) -> Option<bool> {
+    match (host, endpoint(s, side)) {
+        (Host::Inet { net, port }, Endpoint::Inet { addr, port: p }) => {
+            Some(net.is_none_or(|n| n.contains(*addr)) && port.is_none_or(|want| want == *p))
+        }
+        (Host::Path(pattern), Endpoint::Unix { path: Some(p), .. }) if side == Side::Src => {
+            Some(glob_match(pattern, p))
+        }
+        _ => None,
+    }
+}
+
+/// Matches `text` against `pattern`, where `*` stands for any run of
+/// characters (including none and including `/`). Everything else is literal.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // Position of the last `*` seen and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Parses a port value: `:8080`, `8080`, `:http`, `http`. Errors are messages.
+pub(crate) fn parse_port(text: &str, services: &Services) -> Result<u16, String> {
+    let v = text.strip_prefix(':').unwrap_or(text);
+    if v.is_empty() {
+        return Err("empty port".to_string());
+    }
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        return match v.parse::<u32>() {
+            Ok(n) if n <= 65535 => Ok(n as u16),
+            _ => Err(format!("port {v} is out of range (0-65535)")),
+        };
+    }
+    if v.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')) {
+        return Err(format!("'{text}' is not a port"));
+    }
+    services
+        .port(v, None)
+        .ok_or_else(|| format!("unknown service name '{v}'"))
+}
+
+/// Parses the value of `src` / `dst`.
+pub(crate) fn parse_host(text: &str, services: &Services) -> Result<Host, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err("empty UNIX path after 'unix:'".to_string());
+        }
+        return Ok(Host::Path(path.to_string()));
+    }
+    if text.starts_with(['/', '@', '.']) {
+        return Ok(Host::Path(text.to_string()));
+    }
+    if text.is_empty() {
+        return Err("empty address".to_string());
+    }
+    let (addr, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err(format!("missing ']' in '{text}'"));
+        };
+        let port = match after {
+            "" => None,
+            a => match a.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return Err(format!("unexpected '{a}' after ']'")),
+            },
+        };
+        if inside.contains('.') && !inside.contains(':') {
+            return Err(format!("'[{inside}]': brackets are for IPv6 addresses"));
+        }
+        (inside, port)
+    } else {
+        match text.matches(':').count() {
+            0 => (text, None),
+            1 => {
+                let (a, p) = text.split_once(':').unwrap_or((text, ""));
+                (a, Some(p))
+            }
+            // Several colons without brackets: an IPv6 address, no port.
+            _ => (text, None),
+        }
+    };
+    let net = match addr {
+        "" | "*" => None,
+        a => Some(parse_net(a)?),
+    };
+    let port = match port {
+        None | Some("*") => None,
+        Some(p) => Some(parse_port(p, services)?),
+    };
+    Ok(Host::Inet { net, port })
+}
+
+/// Parses `ADDR` or `ADDR/LEN`. For IPv4 with a prefix length, short forms
+/// like `10/8` or `192.168/16` are accepted (missing octets are zero).
+fn parse_net(text: &str) -> Result<Net, String> {
+    let (a, len) = match text.split_once('/') {
+        Some((a, l)) => {
+            let len = l
+                .parse::<u8>()
+                .map_err(|_| format!("bad prefix length '{l}' in '{text}'"))?;
+            (a, Some(len))
+        }
+        None => (text, None),
+    };
+    let addr: IpAddr = if let Ok(v6) = a.parse::<Ipv6Addr>() {
+        IpAddr::V6(v6)
+    } else if let Ok(v4) = a.parse::<Ipv4Addr>() {
+        IpAddr::V4(v4)
+    } else if let (Some(_), Some(v4)) = (len, short_ipv4(a)) {
+        IpAddr::V4(v4)
+    } else if a.contains(|c: char| c.is_ascii_alphabetic()) && !a.contains(':') {
+        return Err(format!(
+            "'{a}' is not an IP address (host names are not resolved)"
+        ));
+    } else {
+        return Err(format!("'{a}' is not an IP address"));
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    if len > max {
+        return Err(format!(
+            "prefix length {len} is too long for {} (at most {max})",
+            if max == 32 { "IPv4" } else { "IPv6" }
+        ));
+    }
+    Ok(Net::new(addr, len))
+}
+
+/// `10` → 10.0.0.0, `192.168` → 192.168.0.0, `10.1.2` → 10.1.2.0.
+fn short_ipv4(a: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = a.split('.').collect();
+    if parts.len() > 3 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        octets[i] = p.parse().ok()?;
+    }
+    Some(Ipv4Addr::from(octets))
+}
+
+/// Quotes a value for display when it would not survive the lexer bare.
+fn shown(v: &str) -> String {
+    let plain = !v.is_empty()
+        && !v.contains(|c: char| {
+            c.is_whitespace() || matches!(c, '(' | ')' | '=' | '!' | '<' | '>' | '&' | '|')
+        })
+        && !v.starts_with(['"', '\''])
+        && !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "and" | "or" | "not" | "eq" | "ne" | "lt" | "le" | "gt" | "ge"
+        );
+    if plain {
+        v.to_string()
+    } else if v.contains('"') {
+        format!("'{v}'")
+    } else {
+        format!("\"{v}\"")
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::And(a, b) => write!(f, "({a} and {b})"),
+            Expr::Or(a, b) => write!(f, "({a} or {b})"),
+            Expr::Not(a) => write!(f, "not {a}"),
+            Expr::Pred(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+impl fmt::Display for Pred {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = |s: &Side, src: &'static str, dst: &'static str| match s {
+            Side::Src => src,
+            Side::Dst => dst,
+        };
+        let eq = |ne: bool| if ne { "!=" } else { "=" };
+        match self {
+            Pred::State { name, .. } => write!(f, "state {name}"),
+            Pred::Port { side: s, op, port } => {
+                write!(f, "{} {} :{port}", side(s, "sport", "dport"), op.symbol())
+            }
+            Pred::Host {
+                side: s, ne, text, ..
+            } => write!(f, "{} {} {}", side(s, "src", "dst"), eq(*ne), shown(text)),
+            Pred::Pid { op, value } => write!(f, "pid {} {value}", op.symbol()),
+            Pred::Uid { op, value } => write!(f, "uid {} {value}", op.symbol()),
+            Pred::Inode { op, value } => write!(f, "inode {} {value}", op.symbol()),
+            Pred::Comm { ne, pattern } => write!(f, "comm {} {}", eq(*ne), shown(pattern)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn net(s: &str) -> Net {
+        parse_net(s).unwrap()
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("nginx", "nginx"));
+        assert!(!glob_match("nginx", "nginx2"));
+        assert!(!glob_match("nginx", "ngin"));
+        assert!(glob_match("ngi*", "nginx"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("*x", "nginx"));
+        assert!(glob_match("/run/*.sock", "/run/a/b.sock"));
+        assert!(!glob_match("/run/*.sock", "/run/a/b.sockx"));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+        assert!(!glob_match("a*b*c", "aXbYbZ"));
+        assert!(glob_match("**a", "a"));
+        assert!(glob_match("kworker/*:1", "kworker/0:1"));
+    }
+
+    #[test]
+    fn nets_v4_and_mapped() {
+        let n = net("10.0.0.0/8");
+        assert!(n.contains(ip("10.255.0.1")));
+        assert!(!n.contains(ip("11.0.0.1")));
+        assert!(n.contains(ip("::ffff:10.1.2.3")));
+        assert!(!n.contains(ip("::ffff:11.1.2.3")));
+        assert!(!n.contains(ip("::10.1.2.3")));
+        // Host bits in the filter are ignored.
+        assert!(net("10.1.2.3/8").contains(ip("10.9.9.9")));
+        let one = net("127.0.0.1");
+        assert!(one.contains(ip("127.0.0.1")));
+        assert!(one.contains(ip("::ffff:127.0.0.1")));
+        assert!(!one.contains(ip("127.0.0.2")));
+        assert!(net("0.0.0.0/0").contains(ip("1.2.3.4")));
+        assert!(net("0.0.0.0/0").contains(ip("::ffff:1.2.3.4")));
+        assert!(!net("0.0.0.0/0").contains(ip("::1")));
+        assert!(net("10/8").contains(ip("10.2.3.4")));
+        assert!(net("192.168/16").contains(ip("192.168.7.7")));
+        assert!(!net("192.168/16").contains(ip("192.169.0.1")));
+    }
+
+    #[test]
+    fn nets_v6() {
+        let ll = net("fe80::/10");
+        assert!(ll.contains(ip("fe80::1")));
+        assert!(ll.contains(ip("febf::1")));
+        assert!(!ll.contains(ip("fec0::1")));
+        assert!(!ll.contains(ip("10.0.0.1")));
+        assert!(net("::1").contains(ip("::1")));
+        assert!(!net("::1").contains(ip("::2")));
+        assert!(!net("::").contains(ip("0.0.0.0")));
+        let mapped = net("::ffff:10.0.0.0/104");
+        assert!(mapped.contains(ip("10.3.3.3")));
+        assert!(mapped.contains(ip("::ffff:10.3.3.3")));
+        assert!(!mapped.contains(ip("11.3.3.3")));
+        assert!(net("::ffff:127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(net("::ffff:0:0/96").contains(ip("1.2.3.4")));
+        // IPv6 prefixes outside the mapped range never match plain IPv4.
+        assert!(!net("::/0").contains(ip("1.2.3.4")));
+        assert!(!net("::ffff:0:0/95").contains(ip("1.2.3.4")));
+        assert!(net("::/0").contains(ip("::ffff:1.2.3.4")));
+    }
+
+    #[test]
+    fn bad_nets() {
+        assert_eq!(
+            parse_net("10.0.0.0/33").unwrap_err(),
+            "prefix length 33 is too long for IPv4 (at most 32)"
+        );
+        assert_eq!(
+            parse_net("::/129").unwrap_err(),
+            "prefix length 129 is too long for IPv6 (at most 128)"
+        );
+        assert_eq!(
+            parse_net("300.1.1.1").unwrap_err(),
+            "'300.1.1.1' is not an IP address"
+        );
+        assert_eq!(parse_net("10").unwrap_err(), "'10' is not an IP address");
+        assert_eq!(
+            parse_net("example.com").unwrap_err(),
+            "'example.com' is not an IP address (host names are not resolved)"
+        );
+        assert_eq!(
+            parse_net("10.0.0.0/x").unwrap_err(),
+            "bad prefix length 'x' in '10.0.0.0/x'"
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        let sv = Services::parse("http 80/tcp\n");
+        let inet = |a: Option<&str>, port: Option<u16>| Host::Inet {
+            net: a.map(net),
+            port,
+        };
+        assert_eq!(
+            parse_host("127.0.0.1", &sv),
+            Ok(inet(Some("127.0.0.1"), None))
+        );
+        assert_eq!(
+            parse_host("127.0.0.1:8080", &sv),
+            Ok(inet(Some("127.0.0.1"), Some(8080)))
+        );
+        assert_eq!(parse_host("*:8080", &sv), Ok(inet(None, Some(8080))));
+        assert_eq!(parse_host(":http", &sv), Ok(inet(None, Some(80))));
+        assert_eq!(parse_host("*", &sv), Ok(inet(None, None)));
+        assert_eq!(parse_host("*:*", &sv), Ok(inet(None, None)));
+        assert_eq!(parse_host("::1", &sv), Ok(inet(Some("::1"), None)));
+        assert_eq!(parse_host("[::1]", &sv), Ok(inet(Some("::1"), None)));
+        assert_eq!(parse_host("[::1]:80", &sv), Ok(inet(Some("::1"), Some(80))));
+        assert_eq!(
+            parse_host("[fe80::]/10", &sv).unwrap_err(),
+            "unexpected '/10' after ']'"
+        );
+        assert_eq!(
+            parse_host("[fe80::/10]:http", &sv),
+            Ok(inet(Some("fe80::/10"), Some(80)))
+        );
+        assert_eq!(
+            parse_host("fe80::/10", &sv),
+            Ok(inet(Some("fe80::/10"), None))
+        );
+        assert_eq!(
+            parse_host("10.0.0.0/8:22", &sv),
+            Ok(inet(Some("10.0.0.0/8"), Some(22)))
+        );
+        assert_eq!(
+            parse_host("/run/*.sock", &sv),
+            Ok(Host::Path("/run/*.sock".to_string()))
+        );
+        assert_eq!(parse_host("@abs", &sv), Ok(Host::Path("@abs".to_string())));
+        assert_eq!(parse_host("unix:x", &sv), Ok(Host::Path("x".to_string())));
+        assert_eq!(
+            parse_host("[::1", &sv).unwrap_err(),
+            "missing ']' in '[::1'"
+        );
+        assert_eq!(
+            parse_host("[1.2.3.4]", &sv).unwrap_err(),
+            "'[1.2.3.4]': brackets are for IPv6 addresses"
+        );
+        assert_eq!(
+            parse_host("1.2.3.4:nope", &sv).unwrap_err(),
+            "unknown service name 'nope'"
+        );
+        assert_eq!(
+            parse_host("1.2.3.4:70000", &sv).unwrap_err(),
+            "port 70000 is out of range (0-65535)"
+        );
+    }
+
+    #[test]
+    fn ports() {
+        let sv = Services::parse("ssh 22/tcp\nhttp 80/tcp www\n");
+        assert_eq!(parse_port(":22", &sv), Ok(22));
+        assert_eq!(parse_port("22", &sv), Ok(22));
+        assert_eq!(parse_port(":0", &sv), Ok(0));
+        assert_eq!(parse_port(":65535", &sv), Ok(65535));
+        assert_eq!(parse_port(":ssh", &sv), Ok(22));
+        assert_eq!(parse_port("www", &sv), Ok(80));
+        assert_eq!(parse_port(":", &sv).unwrap_err(), "empty port");
+        assert_eq!(
+            parse_port(":65536", &sv).unwrap_err(),
+            "port 65536 is out of range (0-65535)"
+        );
+        assert_eq!(
+            parse_port(":99999999999999999999", &sv).unwrap_err(),
+            "port 99999999999999999999 is out of range (0-65535)"
+        );
+        assert_eq!(
+            parse_port(":smtp", &sv).unwrap_err(),
+            "unknown service name 'smtp'"
+        );
+        assert_eq!(
+            parse_port("1.2.3.4:5", &sv).unwrap_err(),
+            "'1.2.3.4:5' is not a port"
+        );
+    }
+}
