@@ -208,14 +208,8 @@ impl StateSet {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Endpoint {
-    Inet {
-        addr: IpAddr,
-        port: u16,
-    },
-    Unix {
-        path: Option<String>,
-        inode: u64,
-    },
+    Inet { addr: IpAddr, port: u16 },
+    Unix { path: Option<String>, inode: u64 },
 }
 
 impl Endpoint {

@@ -73,9 +73,7 @@ impl SourceError {
     pub fn is_privilege(&self) -> bool {
         match self {
             SourceError::Netns(e) => e.is_privilege(),
-            SourceError::Diag(DiagError::Io(e)) => {
-                e.kind() == std::io::ErrorKind::PermissionDenied
-            }
+            SourceError::Diag(DiagError::Io(e)) => e.kind() == std::io::ErrorKind::PermissionDenied,
             _ => false,
         }
     }

@@ -35,14 +35,22 @@ pub enum NetnsError {
         "no network namespace named '{name}': {RUN_NETNS}/{name} does not exist (list them with `ip netns list`, or use --netns-pid PID)"
     )]
     NoSuchName { name: String },
-    #[error("no process {pid}: /proc/{pid}/ns/net does not exist (is the pid right and still running?)")]
+    #[error(
+        "no process {pid}: /proc/{pid}/ns/net does not exist (is the pid right and still running?)"
+    )]
     NoSuchPid { pid: u32 },
     #[error(
         "not allowed to enter network namespace {what}: {source} (entering another namespace needs CAP_SYS_ADMIN: run as root)"
     )]
-    Denied { what: String, source: std::io::Error },
+    Denied {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("cannot open network namespace {what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("invalid network namespace name '{0}': use the bare name shown by `ip netns list`")]
     BadName(String),
 }
@@ -90,7 +98,10 @@ pub fn named() -> Vec<(String, u64)> {
 }
 
 fn name_of(inode: u64, names: &[(String, u64)]) -> Option<String> {
-    names.iter().find(|(_, i)| *i == inode).map(|(n, _)| n.clone())
+    names
+        .iter()
+        .find(|(_, i)| *i == inode)
+        .map(|(n, _)| n.clone())
 }
 
 /// Open the namespaces a target names.
@@ -193,10 +204,7 @@ pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
 
 /// Run `f` in namespace `ns`. For the current namespace it runs on this
 /// thread; otherwise on a new thread that enters `ns` first.
-pub fn run_in<T: Send>(
-    ns: &OpenNetns,
-    f: impl FnOnce() -> T + Send,
-) -> Result<T, NetnsError> {
+pub fn run_in<T: Send>(ns: &OpenNetns, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
     if !ns.foreign {
         return Ok(f());
     }
@@ -249,9 +257,15 @@ mod tests {
         let e = open(&NetnsTarget::Named("sockscope-no-such-ns".into()))
             .err()
             .unwrap();
-        assert!(e.to_string().contains("/run/netns/sockscope-no-such-ns"), "{e}");
+        assert!(
+            e.to_string().contains("/run/netns/sockscope-no-such-ns"),
+            "{e}"
+        );
         let e = open(&NetnsTarget::Pid(999_999_999)).err().unwrap();
-        assert!(matches!(e, NetnsError::NoSuchPid { pid: 999_999_999 }), "{e}");
+        assert!(
+            matches!(e, NetnsError::NoSuchPid { pid: 999_999_999 }),
+            "{e}"
+        );
     }
 
     #[test]

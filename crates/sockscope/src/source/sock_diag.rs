@@ -10,7 +10,9 @@
 //! [`DiagError::Unsupported`] so the caller can read /proc instead.
 
 use crate::abi::{self, consts, inet_diag, netlink, sock_diag, unix_diag};
-use crate::model::{Endpoint, Family, Proto, SourceKind, Socket, State, StateSet, Timer, TimerKind};
+use crate::model::{
+    Endpoint, Family, Proto, Socket, SourceKind, State, StateSet, Timer, TimerKind,
+};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::{
@@ -166,8 +168,13 @@ impl DiagSocket {
         msg.extend_from_slice(&seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(payload);
-        net::sendto(&self.fd, &msg, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))
-            .map_err(io)?;
+        net::sendto(
+            &self.fd,
+            &msg,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )
+        .map_err(io)?;
 
         let mut buf = std::mem::take(&mut self.buf);
         let result = (|| loop {
@@ -466,7 +473,11 @@ mod tests {
         assert!(parse_inet_msg(&[0u8; 10], Proto::Tcp).is_err());
         assert!(parse_unix_msg(&[0u8; 3]).is_err());
         // unknown state is skipped, not invented
-        assert!(parse_inet_msg(&inet_msg(99, consts::AF_INET), Proto::Tcp).unwrap().is_none());
+        assert!(
+            parse_inet_msg(&inet_msg(99, consts::AF_INET), Proto::Tcp)
+                .unwrap()
+                .is_none()
+        );
         // truncated attribute is ignored
         let mut m = inet_msg(1, consts::AF_INET6);
         m.extend_from_slice(&[40, 0, 8, 0, 1]);
@@ -523,7 +534,10 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        let mine: Vec<_> = out.iter().filter(|s| s.local.port() == Some(port)).collect();
+        let mine: Vec<_> = out
+            .iter()
+            .filter(|s| s.local.port() == Some(port))
+            .collect();
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].state, State::Listen);
         // std's TcpListener uses a backlog of 128 (clamped by somaxconn).

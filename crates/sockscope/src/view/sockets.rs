@@ -278,7 +278,9 @@ mod tests {
         };
         let names = |p: u16, _| if p == 22 { Some("ssh") } else { None };
         let mut out = Vec::new();
-        table(&v, cols, Some(&names)).write(&mut out, false).unwrap();
+        table(&v, cols, Some(&names))
+            .write(&mut out, false)
+            .unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(

@@ -172,7 +172,11 @@ mod tests {
 
     #[test]
     fn aligns_columns_and_leaves_no_trailing_space() {
-        let mut t = Table::new(&[("A", Align::Left), ("Num", Align::Right), ("Z", Align::Left)]);
+        let mut t = Table::new(&[
+            ("A", Align::Left),
+            ("Num", Align::Right),
+            ("Z", Align::Left),
+        ]);
         t.cell("xx");
         t.cell(5);
         t.cell("end");
