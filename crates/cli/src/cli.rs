@@ -65,6 +65,10 @@ pub enum Command {
     /// List sockets: the kernel's socket table joined to processes (like ss, with owners that are fast and exact).
     #[command(after_help = LS_EXAMPLES)]
     Ls(LsArgs),
+    /// Capture packets or read a pcap, decode TCP and follow conversations as Wireshark does, labelled with the owning process.
+    Capture(crate::cmd::capture::CaptureArgs),
+    /// A web server built from raw socket syscalls, and scripted experiments that make the kernel show its behaviour.
+    Lab(crate::cmd::lab::LabArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// bash, zsh, fish, elvish or powershell

@@ -55,6 +55,8 @@ fn main() -> ExitCode {
     };
     let result = match &args.command {
         cli::Command::Ls(ls) => cmd::ls::run(ls, &args),
+        cli::Command::Capture(a) => cmd::capture::run(a, &args),
+        cli::Command::Lab(a) => cmd::lab::run(a, &args),
         cli::Command::Completions { shell } => {
             let mut c = cli::Cli::command();
             clap_complete::generate(*shell, &mut c, "sockscope", &mut std::io::stdout());

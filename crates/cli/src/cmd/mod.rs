@@ -1,6 +1,8 @@
 //! Commands. Each parses nothing and prints nothing of its own beyond
 //! composing sources, queries and views.
 
+pub mod capture;
+pub mod lab;
 pub mod ls;
 
 use crate::cli::Cli;

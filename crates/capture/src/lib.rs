@@ -1,0 +1,1 @@
+//! Packet capture and TCP analysis (issue: sockscope capture).

@@ -1,0 +1,11 @@
+//! `sockscope capture` (being written).
+
+use crate::cli::Cli;
+use crate::Fail;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CaptureArgs {}
+
+pub fn run(_args: &CaptureArgs, _cli: &Cli) -> Result<u8, Fail> {
+    Err(Fail::system("sockscope capture is not built yet"))
+}

@@ -1,0 +1,1 @@
+//! The lab: raw-syscall web server and kernel experiments (issue: sockscope lab).
