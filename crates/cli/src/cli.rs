@@ -122,6 +122,12 @@ pub struct LsArgs {
     /// Timers: kind, time to expiry, retransmits (ss -o).
     #[arg(short = 'o', long)]
     pub options: bool,
+    /// TCP internals under each socket: rtt, rto, cwnd, ssthresh, mss, retransmits, bytes, rates, congestion algorithm (ss -i).
+    #[arg(short = 'i', long)]
+    pub info: bool,
+    /// Socket memory under each socket (ss -m): skmem:(r,rb,t,tb,f,w,o,bl,d).
+    #[arg(short = 'm', long)]
+    pub memory: bool,
     /// Do not print the header line.
     #[arg(short = 'H', long)]
     pub no_header: bool,

@@ -136,3 +136,93 @@ pub(crate) fn u64_ne(b: &[u8], at: usize) -> u64 {
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_ne_bytes(a)
 }
+
+/// include/uapi/linux/tcp.h: byte offsets of `struct tcp_info` fields. The
+/// struct only ever grows; a field lies past the end on older kernels.
+pub mod tcp_info {
+    pub const STATE: usize = 0;
+    pub const CA_STATE: usize = 1;
+    pub const RETRANSMITS: usize = 2;
+    pub const PROBES: usize = 3;
+    pub const BACKOFF: usize = 4;
+    pub const OPTIONS: usize = 5;
+    /// snd_wscale in the low 4 bits, rcv_wscale in the high 4.
+    pub const WSCALE: usize = 6;
+    /// bit 0: delivery_rate_app_limited; bits 1-2: fastopen_client_fail.
+    pub const APP_LIMITED: usize = 7;
+    pub const RTO: usize = 8;
+    pub const ATO: usize = 12;
+    pub const SND_MSS: usize = 16;
+    pub const RCV_MSS: usize = 20;
+    pub const UNACKED: usize = 24;
+    pub const SACKED: usize = 28;
+    pub const LOST: usize = 32;
+    pub const RETRANS: usize = 36;
+    pub const LAST_DATA_SENT: usize = 44;
+    pub const LAST_DATA_RECV: usize = 52;
+    pub const LAST_ACK_RECV: usize = 56;
+    pub const PMTU: usize = 60;
+    pub const RCV_SSTHRESH: usize = 64;
+    pub const RTT: usize = 68;
+    pub const RTTVAR: usize = 72;
+    pub const SND_SSTHRESH: usize = 76;
+    pub const SND_CWND: usize = 80;
+    pub const ADVMSS: usize = 84;
+    pub const REORDERING: usize = 88;
+    pub const RCV_RTT: usize = 92;
+    pub const RCV_SPACE: usize = 96;
+    pub const TOTAL_RETRANS: usize = 100;
+    /// The fixed part every kernel since 2.6 sends.
+    pub const BASE_LEN: usize = 104;
+    pub const PACING_RATE: usize = 104;
+    pub const MAX_PACING_RATE: usize = 112;
+    pub const BYTES_ACKED: usize = 120;
+    pub const BYTES_RECEIVED: usize = 128;
+    pub const SEGS_OUT: usize = 136;
+    pub const SEGS_IN: usize = 140;
+    pub const NOTSENT_BYTES: usize = 144;
+    pub const MIN_RTT: usize = 148;
+    pub const DATA_SEGS_IN: usize = 152;
+    pub const DATA_SEGS_OUT: usize = 156;
+    pub const DELIVERY_RATE: usize = 160;
+    pub const BUSY_TIME: usize = 168;
+    pub const RWND_LIMITED: usize = 176;
+    pub const SNDBUF_LIMITED: usize = 184;
+    pub const DELIVERED: usize = 192;
+    pub const DELIVERED_CE: usize = 196;
+    pub const BYTES_SENT: usize = 200;
+    pub const BYTES_RETRANS: usize = 208;
+    pub const DSACK_DUPS: usize = 216;
+    pub const REORD_SEEN: usize = 220;
+    pub const RCV_OOOPACK: usize = 224;
+    pub const SND_WND: usize = 228;
+    pub const RCV_WND: usize = 232;
+    pub const REHASH: usize = 236;
+    pub const TOTAL_RTO: usize = 240;
+    pub const TOTAL_RTO_RECOVERIES: usize = 242;
+    pub const TOTAL_RTO_TIME: usize = 244;
+
+    // tcpi_options bits
+    pub const OPT_TIMESTAMPS: u8 = 1;
+    pub const OPT_SACK: u8 = 2;
+    pub const OPT_WSCALE: u8 = 4;
+    pub const OPT_ECN: u8 = 8;
+    pub const OPT_ECN_SEEN: u8 = 16;
+    pub const OPT_SYN_DATA: u8 = 32;
+    pub const OPT_USEC_TS: u8 = 64;
+}
+
+/// include/uapi/linux/sock_diag.h: SK_MEMINFO_* indexes (u32 each) of
+/// INET_DIAG_SKMEMINFO.
+pub mod skmeminfo {
+    pub const RMEM_ALLOC: usize = 0;
+    pub const RCVBUF: usize = 1;
+    pub const WMEM_ALLOC: usize = 2;
+    pub const SNDBUF: usize = 3;
+    pub const FWD_ALLOC: usize = 4;
+    pub const WMEM_QUEUED: usize = 5;
+    pub const OPTMEM: usize = 6;
+    pub const BACKLOG: usize = 7;
+    pub const DROPS: usize = 8;
+    pub const COUNT: usize = 9;
+}

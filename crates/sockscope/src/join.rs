@@ -43,6 +43,9 @@ mod tests {
             timer: None,
             netns: None,
             source: SourceKind::Netlink,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: vec![],
         }
     }

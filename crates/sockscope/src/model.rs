@@ -350,13 +350,151 @@ pub struct Socket {
     /// was asked for.
     pub netns: Option<Netns>,
     pub source: SourceKind,
+    /// TCP internals (`ls -i`): tcp_info as the kernel sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_info: Option<Box<TcpInfo>>,
+    /// Socket memory (`ls -m`): the kernel's skmeminfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skmem: Option<SkMem>,
+    /// Congestion control algorithm (`ls -i`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cong: Option<String>,
     /// Processes holding a descriptor on this socket (filled by the join; empty
     /// when owners were not asked for or none could be seen).
     pub owners: Vec<Owner>,
 }
 
 impl Socket {
+    /// A socket with the given identity and every optional field unknown.
+    pub fn new(
+        proto: Proto,
+        family: Family,
+        state: State,
+        local: Endpoint,
+        peer: Endpoint,
+        source: SourceKind,
+    ) -> Socket {
+        Socket {
+            proto,
+            family,
+            state,
+            recv_q: None,
+            send_q: None,
+            local,
+            peer,
+            inode: 0,
+            uid: None,
+            cookie: None,
+            cgroup_id: None,
+            shutdown: None,
+            v6only: None,
+            bound_ifindex: None,
+            timer: None,
+            netns: None,
+            source,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
+            owners: Vec::new(),
+        }
+    }
+
     pub fn is_listener(&self) -> bool {
         self.state == State::Listen
     }
+}
+
+/// Socket memory as the kernel accounts it (`struct sock` fields reported in
+/// INET_DIAG_SKMEMINFO / UNIX_DIAG_MEMINFO, include/uapi/linux/sock_diag.h
+/// SK_MEMINFO_*). All in bytes except `drops` (packets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkMem {
+    /// Receive queue memory allocated (ss `r`).
+    pub rmem_alloc_bytes: u32,
+    /// Receive buffer limit, SO_RCVBUF (ss `rb`).
+    pub rcvbuf_bytes: u32,
+    /// Transmit memory allocated (ss `t`).
+    pub wmem_alloc_bytes: u32,
+    /// Send buffer limit, SO_SNDBUF (ss `tb`).
+    pub sndbuf_bytes: u32,
+    /// Memory reserved but not used (ss `f`).
+    pub fwd_alloc_bytes: u32,
+    /// Memory queued for sending (ss `w`).
+    pub wmem_queued_bytes: u32,
+    /// Option memory (ss `o`).
+    pub optmem_bytes: u32,
+    /// Backlog queue memory, packets arriving while the socket is locked (ss `bl`).
+    pub backlog_bytes: u32,
+    /// Packets dropped before reaching the socket (ss `d`).
+    pub drops: u32,
+}
+
+/// TCP internals from `struct tcp_info` (include/uapi/linux/tcp.h). The
+/// struct grows with every kernel; fields the running kernel did not send
+/// are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpInfo {
+    /// Bytes of tcp_info the kernel sent.
+    pub len: usize,
+    /// Congestion avoidance state: open, disorder, cwr, recovery, loss.
+    pub ca_state: String,
+    /// Unrecovered RTO timeouts in a row.
+    pub retransmits: u8,
+    pub probes: u8,
+    pub backoff: u8,
+    /// Negotiated options: timestamps, sack, wscale, ecn, ecn_seen, syn_data.
+    pub options: Vec<String>,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub rto_us: u32,
+    pub ato_us: u32,
+    pub snd_mss: u32,
+    pub rcv_mss: u32,
+    pub unacked: u32,
+    pub sacked: u32,
+    pub lost: u32,
+    pub retrans: u32,
+    pub last_data_sent_ms: u32,
+    pub last_data_recv_ms: u32,
+    pub last_ack_recv_ms: u32,
+    pub pmtu: u32,
+    pub rcv_ssthresh: u32,
+    pub rtt_us: u32,
+    pub rttvar_us: u32,
+    pub snd_ssthresh: u32,
+    /// Congestion window, in segments.
+    pub snd_cwnd: u32,
+    pub advmss: u32,
+    pub reordering: u32,
+    pub rcv_rtt_us: u32,
+    pub rcv_space: u32,
+    pub total_retrans: u32,
+    pub pacing_rate_bytes_per_s: Option<u64>,
+    pub max_pacing_rate_bytes_per_s: Option<u64>,
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub segs_out: Option<u32>,
+    pub segs_in: Option<u32>,
+    pub notsent_bytes: Option<u32>,
+    pub min_rtt_us: Option<u32>,
+    pub data_segs_in: Option<u32>,
+    pub data_segs_out: Option<u32>,
+    pub delivery_rate_bytes_per_s: Option<u64>,
+    pub delivery_rate_app_limited: Option<bool>,
+    pub busy_time_us: Option<u64>,
+    pub rwnd_limited_us: Option<u64>,
+    pub sndbuf_limited_us: Option<u64>,
+    pub delivered: Option<u32>,
+    pub delivered_ce: Option<u32>,
+    pub bytes_sent: Option<u64>,
+    pub bytes_retrans: Option<u64>,
+    pub dsack_dups: Option<u32>,
+    pub reord_seen: Option<u32>,
+    pub rcv_ooopack: Option<u32>,
+    pub snd_wnd_bytes: Option<u32>,
+    pub rcv_wnd_bytes: Option<u32>,
+    pub rehash: Option<u32>,
+    pub total_rto: Option<u16>,
+    pub total_rto_recoveries: Option<u16>,
+    pub total_rto_time_ms: Option<u32>,
 }

@@ -92,7 +92,11 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
             Source::Netlink => SourceChoice::Netlink,
             Source::Proc => SourceChoice::Proc,
         },
-        ext: Extensions::default(),
+        ext: Extensions {
+            info: args.info,
+            skmem: args.memory,
+            cong: args.info,
+        },
     };
     let want_owners = args.processes || filter.needs_owners();
     let target = target(args);
@@ -169,6 +173,8 @@ run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every owner"
             process: args.processes,
             extended: args.extended,
             timers: args.options,
+            info: args.info,
+            mem: args.memory,
         };
         let services = (!args.numeric).then(Services::system);
         let namer = |port: u16, proto: Proto| -> Option<&str> {

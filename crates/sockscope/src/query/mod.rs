@@ -360,6 +360,9 @@ https\t\t443/tcp
             timer: None,
             netns: None,
             source: SourceKind::Netlink,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: Vec::new(),
         }
     }

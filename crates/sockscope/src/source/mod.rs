@@ -11,6 +11,7 @@ pub mod netns;
 pub mod owners;
 pub mod procnet;
 pub mod sock_diag;
+pub mod tcp_info;
 
 use crate::model::{Family, Proto, Socket, State, StateSet};
 use netns::{NetnsError, OpenNetns};

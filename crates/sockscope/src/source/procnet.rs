@@ -249,6 +249,9 @@ impl InetRow {
             timer: Some(self.timer()),
             netns: None,
             source: SourceKind::Proc,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: Vec::new(),
         }
     }
@@ -347,6 +350,9 @@ impl UnixRow {
             timer: None,
             netns: None,
             source: SourceKind::Proc,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: Vec::new(),
         }
     }
@@ -675,6 +681,9 @@ mod tests {
             }),
             netns: None,
             source: SourceKind::Proc,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: vec![],
         };
         assert_eq!(s, want);
@@ -929,6 +938,9 @@ mod tests {
             timer: None,
             netns: None,
             source: SourceKind::Proc,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: vec![],
         };
         assert_eq!(rows[6].to_socket(), want);

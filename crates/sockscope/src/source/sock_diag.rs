@@ -309,6 +309,9 @@ pub fn parse_inet_msg(msg: &[u8], proto: Proto) -> Result<Option<Socket>, DiagEr
         timer: Some(timer),
         netns: None,
         source: SourceKind::Netlink,
+        tcp_info: None,
+        skmem: None,
+        cong: None,
         owners: Vec::new(),
     };
     for (ty, p) in attrs(&msg[MSG_LEN..]) {
@@ -316,6 +319,11 @@ pub fn parse_inet_msg(msg: &[u8], proto: Proto) -> Result<Option<Socket>, DiagEr
             INET_DIAG_SHUTDOWN if !p.is_empty() => s.shutdown = Some(p[0]),
             INET_DIAG_SKV6ONLY if !p.is_empty() => s.v6only = Some(p[0] != 0),
             INET_DIAG_CGROUP_ID if p.len() >= 8 => s.cgroup_id = Some(abi::u64_ne(p, 0)),
+            INET_DIAG_INFO if proto == Proto::Tcp => {
+                s.tcp_info = super::tcp_info::decode_tcp_info(p).map(Box::new)
+            }
+            INET_DIAG_SKMEMINFO => s.skmem = super::tcp_info::decode_skmem(p),
+            INET_DIAG_CONG => s.cong = super::tcp_info::decode_cong(p),
             _ => {}
         }
     }
@@ -380,6 +388,9 @@ pub fn parse_unix_msg(msg: &[u8]) -> Result<Option<Socket>, DiagError> {
         timer: None,
         netns: None,
         source: SourceKind::Netlink,
+        tcp_info: None,
+        skmem: None,
+        cong: None,
         owners: Vec::new(),
     }))
 }

@@ -2,7 +2,7 @@
 //! namespace, as an aligned table or as JSON / JSON lines.
 
 use super::table::{Align, Color, Table};
-use crate::model::{Endpoint, Family, Owner, Proto, Socket, State};
+use crate::model::{Endpoint, Family, Owner, Proto, SkMem, Socket, State, TcpInfo};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -20,6 +20,10 @@ pub struct Columns {
     pub extended: bool,
     /// Timer column (ss -o).
     pub timers: bool,
+    /// A detail line with TCP internals (ss -i).
+    pub info: bool,
+    /// Socket memory in the detail line (ss -m).
+    pub mem: bool,
 }
 
 /// Resolves a port to a service name (for non-numeric output).
@@ -165,8 +169,196 @@ pub fn table(sockets: &[Socket], cols: Columns, names: Option<PortNamer>) -> Tab
         if cols.process {
             t.cell_with(None, |b| format_owners(b, &s.owners));
         }
+        if cols.info || cols.mem {
+            let mut d = String::new();
+            if cols.mem
+                && let Some(m) = &s.skmem
+            {
+                format_skmem(&mut d, m);
+            }
+            if cols.info {
+                if let Some(c) = &s.cong {
+                    sep(&mut d);
+                    d.push_str(c);
+                }
+                if let Some(i) = &s.tcp_info {
+                    format_tcp_info(&mut d, i);
+                }
+            }
+            if !d.is_empty() {
+                t.detail(d);
+            }
+        }
     }
     t
+}
+
+fn sep(d: &mut String) {
+    if !d.is_empty() {
+        d.push(' ');
+    }
+}
+
+/// `skmem:(r0,rb131072,t0,tb2626560,f0,w0,o0,bl0,d0)`, as ss -m prints it.
+pub fn format_skmem(d: &mut String, m: &SkMem) {
+    let _ = write!(
+        d,
+        "skmem:(r{},rb{},t{},tb{},f{},w{},o{},bl{},d{})",
+        m.rmem_alloc_bytes,
+        m.rcvbuf_bytes,
+        m.wmem_alloc_bytes,
+        m.sndbuf_bytes,
+        m.fwd_alloc_bytes,
+        m.wmem_queued_bytes,
+        m.optmem_bytes,
+        m.backlog_bytes,
+        m.drops
+    );
+}
+
+fn ms(us: u32) -> String {
+    let v = f64::from(us) / 1000.0;
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Rate in bits per second, as ss prints it (`12.3Mbps`).
+fn rate(bytes_per_s: u64) -> String {
+    let bps = bytes_per_s as f64 * 8.0;
+    if bps >= 1e9 {
+        format!("{:.1}Gbps", bps / 1e9)
+    } else if bps >= 1e6 {
+        format!("{:.1}Mbps", bps / 1e6)
+    } else if bps >= 1e3 {
+        format!("{:.1}Kbps", bps / 1e3)
+    } else {
+        format!("{bps:.0}bps")
+    }
+}
+
+/// TCP internals with ss -i's names (`rtt:0.047/0.023 cwnd:10 ...`), so a
+/// reader who knows ss reads it at once.
+fn kv(d: &mut String, k: &str, v: String) {
+    sep(d);
+    d.push_str(k);
+    d.push(':');
+    d.push_str(&v);
+}
+
+fn word(d: &mut String, w: &str) {
+    sep(d);
+    d.push_str(w);
+}
+
+pub fn format_tcp_info(d: &mut String, i: &TcpInfo) {
+    for o in &i.options {
+        match o.as_str() {
+            "timestamps" => word(d, "ts"),
+            "sack" => word(d, "sack"),
+            "ecn" => word(d, "ecn"),
+            "ecn_seen" => word(d, "ecnseen"),
+            _ => {}
+        }
+    }
+    if i.options.iter().any(|o| o == "wscale") {
+        kv(d, "wscale", format!("{},{}", i.snd_wscale, i.rcv_wscale));
+    }
+    kv(d, "rto", ms(i.rto_us));
+    if i.backoff > 0 {
+        kv(d, "backoff", i.backoff.to_string());
+    }
+    kv(d, "rtt", format!("{}/{}", ms(i.rtt_us), ms(i.rttvar_us)));
+    if i.ato_us > 0 {
+        kv(d, "ato", ms(i.ato_us));
+    }
+    kv(d, "mss", i.snd_mss.to_string());
+    kv(d, "pmtu", i.pmtu.to_string());
+    kv(d, "rcvmss", i.rcv_mss.to_string());
+    kv(d, "advmss", i.advmss.to_string());
+    kv(d, "cwnd", i.snd_cwnd.to_string());
+    if i.snd_ssthresh < 0xffff {
+        kv(d, "ssthresh", i.snd_ssthresh.to_string());
+    }
+    let opt64 = |v: Option<u64>| v.filter(|&x| x > 0);
+    let opt32 = |v: Option<u32>| v.filter(|&x| x > 0);
+    if let Some(v) = opt64(i.bytes_sent) {
+        kv(d, "bytes_sent", v.to_string());
+    }
+    if let Some(v) = opt64(i.bytes_retrans) {
+        kv(d, "bytes_retrans", v.to_string());
+    }
+    if let Some(v) = opt64(i.bytes_acked) {
+        kv(d, "bytes_acked", v.to_string());
+    }
+    if let Some(v) = opt64(i.bytes_received) {
+        kv(d, "bytes_received", v.to_string());
+    }
+    if let Some(v) = opt32(i.segs_out) {
+        kv(d, "segs_out", v.to_string());
+    }
+    if let Some(v) = opt32(i.segs_in) {
+        kv(d, "segs_in", v.to_string());
+    }
+    if let Some(v) = opt32(i.data_segs_out) {
+        kv(d, "data_segs_out", v.to_string());
+    }
+    if let Some(v) = opt32(i.data_segs_in) {
+        kv(d, "data_segs_in", v.to_string());
+    }
+    if i.unacked > 0 {
+        kv(d, "unacked", i.unacked.to_string());
+    }
+    if i.retrans > 0 || i.total_retrans > 0 {
+        kv(d, "retrans", format!("{}/{}", i.retrans, i.total_retrans));
+    }
+    if i.lost > 0 {
+        kv(d, "lost", i.lost.to_string());
+    }
+    if i.sacked > 0 {
+        kv(d, "sacked", i.sacked.to_string());
+    }
+    if let Some(v) = i
+        .pacing_rate_bytes_per_s
+        .filter(|&v| v > 0 && v != u64::MAX)
+    {
+        kv(d, "pacing_rate", rate(v));
+    }
+    if let Some(v) = opt64(i.delivery_rate_bytes_per_s) {
+        kv(d, "delivery_rate", rate(v));
+    }
+    if let Some(v) = opt32(i.delivered) {
+        kv(d, "delivered", v.to_string());
+    }
+    if i.delivery_rate_app_limited == Some(true) {
+        word(d, "app_limited");
+    }
+    if let Some(v) = opt64(i.busy_time_us) {
+        kv(d, "busy", format!("{}ms", v / 1000));
+    }
+    if let Some(v) = opt64(i.rwnd_limited_us) {
+        kv(d, "rwnd_limited", format!("{}ms", v / 1000));
+    }
+    if let Some(v) = opt64(i.sndbuf_limited_us) {
+        kv(d, "sndbuf_limited", format!("{}ms", v / 1000));
+    }
+    kv(d, "lastsnd", i.last_data_sent_ms.to_string());
+    kv(d, "lastrcv", i.last_data_recv_ms.to_string());
+    kv(d, "lastack", i.last_ack_recv_ms.to_string());
+    kv(d, "rcv_space", i.rcv_space.to_string());
+    kv(d, "rcv_ssthresh", i.rcv_ssthresh.to_string());
+    if let Some(v) = opt32(i.notsent_bytes) {
+        kv(d, "notsent", v.to_string());
+    }
+    if let Some(v) = i.min_rtt_us.filter(|&v| v != u32::MAX && v > 0) {
+        kv(d, "minrtt", ms(v));
+    }
+    if let Some(v) = i.snd_wnd_bytes {
+        kv(d, "snd_wnd", v.to_string());
+    }
+    if let Some(v) = i.rcv_wnd_bytes {
+        kv(d, "rcv_wnd", v.to_string());
+    }
+    kv(d, "ca_state", i.ca_state.clone());
 }
 
 /// Whether a set of sockets spans several protocols (ss then shows Netid).
@@ -227,6 +419,9 @@ mod tests {
             timer: None,
             netns: None,
             source: SourceKind::Proc,
+            tcp_info: None,
+            skmem: None,
+            cong: None,
             owners: vec![
                 Owner {
                     pid: 1,

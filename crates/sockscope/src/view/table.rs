@@ -43,6 +43,8 @@ pub struct Table {
     ends: Vec<u32>,
     /// Colour of every cell (None = plain), row-major.
     colors: Vec<Option<Color>>,
+    /// Free text printed on its own indented line under a row: (row, text).
+    details: Vec<(usize, String)>,
 }
 
 impl Table {
@@ -53,6 +55,7 @@ impl Table {
             arena: String::new(),
             ends: Vec::new(),
             colors: Vec::new(),
+            details: Vec::new(),
         }
     }
 
@@ -89,6 +92,13 @@ impl Table {
         self.cell_with(color, |b| {
             let _ = write!(b, "{text}");
         });
+    }
+
+    /// Attach a detail line to the last complete row (ss -i style).
+    pub fn detail(&mut self, text: String) {
+        if let Some(row) = self.rows().checked_sub(1) {
+            self.details.push((row, text));
+        }
     }
 
     fn text(&self, i: usize) -> &str {
@@ -153,6 +163,7 @@ impl Table {
             w.write_all(line.trim_end().as_bytes())?;
             w.write_all(b"\n")?;
         }
+        let mut details = self.details.iter().peekable();
         for r in 0..self.rows() {
             line.clear();
             for c in 0..n {
@@ -161,6 +172,11 @@ impl Table {
             }
             w.write_all(line.trim_end().as_bytes())?;
             w.write_all(b"\n")?;
+            while let Some((_, d)) = details.next_if(|(row, _)| *row == r) {
+                w.write_all(b"\t ")?;
+                w.write_all(d.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
         }
         Ok(())
     }
