@@ -75,7 +75,9 @@ pub enum State {
     Established = 1,
     SynSent = 2,
     SynRecv = 3,
+    #[serde(rename = "fin-wait-1")]
     FinWait1 = 4,
+    #[serde(rename = "fin-wait-2")]
     FinWait2 = 5,
     TimeWait = 6,
     #[serde(rename = "closed")]
@@ -497,4 +499,18 @@ pub struct TcpInfo {
     pub total_rto: Option<u16>,
     pub total_rto_recoveries: Option<u16>,
     pub total_rto_time_ms: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_json_names_are_the_filter_names() {
+        for s in State::ALL {
+            let j = serde_json::to_string(&s).unwrap();
+            assert_eq!(j, format!("\"{}\"", s.name()), "{s:?}");
+            assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        }
+    }
 }

@@ -9,6 +9,7 @@
 pub mod counters;
 pub mod netns;
 pub mod owners;
+pub mod process;
 pub mod procnet;
 pub mod sock_diag;
 pub mod tcp_info;

@@ -197,9 +197,14 @@ impl DiagSocket {
                     continue; // a stale reply to an earlier request
                 }
                 match mtype {
-                    netlink::NLMSG_DONE => return Ok(()),
-                    netlink::NLMSG_ERROR => {
+                    // NLMSG_DONE carries the dump's final status: a kernel
+                    // without a handler for the protocol (RAW without
+                    // raw_diag) ends the dump at once with -ENOENT there.
+                    netlink::NLMSG_DONE | netlink::NLMSG_ERROR => {
                         if body.len() < 4 {
+                            if mtype == netlink::NLMSG_DONE {
+                                return Ok(());
+                            }
                             return Err(DiagError::Malformed("short NLMSG_ERROR"));
                         }
                         let errno = -(abi::u32_ne(body, 0) as i32);

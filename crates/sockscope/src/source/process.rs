@@ -1,0 +1,491 @@
+//! Processes: identity (/proc/PID/stat, status, cmdline, exe, cgroup) and
+//! their fd tables with fdinfo, decoded.
+//!
+//! Parsing is kept apart from I/O: `parse_*` functions take the text of one
+//! file, `read_*` functions do the reading. A process that exits while we
+//! read gives `ProcessError::Gone`, which callers treat as normal.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("no process {0} (it does not exist or has exited)")]
+    Gone(u32),
+    #[error(
+        "not allowed to read {path}: run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to inspect other users' processes"
+    )]
+    Denied { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: unexpected format: {what}")]
+    Format { path: String, what: String },
+}
+
+fn io_err(pid: u32, path: &Path, e: std::io::Error) -> ProcessError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ProcessError::Gone(pid),
+        std::io::ErrorKind::PermissionDenied => ProcessError::Denied {
+            path: path.display().to_string(),
+        },
+        _ if e.raw_os_error() == Some(libc::ESRCH) => ProcessError::Gone(pid),
+        _ => ProcessError::Io {
+            path: path.display().to_string(),
+            source: e,
+        },
+    }
+}
+
+/// Who a process is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Command line, one element per argument (empty for kernel threads).
+    pub cmdline: Vec<String>,
+    /// Executable path (/proc/PID/exe), when readable.
+    pub exe: Option<String>,
+    pub uid: u32,
+    /// Name of `uid` from /etc/passwd.
+    pub user: Option<String>,
+    /// Single-letter state from /proc/PID/stat (R, S, D, Z, T...).
+    pub state: String,
+    pub threads: u32,
+    /// Start time in seconds since boot.
+    pub start_time_s: f64,
+    /// Start time as seconds since the Unix epoch (boot time + start).
+    pub start_unix_s: Option<u64>,
+    /// cgroup v2 path (the `0::` line of /proc/PID/cgroup).
+    pub cgroup: Option<String>,
+    /// Container id, when the cgroup path names one (64 hex digits of a
+    /// docker/containerd/podman scope).
+    pub container_id: Option<String>,
+}
+
+/// Fields of /proc/PID/stat we use: (comm, state, ppid, threads, starttime
+/// in clock ticks). comm may contain spaces and parentheses: it runs from
+/// the first '(' to the last ')'.
+pub fn parse_stat(text: &str) -> Option<(String, String, u32, u32, u64)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // rest[0] = state (field 3), rest[1] = ppid (4), rest[17] = num_threads (20),
+    // rest[19] = starttime (22)
+    let state = rest.first()?.to_string();
+    let ppid = rest.get(1)?.parse().ok()?;
+    let threads = rest.get(17)?.parse().ok()?;
+    let start = rest.get(19)?.parse().ok()?;
+    Some((comm, state, ppid, threads, start))
+}
+
+/// The cgroup v2 path from /proc/PID/cgroup.
+pub fn parse_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string)
+}
+
+/// A container id in a cgroup path: a run of 64 hex digits in the last
+/// components (docker-<id>.scope, cri-containerd-<id>.scope,
+/// libpod-<id>.scope, /docker/<id>).
+pub fn container_id(cgroup: &str) -> Option<String> {
+    for comp in cgroup.rsplit('/') {
+        let b = comp.as_bytes();
+        let mut run = 0;
+        for (i, c) in b.iter().enumerate() {
+            if c.is_ascii_hexdigit() && !c.is_ascii_uppercase() {
+                run += 1;
+                if run == 64 && b.get(i + 1).is_none_or(|n| !n.is_ascii_hexdigit()) {
+                    return Some(comp[i + 1 - 64..=i].to_string());
+                }
+            } else {
+                run = 0;
+            }
+        }
+    }
+    None
+}
+
+/// Map uid to user name from the text of /etc/passwd.
+pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+fn boot_time() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn clock_ticks() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
+
+/// Read a process's identity. `proc_root` is normally "/proc".
+pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessError> {
+    let dir = proc_root.join(pid.to_string());
+    let stat_path = dir.join("stat");
+    let stat = std::fs::read_to_string(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
+    let (comm, state, ppid, threads, start_ticks) =
+        parse_stat(&stat).ok_or_else(|| ProcessError::Format {
+            path: stat_path.display().to_string(),
+            what: "no '(comm)' followed by at least 20 fields".into(),
+        })?;
+    let uid = rustix::fs::stat(&dir)
+        .map_err(|e| io_err(pid, &dir, e.into()))?
+        .st_uid;
+    let cmdline = std::fs::read(dir.join("cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let exe = std::fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|p| p.display().to_string());
+    let cgroup = std::fs::read_to_string(dir.join("cgroup"))
+        .ok()
+        .and_then(|t| parse_cgroup(&t));
+    let start_time_s = start_ticks as f64 / clock_ticks() as f64;
+    Ok(ProcessInfo {
+        pid,
+        ppid,
+        comm,
+        cmdline,
+        exe,
+        uid,
+        user: std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| user_name(&p, uid)),
+        state,
+        threads,
+        start_time_s,
+        start_unix_s: boot_time().map(|b| b + start_time_s as u64),
+        container_id: cgroup.as_deref().and_then(container_id),
+        cgroup,
+    })
+}
+
+/// What an fd refers to, from its /proc/PID/fd link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FdTarget {
+    Socket {
+        inode: u64,
+    },
+    Pipe {
+        inode: u64,
+    },
+    /// anon_inode:[eventpoll], anon_inode:[eventfd], anon_inode:[timerfd]...
+    AnonInode {
+        name: String,
+    },
+    /// A path on a filesystem (a file, device, directory).
+    File {
+        path: String,
+    },
+    /// Anything else (e.g. net:[4026531840]).
+    Other {
+        link: String,
+    },
+}
+
+impl FdTarget {
+    pub fn from_link(link: &str) -> FdTarget {
+        let bracketed = |prefix: &str| {
+            link.strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('['))
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(inode) = bracketed("socket:") {
+            FdTarget::Socket { inode }
+        } else if let Some(inode) = bracketed("pipe:") {
+            FdTarget::Pipe { inode }
+        } else if let Some(name) = link.strip_prefix("anon_inode:") {
+            FdTarget::AnonInode {
+                name: name.trim_start_matches('[').trim_end_matches(']').into(),
+            }
+        } else if link.starts_with('/') {
+            FdTarget::File { path: link.into() }
+        } else {
+            FdTarget::Other { link: link.into() }
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            FdTarget::Socket { .. } => "socket",
+            FdTarget::Pipe { .. } => "pipe",
+            FdTarget::AnonInode { .. } => "anon_inode",
+            FdTarget::File { .. } => "file",
+            FdTarget::Other { .. } => "other",
+        }
+    }
+}
+
+/// /proc/PID/fdinfo/N, decoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdInfo {
+    pub pos: u64,
+    /// The raw octal flags as the kernel prints them.
+    pub flags_octal: String,
+    /// Decoded: O_RDWR, O_NONBLOCK, O_CLOEXEC, ...
+    pub flags: Vec<String>,
+    pub mnt_id: Option<u64>,
+    pub ino: Option<u64>,
+    /// Lines we do not decode (eventpoll tfd lines, inotify, ...), verbatim.
+    pub extra: Vec<String>,
+}
+
+/// Open-file flag names by bit (include/uapi/asm-generic/fcntl.h; x86 and
+/// most architectures). The access mode is the low two bits.
+const O_FLAGS: &[(u32, &str)] = &[
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "FASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o4000000, "__O_SYNC"),
+    (0o10000000, "O_PATH"),
+    (0o20000000, "__O_TMPFILE"),
+];
+
+/// Decode open flags into names, access mode first.
+pub fn decode_open_flags(flags: u32) -> Vec<String> {
+    let mut v = vec![
+        match flags & 3 {
+            0 => "O_RDONLY",
+            1 => "O_WRONLY",
+            2 => "O_RDWR",
+            _ => "O_ACCMODE",
+        }
+        .to_string(),
+    ];
+    let mut rest = flags & !3;
+    for &(bit, name) in O_FLAGS {
+        if rest & bit != 0 {
+            v.push(name.into());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        v.push(format!("0o{rest:o}"));
+    }
+    v
+}
+
+/// Parse the text of /proc/PID/fdinfo/N.
+pub fn parse_fdinfo(text: &str) -> Option<FdInfo> {
+    let mut pos = None;
+    let mut flags = None;
+    let mut mnt_id = None;
+    let mut ino = None;
+    let mut extra = Vec::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim() {
+            "pos" => pos = v.parse().ok(),
+            "flags" => flags = Some(v.to_string()),
+            "mnt_id" => mnt_id = v.parse().ok(),
+            "ino" => ino = v.parse().ok(),
+            _ => extra.push(line.to_string()),
+        }
+    }
+    let flags_octal = flags?;
+    let bits = u32::from_str_radix(&flags_octal, 8).ok()?;
+    Some(FdInfo {
+        pos: pos?,
+        flags: decode_open_flags(bits),
+        flags_octal,
+        mnt_id,
+        ino,
+        extra,
+    })
+}
+
+/// One entry of a process's fd table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdEntry {
+    pub fd: u32,
+    /// The symlink text, as `ls -l /proc/PID/fd` shows it.
+    pub link: String,
+    pub target: FdTarget,
+    pub info: Option<FdInfo>,
+}
+
+/// Read one fd: its link and fdinfo.
+pub fn read_fd(proc_root: &Path, pid: u32, fd: u32) -> Result<FdEntry, ProcessError> {
+    let p = proc_root.join(format!("{pid}/fd/{fd}"));
+    let link = std::fs::read_link(&p)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound if proc_root.join(pid.to_string()).exists() => {
+                ProcessError::Io {
+                    path: p.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("process {pid} has no fd {fd} open"),
+                    ),
+                }
+            }
+            _ => io_err(pid, &p, e),
+        })?
+        .display()
+        .to_string();
+    let info = std::fs::read_to_string(proc_root.join(format!("{pid}/fdinfo/{fd}")))
+        .ok()
+        .and_then(|t| parse_fdinfo(&t));
+    Ok(FdEntry {
+        fd,
+        target: FdTarget::from_link(&link),
+        link,
+        info,
+    })
+}
+
+/// Read a process's whole fd table, sorted by fd. Fds closed while we read
+/// are skipped.
+pub fn read_fds(proc_root: &Path, pid: u32) -> Result<Vec<FdEntry>, ProcessError> {
+    let dir = proc_root.join(format!("{pid}/fd"));
+    let rd = std::fs::read_dir(&dir).map_err(|e| io_err(pid, &dir, e))?;
+    let mut fds: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    let mut out = Vec::with_capacity(fds.len());
+    for fd in fds {
+        match read_fd(proc_root, pid, fd) {
+            Ok(e) => out.push(e),
+            Err(ProcessError::Gone(_)) => return Err(ProcessError::Gone(pid)),
+            Err(ProcessError::Io { .. }) => continue, // closed meanwhile
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let t = "1234 (my (weird) prog) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 5000 1000 10 18446744073709551615";
+        let (comm, state, ppid, threads, start) = parse_stat(t).unwrap();
+        assert_eq!(comm, "my (weird) prog");
+        assert_eq!(state, "S");
+        assert_eq!(ppid, 1);
+        assert_eq!(threads, 3);
+        assert_eq!(start, 5000);
+        assert!(parse_stat("1234 (x) S 1").is_none());
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn fdinfo_of_a_socket_like_seed_001() {
+        // The seed's `cat /proc/216/fdinfo/3`.
+        let i = parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t10\nino:\t35587\n").unwrap();
+        assert_eq!(i.pos, 0);
+        assert_eq!(i.flags, vec!["O_RDWR"]);
+        assert_eq!(i.mnt_id, Some(10));
+        assert_eq!(i.ino, Some(35587));
+        let i = parse_fdinfo("pos:\t0\nflags:\t02004002\nmnt_id:\t9\nino:\t1\n").unwrap();
+        assert_eq!(i.flags, vec!["O_RDWR", "O_NONBLOCK", "O_CLOEXEC"]);
+        assert!(parse_fdinfo("flags: zz\npos: 0\n").is_none());
+    }
+
+    #[test]
+    fn fd_targets() {
+        assert_eq!(
+            FdTarget::from_link("socket:[35587]"),
+            FdTarget::Socket { inode: 35587 }
+        );
+        assert_eq!(FdTarget::from_link("pipe:[9]"), FdTarget::Pipe { inode: 9 });
+        assert_eq!(
+            FdTarget::from_link("anon_inode:[eventpoll]"),
+            FdTarget::AnonInode {
+                name: "eventpoll".into()
+            }
+        );
+        assert_eq!(
+            FdTarget::from_link("/dev/pts/1"),
+            FdTarget::File {
+                path: "/dev/pts/1".into()
+            }
+        );
+        assert_eq!(
+            FdTarget::from_link("net:[4026531840]"),
+            FdTarget::Other {
+                link: "net:[4026531840]".into()
+            }
+        );
+    }
+
+    #[test]
+    fn cgroups_and_containers() {
+        assert_eq!(
+            parse_cgroup("0::/system.slice/ssh.service\n").as_deref(),
+            Some("/system.slice/ssh.service")
+        );
+        let id = "a".repeat(60) + "0123";
+        assert_eq!(
+            container_id(&format!("/system.slice/docker-{id}.scope")).as_deref(),
+            Some(id.as_str())
+        );
+        assert_eq!(container_id("/user.slice/user-0.slice"), None);
+        assert_eq!(
+            user_name(
+                "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/h:/bin/sh",
+                1000
+            )
+            .as_deref(),
+            Some("bob")
+        );
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let p = read_process(Path::new("/proc"), me).unwrap();
+        assert_eq!(p.pid, me);
+        assert!(p.threads >= 1);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsRawFd;
+        let fd = l.as_raw_fd() as u32;
+        let e = read_fd(Path::new("/proc"), me, fd).unwrap();
+        assert!(matches!(e.target, FdTarget::Socket { .. }));
+        assert!(e.info.unwrap().flags.contains(&"O_CLOEXEC".to_string()));
+        assert!(matches!(
+            read_process(Path::new("/proc"), 999_999_999),
+            Err(ProcessError::Gone(999_999_999))
+        ));
+        let e = read_fd(Path::new("/proc"), me, 99_999).unwrap_err();
+        assert!(e.to_string().contains("no fd 99999"), "{e}");
+    }
+}
