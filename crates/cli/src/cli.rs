@@ -65,6 +65,14 @@ pub enum Command {
     /// List sockets: the kernel's socket table joined to processes (like ss, with owners that are fast and exact).
     #[command(after_help = LS_EXAMPLES)]
     Ls(LsArgs),
+    /// The chain from a port (or inode, PID/FD, UNIX path) to the kernel's row, the inode, every fd and the process.
+    Who(crate::cmd::who::WhoArgs),
+    /// A process's fd table, decoded: sockets as protocol, state and endpoints; pipes, files and anon inodes named.
+    Proc(crate::cmd::procfd::ProcArgs),
+    /// Listening sockets: accept queue against backlog, half-open connections, children, reuseport groups, listen counters.
+    Listeners(crate::cmd::listeners::ListenersArgs),
+    /// Socket counts by protocol and state, top processes, socket memory, and the kernel's TCP settings explained.
+    Stats(crate::cmd::stats::StatsArgs),
     /// Capture packets or read a pcap, decode TCP and follow conversations as Wireshark does, labelled with the owning process.
     Capture(crate::cmd::capture::CaptureArgs),
     /// A web server built from raw socket syscalls, and scripted experiments that make the kernel show its behaviour.

@@ -55,6 +55,10 @@ fn main() -> ExitCode {
     };
     let result = match &args.command {
         cli::Command::Ls(ls) => cmd::ls::run(ls, &args),
+        cli::Command::Who(a) => cmd::who::run(a, &args),
+        cli::Command::Proc(a) => cmd::procfd::run(a, &args),
+        cli::Command::Listeners(a) => cmd::listeners::run(a, &args),
+        cli::Command::Stats(a) => cmd::stats::run(a, &args),
         cli::Command::Capture(a) => cmd::capture::run(a, &args),
         cli::Command::Lab(a) => cmd::lab::run(a, &args),
         cli::Command::Completions { shell } => {

@@ -370,10 +370,14 @@ pub fn explain_inet_row(row: &InetRow, proto: Proto) -> Vec<ProcField> {
     };
     for (i, r) in row.rest.iter().enumerate() {
         let (name, meaning) = rest_names.get(i).copied().unwrap_or(("extra", ""));
+        let meaning = match (name, r.parse::<i64>()) {
+            ("rto" | "ato", Ok(ticks)) => format!("{meaning} = {} ms", ticks * 10),
+            _ => meaning.to_string(),
+        };
         f.push(ProcField {
             name,
             raw: r.clone(),
-            meaning: meaning.into(),
+            meaning,
         });
     }
     f

@@ -1,7 +1,7 @@
 //! `sockscope lab` (being written).
 
-use crate::cli::Cli;
 use crate::Fail;
+use crate::cli::Cli;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LabArgs {}

@@ -2,10 +2,9 @@
 
 use crate::cli::{Cli, LsArgs, Source};
 use crate::{FOUND, Fail, NOTHING, out};
-use sockscope::model::{Proto, Socket, StateSet};
+use sockscope::model::{Proto, StateSet};
 use sockscope::query::{self, services::Services};
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::owners::{self, OwnerScan};
 use sockscope::source::sock_diag::Extensions;
 use sockscope::source::{self, Kind, Request, SourceChoice, SourceError};
 use sockscope::view::sockets::{self as view, Columns};
@@ -67,7 +66,7 @@ fn target(args: &LsArgs) -> NetnsTarget {
     }
 }
 
-fn source_error(e: SourceError) -> Fail {
+pub fn source_error(e: SourceError) -> Fail {
     if e.is_privilege() {
         Fail::privilege(e.to_string())
     } else {
@@ -103,56 +102,22 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let label = target != NetnsTarget::Current;
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
 
-    // The fd-table scan and the socket dump are independent: run them at
-    // the same time.
-    let (sockets, notes, scan) = std::thread::scope(|s| {
-        let scan = want_owners.then(|| s.spawn(|| owners::scan("/proc")));
-        let mut sockets: Vec<Socket> = Vec::new();
-        let mut notes = Vec::new();
-        let mut err = None;
-        for ns in &namespaces {
-            match source::collect(ns, &req, label) {
-                Ok(c) => {
-                    sockets.extend(c.sockets);
-                    for n in c.notes {
-                        if !notes.contains(&n) {
-                            notes.push(n);
-                        }
-                    }
-                }
-                // With --all-netns a namespace that vanished or refuses us
-                // is reported, not fatal.
-                Err(e) if target == NetnsTarget::All => notes.push(format!("{}: {e}", ns.id)),
-                Err(e) => {
-                    err = Some(e);
-                    break;
-                }
-            }
-        }
-        let scan = scan.map(|h| h.join().unwrap_or_else(|_| Ok(OwnerScan::default())));
-        match err {
-            Some(e) => Err(e),
-            None => Ok((sockets, notes, scan)),
-        }
-    })
+    let snap = source::snapshot(
+        &namespaces,
+        &req,
+        label,
+        want_owners,
+        target == NetnsTarget::All,
+    )
     .map_err(source_error)?;
-
-    let mut sockets = sockets;
+    let mut sockets = snap.sockets;
     if cli.verbose {
-        for n in &notes {
+        for n in &snap.notes {
             eprintln!("sockscope: {n}");
         }
     }
-    if let Some(scan) = scan {
-        let scan = scan.map_err(|e| Fail::system(e.to_string()))?;
-        if scan.denied > 0 {
-            eprintln!(
-                "sockscope: could not read the fd tables of {} of {} processes, so their sockets show no owner; \
-run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every owner",
-                scan.denied, scan.processes
-            );
-        }
-        sockscope::join::attach_owners(&mut sockets, &scan);
+    if let Some(scan) = &snap.owners {
+        super::warn_denied(scan);
     }
     if !filter.is_empty() {
         sockets.retain(|s| filter.matches(s));

@@ -3,7 +3,11 @@
 
 pub mod capture;
 pub mod lab;
+pub mod listeners;
 pub mod ls;
+pub mod procfd;
+pub mod stats;
+pub mod who;
 
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
@@ -33,4 +37,16 @@ pub fn man(sub: Option<&str>) -> Result<u8, Fail> {
         .render(&mut std::io::stdout())
         .map(|_| FOUND)
         .or_else(out::ignore_broken_pipe)
+}
+
+/// Say once, on stderr, that some fd tables could not be read and what
+/// privilege would show them.
+pub fn warn_denied(scan: &sockscope::source::owners::OwnerScan) {
+    if scan.denied > 0 {
+        eprintln!(
+            "sockscope: could not read the fd tables of {} of {} processes, so their sockets show no owner; \
+run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every owner",
+            scan.denied, scan.processes
+        );
+    }
 }

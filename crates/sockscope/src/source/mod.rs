@@ -91,7 +91,7 @@ pub struct Collected {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Tcp => "tcp",
             Kind::Udp => "udp",
@@ -228,3 +228,68 @@ pub fn default_states() -> StateSet {
 pub fn listening_states() -> StateSet {
     StateSet::of(&[State::Listen, State::Close])
 }
+
+/// Sockets of one or more namespaces, with owners attached when asked.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub sockets: Vec<Socket>,
+    /// Fallbacks taken, and namespaces that could not be read (with
+    /// `NetnsTarget::All` these are reported, not fatal).
+    pub notes: Vec<String>,
+    /// The owner scan, when owners were asked for.
+    pub owners: Option<owners::OwnerScan>,
+}
+
+/// Read `req` from every namespace in `namespaces` and, when `want_owners`,
+/// scan every fd table at the same time and attach owners. With `tolerant`,
+/// a namespace that cannot be read is noted instead of failing the whole
+/// snapshot (used for --all-netns, where namespaces come and go).
+pub fn snapshot(
+    namespaces: &[OpenNetns],
+    req: &Request,
+    label: bool,
+    want_owners: bool,
+    tolerant: bool,
+) -> Result<Snapshot, SourceError> {
+    std::thread::scope(|s| {
+        let scan = want_owners.then(|| s.spawn(|| owners::scan("/proc")));
+        let mut snap = Snapshot::default();
+        let mut err = None;
+        for ns in namespaces {
+            match collect(ns, req, label) {
+                Ok(c) => {
+                    snap.sockets.extend(c.sockets);
+                    for n in c.notes {
+                        if !snap.notes.contains(&n) {
+                            snap.notes.push(n);
+                        }
+                    }
+                }
+                Err(e) if tolerant => snap.notes.push(format!("{}: {e}", ns.id)),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(h) = scan {
+            let scan = h
+                .join()
+                .unwrap_or_else(|_| Ok(owners::OwnerScan::default()));
+            match scan {
+                Ok(scan) => {
+                    crate::join::attach_owners(&mut snap.sockets, &scan);
+                    snap.owners = Some(scan);
+                }
+                Err(e) => snap.notes.push(e.to_string()),
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(snap),
+        }
+    })
+}
+
+/// Every kind of socket sockscope reads.
+pub const ALL_KINDS: [Kind; 5] = [Kind::Tcp, Kind::Udp, Kind::Udplite, Kind::Raw, Kind::Unix];

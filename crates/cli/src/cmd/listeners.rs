@@ -1,0 +1,224 @@
+//! `sockscope listeners`: every listening TCP socket with its queues, the
+//! connections it produced, its reuseport group, and the namespace's listen
+//! counters; with --interval, what changed.
+
+use super::ls::source_error;
+use crate::cli::Cli;
+use crate::{FOUND, Fail, NOTHING, out};
+use sockscope::explain::{self, ListenerHealth};
+use sockscope::model::{Proto, Socket, StateSet};
+use sockscope::query::services::Services;
+use sockscope::source::counters::{self, Counters};
+use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::source::sock_diag::Extensions;
+use sockscope::source::{self, Kind, Request, SourceChoice};
+use sockscope::view::explain::{self as view, ListenerCols};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "\
+Reading it:
+  Accept-Q  connections the kernel finished (3-way handshake done) that the
+            application has not accept()ed yet.
+  Backlog   the limit given to listen(), capped by net.core.somaxconn. The
+            kernel lets the queue reach Backlog+1; after that it drops the
+            handshake's final ACK (ListenOverflows) and the client retries.
+  SYN-RECV  half-open: SYN received, SYN-ACK sent, final ACK not yet seen.
+  Conns     established (or closing) connections on the listener's port.
+  CLAMPED?  Backlog equals somaxconn: the application probably asked for more.
+
+Examples:
+  sockscope listeners                       all TCP listeners and the listen counters
+  sockscope listeners --interval 1          watch queues and counters move, every second
+  sockscope listeners --all-netns --json")]
+pub struct ListenersArgs {
+    /// IPv4 only.
+    #[arg(short = '4', long)]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+    /// Numeric ports.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// Output JSON (one object per interval with --interval).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between reports; each report shows counter deltas.
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Number of reports with --interval (default: until interrupted).
+    #[arg(long, value_name = "N", requires = "interval")]
+    pub count: Option<u64>,
+    /// The network namespace /run/netns/NAME.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    pub netns: Option<String>,
+    /// The network namespace of process PID.
+    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
+    pub netns_pid: Option<u32>,
+    /// Every network namespace.
+    #[arg(long)]
+    pub all_netns: bool,
+}
+
+#[derive(serde::Serialize)]
+struct NsReport {
+    netns: sockscope::model::Netns,
+    somaxconn: Option<u32>,
+    counters: Counters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<Counters>,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    listeners: &'a [ListenerHealth],
+    namespaces: Vec<NsReport>,
+}
+
+fn read_ns(ns: &OpenNetns) -> (Counters, Option<u32>) {
+    netns::run_in(ns, || {
+        let mut c = counters::read_netstat(Path::new("/proc/thread-self/net")).unwrap_or_default();
+        let max = counters::read_sysctl(Path::new("/proc/sys"), "net.core.somaxconn")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        if let Ok(s) = counters::read_sockstat(Path::new("/proc/thread-self/net")) {
+            c.extend(s);
+        }
+        (c, max)
+    })
+    .unwrap_or_default()
+}
+
+pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
+    if let Some(i) = args.interval
+        && !(i > 0.0 && i.is_finite())
+    {
+        return Err(Fail::usage(format!(
+            "--interval {i}: give a positive number of seconds, e.g. --interval 1"
+        )));
+    }
+    let target = if let Some(n) = &args.netns {
+        NetnsTarget::Named(n.clone())
+    } else if let Some(p) = args.netns_pid {
+        NetnsTarget::Pid(p)
+    } else if args.all_netns {
+        NetnsTarget::All
+    } else {
+        NetnsTarget::Current
+    };
+    let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
+    let label = target != NetnsTarget::Current;
+    let req = Request {
+        kinds: vec![Kind::Tcp],
+        ipv4: args.ipv4 || !args.ipv6,
+        ipv6: args.ipv6 || !args.ipv4,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Extensions::default(),
+    };
+    let color = out::use_color(cli.color);
+    let services = (!args.numeric).then(Services::system);
+    let namer = |port: u16, proto: Proto| -> Option<&str> {
+        (proto == Proto::Tcp)
+            .then_some(())
+            .and_then(|_| services.and_then(|s| s.name(port, "tcp")))
+    };
+    let mut previous: HashMap<u64, Counters> = HashMap::new();
+    let mut round = 0u64;
+    let mut any = false;
+    loop {
+        let snap = source::snapshot(&namespaces, &req, label, true, target == NetnsTarget::All)
+            .map_err(source_error)?;
+        if round == 0
+            && let Some(scan) = &snap.owners
+        {
+            super::warn_denied(scan);
+        }
+        let health = explain::listener_health(&snap.sockets);
+        any |= !health.is_empty();
+        let mut reports = Vec::new();
+        for ns in &namespaces {
+            let (c, max) = read_ns(ns);
+            let delta = previous.get(&ns.id.inode).map(|p| c.delta(p));
+            previous.insert(ns.id.inode, c.clone());
+            reports.push(NsReport {
+                netns: ns.id.clone(),
+                somaxconn: max,
+                counters: c,
+                delta,
+            });
+        }
+        let somax: HashMap<Option<u64>, Option<u32>> = reports
+            .iter()
+            .map(|r| (label.then_some(r.netns.inode), r.somaxconn))
+            .collect();
+        let somaxconn = |s: &Socket| {
+            somax
+                .get(&s.netns.as_ref().map(|n| n.inode))
+                .copied()
+                .flatten()
+        };
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        let res = (|| -> std::io::Result<()> {
+            if args.json {
+                let r = Report {
+                    listeners: &health,
+                    namespaces: reports,
+                };
+                if args.interval.is_some() {
+                    serde_json::to_writer(&mut w, &r)?;
+                } else {
+                    serde_json::to_writer_pretty(&mut w, &r)?;
+                }
+                writeln!(w)?;
+            } else {
+                if args.interval.is_some() {
+                    writeln!(w, "--- report {} ---", round + 1)?;
+                }
+                let cols = ListenerCols {
+                    netns: label && namespaces.len() > 1,
+                    somaxconn: &somaxconn,
+                };
+                view::listeners_table(&health, &cols, Some(&namer)).write(&mut w, color)?;
+                for r in &reports {
+                    writeln!(
+                        w,
+                        "\nlisten counters of netns {} (net.core.somaxconn = {}){}:",
+                        r.netns,
+                        r.somaxconn.map(|v| v.to_string()).unwrap_or("?".into()),
+                        if r.delta.is_some() {
+                            ", change since the last report"
+                        } else {
+                            ""
+                        }
+                    )?;
+                    view::write_listen_counters(&mut w, &r.counters, r.delta.as_ref(), color)?;
+                }
+                let full: Vec<_> = health.iter().filter(|h| h.full).collect();
+                if !full.is_empty() {
+                    writeln!(
+                        w,
+                        "\n{} listener(s) at capacity: the application is not calling accept() fast enough (or at all).",
+                        full.len()
+                    )?;
+                }
+            }
+            w.flush()
+        })();
+        if let Err(e) = res {
+            return out::ignore_broken_pipe(e);
+        }
+        round += 1;
+        match (args.interval, args.count) {
+            (None, _) => break,
+            (Some(_), Some(c)) if round >= c => break,
+            (Some(i), _) => std::thread::sleep(Duration::from_secs_f64(i)),
+        }
+    }
+    Ok(if any { FOUND } else { NOTHING })
+}

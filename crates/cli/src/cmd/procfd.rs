@@ -1,0 +1,119 @@
+//! `sockscope proc PID`: a process's fd table decoded: every socket shown as
+//! protocol, state and endpoints; pipes, anonymous inodes and files named.
+
+use super::ls::source_error;
+use crate::cli::Cli;
+use crate::{FOUND, Fail, out};
+use sockscope::model::{Socket, StateSet};
+use sockscope::source::netns::{self, NetnsTarget};
+use sockscope::source::process::{self, FdEntry, FdTarget, ProcessError};
+use sockscope::source::sock_diag::Extensions;
+use sockscope::source::{self, ALL_KINDS, Request, SourceChoice};
+use sockscope::view::explain as view;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProcArgs {
+    /// The process id.
+    pub pid: u32,
+    /// Output JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct FdRow {
+    #[serde(flatten)]
+    entry: FdEntry,
+    socket: Option<Socket>,
+}
+
+#[derive(serde::Serialize)]
+struct ProcReport {
+    process: process::ProcessInfo,
+    fds: Vec<FdRow>,
+    totals: BTreeMap<String, usize>,
+}
+
+fn proc_err(e: ProcessError) -> Fail {
+    match e {
+        ProcessError::Denied { .. } => Fail::privilege(e.to_string()),
+        e => Fail::usage(e.to_string()),
+    }
+}
+
+pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
+    let root = Path::new("/proc");
+    let info = process::read_process(root, args.pid).map_err(proc_err)?;
+    let fds = process::read_fds(root, args.pid).map_err(proc_err)?;
+    // Sockets live in the process's network namespace.
+    let namespaces =
+        netns::open(&NetnsTarget::Pid(args.pid)).map_err(|e| source_error(e.into()))?;
+    let req = Request {
+        kinds: ALL_KINDS.to_vec(),
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Extensions::default(),
+    };
+    let snap = source::snapshot(&namespaces, &req, false, true, false).map_err(source_error)?;
+    let by_inode: HashMap<u64, &Socket> = snap
+        .sockets
+        .iter()
+        .filter(|s| s.inode != 0)
+        .map(|s| (s.inode, s))
+        .collect();
+    let mut totals: BTreeMap<String, usize> = BTreeMap::new();
+    let rows: Vec<(FdEntry, Option<Socket>)> = fds
+        .into_iter()
+        .map(|e| {
+            let sock = match e.target {
+                FdTarget::Socket { inode } => by_inode.get(&inode).map(|s| (*s).clone()),
+                _ => None,
+            };
+            let kind = match &sock {
+                Some(s) => format!("socket/{}", s.proto.short()),
+                None => e.target.kind_name().to_string(),
+            };
+            *totals.entry(kind).or_default() += 1;
+            (e, sock)
+        })
+        .collect();
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let res = if args.json {
+        let report = ProcReport {
+            process: info,
+            fds: rows
+                .into_iter()
+                .map(|(entry, socket)| FdRow { entry, socket })
+                .collect(),
+            totals,
+        };
+        serde_json::to_writer_pretty(&mut w, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(w))
+    } else {
+        (|| {
+            writeln!(
+                w,
+                "process {} {} (user {}, parent {}): {}",
+                info.pid,
+                info.comm,
+                info.user.clone().unwrap_or_else(|| info.uid.to_string()),
+                info.ppid,
+                view::printable(&info.cmdline.join(" "))
+            )?;
+            writeln!(w)?;
+            view::fd_table(args.pid, &rows).write(&mut w, out::use_color(cli.color))?;
+            let parts: Vec<String> = totals.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            writeln!(w, "\n{} fds: {}", rows.len(), parts.join(", "))
+        })()
+    };
+    res.and_then(|_| w.flush())
+        .map(|_| FOUND)
+        .or_else(out::ignore_broken_pipe)
+}

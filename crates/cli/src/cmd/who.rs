@@ -1,0 +1,245 @@
+//! `sockscope who TARGET`: the chain from a port (or inode, fd, path) to
+//! the kernel's row, the inode, every fd that holds it and the process.
+
+use super::ls::source_error;
+use crate::cli::Cli;
+use crate::{FOUND, Fail, NOTHING, out};
+use sockscope::explain::{self, Chain, OwnerChain, Target};
+use sockscope::model::{Endpoint, Socket, StateSet};
+use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::source::process::{self, FdTarget, ProcessError};
+use sockscope::source::sock_diag::Extensions;
+use sockscope::source::{self, Kind, Request, SourceChoice};
+use sockscope::view::explain as view;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+
+const EXAMPLES: &str = "\
+Examples:
+  sockscope who :8080              who listens on (or talks from) port 8080, and the whole chain
+  sockscope who 127.0.0.1:5432     a specific address
+  sockscope who 53/udp             UDP only
+  sockscope who inode:35587        the socket with inode 35587 (from ls -e, /proc/net/tcp)
+  sockscope who 216/3              fd 3 of process 216
+  sockscope who /run/docker.sock   a UNIX socket by path";
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = EXAMPLES)]
+pub struct WhoArgs {
+    /// :PORT, ADDR:PORT, [ADDR6]:PORT, PORT/udp, inode:N, PID/FD, or a UNIX socket path.
+    pub target: String,
+    /// Output the chain as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Look in the network namespace /run/netns/NAME.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    pub netns: Option<String>,
+    /// Look in the network namespace of process PID.
+    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
+    pub netns_pid: Option<u32>,
+    /// Look in every network namespace.
+    #[arg(long)]
+    pub all_netns: bool,
+    /// Show at most this many full chains (the rest are listed in one line each).
+    #[arg(long, default_value_t = 10)]
+    pub max: usize,
+}
+
+fn proc_err(e: ProcessError) -> Fail {
+    match e {
+        ProcessError::Denied { .. } => Fail::privilege(e.to_string()),
+        ProcessError::Gone(_) => Fail::usage(e.to_string()),
+        e => Fail::usage(e.to_string()),
+    }
+}
+
+pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
+    let mut target = explain::parse_target(&args.target).map_err(|e| Fail::usage(e.to_string()))?;
+    let mut ns_target = if let Some(n) = &args.netns {
+        NetnsTarget::Named(n.clone())
+    } else if let Some(p) = args.netns_pid {
+        NetnsTarget::Pid(p)
+    } else if args.all_netns {
+        NetnsTarget::All
+    } else {
+        NetnsTarget::Current
+    };
+    // PID/FD: the fd names an inode, in that process's namespace.
+    if let Target::PidFd { pid, fd } = target {
+        let e = process::read_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
+        match e.target {
+            FdTarget::Socket { inode } => {
+                target = Target::Inode { inode };
+                if ns_target == NetnsTarget::Current {
+                    ns_target = NetnsTarget::Pid(pid);
+                }
+            }
+            other => {
+                return Err(Fail::usage(format!(
+                    "fd {fd} of process {pid} is not a socket: it is {} ({})",
+                    other.kind_name(),
+                    e.link
+                )));
+            }
+        }
+    }
+    let namespaces = netns::open(&ns_target).map_err(|e| source_error(e.into()))?;
+    let label = ns_target != NetnsTarget::Current;
+    let mut kinds = target.kinds();
+    // Listener analysis needs every TCP state of the port.
+    if !kinds.contains(&Kind::Tcp) && matches!(target, Target::Inode { .. }) {
+        kinds.push(Kind::Tcp);
+    }
+    let req = Request {
+        kinds: kinds.clone(),
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Extensions::default(),
+    };
+    let snap = source::snapshot(
+        &namespaces,
+        &req,
+        label,
+        true,
+        ns_target == NetnsTarget::All,
+    )
+    .map_err(source_error)?;
+    if cli.verbose {
+        for n in &snap.notes {
+            eprintln!("sockscope: {n}");
+        }
+    }
+    if let Some(scan) = &snap.owners {
+        super::warn_denied(scan);
+    }
+    let sockets = snap.sockets;
+    let matched: Vec<&Socket> = sockets.iter().filter(|s| target.matches(s)).collect();
+    if matched.is_empty() {
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        let where_ = namespaces
+            .iter()
+            .map(|n| n.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        eprintln!(
+            "sockscope: no socket matches {} (searched {} sockets in every state, in network namespace {})",
+            args.target,
+            kinds.join(", "),
+            where_
+        );
+        return Ok(NOTHING);
+    }
+    let health = explain::listener_health(&sockets);
+    // A listener's children are shown inside its chain, not on their own.
+    let mut shown_as_child: HashSet<(u64, Option<u64>)> = HashSet::new();
+    for h in &health {
+        if matched
+            .iter()
+            .any(|m| std::ptr::eq(*m, &h.listener) || m.inode == h.listener.inode)
+        {
+            for c in &h.children {
+                shown_as_child.insert(id(c));
+            }
+        }
+    }
+    let primary: Vec<&Socket> = matched
+        .iter()
+        .copied()
+        .filter(|s| s.is_listener() || !shown_as_child.contains(&id(s)))
+        .collect();
+
+    let mut chains = Vec::new();
+    for s in primary.iter().take(args.max) {
+        chains.push(build_chain(s, &sockets, &health, &namespaces));
+    }
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let color = out::use_color(cli.color);
+    let res = if args.json {
+        serde_json::to_writer_pretty(&mut w, &chains)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(w))
+    } else {
+        (|| {
+            for (i, c) in chains.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                view::write_chain(&mut w, c, color)?;
+            }
+            if primary.len() > args.max {
+                writeln!(w, "\n{} more matching sockets:", primary.len() - args.max)?;
+                for s in &primary[args.max..] {
+                    writeln!(w, "  {}", view::socket_line(s))?;
+                }
+            }
+            Ok(())
+        })()
+    };
+    res.and_then(|_| w.flush())
+        .map(|_| FOUND)
+        .or_else(out::ignore_broken_pipe)
+}
+
+fn id(s: &Socket) -> (u64, Option<u64>) {
+    (s.inode, s.cookie)
+}
+
+fn build_chain(
+    s: &Socket,
+    all: &[Socket],
+    health: &[explain::ListenerHealth],
+    namespaces: &[OpenNetns],
+) -> Chain {
+    let ns = namespaces
+        .iter()
+        .find(|n| s.netns.as_ref().is_none_or(|x| x.inode == n.id.inode));
+    let proc_line = ns.and_then(|ns| {
+        netns::run_in(ns, || {
+            explain::find_proc_line(Path::new("/proc/thread-self/net"), s)
+        })
+        .ok()
+        .flatten()
+    });
+    let owners = s
+        .owners
+        .iter()
+        .map(|o| {
+            let root = Path::new("/proc");
+            let entry = process::read_fd(root, o.pid, o.fd).ok();
+            OwnerChain {
+                owner: o.clone(),
+                fd_path: format!("/proc/{}/fd/{}", o.pid, o.fd),
+                link: entry
+                    .as_ref()
+                    .map(|e| e.link.clone())
+                    .unwrap_or_else(|| format!("socket:[{}]", s.inode)),
+                fdinfo: entry.and_then(|e| e.info),
+                process: process::read_process(root, o.pid).ok(),
+            }
+        })
+        .collect();
+    let listener = health
+        .iter()
+        .find(|h| h.listener.inode == s.inode && h.listener.cookie == s.cookie && s.is_listener())
+        .cloned();
+    let unix_peer = match &s.peer {
+        Endpoint::Unix { inode, .. } if *inode != 0 => all
+            .iter()
+            .find(|p| p.inode == *inode && p.proto.is_unix())
+            .cloned(),
+        _ => None,
+    };
+    Chain {
+        socket: s.clone(),
+        port_hex: s.local.port().map(|p| format!("{p:04X}")),
+        addr_hex: s.local.ip().map(explain::proc_hex_addr),
+        proc_line,
+        owners,
+        listener,
+        unix_peer,
+    }
+}
