@@ -13,6 +13,18 @@ pub fn attach_owners(sockets: &mut [Socket], scan: &OwnerScan) {
     }
 }
 
+/// Like [`attach_owners`], but moves the owners out of the scan instead of
+/// copying them (the scan's command names are left empty, then its pairs
+/// are dropped). Used when the scan is not needed afterwards.
+pub fn take_owners(sockets: &mut [Socket], scan: &mut OwnerScan) {
+    for s in sockets.iter_mut() {
+        if s.inode != 0 {
+            s.owners = scan.take(s.inode);
+        }
+    }
+    scan.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,19 +64,22 @@ mod tests {
 
     #[test]
     fn every_owner_of_a_shared_socket_is_attached() {
-        let mut scan = OwnerScan::default();
         let o = |pid| Owner {
             pid,
             fd: 3,
             comm: "nginx".into(),
             uid: Some(0),
         };
-        scan.by_inode.insert(10, vec![o(1), o(2)]);
-        scan.by_inode.insert(0, vec![o(9)]);
+        let mut scan = OwnerScan::from_pairs(vec![(10, o(2)), (10, o(1)), (0, o(9))], 0, 3);
         let mut v = vec![sock(10), sock(11), sock(0)];
         attach_owners(&mut v, &scan);
         assert_eq!(v[0].owners, vec![o(1), o(2)]);
         assert!(v[1].owners.is_empty());
         assert!(v[2].owners.is_empty(), "inode 0 must never match an owner");
+        let mut w = vec![sock(10), sock(0)];
+        take_owners(&mut w, &mut scan);
+        assert_eq!(w[0].owners, vec![o(1), o(2)]);
+        assert!(w[1].owners.is_empty());
+        assert_eq!(scan.owners(10), &[], "pairs are dropped after take");
     }
 }

@@ -258,7 +258,13 @@ pub fn snapshot(
         for ns in namespaces {
             match collect(ns, req, label) {
                 Ok(c) => {
-                    snap.sockets.extend(c.sockets);
+                    // Move the first namespace's sockets: copying tens of
+                    // thousands of them would double peak memory.
+                    if snap.sockets.is_empty() {
+                        snap.sockets = c.sockets;
+                    } else {
+                        snap.sockets.extend(c.sockets);
+                    }
                     for n in c.notes {
                         if !snap.notes.contains(&n) {
                             snap.notes.push(n);
@@ -277,8 +283,8 @@ pub fn snapshot(
                 .join()
                 .unwrap_or_else(|_| Ok(owners::OwnerScan::default()));
             match scan {
-                Ok(scan) => {
-                    crate::join::attach_owners(&mut snap.sockets, &scan);
+                Ok(mut scan) => {
+                    crate::join::take_owners(&mut snap.sockets, &mut scan);
                     snap.owners = Some(scan);
                 }
                 Err(e) => snap.notes.push(e.to_string()),
