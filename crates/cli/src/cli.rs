@@ -73,6 +73,8 @@ pub enum Command {
     Listeners(crate::cmd::listeners::ListenersArgs),
     /// Socket counts by protocol and state, top processes, socket memory, and the kernel's TCP settings explained.
     Stats(crate::cmd::stats::StatsArgs),
+    /// A live timeline of what the kernel does to each connection (state changes, retransmits, resets, drops) and the socket syscalls of the process behind it.
+    Trace(crate::cmd::trace::TraceArgs),
     /// Capture packets or read a pcap, decode TCP and follow conversations as Wireshark does, labelled with the owning process.
     Capture(crate::cmd::capture::CaptureArgs),
     /// A web server built from raw socket syscalls, and scripted experiments that make the kernel show its behaviour.

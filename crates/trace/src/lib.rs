@@ -1,0 +1,1 @@
+//! Live kernel timeline of connections (issue: sockscope trace).
