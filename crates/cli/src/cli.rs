@@ -91,7 +91,7 @@ pub enum Command {
     },
 }
 
-#[derive(Args, Debug, Default, Clone)]
+#[derive(Args, Debug, Clone)]
 pub struct LsArgs {
     /// TCP sockets.
     #[arg(short = 't', long)]
@@ -138,6 +138,9 @@ pub struct LsArgs {
     /// Socket memory under each socket (ss -m): skmem:(r,rb,t,tb,f,w,o,bl,d).
     #[arg(short = 'm', long)]
     pub memory: bool,
+    /// Sort rows by: proto, state, local, peer, port, recv-q, send-q (largest first), pid, inode (default: the kernel's order, as ss).
+    #[arg(long, value_name = "KEY", value_parser = parse_sort)]
+    pub sort: Option<sockscope::query::sort::SortKey>,
     /// Do not print the header line.
     #[arg(short = 'H', long)]
     pub no_header: bool,
@@ -170,4 +173,14 @@ pub enum Source {
     Auto,
     Netlink,
     Proc,
+}
+
+fn parse_sort(s: &str) -> Result<sockscope::query::sort::SortKey, String> {
+    use sockscope::query::sort::SortKey;
+    SortKey::parse(s).ok_or_else(|| {
+        format!(
+            "unknown sort key '{s}'; use one of: {}",
+            SortKey::NAMES.join(", ")
+        )
+    })
 }

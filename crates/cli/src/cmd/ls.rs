@@ -122,6 +122,9 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     if !filter.is_empty() {
         sockets.retain(|s| filter.matches(s));
     }
+    if let Some(key) = args.sort {
+        sockscope::query::sort::sort(&mut sockets, key);
+    }
 
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -67,6 +67,7 @@ mod expr;
 mod lexer;
 mod parser;
 pub mod services;
+pub mod sort;
 
 use crate::model::{Socket, State, StateSet};
 use expr::{Expr, Pred};
