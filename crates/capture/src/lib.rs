@@ -1,1 +1,40 @@
-//! Packet capture and TCP analysis (issue: sockscope capture).
+//! Packet capture and TCP analysis for `sockscope capture`.
+//!
+//! Data flows one way, as in the rest of sockscope:
+//!
+//! ```text
+//! pcap / pcapng file ─┐                                   ┌─> view::line  (tcpdump-like lines)
+//!                     ├─> Record ─> decode ─> Packet ─> analysis ─> view::conv  (conversation table)
+//! live (AF_PACKET) ───┘   (link type,           (TCP state per    ├─> view::flow  (text / SVG diagrams)
+//!                          timestamp, bytes)     conversation)    └─> view::json  (JSON / JSON lines)
+//!                                      filter (userspace)           procs (pid / comm labels)
+//!                                      filter::bpf (kernel)
+//! ```
+//!
+//! - [`pcap`] reads pcap (both byte orders, µs and ns) and pcapng (SHB, IDB,
+//!   EPB, SPB, several interfaces and sections) as a stream, and writes pcapng
+//!   with a comment per packet.
+//! - [`decode`] turns the bytes of one frame into a [`decode::Packet`]:
+//!   Ethernet, 802.1Q, Linux cooked v1/v2, raw IP, BSD loopback; IPv4 and
+//!   IPv6 (extension headers skipped); TCP with all flags and options; UDP;
+//!   ICMP; ARP. Bad input gives a packet marked malformed, never a panic.
+//! - [`analysis`] follows TCP conversations as Wireshark 4.0 does: relative
+//!   sequence numbers, handshake RTT, window scaling and the `tcp.analysis.*`
+//!   flags, with the same definitions.
+//! - [`filter`] is a small tcpdump-like expression language, evaluated on
+//!   decoded packets and compiled to classic BPF for the kernel.
+//! - [`live`] captures through an AF_PACKET socket with a TPACKET_V3 ring.
+//! - [`procs`] labels packets with the process that owns the local socket.
+//! - [`view`] renders lines, conversation tables, flow diagrams and JSON.
+//!
+//! Memory is bounded by the number of conversations: nothing holds the
+//! whole capture.
+
+pub mod analysis;
+pub mod decode;
+pub mod filter;
+pub mod fuzzing;
+pub mod live;
+pub mod pcap;
+pub mod procs;
+pub mod view;

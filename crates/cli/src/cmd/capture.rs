@@ -1,11 +1,484 @@
-//! `sockscope capture` (being written).
+//! `sockscope capture`: read a pcap/pcapng file or capture live, decode,
+//! follow TCP conversations as Wireshark does, label packets with the owning
+//! process, and print lines, a conversation table, flow diagrams or JSON.
+//! The work is in the sockscope-capture crate; this module wires a source
+//! (file or AF_PACKET ring) to the analysis and the chosen views.
 
-use crate::Fail;
 use crate::cli::Cli;
+use crate::{FOUND, Fail, NOTHING, out};
+use sockscope_capture::analysis::{Analyzer, Info};
+use sockscope_capture::decode::{self, linktype};
+use sockscope_capture::filter::{self, Filter};
+use sockscope_capture::live::{self, Capture};
+use sockscope_capture::pcap::{PcapError, PcapngWriter, Reader};
+use sockscope_capture::procs::Labeller;
+use sockscope_capture::view::flow::FlowCollector;
+use sockscope_capture::view::json::{self, Summary};
+use sockscope_capture::view::line::{LineOptions, LineWriter};
+use sockscope_capture::view::{Procs, conv};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const CAPTURE_EXAMPLES: &str = "\
+Examples:
+  sockscope capture -i lo -c 20 port 8080        20 packets on loopback, labelled with processes
+  sockscope capture -i any -w out.pcapng tcp     write pcapng; each packet's comment names its process
+  sockscope capture -r trace.pcap                tcpdump-like lines, Wireshark's relative seq/ack
+  sockscope capture -r trace.pcap -S             absolute sequence numbers
+  sockscope capture -r trace.pcap --conv         conversation table: bytes, RTT, retransmits, how it ended
+  sockscope capture -r trace.pcap --flow 'host 10.0.0.2 and port 443'
+  sockscope capture -r trace.pcap --svg flow.svg
+  sockscope capture -r trace.pcap --jsonl | jq 'select(.tcp.analysis != [])'
+
+Filter (tcpdump syntax subset): host ADDR, net ADDR/LEN, port N, portrange A-B,
+  src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, and / or / not, ( ).
+  Live, the filter runs in the kernel as classic BPF; on files, in sockscope.
+
+Analysis labels are Wireshark's (tcp.analysis.*): [TCP Retransmission],
+  [TCP Fast Retransmission], [TCP Spurious Retransmission], [TCP Out-Of-Order],
+  [TCP Previous segment not captured], [TCP ACKed unseen segment],
+  [TCP Dup ACK FRAME#N], [TCP ZeroWindow], [TCP ZeroWindowProbe], [TCP Window Full],
+  [TCP Window Update], [TCP Keep-Alive].
+
+Exit status: 0 packets shown, 1 none, 2 bad usage, filter or file,
+3 missing privilege (live capture needs CAP_NET_RAW).";
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct CaptureArgs {}
+#[command(after_help = CAPTURE_EXAMPLES)]
+pub struct CaptureArgs {
+    /// Capture live on this interface, or on every interface with `any` (the default).
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "read"
+    )]
+    pub interface: Option<String>,
+    /// Read packets from a pcap or pcapng file instead of capturing.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
+    /// Write the shown packets to a pcapng file (with a comment naming each packet's processes).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Stop after COUNT packets have been shown.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// Stop after SECS seconds (live capture).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Bytes kept of each packet (live capture).
+    #[arg(
+        short = 's',
+        long = "snaplen",
+        value_name = "SNAPLEN",
+        default_value_t = 262_144
+    )]
+    pub snaplen: u32,
+    /// Absolute TCP sequence numbers (default: relative to each side's ISN, as Wireshark).
+    #[arg(short = 'S', long = "absolute-seq")]
+    pub absolute: bool,
+    /// Print the conversation table instead of packet lines.
+    #[arg(long)]
+    pub conv: bool,
+    /// Print a flow diagram per conversation instead of packet lines.
+    #[arg(long)]
+    pub flow: bool,
+    /// Write the flow diagrams as SVG to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// One JSON document: {"packets":[...],"conversations":[...],"summary":{...}}.
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// One JSON object per line: packets, then conversations, then a summary.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Print packet lines even with -w, --conv or --flow.
+    #[arg(long)]
+    pub print: bool,
+    /// Print the frame number before each line.
+    #[arg(long)]
+    pub number: bool,
+    /// Do not label packets with processes on live capture.
+    #[arg(long)]
+    pub no_procs: bool,
+    /// Filter expression (tcpdump syntax), e.g. `tcp port 8080 and not host 10.0.0.1`.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub filter: Vec<String>,
+}
 
-pub fn run(_args: &CaptureArgs, _cli: &Cli) -> Result<u8, Fail> {
-    Err(Fail::system("sockscope capture is not built yet"))
+/// Everything a packet goes through once it is read.
+struct Pipeline {
+    filter: Filter,
+    analyzer: Analyzer,
+    lines: Option<LineWriter>,
+    json: bool,
+    jsonl: bool,
+    flows: Option<FlowCollector>,
+    writer: Option<PcapngWriter<BufWriter<File>>>,
+    labeller: Option<Labeller>,
+    labeller_warned: bool,
+    /// Process labels per conversation index (client side as `src`).
+    conv_procs: Vec<Option<Procs>>,
+    /// Conversations that had at least one shown packet.
+    conv_shown: Vec<bool>,
+    out: BufWriter<io::StdoutLock<'static>>,
+    frame: u64,
+    summary: Summary,
+    count: Option<u64>,
+    json_first: bool,
+    snaplen: u32,
+    ifname: Option<String>,
+}
+
+impl Pipeline {
+    /// Handle one packet; false once `-c` is reached.
+    fn packet(&mut self, link: u32, ts_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<bool> {
+        self.frame += 1;
+        self.summary.packets_seen += 1;
+        let p = decode::decode(link, data, ts_ns, wire_len);
+        let (info, idx) = self.analyzer.process(self.frame, &p);
+        if !self.filter.matches(&p) {
+            return Ok(true);
+        }
+        self.summary.packets_shown += 1;
+        if p.malformed.is_some() {
+            self.summary.malformed += 1;
+        }
+        let procs = match &mut self.labeller {
+            Some(l) => {
+                let (pr, err) = l.label(&p);
+                if let Some(e) = err
+                    && !self.labeller_warned
+                {
+                    self.labeller_warned = true;
+                    eprintln!("sockscope: process labels unavailable: {e}");
+                }
+                Some(pr)
+            }
+            None => None,
+        };
+        if let Some(i) = idx {
+            if self.conv_shown.len() <= i {
+                self.conv_shown.resize(i + 1, false);
+                self.conv_procs.resize(i + 1, None);
+            }
+            self.conv_shown[i] = true;
+            if let Some(pr) = &procs {
+                let from_client = match info {
+                    Info::Tcp(t) => t.from_client,
+                    Info::Udp { from_client, .. } => from_client,
+                    Info::None => true,
+                };
+                let (c, s) = if from_client {
+                    (&pr.src, &pr.dst)
+                } else {
+                    (&pr.dst, &pr.src)
+                };
+                let slot = self.conv_procs[i].get_or_insert_with(Procs::default);
+                if slot.src.is_none() {
+                    slot.src.clone_from(c);
+                }
+                if slot.dst.is_none() {
+                    slot.dst.clone_from(s);
+                }
+            }
+            if let Some(f) = &mut self.flows {
+                f.add(i, self.frame, &p, &info);
+            }
+        }
+        if let Some(w) = &mut self.lines {
+            w.write(&mut self.out, self.frame, &p, &info, procs.as_ref())?;
+        }
+        if self.json || self.jsonl {
+            let j = json::packet(self.frame, &p, &info, procs.as_ref());
+            if self.json && !self.json_first {
+                self.out.write_all(b",\n")?;
+            }
+            self.json_first = false;
+            serde_json::to_writer(&mut self.out, &j)?;
+            if self.jsonl {
+                self.out.write_all(b"\n")?;
+            }
+        }
+        if let Some(w) = &mut self.writer {
+            let iface = w.interface(link, self.snaplen, self.ifname.as_deref())?;
+            let comment = procs
+                .as_ref()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.describe());
+            w.packet(iface, ts_ns, wire_len, data, comment.as_deref())?;
+        }
+        Ok(self.count.is_none_or(|c| self.summary.packets_shown < c))
+    }
+
+    /// Conversations, flows and the summary, after the last packet.
+    fn finish(&mut self, args: &CaptureArgs) -> io::Result<()> {
+        let convs = self.analyzer.conversations();
+        self.summary.tcp_conversations = convs.iter().filter(|c| !c.udp).count() as u64;
+        self.summary.udp_flows = convs.iter().filter(|c| c.udp).count() as u64;
+        let shown: Vec<usize> = (0..convs.len())
+            .filter(|&i| self.conv_shown.get(i).copied().unwrap_or(false))
+            .collect();
+        let procs_of = |i: usize| self.conv_procs.get(i).cloned().flatten();
+        if self.json || self.jsonl {
+            if self.json {
+                self.out.write_all(b"\n],\"conversations\":[\n")?;
+            }
+            for (n, &i) in shown.iter().enumerate() {
+                let pr = procs_of(i).unwrap_or_default();
+                let j = json::conversation(&convs[i], pr.src.as_ref(), pr.dst.as_ref());
+                if self.json && n > 0 {
+                    self.out.write_all(b",\n")?;
+                }
+                serde_json::to_writer(&mut self.out, &j)?;
+                if self.jsonl {
+                    self.out.write_all(b"\n")?;
+                }
+            }
+            let mut s = self.summary.clone();
+            s.kind = "summary";
+            if self.json {
+                self.out.write_all(b"\n],\"summary\":")?;
+                serde_json::to_writer(&mut self.out, &s)?;
+                self.out.write_all(b"}\n")?;
+            } else {
+                serde_json::to_writer(&mut self.out, &s)?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        if args.conv && !(self.json || self.jsonl) {
+            let list: Vec<_> = shown.iter().map(|&i| convs[i].clone()).collect();
+            let lookup = |n: usize| shown.get(n).and_then(|&i| procs_of(i));
+            let show_procs = shown
+                .iter()
+                .any(|&i| procs_of(i).is_some_and(|p| !p.is_empty()));
+            conv::write_table(&mut self.out, &list, &lookup, show_procs)?;
+        }
+        if let Some(f) = &self.flows {
+            if args.flow && !(self.json || self.jsonl) {
+                if args.conv {
+                    writeln!(self.out)?;
+                }
+                f.write_text(&mut self.out, convs, &procs_of)?;
+            }
+            if let Some(path) = &args.svg {
+                let file = File::create(path)?;
+                let mut w = BufWriter::new(file);
+                f.write_svg(&mut w, convs, &procs_of)?;
+                w.flush()?;
+            }
+        }
+        if let Some(w) = &mut self.writer {
+            w.flush()?;
+        }
+        self.out.flush()
+    }
+}
+
+fn pcap_fail(path: &std::path::Path, e: PcapError) -> Fail {
+    Fail::usage(format!("{}: {e}", path.display()))
+}
+
+pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
+    let filter = filter::parse(&args.filter).map_err(|e| Fail::usage(e.to_string()))?;
+    if args.count == Some(0) {
+        return Err(Fail::usage("--count must be at least 1"));
+    }
+    if args.snaplen == 0 {
+        return Err(Fail::usage("--snaplen must be at least 1"));
+    }
+    if let Some(d) = args.duration
+        && !(d > 0.0 && d.is_finite())
+    {
+        return Err(Fail::usage(
+            "--duration must be a number of seconds above 0",
+        ));
+    }
+    let structured = args.json || args.jsonl;
+    let want_lines =
+        !structured && (args.print || (!args.conv && !args.flow && args.write.is_none()));
+    let mut pipe = Pipeline {
+        filter,
+        analyzer: Analyzer::new(),
+        lines: want_lines.then(|| {
+            LineWriter::new(LineOptions {
+                absolute: args.absolute,
+                numbered: args.number,
+            })
+        }),
+        json: args.json,
+        jsonl: args.jsonl,
+        flows: (args.flow || args.svg.is_some()).then(FlowCollector::new),
+        writer: None,
+        labeller: None,
+        labeller_warned: false,
+        conv_procs: Vec::new(),
+        conv_shown: Vec::new(),
+        out: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
+        frame: 0,
+        summary: Summary {
+            kind: "summary",
+            ..Summary::default()
+        },
+        count: args.count,
+        json_first: true,
+        snaplen: args.snaplen,
+        ifname: None,
+    };
+    if let Some(path) = &args.write {
+        let f = File::create(path)
+            .map_err(|e| Fail::usage(format!("{}: cannot create: {e}", path.display())))?;
+        let w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, f), "sockscope")
+            .map_err(|e| Fail::system(format!("{}: {e}", path.display())))?;
+        pipe.writer = Some(w);
+    }
+    if args.json {
+        pipe.out
+            .write_all(b"{\"packets\":[\n")
+            .map_err(|e| Fail::system(e.to_string()))?;
+    }
+    let result = match &args.read {
+        Some(path) => read_file(&mut pipe, path, cli),
+        None => capture_live(&mut pipe, args, cli),
+    };
+    let (deferred, live_stats) = match result {
+        Ok(x) => (None, x),
+        Err(Stop::Fail(f)) => return Err(f),
+        Err(Stop::Io(e)) => return out::ignore_broken_pipe(e),
+        Err(Stop::Late(f)) => (Some(f), None),
+    };
+    if let Some(s) = live_stats {
+        pipe.summary.dropped_by_kernel = Some(s.dropped);
+        pipe.summary.received_by_filter = Some(s.received);
+    }
+    if let Err(e) = pipe.finish(args) {
+        return out::ignore_broken_pipe(e);
+    }
+    if let Some(s) = live_stats {
+        eprintln!(
+            "{} packets captured\n{} packets received by filter\n{} packets dropped by kernel",
+            pipe.summary.packets_shown, s.received, s.dropped
+        );
+    }
+    if let Some(f) = deferred {
+        return Err(f);
+    }
+    Ok(if pipe.summary.packets_shown > 0 {
+        FOUND
+    } else {
+        NOTHING
+    })
+}
+
+enum Stop {
+    /// Fail before anything useful was printed.
+    Fail(Fail),
+    /// Writing output failed.
+    Io(io::Error),
+    /// Fail after printing what could be read (a truncated file).
+    Late(Fail),
+}
+
+fn read_file(
+    pipe: &mut Pipeline,
+    path: &std::path::Path,
+    cli: &Cli,
+) -> Result<Option<live::Stats>, Stop> {
+    let f = File::open(path)
+        .map_err(|e| Stop::Fail(Fail::usage(format!("{}: {e}", path.display()))))?;
+    let mut r = Reader::new(f).map_err(|e| Stop::Fail(pcap_fail(path, e)))?;
+    let mut warned_link = false;
+    loop {
+        let rec = match r.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            Err(e) => return Err(Stop::Late(pcap_fail(path, e))),
+        };
+        if !warned_link && !linktype::supported(rec.link) {
+            warned_link = true;
+            eprintln!(
+                "sockscope: {}: link type {} is not decoded; its packets are shown as malformed",
+                path.display(),
+                rec.link
+            );
+        }
+        if cli.verbose && pipe.frame == 0 {
+            eprintln!(
+                "reading from file {}, link-type {}",
+                path.display(),
+                linktype::name(rec.link)
+            );
+        }
+        let (link, ts, wl) = (rec.link, rec.ts_ns, rec.wire_len);
+        let data = rec.data;
+        match pipe.packet(link, ts, wl, data) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(Stop::Io(e)),
+        }
+    }
+    Ok(None)
+}
+
+fn capture_live(
+    pipe: &mut Pipeline,
+    args: &CaptureArgs,
+    cli: &Cli,
+) -> Result<Option<live::Stats>, Stop> {
+    let opts = live::Options {
+        interface: args.interface.clone().unwrap_or_else(|| "any".into()),
+        snaplen: args.snaplen,
+        ..live::Options::default()
+    };
+    let mut cap = Capture::open(&opts, &pipe.filter).map_err(|e| {
+        Stop::Fail(match &e {
+            e if e.is_privilege() => Fail::privilege(e.to_string()),
+            live::LiveError::NoSuchInterface { .. } | live::LiveError::Filter(_) => {
+                Fail::usage(e.to_string())
+            }
+            _ => Fail::system(e.to_string()),
+        })
+    })?;
+    pipe.ifname = Some(opts.interface.clone());
+    if !args.no_procs {
+        let mut l = Labeller::new();
+        match l.refresh() {
+            Ok(()) => pipe.labeller = Some(l),
+            Err(e) => eprintln!("sockscope: process labels unavailable: {e}"),
+        }
+    }
+    live::install_interrupt_handler();
+    if cli.verbose {
+        eprintln!(
+            "sockscope: listening on {}, link-type {}, snapshot length {} bytes",
+            cap.interface,
+            linktype::name(cap.link),
+            cap.snaplen
+        );
+    }
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    // The kernel filter already selected the packets; the userspace filter
+    // sees them again (it agrees) so that --conv only lists shown ones.
+    let link = cap.link;
+    let mut io_err = None;
+    let res = cap.run(&live::INTERRUPTED, deadline, |fr| {
+        match pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data) {
+            Ok(more) => more,
+            Err(e) => {
+                io_err = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = io_err {
+        return Err(Stop::Io(e));
+    }
+    res.map_err(|e| Stop::Fail(Fail::system(e.to_string())))?;
+    let _ = live::INTERRUPTED.load(Ordering::Relaxed);
+    Ok(Some(cap.stats()))
 }

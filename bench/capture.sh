@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmark of `sockscope capture` on a capture of real loopback traffic
+# with at least 1M packets, against the tools users would otherwise run,
+# in the same run:
+#
+#   line output:            sockscope capture -r F           vs  tcpdump -nn -r F
+#   conversation analysis:  sockscope capture -r F --conv    vs  tshark -r F -q -z conv,tcp
+#
+# Wall time and peak RSS come from /usr/bin/time; each command runs 3 times
+# and the best time counts. Targets: lines at least as fast as tcpdump,
+# conversations at least 10x faster than tshark, memory bounded (sockscope's
+# peak RSS far below the file size: it streams).
+#
+# The traffic: in a private network namespace (lo MTU 1500, no GSO), a python
+# client opens CONNS connections one after another and sends BYTES on each
+# with an MSS of 100 bytes; a server thread reads everything. tcpdump
+# records it. Needs root, python3, tcpdump, tshark, /usr/bin/time.
+#
+# Usage: sudo bench/capture.sh [CONNS] [BYTES]   (default 1200 x 60000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=${1:-1200}
+bytes=${2:-60000}
+for t in tcpdump tshark python3 /usr/bin/time unshare; do
+    command -v "$t" >/dev/null || { echo "bench/capture.sh: $t is missing (apt-get install tcpdump tshark python3 time util-linux)" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench/capture.sh: run as root (network namespace, tcpdump)" >&2; exit 2; }
+
+cargo build --release -q -p sockscope-cli
+bin=$PWD/target/release/sockscope
+work=$(mktemp -d /tmp/sockscope-bench-capture.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+pcap=$work/bench.pcap
+
+cat >"$work/traffic.py" <<'EOF'
+import socket, sys, threading
+conns, size = int(sys.argv[1]), int(sys.argv[2])
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 9000)); ls.listen(128)
+def serve():
+    for _ in range(conns):
+        c, _ = ls.accept()
+        while c.recv(1 << 16):
+            pass
+        c.close()
+t = threading.Thread(target=serve); t.start()
+data = b"b" * size
+for _ in range(conns):
+    c = socket.socket()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 100)
+    c.connect(("127.0.0.1", 9000))
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1)
+    c.close()
+t.join()
+EOF
+
+echo "generating: $conns connections x $bytes bytes, MSS 100, in a private network namespace..."
+unshare -n bash -c "
+    ip link set lo up; ip link set lo mtu 1500; ip link set lo gso_max_segs 1
+    tcpdump -i lo -B 524288 -s 0 -Z root -w '$pcap' 2>'$work/tcpdump.err' &
+    pid=\$!
+    for _ in \$(seq 250); do grep -q listening '$work/tcpdump.err' && break; sleep 0.02; done
+    python3 '$work/traffic.py' $conns $bytes
+    sleep 1.5
+    kill -INT \$pid; wait \$pid || true
+"
+grep -E 'captured|dropped' "$work/tcpdump.err" | sed 's/^/  tcpdump: /'
+if command -v capinfos >/dev/null; then
+    packets=$(capinfos -c -M -T "$pcap" | awk -F'\t' 'NR==2{print $2}')
+else
+    packets=$(tcpdump -nn -r "$pcap" 2>/dev/null | wc -l)
+fi
+size=$(stat -c %s "$pcap")
+echo "capture: $packets packets, $((size / 1048576)) MiB"
+if [ "$packets" -lt 1000000 ]; then
+    echo "bench/capture.sh: only $packets packets (need >= 1M); raise CONNS or BYTES" >&2
+    exit 1
+fi
+
+# best of 3: prints "SECONDS PEAK_RSS_KB"
+measure() {
+    local best="" rss=0
+    for _ in 1 2 3; do
+        /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+        read -r t m <"$work/time"
+        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+        [ "$m" -gt "$rss" ] && rss=$m
+    done
+    echo "$best $rss"
+}
+
+export TZ=UTC
+read -r s_lines s_lines_rss < <(measure "$bin" capture -r "$pcap")
+read -r t_lines t_lines_rss < <(measure tcpdump -nn -r "$pcap")
+read -r s_conv s_conv_rss < <(measure "$bin" capture -r "$pcap" --conv)
+read -r t_conv t_conv_rss < <(measure tshark -r "$pcap" -q -z conv,tcp)
+
+ratio() { awk "BEGIN{ if ($2 == 0) print \"inf\"; else printf \"%.1f\", $1 / $2 }"; }
+line_ratio=$(ratio "$t_lines" "$s_lines")
+conv_ratio=$(ratio "$t_conv" "$s_conv")
+verdict() { awk "BEGIN{exit !($1)}" && echo PASS || echo FAIL; }
+v_lines=$(verdict "$s_lines <= $t_lines")
+v_conv=$(verdict "$t_conv >= 10 * $s_conv")
+# Bounded memory: streaming, so peak RSS stays under a quarter of the file.
+v_mem=$(verdict "$s_conv_rss * 1024 < $size / 4 && $s_lines_rss * 1024 < $size / 4")
+
+printf '\n%-44s %10s %12s\n' "command" "seconds" "peak RSS MiB"
+printf '%-44s %10s %12d\n' "sockscope capture -r F" "$s_lines" $((s_lines_rss / 1024))
+printf '%-44s %10s %12d\n' "tcpdump -nn -r F" "$t_lines" $((t_lines_rss / 1024))
+printf '%-44s %10s %12d\n' "sockscope capture -r F --conv" "$s_conv" $((s_conv_rss / 1024))
+printf '%-44s %10s %12d\n' "tshark -r F -q -z conv,tcp" "$t_conv" $((t_conv_rss / 1024))
+echo
+echo "lines: sockscope is ${line_ratio}x tcpdump's speed (target >= 1.0): $v_lines"
+echo "conversations: sockscope is ${conv_ratio}x tshark's speed (target >= 10): $v_conv"
+echo "memory bounded (peak RSS < file size / 4 = $((size / 4 / 1048576)) MiB): $v_mem"
+[ "$v_lines$v_conv$v_mem" = PASSPASSPASS ]

@@ -1,0 +1,1222 @@
+//! Decoding one captured frame into a [`Packet`].
+//!
+//! Supported link layers (pcap LINKTYPE numbers): Ethernet (1) with any
+//! number of 802.1Q / 802.1ad tags, Linux cooked capture v1 (113) and v2
+//! (276), raw IP (101, and 228 / 229 for IPv4-only / IPv6-only), BSD
+//! loopback "null" (0, host byte order) and OpenBSD loop (108, network byte
+//! order).
+//!
+//! Network and transport: IPv4 (options skipped by the header length),
+//! IPv6 (hop-by-hop, routing, fragment, destination options, AH and mobility
+//! headers skipped), TCP (all twelve flag bits, options kept raw and parsed
+//! on demand by [`TcpOptions::iter`]), UDP, ICMP / ICMPv6 type and code, ARP.
+//!
+//! Lengths follow what the headers claim, as tcpdump and Wireshark do: the
+//! TCP payload length is the IP payload length minus the TCP header, even
+//! when the capture was cut short by the snap length. Anything the bytes
+//! cannot support (a header cut off, a length field smaller than the header
+//! it describes, an option running past the header) sets
+//! [`Packet::malformed`] with the reason; decoding never panics.
+
+use serde::Serialize;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// pcap link-layer types this decoder understands.
+pub mod linktype {
+    /// BSD loopback: 4-byte address family in the capturing host's byte order.
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    /// Raw IP, as some systems wrote DLT_RAW into files.
+    pub const RAW_12: u32 = 12;
+    pub const RAW_14: u32 = 14;
+    pub const RAW: u32 = 101;
+    /// OpenBSD loopback: 4-byte address family in network byte order.
+    pub const LOOP: u32 = 108;
+    /// Linux cooked capture v1 (16-byte header).
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    /// Linux cooked capture v2 (20-byte header).
+    pub const LINUX_SLL2: u32 = 276;
+
+    /// The name tcpdump uses in "link-type NAME".
+    pub fn name(link: u32) -> &'static str {
+        match link {
+            NULL => "NULL",
+            ETHERNET => "EN10MB",
+            RAW | RAW_12 | RAW_14 => "RAW",
+            LOOP => "LOOP",
+            LINUX_SLL => "LINUX_SLL",
+            IPV4 => "IPV4",
+            IPV6 => "IPV6",
+            LINUX_SLL2 => "LINUX_SLL2",
+            _ => "unknown",
+        }
+    }
+
+    /// True for the link types [`super::decode`] handles.
+    pub fn supported(link: u32) -> bool {
+        matches!(
+            link,
+            NULL | ETHERNET | RAW | RAW_12 | RAW_14 | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2
+        )
+    }
+}
+
+/// Ethertypes we look at.
+pub mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const ARP: u16 = 0x0806;
+    pub const VLAN: u16 = 0x8100;
+    pub const QINQ: u16 = 0x88a8;
+    pub const QINQ_OLD: u16 = 0x9100;
+    pub const IPV6: u16 = 0x86dd;
+}
+
+/// IP protocol numbers we look at.
+pub mod ipproto {
+    pub const HOPOPT: u8 = 0;
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const ESP: u8 = 50;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const NONE: u8 = 59;
+    pub const DSTOPTS: u8 = 60;
+    pub const MOBILITY: u8 = 135;
+    pub const HIP: u8 = 139;
+    pub const SHIM6: u8 = 140;
+}
+
+/// TCP flag bits as they sit in the 12 low bits of header bytes 12..14.
+pub mod tcpflag {
+    pub const FIN: u16 = 0x001;
+    pub const SYN: u16 = 0x002;
+    pub const RST: u16 = 0x004;
+    pub const PSH: u16 = 0x008;
+    pub const ACK: u16 = 0x010;
+    pub const URG: u16 = 0x020;
+    pub const ECE: u16 = 0x040;
+    pub const CWR: u16 = 0x080;
+    /// AE (formerly NS, RFC 3540; now AccECN).
+    pub const AE: u16 = 0x100;
+    /// The three reserved bits.
+    pub const RESERVED: u16 = 0xe00;
+    /// (bit, lower-case name) in the order JSON lists them.
+    pub const NAMES: [(u16, &str); 9] = [
+        (FIN, "fin"),
+        (SYN, "syn"),
+        (RST, "rst"),
+        (PSH, "psh"),
+        (ACK, "ack"),
+        (URG, "urg"),
+        (ECE, "ece"),
+        (CWR, "cwr"),
+        (AE, "ae"),
+    ];
+}
+
+/// Which layer a malformation was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Link,
+    Vlan,
+    Ipv4,
+    Ipv6,
+    Tcp,
+    Udp,
+    Icmp,
+    Arp,
+}
+
+impl Layer {
+    fn name(self) -> &'static str {
+        match self {
+            Layer::Link => "link-layer",
+            Layer::Vlan => "802.1Q",
+            Layer::Ipv4 => "IPv4",
+            Layer::Ipv6 => "IPv6",
+            Layer::Tcp => "TCP",
+            Layer::Udp => "UDP",
+            Layer::Icmp => "ICMP",
+            Layer::Arp => "ARP",
+        }
+    }
+}
+
+/// Why a packet could not be fully decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// The captured bytes end inside a header.
+    Truncated { layer: Layer, need: u32, have: u32 },
+    /// The IP version nibble does not match the link layer's protocol.
+    BadVersion { layer: Layer, found: u8 },
+    /// A header-length field is smaller than the fixed header.
+    BadHeaderLength { layer: Layer, len: u32 },
+    /// A total-length field is smaller than the header it contains.
+    BadTotalLength { layer: Layer, len: u32 },
+    /// A TCP option's length byte is impossible (under 2, or past the header).
+    BadOption { kind: u8, offset: u32 },
+    /// The pcap link type is not one this decoder knows.
+    UnsupportedLink(u32),
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Malformed::Truncated { layer, need, have } => write!(
+                f,
+                "truncated {} header: needs {need} bytes, {have} captured",
+                layer.name()
+            ),
+            Malformed::BadVersion { layer, found } => {
+                write!(f, "{} packet with IP version {found}", layer.name())
+            }
+            Malformed::BadHeaderLength { layer, len } => {
+                write!(f, "bogus {} header length {len}", layer.name())
+            }
+            Malformed::BadTotalLength { layer, len } => {
+                write!(f, "bogus {} total length {len}", layer.name())
+            }
+            Malformed::BadOption { kind, offset } => {
+                write!(f, "bad TCP option {kind} at option byte {offset}")
+            }
+            Malformed::UnsupportedLink(l) => write!(f, "unsupported link type {l}"),
+        }
+    }
+}
+
+impl Serialize for Malformed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Linux packet type (sll_pkttype), when the link layer says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PacketType {
+    Host,
+    Broadcast,
+    Multicast,
+    OtherHost,
+    Outgoing,
+    Other,
+}
+
+impl PacketType {
+    pub fn from_linux(n: u16) -> PacketType {
+        match n {
+            0 => PacketType::Host,
+            1 => PacketType::Broadcast,
+            2 => PacketType::Multicast,
+            3 => PacketType::OtherHost,
+            4 => PacketType::Outgoing,
+            _ => PacketType::Other,
+        }
+    }
+    /// Short label, as tcpdump prints it for `-i any` ("In" / "Out").
+    pub fn label(self) -> &'static str {
+        match self {
+            PacketType::Outgoing => "Out",
+            PacketType::Host => "In",
+            PacketType::Broadcast => "B",
+            PacketType::Multicast => "M",
+            PacketType::OtherHost => "P",
+            PacketType::Other => "?",
+        }
+    }
+}
+
+/// An IPv4 header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4 {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub tos: u8,
+    pub ttl: u8,
+    pub id: u16,
+    pub proto: u8,
+    pub header_len: u8,
+    /// Total length as the header claims (0 on TSO-captured packets).
+    pub total_len: u16,
+    pub dont_fragment: bool,
+    pub more_fragments: bool,
+    /// Fragment offset in bytes.
+    pub frag_offset: u16,
+}
+
+/// An IPv6 header (plus how much extension-header space was skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub traffic_class: u8,
+    pub flow_label: u32,
+    pub hop_limit: u8,
+    /// The Next Header field of the fixed header.
+    pub next_header: u8,
+    /// The protocol after all extension headers.
+    pub proto: u8,
+    pub payload_len: u16,
+    /// Bytes of extension headers skipped.
+    pub ext_len: u16,
+    /// Fragment header: (offset in bytes, more fragments, identification).
+    pub fragment: Option<(u16, bool, u32)>,
+}
+
+/// The network layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// Nothing decoded (unknown ethertype, or the link layer was malformed).
+    None,
+    Ipv4(Ipv4),
+    Ipv6(Ipv6),
+    Arp(Arp),
+}
+
+/// An ARP packet for IPv4 over Ethernet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arp {
+    pub op: u16,
+    pub sender_mac: [u8; 6],
+    pub sender_ip: Ipv4Addr,
+    pub target_mac: [u8; 6],
+    pub target_ip: Ipv4Addr,
+}
+
+/// TCP options, kept as the raw bytes of the header (at most 40).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptions {
+    raw: [u8; 40],
+    len: u8,
+}
+
+impl fmt::Debug for TcpOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        TcpOptions {
+            raw: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+/// One TCP option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpOption {
+    Eol,
+    Nop,
+    Mss(u16),
+    WindowScale(u8),
+    SackPermitted,
+    /// Up to four SACK blocks (left edge, right edge), absolute.
+    Sack {
+        blocks: [(u32, u32); 4],
+        count: u8,
+    },
+    Timestamps {
+        val: u32,
+        ecr: u32,
+    },
+    /// Any other kind; `len` is the option's length byte.
+    Unknown {
+        kind: u8,
+        len: u8,
+    },
+    /// An option whose length byte is impossible; iteration stops after it.
+    Bad {
+        kind: u8,
+        offset: u8,
+    },
+}
+
+impl TcpOptions {
+    pub fn from_bytes(b: &[u8]) -> TcpOptions {
+        let mut o = TcpOptions::default();
+        let n = b.len().min(40);
+        o.raw[..n].copy_from_slice(&b[..n]);
+        o.len = n as u8;
+        o
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.raw[..self.len as usize]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn iter(&self) -> TcpOptionIter<'_> {
+        TcpOptionIter {
+            b: self.bytes(),
+            pos: 0,
+            done: false,
+        }
+    }
+    pub fn mss(&self) -> Option<u16> {
+        self.iter().find_map(|o| match o {
+            TcpOption::Mss(m) => Some(m),
+            _ => None,
+        })
+    }
+    pub fn window_scale(&self) -> Option<u8> {
+        self.iter().find_map(|o| match o {
+            TcpOption::WindowScale(w) => Some(w),
+            _ => None,
+        })
+    }
+    pub fn sack_permitted(&self) -> bool {
+        self.iter().any(|o| o == TcpOption::SackPermitted)
+    }
+    pub fn timestamps(&self) -> Option<(u32, u32)> {
+        self.iter().find_map(|o| match o {
+            TcpOption::Timestamps { val, ecr } => Some((val, ecr)),
+            _ => None,
+        })
+    }
+    /// The SACK blocks of the first SACK option.
+    pub fn sack_blocks(&self) -> ([(u32, u32); 4], usize) {
+        self.iter()
+            .find_map(|o| match o {
+                TcpOption::Sack { blocks, count } => Some((blocks, count as usize)),
+                _ => None,
+            })
+            .unwrap_or(([(0, 0); 4], 0))
+    }
+    /// The first impossible option, if any.
+    pub fn first_bad(&self) -> Option<(u8, u8)> {
+        self.iter().find_map(|o| match o {
+            TcpOption::Bad { kind, offset } => Some((kind, offset)),
+            _ => None,
+        })
+    }
+}
+
+/// Iterator over [`TcpOptions`].
+pub struct TcpOptionIter<'a> {
+    b: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl Iterator for TcpOptionIter<'_> {
+    type Item = TcpOption;
+    fn next(&mut self) -> Option<TcpOption> {
+        if self.done || self.pos >= self.b.len() {
+            return None;
+        }
+        let at = self.pos;
+        let kind = self.b[at];
+        match kind {
+            0 => {
+                // Everything after End of Option List is padding.
+                self.done = true;
+                return Some(TcpOption::Eol);
+            }
+            1 => {
+                self.pos += 1;
+                return Some(TcpOption::Nop);
+            }
+            _ => {}
+        }
+        let bad = TcpOption::Bad {
+            kind,
+            offset: at as u8,
+        };
+        let Some(&len) = self.b.get(at + 1) else {
+            self.done = true;
+            return Some(bad);
+        };
+        let l = len as usize;
+        if l < 2 || at + l > self.b.len() {
+            self.done = true;
+            return Some(bad);
+        }
+        self.pos += l;
+        let body = &self.b[at + 2..at + l];
+        let opt = match (kind, body.len()) {
+            (2, 2) => TcpOption::Mss(be16(body, 0)),
+            (3, 1) => TcpOption::WindowScale(body[0]),
+            (4, 0) => TcpOption::SackPermitted,
+            (5, n) if n.is_multiple_of(8) && n <= 32 => {
+                let mut blocks = [(0, 0); 4];
+                let count = n / 8;
+                for (i, b) in blocks.iter_mut().enumerate().take(count) {
+                    *b = (be32(body, i * 8), be32(body, i * 8 + 4));
+                }
+                TcpOption::Sack {
+                    blocks,
+                    count: count as u8,
+                }
+            }
+            (8, 8) => TcpOption::Timestamps {
+                val: be32(body, 0),
+                ecr: be32(body, 4),
+            },
+            (2..=5 | 8, _) => {
+                self.done = true;
+                bad
+            }
+            _ => TcpOption::Unknown { kind, len },
+        };
+        Some(opt)
+    }
+}
+
+/// A TCP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tcp {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// The twelve flag bits (see [`tcpflag`]).
+    pub flags: u16,
+    /// The window field as sent (not scaled).
+    pub window: u16,
+    pub checksum: u16,
+    pub urgent: u16,
+    pub header_len: u8,
+    /// Payload bytes as the IP header accounts them (may exceed what was captured).
+    pub payload_len: u32,
+    pub options: TcpOptions,
+}
+
+impl Tcp {
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// A UDP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Udp {
+    pub sport: u16,
+    pub dport: u16,
+    /// The UDP length field.
+    pub len: u16,
+    /// Payload bytes as the IP header accounts them.
+    pub payload_len: u32,
+}
+
+/// ICMP or ICMPv6 type and code, and the echo identifier / sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Icmp {
+    pub v6: bool,
+    pub kind: u8,
+    pub code: u8,
+    pub id: u16,
+    pub seq: u16,
+    /// Bytes after the 8-byte ICMP header, as the IP header accounts them.
+    pub payload_len: u32,
+}
+
+/// The transport layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    None,
+    Tcp(Tcp),
+    Udp(Udp),
+    Icmp(Icmp),
+    /// A non-first IP fragment: the transport header is in another packet.
+    Fragment {
+        proto: u8,
+        len: u32,
+    },
+    /// Some other IP protocol, with its payload length.
+    Other {
+        proto: u8,
+        len: u32,
+    },
+}
+
+/// One decoded frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Interface (pcapng interface id, or 0).
+    pub iface: u32,
+    pub link: u32,
+    pub captured_len: u32,
+    pub wire_len: u32,
+    /// Linux packet type (cooked captures and live capture), when known.
+    pub pkttype: Option<PacketType>,
+    /// Outermost VLAN id, if the frame was tagged.
+    pub vlan: Option<u16>,
+    /// The ethertype of the network layer (after VLAN tags), 0 if none.
+    pub ethertype: u16,
+    pub net: Net,
+    pub transport: Transport,
+    pub malformed: Option<Malformed>,
+}
+
+impl Packet {
+    fn empty(ts_ns: u64, link: u32, captured_len: u32, wire_len: u32) -> Packet {
+        Packet {
+            ts_ns,
+            iface: 0,
+            link,
+            captured_len,
+            wire_len,
+            pkttype: None,
+            vlan: None,
+            ethertype: 0,
+            net: Net::None,
+            transport: Transport::None,
+            malformed: None,
+        }
+    }
+    pub fn tcp(&self) -> Option<&Tcp> {
+        match &self.transport {
+            Transport::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+    pub fn udp(&self) -> Option<&Udp> {
+        match &self.transport {
+            Transport::Udp(u) => Some(u),
+            _ => None,
+        }
+    }
+    pub fn src_ip(&self) -> Option<IpAddr> {
+        match &self.net {
+            Net::Ipv4(h) => Some(IpAddr::V4(h.src)),
+            Net::Ipv6(h) => Some(IpAddr::V6(h.src)),
+            _ => None,
+        }
+    }
+    pub fn dst_ip(&self) -> Option<IpAddr> {
+        match &self.net {
+            Net::Ipv4(h) => Some(IpAddr::V4(h.dst)),
+            Net::Ipv6(h) => Some(IpAddr::V6(h.dst)),
+            _ => None,
+        }
+    }
+    /// The IP protocol number (after IPv6 extension headers).
+    pub fn ip_proto(&self) -> Option<u8> {
+        match &self.net {
+            Net::Ipv4(h) => Some(h.proto),
+            Net::Ipv6(h) => Some(h.proto),
+            _ => None,
+        }
+    }
+    /// Source and destination ports, for TCP and UDP.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match &self.transport {
+            Transport::Tcp(t) => Some((t.sport, t.dport)),
+            Transport::Udp(u) => Some((u.sport, u.dport)),
+            _ => None,
+        }
+    }
+}
+
+/// Decode one frame of link type `link`. `wire_len` is the original length
+/// (before the snap length cut it).
+pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
+    let mut p = Packet::empty(ts_ns, link, data.len() as u32, wire_len);
+    let (ethertype, off) = match link {
+        linktype::ETHERNET => match ethernet(data, &mut p) {
+            Some(x) => x,
+            None => return p,
+        },
+        linktype::LINUX_SLL => {
+            if data.len() < 16 {
+                p.malformed = Some(trunc(Layer::Link, 16, data.len()));
+                return p;
+            }
+            p.pkttype = Some(PacketType::from_linux(be16(data, 0)));
+            match vlan_tags(data, be16(data, 14), 16, &mut p) {
+                Some(x) => x,
+                None => return p,
+            }
+        }
+        linktype::LINUX_SLL2 => {
+            if data.len() < 20 {
+                p.malformed = Some(trunc(Layer::Link, 20, data.len()));
+                return p;
+            }
+            p.pkttype = Some(PacketType::from_linux(data[10] as u16));
+            match vlan_tags(data, be16(data, 0), 20, &mut p) {
+                Some(x) => x,
+                None => return p,
+            }
+        }
+        linktype::RAW | linktype::RAW_12 | linktype::RAW_14 => match data.first() {
+            Some(b) if b >> 4 == 4 => (ethertype::IPV4, 0),
+            Some(b) if b >> 4 == 6 => (ethertype::IPV6, 0),
+            Some(b) => {
+                p.malformed = Some(Malformed::BadVersion {
+                    layer: Layer::Ipv4,
+                    found: b >> 4,
+                });
+                return p;
+            }
+            None => {
+                p.malformed = Some(trunc(Layer::Ipv4, 1, 0));
+                return p;
+            }
+        },
+        linktype::IPV4 => (ethertype::IPV4, 0),
+        linktype::IPV6 => (ethertype::IPV6, 0),
+        linktype::NULL | linktype::LOOP => {
+            if data.len() < 4 {
+                p.malformed = Some(trunc(Layer::Link, 4, data.len()));
+                return p;
+            }
+            let raw = [data[0], data[1], data[2], data[3]];
+            let fam = if link == linktype::LOOP {
+                u32::from_be_bytes(raw)
+            } else {
+                // Host byte order of the machine that wrote the file: the
+                // family is small, so whichever reading is small is right.
+                let le = u32::from_le_bytes(raw);
+                if le <= 0xffff {
+                    le
+                } else {
+                    u32::from_be_bytes(raw)
+                }
+            };
+            let et = match fam {
+                2 => ethertype::IPV4,
+                // AF_INET6 is 24 (NetBSD, OpenBSD), 28 (FreeBSD), 30 (macOS), 10 (Linux).
+                10 | 24 | 28 | 30 => ethertype::IPV6,
+                _ => 0,
+            };
+            (et, 4)
+        }
+        other => {
+            p.malformed = Some(Malformed::UnsupportedLink(other));
+            return p;
+        }
+    };
+    p.ethertype = ethertype;
+    let rest = &data[off.min(data.len())..];
+    match ethertype {
+        ethertype::IPV4 => ipv4(rest, &mut p),
+        ethertype::IPV6 => ipv6(rest, &mut p),
+        ethertype::ARP => arp(rest, &mut p),
+        _ => {}
+    }
+    p
+}
+
+fn trunc(layer: Layer, need: usize, have: usize) -> Malformed {
+    Malformed::Truncated {
+        layer,
+        need: need as u32,
+        have: have as u32,
+    }
+}
+
+fn ethernet(data: &[u8], p: &mut Packet) -> Option<(u16, usize)> {
+    if data.len() < 14 {
+        p.malformed = Some(trunc(Layer::Link, 14, data.len()));
+        return None;
+    }
+    vlan_tags(data, be16(data, 12), 14, p)
+}
+
+/// Skip 802.1Q / 802.1ad tags starting at `off` (just after an ethertype).
+fn vlan_tags(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option<(u16, usize)> {
+    let mut depth = 0;
+    while matches!(et, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
+        if data.len() < off + 4 {
+            p.malformed = Some(trunc(Layer::Vlan, off + 4, data.len()));
+            return None;
+        }
+        if p.vlan.is_none() {
+            p.vlan = Some(be16(data, off) & 0x0fff);
+        }
+        et = be16(data, off + 2);
+        off += 4;
+        depth += 1;
+        if depth > 8 {
+            break;
+        }
+    }
+    Some((et, off))
+}
+
+fn ipv4(b: &[u8], p: &mut Packet) {
+    if b.len() < 20 {
+        p.malformed = Some(trunc(Layer::Ipv4, 20, b.len()));
+        return;
+    }
+    let version = b[0] >> 4;
+    if version != 4 {
+        p.malformed = Some(Malformed::BadVersion {
+            layer: Layer::Ipv4,
+            found: version,
+        });
+        return;
+    }
+    let hl = ((b[0] & 0x0f) as usize) * 4;
+    if hl < 20 {
+        p.malformed = Some(Malformed::BadHeaderLength {
+            layer: Layer::Ipv4,
+            len: hl as u32,
+        });
+        return;
+    }
+    if b.len() < hl {
+        p.malformed = Some(trunc(Layer::Ipv4, hl, b.len()));
+        return;
+    }
+    let total = be16(b, 2);
+    let frag = be16(b, 6);
+    let h = Ipv4 {
+        src: Ipv4Addr::new(b[12], b[13], b[14], b[15]),
+        dst: Ipv4Addr::new(b[16], b[17], b[18], b[19]),
+        tos: b[1],
+        ttl: b[8],
+        id: be16(b, 4),
+        proto: b[9],
+        header_len: hl as u8,
+        total_len: total,
+        dont_fragment: frag & 0x4000 != 0,
+        more_fragments: frag & 0x2000 != 0,
+        frag_offset: (frag & 0x1fff) * 8,
+    };
+    p.net = Net::Ipv4(h);
+    // A total length of 0 is what TSO hands to a capture on the sender:
+    // trust the captured bytes then, as Wireshark does.
+    let ip_len = if total == 0 {
+        b.len()
+    } else if (total as usize) < hl {
+        p.malformed = Some(Malformed::BadTotalLength {
+            layer: Layer::Ipv4,
+            len: total as u32,
+        });
+        return;
+    } else {
+        total as usize
+    };
+    let payload_len = (ip_len - hl) as u32;
+    let payload = &b[hl..ip_len.min(b.len())];
+    if h.frag_offset != 0 {
+        p.transport = Transport::Fragment {
+            proto: h.proto,
+            len: payload_len,
+        };
+        return;
+    }
+    transport(h.proto, payload, payload_len, false, p);
+}
+
+fn ipv6(b: &[u8], p: &mut Packet) {
+    if b.len() < 40 {
+        p.malformed = Some(trunc(Layer::Ipv6, 40, b.len()));
+        return;
+    }
+    let version = b[0] >> 4;
+    if version != 6 {
+        p.malformed = Some(Malformed::BadVersion {
+            layer: Layer::Ipv6,
+            found: version,
+        });
+        return;
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&b[8..24]);
+    dst.copy_from_slice(&b[24..40]);
+    let payload_len = be16(b, 4);
+    let next = b[6];
+    let mut h = Ipv6 {
+        src: Ipv6Addr::from(src),
+        dst: Ipv6Addr::from(dst),
+        traffic_class: ((be16(b, 0) >> 4) & 0xff) as u8,
+        flow_label: be32(b, 0) & 0x000f_ffff,
+        hop_limit: b[7],
+        next_header: next,
+        proto: next,
+        payload_len,
+        ext_len: 0,
+        fragment: None,
+    };
+    // Skip extension headers.
+    let mut off = 40usize;
+    let mut proto = next;
+    let mut fragmented_later = false;
+    for _ in 0..16 {
+        match proto {
+            ipproto::HOPOPT
+            | ipproto::ROUTING
+            | ipproto::DSTOPTS
+            | ipproto::MOBILITY
+            | ipproto::HIP
+            | ipproto::SHIM6 => {
+                if b.len() < off + 2 {
+                    h.proto = proto;
+                    p.net = Net::Ipv6(h);
+                    p.malformed = Some(trunc(Layer::Ipv6, off + 2, b.len()));
+                    return;
+                }
+                let len = (b[off + 1] as usize + 1) * 8;
+                proto = b[off];
+                off += len;
+            }
+            ipproto::AH => {
+                if b.len() < off + 2 {
+                    h.proto = proto;
+                    p.net = Net::Ipv6(h);
+                    p.malformed = Some(trunc(Layer::Ipv6, off + 2, b.len()));
+                    return;
+                }
+                let len = (b[off + 1] as usize + 2) * 4;
+                proto = b[off];
+                off += len;
+            }
+            ipproto::FRAGMENT => {
+                if b.len() < off + 8 {
+                    h.proto = proto;
+                    p.net = Net::Ipv6(h);
+                    p.malformed = Some(trunc(Layer::Ipv6, off + 8, b.len()));
+                    return;
+                }
+                let fo = be16(b, off + 2);
+                let offset = fo & 0xfff8;
+                h.fragment = Some((offset, fo & 1 != 0, be32(b, off + 4)));
+                fragmented_later = offset != 0;
+                proto = b[off];
+                off += 8;
+            }
+            _ => break,
+        }
+    }
+    h.proto = proto;
+    h.ext_len = (off - 40).min(u16::MAX as usize) as u16;
+    p.net = Net::Ipv6(h);
+    let ip_end = if payload_len == 0 {
+        // Jumbogram or TSO: trust the capture.
+        b.len().max(off)
+    } else {
+        40 + payload_len as usize
+    };
+    if ip_end < off {
+        p.malformed = Some(Malformed::BadTotalLength {
+            layer: Layer::Ipv6,
+            len: payload_len as u32,
+        });
+        return;
+    }
+    let plen = (ip_end - off) as u32;
+    if b.len() < off {
+        p.malformed = Some(trunc(Layer::Ipv6, off, b.len()));
+        return;
+    }
+    if fragmented_later {
+        p.transport = Transport::Fragment { proto, len: plen };
+        return;
+    }
+    let payload = &b[off..ip_end.min(b.len())];
+    transport(proto, payload, plen, true, p);
+}
+
+fn transport(proto: u8, b: &[u8], payload_len: u32, v6: bool, p: &mut Packet) {
+    match proto {
+        ipproto::TCP => tcp(b, payload_len, p),
+        ipproto::UDP => {
+            if b.len() < 8 {
+                p.malformed = Some(trunc(Layer::Udp, 8, b.len()));
+                p.transport = Transport::Other {
+                    proto,
+                    len: payload_len,
+                };
+                return;
+            }
+            p.transport = Transport::Udp(Udp {
+                sport: be16(b, 0),
+                dport: be16(b, 2),
+                len: be16(b, 4),
+                payload_len: payload_len.saturating_sub(8),
+            });
+        }
+        ipproto::ICMP | ipproto::ICMPV6 if (proto == ipproto::ICMPV6) == v6 => {
+            if b.len() < 8 {
+                p.malformed = Some(trunc(Layer::Icmp, 8, b.len()));
+                p.transport = Transport::Other {
+                    proto,
+                    len: payload_len,
+                };
+                return;
+            }
+            p.transport = Transport::Icmp(Icmp {
+                v6,
+                kind: b[0],
+                code: b[1],
+                id: be16(b, 4),
+                seq: be16(b, 6),
+                payload_len: payload_len.saturating_sub(8),
+            });
+        }
+        _ => {
+            p.transport = Transport::Other {
+                proto,
+                len: payload_len,
+            }
+        }
+    }
+}
+
+fn tcp(b: &[u8], seg_len: u32, p: &mut Packet) {
+    if b.len() < 20 {
+        p.malformed = Some(trunc(Layer::Tcp, 20, b.len()));
+        p.transport = Transport::Other {
+            proto: ipproto::TCP,
+            len: seg_len,
+        };
+        return;
+    }
+    let hl = ((b[12] >> 4) as usize) * 4;
+    if hl < 20 {
+        p.malformed = Some(Malformed::BadHeaderLength {
+            layer: Layer::Tcp,
+            len: hl as u32,
+        });
+        p.transport = Transport::Other {
+            proto: ipproto::TCP,
+            len: seg_len,
+        };
+        return;
+    }
+    if b.len() < hl {
+        p.malformed = Some(trunc(Layer::Tcp, hl, b.len()));
+        p.transport = Transport::Other {
+            proto: ipproto::TCP,
+            len: seg_len,
+        };
+        return;
+    }
+    if (seg_len as usize) < hl {
+        p.malformed = Some(Malformed::BadHeaderLength {
+            layer: Layer::Tcp,
+            len: hl as u32,
+        });
+        p.transport = Transport::Other {
+            proto: ipproto::TCP,
+            len: seg_len,
+        };
+        return;
+    }
+    let options = TcpOptions::from_bytes(&b[20..hl]);
+    if let Some((kind, offset)) = options.first_bad() {
+        p.malformed = Some(Malformed::BadOption {
+            kind,
+            offset: offset as u32,
+        });
+    }
+    p.transport = Transport::Tcp(Tcp {
+        sport: be16(b, 0),
+        dport: be16(b, 2),
+        seq: be32(b, 4),
+        ack: be32(b, 8),
+        flags: be16(b, 12) & 0x0fff,
+        window: be16(b, 14),
+        checksum: be16(b, 16),
+        urgent: be16(b, 18),
+        header_len: hl as u8,
+        payload_len: seg_len - hl as u32,
+        options,
+    });
+}
+
+fn arp(b: &[u8], p: &mut Packet) {
+    if b.len() < 28 {
+        p.malformed = Some(trunc(Layer::Arp, 28, b.len()));
+        return;
+    }
+    // Only Ethernet / IPv4 ARP has this layout.
+    if be16(b, 0) != 1 || be16(b, 2) != ethertype::IPV4 || b[4] != 6 || b[5] != 4 {
+        return;
+    }
+    let mac = |at: usize| {
+        let mut m = [0u8; 6];
+        m.copy_from_slice(&b[at..at + 6]);
+        m
+    };
+    p.net = Net::Arp(Arp {
+        op: be16(b, 6),
+        sender_mac: mac(8),
+        sender_ip: Ipv4Addr::new(b[14], b[15], b[16], b[17]),
+        target_mac: mac(18),
+        target_ip: Ipv4Addr::new(b[24], b[25], b[26], b[27]),
+    });
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// An Ethernet + IPv4 + TCP SYN as Linux sends it on lo.
+    pub fn syn_frame() -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        // IPv4, 20-byte header, total length 60.
+        f.extend_from_slice(&[
+            0x45, 0, 0, 60, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2,
+        ]);
+        // TCP 43210 -> 8080, seq 1000, data offset 10 (40 bytes), SYN, win 65495.
+        f.extend_from_slice(&[
+            0xa8, 0xca, 0x1f, 0x90, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0xa0, 0x02, 0xff, 0xd7, 0, 0, 0,
+            0,
+        ]);
+        // mss 65495, sackOK, TS val 1 ecr 0, nop, wscale 7
+        f.extend_from_slice(&[
+            2, 4, 0xff, 0xd7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tests_support::syn_frame;
+
+    #[test]
+    fn syn_decodes_every_field() {
+        let f = syn_frame();
+        let p = decode(linktype::ETHERNET, &f, 5, f.len() as u32);
+        assert_eq!(p.malformed, None);
+        let Net::Ipv4(ip) = p.net else {
+            panic!("not ipv4")
+        };
+        assert_eq!(ip.src, Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(ip.dst, Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!((ip.ttl, ip.id, ip.dont_fragment), (64, 0x1234, true));
+        let t = p.tcp().unwrap();
+        assert_eq!((t.sport, t.dport, t.seq, t.ack), (43210, 8080, 1000, 0));
+        assert_eq!(
+            (t.flags, t.window, t.header_len, t.payload_len),
+            (2, 65495, 40, 0)
+        );
+        let opts: Vec<_> = t.options.iter().collect();
+        assert_eq!(
+            opts,
+            vec![
+                TcpOption::Mss(65495),
+                TcpOption::SackPermitted,
+                TcpOption::Timestamps { val: 1, ecr: 0 },
+                TcpOption::Nop,
+                TcpOption::WindowScale(7)
+            ]
+        );
+        assert_eq!(t.options.mss(), Some(65495));
+        assert_eq!(t.options.window_scale(), Some(7));
+        assert!(t.options.sack_permitted());
+    }
+
+    #[test]
+    fn vlan_and_ipv4_options_are_skipped() {
+        let f = syn_frame();
+        let mut v = f[..12].to_vec();
+        v.extend_from_slice(&[0x81, 0x00, 0x20, 0x64]); // VLAN 100
+        v.extend_from_slice(&f[12..14]);
+        // IPv4 header with 4 bytes of options (IHL 6), total length 64.
+        let mut ip = f[14..34].to_vec();
+        ip[0] = 0x46;
+        ip[3] = 64;
+        ip.extend_from_slice(&[1, 1, 1, 0]);
+        v.extend_from_slice(&ip);
+        v.extend_from_slice(&f[34..]);
+        let p = decode(linktype::ETHERNET, &v, 0, v.len() as u32);
+        assert_eq!(p.malformed, None);
+        assert_eq!(p.vlan, Some(100));
+        assert_eq!(p.tcp().unwrap().dport, 8080);
+        assert_eq!(p.tcp().unwrap().payload_len, 0);
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_skipped() {
+        let mut b = vec![0x60, 0, 0, 0, 0, 36, 0, 64];
+        b.extend_from_slice(&[0; 15]);
+        b.push(1);
+        b.extend_from_slice(&[0; 15]);
+        b.push(1);
+        // Next header: hop-by-hop (0) -> 8 bytes -> dstopts (60) 8 bytes -> UDP.
+        b[6] = 0;
+        b.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        b.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0x13, 0x88, 0, 53, 0, 20, 0, 0]);
+        b.extend_from_slice(&[0; 12]);
+        let p = decode(linktype::RAW, &b, 0, b.len() as u32);
+        assert_eq!(p.malformed, None);
+        let Net::Ipv6(h) = p.net else { panic!() };
+        assert_eq!((h.next_header, h.proto, h.ext_len), (0, 17, 16));
+        let u = p.udp().unwrap();
+        assert_eq!((u.sport, u.dport, u.payload_len), (5000, 53, 12));
+    }
+
+    #[test]
+    fn cooked_v1_and_v2() {
+        let f = syn_frame();
+        let mut sll = vec![0, 4, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&f[14..]);
+        let p = decode(linktype::LINUX_SLL, &sll, 0, sll.len() as u32);
+        assert_eq!(p.pkttype, Some(PacketType::Outgoing));
+        assert_eq!(p.tcp().unwrap().sport, 43210);
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        sll2.extend_from_slice(&f[14..]);
+        let p = decode(linktype::LINUX_SLL2, &sll2, 0, sll2.len() as u32);
+        assert_eq!(p.pkttype, Some(PacketType::Host));
+        assert_eq!(p.tcp().unwrap().sport, 43210);
+    }
+
+    #[test]
+    fn every_prefix_of_a_frame_decodes_without_panic() {
+        let f = syn_frame();
+        for n in 0..f.len() {
+            let p = decode(linktype::ETHERNET, &f[..n], 0, f.len() as u32);
+            assert!(p.malformed.is_some(), "prefix {n} should be malformed");
+        }
+    }
+
+    #[test]
+    fn bad_tcp_option_is_reported() {
+        let mut f = syn_frame();
+        let last = f.len() - 3; // wscale option: kind 3 length 3 -> length 9
+        f[last + 1] = 9;
+        let p = decode(linktype::ETHERNET, &f, 0, f.len() as u32);
+        assert_eq!(
+            p.malformed,
+            Some(Malformed::BadOption {
+                kind: 3,
+                offset: 17
+            })
+        );
+        assert_eq!(
+            p.malformed.unwrap().to_string(),
+            "bad TCP option 3 at option byte 17"
+        );
+        assert!(p.tcp().is_some(), "the header itself still decodes");
+    }
+
+    #[test]
+    fn ip_total_length_below_header_is_malformed() {
+        let mut f = syn_frame();
+        f[14 + 3] = 10;
+        let p = decode(linktype::ETHERNET, &f, 0, f.len() as u32);
+        assert_eq!(
+            p.malformed.unwrap().to_string(),
+            "bogus IPv4 total length 10"
+        );
+    }
+}

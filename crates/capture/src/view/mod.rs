@@ -1,0 +1,80 @@
+//! Views: decoded packets, their analysis and conversations rendered as
+//! text, JSON or SVG. Views write to the writer they are given and do no
+//! other I/O.
+//!
+//! - [`line`]: one line per packet, in tcpdump's form, with Wireshark's
+//!   relative sequence numbers, analysis labels and process labels.
+//! - [`json`]: packet, conversation and summary objects with stable field
+//!   names (units in the names).
+//! - [`conv`]: the conversation table.
+//! - [`flow`]: a flow (sequence) diagram per conversation, as text or SVG.
+
+pub mod conv;
+pub mod flow;
+pub mod json;
+pub mod line;
+
+use crate::procs::Label;
+
+/// Process labels of a packet's source and destination, when known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Procs {
+    pub src: Option<Label>,
+    pub dst: Option<Label>,
+}
+
+impl Procs {
+    pub fn is_empty(&self) -> bool {
+        self.src.is_none() && self.dst.is_none()
+    }
+    /// "python3 pid 12 > curl pid 34" (`?` for an unknown side).
+    pub fn describe(&self) -> String {
+        let side = |l: &Option<Label>| match l {
+            Some(l) => format!("{} pid {}", l.comm, l.pid),
+            None => "?".to_string(),
+        };
+        format!("{} > {}", side(&self.src), side(&self.dst))
+    }
+}
+
+/// Append the decimal form of `n`.
+pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+/// Format a duration in nanoseconds for humans: "850ns", "12.3µs",
+/// "4.56ms", "1.234s".
+pub fn human_ns(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.3}s", ns as f64 / 1e9)
+    }
+}
+
+/// Format a byte count for humans: "512", "1.5K", "12.0M".
+pub fn human_bytes(b: u64) -> String {
+    if b < 1024 {
+        b.to_string()
+    } else if b < 1 << 20 {
+        format!("{:.1}K", b as f64 / 1024.0)
+    } else if b < 1 << 30 {
+        format!("{:.1}M", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1}G", b as f64 / (1u64 << 30) as f64)
+    }
+}
