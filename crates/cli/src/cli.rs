@@ -162,8 +162,8 @@ pub struct LsArgs {
     /// Kernel interface to read: auto (netlink, /proc where netlink lacks a protocol), netlink, proc.
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     pub source: Source,
-    /// Filter expression (ss syntax), e.g. `state established dport = :443`.
-    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    /// Filter expression (ss syntax), e.g. `state established dport = :443`. Options may come before or after it.
+    #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
 }
 

@@ -272,7 +272,14 @@ pub fn explain_inet_row(row: &InetRow, proto: Proto) -> Vec<ProcField> {
         ProcField {
             name: "tx_queue",
             raw: tx.into(),
-            meaning: format!("{} bytes sent but not yet acknowledged", row.tx_queue),
+            meaning: if proto == Proto::Tcp {
+                format!("{} bytes sent but not yet acknowledged", row.tx_queue)
+            } else {
+                format!(
+                    "{} bytes of send buffer memory in use (datagrams not yet handed to the device)",
+                    row.tx_queue
+                )
+            },
         },
         ProcField {
             name: "rx_queue",
@@ -282,14 +289,23 @@ pub fn explain_inet_row(row: &InetRow, proto: Proto) -> Vec<ProcField> {
                     "accept queue: {} connection(s) the kernel completed, waiting for accept(); the backlog limit is not in this file",
                     row.rx_queue
                 )
-            } else {
+            } else if proto == Proto::Tcp {
                 format!("{} bytes received but not yet read", row.rx_queue)
+            } else {
+                format!(
+                    "{} bytes of receive buffer memory held by datagrams not yet read (kernel overhead included)",
+                    row.rx_queue
+                )
             },
         },
         ProcField {
             name: "tr",
             raw: tr.into(),
-            meaning: timer_name(row.tr).into(),
+            meaning: if proto == Proto::Tcp {
+                timer_name(row.tr).into()
+            } else {
+                "always 0: datagram sockets have no timers here".into()
+            },
         },
         ProcField {
             name: "tm->when",
@@ -303,7 +319,11 @@ pub fn explain_inet_row(row: &InetRow, proto: Proto) -> Vec<ProcField> {
         ProcField {
             name: "retrnsmt",
             raw: t(6),
-            meaning: format!("{} unrecovered retransmit timeouts", row.retrnsmt),
+            meaning: if proto == Proto::Tcp {
+                format!("{} unrecovered retransmit timeouts", row.retrnsmt)
+            } else {
+                "always 0: only TCP retransmits".into()
+            },
         },
         ProcField {
             name: "uid",
@@ -313,7 +333,11 @@ pub fn explain_inet_row(row: &InetRow, proto: Proto) -> Vec<ProcField> {
         ProcField {
             name: "timeout",
             raw: t(8),
-            meaning: format!("{} unanswered keepalive / zero-window probes", row.timeout),
+            meaning: if proto == Proto::Tcp {
+                format!("{} unanswered keepalive / zero-window probes", row.timeout)
+            } else {
+                "always 0: only TCP probes".into()
+            },
         },
         ProcField {
             name: "inode",
@@ -466,40 +490,59 @@ fn table_for(s: &Socket) -> Option<ProcTable> {
 }
 
 /// Find `s`'s own line in the /proc/net table under `dir` (by inode, or by
-/// addresses and state when it has none). Must run in `s`'s namespace.
+/// addresses when it has none). Must run in `s`'s namespace. The file is
+/// read line by line and reading stops at the row: the kernel generates the
+/// text as it is read, and listeners come first.
 pub fn find_proc_line(dir: &Path, s: &Socket) -> Option<ProcLine> {
+    use std::io::BufRead;
     let table = table_for(s)?;
     let path = dir.join(table.file_name());
-    let text = std::fs::read_to_string(&path).ok()?;
-    let header = text.lines().next()?.to_string();
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(&path).ok()?);
+    let mut header = String::new();
+    r.read_line(&mut header).ok()?;
+    let header = header.trim_end_matches('\n').to_string();
     let file = format!("/proc/net/{}", table.file_name());
-    if table == ProcTable::Unix {
-        let rows = procnet::parse_unix(&text).ok()?;
-        let row = rows.into_iter().find(|r| r.inode == s.inode)?;
-        return Some(ProcLine {
-            file,
-            header,
-            line: row.raw_line.clone(),
-            fields: explain_unix_row(&row),
-        });
-    }
-    let rows = procnet::parse_inet(&text).ok()?;
-    let row = rows.into_iter().find(|r| {
-        if s.inode != 0 {
-            r.inode == s.inode
-        } else {
-            Some(r.local.port()) == s.local.port()
-                && Some(r.remote.port()) == s.peer.port()
-                && s.local.ip() == Some(r.local.ip())
-                && s.peer.ip() == Some(r.remote.ip())
+    let inode = s.inode.to_string();
+    // The inode is the 10th field of inet rows and the 7th of unix rows.
+    let field = if table == ProcTable::Unix { 6 } else { 9 };
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
         }
-    })?;
-    Some(ProcLine {
-        file,
-        header,
-        line: row.raw_line.clone(),
-        fields: explain_inet_row(&row, s.proto),
-    })
+        let text = line.trim_end_matches('\n');
+        if s.inode != 0 && text.split_whitespace().nth(field) != Some(inode.as_str()) {
+            continue;
+        }
+        if table == ProcTable::Unix {
+            let Ok(row) = procnet::parse_unix_line(text) else {
+                continue;
+            };
+            return Some(ProcLine {
+                file,
+                header,
+                line: row.raw_line.clone(),
+                fields: explain_unix_row(&row),
+            });
+        }
+        let Ok(row) = procnet::parse_inet_line(text) else {
+            continue;
+        };
+        let hit = s.inode != 0
+            || (Some(row.local.port()) == s.local.port()
+                && Some(row.remote.port()) == s.peer.port()
+                && s.local.ip() == Some(row.local.ip())
+                && s.peer.ip() == Some(row.remote.ip()));
+        if hit {
+            return Some(ProcLine {
+                file,
+                header,
+                line: row.raw_line.clone(),
+                fields: explain_inet_row(&row, s.proto),
+            });
+        }
+    }
 }
 
 /// A listener and what hangs off it.
@@ -516,6 +559,8 @@ pub struct ListenerHealth {
     pub full: bool,
     /// Half-open connections (SYN received, SYN-ACK sent, final ACK awaited).
     pub syn_recv: u32,
+    /// The half-open connections themselves (request sockets: no inode).
+    pub half_open: Vec<Socket>,
     /// Connections on the listener's port that are past the handshake
     /// (accepted or waiting in the queue), each with its own 4-tuple.
     pub children: Vec<Socket>,
@@ -529,11 +574,14 @@ fn key(s: &Socket) -> Option<Key> {
     Some((s.netns.as_ref().map(|n: &Netns| n.inode), s.local.port()?))
 }
 
-fn covers(listener: IpAddr, local: IpAddr) -> bool {
+/// Does a listener bound to `listener` accept connections to `local`?
+/// 0.0.0.0 takes IPv4; [::] takes IPv6 and, unless IPV6_V6ONLY, IPv4 too
+/// (seen as IPv4-mapped addresses on its sockets).
+fn covers(listener: IpAddr, v6only: Option<bool>, local: IpAddr) -> bool {
     if listener.is_unspecified() {
-        // 0.0.0.0 takes IPv4; [::] takes IPv6 and, unless v6only, IPv4 too.
         return match listener {
             IpAddr::V4(_) => local.is_ipv4() || is_mapped(local),
+            IpAddr::V6(_) if v6only == Some(true) => local.is_ipv6() && !is_mapped(local),
             IpAddr::V6(_) => true,
         };
     }
@@ -570,20 +618,32 @@ pub fn listener_health(sockets: &[Socket]) -> Vec<ListenerHealth> {
             .filter_map(|s| s.local.ip())
             .filter(|a| !a.is_unspecified())
             .collect();
+        // With both 0.0.0.0 and a dual-stack [::] listening, IPv4
+        // connections go to 0.0.0.0.
+        let v4_wildcard = same_port.iter().any(|s| {
+            s.state == State::Listen
+                && s.local
+                    .ip()
+                    .is_some_and(|a| a.is_ipv4() && a.is_unspecified())
+        });
+        let wildcard_v4_takes =
+            |a: IpAddr| laddr.is_ipv6() && v4_wildcard && (a.is_ipv4() || is_mapped(a));
         let mine = |s: &Socket| {
             let Some(a) = s.local.ip() else { return false };
             if laddr.is_unspecified() {
-                covers(laddr, a)
+                covers(laddr, l.v6only, a)
                     && !specific.iter().any(|sp| same_ip(*sp, a))
-                    && (l.family == Family::Inet6 || !a.is_ipv6() || is_mapped(a))
+                    && !wildcard_v4_takes(a)
             } else {
                 same_ip(laddr, a)
             }
         };
-        let syn_recv = same_port
+        let half_open: Vec<Socket> = same_port
             .iter()
             .filter(|s| matches!(s.state, State::SynRecv | State::NewSynRecv) && mine(s))
-            .count() as u32;
+            .map(|s| (*s).clone())
+            .collect();
+        let syn_recv = half_open.len() as u32;
         let children: Vec<Socket> = same_port
             .iter()
             .filter(|s| {
@@ -615,6 +675,7 @@ pub fn listener_health(sockets: &[Socket]) -> Vec<ListenerHealth> {
             },
             full: matches!((aq, bl), (Some(q), Some(b)) if q > b),
             syn_recv,
+            half_open,
             children,
             reuseport_siblings: siblings,
         });
@@ -800,6 +861,48 @@ mod tests {
         assert_eq!(h[0].children[0].local.ip().unwrap().to_string(), "10.0.0.1");
         assert_eq!(h[1].children.len(), 1);
         assert!(h[0].reuseport_siblings.is_empty(), "different addresses");
+    }
+
+    #[test]
+    fn v6only_wildcard_is_not_credited_with_ipv4() {
+        // nginx's default pair: 0.0.0.0:80 and [::]:80 with IPV6_V6ONLY.
+        let v4 = tcp(State::Listen, "0.0.0.0:80", "0.0.0.0:0");
+        let mut v6 = tcp(State::Listen, "[::]:80", "[::]:0");
+        v6.v6only = Some(true);
+        let v = vec![
+            v4,
+            v6.clone(),
+            tcp(State::Established, "127.0.0.1:80", "127.0.0.1:5000"),
+            tcp(State::Established, "[::1]:80", "[::1]:5001"),
+        ];
+        let h = listener_health(&v);
+        assert_eq!(h[0].children.len(), 1);
+        assert!(h[0].children[0].local.ip().unwrap().is_ipv4());
+        assert_eq!(h[1].children.len(), 1);
+        assert!(h[1].children[0].local.ip().unwrap().is_ipv6());
+        // A dual-stack [::] alone takes both, the IPv4 one as mapped.
+        v6.v6only = Some(false);
+        let v = vec![
+            v6,
+            tcp(
+                State::Established,
+                "[::ffff:127.0.0.1]:80",
+                "[::ffff:127.0.0.1]:5000",
+            ),
+            tcp(State::Established, "[::1]:80", "[::1]:5001"),
+        ];
+        assert_eq!(listener_health(&v)[0].children.len(), 2);
+    }
+
+    #[test]
+    fn udp_rows_get_udp_meanings() {
+        let line = "  345: 0100007F:0035 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 4242 2 0000000000000000 0";
+        let row = procnet::parse_inet_line(line).unwrap();
+        let f = explain_inet_row(&row, Proto::Udp);
+        let get = |n: &str| f.iter().find(|x| x.name == n).unwrap();
+        assert!(get("rx_queue").meaning.contains("datagrams"));
+        assert!(get("retrnsmt").meaning.contains("only TCP"));
+        assert_eq!(get("drops").raw, "0");
     }
 
     #[test]

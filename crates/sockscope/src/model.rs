@@ -236,7 +236,7 @@ pub struct Owner {
     pub fd: u32,
     /// Command name (/proc/PID/comm).
     pub comm: String,
-    /// Real uid of the process (owner of /proc/PID), when known.
+    /// Effective uid of the process (the owner of /proc/PID), when known.
     pub uid: Option<u32>,
 }
 

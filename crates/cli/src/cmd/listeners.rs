@@ -24,8 +24,9 @@ Reading it:
   Accept-Q  connections the kernel finished (3-way handshake done) that the
             application has not accept()ed yet.
   Backlog   the limit given to listen(), capped by net.core.somaxconn. The
-            kernel lets the queue reach Backlog+1; after that it drops the
-            handshake's final ACK (ListenOverflows) and the client retries.
+            kernel lets the queue reach Backlog+1; after that it drops new
+            SYNs (clients stay in SYN-SENT and retry) and the final ACKs of
+            handshakes already under way; both count as ListenOverflows.
   SYN-RECV  half-open: SYN received, SYN-ACK sent, final ACK not yet seen.
   Conns     established (or closing) connections on the listener's port.
   CLAMPED?  Backlog equals somaxconn: the application probably asked for more.

@@ -140,7 +140,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
             .iter()
             .any(|m| std::ptr::eq(*m, &h.listener) || m.inode == h.listener.inode)
         {
-            for c in &h.children {
+            for c in h.children.iter().chain(&h.half_open) {
                 shown_as_child.insert(id(c));
             }
         }

@@ -460,3 +460,420 @@ pub fn owners_of(v: &Value) -> Vec<(u64, u64, String, Option<u64>)> {
 pub fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
     v.get(name).unwrap_or(&Value::Null)
 }
+
+// ---------------------------------------------------------------------------
+// Scenes: the fixtures of the `who`, `proc`, `listeners`, `stats` and
+// `ls -i -m -o` tests (tests/fixtures/who_scenes.py), and helpers that read
+// /proc the way the seeds do by hand, so tests can compare sockscope with
+// what the kernel says.
+
+/// The scene fixture script.
+pub const SCENES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/who_scenes.py");
+
+/// A process running in a private network namespace (a scene of
+/// who_scenes.py, or any command). Dropping it kills the process and the
+/// children it reported, and removes its temporary directory.
+pub struct Scene {
+    proc: Child,
+    stdin: Option<ChildStdin>,
+    lines: Option<mpsc::Receiver<std::io::Result<String>>>,
+    /// Pid of the process (unshare execs it in place).
+    pub pid: u32,
+    /// The scene's manifest (`Null` for a plain command).
+    pub manifest: Value,
+}
+
+impl Scene {
+    /// `unshare -n -- python3 who_scenes.py SCENE`, waiting for its
+    /// manifest.
+    pub fn start(scene: &str) -> Scene {
+        require_root();
+        let mut proc = Command::new("unshare")
+            .args(["-n", "--", "python3", SCENES, scene])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn `unshare -n -- python3 who_scenes.py` (unshare and python3 needed)");
+        let stdin = proc.stdin.take();
+        let stdout = proc.stdout.take().expect("scene stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            loop {
+                let mut line = String::new();
+                match r.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if tx.send(Ok(line)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        let mut sc = Scene {
+            pid: proc.id(),
+            proc,
+            stdin,
+            lines: Some(rx),
+            manifest: Value::Null,
+        };
+        let line = match sc.next_line(Duration::from_secs(30)) {
+            Some(l) => l,
+            None => {
+                let _ = sc.proc.kill();
+                let _ = sc.proc.wait();
+                let mut err = String::new();
+                if let Some(mut e) = sc.proc.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("scene {scene} printed no manifest; its stderr:\n{err}");
+            }
+        };
+        sc.manifest = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("scene {scene}: manifest is not JSON ({e}): {line}"));
+        assert_eq!(
+            sc.manifest["pid"].as_u64(),
+            Some(u64::from(sc.pid)),
+            "scene {scene}: the python pid is not the pid of the spawned unshare"
+        );
+        sc.check_private_netns();
+        sc
+    }
+
+    /// `unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh ARGV...`,
+    /// then wait (up to 20 s) until `ready(pid)` holds.
+    pub fn start_command(argv: &[&str], what: &str, ready: impl Fn(u32) -> bool) -> Scene {
+        require_root();
+        let mut args = vec![
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ];
+        args.extend_from_slice(argv);
+        let proc = Command::new("unshare")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn unshare {argv:?}: {e}"));
+        let mut sc = Scene {
+            pid: proc.id(),
+            proc,
+            stdin: None,
+            lines: None,
+            manifest: Value::Null,
+        };
+        let start = Instant::now();
+        while !ready(sc.pid) {
+            if let Ok(Some(st)) = sc.proc.try_wait() {
+                panic!("{argv:?} exited ({st}) before {what}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{argv:?}: no {what} after 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sc.check_private_netns();
+        sc
+    }
+
+    fn check_private_netns(&self) {
+        assert_ne!(
+            netns_inode(self.pid),
+            netns_inode(std::process::id()),
+            "the scene did not get its own network namespace"
+        );
+    }
+
+    fn next_line(&self, timeout: Duration) -> Option<String> {
+        match self.lines.as_ref()?.recv_timeout(timeout) {
+            Ok(Ok(l)) if !l.trim().is_empty() => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Send one command line to the scene and return its one-line JSON
+    /// answer.
+    pub fn command(&mut self, cmd: &str) -> Value {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("this scene takes no commands");
+        writeln!(stdin, "{cmd}").expect("write a command to the scene");
+        stdin.flush().expect("flush the scene's stdin");
+        let line = self
+            .next_line(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("scene did not answer {cmd:?}"));
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("scene answer to {cmd:?} is not JSON ({e}): {line}"));
+        assert!(v.get("error").is_none(), "scene refused {cmd:?}: {v}");
+        v
+    }
+
+    /// A number from the manifest by JSON pointer (`/listener/fd`).
+    pub fn num(&self, pointer: &str) -> u64 {
+        self.manifest
+            .pointer(pointer)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("manifest has no number at {pointer}: {}", self.manifest))
+    }
+
+    /// A string from the manifest by JSON pointer.
+    pub fn text(&self, pointer: &str) -> String {
+        self.manifest
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("manifest has no string at {pointer}: {}", self.manifest))
+            .to_string()
+    }
+
+    /// `sockscope SUB ARGS... --netns-pid PID`.
+    pub fn sockscope(&self, sub: &str, args: &[&str]) -> Run {
+        let pid = self.pid.to_string();
+        let mut all = vec![sub, "--netns-pid", pid.as_str()];
+        all.extend_from_slice(args);
+        sockscope(&all)
+    }
+
+    /// A command run inside the scene's network namespace.
+    pub fn nsenter(&self, cmd: &[&str]) -> Run {
+        let pid = self.pid.to_string();
+        let mut all = vec!["-t", pid.as_str(), "-n", "--"];
+        all.extend_from_slice(cmd);
+        run_cmd("nsenter", &all)
+    }
+
+    /// A sysctl of the scene's namespace, as the kernel prints it
+    /// (whitespace runs collapsed to one space).
+    pub fn sysctl(&self, name: &str) -> String {
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        let run = self.nsenter(&["cat", &path]);
+        run.expect_code(0);
+        run.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        // While the parent lives its children cannot have been reaped, so
+        // their pids still name them (they also have PR_SET_PDEATHSIG).
+        if matches!(self.proc.try_wait(), Ok(None)) {
+            for c in self.manifest["children"].as_array().into_iter().flatten() {
+                if let Some(pid) = c
+                    .as_u64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            let _ = self.proc.kill();
+        }
+        let _ = self.proc.wait();
+        if let Some(t) = self.manifest["tmpdir"].as_str()
+            && t.starts_with("/tmp/sockscope-who-")
+        {
+            let _ = std::fs::remove_dir_all(t);
+        }
+    }
+}
+
+/// One row of /proc/PID/net/{tcp,tcp6,udp,...}: the file it is in and the
+/// line verbatim (without its newline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcRow {
+    pub file: String,
+    pub header: String,
+    pub line: String,
+}
+
+impl ProcRow {
+    /// The whitespace-separated fields of the line.
+    pub fn tokens(&self) -> Vec<&str> {
+        self.line.split_whitespace().collect()
+    }
+}
+
+/// Rows of /proc/PID/net/FILE for which `pred(tokens)` holds.
+pub fn proc_net_rows(pid: u32, file: &str, pred: impl Fn(&[&str]) -> bool) -> Vec<ProcRow> {
+    let path = format!("/proc/{pid}/net/{file}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let mut lines = text.split('\n');
+    let header = lines.next().unwrap_or_default().to_string();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| pred(&l.split_whitespace().collect::<Vec<_>>()))
+        .map(|l| ProcRow {
+            file: format!("/proc/net/{file}"),
+            header: header.clone(),
+            line: l.to_string(),
+        })
+        .collect()
+}
+
+/// The row of an inet socket (tcp/udp/raw, v4 or v6) by inode: the
+/// inode is the 10th field of /proc/net/{tcp,udp,raw}{,6}.
+pub fn proc_inet_row(pid: u32, files: &[&str], inode: u64) -> ProcRow {
+    let want = inode.to_string();
+    let mut rows: Vec<ProcRow> = files
+        .iter()
+        .flat_map(|f| proc_net_rows(pid, f, |t| t.get(9) == Some(&want.as_str())))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "expected one row with inode {inode} in /proc/{pid}/net/{files:?}: {rows:#?}"
+    );
+    rows.remove(0)
+}
+
+/// The fds of process `pid` whose link is `socket:[inode]`, found the way
+/// the seeds do it: by reading every link in /proc/PID/fd.
+pub fn fds_of_socket(pid: u32, inode: u64) -> Vec<u32> {
+    let want = format!("socket:[{inode}]");
+    let mut fds: Vec<u32> = fd_links(pid)
+        .into_iter()
+        .filter(|(_, l)| *l == want)
+        .map(|(fd, _)| fd)
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// Every fd of a process with its link text, sorted by fd.
+pub fn fd_links(pid: u32) -> Vec<(u32, String)> {
+    let dir = format!("/proc/{pid}/fd");
+    let mut out: Vec<(u32, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .flatten()
+        .filter_map(|e| {
+            let fd: u32 = e.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(e.path()).ok()?;
+            Some((fd, link.display().to_string()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Inode of what /proc/PID/fd/N points at (stat follows the link, as
+/// os.stat does).
+pub fn fd_target_inode(pid: u32, fd: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let p = format!("/proc/{pid}/fd/{fd}");
+    std::fs::metadata(&p)
+        .unwrap_or_else(|e| panic!("stat {p}: {e}"))
+        .ino()
+}
+
+/// /proc/PID/fdinfo/N as key -> value (`pos`, `flags`, `mnt_id`, `ino`).
+pub fn fdinfo(pid: u32, fd: u32) -> BTreeMap<String, String> {
+    let p = format!("/proc/{pid}/fdinfo/{fd}");
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {p}: {e}"))
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Names of the open flags in an fdinfo `flags:` octal value, access mode
+/// first, for the bits sockets, pipes, eventfds and files opened by these
+/// tests can have (include/uapi/asm-generic/fcntl.h). Any other bit fails
+/// the test, so an unexpected flag is noticed.
+pub fn flag_names(octal: &str) -> Vec<String> {
+    let bits = u32::from_str_radix(octal, 8).unwrap_or_else(|e| panic!("flags {octal:?}: {e}"));
+    let mut v = vec![
+        match bits & 3 {
+            0 => "O_RDONLY",
+            1 => "O_WRONLY",
+            2 => "O_RDWR",
+            _ => panic!("flags {octal}: access mode 3"),
+        }
+        .to_string(),
+    ];
+    let mut rest = bits & !3;
+    for (bit, name) in [
+        (0o4000, "O_NONBLOCK"),
+        (0o100000, "O_LARGEFILE"),
+        (0o2000000, "O_CLOEXEC"),
+    ] {
+        if rest & bit != 0 {
+            v.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    assert_eq!(rest, 0, "flags {octal}: bits {rest:o} not expected here");
+    v
+}
+
+/// A counter of /proc/PID/net/netstat or snmp (`TcpExt`, `ListenOverflows`).
+pub fn net_counter(pid: u32, file: &str, group: &str, name: &str) -> i64 {
+    let p = format!("/proc/{pid}/net/{file}");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+    let prefix = format!("{group}:");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert_eq!(lines.len(), 2, "{p}: header and values of {group}");
+    let names: Vec<&str> = lines[0].split_whitespace().skip(1).collect();
+    let values: Vec<&str> = lines[1].split_whitespace().skip(1).collect();
+    let i = names
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or_else(|| panic!("{p}: no {group}.{name}"));
+    values[i]
+        .parse()
+        .unwrap_or_else(|e| panic!("{p}: {group}.{name} = {:?}: {e}", values[i]))
+}
+
+/// A field of /proc/PID/stat after the `(comm)` (3 = state, 4 = ppid, ...).
+pub fn stat_field(pid: u32, n: usize) -> String {
+    let p = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+    let close = text.rfind(')').expect("(comm) in stat");
+    text[close + 1..]
+        .split_whitespace()
+        .nth(n - 3)
+        .unwrap_or_else(|| panic!("{p}: no field {n}"))
+        .to_string()
+}
+
+/// `(pid, fd)` pairs of a JSON owners array, sorted.
+pub fn owner_pairs(owners: &Value) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = owners
+        .as_array()
+        .unwrap_or_else(|| panic!("not an owners array: {owners}"))
+        .iter()
+        .map(|o| {
+            (
+                o["pid"].as_u64().unwrap_or(u64::MAX),
+                o["fd"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Parse `--json` output that must be one JSON value.
+pub fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`{}`: output is not JSON ({e}):\n{}\nstderr:\n{}",
+            run.cmdline,
+            truncate(&run.stdout),
+            run.stderr
+        )
+    })
+}

@@ -6,9 +6,11 @@
 //! sock_diag first and falls back to /proc/net per protocol when the kernel
 //! lacks a diag handler (RAW without CONFIG_INET_RAW_DIAG, for instance).
 
+pub mod btf;
 pub mod counters;
 pub mod netns;
 pub mod owners;
+pub mod owners_bpf;
 pub mod process;
 pub mod procnet;
 pub mod sock_diag;
@@ -252,7 +254,7 @@ pub fn snapshot(
     tolerant: bool,
 ) -> Result<Snapshot, SourceError> {
     std::thread::scope(|s| {
-        let scan = want_owners.then(|| s.spawn(|| owners::scan("/proc")));
+        let scan = want_owners.then(|| s.spawn(owners::scan_auto));
         let mut snap = Snapshot::default();
         let mut err = None;
         for ns in namespaces {
@@ -281,11 +283,12 @@ pub fn snapshot(
         if let Some(h) = scan {
             let scan = h
                 .join()
-                .unwrap_or_else(|_| Ok(owners::OwnerScan::default()));
+                .unwrap_or_else(|_| Ok((owners::OwnerScan::default(), None)));
             match scan {
-                Ok(mut scan) => {
+                Ok((mut scan, why_not_bpf)) => {
                     crate::join::take_owners(&mut snap.sockets, &mut scan);
                     snap.owners = Some(scan);
+                    snap.notes.extend(why_not_bpf);
                 }
                 Err(e) => snap.notes.push(e.to_string()),
             }

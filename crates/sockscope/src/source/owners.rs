@@ -39,6 +39,8 @@ pub struct OwnerScan {
     pub denied: usize,
     /// Processes looked at.
     pub processes: usize,
+    /// True when the BPF iterator produced the scan (false: /proc walk).
+    pub via_bpf: bool,
 }
 
 impl OwnerScan {
@@ -55,6 +57,7 @@ impl OwnerScan {
             owners,
             denied,
             processes,
+            via_bpf: false,
         }
     }
 
@@ -108,6 +111,35 @@ impl OwnerScan {
 pub enum OwnerError {
     #[error("cannot read {0}: {1} (is /proc mounted?)")]
     Proc(String, std::io::Error),
+}
+
+/// The fastest scan this process may run: the BPF iterator when it has
+/// CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and runs in the initial pid
+/// namespace, otherwise the /proc walk. The reason the iterator was not
+/// used, if any, is returned alongside for `-v`.
+pub fn scan_auto() -> Result<(OwnerScan, Option<String>), OwnerError> {
+    let caps = rustix::thread::capabilities(None).ok();
+    let may_bpf = caps.is_some_and(|c| {
+        use rustix::thread::CapabilitySet as C;
+        c.effective.contains(C::SYS_ADMIN)
+            || (c.effective.contains(C::BPF) && c.effective.contains(C::PERFMON))
+    });
+    if !may_bpf {
+        return Ok((
+            scan("/proc")?,
+            Some(
+                "owners: walked /proc (the BPF owner iterator needs CAP_BPF and CAP_PERFMON)"
+                    .into(),
+            ),
+        ));
+    }
+    match super::owners_bpf::scan() {
+        Ok(mut s) => {
+            s.via_bpf = true;
+            Ok((s, None))
+        }
+        Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
+    }
 }
 
 /// Scan every process under `proc_root` (normally "/proc").

@@ -239,6 +239,9 @@ fn write_listener_block(w: &mut impl Write, h: &ListenerHealth) -> io::Result<()
         },
         h.syn_recv
     )?;
+    for c in h.half_open.iter().take(20) {
+        writeln!(w, "      half-open: {}", socket_line(c))?;
+    }
     writeln!(
         w,
         "    connections on this port: {}",
@@ -368,7 +371,7 @@ pub fn listeners_table(
 pub const LISTEN_COUNTERS: &[(&str, &str)] = &[
     (
         "TcpExt.ListenOverflows",
-        "handshakes completed while the accept queue was full (final ACK dropped)",
+        "SYNs (and handshake-completing ACKs) dropped because the accept queue was full",
     ),
     (
         "TcpExt.ListenDrops",
