@@ -150,15 +150,8 @@ pub struct LsArgs {
     /// Output one JSON object per line.
     #[arg(long)]
     pub jsonl: bool,
-    /// Read the network namespace /run/netns/NAME (as made by `ip netns add`).
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
-    pub netns: Option<String>,
-    /// Read the network namespace of process PID.
-    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
-    pub netns_pid: Option<u32>,
-    /// Read every network namespace reachable from /proc/*/ns/net and /run/netns; rows are labelled.
-    #[arg(long)]
-    pub all_netns: bool,
+    #[command(flatten)]
+    pub ns: NetnsArgs,
     /// Kernel interface to read: auto (netlink, /proc where netlink lacks a protocol), netlink, proc.
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     pub source: Source,
@@ -183,4 +176,34 @@ fn parse_sort(s: &str) -> Result<sockscope::query::sort::SortKey, String> {
             SortKey::NAMES.join(", ")
         )
     })
+}
+
+/// Which network namespace(s) a command reads. Shared by every command that
+/// looks at sockets.
+#[derive(Args, Debug, Clone, Default)]
+pub struct NetnsArgs {
+    /// Read the network namespace /run/netns/NAME (as made by `ip netns add`).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    pub netns: Option<String>,
+    /// Read the network namespace of process PID.
+    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
+    pub netns_pid: Option<u32>,
+    /// Read every network namespace reachable from /proc/*/ns/net and /run/netns; rows are labelled.
+    #[arg(long)]
+    pub all_netns: bool,
+}
+
+impl NetnsArgs {
+    pub fn target(&self) -> sockscope::source::netns::NetnsTarget {
+        use sockscope::source::netns::NetnsTarget;
+        if let Some(n) = &self.netns {
+            NetnsTarget::Named(n.clone())
+        } else if let Some(p) = self.netns_pid {
+            NetnsTarget::Pid(p)
+        } else if self.all_netns {
+            NetnsTarget::All
+        } else {
+            NetnsTarget::Current
+        }
+    }
 }

@@ -54,15 +54,8 @@ pub struct ListenersArgs {
     /// Number of reports with --interval (default: until interrupted).
     #[arg(long, value_name = "N", requires = "interval")]
     pub count: Option<u64>,
-    /// The network namespace /run/netns/NAME.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
-    pub netns: Option<String>,
-    /// The network namespace of process PID.
-    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
-    pub netns_pid: Option<u32>,
-    /// Every network namespace.
-    #[arg(long)]
-    pub all_netns: bool,
+    #[command(flatten)]
+    pub ns: crate::cli::NetnsArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -102,15 +95,7 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
             "--interval {i}: give a positive number of seconds, e.g. --interval 1"
         )));
     }
-    let target = if let Some(n) = &args.netns {
-        NetnsTarget::Named(n.clone())
-    } else if let Some(p) = args.netns_pid {
-        NetnsTarget::Pid(p)
-    } else if args.all_netns {
-        NetnsTarget::All
-    } else {
-        NetnsTarget::Current
-    };
+    let target = args.ns.target();
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
     let label = target != NetnsTarget::Current;
     let req = Request {

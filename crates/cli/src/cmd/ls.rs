@@ -54,18 +54,6 @@ fn kinds(args: &LsArgs) -> Vec<Kind> {
     k
 }
 
-fn target(args: &LsArgs) -> NetnsTarget {
-    if let Some(n) = &args.netns {
-        NetnsTarget::Named(n.clone())
-    } else if let Some(p) = args.netns_pid {
-        NetnsTarget::Pid(p)
-    } else if args.all_netns {
-        NetnsTarget::All
-    } else {
-        NetnsTarget::Current
-    }
-}
-
 pub fn source_error(e: SourceError) -> Fail {
     if e.is_privilege() {
         Fail::privilege(e.to_string())
@@ -98,7 +86,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
         },
     };
     let want_owners = args.processes || filter.needs_owners();
-    let target = target(args);
+    let target = args.ns.target();
     let label = target != NetnsTarget::Current;
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
 

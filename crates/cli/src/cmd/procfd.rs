@@ -4,11 +4,10 @@
 use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
-use sockscope::model::{Socket, StateSet};
+use sockscope::model::Socket;
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::source::process::{self, FdEntry, FdTarget, ProcessError};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, ALL_KINDS, Request, SourceChoice};
+use sockscope::source::{self, ALL_KINDS, Request};
 use sockscope::view::explain as view;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -51,14 +50,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
     // Sockets live in the process's network namespace.
     let namespaces =
         netns::open(&NetnsTarget::Pid(args.pid)).map_err(|e| source_error(e.into()))?;
-    let req = Request {
-        kinds: ALL_KINDS.to_vec(),
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
+    let req = Request::all_states(&ALL_KINDS);
     let snap = source::snapshot(&namespaces, &req, false, true, false).map_err(source_error)?;
     let by_inode: HashMap<u64, &Socket> = snap
         .sockets

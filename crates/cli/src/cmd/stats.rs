@@ -5,11 +5,10 @@
 use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
-use sockscope::model::{State, StateSet};
+use sockscope::model::State;
 use sockscope::source::counters::{self, Counters};
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, ALL_KINDS, Request, SourceChoice};
+use sockscope::source::{self, ALL_KINDS, Request};
 use sockscope::view::table::{Align, Table};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -23,12 +22,8 @@ pub struct StatsArgs {
     /// How many processes to list by socket count.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// The network namespace /run/netns/NAME.
-    #[arg(long, value_name = "NAME", conflicts_with = "netns_pid")]
-    pub netns: Option<String>,
-    /// The network namespace of process PID.
-    #[arg(long, value_name = "PID")]
-    pub netns_pid: Option<u32>,
+    #[command(flatten)]
+    pub ns: crate::cli::NetnsArgs,
 }
 
 /// The settings the seeds talk about: (sysctl, unit, meaning).
@@ -119,23 +114,15 @@ struct Stats {
 }
 
 pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
-    let target = if let Some(n) = &args.netns {
-        NetnsTarget::Named(n.clone())
-    } else if let Some(p) = args.netns_pid {
-        NetnsTarget::Pid(p)
-    } else {
-        NetnsTarget::Current
-    };
+    let target = args.ns.target();
+    if target == NetnsTarget::All {
+        return Err(Fail::usage(
+            "stats reports one network namespace: name it with --netns NAME or --netns-pid PID",
+        ));
+    }
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
     let ns = &namespaces[0];
-    let req = Request {
-        kinds: ALL_KINDS.to_vec(),
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
+    let req = Request::all_states(&ALL_KINDS);
     let snap = source::snapshot(&namespaces, &req, false, true, false).map_err(source_error)?;
     if let Some(scan) = &snap.owners {
         super::warn_denied(scan);

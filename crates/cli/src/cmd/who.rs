@@ -5,11 +5,10 @@ use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
 use sockscope::explain::{self, Chain, OwnerChain, Target};
-use sockscope::model::{Endpoint, Socket, StateSet};
+use sockscope::model::{Endpoint, Socket};
 use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
 use sockscope::source::process::{self, FdTarget, ProcessError};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind, Request, SourceChoice};
+use sockscope::source::{self, Kind, Request};
 use sockscope::view::explain as view;
 use std::collections::HashSet;
 use std::io::Write;
@@ -32,15 +31,8 @@ pub struct WhoArgs {
     /// Output the chain as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Look in the network namespace /run/netns/NAME.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
-    pub netns: Option<String>,
-    /// Look in the network namespace of process PID.
-    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
-    pub netns_pid: Option<u32>,
-    /// Look in every network namespace.
-    #[arg(long)]
-    pub all_netns: bool,
+    #[command(flatten)]
+    pub ns: crate::cli::NetnsArgs,
     /// Show at most this many full chains (the rest are listed in one line each).
     #[arg(long, default_value_t = 10)]
     pub max: usize,
@@ -56,15 +48,7 @@ fn proc_err(e: ProcessError) -> Fail {
 
 pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut target = explain::parse_target(&args.target).map_err(|e| Fail::usage(e.to_string()))?;
-    let mut ns_target = if let Some(n) = &args.netns {
-        NetnsTarget::Named(n.clone())
-    } else if let Some(p) = args.netns_pid {
-        NetnsTarget::Pid(p)
-    } else if args.all_netns {
-        NetnsTarget::All
-    } else {
-        NetnsTarget::Current
-    };
+    let mut ns_target = args.ns.target();
     // PID/FD: the fd names an inode, in that process's namespace.
     if let Target::PidFd { pid, fd } = target {
         let e = process::read_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
@@ -91,14 +75,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     if !kinds.contains(&Kind::Tcp) && matches!(target, Target::Inode { .. }) {
         kinds.push(Kind::Tcp);
     }
-    let req = Request {
-        kinds: kinds.clone(),
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
+    let req = Request::all_states(&kinds);
     let snap = source::snapshot(
         &namespaces,
         &req,

@@ -56,6 +56,21 @@ pub struct Request {
     pub ext: Extensions,
 }
 
+impl Request {
+    /// Every state of `kinds`, IPv4 and IPv6, netlink with /proc fallback,
+    /// no extensions: what `who`, `proc`, `stats` and `listeners` read.
+    pub fn all_states(kinds: &[Kind]) -> Request {
+        Request {
+            kinds: kinds.to_vec(),
+            ipv4: true,
+            ipv6: true,
+            states: StateSet::ALL,
+            source: SourceChoice::Auto,
+            ext: Extensions::default(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
