@@ -69,6 +69,14 @@ pub mod inet_diag {
     pub const INET_DIAG_CGROUP_ID: u16 = 21;
     pub const INET_DIAG_SOCKOPT: u16 = 22;
 
+    /// Request attribute carrying a filter program (enum
+    /// inet_diag_req_attrs: INET_DIAG_REQ_NONE, INET_DIAG_REQ_BYTECODE).
+    pub const INET_DIAG_REQ_BYTECODE: u16 = 1;
+    /// Filter opcodes (enum in inet_diag.h): local port equal.
+    pub const INET_DIAG_BC_S_EQ: u8 = 11;
+    /// struct inet_diag_bc_op: u8 code, u8 yes, u16 no.
+    pub const BC_OP_LEN: usize = 4;
+
     /// Bit to set in `idiag_ext` to ask for extension `ext` (1..=8).
     pub const fn ext_bit(ext: u16) -> u8 {
         1 << (ext - 1)

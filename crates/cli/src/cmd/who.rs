@@ -76,12 +76,19 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         kinds.push(Kind::Tcp);
     }
     let req = Request::all_states(&kinds);
-    let snap = source::snapshot(
+    // A port target: let the kernel keep only that port's sockets (the
+    // listener, its half-open and accepted connections all share it).
+    let local_port = match &target {
+        Target::Port { port, .. } | Target::Addr { port, .. } => Some(*port),
+        _ => None,
+    };
+    let snap = source::snapshot_port(
         &namespaces,
         &req,
         label,
         true,
         ns_target == NetnsTarget::All,
+        local_port,
     )
     .map_err(source_error)?;
     if cli.verbose {

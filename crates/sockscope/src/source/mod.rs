@@ -162,6 +162,13 @@ fn read_proc(
 
 /// Read the requested sockets in the calling thread's namespace.
 pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
+    collect_here_port(req, None)
+}
+
+/// Like [`collect_here`]; with `local_port`, only inet sockets bound to
+/// that local port are kept, filtered by the kernel where netlink is used
+/// (UNIX sockets are not affected).
+pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Collected, SourceError> {
     let mut c = Collected::default();
     let proc_dir = Path::new("/proc/thread-self/net");
     let mut diag: Option<DiagSocket> = None;
@@ -189,7 +196,14 @@ pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
                 let r = if kind == Kind::Unix {
                     d.dump_unix(states, &mut c.sockets)
                 } else {
-                    d.dump_inet(kind.proto(), fam, states, req.ext, &mut c.sockets)
+                    d.dump_inet_port(
+                        kind.proto(),
+                        fam,
+                        states,
+                        req.ext,
+                        local_port,
+                        &mut c.sockets,
+                    )
                 };
                 match r {
                     Ok(()) => continue,
@@ -211,7 +225,18 @@ pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
                     Err(e) => return Err(e.into()),
                 }
             }
+            let before = c.sockets.len();
             read_proc(proc_dir, proc_table(kind, fam), states, &mut c.sockets)?;
+            if let Some(p) = local_port {
+                let mut i = before;
+                while i < c.sockets.len() {
+                    if c.sockets[i].local.port() == Some(p) {
+                        i += 1;
+                    } else {
+                        c.sockets.swap_remove(i);
+                    }
+                }
+            }
         }
     }
     Ok(c)
@@ -220,7 +245,17 @@ pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
 /// Read the requested sockets in namespace `ns`, labelling each socket with
 /// it when `label` is set.
 pub fn collect(ns: &OpenNetns, req: &Request, label: bool) -> Result<Collected, SourceError> {
-    let mut c = netns::run_in(ns, || collect_here(req))??;
+    collect_port(ns, req, label, None)
+}
+
+/// [`collect`] with the local-port filter of [`collect_here_port`].
+pub fn collect_port(
+    ns: &OpenNetns,
+    req: &Request,
+    label: bool,
+    local_port: Option<u16>,
+) -> Result<Collected, SourceError> {
+    let mut c = netns::run_in(ns, || collect_here_port(req, local_port))??;
     if label {
         for s in &mut c.sockets {
             s.netns = Some(ns.id.clone());
@@ -268,12 +303,24 @@ pub fn snapshot(
     want_owners: bool,
     tolerant: bool,
 ) -> Result<Snapshot, SourceError> {
+    snapshot_port(namespaces, req, label, want_owners, tolerant, None)
+}
+
+/// [`snapshot`] with the local-port filter of [`collect_here_port`].
+pub fn snapshot_port(
+    namespaces: &[OpenNetns],
+    req: &Request,
+    label: bool,
+    want_owners: bool,
+    tolerant: bool,
+    local_port: Option<u16>,
+) -> Result<Snapshot, SourceError> {
     std::thread::scope(|s| {
         let scan = want_owners.then(|| s.spawn(owners::scan_auto));
         let mut snap = Snapshot::default();
         let mut err = None;
         for ns in namespaces {
-            match collect(ns, req, label) {
+            match collect_port(ns, req, label, local_port) {
                 Ok(c) => {
                     // Move the first namespace's sockets: copying tens of
                     // thousands of them would double peak memory.

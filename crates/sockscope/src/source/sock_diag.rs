@@ -96,6 +96,21 @@ impl DiagSocket {
         ext: Extensions,
         out: &mut Vec<Socket>,
     ) -> Result<(), DiagError> {
+        self.dump_inet_port(proto, family, states, ext, None, out)
+    }
+
+    /// Like [`dump_inet`](Self::dump_inet), and with `local_port` the
+    /// kernel itself keeps only sockets bound to that local port (a filter
+    /// program in INET_DIAG_REQ_BYTECODE), so nothing else is copied out.
+    pub fn dump_inet_port(
+        &mut self,
+        proto: Proto,
+        family: Family,
+        states: StateSet,
+        ext: Extensions,
+        local_port: Option<u16>,
+        out: &mut Vec<Socket>,
+    ) -> Result<(), DiagError> {
         let (ipproto, what) = match proto {
             Proto::Tcp => (consts::IPPROTO_TCP, "tcp"),
             Proto::Udp => (consts::IPPROTO_UDP, "udp"),
@@ -123,6 +138,10 @@ impl DiagSocket {
         // The cookie field must be "no cookie" for a dump.
         let c = 8 + inet_diag::ID_COOKIE;
         req[c..c + 8].fill(0xff);
+        let mut req = req.to_vec();
+        if let Some(port) = local_port {
+            req.extend_from_slice(&port_filter_attr(port));
+        }
         self.dump(&req, what, |msg| {
             if let Some(s) = parse_inet_msg(msg, proto)? {
                 out.push(s);
@@ -224,6 +243,23 @@ impl DiagSocket {
         self.buf = buf;
         result
     }
+}
+
+/// An INET_DIAG_REQ_BYTECODE attribute holding "local port == `port`":
+/// one S_EQ op (yes: jump to the end = accept; no: jump past it = reject)
+/// followed by the op whose `no` field carries the port.
+pub fn port_filter_attr(port: u16) -> Vec<u8> {
+    let len = 2 * inet_diag::BC_OP_LEN;
+    let mut a = Vec::with_capacity(netlink::NLA_HDRLEN + len);
+    a.extend_from_slice(&((netlink::NLA_HDRLEN + len) as u16).to_ne_bytes());
+    a.extend_from_slice(&inet_diag::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    a.push(inet_diag::INET_DIAG_BC_S_EQ);
+    a.push(len as u8);
+    a.extend_from_slice(&((len + inet_diag::BC_OP_LEN) as u16).to_ne_bytes());
+    a.push(0);
+    a.push(0);
+    a.extend_from_slice(&port.to_ne_bytes());
+    a
 }
 
 fn io(e: Errno) -> DiagError {
@@ -559,5 +595,21 @@ mod tests {
         // std's TcpListener uses a backlog of 128 (clamped by somaxconn).
         assert!(mine[0].send_q.unwrap() > 0);
         assert!(out.iter().all(|s| s.state == State::Listen));
+
+        // The kernel-side port filter returns exactly that listener.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut only = Vec::new();
+        d.dump_inet_port(
+            Proto::Tcp,
+            Family::Inet,
+            StateSet::ALL,
+            Extensions::default(),
+            Some(port),
+            &mut only,
+        )
+        .unwrap();
+        assert_eq!(only.len(), 1, "{only:?}");
+        assert_eq!(only[0].local.port(), Some(port));
+        assert_ne!(other.local_addr().unwrap().port(), port);
     }
 }
