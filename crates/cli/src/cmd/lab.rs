@@ -1,11 +1,281 @@
-//! `sockscope lab` (being written).
+//! `sockscope lab`: the raw-syscall web server (`serve`) and the kernel
+//! experiments (`list`, `run`). The work is in the sockscope-lab crate; this
+//! module parses arguments, prints and maps results to exit codes.
 
-use crate::Fail;
 use crate::cli::Cli;
+use crate::{FOUND, Fail, out};
+use sockscope_lab::serve::{self, Model};
+use sockscope_lab::{report, scenario};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  sockscope lab serve fork --root ./site           seed 004's server: a child per connection
+  sockscope lab serve reuseport 4 --addr 0.0.0.0:8080
+  sockscope lab serve single --trace-syscalls      every syscall, as the seeds narrate them
+  sockscope lab serve epoll --pause-accept --backlog 4   watch the accept queue fill
+  sockscope lab list
+  sockscope lab run backlog                        a full accept queue, checked
+  sockscope lab run syn-queue --json";
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct LabArgs {}
+#[command(after_help = LAB_EXAMPLES)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
 
-pub fn run(_args: &LabArgs, _cli: &Cli) -> Result<u8, Fail> {
-    Err(Fail::system("sockscope lab is not built yet"))
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum LabCommand {
+    /// Serve files over HTTP/1.1 with a server written on the socket syscalls.
+    Serve(ServeArgs),
+    /// List the scenarios `lab run` knows.
+    List(ListArgs),
+    /// Build a situation in a private network namespace, show what the kernel holds, check it.
+    Run(RunArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelName {
+    /// One process, one connection at a time.
+    Single,
+    /// A child process per connection (seed 004).
+    Fork,
+    /// N processes sharing one listening socket, each an epoll loop.
+    Prefork,
+    /// N processes, each with its own SO_REUSEPORT listening socket (seed 001).
+    Reuseport,
+    /// One process, nonblocking sockets, one epoll loop.
+    Epoll,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Process model.
+    #[arg(value_enum, default_value = "fork")]
+    pub model: ModelName,
+    /// Worker processes for prefork and reuseport (default: the number of CPUs).
+    #[arg(value_name = "N")]
+    pub workers: Option<usize>,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// listen(2) backlog: the accept queue holds backlog+1 connections (capped by net.core.somaxconn).
+    #[arg(long, default_value_t = 511)]
+    pub backlog: i32,
+    /// Directory to serve (default: the current directory).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Listen but never accept, to watch the accept queue fill (`sockscope ls -tl`).
+    #[arg(long)]
+    pub pause_accept: bool,
+    /// Print every syscall the server makes, with arguments, result and pid.
+    #[arg(long)]
+    pub trace_syscalls: bool,
+    /// Seconds a client has to send a whole request head (and an idle keep-alive connection is kept).
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub header_timeout: f64,
+    /// Connections served at once per process (children at once for fork); more are answered 503.
+    #[arg(long, default_value_t = 1024)]
+    pub max_conns: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListArgs {
+    /// One JSON array of {name, summary}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The scenario (see `sockscope lab list`).
+    pub scenario: String,
+    /// Print the observations as one JSON object instead of the narration.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &LabArgs, cli: &Cli) -> Result<u8, Fail> {
+    match &args.command {
+        LabCommand::Serve(a) => run_serve(a),
+        LabCommand::List(a) => run_list(a),
+        LabCommand::Run(a) => run_scenario(a, cli),
+    }
+}
+
+fn model(a: &ServeArgs) -> Result<Model, Fail> {
+    let n = a.workers;
+    let cpus = || std::thread::available_parallelism().map_or(2, |n| n.get());
+    let none = |m: Model| match n {
+        Some(_) => Err(Fail::usage(format!(
+            "the {} model takes no worker count (only prefork and reuseport do)",
+            m.name()
+        ))),
+        None => Ok(m),
+    };
+    match a.model {
+        ModelName::Single => none(Model::Single),
+        ModelName::Fork => none(Model::Fork),
+        ModelName::Epoll => none(Model::Epoll),
+        ModelName::Prefork => Ok(Model::Prefork(n.unwrap_or_else(cpus))),
+        ModelName::Reuseport => Ok(Model::Reuseport(n.unwrap_or_else(cpus))),
+    }
+}
+
+fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
+    if !(a.header_timeout.is_finite() && a.header_timeout > 0.0 && a.header_timeout <= 3600.0) {
+        return Err(Fail::usage(
+            "--header-timeout must be a number of seconds, above 0 and at most 3600",
+        ));
+    }
+    let cfg = serve::Config {
+        model: model(a)?,
+        addr: a.addr,
+        backlog: a.backlog,
+        root: a.root.clone(),
+        pause_accept: a.pause_accept,
+        trace: a.trace_syscalls,
+        header_timeout: Duration::from_secs_f64(a.header_timeout),
+        max_conns: a.max_conns,
+        ..serve::Config::default()
+    };
+    let name = cfg.model.name();
+    let r = serve::serve(&cfg, |ready| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "sockscope lab serve: {name} model, pid {}, serving {} on http://{}/ (backlog {}{})",
+            ready.pid,
+            ready.root.display(),
+            ready.addr,
+            cfg.backlog,
+            if cfg.pause_accept {
+                ", never accepting"
+            } else {
+                ""
+            }
+        );
+        let _ = out.flush();
+    });
+    match r {
+        Ok(()) => Ok(FOUND),
+        Err(e) if e.is_usage() => Err(Fail::usage(e.to_string())),
+        Err(e) if e.is_privilege() => Err(Fail::privilege(e.to_string())),
+        Err(e) => Err(Fail::system(e.to_string())),
+    }
+}
+
+fn run_list(a: &ListArgs) -> Result<u8, Fail> {
+    let mut out = std::io::stdout().lock();
+    let r = if a.json {
+        let v: Vec<_> = scenario::SCENARIOS
+            .iter()
+            .map(|s| serde_json::json!({"name": s.name, "summary": s.summary}))
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &v)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        scenario::SCENARIOS
+            .iter()
+            .try_for_each(|s| writeln!(out, "{:<12} {}", s.name, s.summary))
+            .and_then(|_| {
+                writeln!(
+                    out,
+                    "\nRun one with `sockscope lab run NAME` (root: it makes a private network namespace)."
+                )
+            })
+    };
+    r.and_then(|_| out.flush())
+        .map(|_| FOUND)
+        .or_else(out::ignore_broken_pipe)
+}
+
+/// Exit status when the kernel disagreed with a scenario's expectations.
+const DISAGREED: u8 = 1;
+
+fn run_scenario(a: &RunArgs, _cli: &Cli) -> Result<u8, Fail> {
+    let Some(info) = scenario::find(&a.scenario) else {
+        let names: Vec<_> = scenario::SCENARIOS.iter().map(|s| s.name).collect();
+        return Err(Fail::usage(format!(
+            "no scenario named '{}'; there are: {}",
+            a.scenario,
+            names.join(", ")
+        )));
+    };
+    let json = a.json;
+    // The header waits for the first step, so that a run that cannot even
+    // create its namespace prints only the error.
+    let mut started = false;
+    let mut sink = |s: &report::Step| {
+        if !json {
+            let mut out = std::io::stdout().lock();
+            if !started {
+                started = true;
+                let _ = report::write_header(&mut out, info.name, info.summary);
+            }
+            let _ = report::write_step(&mut out, s);
+            let _ = out.flush();
+        }
+    };
+    // Ctrl-C (or SIGTERM) during a run waits until the run has cleaned up
+    // (its namespace, nftables table, temporary socket file, child
+    // processes) and its output is written: a few seconds at most. The
+    // signal stays pending and takes effect when the mask is restored.
+    let old = block_stop_signals();
+    let result = finish_run(info.name, json, &mut sink);
+    restore_signals(&old);
+    result
+}
+
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: signal mask calls on local sets.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: restoring a mask obtained from pthread_sigmask.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
+
+fn finish_run(
+    name: &str,
+    json: bool,
+    sink: &mut (dyn FnMut(&report::Step) + Send),
+) -> Result<u8, Fail> {
+    let r = scenario::run(name, sink).map_err(|e| {
+        if e.is_privilege() {
+            Fail::privilege(e.to_string())
+        } else {
+            Fail::system(e.to_string())
+        }
+    })?;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &r)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        report::write_summary(&mut out, &r)
+    };
+    let code = if r.ok { FOUND } else { DISAGREED };
+    written
+        .and_then(|_| out.flush())
+        .map(|_| code)
+        .or_else(out::ignore_broken_pipe)
 }

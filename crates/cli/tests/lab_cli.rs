@@ -1,0 +1,119 @@
+//! `sockscope lab` arguments and errors: the scenario list, unknown
+//! scenarios and models, bad directories, and a port already taken.
+
+#[path = "fixtures/lab/support.rs"]
+mod support;
+
+use support::sockscope;
+
+const NAMES: [&str; 9] = [
+    "handshake",
+    "backlog",
+    "syn-queue",
+    "reuseport",
+    "time-wait",
+    "close-wait",
+    "refused",
+    "fork-server",
+    "unix",
+];
+
+#[test]
+fn list_names_every_scenario_in_order() {
+    let (code, out, err) = sockscope(&["lab", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = out
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(names, NAMES);
+    let (code, out, _) = sockscope(&["lab", "list", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, NAMES);
+    assert!(v[1]["summary"].as_str().unwrap().contains("N+1"));
+}
+
+#[test]
+fn unknown_scenario_is_a_usage_error_listing_the_names() {
+    let (code, out, err) = sockscope(&["lab", "run", "no-such"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "sockscope: no scenario named 'no-such'; there are: {}",
+            NAMES.join(", ")
+        )
+    );
+    assert_eq!(out, "");
+}
+
+#[test]
+fn bad_serve_arguments_are_usage_errors() {
+    let (code, _, err) = sockscope(&["lab", "serve", "single", "3"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the single model takes no worker count"),
+        "{err}"
+    );
+    let (code, _, err) = sockscope(&["lab", "serve", "threads"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = sockscope(&[
+        "lab",
+        "serve",
+        "epoll",
+        "--root",
+        "/nonexistent/sockscope-lab",
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot serve directory /nonexistent/sockscope-lab"),
+        "{err}"
+    );
+    let (code, _, err) = sockscope(&["lab", "serve", "prefork", "0", "--addr", "127.0.0.1:0"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the number of workers must be 1 to 256"),
+        "{err}"
+    );
+    let (code, _, err) = sockscope(&["lab", "serve", "--header-timeout", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--header-timeout"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_is_named_with_the_fix() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (code, _, err) = sockscope(&["lab", "serve", "single", "--addr", &addr, "--root", "/"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}: bind: ")),
+        "{err}"
+    );
+    assert!(err.contains("sockscope ls -tlp"), "{err}");
+}
+
+#[test]
+fn without_privilege_run_says_to_use_root_and_exits_3() {
+    support::require_root();
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args([support::BIN, "lab", "run", "handshake"])
+        .output()
+        .expect("run setpriv");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("unshare(CLONE_NEWNET)"), "{err}");
+    assert!(err.contains("run it as root"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+}
