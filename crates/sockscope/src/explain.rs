@@ -8,7 +8,7 @@
 //! a listener to its half-open and accepted connections and reuseport
 //! siblings. Reading the kernel stays in `source`.
 
-use crate::model::{Endpoint, Family, Netns, Owner, Proto, Socket, State};
+use crate::model::{Endpoint, Family, Owner, Proto, Socket, State};
 use crate::source::Kind;
 use crate::source::process::{FdInfo, ProcessInfo};
 use crate::source::procnet::{self, InetRow, ProcTable, UnixRow};
@@ -571,7 +571,7 @@ pub struct ListenerHealth {
 type Key = (Option<u64>, u16);
 
 fn key(s: &Socket) -> Option<Key> {
-    Some((s.netns.as_ref().map(|n: &Netns| n.inode), s.local.port()?))
+    Some((s.netns.as_ref().map(|n| n.inode), s.local.port()?))
 }
 
 /// Does a listener bound to `listener` accept connections to `local`?

@@ -350,17 +350,17 @@ pub struct Socket {
     pub timer: Option<Timer>,
     /// The namespace the socket lives in, when more than one was read or one
     /// was asked for.
-    pub netns: Option<Netns>,
+    pub netns: Option<Box<Netns>>,
     pub source: SourceKind,
     /// TCP internals (`ls -i`): tcp_info as the kernel sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_info: Option<Box<TcpInfo>>,
     /// Socket memory (`ls -m`): the kernel's skmeminfo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skmem: Option<SkMem>,
+    pub skmem: Option<Box<SkMem>>,
     /// Congestion control algorithm (`ls -i`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cong: Option<String>,
+    pub cong: Option<Box<str>>,
     /// Processes holding a descriptor on this socket (filled by the join; empty
     /// when owners were not asked for or none could be seen).
     pub owners: Vec<Owner>,

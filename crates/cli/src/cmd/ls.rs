@@ -141,12 +141,14 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
             };
             services.and_then(|s| s.name(port, p))
         };
-        let table = view::table(&sockets, cols, Some(&namer));
-        if args.no_header {
-            table.write_rows(&mut w, out::use_color(cli.color))
-        } else {
-            table.write(&mut w, out::use_color(cli.color))
-        }
+        view::write_table(
+            &mut w,
+            &sockets,
+            cols,
+            Some(&namer),
+            out::use_color(cli.color),
+            !args.no_header,
+        )
     };
     let code = if sockets.is_empty() { NOTHING } else { FOUND };
     written

@@ -258,7 +258,7 @@ pub fn collect_port(
     let mut c = netns::run_in(ns, || collect_here_port(req, local_port))??;
     if label {
         for s in &mut c.sockets {
-            s.netns = Some(ns.id.clone());
+            s.netns = Some(Box::new(ns.id.clone()));
         }
     }
     Ok(c)
@@ -316,7 +316,10 @@ pub fn snapshot_port(
     local_port: Option<u16>,
 ) -> Result<Snapshot, SourceError> {
     std::thread::scope(|s| {
-        let scan = want_owners.then(|| s.spawn(owners::scan_auto));
+        // Decide how to find owners (loading the BPF iterator reads kernel
+        // BTF) before the dump allocates, then scan alongside the dump.
+        let plan = want_owners.then(owners::plan);
+        let scan = plan.map(|p| s.spawn(move || p.run()));
         let mut snap = Snapshot::default();
         let mut err = None;
         for ns in namespaces {

@@ -51,7 +51,10 @@ impl OwnerScan {
                 .then(a.1.pid.cmp(&b.1.pid))
                 .then(a.1.fd.cmp(&b.1.fd))
         });
-        let (inodes, owners) = pairs.into_iter().unzip();
+        // Split without holding two full copies: the inodes are small, and
+        // the owners are collected in place into the pairs' allocation.
+        let inodes: Vec<u64> = pairs.iter().map(|p| p.0).collect();
+        let owners: Vec<Owner> = pairs.into_iter().map(|p| p.1).collect();
         OwnerScan {
             inodes,
             owners,
@@ -113,11 +116,20 @@ pub enum OwnerError {
     Proc(String, std::io::Error),
 }
 
+/// How owners will be found: decided (and the BPF program loaded) up front
+/// by [`plan`], run later by [`Plan::run`], so the expensive part of the
+/// decision (reading kernel BTF) does not overlap the socket dump.
+pub enum Plan {
+    /// The BPF task_file iterator, loaded.
+    Bpf(super::owners_bpf::Loaded),
+    /// The /proc walk, with the reason the iterator is not used.
+    Proc(String),
+}
+
 /// The fastest scan this process may run: the BPF iterator when it has
-/// CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and runs in the initial pid
-/// namespace, otherwise the /proc walk. The reason the iterator was not
-/// used, if any, is returned alongside for `-v`.
-pub fn scan_auto() -> Result<(OwnerScan, Option<String>), OwnerError> {
+/// CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), BTF, and runs in the initial
+/// pid namespace; otherwise the /proc walk.
+pub fn plan() -> Plan {
     let caps = rustix::thread::capabilities(None).ok();
     let may_bpf = caps.is_some_and(|c| {
         use rustix::thread::CapabilitySet as C;
@@ -125,21 +137,35 @@ pub fn scan_auto() -> Result<(OwnerScan, Option<String>), OwnerError> {
             || (c.effective.contains(C::BPF) && c.effective.contains(C::PERFMON))
     });
     if !may_bpf {
-        return Ok((
-            scan("/proc")?,
-            Some(
-                "owners: walked /proc (the BPF owner iterator needs CAP_BPF and CAP_PERFMON)"
-                    .into(),
-            ),
-        ));
+        return Plan::Proc(
+            "owners: walked /proc (the BPF owner iterator needs CAP_BPF and CAP_PERFMON)".into(),
+        );
     }
-    match super::owners_bpf::scan() {
-        Ok(mut s) => {
-            s.via_bpf = true;
-            Ok((s, None))
+    match super::owners_bpf::prepare() {
+        Ok(l) => Plan::Bpf(l),
+        Err(e) => Plan::Proc(format!("owners: walked /proc ({e})")),
+    }
+}
+
+impl Plan {
+    /// Run the scan; the second value says why /proc was walked, if it was.
+    pub fn run(self) -> Result<(OwnerScan, Option<String>), OwnerError> {
+        match self {
+            Plan::Bpf(l) => match l.run() {
+                Ok(mut s) => {
+                    s.via_bpf = true;
+                    Ok((s, None))
+                }
+                Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
+            },
+            Plan::Proc(why) => Ok((scan("/proc")?, Some(why))),
         }
-        Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
     }
+}
+
+/// [`plan`] and run at once.
+pub fn scan_auto() -> Result<(OwnerScan, Option<String>), OwnerError> {
+    plan().run()
 }
 
 /// Scan every process under `proc_root` (normally "/proc").

@@ -312,8 +312,13 @@ pub fn decode(buf: &[u8]) -> Vec<(u64, Owner)> {
         .collect()
 }
 
-/// Run the iterator once.
-pub fn scan() -> Result<OwnerScan, BpfOwnerError> {
+/// The iterator program, verified and loaded, ready to run.
+pub struct Loaded(OwnedFd);
+
+/// Load the iterator: check the pid namespace, read BTF for the offsets,
+/// assemble and load the program. The BTF is released before returning, so
+/// callers can do this before allocating much else.
+pub fn prepare() -> Result<Loaded, BpfOwnerError> {
     let ns = rustix::fs::stat("/proc/self/ns/pid")
         .map(|s| s.st_ino)
         .map_err(|_| BpfOwnerError::PidNamespace)?;
@@ -323,8 +328,22 @@ pub fn scan() -> Result<OwnerScan, BpfOwnerError> {
     let data = std::fs::read("/sys/kernel/btf/vmlinux")
         .map_err(|e| BpfOwnerError::Btf(format!("/sys/kernel/btf/vmlinux: {e}")))?;
     let btf = Btf::parse(data).map_err(|e| BpfOwnerError::Btf(e.to_string()))?;
-    let prog = load(&btf)?;
-    drop(btf);
+    Ok(Loaded(load(&btf)?))
+}
+
+/// Run the iterator once (loading it first).
+pub fn scan() -> Result<OwnerScan, BpfOwnerError> {
+    prepare()?.run()
+}
+
+impl Loaded {
+    /// Walk every process's files once and collect the sockets' owners.
+    pub fn run(self) -> Result<OwnerScan, BpfOwnerError> {
+        run(self.0)
+    }
+}
+
+fn run(prog: OwnedFd) -> Result<OwnerScan, BpfOwnerError> {
     let mut attr = [0u8; 64];
     put32(&mut attr, 0, rustix::fd::AsRawFd::as_raw_fd(&prog) as u32);
     put32(&mut attr, 8, BPF_TRACE_ITER);
@@ -335,10 +354,23 @@ pub fn scan() -> Result<OwnerScan, BpfOwnerError> {
     let iter =
         bpf(BPF_ITER_CREATE, &mut attr).map_err(|e| BpfOwnerError::Read(format!("iter: {e}")))?;
     let mut file = std::fs::File::from(iter);
-    let mut buf = Vec::with_capacity(1 << 20);
-    file.read_to_end(&mut buf)
-        .map_err(|e| BpfOwnerError::Read(e.to_string()))?;
-    let pairs = decode(&buf);
+    // Decode as it arrives: no buffer of the whole output.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut have = 0;
+    let mut pairs = Vec::new();
+    loop {
+        let n = file
+            .read(&mut buf[have..])
+            .map_err(|e| BpfOwnerError::Read(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        have += n;
+        let whole = have - have % REC;
+        pairs.extend(decode(&buf[..whole]));
+        buf.copy_within(whole..have, 0);
+        have -= whole;
+    }
     let mut pids: Vec<u32> = pairs.iter().map(|(_, o)| o.pid).collect();
     pids.sort_unstable();
     pids.dedup();

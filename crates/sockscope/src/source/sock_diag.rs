@@ -363,8 +363,8 @@ pub fn parse_inet_msg(msg: &[u8], proto: Proto) -> Result<Option<Socket>, DiagEr
             INET_DIAG_INFO if proto == Proto::Tcp => {
                 s.tcp_info = super::tcp_info::decode_tcp_info(p).map(Box::new)
             }
-            INET_DIAG_SKMEMINFO => s.skmem = super::tcp_info::decode_skmem(p),
-            INET_DIAG_CONG => s.cong = super::tcp_info::decode_cong(p),
+            INET_DIAG_SKMEMINFO => s.skmem = super::tcp_info::decode_skmem(p).map(Box::new),
+            INET_DIAG_CONG => s.cong = super::tcp_info::decode_cong(p).map(String::into_boxed_str),
             _ => {}
         }
     }

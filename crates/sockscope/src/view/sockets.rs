@@ -1,7 +1,7 @@
 //! The socket table view (`sockscope ls`): ss's columns, plus owners and the
 //! namespace, as an aligned table or as JSON / JSON lines.
 
-use super::table::{Align, Color, Table};
+use super::table::{Align, Color, Table, emit_cell};
 use crate::model::{Endpoint, Family, Owner, Proto, SkMem, Socket, State, TcpInfo};
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -98,8 +98,7 @@ fn opt(out: &mut String, v: Option<impl std::fmt::Display>) {
     }
 }
 
-/// Build the table for `sockets`.
-pub fn table(sockets: &[Socket], cols: Columns, names: Option<PortNamer>) -> Table {
+fn spec(cols: Columns) -> Vec<(&'static str, Align)> {
     let mut spec: Vec<(&'static str, Align)> = Vec::new();
     if cols.netns {
         spec.push(("Netns", Align::Left));
@@ -128,69 +127,173 @@ pub fn table(sockets: &[Socket], cols: Columns, names: Option<PortNamer>) -> Tab
     if cols.process {
         spec.push(("Process", Align::Left));
     }
+    spec
+}
+
+/// Render one socket's cells into `buf`, recording where each ends and its
+/// colour.
+fn row_cells(
+    s: &Socket,
+    cols: Columns,
+    names: Option<PortNamer>,
+    buf: &mut String,
+    cells: &mut Vec<(usize, Option<Color>)>,
+) {
+    buf.clear();
+    cells.clear();
+    let mut cell = |buf: &mut String, color: Option<Color>, f: &mut dyn FnMut(&mut String)| {
+        f(buf);
+        cells.push((buf.len(), color));
+    };
+    if cols.netns {
+        cell(buf, None, &mut |b| match &s.netns {
+            Some(n) => {
+                let _ = write!(b, "{n}");
+            }
+            None => b.push('-'),
+        });
+    }
+    if cols.netid {
+        cell(buf, None, &mut |b| b.push_str(s.proto.short()));
+    }
+    cell(buf, state_color(s.state), &mut |b| {
+        b.push_str(s.state.ss_label())
+    });
+    cell(buf, None, &mut |b| opt(b, s.recv_q));
+    cell(buf, None, &mut |b| opt(b, s.send_q));
+    cell(buf, None, &mut |b| format_endpoint(b, s, &s.local, names));
+    cell(buf, None, &mut |b| format_endpoint(b, s, &s.peer, names));
+    if cols.timers {
+        cell(buf, None, &mut |b| match s.timer {
+            Some(tm) if tm.kind != crate::model::TimerKind::Off => {
+                let _ = write!(b, "{},{}ms,{}", tm.kind.name(), tm.expires_ms, tm.retrans);
+            }
+            Some(_) => b.push_str("off"),
+            None => b.push('-'),
+        });
+    }
+    if cols.extended {
+        cell(buf, None, &mut |b| opt(b, s.uid));
+        cell(buf, None, &mut |b| {
+            let _ = write!(b, "{}", s.inode);
+        });
+        cell(buf, None, &mut |b| match s.cookie {
+            Some(c) => {
+                let _ = write!(b, "{c:x}");
+            }
+            None => b.push('-'),
+        });
+        cell(buf, None, &mut |b| opt(b, s.cgroup_id));
+    }
+    if cols.process {
+        cell(buf, None, &mut |b| format_owners(b, &s.owners));
+    }
+}
+
+/// The detail line under a socket (ss -i / -m), if any.
+fn detail(s: &Socket, cols: Columns) -> Option<String> {
+    if !(cols.info || cols.mem) {
+        return None;
+    }
+    let mut d = String::new();
+    if cols.mem
+        && let Some(m) = &s.skmem
+    {
+        format_skmem(&mut d, m);
+    }
+    if cols.info {
+        if let Some(c) = &s.cong {
+            sep(&mut d);
+            d.push_str(c);
+        }
+        if let Some(i) = &s.tcp_info {
+            format_tcp_info(&mut d, i);
+        }
+    }
+    (!d.is_empty()).then_some(d)
+}
+
+/// Build the table for `sockets` (cells kept in memory; see [`write_table`]
+/// for the streaming form).
+pub fn table(sockets: &[Socket], cols: Columns, names: Option<PortNamer>) -> Table {
+    let spec = spec(cols);
     let mut t = Table::with_capacity(&spec, sockets.len());
+    let mut buf = String::new();
+    let mut cells = Vec::new();
     for s in sockets {
-        if cols.netns {
-            t.cell_with(None, |b| match &s.netns {
-                Some(n) => {
-                    let _ = write!(b, "{n}");
-                }
-                None => b.push('-'),
-            });
+        row_cells(s, cols, names, &mut buf, &mut cells);
+        let mut start = 0;
+        for &(end, color) in &cells {
+            t.colored(color, &buf[start..end]);
+            start = end;
         }
-        if cols.netid {
-            t.cell(s.proto.short());
-        }
-        t.colored(state_color(s.state), s.state.ss_label());
-        t.cell_with(None, |b| opt(b, s.recv_q));
-        t.cell_with(None, |b| opt(b, s.send_q));
-        t.cell_with(None, |b| format_endpoint(b, s, &s.local, names));
-        t.cell_with(None, |b| format_endpoint(b, s, &s.peer, names));
-        if cols.timers {
-            t.cell_with(None, |b| match s.timer {
-                Some(tm) if tm.kind != crate::model::TimerKind::Off => {
-                    let _ = write!(b, "{},{}ms,{}", tm.kind.name(), tm.expires_ms, tm.retrans);
-                }
-                Some(_) => b.push_str("off"),
-                None => b.push('-'),
-            });
-        }
-        if cols.extended {
-            t.cell_with(None, |b| opt(b, s.uid));
-            t.cell(s.inode);
-            t.cell_with(None, |b| match s.cookie {
-                Some(c) => {
-                    let _ = write!(b, "{c:x}");
-                }
-                None => b.push('-'),
-            });
-            t.cell_with(None, |b| opt(b, s.cgroup_id));
-        }
-        if cols.process {
-            t.cell_with(None, |b| format_owners(b, &s.owners));
-        }
-        if cols.info || cols.mem {
-            let mut d = String::new();
-            if cols.mem
-                && let Some(m) = &s.skmem
-            {
-                format_skmem(&mut d, m);
-            }
-            if cols.info {
-                if let Some(c) = &s.cong {
-                    sep(&mut d);
-                    d.push_str(c);
-                }
-                if let Some(i) = &s.tcp_info {
-                    format_tcp_info(&mut d, i);
-                }
-            }
-            if !d.is_empty() {
-                t.detail(d);
-            }
+        if let Some(d) = detail(s, cols) {
+            t.detail(d);
         }
     }
     t
+}
+
+/// Write the table for `sockets` without holding its cells: one pass
+/// measures the column widths, a second formats and writes each row. For
+/// tens of thousands of sockets this saves the memory of every rendered
+/// cell at the price of formatting twice.
+pub fn write_table(
+    w: &mut impl Write,
+    sockets: &[Socket],
+    cols: Columns,
+    names: Option<PortNamer>,
+    color: bool,
+    header: bool,
+) -> io::Result<()> {
+    let spec = spec(cols);
+    let align: Vec<Align> = spec.iter().map(|c| c.1).collect();
+    // Header widths count even without a header, so columns sit where
+    // they would with one.
+    let mut widths: Vec<usize> = spec.iter().map(|c| Table::width(c.0)).collect();
+    let mut buf = String::with_capacity(256);
+    let mut cells = Vec::with_capacity(spec.len());
+    for s in sockets {
+        row_cells(s, cols, names, &mut buf, &mut cells);
+        let mut start = 0;
+        for (c, &(end, _)) in cells.iter().enumerate() {
+            widths[c] = widths[c].max(Table::width(&buf[start..end]));
+            start = end;
+        }
+    }
+    let mut line = String::with_capacity(256);
+    if header {
+        for (c, h) in spec.iter().enumerate() {
+            emit_cell(
+                &mut line,
+                c,
+                h.0,
+                color.then_some(Color::Bold),
+                &widths,
+                &align,
+                color,
+            );
+        }
+        w.write_all(line.trim_end().as_bytes())?;
+        w.write_all(b"\n")?;
+    }
+    for s in sockets {
+        row_cells(s, cols, names, &mut buf, &mut cells);
+        line.clear();
+        let mut start = 0;
+        for (c, &(end, col)) in cells.iter().enumerate() {
+            emit_cell(&mut line, c, &buf[start..end], col, &widths, &align, color);
+            start = end;
+        }
+        w.write_all(line.trim_end().as_bytes())?;
+        w.write_all(b"\n")?;
+        if let Some(d) = detail(s, cols) {
+            w.write_all(b"\t ")?;
+            w.write_all(d.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+    }
+    Ok(())
 }
 
 fn sep(d: &mut String) {
@@ -483,6 +586,59 @@ mod tests {
             "tcp   LISTEN      3      - *:ssh              *:*                 0    77 1a          - a(pid=1,fd=3),a(pid=2,fd=3)"
         );
         assert!(lines[2].contains("/run/a b 77        * 0"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn streaming_table_equals_the_stored_one() {
+        let mut v = vec![
+            s(
+                Proto::Tcp,
+                Endpoint::Inet {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    port: 22,
+                },
+                Endpoint::Inet {
+                    addr: "10.0.0.200".parse().unwrap(),
+                    port: 51000,
+                },
+            ),
+            s(
+                Proto::UnixStream,
+                Endpoint::Unix {
+                    path: Some("/run/é".into()),
+                    inode: 77,
+                },
+                Endpoint::Unix {
+                    path: None,
+                    inode: 0,
+                },
+            ),
+        ];
+        v[0].skmem = Some(Box::default());
+        for (color, header, mem) in [
+            (false, true, false),
+            (true, true, true),
+            (false, false, true),
+        ] {
+            let cols = Columns {
+                netid: true,
+                process: true,
+                extended: true,
+                timers: true,
+                mem,
+                ..Default::default()
+            };
+            let mut a = Vec::new();
+            let t = table(&v, cols, None);
+            if header {
+                t.write(&mut a, color).unwrap();
+            } else {
+                t.write_rows(&mut a, color).unwrap();
+            }
+            let mut b = Vec::new();
+            write_table(&mut b, &v, cols, None, color, header).unwrap();
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
     }
 
     #[test]

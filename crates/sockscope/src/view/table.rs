@@ -106,7 +106,7 @@ impl Table {
         &self.arena[start..self.ends[i] as usize]
     }
 
-    fn width(s: &str) -> usize {
+    pub fn width(s: &str) -> usize {
         if s.is_ascii() {
             s.len()
         } else {
@@ -136,25 +136,7 @@ impl Table {
         }
         let mut line = String::with_capacity(256);
         let emit = |line: &mut String, c: usize, text: &str, col: Option<Color>| {
-            let pad = widths[c].saturating_sub(Self::width(text));
-            let last = c + 1 == n;
-            if c > 0 {
-                line.push(' ');
-            }
-            if self.align[c] == Align::Right {
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-            match col {
-                Some(k) if color => {
-                    line.push_str(k.code());
-                    line.push_str(text);
-                    line.push_str("\x1b[0m");
-                }
-                _ => line.push_str(text),
-            }
-            if self.align[c] == Align::Left && !last {
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
+            emit_cell(line, c, text, col, &widths, &self.align, color)
         };
         if header {
             for (c, h) in self.headers.iter().enumerate() {
@@ -179,6 +161,39 @@ impl Table {
             }
         }
         Ok(())
+    }
+}
+
+/// Append cell `c` of a row to `line`: a separating space, padding to
+/// `widths[c]` on the side `align[c]` says (none after the last column),
+/// and the colour codes when `color` is on.
+pub fn emit_cell(
+    line: &mut String,
+    c: usize,
+    text: &str,
+    col: Option<Color>,
+    widths: &[usize],
+    align: &[Align],
+    color: bool,
+) {
+    let pad = widths[c].saturating_sub(Table::width(text));
+    let last = c + 1 == widths.len();
+    if c > 0 {
+        line.push(' ');
+    }
+    if align[c] == Align::Right {
+        line.extend(std::iter::repeat_n(' ', pad));
+    }
+    match col {
+        Some(k) if color => {
+            line.push_str(k.code());
+            line.push_str(text);
+            line.push_str("\x1b[0m");
+        }
+        _ => line.push_str(text),
+    }
+    if align[c] == Align::Left && !last {
+        line.extend(std::iter::repeat_n(' ', pad));
     }
 }
 
