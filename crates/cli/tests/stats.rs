@@ -88,8 +88,11 @@ fn stats_json_counts_what_the_fixture_built() {
         before.keys().collect::<BTreeSet<_>>(),
         "sockstat keys"
     );
+    // Not `sockets.used`: it counts every socket of the namespace, netlink
+    // ones included, and the kernel frees a closed netlink socket after an
+    // RCU grace period, so the dumps of earlier runs can still be counted
+    // for a moment (seen in CI: 14 before, 13 after).
     for k in [
-        "sockets.used",
         "TCP.inuse",
         "TCP.tw",
         "UDP.inuse",
@@ -110,11 +113,15 @@ fn stats_json_counts_what_the_fixture_built() {
         ("UDP.inuse", 3),
         ("RAW.inuse", 1),
         ("TCP6.inuse", 0),
-        ("sockets.used", 12),
     ];
     for (k, v) in want {
         assert_eq!(got[k], v, "{k}");
     }
+    // The fixture's 12 sockets with a file, plus at most the netlink
+    // sockets sockscope itself just used in the namespace, which the kernel
+    // frees after an RCU grace period.
+    let used = got["sockets.used"];
+    assert!((12..=14).contains(&used), "sockets.used {used}");
     assert!(s["page_size_bytes"].as_u64().is_some_and(|p| p >= 4096));
 
     // Settings: the eleven of the issue, each with the namespace's value,
