@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# What `sockscope trace` costs a busy server, measured in one run.
+#
+# nginx (Debian) serves a 2-byte page on 127.0.0.1:8080 in a private
+# network namespace; wrk (Debian) hammers it with a new TCP connection per
+# request (Connection: close): the machine's top connection rate, the worst
+# case for a tracer (every connection is ~12 state changes, a dozen
+# syscalls, data, two destroys). Runs of DURATION seconds each:
+#
+#   baseline     no trace
+#   filtered     sockscope trace --port 9 (a port with no traffic): every
+#                event of the load is cut in the kernel
+#   filtered, kernel events only
+#                the same with --events state,retransmit,reset,destroy,drop:
+#                no syscall hooks (the costliest part)
+#   unfiltered   sockscope trace (everything, all namespaces)
+#
+# in ROUNDS interleaved rounds (the machine may be shared: medians of
+# interleaved runs resist drift), then a rate ladder: unfiltered under
+# lighter loads (wrk -c1, -c2, -c4, -c8), each against its own baseline,
+# for events lost at lower event rates.
+#
+# It prints requests/s and the ratio to the baseline for each run, and for
+# each traced run the events per second sockscope read and how many the
+# ring buffer lost. Run as root:  bench/trace.sh [DURATION] [ROUNDS]
+# Environment: SOCKSCOPE (binary; default: build target/release/sockscope),
+# CONNS (wrk connections, default 64), THREADS (wrk threads, default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+ROUNDS=${2:-3}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "bench/trace.sh: loads BPF programs and makes a network namespace; run as root" >&2
+    exit 2
+fi
+for pair in wrk:wrk nginx:nginx unshare:util-linux; do
+    cmd=${pair%%:*}
+    if ! command -v "$cmd" >/dev/null && [ ! -x "/usr/sbin/$cmd" ]; then
+        echo "bench/trace.sh: installing ${pair#*:}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pair#*:}" >/dev/null
+    fi
+done
+
+if [ -z "${SOCKSCOPE:-}" ]; then
+    cargo build --release -q -p sockscope-cli
+    SOCKSCOPE=${CARGO_TARGET_DIR:-target}/release/sockscope
+fi
+SOCKSCOPE=$(realpath "$SOCKSCOPE")
+
+# Everything below runs inside a private network namespace.
+if [ -z "${SOCKSCOPE_BENCH_NS:-}" ]; then
+    export SOCKSCOPE SOCKSCOPE_BENCH_NS=1
+    exec unshare -n -- "$0" "$DURATION" "$ROUNDS"
+fi
+ip link set lo up
+
+work=$(mktemp -d /tmp/sockscope-bench-trace.XXXXXX)
+nginx_pid=""
+cleanup() {
+    if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<EOF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/body;
+    proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fastcgi;
+    uwsgi_temp_path $work/uwsgi;
+    scgi_temp_path $work/scgi;
+    server {
+        listen 127.0.0.1:8080 backlog=4096;
+        location / { return 200 "ok"; }
+    }
+}
+EOF
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+"$NGINX" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
+nginx_pid=$!
+for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null && break
+    sleep 0.1
+done
+
+# wrk CONNS: requests/s
+load() {
+    local t=$THREADS
+    [ "$1" -lt "$t" ] && t=$1
+    wrk -t"$t" -c"$1" -d"${DURATION}s" -H 'Connection: close' http://127.0.0.1:8080/ \
+        | awk '/Requests\/sec/ {print $2}'
+}
+
+# Run the load with `sockscope trace ARGS -q` running; prints
+# "requests/s events/s events lost".
+traced() {
+    local conns=$1
+    shift
+    "$SOCKSCOPE" trace -q "$@" >"$work/trace.out" 2>"$work/trace.err" &
+    local tp=$!
+    for _ in $(seq 300); do
+        grep -q '^sockscope: tracing' "$work/trace.err" && break
+        sleep 0.1
+    done
+    local rps
+    rps=$(load "$conns")
+    sleep 0.5
+    kill -INT "$tp"
+    wait "$tp" || true
+    # Events: N read in S s (R/s), M shown; kernel: W written, L lost, F filtered out
+    awk -v rps="$rps" '/^Events:/ {
+        gsub(/[(),;]/, " ");
+        for (i = 1; i <= NF; i++) {
+            if ($i == "read") read = $(i - 1);
+            if ($i == "in") secs = $(i + 1);
+            if ($i == "lost") lost = $(i - 1);
+        }
+        printf "%s %.0f %s\n", rps, read / secs, lost
+    }' "$work/trace.out"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "sockscope trace benchmark: nginx + wrk -t$THREADS -c$CONNS, new connection per request, ${DURATION}s per run, $ROUNDS rounds"
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+: >"$work/base"; : >"$work/filt"; : >"$work/light"; : >"$work/unf"
+for round in $(seq "$ROUNDS"); do
+    load "$CONNS" >>"$work/base"
+    traced "$CONNS" --port 9 >>"$work/filt"
+    traced "$CONNS" --port 9 --events state,retransmit,reset,destroy,drop >>"$work/light"
+    traced "$CONNS" >>"$work/unf"
+    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | light $(tail -n1 "$work/light") | unfiltered $(tail -n1 "$work/unf")  (requests/s [events/s lost])"
+done
+# Ratios per round (each against the baseline measured just before it),
+# then the median: robust to load from elsewhere drifting between rounds.
+rratio() { paste -d' ' "$work/base" "$1" | awk '{ printf "%.4f\n", $2 / $1 }' | median; }
+base=$(median <"$work/base")
+col() { awk -v c="$1" '{ print $c }' "$2" | median; }
+lost() { awk '{ s += $3 } END { print s + 0 }' "$1"; }
+row() { printf '%-40s %12.0f %8.3f %12s %10s\n' "$1" "$(col 1 "$2")" "$(rratio "$2")" "$(col 2 "$2")" "$(lost "$2")"; }
+printf '%-40s %12s %8s %12s %10s\n' "run (median of $ROUNDS rounds)" "requests/s" "ratio" "events/s" "lost"
+printf '%-40s %12.0f %8s %12s %10s\n' "baseline (no trace)" "$base" "1.000" "-" "-"
+row "trace --port 9 (all filtered in kernel)" "$work/filt"
+row "  same, --events without syscall/data" "$work/light"
+row "trace (unfiltered)" "$work/unf"
+for c in 1 2 4 8; do
+    b=$(load "$c")
+    read -r r e l <<<"$(traced "$c")"
+    printf '%-40s %12.0f %8s %12s %10s\n' "trace (unfiltered), wrk -c$c" "$r" "$(ratio "$r" "$b")" "$e" "$l"
+done

@@ -1,0 +1,151 @@
+//! A graceful close on both sides, traced: the client closes first
+//! (ESTABLISHED -> FIN-WAIT-1 -> FIN-WAIT-2, then the kernel swaps in a
+//! timewait socket: TIME-WAIT, inferred from the FIN-WAIT-2 -> CLOSE the
+//! tracepoint reports and confirmed in the namespace's socket table); the
+//! server reads the data and the EOF and closes (CLOSE-WAIT -> LAST-ACK ->
+//! CLOSE). Each side's events carry its own fd, and the destroy events
+//! carry tcplife's totals (bytes acked and received).
+
+#[path = "fixtures/trace/harness.rs"]
+mod harness;
+
+use harness::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn states(evs: &[&Value]) -> Vec<String> {
+    evs.iter()
+        .filter(|v| matches!(v["kind"].as_str(), Some("state" | "time_wait")))
+        .map(|v| match v["kind"].as_str() {
+            Some("time_wait") => format!("{}->time-wait", v["from_state"].as_str().unwrap_or("")),
+            _ => short(v),
+        })
+        .collect()
+}
+
+#[test]
+fn graceful_close_both_sides() {
+    let (r, out) = traced("graceful", 5020, &[], Duration::from_millis(1200));
+    let pid = r["pid"].clone();
+    let cport = r["client_port"].as_u64().expect("client port");
+    assert_eq!((&r["got"], &r["eof"]), (&json!("ping"), &json!(0)));
+    let evs = out.events();
+    let client = evs
+        .iter()
+        .find(|v| is_state(v, "closed", "syn-sent"))
+        .unwrap_or_else(|| panic!("no client SYN-SENT:\n{}", out.dump()))["conn"]
+        .as_u64()
+        .unwrap_or(0);
+    let server = evs
+        .iter()
+        .find(|v| is_state(v, "listening", "syn-recv") && port_of(v, "peer") == Some(cport))
+        .unwrap_or_else(|| panic!("no server SYN-RECV:\n{}", out.dump()))["conn"]
+        .as_u64()
+        .unwrap_or(0);
+    let cev = out.of_conn(client);
+    let sev = out.of_conn(server);
+    assert_eq!(
+        states(&cev),
+        vec![
+            "closed->syn-sent",
+            "syn-sent->established",
+            "established->fin-wait-1",
+            "fin-wait-1->fin-wait-2",
+            "fin-wait-2->closed",
+            "fin-wait-2->time-wait"
+        ],
+        "client:\n{}",
+        out.dump()
+    );
+    assert_eq!(
+        states(&sev),
+        vec![
+            "listening->syn-recv",
+            "syn-recv->established",
+            "established->close-wait",
+            "close-wait->last-ack",
+            "last-ack->closed"
+        ],
+        "server:\n{}",
+        out.dump()
+    );
+    // Every step attributed to the right process and fd.
+    let cfd = r["client_fd"].clone();
+    let sfd = r["conn_fd"].clone();
+    for v in &cev {
+        assert_eq!((&v["pid"], &v["fd"]), (&pid, &cfd), "client event {v}");
+    }
+    for v in sev.iter().skip(2) {
+        assert_eq!(
+            (&v["pid"], &v["fd"]),
+            (&pid, &sfd),
+            "server event after accept {v}"
+        );
+    }
+    // TIME-WAIT confirmed by the socket table.
+    let check = cev
+        .iter()
+        .find(|v| v["kind"] == "time_wait_check")
+        .unwrap_or_else(|| panic!("no TIME-WAIT check:\n{}", out.dump()));
+    assert_eq!(
+        (&check["found"], &check["table_state"]),
+        (&json!(true), &json!("time-wait"))
+    );
+    // The server saw the data and the EOF.
+    let reads: Vec<&Value> = sev
+        .iter()
+        .filter(|v| v["kind"] == "recv")
+        .copied()
+        .collect();
+    assert_eq!(
+        reads.iter().map(|v| v["bytes"].clone()).collect::<Vec<_>>(),
+        vec![json!(4), json!(0)]
+    );
+    // tcplife's totals at destruction. The kernel counts sequence space:
+    // the SYN and the FIN are one byte each.
+    let d = cev
+        .iter()
+        .find(|v| v["kind"] == "destroy")
+        .expect("client destroy");
+    assert_eq!(
+        (&d["bytes_acked"], &d["bytes_received"], &d["retransmits"]),
+        (&json!(4 + 2), &json!(1), &json!(0)),
+        "client: 4 bytes + SYN + FIN acked, the server's FIN received"
+    );
+    assert!(d["duration_us"].as_u64().is_some(), "{d}");
+    let d = sev
+        .iter()
+        .find(|v| v["kind"] == "destroy")
+        .expect("server destroy");
+    assert_eq!(
+        (&d["bytes_acked"], &d["bytes_received"]),
+        (&json!(1), &json!(4 + 1)),
+        "server: its FIN acked; 4 bytes + the client's FIN received: {d}"
+    );
+    // The summaries say how each side ended.
+    let conns = out.connections();
+    let end = |id: u64| {
+        conns
+            .iter()
+            .find(|c| c["conn"] == id)
+            .map(|c| (c["role"].clone(), c["end"].clone()))
+    };
+    assert_eq!(end(client), Some((json!("client"), json!("time_wait"))));
+    assert_eq!(end(server), Some((json!("server"), json!("closed"))));
+    let c = conns
+        .iter()
+        .find(|c| c["conn"] == client)
+        .expect("client row");
+    assert_eq!(
+        c["states"],
+        json!([
+            "closed",
+            "syn-sent",
+            "established",
+            "fin-wait-1",
+            "fin-wait-2",
+            "time-wait",
+            "closed"
+        ])
+    );
+}

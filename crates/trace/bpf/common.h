@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: (MIT OR Apache-2.0) */
+/*
+ * common.h: what every program shares: the configuration user space sets
+ * before loading (read-only globals, so the verifier prunes what is off),
+ * the maps (ring buffer, counters, owners, filters), and the small
+ * functions that read a socket's identity, apply the filters, attribute an
+ * event to a process and write it to the ring buffer.
+ */
+#ifndef SOCKSCOPE_COMMON_H
+#define SOCKSCOPE_COMMON_H
+
+#include "helpers.h"
+#include "event.h"
+
+/* ---- configuration (.rodata, patched by the loader) ---- */
+
+/* Only sockets of this network namespace (its inode); 0: every namespace. */
+const volatile __u32 cfg_netns = 0;
+/* Which filter maps are in use. */
+const volatile __u8 cfg_filter_port = 0;
+const volatile __u8 cfg_filter_addr = 0;
+const volatile __u8 cfg_filter_pid = 0;
+const volatile __u8 cfg_filter_comm = 0;
+/* States of interest as a mask (1 << TCP state); 0: all. */
+const volatile __u32 cfg_states = 0;
+/* Bit (1 << kind) for each kind of event to write; the programs of a kind
+ * that is off still run where they keep the owner maps up to date. */
+const volatile __u32 cfg_emit = 0xffffffff;
+/* sockscope's own tgid, never traced. */
+const volatile __u32 cfg_self = 0;
+/* A drop reason not worth an event (QUEUE_PURGE: a closing socket's
+ * queues freed, not a packet lost); its value comes from the kernel's
+ * BTF, since reason numbers change between kernels. 0: none. */
+const volatile __u32 cfg_drop_skip = 0;
+/* Wake the reader only when this much is waiting in the ring buffer
+ * (user space also polls every few tens of milliseconds): a wakeup per
+ * event would cost more than the event. */
+const volatile __u64 cfg_wakeup_bytes = 1 << 20;
+
+/* ---- maps ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* socket address -> the process and fd last seen using it */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ss_owner);
+} owners SEC(".maps");
+
+/* socket cookie -> owner, from user space's fd-table scan at start */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ss_owner);
+} cookie_owners SEC(".maps");
+
+/* (netns, port) of a listener -> its owner, for connections not accepted yet */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ss_listen_key);
+	__type(value, struct ss_listen_val);
+} listeners SEC(".maps");
+
+/* socket address -> time of its first state change (for durations) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} births SEC(".maps");
+
+/* filters: presence of a key means "wanted" */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} f_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ss_addr_key);
+	__type(value, __u8);
+} f_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} f_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, char[16]);
+	__type(value, __u8);
+} f_comms SEC(".maps");
+
+static long (*bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size,
+				  __u64 flags) = (void *)130;
+static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)134;
+#define BPF_RB_NO_WAKEUP 1
+#define BPF_RB_FORCE_WAKEUP 2
+#define BPF_RB_AVAIL_DATA 0
+
+/* ---- counters ---- */
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool kind_on(__u32 kind)
+{
+	return (cfg_emit >> kind) & 1;
+}
+
+/* ---- socket identity ---- */
+
+static __always_inline __u32 net_inum(struct net *net)
+{
+	__u32 inum = 0;
+	if (net)
+		KREAD(inum, net->ns.inum);
+	return inum;
+}
+
+/* Namespace of a socket reached through a plain address. */
+static __always_inline __u32 sk_netns(const struct sock_common *skc)
+{
+	struct net *net = NULL;
+	KREAD(net, skc->skc_net.net);
+	return net_inum(net);
+}
+
+/* Namespace of the running task (a BTF walk). */
+static __always_inline __u32 task_netns(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct nsproxy *ns = t->nsproxy;
+	if (!ns)
+		return 0;
+	struct net *net = ns->net_ns;
+	return net ? net->ns.inum : 0;
+}
+
+/* Family, state, ports, addresses and namespace of any socket (full,
+ * request or timewait: they all start with sock_common) reached through a
+ * BTF pointer. Returns the family. */
+static __always_inline __u16 fill_sock_btf(struct ss_event *e, const struct sock_common *skc)
+{
+	__u16 family = skc->skc_family;
+	e->family = (__u8)family;
+	e->state = skc->skc_state;
+	e->sport = skc->skc_num;
+	e->dport = __builtin_bswap16(skc->skc_dport);
+	__u32 *s = (__u32 *)e->saddr;
+	__u32 *d = (__u32 *)e->daddr;
+	if (family == AF_INET) {
+		s[0] = skc->skc_rcv_saddr;
+		d[0] = skc->skc_daddr;
+	} else if (family == AF_INET6) {
+		s[0] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		s[1] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		s[2] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		s[3] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		d[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
+		d[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
+		d[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
+		d[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
+	}
+	struct net *net = skc->skc_net.net;
+	e->netns = net ? net->ns.inum : 0;
+	return family;
+}
+
+/* The same through a plain address: the head of sock_common (addresses,
+ * ports, family, state: the first 24 bytes on every kernel since 4.x) in
+ * one read, each field taken at its CO-RE relocated offset (a constant
+ * after relocation, so the verifier sees fixed stack offsets). */
+#define FIELD_OFFSET(field) __builtin_preserve_field_info(field, 0 /* BYTE_OFFSET */)
+#define SKC_HEAD 32
+
+static __always_inline __u16 fill_sock(struct ss_event *e, const void *skp)
+{
+	const struct sock_common *skc = skp;
+	__u8 h[SKC_HEAD + 8] = {};
+
+	if (bpf_probe_read_kernel(h, SKC_HEAD, skc))
+		return 0;
+	__u32 o_family = FIELD_OFFSET(skc->skc_family);
+	__u32 o_state = FIELD_OFFSET(skc->skc_state);
+	__u32 o_num = FIELD_OFFSET(skc->skc_num);
+	__u32 o_dport = FIELD_OFFSET(skc->skc_dport);
+	__u32 o_saddr = FIELD_OFFSET(skc->skc_rcv_saddr);
+	__u32 o_daddr = FIELD_OFFSET(skc->skc_daddr);
+	if (o_family >= SKC_HEAD || o_state >= SKC_HEAD || o_num >= SKC_HEAD ||
+	    o_dport >= SKC_HEAD || o_saddr >= SKC_HEAD || o_daddr >= SKC_HEAD)
+		return 0;
+	__u16 family = 0, num = 0, dport = 0;
+	__builtin_memcpy(&family, &h[o_family], 2);
+	__builtin_memcpy(&num, &h[o_num], 2);
+	__builtin_memcpy(&dport, &h[o_dport], 2);
+	e->family = (__u8)family;
+	e->state = h[o_state];
+	e->sport = num;
+	e->dport = __builtin_bswap16(dport);
+	if (family == AF_INET) {
+		__builtin_memcpy(e->saddr, &h[o_saddr], 4);
+		__builtin_memcpy(e->daddr, &h[o_daddr], 4);
+	} else if (family == AF_INET6) {
+		bpf_probe_read_kernel(e->saddr, 16,
+				      __builtin_preserve_access_index(&skc->skc_v6_rcv_saddr));
+		bpf_probe_read_kernel(e->daddr, 16,
+				      __builtin_preserve_access_index(&skc->skc_v6_daddr));
+	}
+	e->netns = sk_netns(skc);
+	return family;
+}
+
+/* The cookie a socket already has (0 if none was made yet); for sockets
+ * reached through a plain pointer, where the cookie helper is not allowed. */
+static __always_inline __u64 sk_cookie_peek(const void *skp)
+{
+	const struct sock_common *skc = skp;
+	__u64 c = 0;
+	KREAD(c, skc->skc_cookie.counter);
+	return c;
+}
+
+/* ---- filters ---- */
+
+static __always_inline bool addr_wanted(const __u8 *addr, __u8 family)
+{
+	struct ss_addr_key k = {};
+	k.prefixlen = 128;
+	if (family == AF_INET) {
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		__builtin_memcpy(&k.addr[12], addr, 4);
+	} else {
+		__builtin_memcpy(k.addr, addr, 16);
+	}
+	return bpf_map_lookup_elem(&f_addrs, &k) != NULL;
+}
+
+static __always_inline bool is_zero16(const __u8 *a)
+{
+	const __u64 *q = (const __u64 *)a;
+	return q[0] == 0 && q[1] == 0;
+}
+
+/* Ports and addresses. A socket with neither port known yet (just made,
+ * not bound) passes: user space holds its events until it learns where the
+ * socket goes. */
+static __always_inline bool tuple_passes(const struct ss_event *e)
+{
+	if (cfg_filter_port && (e->sport != 0 || e->dport != 0)) {
+		__u16 p = e->sport;
+		if (!bpf_map_lookup_elem(&f_ports, &p)) {
+			p = e->dport;
+			if (!bpf_map_lookup_elem(&f_ports, &p))
+				return false;
+		}
+	}
+	if (cfg_filter_addr && !(is_zero16(e->saddr) && is_zero16(e->daddr))) {
+		if (!addr_wanted(e->saddr, e->family) && !addr_wanted(e->daddr, e->family))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline bool state_passes(__u32 a, __u32 b)
+{
+	if (!cfg_states)
+		return true;
+	return ((1u << (a & 31)) | (1u << (b & 31))) & cfg_states;
+}
+
+static __always_inline bool owner_passes(__u32 pid, const char *comm)
+{
+	if (cfg_filter_pid && !bpf_map_lookup_elem(&f_pids, &pid))
+		return false;
+	if (cfg_filter_comm) {
+		char c[16];
+		__builtin_memcpy(c, comm, 16);
+		if (!bpf_map_lookup_elem(&f_comms, c))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline bool owner_filtering(void)
+{
+	return cfg_filter_pid || cfg_filter_comm;
+}
+
+/* ---- owners ---- */
+
+static __always_inline void set_owner(struct ss_event *e, const struct ss_owner *o, __u8 src)
+{
+	e->pid = o->pid;
+	e->fd = o->fd;
+	__builtin_memcpy(e->comm, o->comm, 16);
+	e->owner_src = src;
+}
+
+/* Who owns a socket, for events that run outside the owner's context. */
+static __always_inline void lookup_owner(struct ss_event *e, __u64 sk, __u64 cookie,
+					 bool via_listener)
+{
+	struct ss_owner *o = bpf_map_lookup_elem(&owners, &sk);
+	if (o) {
+		set_owner(e, o, o->src ? o->src : SS_OWNER_SOCKET);
+		return;
+	}
+	if (cookie) {
+		o = bpf_map_lookup_elem(&cookie_owners, &cookie);
+		if (o) {
+			set_owner(e, o, SS_OWNER_SNAPSHOT);
+			return;
+		}
+	}
+	if (via_listener) {
+		struct ss_listen_key k = {};
+		k.netns = e->netns;
+		k.port = e->sport;
+		struct ss_listen_val *l = bpf_map_lookup_elem(&listeners, &k);
+		if (l) {
+			set_owner(e, &l->owner, SS_OWNER_LISTENER);
+			/* Until accept() says otherwise, the connection belongs
+			 * to whoever holds the listener. */
+			struct ss_owner o2 = l->owner;
+			o2.src = SS_OWNER_LISTENER;
+			bpf_map_update_elem(&owners, &sk, &o2, BPF_NOEXIST);
+			return;
+		}
+	}
+	e->fd = -1;
+}
+
+/* The running task as the owner (process context only). */
+static __always_inline void task_owner(struct ss_event *e, __s32 fd)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	e->pid = pt >> 32;
+	e->tid = (__u32)pt;
+	e->fd = fd;
+	bpf_get_current_comm(e->comm, 16);
+	e->owner_src = SS_OWNER_TASK;
+}
+
+/* Remember who uses a socket, writing the map only when it changes. */
+static __always_inline void learn_owner(__u64 sk, const struct ss_event *e, bool closed)
+{
+	if (e->fd < 0)
+		return;
+	struct ss_owner *cur = bpf_map_lookup_elem(&owners, &sk);
+	if (cur && cur->pid == e->pid && cur->fd == e->fd && cur->closed == closed)
+		return;
+	struct ss_owner o = {};
+	o.pid = e->pid;
+	o.fd = e->fd;
+	__builtin_memcpy(o.comm, e->comm, 16);
+	o.src = SS_OWNER_SOCKET;
+	o.closed = closed;
+	bpf_map_update_elem(&owners, &sk, &o, BPF_ANY);
+}
+
+/* ---- output ---- */
+
+static __always_inline void output(struct ss_event *e)
+{
+	e->version = SS_EVENT_VERSION;
+	e->cpu = bpf_get_smp_processor_id();
+	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+			     ? BPF_RB_FORCE_WAKEUP
+			     : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake))
+		count(SS_STAT_LOST + e->kind);
+	else
+		count(e->kind);
+}
+
+/* With a port or address filter, a new socket's socket() event waits here
+ * until the socket's ports say whether it is wanted: the first event of
+ * that socket which passes the filter sends it first. Sockets the filter
+ * rejects leave theirs to the LRU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ss_event);
+} pending_socket SEC(".maps");
+
+static __always_inline void emit(struct ss_event *e)
+{
+	if ((cfg_filter_port || cfg_filter_addr) && (e->sport || e->dport)) {
+		__u64 sk = e->sk;
+		struct ss_event *p = bpf_map_lookup_elem(&pending_socket, &sk);
+		if (p) {
+			output(p);
+			bpf_map_delete_elem(&pending_socket, &sk);
+		}
+	}
+	output(e);
+}
+
+/* A socket() event: held back when a filter on ports or addresses must
+ * first learn where the socket goes. */
+static __always_inline void emit_new_socket(struct ss_event *e)
+{
+	if (cfg_filter_port || cfg_filter_addr) {
+		__u64 sk = e->sk;
+		e->version = SS_EVENT_VERSION;
+		bpf_map_update_elem(&pending_socket, &sk, e, BPF_ANY);
+		return;
+	}
+	output(e);
+}
+
+static __always_inline void filtered(__u32 kind)
+{
+	count(SS_STAT_FILTERED + kind);
+}
+
+#endif

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: (MIT OR Apache-2.0) */
+/*
+ * event.h: the record every program writes to the ring buffer, and the
+ * configuration user space hands to the programs. This is the contract with
+ * crates/trace/src/abi.rs: change one, change the other, and bump
+ * SS_EVENT_VERSION when the layout changes.
+ *
+ * Layout (little endian on the machines that run it, naturally aligned,
+ * SS_EVENT_SIZE bytes):
+ *
+ *   0 version u8     1 kind u8     2 family u8    3 state u8
+ *   4 sport u16 (local port, host order)   6 dport u16 (remote port)
+ *   8 ts_ns u64 (CLOCK_MONOTONIC)
+ *  16 sk u64 (kernel address of the socket: its identity while it lives)
+ *  24 cookie u64 (socket cookie, 0 when unknown)
+ *  32 netns u32 (inode of the socket's network namespace)
+ *  36 pid u32 (owner's tgid, 0 when unknown)
+ *  40 tid u32 (task that ran, in process context; 0 in softirq)
+ *  44 fd s32 (owner's fd, -1 when unknown)
+ *  48 saddr[16]  64 daddr[16] (IPv4 in the first 4 bytes)
+ *  80 comm[16] (owner's command)
+ *  96 owner_src u8   97 protocol u8   98 flags u16   100 cpu u32
+ * 104 body (72 bytes, by kind, below)
+ */
+#ifndef SOCKSCOPE_EVENT_H
+#define SOCKSCOPE_EVENT_H
+
+#include "kernel.h"
+
+#define SS_EVENT_VERSION 1
+#define SS_EVENT_SIZE 176
+
+enum ss_kind {
+	SS_STATE = 1,		 /* sock:inet_sock_set_state */
+	SS_RETRANSMIT = 2,	 /* tcp:tcp_retransmit_skb */
+	SS_RETRANSMIT_SYNACK = 3, /* tcp:tcp_retransmit_synack */
+	SS_RESET_SENT = 4,	 /* tcp:tcp_send_reset */
+	SS_RESET_RECEIVED = 5,	 /* tcp:tcp_receive_reset */
+	SS_DESTROY = 6,		 /* tcp:tcp_destroy_sock */
+	SS_DROP = 7,		 /* skb:kfree_skb */
+	SS_SYSCALL = 8,		 /* raw_syscalls:sys_enter / sys_exit */
+	SS_SEND = 9,		 /* sock:sock_send_length */
+	SS_RECV = 10,		 /* sock:sock_recv_length */
+	SS_KIND_MAX = 11,
+};
+
+/* Where the owner fields came from. */
+enum ss_owner_src {
+	SS_OWNER_NONE = 0,
+	SS_OWNER_TASK = 1,	/* the task that made the syscall */
+	SS_OWNER_SOCKET = 2,	/* learned from an earlier syscall on this socket */
+	SS_OWNER_LISTENER = 3,	/* not accepted yet: the listener's owner */
+	SS_OWNER_SNAPSHOT = 4,	/* user space's fd-table scan at start */
+};
+
+/* Our own syscall numbers, the same on every architecture. */
+enum ss_sys {
+	SYS_OTHER = 0,
+	SYS_SOCKET = 1,
+	SYS_BIND = 2,
+	SYS_LISTEN = 3,
+	SYS_ACCEPT = 4,
+	SYS_ACCEPT4 = 5,
+	SYS_CONNECT = 6,
+	SYS_SHUTDOWN = 7,
+	SYS_SETSOCKOPT = 8,
+	SYS_CLOSE = 9,
+	SYS_READ = 10,
+	SYS_WRITE = 11,
+	SYS_SENDTO = 12,
+	SYS_RECVFROM = 13,
+	SYS_SENDMSG = 14,
+	SYS_RECVMSG = 15,
+	SYS_READV = 16,
+	SYS_WRITEV = 17,
+	SYS_SENDMMSG = 18,
+	SYS_RECVMMSG = 19,
+	SYS_SENDFILE = 20,
+	SYS_SPLICE = 21,
+};
+
+/* flags (offset 98) */
+#define SS_F_NOT_FULLSOCK 1 /* the socket was a request or timewait sock */
+#define SS_F_PACKET_TUPLE 2 /* saddr/sport are the packet's source, not "local" */
+
+struct ss_state_body {
+	__u32 oldstate;
+	__u32 newstate;
+	__u64 born_ns; /* first state change seen for this socket, 0 if none */
+};
+
+struct ss_retrans_body {
+	__u32 state;
+	__s32 err;
+	__u64 skb;
+	__u32 len;
+	__u8 tcp_flags;
+};
+
+struct ss_synack_body {
+	__u64 listener;
+	__u64 req;
+};
+
+struct ss_reset_body {
+	__u32 state;
+	__u32 reason; /* enum sk_rst_reason (kernel BTF names it) */
+	__u64 skb;
+};
+
+struct ss_destroy_body {
+	__u64 born_ns;
+	__u64 bytes_acked;
+	__u64 bytes_received;
+	__u64 bytes_sent;
+	__u64 bytes_retrans;
+	__u32 total_retrans;
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 srtt_us; /* smoothed RTT << 3, as the kernel keeps it */
+};
+
+struct ss_drop_body {
+	__u32 reason; /* enum skb_drop_reason (kernel BTF names it) */
+	__u32 len;
+	__u64 location;
+	__u8 tcp_flags;
+	__u8 rx_sk;
+};
+
+struct ss_sys_body {
+	__u16 sys;	 /* enum ss_sys */
+	__u16 addr_family; /* sockaddr argument, 0 if none */
+	__s32 fd;	 /* fd argument (listener for accept) */
+	__s64 ret;
+	__u64 dur_ns;
+	__u64 arg[3];	 /* per syscall, see abi.rs */
+	__u8 addr[16];	 /* sockaddr address */
+	__u16 addr_port; /* sockaddr port, host order */
+};
+
+struct ss_io_body {
+	__u16 sys;
+	__u16 _pad;
+	__s32 fd;
+	__s32 ret;
+	__s32 flags;
+};
+
+struct ss_event {
+	__u8 version;
+	__u8 kind;
+	__u8 family;
+	__u8 state;
+	__u16 sport;
+	__u16 dport;
+	__u64 ts_ns;
+	__u64 sk;
+	__u64 cookie;
+	__u32 netns;
+	__u32 pid;
+	__u32 tid;
+	__s32 fd;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[16];
+	__u8 owner_src;
+	__u8 protocol;
+	__u16 flags;
+	__u32 cpu;
+	union {
+		struct ss_state_body state;
+		struct ss_retrans_body retrans;
+		struct ss_synack_body synack;
+		struct ss_reset_body reset;
+		struct ss_destroy_body destroy;
+		struct ss_drop_body drop;
+		struct ss_sys_body sys;
+		struct ss_io_body io;
+		__u8 raw[72];
+	} u;
+};
+
+_Static_assert(sizeof(struct ss_event) == SS_EVENT_SIZE, "event layout");
+
+/* Counters (per-CPU array "stats"): index = kind for events written,
+ * SS_STAT_LOST + kind for events lost because the ring buffer was full,
+ * SS_STAT_FILTERED + kind for events the kernel-side filter dropped. */
+#define SS_STAT_LOST 16
+#define SS_STAT_FILTERED 32
+#define SS_STAT_MAX 48
+
+/* An owner as the maps keep it. */
+struct ss_owner {
+	__u32 pid;
+	__s32 fd;
+	char comm[16];
+	__u8 src;
+	__u8 closed; /* the owner closed this fd; the socket lives on */
+	__u16 _pad;
+	__u32 _pad2;
+};
+
+struct ss_listen_key {
+	__u32 netns;
+	__u16 port;
+	__u16 _pad;
+};
+
+struct ss_listen_val {
+	struct ss_owner owner;
+	__u64 sk;
+};
+
+/* LPM trie key for address filters: IPv4 as ::ffff:a.b.c.d */
+struct ss_addr_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#endif

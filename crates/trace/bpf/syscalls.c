@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: (MIT OR Apache-2.0) */
+/*
+ * syscalls.c: the socket syscalls of processes: socket, bind, listen,
+ * accept, accept4, connect, shutdown, setsockopt and close, with fd,
+ * arguments, return value and duration.
+ *
+ * Two ways in, the same code behind them:
+ * - ss_sc_enter / ss_sc_exit on the per-syscall tracepoints
+ *   (syscalls:sys_enter_close, ...), attached to those nine syscalls only:
+ *   other syscalls run no BPF at all. Attaching needs tracefs (for the
+ *   events' ids).
+ * - ss_sys_enter / ss_sys_exit on raw_syscalls:sys_enter/sys_exit as BTF
+ *   tracepoints, when tracefs is not mounted: they run for every syscall
+ *   on the machine and return at once for the others, which costs a busy
+ *   server ~10% per hook; the loader only uses them as a fallback.
+ *
+ * sys_enter keeps the arguments per thread (and, for fd arguments, the
+ * socket behind the fd, found by walking the task's fd table: close must be
+ * resolved before the fd is gone); sys_exit joins them with the return
+ * value. socket() and accept() resolve their new fd at exit. Only INET and
+ * INET6 sockets are reported. Every syscall teaches the owner map which
+ * process and fd use the socket; a successful listen() records the
+ * listener's owner for the connections it will queue.
+ *
+ * read/write/send/recv are not here: sock_send_length / sock_recv_length
+ * (io.c) fire only for sockets and carry the socket itself.
+ */
+
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_CLOSE 3
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDFILE 40
+#define NR_SOCKET 41
+#define NR_CONNECT 42
+#define NR_ACCEPT 43
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define NR_SHUTDOWN 48
+#define NR_BIND 49
+#define NR_LISTEN 50
+#define NR_SETSOCKOPT 54
+#define NR_SPLICE 275
+#define NR_ACCEPT4 288
+#define NR_RECVMMSG 299
+#define NR_SENDMMSG 307
+#elif defined(__TARGET_ARCH_arm64)
+/* include/uapi/asm-generic/unistd.h */
+#define NR_CLOSE 57
+#define NR_READ 63
+#define NR_WRITE 64
+#define NR_READV 65
+#define NR_WRITEV 66
+#define NR_SENDFILE 71
+#define NR_SPLICE 76
+#define NR_SOCKET 198
+#define NR_BIND 200
+#define NR_LISTEN 201
+#define NR_ACCEPT 202
+#define NR_CONNECT 203
+#define NR_SENDTO 206
+#define NR_RECVFROM 207
+#define NR_SETSOCKOPT 208
+#define NR_SHUTDOWN 210
+#define NR_SENDMSG 211
+#define NR_RECVMSG 212
+#define NR_ACCEPT4 242
+#define NR_RECVMMSG 243
+#define NR_SENDMMSG 269
+#endif
+
+/* The syscalls traced at entry and exit. */
+static __always_inline __u16 entry_sys(long nr)
+{
+	switch (nr) {
+	case NR_SOCKET: return SYS_SOCKET;
+	case NR_BIND: return SYS_BIND;
+	case NR_LISTEN: return SYS_LISTEN;
+	case NR_ACCEPT: return SYS_ACCEPT;
+	case NR_ACCEPT4: return SYS_ACCEPT4;
+	case NR_CONNECT: return SYS_CONNECT;
+	case NR_SHUTDOWN: return SYS_SHUTDOWN;
+	case NR_SETSOCKOPT: return SYS_SETSOCKOPT;
+	case NR_CLOSE: return SYS_CLOSE;
+	default: return SYS_OTHER;
+	}
+}
+
+/* The syscalls that reach sock_sendmsg / sock_recvmsg (io.c). */
+static __always_inline __u16 io_sys(long nr)
+{
+	switch (nr) {
+	case NR_READ: return SYS_READ;
+	case NR_WRITE: return SYS_WRITE;
+	case NR_SENDTO: return SYS_SENDTO;
+	case NR_RECVFROM: return SYS_RECVFROM;
+	case NR_SENDMSG: return SYS_SENDMSG;
+	case NR_RECVMSG: return SYS_RECVMSG;
+	case NR_READV: return SYS_READV;
+	case NR_WRITEV: return SYS_WRITEV;
+	case NR_SENDMMSG: return SYS_SENDMMSG;
+	case NR_RECVMMSG: return SYS_RECVMMSG;
+	case NR_SENDFILE: return SYS_SENDFILE;
+	case NR_SPLICE: return SYS_SPLICE;
+	default: return SYS_OTHER;
+	}
+}
+
+/* A syscall between entry and exit, per thread. */
+struct inflight {
+	__u64 ts;
+	__u64 sk;
+	__u64 arg[3];
+	__s32 fd;
+	__u16 sys;
+	__u8 addr_family;
+	__u8 _pad;
+	__u8 addr[16];
+	__u16 addr_port;
+	__u16 _pad2;
+	__u32 _pad3;
+	/* close: the socket as it was before the fd went away */
+	struct ss_event id;
+};
+
+/* Per task: the syscall between its entry and exit (task-local storage:
+ * no hashing, no locks, freed with the task). `sys` is 0 when none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+/* Per-CPU scratch space: struct inflight is too big for the BPF stack
+ * next to an event. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} scratch SEC(".maps");
+
+/* The socket behind fd in the current task's fd table, or NULL when the
+ * fd is not a socket. */
+static __always_inline const struct sock *fd_sock(long fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct file **fds = NULL;
+	struct file *f = NULL;
+	struct inode *ino = NULL;
+	struct socket *so = NULL;
+	struct sock *sk = NULL;
+	unsigned short mode = 0;
+
+	if (fd < 0)
+		return NULL;
+	struct files_struct *files = t->files;
+	if (!files)
+		return NULL;
+	struct fdtable *fdt = files->fdt;
+	if (!fdt)
+		return NULL;
+	if ((unsigned long)fd >= fdt->max_fds)
+		return NULL;
+	KREAD(fds, fdt->fd);
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	KREAD(ino, f->f_inode);
+	if (!ino)
+		return NULL;
+	KREAD(mode, ino->i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	KREAD(so, f->private_data);
+	if (!so)
+		return NULL;
+	KREAD(sk, so->sk);
+	return sk;
+}
+
+static __always_inline bool inet_family(const struct sock *sk)
+{
+	__u16 family = 0;
+	KREAD(family, sk->__sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6;
+}
+
+/* Copy a sockaddr_in / sockaddr_in6 argument. */
+static __always_inline void read_sockaddr(struct inflight *in, const void *uaddr, long len)
+{
+	__u8 buf[24];
+	__u16 family = 0;
+
+	if (!uaddr || len < 8)
+		return;
+	if (bpf_probe_read_user(buf, 8, uaddr))
+		return;
+	__builtin_memcpy(&family, buf, 2);
+	in->addr_family = (__u8)family;
+	in->addr_port = ((__u16)buf[2] << 8) | buf[3];
+	if (family == AF_INET) {
+		__builtin_memcpy(in->addr, &buf[4], 4);
+	} else if (family == AF_INET6 && len >= 24) {
+		bpf_probe_read_user(in->addr, 16, (const __u8 *)uaddr + 8);
+	}
+}
+
+static __always_inline bool task_passes(void)
+{
+	if (!owner_filtering())
+		return true;
+	char comm[16];
+	bpf_get_current_comm(comm, 16);
+	return owner_passes(bpf_get_current_pid_tgid() >> 32, comm);
+}
+
+/* Syscall entry: keep the arguments (and the socket behind an fd
+ * argument) for the exit. */
+static __always_inline int enter_common(__u16 sys, const unsigned long *a)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	if ((pt >> 32) == cfg_self)
+		return 0;
+	if (cfg_netns && task_netns() != cfg_netns)
+		return 0;
+	if (!task_passes())
+		return 0;
+
+	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!in)
+		return 0;
+	in->sys = SYS_OTHER; /* not valid until filled */
+	in->ts = bpf_ktime_get_ns();
+	in->sk = 0;
+	in->arg[0] = in->arg[1] = in->arg[2] = 0;
+	in->addr_family = 0;
+	in->addr_port = 0;
+	__builtin_memset(in->addr, 0, sizeof(in->addr));
+	in->id.netns = 0;
+	in->fd = -1;
+	if (sys == SYS_SOCKET) {
+		if (a[0] != AF_INET && a[0] != AF_INET6)
+			return 0;
+		in->arg[0] = a[0];
+		in->arg[1] = a[1];
+		in->arg[2] = a[2];
+	} else {
+		const struct sock *sk = fd_sock((long)(int)a[0]);
+		if (!sk || !inet_family(sk))
+			return 0;
+		in->sk = (__u64)sk;
+		in->fd = (int)a[0];
+		/* With a port or address filter, a socket whose ports are known
+		 * and do not match is done with here (not for connect, which is
+		 * about to change the tuple, nor accept, whose new socket's
+		 * peer is not known yet). */
+		if ((cfg_filter_port || cfg_filter_addr) &&
+		    (sys == SYS_CLOSE || sys == SYS_SHUTDOWN || sys == SYS_SETSOCKOPT || sys == SYS_LISTEN)) {
+			fill_sock(&in->id, sk);
+			if ((in->id.sport || in->id.dport) && !tuple_passes(&in->id)) {
+				filtered(SS_SYSCALL);
+				return 0;
+			}
+		}
+		switch (sys) {
+		case SYS_BIND:
+		case SYS_CONNECT:
+			read_sockaddr(in, (const void *)a[1], (long)a[2]);
+			break;
+		case SYS_LISTEN:
+		case SYS_SHUTDOWN:
+			in->arg[0] = a[1];
+			break;
+		case SYS_ACCEPT4:
+			in->arg[0] = a[3];
+			break;
+		case SYS_SETSOCKOPT: {
+			in->arg[0] = a[1]; /* level */
+			in->arg[1] = a[2]; /* optname */
+			/* the value: an int, or struct linger {onoff, linger} */
+			__u64 v = 0;
+			if ((long)(int)a[4] >= 8)
+				bpf_probe_read_user(&v, 8, (const void *)a[3]);
+			else if ((long)(int)a[4] >= 4)
+				bpf_probe_read_user(&v, 4, (const void *)a[3]);
+			in->arg[2] = v;
+			in->addr_port = (__u16)a[4]; /* optlen */
+			break;
+		}
+		case SYS_CLOSE:
+			if (!in->id.netns)
+				fill_sock(&in->id, sk);
+			in->id.cookie = sk_cookie_peek(sk);
+			break;
+		default:
+			break;
+		}
+	}
+	in->sys = sys;
+	return 0;
+}
+
+static __always_inline struct inflight *late_accept(__u16 sys, long ret, __u64 pt)
+{
+	if ((sys != SYS_ACCEPT && sys != SYS_ACCEPT4) || ret < 0)
+		return NULL;
+	if ((pt >> 32) == cfg_self)
+		return NULL;
+	if (cfg_netns && task_netns() != cfg_netns)
+		return NULL;
+	if (!task_passes())
+		return NULL;
+	__u32 zero = 0;
+	struct inflight *in = bpf_map_lookup_elem(&scratch, &zero);
+	if (!in)
+		return NULL;
+	__builtin_memset(in, 0, sizeof(*in));
+	/* The arguments are still in the saved user registers. */
+	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	unsigned long a0 = SYSCALL_ARG0(regs), a3 = 0;
+	if (sys == SYS_ACCEPT4)
+		a3 = SYSCALL_ARG3(regs);
+	const struct sock *lsk = fd_sock((long)(int)a0);
+	if (!lsk)
+		return NULL;
+	in->ts = bpf_ktime_get_ns(); /* the start is unknown: duration 0 */
+	in->sys = sys;
+	in->fd = (int)a0;
+	in->sk = (__u64)lsk;
+	in->arg[0] = a3;
+	return in;
+}
+
+/* Syscall exit: join the kept arguments with the return value. */
+static __always_inline int exit_common(__u16 sys, long ret)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL, 0);
+	if (in && in->sys != sys)
+		in = NULL; /* nothing kept for this syscall */
+	if (!in) {
+		/* An accept() that was already blocked when tracing started. */
+		in = late_accept(sys, ret, pt);
+		if (!in)
+			return 0;
+	}
+
+	struct ss_event e = {};
+	const struct sock *sk = (const void *)in->sk;
+	sys = in->sys;
+	__s32 owner_fd = in->fd;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = SS_SYSCALL;
+	e.u.sys.sys = sys;
+	e.u.sys.fd = in->fd;
+	e.u.sys.ret = ret;
+	e.u.sys.dur_ns = e.ts_ns - in->ts;
+	e.u.sys.arg[0] = in->arg[0];
+	e.u.sys.arg[1] = in->arg[1];
+	e.u.sys.arg[2] = in->arg[2];
+	e.u.sys.addr_family = in->addr_family;
+	e.u.sys.addr_port = in->addr_port;
+	__builtin_memcpy(e.u.sys.addr, in->addr, 16);
+
+	if (sys == SYS_CLOSE) {
+		e.family = in->id.family;
+		e.state = in->id.state;
+		e.sport = in->id.sport;
+		e.dport = in->id.dport;
+		e.netns = in->id.netns;
+		e.cookie = in->id.cookie;
+		__builtin_memcpy(e.saddr, in->id.saddr, 16);
+		__builtin_memcpy(e.daddr, in->id.daddr, 16);
+	}
+	in->sys = SYS_OTHER;
+
+	if ((sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0) {
+		/* the new socket is the one the event is about */
+		sk = fd_sock(ret);
+		if (!sk)
+			return 0;
+		owner_fd = (__s32)ret;
+	}
+	if (!sk)
+		return 0;
+	e.sk = (__u64)sk;
+	if (sys != SYS_CLOSE) {
+		fill_sock(&e, sk);
+		e.cookie = sk_cookie_peek(sk);
+	}
+	KREAD(e.protocol, sk->sk_protocol);
+	if (cfg_netns && e.netns != cfg_netns)
+		return 0;
+	/* A socket the port or address filter rejects needs no owner either
+	 * (its other events are filtered out the same way). */
+	bool wanted = tuple_passes(&e);
+	if (!wanted && !(sys == SYS_CONNECT || sys == SYS_BIND)) {
+		filtered(SS_SYSCALL);
+		return 0;
+	}
+	task_owner(&e, owner_fd);
+
+	/* Owner bookkeeping happens whether or not the event is shown. */
+	learn_owner(e.sk, &e, sys == SYS_CLOSE && ret == 0);
+	if (sys == SYS_LISTEN && ret == 0) {
+		struct ss_listen_key k = {};
+		struct ss_listen_val v = {};
+		k.netns = e.netns;
+		k.port = e.sport;
+		v.owner.pid = e.pid;
+		v.owner.fd = e.fd;
+		__builtin_memcpy(v.owner.comm, e.comm, 16);
+		v.owner.src = SS_OWNER_SOCKET;
+		v.sk = e.sk;
+		bpf_map_update_elem(&listeners, &k, &v, BPF_ANY);
+	}
+
+	if (!kind_on(SS_SYSCALL))
+		return 0;
+	if (!state_passes(e.state, e.state) || !wanted) {
+		filtered(SS_SYSCALL);
+		return 0;
+	}
+	if (sys == SYS_SOCKET && ret >= 0)
+		emit_new_socket(&e);
+	else
+		emit(&e);
+	return 0;
+}
+
+/* raw_syscalls, as BTF tracepoints: every syscall (the fallback). */
+SEC("tp_btf/sys_enter")
+int ss_sys_enter(unsigned long long *ctx)
+{
+	struct pt_regs *regs = (void *)CTX_ARG(ctx, 0);
+	__u16 sys = entry_sys((long)CTX_ARG(ctx, 1));
+	if (sys == SYS_OTHER)
+		return 0;
+	unsigned long a[5];
+	a[0] = SYSCALL_ARG0(regs);
+	a[1] = SYSCALL_ARG1(regs);
+	a[2] = SYSCALL_ARG2(regs);
+	a[3] = SYSCALL_ARG3(regs);
+	a[4] = SYSCALL_ARG4(regs);
+	return enter_common(sys, a);
+}
+
+SEC("tp_btf/sys_exit")
+int ss_sys_exit(unsigned long long *ctx)
+{
+	struct pt_regs *regs = (void *)CTX_ARG(ctx, 0);
+	__u16 sys = entry_sys((long)SYSCALL_NR(regs));
+	if (sys == SYS_OTHER)
+		return 0;
+	return exit_common(sys, (long)CTX_ARG(ctx, 1));
+}
+
+/* The per-syscall tracepoints' records (the events' format files:
+ * syscalls/sys_enter_NAME/format, sys_exit_NAME/format). */
+struct sc_enter_rec {
+	__u64 common;
+	int nr;
+	int _pad;
+	unsigned long args[6];
+};
+
+struct sc_exit_rec {
+	__u64 common;
+	int nr;
+	int _pad;
+	long ret;
+};
+
+/* syscalls:sys_enter_NAME for the nine syscalls (the loader attaches this
+ * one program to each). */
+SEC("tracepoint/syscalls/sys_enter")
+int ss_sc_enter(struct sc_enter_rec *ctx)
+{
+	__u16 sys = entry_sys(ctx->nr);
+	if (sys == SYS_OTHER)
+		return 0;
+	/* One program serves all nine events, so it may only read the record
+	 * directly as far as the shortest one goes (close: one argument);
+	 * the kernel refuses to attach a program whose direct reads go
+	 * further. The other arguments are copied with probe_read, and only
+	 * used for the syscalls that have them. */
+	unsigned long a[5] = {};
+	a[0] = ctx->args[0];
+	if (sys != SYS_CLOSE)
+		bpf_probe_read_kernel(&a[1], 4 * sizeof(unsigned long), &ctx->args[1]);
+	return enter_common(sys, a);
+}
+
+SEC("tracepoint/syscalls/sys_exit")
+int ss_sc_exit(struct sc_exit_rec *ctx)
+{
+	__u16 sys = entry_sys(ctx->nr);
+	if (sys == SYS_OTHER)
+		return 0;
+	return exit_common(sys, ctx->ret);
+}

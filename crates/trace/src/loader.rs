@@ -1,0 +1,793 @@
+//! Loading and running the BPF programs: the one module that talks to the
+//! kernel's BPF interface (through aya's pure-Rust loader).
+//!
+//! The object is built from `bpf/*.c` and committed (see `bpf/build.sh`);
+//! it is embedded in the binary, so building sockscope needs no clang and
+//! no libelf. [`preflight`] checks BTF and capabilities first so that a
+//! missing one is a sentence, not a verifier dump. [`Tracer::start`] sets
+//! the configuration (read-only globals the verifier folds in), loads every
+//! program as a BTF tracepoint (tp_btf: no tracefs, kprobes or fentry
+//! needed), fills the filter and owner maps and attaches. [`Tracer::poll`]
+//! hands ring buffer records to a callback; [`Tracer::counters`] sums the
+//! per-CPU counters of events written, lost and filtered.
+
+use crate::abi::{self, Kind};
+use aya::maps::{HashMap as BpfHash, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+#[cfg(target_arch = "x86_64")]
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/trace-x86_64.bpf.o");
+#[cfg(target_arch = "aarch64")]
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/trace-aarch64.bpf.o");
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+static OBJECT: &[u8] = &[];
+
+/// Where the kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The syscalls traced at entry and exit (bpf/syscalls.c).
+pub const SYSCALLS: [&str; 9] = [
+    "socket",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "connect",
+    "shutdown",
+    "setsockopt",
+    "close",
+];
+
+/// The fallback for the syscall programs when tracefs is not mounted:
+/// raw_syscalls as BTF tracepoints (program, raw tracepoint).
+pub const RAW_SYSCALLS: [(&str, &str); 2] =
+    [("ss_sys_enter", "sys_enter"), ("ss_sys_exit", "sys_exit")];
+
+/// A program in the object and the tracepoint it attaches to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// Function name in bpf/*.c.
+    pub program: &'static str,
+    /// Raw tracepoint name (the kernel's `btf_trace_<name>` typedef).
+    pub tracepoint: &'static str,
+    /// The tracepoint as `perf list` names it.
+    pub event: &'static str,
+    /// Without it, `sockscope trace` cannot run at all.
+    pub required: bool,
+    /// The kinds of event it writes.
+    pub kinds: &'static [Kind],
+    /// It keeps the owner maps current, so it runs even when its kinds are
+    /// not shown. (The syscall programs do too, but they cost a busy
+    /// server the most, so leaving syscalls out of --events leaves them
+    /// out: owners then come from send/recv, listen and the snapshot.)
+    pub keeps_owners: bool,
+}
+
+/// Every program, in attach order. The syscall programs (`ss_sc_*`)
+/// attach to the per-syscall tracepoints of [`SYSCALLS`] (perf events,
+/// found through tracefs); the others are BTF tracepoints.
+pub const PROBES: [Probe; 11] = [
+    Probe {
+        program: "ss_state",
+        tracepoint: "inet_sock_set_state",
+        event: "sock:inet_sock_set_state",
+        required: true,
+        kinds: &[Kind::State],
+        keeps_owners: true,
+    },
+    Probe {
+        program: "ss_retransmit",
+        tracepoint: "tcp_retransmit_skb",
+        event: "tcp:tcp_retransmit_skb",
+        required: false,
+        kinds: &[Kind::Retransmit],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_retransmit_synack",
+        tracepoint: "tcp_retransmit_synack",
+        event: "tcp:tcp_retransmit_synack",
+        required: false,
+        kinds: &[Kind::RetransmitSynack],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_send_reset",
+        tracepoint: "tcp_send_reset",
+        event: "tcp:tcp_send_reset",
+        required: false,
+        kinds: &[Kind::ResetSent],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_receive_reset",
+        tracepoint: "tcp_receive_reset",
+        event: "tcp:tcp_receive_reset",
+        required: false,
+        kinds: &[Kind::ResetReceived],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_destroy",
+        tracepoint: "tcp_destroy_sock",
+        event: "tcp:tcp_destroy_sock",
+        required: false,
+        kinds: &[Kind::Destroy],
+        keeps_owners: true,
+    },
+    Probe {
+        program: "ss_drop",
+        tracepoint: "kfree_skb",
+        event: "skb:kfree_skb",
+        required: false,
+        kinds: &[Kind::Drop],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_sc_enter",
+        tracepoint: "sys_enter",
+        event: "syscalls:sys_enter_*",
+        required: false,
+        kinds: &[Kind::Syscall],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_sc_exit",
+        tracepoint: "sys_exit",
+        event: "syscalls:sys_exit_*",
+        required: false,
+        kinds: &[Kind::Syscall],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_send",
+        tracepoint: "sock_send_length",
+        event: "sock:sock_send_length",
+        required: false,
+        kinds: &[Kind::Send],
+        keeps_owners: true,
+    },
+    Probe {
+        program: "ss_recv",
+        tracepoint: "sock_recv_length",
+        event: "sock:sock_recv_length",
+        required: false,
+        kinds: &[Kind::Recv],
+        keeps_owners: true,
+    },
+];
+
+/// Why tracing cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error(
+        "sockscope trace needs the kernel's BTF type information at {VMLINUX_BTF}, which {0}; \
+         use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every major distribution's is). \
+         Other sockscope commands do not need it"
+    )]
+    NoBtf(String),
+    #[error(
+        "sockscope trace needs {missing} to load BPF programs on tracepoints (it has {have}); \
+         run it as root, or grant them: sudo setcap cap_bpf,cap_perfmon+ep \
+         $(command -v sockscope). Other sockscope commands keep working without them"
+    )]
+    Privilege { missing: String, have: String },
+    #[error(
+        "the kernel refused to load sockscope's BPF programs: {0}. \
+         Loading BPF programs needs CAP_BPF and CAP_PERFMON (or root), and is blocked by \
+         kernel lockdown in confidentiality mode"
+    )]
+    Denied(String),
+    #[error("sockscope trace is only built for x86_64 and aarch64")]
+    Arch,
+    #[error("loading the BPF object: {0}")]
+    Load(String),
+    #[error(
+        "the kernel lacks the tracepoint {event} ({detail}); sockscope trace cannot run without it"
+    )]
+    Required { event: &'static str, detail: String },
+    #[error("setting up the BPF map {map}: {detail}")]
+    Map { map: &'static str, detail: String },
+    #[error("reading the ring buffer: {0}")]
+    Poll(io::Error),
+}
+
+impl TraceError {
+    /// True when the fix is privilege or a kernel feature (exit 3 either
+    /// way, but the wording differs).
+    pub fn is_privilege(&self) -> bool {
+        matches!(self, TraceError::Privilege { .. } | TraceError::Denied(_))
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// True when some cause in the chain is EPERM or EACCES.
+fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+// Capability numbers: include/uapi/linux/capability.h.
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// The effective capability mask from /proc/self/status (`CapEff:`).
+pub fn effective_caps(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// Which of the needed capabilities a mask lacks: CAP_BPF and CAP_PERFMON
+/// (CAP_SYS_ADMIN stands in for both, as on kernels before 5.8).
+pub fn missing_caps(mask: u64) -> Vec<&'static str> {
+    let has = |c: u32| mask & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Vec::new();
+    }
+    let mut m = Vec::new();
+    if !has(CAP_BPF) {
+        m.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) {
+        m.push("CAP_PERFMON");
+    }
+    m
+}
+
+fn cap_names(mask: u64) -> String {
+    let names: Vec<&str> = [
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        (CAP_PERFMON, "CAP_PERFMON"),
+        (CAP_BPF, "CAP_BPF"),
+    ]
+    .iter()
+    .filter(|(c, _)| mask & (1u64 << c) != 0)
+    .map(|(_, n)| *n)
+    .collect();
+    if names.is_empty() {
+        "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Check, before touching the BPF syscall, that the kernel has BTF and
+/// that we hold the capabilities to load tracing programs.
+pub fn preflight() -> Result<(), TraceError> {
+    if OBJECT.is_empty() {
+        return Err(TraceError::Arch);
+    }
+    match std::fs::metadata(VMLINUX_BTF) {
+        Ok(m) if m.len() > 0 => {}
+        Ok(_) => return Err(TraceError::NoBtf("is empty".into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(TraceError::NoBtf("does not exist".into()));
+        }
+        Err(e) => return Err(TraceError::NoBtf(format!("cannot be read ({e})"))),
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(mask) = effective_caps(&status) {
+        let missing = missing_caps(mask);
+        if !missing.is_empty() {
+            return Err(TraceError::Privilege {
+                missing: missing.join(" and "),
+                have: cap_names(mask),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An owner to seed the kernel's maps with (from the fd-table scan).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedOwner {
+    pub pid: u32,
+    pub fd: i32,
+    pub comm: String,
+}
+
+impl SeedOwner {
+    /// `struct ss_owner` bytes (bpf/event.h).
+    fn encode(&self, src: u8) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[0..4].copy_from_slice(&self.pid.to_le_bytes());
+        b[4..8].copy_from_slice(&self.fd.to_le_bytes());
+        let c = self.comm.as_bytes();
+        let n = c.len().min(15);
+        b[8..8 + n].copy_from_slice(&c[..n]);
+        b[24] = src;
+        b
+    }
+}
+
+/// Everything the kernel side is told before it starts.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Only this network namespace (inode); None: all.
+    pub netns: Option<u32>,
+    pub ports: Vec<u16>,
+    /// Addresses or prefixes (address, prefix length in bits of its own
+    /// family).
+    pub addrs: Vec<(IpAddr, u8)>,
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    /// State mask (1 << kernel state number); 0: all.
+    pub states: u32,
+    /// Kinds to write (mask of `Kind::bit`); 0 means all.
+    pub kinds: u32,
+    /// Ring buffer size in bytes (rounded up to a power of two, at least
+    /// one page).
+    pub ring_bytes: u32,
+    /// Owners of sockets that existed at start, by cookie.
+    pub cookie_owners: Vec<(u64, SeedOwner)>,
+    /// Owners of listeners that existed at start: (netns, port, owner).
+    pub listeners: Vec<(u32, u16, SeedOwner)>,
+    /// A drop reason (its value in this kernel) not to report; 0: none.
+    pub drop_skip: u32,
+}
+
+/// Events written, lost and filtered by the kernel side, per kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub written: [u64; 16],
+    pub lost: [u64; 16],
+    pub filtered: [u64; 16],
+}
+
+impl Counters {
+    pub fn total_written(&self) -> u64 {
+        self.written.iter().sum()
+    }
+    pub fn total_lost(&self) -> u64 {
+        self.lost.iter().sum()
+    }
+    pub fn total_filtered(&self) -> u64 {
+        self.filtered.iter().sum()
+    }
+}
+
+/// A tracepoint that could not be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub event: &'static str,
+    pub reason: String,
+}
+
+/// Loaded and attached programs with their ring buffer.
+pub struct Tracer {
+    // Dropping the Ebpf detaches and unloads everything.
+    _ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    stats: PerCpuArray<MapData, u64>,
+    /// Tracepoints this kernel lacks (not fatal).
+    pub skipped: Vec<Skipped>,
+    /// How things were attached, when not the usual way.
+    pub notes: Vec<String>,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> TraceError {
+    move |e| TraceError::Map {
+        map,
+        detail: chain(&e),
+    }
+}
+
+fn round_ring(bytes: u32) -> u32 {
+    bytes.clamp(4096, 1 << 30).next_power_of_two()
+}
+
+/// An address as the filter trie keys it: IPv4 as ::ffff:a.b.c.d, with the
+/// prefix length moved to match.
+pub fn trie_key(addr: IpAddr, prefix: u8) -> ([u8; 16], u32) {
+    match addr {
+        IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), 96 + u32::from(prefix.min(32))),
+        IpAddr::V6(a) => (a.octets(), u32::from(prefix.min(128))),
+    }
+}
+
+fn comm_key(c: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    let b = c.as_bytes();
+    let n = b.len().min(15);
+    k[..n].copy_from_slice(&b[..n]);
+    k
+}
+
+impl Tracer {
+    /// Load, configure and attach. Call [`preflight`] first for the clearer
+    /// errors.
+    pub fn start(cfg: &Config) -> Result<Tracer, TraceError> {
+        preflight()?;
+        let btf = Btf::from_sys_fs()
+            .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
+        let netns = cfg.netns.unwrap_or(0);
+        let f_port = u8::from(!cfg.ports.is_empty());
+        let f_addr = u8::from(!cfg.addrs.is_empty());
+        let f_pid = u8::from(!cfg.pids.is_empty());
+        let f_comm = u8::from(!cfg.comms.is_empty());
+        let emit = if cfg.kinds == 0 { u32::MAX } else { cfg.kinds };
+        let me = std::process::id();
+        let ring = round_ring(if cfg.ring_bytes == 0 {
+            8 << 20
+        } else {
+            cfg.ring_bytes
+        });
+        let wakeup = u64::from(ring / 4);
+        let cookie_cap = (cfg.cookie_owners.len() as u32)
+            .max(1024)
+            .next_power_of_two();
+
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            // task-local storage (the syscalls in flight) has no typed
+            // wrapper in aya; only the programs use it.
+            .allow_unsupported_maps()
+            .override_global("cfg_netns", &netns, true)
+            .override_global("cfg_filter_port", &f_port, true)
+            .override_global("cfg_filter_addr", &f_addr, true)
+            .override_global("cfg_filter_pid", &f_pid, true)
+            .override_global("cfg_filter_comm", &f_comm, true)
+            .override_global("cfg_states", &cfg.states, true)
+            .override_global("cfg_emit", &emit, true)
+            .override_global("cfg_self", &me, true)
+            .override_global("cfg_drop_skip", &cfg.drop_skip, true)
+            .override_global("cfg_wakeup_bytes", &wakeup, true)
+            .map_max_entries("events", ring)
+            .map_max_entries("cookie_owners", cookie_cap)
+            .load(OBJECT)
+            .map_err(|e| {
+                if denied(&e) {
+                    TraceError::Denied(chain(&e))
+                } else {
+                    TraceError::Load(chain(&e))
+                }
+            })?;
+
+        fill_filters(&mut ebpf, cfg)?;
+        seed_owners(&mut ebpf, cfg)?;
+
+        let mut skipped = Vec::new();
+        let mut notes = Vec::new();
+        for p in PROBES {
+            let wanted = p.keeps_owners || p.kinds.iter().any(|k| emit & k.bit() != 0);
+            if !wanted {
+                continue;
+            }
+            let result = if p.program.starts_with("ss_sc_") {
+                attach_syscalls(&mut ebpf, &btf, &p, &mut notes)
+            } else {
+                attach(&mut ebpf, &btf, &p)
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if denied(e.as_ref()) => return Err(TraceError::Denied(chain(e.as_ref()))),
+                Err(e) if p.required => {
+                    return Err(TraceError::Required {
+                        event: p.event,
+                        detail: chain(e.as_ref()),
+                    });
+                }
+                Err(e) => skipped.push(Skipped {
+                    event: p.event,
+                    reason: first_line(&chain(e.as_ref())),
+                }),
+            }
+        }
+
+        let ring = RingBuf::try_from(ebpf.take_map("events").ok_or(TraceError::Map {
+            map: "events",
+            detail: "not in the object".into(),
+        })?)
+        .map_err(map_err("events"))?;
+        let stats = PerCpuArray::try_from(ebpf.take_map("stats").ok_or(TraceError::Map {
+            map: "stats",
+            detail: "not in the object".into(),
+        })?)
+        .map_err(map_err("stats"))?;
+        Ok(Tracer {
+            _ebpf: ebpf,
+            ring,
+            stats,
+            skipped,
+            notes,
+        })
+    }
+
+    /// Wait up to `timeout` for records, then hand every available record
+    /// to `f`. Returns how many were handed over. An interrupted wait
+    /// (a signal) returns 0.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, TraceError> {
+        let mut n = self.drain(&mut f);
+        if n > 0 {
+            return Ok(n);
+        }
+        let ts = rustix::event::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let fd = self.ring.as_fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(0),
+            Err(e) => return Err(TraceError::Poll(e.into())),
+        }
+        n += self.drain(&mut f);
+        Ok(n)
+    }
+
+    fn drain(&mut self, f: &mut impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        // Bounded, so a flood cannot starve the caller's clock.
+        while n < 65536 {
+            let Some(item) = self.ring.next() else { break };
+            f(&item);
+            n += 1;
+        }
+        n
+    }
+
+    /// The kernel side's counters, summed over CPUs.
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        let get = |i: u32| -> u64 { self.stats.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        for k in Kind::ALL {
+            let i = k as u32;
+            c.written[i as usize] = get(i);
+            c.lost[i as usize] = get(abi::STAT_LOST + i);
+            c.filtered[i as usize] = get(abi::STAT_FILTERED + i);
+        }
+        c
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("");
+    if l.len() > 200 {
+        let mut end = 200;
+        while !l.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &l[..end])
+    } else {
+        l.to_string()
+    }
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    p: &Probe,
+) -> Result<(), Box<dyn std::error::Error + 'static>> {
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(p.program)
+        .ok_or_else(|| format!("program {} is not in the object", p.program))?
+        .try_into()?;
+    prog.load(p.tracepoint, btf)?;
+    prog.attach()?;
+    Ok(())
+}
+
+/// The syscall programs: on the per-syscall tracepoints when tracefs is
+/// there (only those nine syscalls run BPF), else on raw_syscalls (every
+/// syscall does), with a note saying what that costs.
+fn attach_syscalls(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    p: &Probe,
+    notes: &mut Vec<String>,
+) -> Result<(), Box<dyn std::error::Error + 'static>> {
+    let enter = p.program == "ss_sc_enter";
+    let per_syscall = (|| -> Result<(), Box<dyn std::error::Error + 'static>> {
+        let prog: &mut TracePoint = ebpf
+            .program_mut(p.program)
+            .ok_or_else(|| format!("program {} is not in the object", p.program))?
+            .try_into()?;
+        prog.load()?;
+        for name in SYSCALLS {
+            let ev = format!("sys_{}_{name}", if enter { "enter" } else { "exit" });
+            prog.attach("syscalls", &ev)?;
+        }
+        Ok(())
+    })();
+    let Err(e) = per_syscall else { return Ok(()) };
+    let (prog, tp) = RAW_SYSCALLS[usize::from(!enter)];
+    attach(
+        ebpf,
+        btf,
+        &Probe {
+            program: prog,
+            tracepoint: tp,
+            ..*p
+        },
+    )?;
+    if enter {
+        notes.push(format!(
+            "the per-syscall tracepoints could not be used ({}): tracing syscalls on raw_syscalls instead, \
+             which runs BPF on every syscall of the machine (about 10% of a busy server's throughput); \
+             mount tracefs to avoid it: mount -t tracefs nodev /sys/kernel/tracing",
+            first_line(&chain(e.as_ref()))
+        ));
+    }
+    Ok(())
+}
+
+fn fill_filters(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), TraceError> {
+    if !cfg.ports.is_empty() {
+        let mut m: BpfHash<_, u16, u8> =
+            BpfHash::try_from(ebpf.map_mut("f_ports").ok_or(missing("f_ports"))?)
+                .map_err(map_err("f_ports"))?;
+        for &p in &cfg.ports {
+            m.insert(p, 1, 0).map_err(map_err("f_ports"))?;
+        }
+    }
+    if !cfg.addrs.is_empty() {
+        let mut m: LpmTrie<_, [u8; 16], u8> =
+            LpmTrie::try_from(ebpf.map_mut("f_addrs").ok_or(missing("f_addrs"))?)
+                .map_err(map_err("f_addrs"))?;
+        for &(a, len) in &cfg.addrs {
+            let (k, plen) = trie_key(a, len);
+            m.insert(&Key::new(plen, k), 1, 0)
+                .map_err(map_err("f_addrs"))?;
+        }
+    }
+    if !cfg.pids.is_empty() {
+        let mut m: BpfHash<_, u32, u8> =
+            BpfHash::try_from(ebpf.map_mut("f_pids").ok_or(missing("f_pids"))?)
+                .map_err(map_err("f_pids"))?;
+        for &p in &cfg.pids {
+            m.insert(p, 1, 0).map_err(map_err("f_pids"))?;
+        }
+    }
+    if !cfg.comms.is_empty() {
+        let mut m: BpfHash<_, [u8; 16], u8> =
+            BpfHash::try_from(ebpf.map_mut("f_comms").ok_or(missing("f_comms"))?)
+                .map_err(map_err("f_comms"))?;
+        for c in &cfg.comms {
+            m.insert(comm_key(c), 1, 0).map_err(map_err("f_comms"))?;
+        }
+    }
+    Ok(())
+}
+
+fn missing(map: &'static str) -> TraceError {
+    TraceError::Map {
+        map,
+        detail: "not in the object".into(),
+    }
+}
+
+// enum ss_owner_src
+const OWNER_SNAPSHOT: u8 = 4;
+
+fn seed_owners(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), TraceError> {
+    if !cfg.cookie_owners.is_empty() {
+        let mut m: BpfHash<_, u64, [u8; 32]> = BpfHash::try_from(
+            ebpf.map_mut("cookie_owners")
+                .ok_or(missing("cookie_owners"))?,
+        )
+        .map_err(map_err("cookie_owners"))?;
+        for (cookie, o) in &cfg.cookie_owners {
+            // A full map only costs attribution of old sockets.
+            let _ = m.insert(*cookie, o.encode(OWNER_SNAPSHOT), 0);
+        }
+    }
+    if !cfg.listeners.is_empty() {
+        let mut m: BpfHash<_, [u8; 8], [u8; 40]> =
+            BpfHash::try_from(ebpf.map_mut("listeners").ok_or(missing("listeners"))?)
+                .map_err(map_err("listeners"))?;
+        for (netns, port, o) in &cfg.listeners {
+            let mut k = [0u8; 8];
+            k[0..4].copy_from_slice(&netns.to_le_bytes());
+            k[4..6].copy_from_slice(&port.to_le_bytes());
+            let mut v = [0u8; 40];
+            v[..32].copy_from_slice(&o.encode(OWNER_SNAPSHOT));
+            let _ = m.insert(k, v, 0);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_from_proc_status() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        let mask = effective_caps(status).unwrap();
+        assert!(missing_caps(mask).is_empty());
+        assert_eq!(missing_caps(0), vec!["CAP_BPF", "CAP_PERFMON"]);
+        assert_eq!(missing_caps(1 << CAP_BPF), vec!["CAP_PERFMON"]);
+        assert_eq!(
+            missing_caps((1 << CAP_BPF) | (1 << CAP_PERFMON)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(missing_caps(1 << CAP_SYS_ADMIN), Vec::<&str>::new());
+        assert_eq!(cap_names(0), "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN");
+        assert_eq!(cap_names(1 << CAP_BPF), "CAP_BPF");
+        assert_eq!(effective_caps("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn owner_record_layout() {
+        let o = SeedOwner {
+            pid: 0x01020304,
+            fd: -1,
+            comm: "a-very-long-command-name".into(),
+        };
+        let b = o.encode(4);
+        assert_eq!(&b[0..4], &[4, 3, 2, 1]);
+        assert_eq!(&b[4..8], &[0xff; 4]);
+        assert_eq!(&b[8..23], b"a-very-long-com");
+        assert_eq!(b[23], 0, "comm stays NUL-terminated");
+        assert_eq!(b[24], 4);
+    }
+
+    #[test]
+    fn filter_keys() {
+        let (k, l) = trie_key("10.1.0.0".parse().unwrap(), 16);
+        assert_eq!(l, 112);
+        assert_eq!(&k[10..14], &[0xff, 0xff, 10, 1]);
+        let (k, l) = trie_key("::1".parse().unwrap(), 128);
+        assert_eq!((k[15], l), (1, 128));
+        assert_eq!(&comm_key("nginx")[..6], b"nginx\0");
+        assert_eq!(round_ring(0), 4096);
+        assert_eq!(round_ring(5 << 20), 8 << 20);
+    }
+
+    #[test]
+    fn every_probe_is_in_the_object() {
+        // The program names are in the object's symbol table.
+        let has = |name: &str| {
+            OBJECT
+                .windows(name.len() + 1)
+                .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0)
+        };
+        assert!(!OBJECT.is_empty());
+        for p in PROBES {
+            assert!(has(p.program), "{} missing from the object", p.program);
+        }
+        for (p, _) in RAW_SYSCALLS {
+            assert!(has(p), "{p} missing from the object");
+        }
+        assert!(!has("ss_no_such_program"));
+    }
+}

@@ -1,0 +1,582 @@
+//! A trace session: snapshot, load, read, join, hand over.
+//!
+//! [`Session::start`] takes the socket-table and fd-table snapshot (so
+//! connections that existed before the trace are attributed), seeds the
+//! kernel's owner maps from it, and loads the programs. [`Session::run`]
+//! reads the ring buffer until told to stop, puts records back in time
+//! order (records from different CPUs can arrive slightly out of order),
+//! feeds them to the [`Tracker`], passes TIME-WAIT checks to the socket
+//! table on a side thread, and gives every event and finished connection
+//! to a [`Sink`]. Once a second it compares the kernel's lost-event counter
+//! with the last one and, when events were lost, tells the sink which
+//! filter would have cut the volume.
+
+use crate::abi::{Kind, RawEvent};
+use crate::event::{Event, What};
+use crate::loader::{self, Config, Counters, SeedOwner, TraceError, Tracer};
+use crate::names::Reasons;
+use crate::timewait::TwChecker;
+use crate::track::{Conn, FxMap, Tracker, UserFilter};
+use sockscope::model::{Proto, State, StateSet};
+use sockscope::source::netns::{self, NetnsTarget};
+use sockscope::source::sock_diag::Extensions;
+use sockscope::source::{self, Kind as SrcKind, Request, SourceChoice};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where a session's output goes.
+pub trait Sink {
+    /// An event, in time order.
+    fn event(&mut self, e: &Event) -> io::Result<()>;
+    /// A connection that ended (or that was still open at the end, from
+    /// [`Session::run`]'s final flush).
+    fn finished(&mut self, c: Conn) -> io::Result<()>;
+    /// Something the user should know (lost events, skipped tracepoints).
+    fn warn(&mut self, msg: &str);
+    /// Called after each batch: a chance to flush output.
+    fn tick(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How to run a session.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The kernel side: filters, kinds, ring size.
+    pub kernel: Config,
+    /// The user-space side of the filter.
+    pub filter: UserFilter,
+    /// Keep every connection's events (for diagrams).
+    pub keep_events: bool,
+    /// Which namespaces to snapshot (the ones traced).
+    pub netns: Option<NetnsTarget>,
+    /// Take the snapshot of sockets and owners at start.
+    pub snapshot: bool,
+    /// Check inferred TIME-WAITs against the socket table.
+    pub check_time_wait: bool,
+}
+
+/// What a session did, for the closing summary.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Stats {
+    pub duration_s: f64,
+    /// Records read from the ring buffer.
+    pub events_read: u64,
+    /// Events shown (after the user-space filter).
+    pub events_shown: u64,
+    pub events_per_s: f64,
+    /// Events the kernel wrote, lost (ring buffer full) and filtered out.
+    pub kernel_written: u64,
+    pub kernel_lost: u64,
+    pub kernel_filtered: u64,
+    /// Lost events by kind.
+    pub lost_by_kind: std::collections::BTreeMap<&'static str, u64>,
+    /// Records that did not decode (should be 0).
+    pub bad_records: u64,
+    /// Sockets in the start snapshot.
+    pub snapshot_sockets: usize,
+    pub connections: u64,
+}
+
+/// A started trace.
+pub struct Session {
+    tracer: Tracer,
+    tracker: Tracker,
+    reasons: Reasons,
+    checker: Option<TwChecker>,
+    start_ns: u64,
+    started: Instant,
+    /// Records read but not yet handed on, in time order (see [`ordered_insert`]).
+    pending: VecDeque<RawEvent>,
+    stats: Stats,
+    ring_bytes: u32,
+    /// Notes for the user about the start (skipped tracepoints, snapshot).
+    pub notes: Vec<String>,
+}
+
+/// CLOCK_MONOTONIC in ns: the clock bpf_ktime_get_ns() reads.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+}
+
+/// Records are held this long so that ones from other CPUs can be put in
+/// order before they are shown.
+const REORDER_NS: u64 = 30_000_000;
+
+impl Session {
+    pub fn start(mut opts: Options) -> Result<Session, TraceError> {
+        loader::preflight()?;
+        let mut notes = Vec::new();
+        let mut tracker = Tracker::new(opts.filter.clone(), opts.keep_events);
+        let mut snapshot_sockets = 0;
+        if opts.snapshot {
+            let target = opts.netns.clone().unwrap_or(NetnsTarget::All);
+            match take_snapshot(&target) {
+                Ok(snap) => {
+                    snapshot_sockets = snap.sockets.len();
+                    seed(&mut opts.kernel, &snap.sockets);
+                    tracker.add_snapshot(&snap.sockets);
+                    notes.extend(snap.notes);
+                    if let Some(s) = &snap.owners
+                        && s.denied > 0
+                    {
+                        notes.push(format!(
+                            "could not read the fd tables of {} processes: their connections that existed \
+                             before the trace show no owner until they make a socket syscall",
+                            s.denied
+                        ));
+                    }
+                }
+                Err(e) => notes.push(format!(
+                    "no socket snapshot ({e}): connections older than the trace show no owner until they make a syscall"
+                )),
+            }
+        }
+        let reasons = Reasons::from_kernel();
+        opts.kernel.drop_skip = reasons
+            .drop
+            .iter()
+            .find(|(_, n)| n.as_str() == "QUEUE_PURGE")
+            .map_or(0, |(v, _)| *v);
+        let tracer = Tracer::start(&opts.kernel)?;
+        notes.extend(tracer.notes.iter().cloned());
+        for s in &tracer.skipped {
+            notes.push(format!(
+                "{} is not available on this kernel ({}); its events are not shown",
+                s.event, s.reason
+            ));
+        }
+        let start_ns = monotonic_ns();
+        Ok(Session {
+            tracer,
+            tracker,
+            reasons,
+            checker: opts.check_time_wait.then(TwChecker::spawn),
+            start_ns,
+            started: Instant::now(),
+            pending: VecDeque::new(),
+            stats: Stats {
+                snapshot_sockets,
+                ..Stats::default()
+            },
+            ring_bytes: opts.kernel.ring_bytes,
+            notes,
+        })
+    }
+
+    /// Read and hand over events until `stop` is set or `until` passes.
+    pub fn run(
+        &mut self,
+        sink: &mut dyn Sink,
+        stop: &AtomicBool,
+        until: Option<Instant>,
+    ) -> io::Result<Stats> {
+        let mut last_check = Instant::now();
+        let mut last_counters = Counters::default();
+        let mut window = Window::default();
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        loop {
+            if stop.load(Ordering::Relaxed) || until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
+            let timeout = until
+                .map(|u| u.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_millis(40))
+                .min(Duration::from_millis(40));
+            let mut bad = 0u64;
+            let pending = &mut self.pending;
+            let n = self
+                .tracer
+                .poll(timeout, |b| match RawEvent::decode(b) {
+                    Ok(r) => ordered_insert(pending, r),
+                    Err(_) => bad += 1,
+                })
+                .map_err(io::Error::other)?;
+            self.stats.events_read += n as u64 - bad.min(n as u64);
+            self.stats.bad_records += bad;
+
+            let now = monotonic_ns();
+            let cutoff = if self.pending.len() > 200_000 {
+                u64::MAX
+            } else {
+                now.saturating_sub(REORDER_NS)
+            };
+            self.release(cutoff, sink, &mut window, &mut out, &mut done)?;
+            self.answers(sink, &mut out, &mut done, false)?;
+            self.tracker
+                .tick(cutoff.min(now).saturating_sub(self.start_ns), &mut done);
+            for c in done.drain(..) {
+                self.stats.connections += 1;
+                sink.finished(c)?;
+            }
+            sink.tick()?;
+
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                let c = self.tracer.counters();
+                let lost = c.total_lost().saturating_sub(last_counters.total_lost());
+                if lost > 0 {
+                    let written = c
+                        .total_written()
+                        .saturating_sub(last_counters.total_written());
+                    sink.warn(&overload_message(
+                        lost,
+                        written,
+                        last_check.elapsed(),
+                        &window,
+                        self.ring_bytes,
+                        &c,
+                        &last_counters,
+                    ));
+                }
+                last_counters = c;
+                last_check = Instant::now();
+                window = Window::default();
+            }
+        }
+        // Drain what the kernel still holds, then everything pending.
+        let pending = &mut self.pending;
+        let n = self
+            .tracer
+            .poll(Duration::ZERO, |b| {
+                if let Ok(r) = RawEvent::decode(b) {
+                    ordered_insert(pending, r);
+                }
+            })
+            .map_err(io::Error::other)?;
+        self.stats.events_read += n as u64;
+        self.release(u64::MAX, sink, &mut window, &mut out, &mut done)?;
+        self.answers(sink, &mut out, &mut done, true)?;
+        self.tracker.finish(&mut done);
+        for c in done.drain(..) {
+            self.stats.connections += 1;
+            sink.finished(c)?;
+        }
+
+        let c = self.tracer.counters();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.stats.duration_s = elapsed;
+        self.stats.events_shown = self.tracker.shown;
+        self.stats.events_per_s = if elapsed > 0.0 {
+            self.stats.events_read as f64 / elapsed
+        } else {
+            0.0
+        };
+        self.stats.kernel_written = c.total_written();
+        self.stats.kernel_lost = c.total_lost();
+        self.stats.kernel_filtered = c.total_filtered();
+        for k in Kind::ALL {
+            let l = c.lost[k as usize];
+            if l > 0 {
+                self.stats.lost_by_kind.insert(k.name(), l);
+            }
+        }
+        Ok(self.stats.clone())
+    }
+
+    fn release(
+        &mut self,
+        cutoff: u64,
+        sink: &mut dyn Sink,
+        window: &mut Window,
+        out: &mut Vec<Event>,
+        done: &mut Vec<Conn>,
+    ) -> io::Result<()> {
+        while self.pending.front().is_some_and(|r| r.ts_ns <= cutoff) {
+            let Some(r) = self.pending.pop_front() else {
+                break;
+            };
+            window.count(&r);
+            let ev = Event::from_raw(&r, &self.reasons, self.start_ns);
+            self.tracker.push(ev, r.sk, out, done);
+            for e in out.drain(..) {
+                sink.event(&e)?;
+            }
+            if let Some(ch) = &self.checker {
+                for c in self.tracker.take_tw_checks() {
+                    ch.check(c);
+                }
+            } else {
+                self.tracker.take_tw_checks();
+            }
+        }
+        Ok(())
+    }
+
+    fn answers(
+        &mut self,
+        sink: &mut dyn Sink,
+        out: &mut Vec<Event>,
+        _done: &mut [Conn],
+        last: bool,
+    ) -> io::Result<()> {
+        let Some(ch) = self.checker.as_mut() else {
+            return Ok(());
+        };
+        let answers = if last {
+            ch.finish(Duration::from_millis(900))
+        } else {
+            ch.answers()
+        };
+        let now = monotonic_ns().saturating_sub(self.start_ns);
+        for (conn, state) in answers {
+            self.tracker.tw_result(conn, state, now, out);
+            for e in out.drain(..) {
+                sink.event(&e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Insert a record keeping `q` in time order. Records arrive nearly in
+/// order (one ring buffer, written in commit order from every CPU), so the
+/// place is found by stepping back from the end; equal times keep their
+/// arrival order.
+fn ordered_insert(q: &mut VecDeque<RawEvent>, r: RawEvent) {
+    let mut i = q.len();
+    while i > 0 && q[i - 1].ts_ns > r.ts_ns {
+        i -= 1;
+    }
+    if i == q.len() {
+        q.push_back(r);
+    } else {
+        q.insert(i, r);
+    }
+}
+
+/// Events of the last second by port and command, to name the filter
+/// that would cut the volume when events are lost.
+#[derive(Default)]
+struct Window {
+    total: u64,
+    data: u64,
+    ports: FxMap<u16, u64>,
+    comms: FxMap<[u8; 16], u64>,
+}
+
+impl Window {
+    fn count(&mut self, r: &RawEvent) {
+        self.total += 1;
+        if matches!(r.kind, Kind::Send | Kind::Recv) {
+            self.data += 1;
+        }
+        for p in [r.sport, r.dport] {
+            if p != 0 {
+                *self.ports.entry(p).or_default() += 1;
+            }
+        }
+        if r.pid != 0 {
+            *self.comms.entry(r.comm).or_default() += 1;
+        }
+    }
+}
+
+fn overload_message(
+    lost: u64,
+    written: u64,
+    dt: Duration,
+    w: &Window,
+    ring_bytes: u32,
+    now: &Counters,
+    before: &Counters,
+) -> String {
+    let rate = (written + lost) as f64 / dt.as_secs_f64().max(0.001);
+    let kinds: Vec<String> = Kind::ALL
+        .iter()
+        .filter_map(|k| {
+            let l = now.lost[*k as usize].saturating_sub(before.lost[*k as usize]);
+            (l > 0).then(|| format!("{} {l}", k.name()))
+        })
+        .collect();
+    let mut m = format!(
+        "{lost} events lost in the last {:.1} s ({}): the ring buffer ({} MiB) filled faster than sockscope \
+         read it, at {:.0} events/s.",
+        dt.as_secs_f64(),
+        kinds.join(", "),
+        (if ring_bytes == 0 {
+            8 << 20
+        } else {
+            ring_bytes.next_power_of_two()
+        }) >> 20,
+        rate
+    );
+    let mut hints = Vec::new();
+    if w.total > 0 {
+        if let Some((p, n)) = w
+            .ports
+            .iter()
+            .max_by_key(|(p, n)| (**n, std::cmp::Reverse(**p)))
+        {
+            hints.push(format!(
+                "--port {p} keeps {:.0}% of them",
+                100.0 * *n as f64 / w.total as f64
+            ));
+        }
+        if let Some((c, n)) = w
+            .comms
+            .iter()
+            .max_by_key(|(c, n)| (**n, std::cmp::Reverse(**c)))
+        {
+            hints.push(format!(
+                "--comm {} keeps {:.0}%",
+                crate::abi::comm_str(c),
+                100.0 * *n as f64 / w.total as f64
+            ));
+        }
+        if w.data * 2 > w.total {
+            hints.push(format!(
+                "--no-data leaves out the send/recv events ({:.0}% of the volume)",
+                100.0 * w.data as f64 / w.total as f64
+            ));
+        }
+    }
+    hints.push("--buffer-mb raises the ring buffer".into());
+    m.push_str(" Filter in the kernel to cut the volume: ");
+    m.push_str(&hints.join("; "));
+    m
+}
+
+fn take_snapshot(target: &NetnsTarget) -> Result<source::Snapshot, String> {
+    let namespaces = netns::open(target).map_err(|e| e.to_string())?;
+    let req = Request {
+        kinds: vec![SrcKind::Tcp, SrcKind::Udp],
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Extensions::default(),
+    };
+    let tolerant = *target == NetnsTarget::All;
+    source::snapshot(&namespaces, &req, true, true, tolerant).map_err(|e| e.to_string())
+}
+
+/// Owners of sockets that existed at start, for the kernel's maps.
+fn seed(cfg: &mut Config, sockets: &[sockscope::model::Socket]) {
+    for s in sockets {
+        let Some(o) = s.owners.first() else { continue };
+        let owner = SeedOwner {
+            pid: o.pid,
+            fd: i32::try_from(o.fd).unwrap_or(-1),
+            comm: o.comm.clone(),
+        };
+        if let Some(c) = s.cookie {
+            cfg.cookie_owners.push((c, owner.clone()));
+        }
+        if s.proto == Proto::Tcp
+            && s.state == State::Listen
+            && let (Some(ns), Some(port)) = (s.netns.as_ref(), s.local.port())
+            && let Ok(ino) = u32::try_from(ns.inode)
+        {
+            cfg.listeners.push((ino, port, owner));
+        }
+    }
+}
+
+/// A sink that only counts (for benchmarks and tests).
+#[derive(Default)]
+pub struct CountSink {
+    pub events: u64,
+    pub finished: u64,
+    pub warnings: Vec<String>,
+}
+
+impl Sink for CountSink {
+    fn event(&mut self, e: &Event) -> io::Result<()> {
+        if !matches!(e.what, What::TimeWaitCheck { .. }) {
+            self.events += 1;
+        }
+        Ok(())
+    }
+    fn finished(&mut self, _c: Conn) -> io::Result<()> {
+        self.finished += 1;
+        Ok(())
+    }
+    fn warn(&mut self, msg: &str) {
+        self.warnings.push(msg.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_put_in_time_order() {
+        let mut q = VecDeque::new();
+        for (ts, sk) in [(10, 1), (30, 2), (20, 3), (30, 4), (5, 5)] {
+            let mut r = crate::abi::RawEvent::decode(&sample(1, "x")).unwrap();
+            r.ts_ns = ts;
+            r.sk = sk;
+            ordered_insert(&mut q, r);
+        }
+        let got: Vec<(u64, u64)> = q.iter().map(|r| (r.ts_ns, r.sk)).collect();
+        assert_eq!(got, vec![(5, 5), (10, 1), (20, 3), (30, 2), (30, 4)]);
+    }
+
+    #[test]
+    fn overload_names_the_busiest_port_and_command() {
+        let mut w = Window::default();
+        let mut r = crate::abi::RawEvent::decode(&sample(8080, "nginx")).unwrap();
+        for _ in 0..8 {
+            w.count(&r);
+        }
+        r.sport = 9000;
+        r.dport = 9001;
+        r.kind = Kind::State;
+        w.count(&r);
+        w.count(&r);
+        let mut now = Counters::default();
+        now.lost[Kind::Send as usize] = 50;
+        let m = overload_message(
+            50,
+            950,
+            Duration::from_secs(1),
+            &w,
+            8 << 20,
+            &now,
+            &Counters::default(),
+        );
+        assert!(
+            m.starts_with("50 events lost in the last 1.0 s (send 50): the ring buffer (8 MiB)"),
+            "{m}"
+        );
+        assert!(m.contains("--port 8080 keeps 80% of them"), "{m}");
+        assert!(m.contains("--comm nginx keeps 100%"), "{m}");
+        assert!(
+            m.contains("--no-data leaves out the send/recv events (80% of the volume)"),
+            "{m}"
+        );
+    }
+
+    fn sample(port: u16, comm: &str) -> [u8; crate::abi::EVENT_SIZE] {
+        let mut c = [0u8; 16];
+        c[..comm.len()].copy_from_slice(comm.as_bytes());
+        crate::abi::RawEvent {
+            kind: Kind::Send,
+            family: 2,
+            state: 1,
+            sport: port,
+            dport: 0,
+            ts_ns: 1,
+            sk: 1,
+            cookie: 0,
+            netns: 1,
+            pid: 5,
+            tid: 5,
+            fd: 3,
+            saddr: [0; 16],
+            daddr: [0; 16],
+            comm: c,
+            owner_src: crate::abi::OwnerSrc::Task,
+            protocol: 6,
+            flags: 0,
+            cpu: 0,
+            body: [0; 72],
+        }
+        .encode()
+    }
+}

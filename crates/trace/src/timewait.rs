@@ -1,0 +1,250 @@
+//! Checking an inferred TIME-WAIT against the socket table.
+//!
+//! sock:inet_sock_set_state never reports TIME-WAIT: when the side that
+//! closed first gets its last ACK (or the peer's FIN), the kernel swaps the
+//! socket for a small timewait socket and reports the old one going to
+//! CLOSE. The tracker infers TIME-WAIT from that transition; this module
+//! asks sock_diag, in the connection's own network namespace, whether a
+//! timewait socket with that address pair is really there (and in which
+//! substate: FIN-WAIT-2 until the peer's FIN arrives, then TIME-WAIT).
+//!
+//! The work runs on its own thread so the trace loop never waits on
+//! netlink; requests are batched, one dump per namespace per batch.
+
+use crate::track::TwCheck;
+use sockscope::model::{Endpoint, State, StateSet};
+use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::source::sock_diag::Extensions;
+use sockscope::source::{self, Kind, Request, SourceChoice};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A check's answer: the connection and the timewait socket's state, if
+/// one was found.
+pub type TwAnswer = (u64, Option<State>);
+
+/// How long after the close to look (the peer's FIN is usually there by
+/// then), and how often to look again while the socket is still in its
+/// FIN-WAIT-2 substate.
+const FIRST_LOOK: Duration = Duration::from_millis(60);
+const RETRY: Duration = Duration::from_millis(150);
+const TRIES: u32 = 4;
+/// At most this many checks wait at once; more (a busy server closing
+/// thousands of connections a second) are not checked: each check is a
+/// dump of the namespace's TIME-WAIT sockets, and the point is to show
+/// that the kernel keeps them, not to audit every one.
+const MAX_PENDING: usize = 128;
+/// At most one dump per namespace per this interval (a dump walks every
+/// TIME-WAIT socket of the namespace: tens of thousands on a busy server).
+const MIN_DUMP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The checker thread and its channels.
+pub struct TwChecker {
+    tx: Option<Sender<TwCheck>>,
+    rx: Receiver<TwAnswer>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TwChecker {
+    pub fn spawn() -> TwChecker {
+        let (tx, req_rx) = mpsc::channel::<TwCheck>();
+        let (ans_tx, rx) = mpsc::channel::<TwAnswer>();
+        let handle = std::thread::Builder::new()
+            .name("sockscope-tw".into())
+            .spawn(move || worker(req_rx, ans_tx))
+            .ok();
+        TwChecker {
+            tx: Some(tx),
+            rx,
+            handle,
+        }
+    }
+
+    pub fn check(&self, c: TwCheck) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(c);
+        }
+    }
+
+    /// Answers that arrived since the last call.
+    pub fn answers(&self) -> Vec<TwAnswer> {
+        self.rx.try_iter().collect()
+    }
+
+    /// Stop taking requests and wait (bounded) for the outstanding ones.
+    pub fn finish(&mut self, wait: Duration) -> Vec<TwAnswer> {
+        self.tx = None;
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(a) => out.push(a),
+                Err(_) => break,
+            }
+        }
+        if let Some(h) = self.handle.take()
+            && h.is_finished()
+        {
+            let _ = h.join();
+        }
+        out
+    }
+}
+
+struct Pending {
+    check: TwCheck,
+    due: Instant,
+    tries: u32,
+    last: Option<State>,
+}
+
+fn canon(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+fn ep_addr(e: &Endpoint) -> Option<SocketAddr> {
+    match e {
+        Endpoint::Inet { addr, port } => Some(canon(SocketAddr::new(*addr, *port))),
+        Endpoint::Unix { .. } => None,
+    }
+}
+
+/// The timewait sockets of one namespace: (local, peer) -> state.
+type Table = HashMap<(SocketAddr, SocketAddr), State>;
+
+fn dump(ns: &OpenNetns) -> Option<Table> {
+    let req = Request {
+        kinds: vec![Kind::Tcp],
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::of(&[State::TimeWait, State::FinWait2]),
+        source: SourceChoice::Auto,
+        ext: Extensions::default(),
+    };
+    let c = source::collect(ns, &req, false).ok()?;
+    Some(
+        c.sockets
+            .iter()
+            // A timewait socket has no inode; a full FIN-WAIT-2 socket does.
+            .filter(|s| s.inode == 0)
+            .filter_map(|s| Some(((ep_addr(&s.local)?, ep_addr(&s.peer)?), s.state)))
+            .collect(),
+    )
+}
+
+fn worker(rx: Receiver<TwCheck>, tx: Sender<TwAnswer>) {
+    let mut namespaces: HashMap<u32, OpenNetns> = HashMap::new();
+    let mut last_refresh: Option<Instant> = None;
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut last_dump: HashMap<u32, Instant> = HashMap::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        // Sleep until the first check that is due and whose namespace may
+        // be dumped again.
+        let t0 = Instant::now();
+        let wait = pending
+            .iter()
+            .map(|p| {
+                let next_dump = last_dump
+                    .get(&p.check.netns)
+                    .map_or(t0, |t| *t + MIN_DUMP_INTERVAL);
+                p.due.max(next_dump).saturating_duration_since(t0)
+            })
+            .min()
+            .unwrap_or(Duration::from_millis(200))
+            .max(Duration::from_millis(5));
+        if open {
+            match rx.recv_timeout(wait) {
+                Ok(c) => {
+                    // take whatever else is queued, keeping at most MAX_PENDING
+                    for c in std::iter::once(c).chain(rx.try_iter()) {
+                        if pending.len() < MAX_PENDING {
+                            pending.push(Pending {
+                                check: c,
+                                due: Instant::now() + FIRST_LOOK,
+                                tries: 0,
+                                last: None,
+                            });
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+        let now = Instant::now();
+        let dumpable = |ns: u32| {
+            last_dump
+                .get(&ns)
+                .is_none_or(|t: &Instant| now.duration_since(*t) >= MIN_DUMP_INTERVAL)
+        };
+        let due: Vec<usize> = (0..pending.len())
+            .filter(|&i| pending[i].due <= now && dumpable(pending[i].check.netns))
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        // Namespaces we have not opened yet: look again (at most once a second).
+        let missing = due
+            .iter()
+            .any(|&i| !namespaces.contains_key(&pending[i].check.netns));
+        if missing && last_refresh.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            last_refresh = Some(Instant::now());
+            if let Ok(all) = netns::open(&NetnsTarget::All) {
+                for ns in all {
+                    if let Ok(ino) = u32::try_from(ns.id.inode) {
+                        namespaces.entry(ino).or_insert(ns);
+                    }
+                }
+            }
+        }
+        let mut tables: HashMap<u32, Option<Table>> = HashMap::new();
+        let mut keep = Vec::new();
+        for (i, mut p) in pending.drain(..).enumerate() {
+            if !due.contains(&i) {
+                keep.push(p);
+                continue;
+            }
+            let table = tables.entry(p.check.netns).or_insert_with(|| {
+                last_dump.insert(p.check.netns, now);
+                namespaces.get(&p.check.netns).and_then(dump)
+            });
+            let key = (canon(p.check.local), canon(p.check.peer));
+            let state = table.as_ref().and_then(|t| t.get(&key).copied());
+            p.tries += 1;
+            p.last = state.or(p.last);
+            let settled = state == Some(State::TimeWait) || p.tries >= TRIES || table.is_none();
+            if settled {
+                let _ = tx.send((p.check.conn, p.last));
+            } else {
+                p.due = now + RETRY;
+                keep.push(p);
+            }
+        }
+        pending = keep;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn addresses_compare_canonically() {
+        let a: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(canon(a), b);
+        let e = Endpoint::Inet {
+            addr: IpAddr::V6("::ffff:10.0.0.1".parse().unwrap()),
+            port: 1,
+        };
+        assert_eq!(ep_addr(&e), Some("10.0.0.1:1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,1418 @@
+//! The join: events to connections, connections to processes. Pure (no
+//! kernel, no I/O): fed decoded events in time order, it
+//!
+//! - numbers connections and keeps what is known about each: addresses,
+//!   state history, role (listener, server side, client side), owner;
+//! - attributes events by socket, not by whichever task ran (state
+//!   changes run in softirq): the owner comes from the kernel's owner map,
+//!   else from an earlier event on the same socket, else from the fd-table
+//!   snapshot taken at start (by socket cookie);
+//! - keeps a connection's address when the kernel has already cleared it
+//!   (an auto-bound port reads 0 in the final CLOSE);
+//! - joins a half-open connection's SYN-ACK retransmits with the socket
+//!   the kernel creates when the handshake completes, and drops and
+//!   socketless resets with the connection whose packets they were;
+//! - infers TIME-WAIT from FIN-WAIT-2/CLOSING -> CLOSE without a reset,
+//!   and asks for a socket-table check of it;
+//! - applies the user-space half of the filter, holding the events of a
+//!   socket whose addresses are not known yet (socket() before bind or
+//!   connect) until they are;
+//! - hands back a connection once it is finished (destroyed, plus a short
+//!   grace period for the close() that returns after the kernel freed it).
+
+use crate::event::{Comm, Event, What, sockaddr};
+use serde::Serialize;
+use sockscope::model::{Endpoint, Family, Owner as ModelOwner, Proto, Socket, SourceKind, State};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+/// A fast hasher for the tracker's maps (keys are kernel addresses,
+/// connection numbers and address pairs, not attacker-chosen strings):
+/// multiply and rotate, as rustc's FxHash does.
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A HashMap with [`Fx`].
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+/// Who a connection belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: Comm,
+    pub fd: Option<i32>,
+    /// "task", "socket", "listener" or "snapshot" (see [`Event::owner`]).
+    pub via: &'static str,
+}
+
+/// Which end of the connection this socket is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Listener,
+    /// Made by a listener (the accept() side).
+    Server,
+    /// Made by connect().
+    Client,
+    Unknown,
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    /// Still open when the trace stopped.
+    Open,
+    /// Closed by FIN on both sides, this side last (LAST-ACK).
+    Closed,
+    /// Closed first by this side: TIME-WAIT.
+    TimeWait,
+    /// A reset was received.
+    ResetReceived,
+    /// This side sent a reset (abort, SO_LINGER 0, data left unread...).
+    ResetSent,
+    /// connect() never got an answer or was refused.
+    Failed,
+    /// A listener that closed.
+    ListenerClosed,
+    /// Anything else (UDP sockets, sockets closed before connecting).
+    Gone,
+}
+
+/// Everything known about one connection (or listener).
+#[derive(Clone, Debug, Serialize)]
+pub struct Conn {
+    pub id: u64,
+    #[serde(serialize_with = "hex")]
+    pub sk: u64,
+    pub netns: u32,
+    pub proto: Option<Proto>,
+    pub family: Option<Family>,
+    pub local: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
+    pub owner: Option<Owner>,
+    pub role: Role,
+    /// Current (or last) state.
+    pub state: Option<State>,
+    /// Every state it was seen in, in order (TIME-WAIT when inferred).
+    pub states: Vec<State>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// It existed before the trace started.
+    pub preexisting: bool,
+    /// Bytes handed to / read from the socket by the application.
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    pub retransmits: u32,
+    pub synack_retransmits: u32,
+    pub drops: u32,
+    pub resets_sent: u32,
+    pub resets_received: u32,
+    /// tcp_destroy_sock's totals, when it was destroyed during the trace.
+    pub summary: Option<What>,
+    /// When it was destroyed (or closed, for non-TCP sockets).
+    pub closed_ns: Option<u64>,
+    pub end: End,
+    /// Its events (kept only when asked for, for diagrams).
+    #[serde(skip)]
+    pub events: Vec<Event>,
+    #[serde(skip)]
+    held: Vec<Event>,
+    #[serde(skip)]
+    verdict: Option<bool>,
+    #[serde(skip)]
+    reset_seen: bool,
+}
+
+fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}
+
+impl Conn {
+    fn new(id: u64, sk: u64, ev: &Event) -> Conn {
+        Conn {
+            id,
+            sk,
+            netns: ev.netns,
+            proto: ev.proto,
+            family: ev.family,
+            local: None,
+            peer: None,
+            owner: None,
+            role: Role::Unknown,
+            state: None,
+            states: Vec::new(),
+            first_ns: ev.t_ns,
+            last_ns: ev.t_ns,
+            preexisting: false,
+            bytes_written: 0,
+            bytes_read: 0,
+            retransmits: 0,
+            synack_retransmits: 0,
+            drops: 0,
+            resets_sent: 0,
+            resets_received: 0,
+            summary: None,
+            closed_ns: None,
+            end: End::Open,
+            events: Vec::new(),
+            held: Vec::new(),
+            verdict: None,
+            reset_seen: false,
+        }
+    }
+
+    fn enter(&mut self, s: State) {
+        if self.states.last() != Some(&s) {
+            self.states.push(s);
+        }
+        self.state = Some(s);
+        if s == State::Listen {
+            self.role = Role::Listener;
+        }
+    }
+
+    /// The connection as a model socket, for the ss-syntax filter.
+    pub fn as_socket(&self, state: Option<State>) -> Socket {
+        let unspec = |fam: Option<Family>| -> IpAddr {
+            if fam == Some(Family::Inet6) {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            }
+        };
+        let ep = |a: Option<SocketAddr>| match a {
+            Some(a) => Endpoint::Inet {
+                addr: a.ip(),
+                port: a.port(),
+            },
+            None => Endpoint::Inet {
+                addr: unspec(self.family),
+                port: 0,
+            },
+        };
+        let mut s = Socket::new(
+            self.proto.unwrap_or(Proto::Tcp),
+            self.family.unwrap_or(Family::Inet),
+            state.or(self.state).unwrap_or(State::Close),
+            ep(self.local),
+            ep(self.peer),
+            SourceKind::Netlink,
+        );
+        if let Some(o) = &self.owner {
+            s.owners.push(ModelOwner {
+                pid: o.pid,
+                fd: o.fd.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
+                comm: o.comm.to_string(),
+                uid: None,
+            });
+        }
+        s
+    }
+
+    /// Duration from first sight to destruction (or last event).
+    pub fn duration_ns(&self) -> u64 {
+        self.closed_ns
+            .unwrap_or(self.last_ns)
+            .saturating_sub(self.first_ns)
+    }
+}
+
+/// The user-space half of the filter.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Either end's port.
+    pub ports: Vec<u16>,
+    /// Either end's address within one of these prefixes.
+    pub addrs: Vec<(IpAddr, u8)>,
+    /// ss-syntax filter on the connection as a socket.
+    pub expr: Option<sockscope::query::Filter>,
+}
+
+fn in_prefix(a: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    let a = match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+impl UserFilter {
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.addrs.is_empty() && self.expr.is_none()
+    }
+
+    /// Some(verdict) once the connection's addresses are known; None while
+    /// the filter needs them and they are not.
+    fn check(&self, c: &Conn, ev: &Event) -> Option<bool> {
+        if self.is_empty() {
+            return Some(true);
+        }
+        let known = c.local.is_some_and(|a| a.port() != 0) || c.peer.is_some_and(|a| a.port() != 0);
+        if !known {
+            return None;
+        }
+        if !self.ports.is_empty() {
+            let p = |a: Option<SocketAddr>| a.is_some_and(|a| self.ports.contains(&a.port()));
+            if !p(c.local) && !p(c.peer) {
+                return Some(false);
+            }
+        }
+        if !self.addrs.is_empty() {
+            let m = |a: Option<SocketAddr>| {
+                a.is_some_and(|a| self.addrs.iter().any(|n| in_prefix(a.ip(), *n)))
+            };
+            if !m(c.local) && !m(c.peer) {
+                return Some(false);
+            }
+        }
+        if let Some(f) = &self.expr {
+            return Some(f.matches(&c.as_socket(ev.state)));
+        }
+        Some(true)
+    }
+}
+
+/// A TIME-WAIT to look for in the socket table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TwCheck {
+    pub conn: u64,
+    pub netns: u32,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+/// A socket that existed at start, as the snapshot saw it.
+#[derive(Clone, Debug)]
+struct Known {
+    owner: Option<Owner>,
+    state: State,
+}
+
+type Tuple = (u32, SocketAddr, SocketAddr);
+
+/// How long a destroyed connection keeps collecting events (the close()
+/// that returns after the kernel freed the socket, a late recv error).
+pub const GRACE_NS: u64 = 300_000_000;
+
+/// How long the events of a socket whose addresses are unknown are held
+/// without news before they are dropped.
+pub const HELD_IDLE_NS: u64 = 10_000_000_000;
+
+/// The connection tracker.
+pub struct Tracker {
+    next: u64,
+    /// Live socket address -> connection id.
+    live: FxMap<u64, u64>,
+    conns: FxMap<u64, Conn>,
+    /// (netns, local, peer) -> connection id.
+    tuples: FxMap<Tuple, u64>,
+    /// (netns, peer) -> connection id, for connections whose local port is
+    /// not known yet (a connect() in progress: the kernel picks the port
+    /// after it reports SYN-SENT, and a refusal can arrive before
+    /// connect() returns with it).
+    unbound: FxMap<(u32, SocketAddr), u64>,
+    /// Sockets from the start snapshot, by cookie.
+    known: FxMap<u64, Known>,
+    filter: UserFilter,
+    keep_events: bool,
+    tw_checks: Vec<TwCheck>,
+    /// Connections destroyed, oldest first, waiting out the grace period.
+    closing: VecDeque<(u64, u64)>,
+    last_sweep: u64,
+    /// Events seen, and events that passed the filter.
+    pub seen: u64,
+    pub shown: u64,
+}
+
+fn rank(via: &str) -> u8 {
+    match via {
+        "task" | "socket" => 3,
+        "listener" => 2,
+        "snapshot" => 1,
+        _ => 0,
+    }
+}
+
+fn nonzero(a: Option<SocketAddr>) -> Option<SocketAddr> {
+    a.filter(|a| a.port() != 0 || !a.ip().is_unspecified())
+}
+
+impl Tracker {
+    pub fn new(filter: UserFilter, keep_events: bool) -> Tracker {
+        Tracker {
+            next: 1,
+            live: FxMap::default(),
+            conns: FxMap::default(),
+            tuples: FxMap::default(),
+            unbound: FxMap::default(),
+            known: FxMap::default(),
+            filter,
+            keep_events,
+            tw_checks: Vec::new(),
+            closing: VecDeque::new(),
+            last_sweep: 0,
+            seen: 0,
+            shown: 0,
+        }
+    }
+
+    /// Remember the sockets (with owners) that existed at start.
+    pub fn add_snapshot(&mut self, sockets: &[Socket]) {
+        for s in sockets {
+            let Some(c) = s.cookie else { continue };
+            let owner = s.owners.first().map(|o| Owner {
+                pid: o.pid,
+                comm: Comm::from(o.comm.as_str()),
+                fd: i32::try_from(o.fd).ok(),
+                via: "snapshot",
+            });
+            self.known.insert(
+                c,
+                Known {
+                    owner,
+                    state: s.state,
+                },
+            );
+        }
+    }
+
+    /// TIME-WAIT checks asked for since the last call.
+    pub fn take_tw_checks(&mut self) -> Vec<TwCheck> {
+        std::mem::take(&mut self.tw_checks)
+    }
+
+    /// Connections still tracked (open, or closing within the grace period).
+    pub fn open(&self) -> impl Iterator<Item = &Conn> {
+        self.conns.values()
+    }
+
+    fn create(&mut self, sk: u64, ev: &Event) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        let mut c = Conn::new(id, sk, ev);
+        if let Some(k) = ev.cookie.and_then(|ck| self.known.get(&ck)) {
+            c.preexisting = true;
+            c.owner = k.owner.clone();
+            c.enter(k.state);
+        }
+        self.conns.insert(id, c);
+        if sk != 0 {
+            self.live.insert(sk, id);
+        }
+        id
+    }
+
+    /// The connection a packet from `a` to `b` belongs to, and whether
+    /// `a` is its local end.
+    fn by_tuple(
+        &self,
+        netns: u32,
+        a: Option<SocketAddr>,
+        b: Option<SocketAddr>,
+    ) -> Option<(u64, bool)> {
+        let (a, b) = (a?, b?);
+        if let Some(&id) = self.tuples.get(&(netns, a, b)) {
+            return Some((id, true));
+        }
+        if let Some(&id) = self.tuples.get(&(netns, b, a)) {
+            return Some((id, false));
+        }
+        let unbound = |local: SocketAddr, peer: SocketAddr| {
+            let id = *self.unbound.get(&(netns, peer))?;
+            let c = self.conns.get(&id)?;
+            let ip = c.local.map(|l| l.ip());
+            (ip.is_none_or(|ip| ip == local.ip() || ip.is_unspecified())).then_some(id)
+        };
+        if let Some(id) = unbound(a, b) {
+            return Some((id, true));
+        }
+        unbound(b, a).map(|id| (id, false))
+    }
+
+    /// Which connection an event belongs to (creating one if needed); None
+    /// for a packet that matches no connection.
+    fn route(&mut self, ev: &mut Event, sk: u64, out: &mut Vec<Conn>) -> Option<u64> {
+        let netns = ev.netns;
+        if let What::Drop {
+            from,
+            to,
+            direction,
+            ..
+        } = &mut ev.what
+        {
+            let (f, t) = (sockaddr(from), sockaddr(to));
+            // A packet the receiving socket dropped belongs to the
+            // receiving end's connection when both ends are traced.
+            if *direction == Some("in")
+                && let (Some(f), Some(t)) = (f, t)
+                && let Some(&id) = self.tuples.get(&(netns, t, f))
+            {
+                return Some(id);
+            }
+            if let Some((id, forward)) = self.by_tuple(netns, f, t) {
+                // forward: the packet's source is the connection's local end
+                *direction = Some(if forward { "out" } else { "in" });
+                return Some(id);
+            }
+            return self.live.get(&sk).copied().filter(|_| sk != 0);
+        }
+        if matches!(
+            ev.what,
+            What::ResetSent {
+                no_socket: true,
+                ..
+            }
+        ) {
+            return self
+                .by_tuple(netns, sockaddr(&ev.local), sockaddr(&ev.peer))
+                .map(|x| x.0);
+        }
+        if matches!(ev.what, What::RetransmitSynack {}) {
+            let key = (netns, sockaddr(&ev.local)?, sockaddr(&ev.peer)?);
+            if let Some(&id) = self.tuples.get(&key) {
+                return Some(id);
+            }
+            let id = self.create(0, ev);
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.role = Role::Server;
+                c.enter(State::SynRecv);
+            }
+            self.tuples.insert(key, id);
+            return Some(id);
+        }
+        let new_life = match &ev.what {
+            What::Syscall {
+                syscall: "socket",
+                ret,
+                ..
+            } => *ret >= 0,
+            What::State { old_state, .. } => matches!(old_state, State::Close | State::Listen),
+            _ => false,
+        };
+        if let Some(&id) = self.live.get(&sk) {
+            let dead = self.conns.get(&id).is_none_or(|c| c.closed_ns.is_some());
+            if !(new_life && dead) {
+                return Some(id);
+            }
+            // The address was freed and reused: the old connection is over.
+            self.live.remove(&sk);
+            self.finalize(id, out);
+        }
+        // A server-side socket the kernel just made may continue a
+        // half-open connection we saw retransmitting its SYN-ACK.
+        if let What::State {
+            old_state: State::Listen,
+            new_state: State::SynRecv,
+        } = ev.what
+            && let (Some(l), Some(p)) = (sockaddr(&ev.local), sockaddr(&ev.peer))
+            && let Some(&id) = self.tuples.get(&(ev.netns, l, p))
+            && let Some(c) = self.conns.get_mut(&id)
+            && c.sk == 0
+        {
+            c.sk = sk;
+            self.live.insert(sk, id);
+            return Some(id);
+        }
+        Some(self.create(sk, ev))
+    }
+
+    /// Feed one event (in time order). Events to show go to `out`;
+    /// connections that end (when an address is reused) go to `done`.
+    pub fn push(&mut self, mut ev: Event, sk: u64, out: &mut Vec<Event>, done: &mut Vec<Conn>) {
+        self.seen += 1;
+        let mut finished = Vec::new();
+        let Some(id) = self.route(&mut ev, sk, &mut finished) else {
+            // A packet of no connection we know: shown as it is, unless a
+            // filter on addresses says otherwise.
+            done.append(&mut finished);
+            if self.standalone_passes(&ev) {
+                self.shown += 1;
+                out.push(ev);
+            }
+            return;
+        };
+        done.append(&mut finished);
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        ev.conn = Some(id);
+        update(c, &mut ev);
+
+        let mut extra = Vec::new();
+        if let What::State {
+            old_state,
+            new_state,
+        } = ev.what
+        {
+            if new_state == State::Close
+                && matches!(old_state, State::FinWait2 | State::Closing)
+                && !c.reset_seen
+            {
+                let mut tw = ev.clone();
+                tw.what = What::TimeWait {
+                    from_state: old_state,
+                };
+                tw.state = Some(State::TimeWait);
+                // The CLOSE is the full socket's; the timewait socket
+                // carries the connection on.
+                let last = c.states.pop();
+                c.enter(State::TimeWait);
+                if let Some(s) = last {
+                    c.states.push(s);
+                }
+                c.end = End::TimeWait;
+                if let (Some(l), Some(p)) = (c.local, c.peer) {
+                    self.tw_checks.push(TwCheck {
+                        conn: id,
+                        netns: c.netns,
+                        local: l,
+                        peer: p,
+                    });
+                }
+                extra.push(tw);
+            }
+        }
+        match (nonzero(c.local), nonzero(c.peer)) {
+            (Some(l), Some(p)) if l.port() != 0 && p.port() != 0 => {
+                self.tuples.entry((c.netns, l, p)).or_insert(id);
+                if self.unbound.get(&(c.netns, p)) == Some(&id) {
+                    self.unbound.remove(&(c.netns, p));
+                }
+            }
+            (_, Some(p)) if p.port() != 0 && c.role == Role::Client => {
+                self.unbound.insert((c.netns, p), id);
+            }
+            _ => {}
+        }
+        if c.closed_ns.is_some() && !self.closing.iter().any(|(_, i)| *i == id) {
+            self.closing.push_back((c.closed_ns.unwrap_or(ev.t_ns), id));
+        }
+        let mut all = vec![ev];
+        all.append(&mut extra);
+        self.emit(id, all, out);
+    }
+
+    fn standalone_passes(&self, ev: &Event) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let eps: Vec<SocketAddr> = match &ev.what {
+            What::Drop { from, to, .. } => [sockaddr(from), sockaddr(to)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => [sockaddr(&ev.local), sockaddr(&ev.peer)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
+        if !self.filter.ports.is_empty()
+            && !eps.iter().any(|a| self.filter.ports.contains(&a.port()))
+        {
+            return false;
+        }
+        if !self.filter.addrs.is_empty()
+            && !eps
+                .iter()
+                .any(|a| self.filter.addrs.iter().any(|n| in_prefix(a.ip(), *n)))
+        {
+            return false;
+        }
+        self.filter.expr.is_none()
+    }
+
+    /// Pass a connection's new events through the filter.
+    fn emit(&mut self, id: u64, evs: Vec<Event>, out: &mut Vec<Event>) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        for ev in evs {
+            let v = self.filter.check(c, &ev);
+            match v {
+                None => c.held.push(ev),
+                Some(true) => {
+                    c.verdict = Some(true);
+                    let held = std::mem::take(&mut c.held);
+                    for h in held.into_iter().chain(std::iter::once(ev)) {
+                        if self.keep_events {
+                            c.events.push(h.clone());
+                        }
+                        self.shown += 1;
+                        out.push(h);
+                    }
+                }
+                Some(false) => {
+                    if c.verdict.is_none() {
+                        c.verdict = Some(false);
+                    }
+                    c.held.clear();
+                }
+            }
+        }
+    }
+
+    /// The socket table's answer about a TIME-WAIT.
+    pub fn tw_result(
+        &mut self,
+        conn: u64,
+        table_state: Option<State>,
+        t_ns: u64,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let ev = Event {
+            t_ns,
+            conn: Some(conn),
+            what: What::TimeWaitCheck {
+                found: table_state.is_some(),
+                table_state,
+            },
+            proto: c.proto,
+            family: c.family,
+            local: c.local.map(|a| Endpoint::Inet {
+                addr: a.ip(),
+                port: a.port(),
+            }),
+            peer: c.peer.map(|a| Endpoint::Inet {
+                addr: a.ip(),
+                port: a.port(),
+            }),
+            state: table_state,
+            pid: c.owner.as_ref().map(|o| o.pid),
+            comm: c.owner.as_ref().map(|o| o.comm),
+            fd: c.owner.as_ref().and_then(|o| o.fd),
+            owner: c.owner.as_ref().map(|o| o.via),
+            tid: None,
+            sk: c.sk,
+            cookie: None,
+            netns: c.netns,
+        };
+        self.emit(conn, vec![ev], out);
+    }
+
+    /// Hand back connections destroyed more than [`GRACE_NS`] before
+    /// `now_ns` (trace time), and forget held sockets that stayed silent
+    /// for [`HELD_IDLE_NS`] (a socket whose ports never became known, or
+    /// whose remaining events the kernel filters out).
+    pub fn tick(&mut self, now_ns: u64, done: &mut Vec<Conn>) {
+        while let Some(&(t, id)) = self.closing.front() {
+            if t + GRACE_NS > now_ns {
+                break;
+            }
+            self.closing.pop_front();
+            self.finalize(id, done);
+        }
+        if now_ns >= self.last_sweep + 1_000_000_000 {
+            self.last_sweep = now_ns;
+            let stale: Vec<u64> = self
+                .conns
+                .values()
+                .filter(|c| c.verdict.is_none() && c.last_ns + HELD_IDLE_NS < now_ns)
+                .map(|c| c.id)
+                .collect();
+            for id in stale {
+                self.finalize(id, done);
+            }
+        }
+    }
+
+    /// Everything still tracked, at the end of the trace: finished ones
+    /// first, then the open ones (by id).
+    pub fn finish(&mut self, done: &mut Vec<Conn>) {
+        let mut ids: Vec<u64> = self.conns.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.finalize(id, done);
+        }
+        self.closing.clear();
+    }
+
+    fn finalize(&mut self, id: u64, done: &mut Vec<Conn>) {
+        let Some(mut c) = self.conns.remove(&id) else {
+            return;
+        };
+        if self.live.get(&c.sk) == Some(&id) {
+            self.live.remove(&c.sk);
+        }
+        if let (Some(l), Some(p)) = (c.local, c.peer)
+            && self.tuples.get(&(c.netns, l, p)) == Some(&id)
+        {
+            self.tuples.remove(&(c.netns, l, p));
+        }
+        if let Some(p) = c.peer
+            && self.unbound.get(&(c.netns, p)) == Some(&id)
+        {
+            self.unbound.remove(&(c.netns, p));
+        }
+        self.closing.retain(|(_, i)| *i != id);
+        c.held.clear();
+        if c.verdict == Some(true) {
+            done.push(c);
+        }
+    }
+}
+
+/// Learn from an event, and fill in what the event lacks from what the
+/// connection knows.
+fn update(c: &mut Conn, ev: &mut Event) {
+    c.last_ns = c.last_ns.max(ev.t_ns);
+    if c.proto.is_none() {
+        c.proto = ev.proto;
+    }
+    if c.family.is_none() {
+        c.family = ev.family;
+    }
+    // Addresses: a port the kernel already cleared (0) never replaces one
+    // we knew. Packets matched by their tuple (drops, resets sent for no
+    // socket) speak for the other end or no socket: they teach nothing.
+    let foreign = matches!(
+        ev.what,
+        What::Drop { .. }
+            | What::ResetSent {
+                no_socket: true,
+                ..
+            }
+    );
+    if foreign {
+        // nothing to learn or fill
+    } else if let Some(l) = nonzero(sockaddr(&ev.local)) {
+        match c.local {
+            Some(old) if l.port() == 0 && old.port() != 0 => {}
+            _ => c.local = Some(l),
+        }
+    }
+    if !foreign
+        && let Some(p) = nonzero(sockaddr(&ev.peer))
+        && p.port() != 0
+    {
+        c.peer = Some(p);
+    }
+    if !foreign {
+        let ep = |a: SocketAddr| Endpoint::Inet {
+            addr: a.ip(),
+            port: a.port(),
+        };
+        if let Some(l) = c.local {
+            ev.local = Some(ep(l));
+        }
+        if let Some(p) = c.peer {
+            ev.peer = Some(ep(p));
+        } else if ev.peer.as_ref().is_some_and(|e| e.port() == Some(0)) {
+            ev.peer = None;
+        }
+    }
+
+    // Owner: the best source wins; a task's own syscall always does.
+    if let (Some(pid), Some(via)) = (ev.pid, ev.owner) {
+        let better = c.owner.as_ref().is_none_or(|o| rank(via) >= rank(o.via));
+        if better {
+            c.owner = Some(Owner {
+                pid,
+                comm: ev.comm.unwrap_or_default(),
+                fd: ev.fd,
+                via,
+            });
+        }
+    } else if let Some(o) = &c.owner {
+        ev.pid = Some(o.pid);
+        ev.comm = Some(o.comm);
+        ev.fd = o.fd;
+        ev.owner = Some(o.via);
+    }
+
+    match &ev.what {
+        What::State {
+            old_state,
+            new_state,
+        } => {
+            if c.states.is_empty() {
+                c.enter(*old_state);
+            }
+            c.enter(*new_state);
+            match (old_state, new_state) {
+                (_, State::Listen) => c.role = Role::Listener,
+                (State::Listen, State::SynRecv) => c.role = Role::Server,
+                (State::Close, State::SynSent) => c.role = Role::Client,
+                _ => {}
+            }
+            if *new_state == State::Close {
+                c.end = match (old_state, c.reset_seen) {
+                    (State::Listen, _) => End::ListenerClosed,
+                    (_, true) if c.resets_received > 0 => End::ResetReceived,
+                    (_, true) => End::ResetSent,
+                    (State::LastAck, _) => End::Closed,
+                    (State::SynSent, _) => End::Failed,
+                    (State::FinWait2 | State::Closing, _) => End::TimeWait,
+                    _ => End::Gone,
+                };
+            }
+        }
+        What::Syscall { syscall, ret, .. } => {
+            match *syscall {
+                "listen" if *ret == 0 => c.role = Role::Listener,
+                "connect" if c.role == Role::Unknown => c.role = Role::Client,
+                "accept" | "accept4" if *ret >= 0 => {
+                    c.role = Role::Server;
+                    // The owner is now the accepting process's new fd.
+                    if let Some(o) = c.owner.as_mut() {
+                        o.fd = Some(*ret as i32);
+                    }
+                }
+                "close" if *ret == 0 && c.proto != Some(Proto::Tcp) => {
+                    c.closed_ns.get_or_insert(ev.t_ns);
+                    c.end = End::Gone;
+                }
+                _ => {}
+            }
+            if c.states.is_empty()
+                && let Some(s) = ev.state
+            {
+                c.enter(s);
+            }
+        }
+        What::Send { bytes: Some(b), .. } => c.bytes_written += u64::from(*b),
+        What::Recv { bytes: Some(b), .. } => c.bytes_read += u64::from(*b),
+        What::Retransmit { .. } => c.retransmits += 1,
+        What::RetransmitSynack {} => c.synack_retransmits += 1,
+        What::Drop { .. } => c.drops += 1,
+        // The kernel may move the socket to CLOSE before it sends or
+        // handles the reset (an abortive close sets CLOSE, then sends).
+        What::ResetSent { .. } => {
+            c.resets_sent += 1;
+            c.reset_seen = true;
+            if matches!(c.end, End::Gone | End::Open) && c.state == Some(State::Close) {
+                c.end = End::ResetSent;
+            }
+        }
+        What::ResetReceived { .. } => {
+            c.resets_received += 1;
+            c.reset_seen = true;
+            if matches!(c.end, End::Gone | End::Open | End::ResetSent)
+                && c.state == Some(State::Close)
+            {
+                c.end = End::ResetReceived;
+            }
+        }
+        What::Destroy { .. } => {
+            c.summary = Some(ev.what.clone());
+            c.closed_ns.get_or_insert(ev.t_ns);
+            if c.end == End::Open {
+                c.end = End::Gone;
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn ep(s: &str) -> Option<Endpoint> {
+        let a: SocketAddr = s.parse().unwrap();
+        Some(Endpoint::Inet {
+            addr: a.ip(),
+            port: a.port(),
+        })
+    }
+
+    pub fn ev(t_ns: u64, what: What, local: &str, peer: &str) -> Event {
+        Event {
+            t_ns,
+            conn: None,
+            what,
+            proto: Some(Proto::Tcp),
+            family: Some(Family::Inet),
+            local: ep(local),
+            peer: ep(peer),
+            state: None,
+            pid: None,
+            comm: None,
+            fd: None,
+            owner: None,
+            tid: None,
+            sk: 0,
+            cookie: None,
+            netns: 1,
+        }
+    }
+
+    pub fn st(t: u64, old: State, new: State, local: &str, peer: &str) -> Event {
+        let mut e = ev(
+            t,
+            What::State {
+                old_state: old,
+                new_state: new,
+            },
+            local,
+            peer,
+        );
+        e.state = Some(new);
+        e
+    }
+
+    pub fn sys(
+        t: u64,
+        name: &'static str,
+        fd: i32,
+        ret: i64,
+        pid: u32,
+        local: &str,
+        peer: &str,
+    ) -> Event {
+        let mut e = ev(
+            t,
+            What::Syscall {
+                syscall: name,
+                sys_fd: Some(fd),
+                ret,
+                errno: None,
+                duration_us: 1,
+                args: Default::default(),
+            },
+            local,
+            peer,
+        );
+        e.pid = Some(pid);
+        e.comm = Some("ncat".into());
+        e.fd = Some(if name == "accept" && ret >= 0 {
+            ret as i32
+        } else {
+            fd
+        });
+        e.owner = Some("task");
+        e
+    }
+
+    #[test]
+    fn server_connection_is_attributed_and_ends_by_reset() {
+        let mut t = Tracker::new(UserFilter::default(), true);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let l = "127.0.0.1:5000";
+        let p = "127.0.0.1:40312";
+        t.push(
+            sys(1, "listen", 3, 0, 7, l, "0.0.0.0:0"),
+            0x10,
+            &mut out,
+            &mut done,
+        );
+        let mut syn = st(2, State::Listen, State::SynRecv, l, p);
+        syn.pid = Some(7);
+        syn.comm = Some("ncat".into());
+        syn.fd = Some(3);
+        syn.owner = Some("listener");
+        t.push(syn, 0x20, &mut out, &mut done);
+        // no owner from the kernel this time: the connection's is used
+        t.push(
+            st(3, State::SynRecv, State::Established, l, p),
+            0x20,
+            &mut out,
+            &mut done,
+        );
+        t.push(sys(4, "accept", 3, 4, 7, l, p), 0x20, &mut out, &mut done);
+        t.push(
+            ev(5, What::ResetReceived { meaning: "x" }, l, p),
+            0x20,
+            &mut out,
+            &mut done,
+        );
+        // the kernel cleared nothing here, but a 0 port must not win
+        t.push(
+            st(6, State::Established, State::Close, "127.0.0.1:0", p),
+            0x20,
+            &mut out,
+            &mut done,
+        );
+        t.push(sys(7, "close", 4, 0, 7, l, p), 0x20, &mut out, &mut done);
+        assert_eq!(out.len(), 7);
+        assert_eq!(out[2].pid, Some(7), "owner filled from the connection");
+        assert_eq!(out[2].fd, Some(3), "listener's fd before accept");
+        assert_eq!(out[2].owner, Some("listener"));
+        assert_eq!(out[5].local, ep(l), "known port kept");
+        assert!(out[1..].iter().all(|e| e.conn == Some(2)));
+        assert_eq!(out[0].conn, Some(1));
+        let mut d = Vec::new();
+        t.finish(&mut d);
+        let c = d.iter().find(|c| c.id == 2).unwrap();
+        assert_eq!(c.role, Role::Server);
+        assert_eq!(c.end, End::ResetReceived);
+        assert_eq!(c.owner.as_ref().map(|o| (o.pid, o.fd)), Some((7, Some(4))));
+        assert_eq!(
+            c.states,
+            vec![
+                State::Listen,
+                State::SynRecv,
+                State::Established,
+                State::Close
+            ]
+        );
+        assert_eq!(c.events.len(), 6);
+    }
+
+    #[test]
+    fn time_wait_is_inferred_and_checked() {
+        let mut t = Tracker::new(UserFilter::default(), false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let l = "127.0.0.1:40000";
+        let p = "127.0.0.1:5000";
+        t.push(
+            st(1, State::Close, State::SynSent, "127.0.0.1:0", p),
+            9,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            st(2, State::SynSent, State::Established, l, p),
+            9,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            st(3, State::Established, State::FinWait1, l, p),
+            9,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            st(4, State::FinWait1, State::FinWait2, l, p),
+            9,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            st(5, State::FinWait2, State::Close, "127.0.0.1:0", p),
+            9,
+            &mut out,
+            &mut done,
+        );
+        assert_eq!(out.len(), 6);
+        assert_eq!(
+            out[5].what,
+            What::TimeWait {
+                from_state: State::FinWait2
+            }
+        );
+        assert_eq!(out[5].local, ep(l));
+        let checks = t.take_tw_checks();
+        assert_eq!(
+            checks,
+            vec![TwCheck {
+                conn: 1,
+                netns: 1,
+                local: l.parse().unwrap(),
+                peer: p.parse().unwrap()
+            }]
+        );
+        t.tw_result(1, Some(State::TimeWait), 6, &mut out);
+        assert_eq!(
+            out[6].what,
+            What::TimeWaitCheck {
+                found: true,
+                table_state: Some(State::TimeWait)
+            }
+        );
+        t.finish(&mut done);
+        let c = &done[0];
+        assert_eq!(c.end, End::TimeWait);
+        assert_eq!(c.role, Role::Client);
+        assert_eq!(
+            c.states,
+            vec![
+                State::Close,
+                State::SynSent,
+                State::Established,
+                State::FinWait1,
+                State::FinWait2,
+                State::TimeWait,
+                State::Close
+            ]
+        );
+    }
+
+    #[test]
+    fn held_until_the_port_is_known_then_filtered() {
+        let f = UserFilter {
+            ports: vec![5000],
+            ..Default::default()
+        };
+        let mut t = Tracker::new(f, false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        // socket() on two sockets: nothing known yet
+        t.push(
+            sys(1, "socket", -1, 3, 7, "0.0.0.0:0", "0.0.0.0:0"),
+            1,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            sys(2, "socket", -1, 4, 7, "0.0.0.0:0", "0.0.0.0:0"),
+            2,
+            &mut out,
+            &mut done,
+        );
+        assert!(out.is_empty());
+        // one binds 5000, the other 6000
+        t.push(
+            sys(3, "bind", 3, 0, 7, "127.0.0.1:5000", "0.0.0.0:0"),
+            1,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            sys(4, "bind", 4, 0, 7, "127.0.0.1:6000", "0.0.0.0:0"),
+            2,
+            &mut out,
+            &mut done,
+        );
+        let kinds: Vec<(u64, Option<u64>)> = out.iter().map(|e| (e.t_ns, e.conn)).collect();
+        assert_eq!(
+            kinds,
+            vec![(1, Some(1)), (3, Some(1))],
+            "socket() released with bind()"
+        );
+        assert_eq!(t.shown, 2);
+        assert_eq!(t.seen, 4);
+    }
+
+    #[test]
+    fn synack_retransmits_join_the_connection_and_drops_find_theirs() {
+        let mut t = Tracker::new(UserFilter::default(), true);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let l = "127.0.0.1:5000";
+        let p = "127.0.0.1:40312";
+        t.push(
+            ev(1, What::RetransmitSynack {}, l, p),
+            0x99,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            st(2, State::Listen, State::SynRecv, l, p),
+            0x20,
+            &mut out,
+            &mut done,
+        );
+        assert_eq!(out[0].conn, out[1].conn);
+        let mut d = ev(
+            3,
+            What::Drop {
+                reason: "NETFILTER_DROP".into(),
+                reason_code: 12,
+                bytes: 0,
+                tcp_flags: "ACK".into(),
+                from: ep(p),
+                to: ep(l),
+                direction: None,
+            },
+            "0.0.0.0:0",
+            "0.0.0.0:0",
+        );
+        d.local = None;
+        d.peer = None;
+        t.push(d, 0, &mut out, &mut done);
+        assert_eq!(out[2].conn, out[0].conn);
+        match &out[2].what {
+            What::Drop { direction, .. } => assert_eq!(*direction, Some("in")),
+            w => panic!("{w:?}"),
+        }
+        // a packet of no connection
+        let mut d2 = out[2].clone();
+        if let What::Drop { from, to, .. } = &mut d2.what {
+            *from = ep("10.0.0.1:1");
+            *to = ep("10.0.0.2:2");
+        }
+        d2.conn = None;
+        t.push(d2, 0, &mut out, &mut done);
+        assert_eq!(out[3].conn, None);
+    }
+
+    #[test]
+    fn reused_address_starts_a_new_connection() {
+        let mut t = Tracker::new(UserFilter::default(), false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let mut d = ev(
+            2,
+            What::Destroy {
+                duration_us: Some(1),
+                bytes_acked: 0,
+                bytes_received: 0,
+                bytes_sent: 0,
+                bytes_retrans: 0,
+                retransmits: 0,
+                segs_in: 0,
+                segs_out: 0,
+                srtt_us: 0,
+            },
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        );
+        t.push(
+            st(
+                1,
+                State::Close,
+                State::SynSent,
+                "127.0.0.1:1",
+                "127.0.0.1:2",
+            ),
+            5,
+            &mut out,
+            &mut done,
+        );
+        d.state = Some(State::Close);
+        t.push(d, 5, &mut out, &mut done);
+        // a trailing close() still belongs to it
+        t.push(
+            sys(3, "close", 3, 0, 1, "127.0.0.1:1", "127.0.0.1:2"),
+            5,
+            &mut out,
+            &mut done,
+        );
+        assert_eq!(out[2].conn, Some(1));
+        // the same address, a new socket
+        t.push(
+            sys(4, "socket", -1, 3, 1, "0.0.0.0:0", "0.0.0.0:0"),
+            5,
+            &mut out,
+            &mut done,
+        );
+        assert_eq!(out[3].conn, Some(2));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].id, 1);
+        // grace period
+        let mut d2 = Vec::new();
+        t.tick(GRACE_NS, &mut d2);
+        assert!(d2.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_before_connect_returns_finds_the_client() {
+        let mut t = Tracker::new(UserFilter::default(), false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        // SYN-SENT is reported before the kernel picks the local port.
+        t.push(
+            st(
+                1,
+                State::Close,
+                State::SynSent,
+                "127.0.0.1:0",
+                "127.0.0.1:5040",
+            ),
+            7,
+            &mut out,
+            &mut done,
+        );
+        let mut rst = ev(
+            2,
+            What::ResetSent {
+                reason: "NO_SOCKET".into(),
+                reason_code: 1,
+                no_socket: true,
+            },
+            "127.0.0.1:5040",
+            "127.0.0.1:41000",
+        );
+        rst.state = None;
+        t.push(rst, 0, &mut out, &mut done);
+        assert_eq!(
+            out[1].conn,
+            Some(1),
+            "the reset belongs to the connecting client"
+        );
+        // once the port is known, the full tuple is used
+        t.push(
+            st(
+                3,
+                State::SynSent,
+                State::Close,
+                "127.0.0.1:41000",
+                "127.0.0.1:5040",
+            ),
+            7,
+            &mut out,
+            &mut done,
+        );
+        assert!(t.unbound.is_empty());
+        assert_eq!(t.tuples.len(), 1);
+    }
+
+    #[test]
+    fn held_sockets_that_stay_silent_are_dropped() {
+        let f = UserFilter {
+            ports: vec![5000],
+            ..Default::default()
+        };
+        let mut t = Tracker::new(f, false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        t.push(
+            sys(1, "socket", -1, 3, 7, "0.0.0.0:0", "0.0.0.0:0"),
+            1,
+            &mut out,
+            &mut done,
+        );
+        t.tick(HELD_IDLE_NS, &mut done);
+        assert_eq!(t.open().count(), 1, "not yet");
+        t.tick(HELD_IDLE_NS + 2_000_000_000, &mut done);
+        assert_eq!(t.open().count(), 0);
+        assert!(done.is_empty() && out.is_empty(), "never shown");
+    }
+
+    #[test]
+    fn prefixes() {
+        let n = ("10.1.0.0".parse().unwrap(), 16);
+        assert!(in_prefix("10.1.2.3".parse().unwrap(), n));
+        assert!(in_prefix("::ffff:10.1.2.3".parse().unwrap(), n));
+        assert!(!in_prefix("10.2.0.1".parse().unwrap(), n));
+        assert!(in_prefix(
+            "::1".parse().unwrap(),
+            ("::1".parse().unwrap(), 128)
+        ));
+    }
+}
