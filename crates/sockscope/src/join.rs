@@ -31,35 +31,25 @@ mod tests {
     use crate::model::*;
 
     fn sock(inode: u64) -> Socket {
-        Socket {
-            proto: Proto::Tcp,
-            family: Family::Inet,
-            state: State::Listen,
-            recv_q: Some(0),
-            send_q: Some(128),
-            local: Endpoint::Inet {
+        let mut s = Socket::new(
+            Proto::Tcp,
+            Family::Inet,
+            State::Listen,
+            Endpoint::Inet {
                 addr: "0.0.0.0".parse().unwrap(),
                 port: 80,
             },
-            peer: Endpoint::Inet {
+            Endpoint::Inet {
                 addr: "0.0.0.0".parse().unwrap(),
                 port: 0,
             },
-            inode,
-            uid: Some(0),
-            cookie: None,
-            cgroup_id: None,
-            shutdown: None,
-            v6only: None,
-            bound_ifindex: None,
-            timer: None,
-            netns: None,
-            source: SourceKind::Netlink,
-            tcp_info: None,
-            skmem: None,
-            cong: None,
-            owners: vec![],
-        }
+            SourceKind::Netlink,
+        );
+        s.recv_q = Some(0);
+        s.send_q = Some(128);
+        s.inode = inode;
+        s.uid = Some(0);
+        s
     }
 
     #[test]

@@ -343,29 +343,19 @@ https\t\t443/tcp
             Some(std::net::IpAddr::V6(_)) => Family::Inet6,
             _ => Family::Inet,
         };
-        Socket {
-            proto: Proto::Tcp,
+        let mut s = Socket::new(
+            Proto::Tcp,
             family,
             state,
-            recv_q: Some(0),
-            send_q: Some(0),
             local,
-            peer: inet(peer),
-            inode: 1000,
-            uid: Some(1000),
-            cookie: None,
-            cgroup_id: None,
-            shutdown: None,
-            v6only: None,
-            bound_ifindex: None,
-            timer: None,
-            netns: None,
-            source: SourceKind::Netlink,
-            tcp_info: None,
-            skmem: None,
-            cong: None,
-            owners: Vec::new(),
-        }
+            inet(peer),
+            SourceKind::Netlink,
+        );
+        s.recv_q = Some(0);
+        s.send_q = Some(0);
+        s.inode = 1000;
+        s.uid = Some(1000);
+        s
     }
 
     fn unix(state: State, path: Option<&str>) -> Socket {

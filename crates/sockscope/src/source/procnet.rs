@@ -231,29 +231,20 @@ impl InetRow {
     pub fn to_socket(&self, proto: Proto, family: Family) -> Socket {
         let state = self.state().unwrap_or(State::Close);
         let listener = proto == Proto::Tcp && state == State::Listen;
-        Socket {
+        let mut s = Socket::new(
             proto,
             family,
             state,
-            recv_q: Some(self.rx_queue),
-            send_q: (!listener).then_some(self.tx_queue),
-            local: endpoint(self.local),
-            peer: endpoint(self.remote),
-            inode: self.inode,
-            uid: Some(self.uid),
-            cookie: None,
-            cgroup_id: None,
-            shutdown: None,
-            v6only: None,
-            bound_ifindex: None,
-            timer: Some(self.timer()),
-            netns: None,
-            source: SourceKind::Proc,
-            tcp_info: None,
-            skmem: None,
-            cong: None,
-            owners: Vec::new(),
-        }
+            endpoint(self.local),
+            endpoint(self.remote),
+            SourceKind::Proc,
+        );
+        s.recv_q = Some(self.rx_queue);
+        s.send_q = (!listener).then_some(self.tx_queue);
+        s.inode = self.inode;
+        s.uid = Some(self.uid);
+        s.timer = Some(self.timer());
+        s
     }
 }
 
@@ -326,35 +317,22 @@ impl UnixRow {
     /// The socket this row describes. The file names neither the peer nor
     /// the queues nor the owner's uid, so those stay unknown.
     pub fn to_socket(&self) -> Socket {
-        Socket {
-            proto: self.proto().unwrap_or(Proto::UnixStream),
-            family: Family::Unix,
-            state: self.state(),
-            recv_q: None,
-            send_q: None,
-            local: Endpoint::Unix {
+        let mut s = Socket::new(
+            self.proto().unwrap_or(Proto::UnixStream),
+            Family::Unix,
+            self.state(),
+            Endpoint::Unix {
                 path: self.path.clone(),
                 inode: self.inode,
             },
-            peer: Endpoint::Unix {
+            Endpoint::Unix {
                 path: None,
                 inode: 0,
             },
-            inode: self.inode,
-            uid: None,
-            cookie: None,
-            cgroup_id: None,
-            shutdown: None,
-            v6only: None,
-            bound_ifindex: None,
-            timer: None,
-            netns: None,
-            source: SourceKind::Proc,
-            tcp_info: None,
-            skmem: None,
-            cong: None,
-            owners: Vec::new(),
-        }
+            SourceKind::Proc,
+        );
+        s.inode = self.inode;
+        s
     }
 }
 
