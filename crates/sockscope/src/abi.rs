@@ -72,7 +72,9 @@ pub mod inet_diag {
     /// Request attribute carrying a filter program (enum
     /// inet_diag_req_attrs: INET_DIAG_REQ_NONE, INET_DIAG_REQ_BYTECODE).
     pub const INET_DIAG_REQ_BYTECODE: u16 = 1;
-    /// Filter opcodes (enum in inet_diag.h): local port equal.
+    /// Filter opcodes (enum in inet_diag.h): unconditional jump (it
+    /// follows `no`), local port equal.
+    pub const INET_DIAG_BC_JMP: u8 = 1;
     pub const INET_DIAG_BC_S_EQ: u8 = 11;
     /// struct inet_diag_bc_op: u8 code, u8 yes, u16 no.
     pub const BC_OP_LEN: usize = 4;

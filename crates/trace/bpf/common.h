@@ -51,7 +51,15 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* socket address -> the process and fd last seen using it */
+/* The owner maps below serve the kernel-side pid and command filters
+ * only: events that run outside their process (state changes in softirq,
+ * destroy, drops) need an owner to be filtered by it. Without such a
+ * filter the programs skip them (the verifier prunes the code, the
+ * configuration being read-only), and user space attributes events to
+ * processes itself: it sees the same syscalls, the start snapshot and the
+ * listeners.
+ *
+ * socket address -> the process and fd last seen using it */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -74,14 +82,6 @@ struct {
 	__type(key, struct ss_listen_key);
 	__type(value, struct ss_listen_val);
 } listeners SEC(".maps");
-
-/* socket address -> time of its first state change (for durations) */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, __u64);
-} births SEC(".maps");
 
 /* filters: presence of a key means "wanted" */
 struct {
@@ -328,6 +328,10 @@ static __always_inline void set_owner(struct ss_event *e, const struct ss_owner 
 static __always_inline void lookup_owner(struct ss_event *e, __u64 sk, __u64 cookie,
 					 bool via_listener)
 {
+	if (!owner_filtering()) {
+		e->fd = -1;
+		return;
+	}
 	struct ss_owner *o = bpf_map_lookup_elem(&owners, &sk);
 	if (o) {
 		set_owner(e, o, o->src ? o->src : SS_OWNER_SOCKET);
@@ -372,7 +376,7 @@ static __always_inline void task_owner(struct ss_event *e, __s32 fd)
 /* Remember who uses a socket, writing the map only when it changes. */
 static __always_inline void learn_owner(__u64 sk, const struct ss_event *e, bool closed)
 {
-	if (e->fd < 0)
+	if (!owner_filtering() || e->fd < 0)
 		return;
 	struct ss_owner *cur = bpf_map_lookup_elem(&owners, &sk);
 	if (cur && cur->pid == e->pid && cur->fd == e->fd && cur->closed == closed)
@@ -392,9 +396,13 @@ static __always_inline void output(struct ss_event *e)
 {
 	e->version = SS_EVENT_VERSION;
 	e->cpu = bpf_get_smp_processor_id();
-	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
-			     ? BPF_RB_FORCE_WAKEUP
-			     : BPF_RB_NO_WAKEUP;
+	/* How full the buffer is, asked about one event in 64 (picked by
+	 * bits of its timestamp): enough to wake the reader soon after the
+	 * threshold, without a query per event. */
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	if (((e->ts_ns >> 6) & 63) == 0 &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
+		wake = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake))
 		count(SS_STAT_LOST + e->kind);
 	else

@@ -6,9 +6,9 @@
  * here (the socket is swapped for a timewait socket and goes to CLOSE);
  * user space infers it from FIN-WAIT-2/CLOSING -> CLOSE.
  *
- * Also keeps "births" (first state change of a socket that passes the
- * filters) for durations, and forgets a listener's owner when the
- * listener closes.
+ * With an owner filter, also forgets a listener's owner when the
+ * listener closes. (Durations are user space's: it sees each socket's
+ * first state change.)
  */
 
 SEC("tp_btf/inet_sock_set_state")
@@ -30,7 +30,7 @@ int ss_state(unsigned long long *ctx)
 	if (cfg_netns && e.netns != cfg_netns)
 		return 0;
 
-	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+	if (owner_filtering() && oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
 		struct ss_listen_key k = {};
 		k.netns = e.netns;
 		k.port = e.sport;
@@ -42,15 +42,6 @@ int ss_state(unsigned long long *ctx)
 	if (!tuple_passes(&e)) {
 		filtered(SS_STATE);
 		return 0;
-	}
-	/* Births only for sockets the filter keeps: the destroy event of the
-	 * others is filtered too. */
-	__u64 *born = bpf_map_lookup_elem(&births, &skp);
-	if (born) {
-		e.u.state.born_ns = *born;
-	} else {
-		e.u.state.born_ns = e.ts_ns;
-		bpf_map_update_elem(&births, &skp, &e.ts_ns, BPF_ANY);
 	}
 	if (!kind_on(SS_STATE))
 		return 0;

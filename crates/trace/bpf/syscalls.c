@@ -5,22 +5,29 @@
  * arguments, return value and duration.
  *
  * Two ways in, the same code behind them:
- * - ss_sc_enter / ss_sc_exit on the per-syscall tracepoints
- *   (syscalls:sys_enter_close, ...), attached to those nine syscalls only:
- *   other syscalls run no BPF at all. Attaching needs tracefs (for the
- *   events' ids).
+ * - ss_sc_exit on the per-syscall tracepoints (syscalls:sys_exit_close,
+ *   ...) of those nine syscalls, and ss_sc_enter on the entry of four of
+ *   them: other syscalls run no BPF at all. Attaching needs tracefs (for
+ *   the events' ids).
  * - ss_sys_enter / ss_sys_exit on raw_syscalls:sys_enter/sys_exit as BTF
  *   tracepoints, when tracefs is not mounted: they run for every syscall
  *   on the machine and return at once for the others, which costs a busy
  *   server ~10% per hook; the loader only uses them as a fallback.
  *
- * sys_enter keeps the arguments per thread (and, for fd arguments, the
- * socket behind the fd, found by walking the task's fd table: close must be
- * resolved before the fd is gone); sys_exit joins them with the return
- * value. socket() and accept() resolve their new fd at exit. Only INET and
- * INET6 sockets are reported. Every syscall teaches the owner map which
- * process and fd use the socket; a successful listen() records the
- * listener's owner for the connections it will queue.
+ * Most of the work happens at exit, where the arguments are still in the
+ * task's saved user registers and the fd still names the socket; the
+ * entry hooks exist only where the exit cannot do alone:
+ * - close: at exit the fd is gone, so the entry finds the socket behind it
+ *   (walking the task's fd table) and keeps its identity;
+ * - accept, accept4, connect: they may block, so the entry keeps the time
+ *   for the syscall's duration (and nothing else: it is cheap).
+ * The other five (socket, bind, listen, shutdown, setsockopt) never block
+ * for long and report no duration. socket() and accept() resolve their
+ * new fd at exit. Only INET and INET6 sockets are reported. With a pid or
+ * command filter, every syscall also teaches the owner map which process
+ * and fd use the socket, and a successful listen() records the listener's
+ * owner for the connections it will queue (without such a filter, user
+ * space attributes events to processes itself, from these same syscalls).
  *
  * read/write/send/recv are not here: sock_send_length / sock_recv_length
  * (io.c) fire only for sockets and carry the socket itself.
@@ -90,6 +97,12 @@ static __always_inline __u16 entry_sys(long nr)
 	}
 }
 
+/* The syscalls whose entry is hooked (see the top of this file). */
+static __always_inline bool entry_hooked(__u16 sys)
+{
+	return sys == SYS_CLOSE || sys == SYS_ACCEPT || sys == SYS_ACCEPT4 || sys == SYS_CONNECT;
+}
+
 /* The syscalls that reach sock_sendmsg / sock_recvmsg (io.c). */
 static __always_inline __u16 io_sys(long nr)
 {
@@ -113,17 +126,11 @@ static __always_inline __u16 io_sys(long nr)
 /* A syscall between entry and exit, per thread. */
 struct inflight {
 	__u64 ts;
-	__u64 sk;
-	__u64 arg[3];
-	__s32 fd;
 	__u16 sys;
-	__u8 addr_family;
-	__u8 _pad;
-	__u8 addr[16];
-	__u16 addr_port;
-	__u16 _pad2;
-	__u32 _pad3;
+	__u16 _pad;
+	__s32 fd;
 	/* close: the socket as it was before the fd went away */
+	__u64 sk;
 	struct ss_event id;
 };
 
@@ -135,15 +142,6 @@ struct {
 	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
-
-/* Per-CPU scratch space: struct inflight is too big for the BPF stack
- * next to an event. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct inflight);
-} scratch SEC(".maps");
 
 /* The socket behind fd in the current task's fd table, or NULL when the
  * fd is not a socket. */
@@ -183,17 +181,10 @@ static __always_inline const struct sock *fd_sock(long fd)
 	return sk;
 }
 
-static __always_inline bool inet_family(const struct sock *sk)
+/* Copy a sockaddr_in / sockaddr_in6 argument into the event. */
+static __always_inline void read_sockaddr(struct ss_event *e, const void *uaddr, long len)
 {
-	__u16 family = 0;
-	KREAD(family, sk->__sk_common.skc_family);
-	return family == AF_INET || family == AF_INET6;
-}
-
-/* Copy a sockaddr_in / sockaddr_in6 argument. */
-static __always_inline void read_sockaddr(struct inflight *in, const void *uaddr, long len)
-{
-	__u8 buf[24];
+	__u8 buf[8];
 	__u16 family = 0;
 
 	if (!uaddr || len < 8)
@@ -201,12 +192,12 @@ static __always_inline void read_sockaddr(struct inflight *in, const void *uaddr
 	if (bpf_probe_read_user(buf, 8, uaddr))
 		return;
 	__builtin_memcpy(&family, buf, 2);
-	in->addr_family = (__u8)family;
-	in->addr_port = ((__u16)buf[2] << 8) | buf[3];
+	e->u.sys.addr_family = family;
+	e->u.sys.addr_port = ((__u16)buf[2] << 8) | buf[3];
 	if (family == AF_INET) {
-		__builtin_memcpy(in->addr, &buf[4], 4);
+		__builtin_memcpy(e->u.sys.addr, &buf[4], 4);
 	} else if (family == AF_INET6 && len >= 24) {
-		bpf_probe_read_user(in->addr, 16, (const __u8 *)uaddr + 8);
+		bpf_probe_read_user(e->u.sys.addr, 16, (const __u8 *)uaddr + 8);
 	}
 }
 
@@ -219,156 +210,96 @@ static __always_inline bool task_passes(void)
 	return owner_passes(bpf_get_current_pid_tgid() >> 32, comm);
 }
 
-/* Syscall entry: keep the arguments (and the socket behind an fd
- * argument) for the exit. */
-static __always_inline int enter_common(__u16 sys, const unsigned long *a)
+/* Not sockscope itself, in the traced namespace, passing the owner
+ * filters: the checks every hook makes first. */
+static __always_inline bool task_wanted(void)
 {
-	__u64 pt = bpf_get_current_pid_tgid();
-	if ((pt >> 32) == cfg_self)
-		return 0;
+	if ((bpf_get_current_pid_tgid() >> 32) == cfg_self)
+		return false;
 	if (cfg_netns && task_netns() != cfg_netns)
-		return 0;
-	if (!task_passes())
-		return 0;
+		return false;
+	return task_passes();
+}
 
+/* Syscall entry (close, accept, accept4, connect only): the time, and for
+ * close the socket behind the fd, kept for the exit. `fd` is the first
+ * argument. */
+static __always_inline int enter_common(__u16 sys, long fd)
+{
+	if (!entry_hooked(sys) || !task_wanted())
+		return 0;
+	const struct sock *sk = NULL;
+	if (sys == SYS_CLOSE) {
+		sk = fd_sock((long)(int)fd);
+		if (!sk)
+			return 0;
+	}
 	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!in)
 		return 0;
 	in->sys = SYS_OTHER; /* not valid until filled */
 	in->ts = bpf_ktime_get_ns();
-	in->sk = 0;
-	in->arg[0] = in->arg[1] = in->arg[2] = 0;
-	in->addr_family = 0;
-	in->addr_port = 0;
-	__builtin_memset(in->addr, 0, sizeof(in->addr));
-	in->id.netns = 0;
-	in->fd = -1;
-	if (sys == SYS_SOCKET) {
-		if (a[0] != AF_INET && a[0] != AF_INET6)
+	in->fd = (int)fd;
+	in->sk = (__u64)sk;
+	if (sys == SYS_CLOSE) {
+		__builtin_memset(in->id.saddr, 0, sizeof(in->id.saddr));
+		__builtin_memset(in->id.daddr, 0, sizeof(in->id.daddr));
+		__u16 family = fill_sock(&in->id, sk);
+		if (family != AF_INET && family != AF_INET6)
 			return 0;
-		in->arg[0] = a[0];
-		in->arg[1] = a[1];
-		in->arg[2] = a[2];
-	} else {
-		const struct sock *sk = fd_sock((long)(int)a[0]);
-		if (!sk || !inet_family(sk))
+		/* With a port or address filter, a socket whose ports are
+		 * known and do not match is done with here. */
+		if ((cfg_filter_port || cfg_filter_addr) && (in->id.sport || in->id.dport) &&
+		    !tuple_passes(&in->id)) {
+			filtered(SS_SYSCALL);
 			return 0;
-		in->sk = (__u64)sk;
-		in->fd = (int)a[0];
-		/* With a port or address filter, a socket whose ports are known
-		 * and do not match is done with here (not for connect, which is
-		 * about to change the tuple, nor accept, whose new socket's
-		 * peer is not known yet). */
-		if ((cfg_filter_port || cfg_filter_addr) &&
-		    (sys == SYS_CLOSE || sys == SYS_SHUTDOWN || sys == SYS_SETSOCKOPT || sys == SYS_LISTEN)) {
-			fill_sock(&in->id, sk);
-			if ((in->id.sport || in->id.dport) && !tuple_passes(&in->id)) {
-				filtered(SS_SYSCALL);
-				return 0;
-			}
 		}
-		switch (sys) {
-		case SYS_BIND:
-		case SYS_CONNECT:
-			read_sockaddr(in, (const void *)a[1], (long)a[2]);
-			break;
-		case SYS_LISTEN:
-		case SYS_SHUTDOWN:
-			in->arg[0] = a[1];
-			break;
-		case SYS_ACCEPT4:
-			in->arg[0] = a[3];
-			break;
-		case SYS_SETSOCKOPT: {
-			in->arg[0] = a[1]; /* level */
-			in->arg[1] = a[2]; /* optname */
-			/* the value: an int, or struct linger {onoff, linger} */
-			__u64 v = 0;
-			if ((long)(int)a[4] >= 8)
-				bpf_probe_read_user(&v, 8, (const void *)a[3]);
-			else if ((long)(int)a[4] >= 4)
-				bpf_probe_read_user(&v, 4, (const void *)a[3]);
-			in->arg[2] = v;
-			in->addr_port = (__u16)a[4]; /* optlen */
-			break;
-		}
-		case SYS_CLOSE:
-			if (!in->id.netns)
-				fill_sock(&in->id, sk);
-			in->id.cookie = sk_cookie_peek(sk);
-			break;
-		default:
-			break;
-		}
+		in->id.cookie = sk_cookie_peek(sk);
 	}
 	in->sys = sys;
 	return 0;
 }
 
-static __always_inline struct inflight *late_accept(__u16 sys, long ret, __u64 pt)
-{
-	if ((sys != SYS_ACCEPT && sys != SYS_ACCEPT4) || ret < 0)
-		return NULL;
-	if ((pt >> 32) == cfg_self)
-		return NULL;
-	if (cfg_netns && task_netns() != cfg_netns)
-		return NULL;
-	if (!task_passes())
-		return NULL;
-	__u32 zero = 0;
-	struct inflight *in = bpf_map_lookup_elem(&scratch, &zero);
-	if (!in)
-		return NULL;
-	__builtin_memset(in, 0, sizeof(*in));
-	/* The arguments are still in the saved user registers. */
-	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
-	unsigned long a0 = SYSCALL_ARG0(regs), a3 = 0;
-	if (sys == SYS_ACCEPT4)
-		a3 = SYSCALL_ARG3(regs);
-	const struct sock *lsk = fd_sock((long)(int)a0);
-	if (!lsk)
-		return NULL;
-	in->ts = bpf_ktime_get_ns(); /* the start is unknown: duration 0 */
-	in->sys = sys;
-	in->fd = (int)a0;
-	in->sk = (__u64)lsk;
-	in->arg[0] = a3;
-	return in;
-}
-
-/* Syscall exit: join the kept arguments with the return value. */
+/* Syscall exit: the arguments (still in the saved user registers), the
+ * socket and the return value, joined into one event. */
 static __always_inline int exit_common(__u16 sys, long ret)
 {
-	__u64 pt = bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL, 0);
-	if (in && in->sys != sys)
-		in = NULL; /* nothing kept for this syscall */
-	if (!in) {
-		/* An accept() that was already blocked when tracing started. */
-		in = late_accept(sys, ret, pt);
-		if (!in)
+	__u64 start = 0;
+	struct inflight *in = NULL;
+	if (entry_hooked(sys)) {
+		in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL, 0);
+		if (in && in->sys == sys) {
+			in->sys = SYS_OTHER;
+			start = in->ts;
+		} else {
+			in = NULL;
+		}
+		/* close needs what its entry kept; accept and connect without
+		 * an entry (already blocked when tracing started, or the
+		 * entry's checks failed) go on with no duration. */
+		if (sys == SYS_CLOSE && !in)
 			return 0;
+		if (!in && !task_wanted())
+			return 0;
+	} else if (!task_wanted()) {
+		return 0;
 	}
 
+	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+	unsigned long a0 = SYSCALL_ARG0(regs);
 	struct ss_event e = {};
-	const struct sock *sk = (const void *)in->sk;
-	sys = in->sys;
-	__s32 owner_fd = in->fd;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = SS_SYSCALL;
 	e.u.sys.sys = sys;
-	e.u.sys.fd = in->fd;
+	e.u.sys.fd = sys == SYS_SOCKET ? -1 : (int)a0;
 	e.u.sys.ret = ret;
-	e.u.sys.dur_ns = e.ts_ns - in->ts;
-	e.u.sys.arg[0] = in->arg[0];
-	e.u.sys.arg[1] = in->arg[1];
-	e.u.sys.arg[2] = in->arg[2];
-	e.u.sys.addr_family = in->addr_family;
-	e.u.sys.addr_port = in->addr_port;
-	__builtin_memcpy(e.u.sys.addr, in->addr, 16);
+	e.u.sys.dur_ns = start ? e.ts_ns - start : 0;
+	__s32 owner_fd = e.u.sys.fd;
 
-	if (sys == SYS_CLOSE) {
+	const struct sock *sk = NULL;
+	if (sys == SYS_CLOSE && in) {
+		sk = (const void *)in->sk;
 		e.family = in->id.family;
 		e.state = in->id.state;
 		e.sport = in->id.sport;
@@ -377,21 +308,20 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		e.cookie = in->id.cookie;
 		__builtin_memcpy(e.saddr, in->id.saddr, 16);
 		__builtin_memcpy(e.daddr, in->id.daddr, 16);
-	}
-	in->sys = SYS_OTHER;
-
-	if ((sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0) {
+	} else if ((sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0) {
 		/* the new socket is the one the event is about */
 		sk = fd_sock(ret);
-		if (!sk)
-			return 0;
 		owner_fd = (__s32)ret;
+	} else if (sys != SYS_SOCKET) {
+		sk = fd_sock((long)(int)a0);
 	}
 	if (!sk)
 		return 0;
 	e.sk = (__u64)sk;
 	if (sys != SYS_CLOSE) {
-		fill_sock(&e, sk);
+		__u16 family = fill_sock(&e, sk);
+		if (family != AF_INET && family != AF_INET6)
+			return 0;
 		e.cookie = sk_cookie_peek(sk);
 	}
 	KREAD(e.protocol, sk->sk_protocol);
@@ -400,25 +330,63 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	/* A socket the port or address filter rejects needs no owner either
 	 * (its other events are filtered out the same way). */
 	bool wanted = tuple_passes(&e);
-	if (!wanted && !(sys == SYS_CONNECT || sys == SYS_BIND)) {
+	if (!wanted && !owner_filtering()) {
 		filtered(SS_SYSCALL);
 		return 0;
 	}
+
+	switch (sys) {
+	case SYS_SOCKET:
+		e.u.sys.arg[0] = a0;
+		e.u.sys.arg[1] = SYSCALL_ARG1(regs);
+		e.u.sys.arg[2] = SYSCALL_ARG2(regs);
+		break;
+	case SYS_BIND:
+	case SYS_CONNECT:
+		read_sockaddr(&e, (const void *)SYSCALL_ARG1(regs), (long)(int)SYSCALL_ARG2(regs));
+		break;
+	case SYS_LISTEN:
+	case SYS_SHUTDOWN:
+		e.u.sys.arg[0] = SYSCALL_ARG1(regs);
+		break;
+	case SYS_ACCEPT4:
+		e.u.sys.arg[0] = SYSCALL_ARG3(regs);
+		break;
+	case SYS_SETSOCKOPT: {
+		e.u.sys.arg[0] = SYSCALL_ARG1(regs); /* level */
+		e.u.sys.arg[1] = SYSCALL_ARG2(regs); /* optname */
+		/* the value: an int, or struct linger {onoff, linger} */
+		const void *val = (const void *)SYSCALL_ARG3(regs);
+		long optlen = (long)(int)SYSCALL_ARG4(regs);
+		__u64 v = 0;
+		if (optlen >= 8)
+			bpf_probe_read_user(&v, 8, val);
+		else if (optlen >= 4)
+			bpf_probe_read_user(&v, 4, val);
+		e.u.sys.arg[2] = v;
+		e.u.sys.addr_port = (__u16)optlen;
+		break;
+	}
+	default:
+		break;
+	}
 	task_owner(&e, owner_fd);
 
-	/* Owner bookkeeping happens whether or not the event is shown. */
-	learn_owner(e.sk, &e, sys == SYS_CLOSE && ret == 0);
-	if (sys == SYS_LISTEN && ret == 0) {
-		struct ss_listen_key k = {};
-		struct ss_listen_val v = {};
-		k.netns = e.netns;
-		k.port = e.sport;
-		v.owner.pid = e.pid;
-		v.owner.fd = e.fd;
-		__builtin_memcpy(v.owner.comm, e.comm, 16);
-		v.owner.src = SS_OWNER_SOCKET;
-		v.sk = e.sk;
-		bpf_map_update_elem(&listeners, &k, &v, BPF_ANY);
+	/* Owner bookkeeping for the kernel-side owner filters. */
+	if (owner_filtering()) {
+		learn_owner(e.sk, &e, sys == SYS_CLOSE && ret == 0);
+		if (sys == SYS_LISTEN && ret == 0) {
+			struct ss_listen_key k = {};
+			struct ss_listen_val v = {};
+			k.netns = e.netns;
+			k.port = e.sport;
+			v.owner.pid = e.pid;
+			v.owner.fd = e.fd;
+			__builtin_memcpy(v.owner.comm, e.comm, 16);
+			v.owner.src = SS_OWNER_SOCKET;
+			v.sk = e.sk;
+			bpf_map_update_elem(&listeners, &k, &v, BPF_ANY);
+		}
 	}
 
 	if (!kind_on(SS_SYSCALL))
@@ -442,13 +410,7 @@ int ss_sys_enter(unsigned long long *ctx)
 	__u16 sys = entry_sys((long)CTX_ARG(ctx, 1));
 	if (sys == SYS_OTHER)
 		return 0;
-	unsigned long a[5];
-	a[0] = SYSCALL_ARG0(regs);
-	a[1] = SYSCALL_ARG1(regs);
-	a[2] = SYSCALL_ARG2(regs);
-	a[3] = SYSCALL_ARG3(regs);
-	a[4] = SYSCALL_ARG4(regs);
-	return enter_common(sys, a);
+	return enter_common(sys, (long)SYSCALL_ARG0(regs));
 }
 
 SEC("tp_btf/sys_exit")
@@ -477,24 +439,18 @@ struct sc_exit_rec {
 	long ret;
 };
 
-/* syscalls:sys_enter_NAME for the nine syscalls (the loader attaches this
- * one program to each). */
+/* syscalls:sys_enter_NAME for close, accept, accept4 and connect (the
+ * loader attaches this one program to each). Only the first argument is
+ * read: one program serves all four events, so it may only read the
+ * record as far as the shortest one goes (close: one argument); the
+ * kernel refuses to attach a program whose reads go further. */
 SEC("tracepoint/syscalls/sys_enter")
 int ss_sc_enter(struct sc_enter_rec *ctx)
 {
 	__u16 sys = entry_sys(ctx->nr);
 	if (sys == SYS_OTHER)
 		return 0;
-	/* One program serves all nine events, so it may only read the record
-	 * directly as far as the shortest one goes (close: one argument);
-	 * the kernel refuses to attach a program whose direct reads go
-	 * further. The other arguments are copied with probe_read, and only
-	 * used for the syscalls that have them. */
-	unsigned long a[5] = {};
-	a[0] = ctx->args[0];
-	if (sys != SYS_CLOSE)
-		bpf_probe_read_kernel(&a[1], 4 * sizeof(unsigned long), &ctx->args[1]);
-	return enter_common(sys, a);
+	return enter_common(sys, (long)ctx->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_exit")

@@ -122,8 +122,9 @@ pub enum What {
         ret: i64,
         errno: Option<&'static str>,
         duration_us: u64,
-        #[serde(skip_serializing_if = "SysArgs::is_empty")]
-        args: SysArgs,
+        /// Boxed: most syscalls have none, and events are moved a lot.
+        #[serde(skip_serializing_if = "no_args")]
+        args: Box<SysArgs>,
     },
     /// Data handed to the socket (sock:sock_send_length).
     Send {
@@ -176,6 +177,10 @@ impl SysArgs {
     pub fn is_empty(&self) -> bool {
         *self == SysArgs::default()
     }
+}
+
+fn no_args<T: std::ops::Deref<Target = SysArgs>>(a: &T) -> bool {
+    a.is_empty()
 }
 
 /// A command name as the kernel keeps it (16 bytes, NUL-padded): copied,
@@ -296,6 +301,8 @@ impl Event {
                 meaning: reset_meaning(state_of(r.b_u32(body::RESET_STATE))),
             },
             Kind::Destroy => {
+                // The kernel side keeps no births any more (user space
+                // times sockets: Tracker); a nonzero field is still read.
                 let born = r.b_u64(body::DESTROY_BORN);
                 What::Destroy {
                     duration_us: (born != 0 && born <= r.ts_ns).then(|| (r.ts_ns - born) / 1000),
@@ -701,7 +708,7 @@ fn syscall(r: &RawEvent) -> What {
         ret,
         errno: errno(ret),
         duration_us: r.b_u64(body::SYS_DUR) / 1000,
-        args,
+        args: Box::new(args),
     }
 }
 

@@ -30,7 +30,7 @@ static OBJECT: &[u8] = &[];
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// The syscalls traced at entry and exit (bpf/syscalls.c).
+/// The syscalls traced at exit (bpf/syscalls.c).
 pub const SYSCALLS: [&str; 9] = [
     "socket",
     "bind",
@@ -42,6 +42,10 @@ pub const SYSCALLS: [&str; 9] = [
     "setsockopt",
     "close",
 ];
+
+/// The syscalls also traced at entry: close (the fd is gone at exit) and
+/// the ones that may block (for their duration).
+pub const ENTRY_SYSCALLS: [&str; 4] = ["accept", "accept4", "connect", "close"];
 
 /// The fallback for the syscall programs when tracefs is not mounted:
 /// raw_syscalls as BTF tracepoints (program, raw tracepoint).
@@ -474,7 +478,10 @@ impl Tracer {
             })?;
 
         fill_filters(&mut ebpf, cfg)?;
-        seed_owners(&mut ebpf, cfg)?;
+        // The kernel's owner maps only serve its pid and command filters.
+        if !cfg.pids.is_empty() || !cfg.comms.is_empty() {
+            seed_owners(&mut ebpf, cfg)?;
+        }
 
         let mut skipped = Vec::new();
         let mut notes = Vec::new();
@@ -621,7 +628,8 @@ fn attach_syscalls(
             .ok_or_else(|| format!("program {} is not in the object", p.program))?
             .try_into()?;
         prog.load()?;
-        for name in SYSCALLS {
+        let names: &[&str] = if enter { &ENTRY_SYSCALLS } else { &SYSCALLS };
+        for name in names {
             let ev = format!("sys_{}_{name}", if enter { "enter" } else { "exit" });
             prog.attach("syscalls", &ev)?;
         }

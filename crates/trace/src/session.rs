@@ -295,13 +295,11 @@ impl Session {
             for e in out.drain(..) {
                 sink.event(&e)?;
             }
-            if let Some(ch) = &self.checker {
-                for c in self.tracker.take_tw_checks() {
-                    ch.check(c);
-                }
-            } else {
-                self.tracker.take_tw_checks();
-            }
+        }
+        // One batch per read: the checker thread wakes once for it.
+        let checks = self.tracker.take_tw_checks();
+        if let Some(ch) = &self.checker {
+            ch.check(checks);
         }
         Ok(())
     }

@@ -12,11 +12,10 @@
 //! netlink; requests are batched, one dump per namespace per batch.
 
 use crate::track::TwCheck;
-use sockscope::model::{Endpoint, State, StateSet};
+use sockscope::model::{Endpoint, Family, Proto, State, StateSet};
 use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind, Request, SourceChoice};
-use std::collections::HashMap;
+use sockscope::source::sock_diag::{DiagSocket, Extensions};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -37,20 +36,24 @@ const TRIES: u32 = 4;
 /// dump of the namespace's TIME-WAIT sockets, and the point is to show
 /// that the kernel keeps them, not to audit every one.
 const MAX_PENDING: usize = 128;
-/// At most one dump per namespace per this interval (a dump walks every
-/// TIME-WAIT socket of the namespace: tens of thousands on a busy server).
+/// At most one dump per namespace per this interval (the kernel walks
+/// every socket of the namespace for it: hundreds of thousands of
+/// TIME-WAIT sockets on a busy server)...
 const MIN_DUMP_INTERVAL: Duration = Duration::from_secs(1);
+/// ... and at most this share of the checker's time spent dumping: the
+/// interval grows to this many times the last dump's duration.
+const DUMP_DUTY: u32 = 100;
 
 /// The checker thread and its channels.
 pub struct TwChecker {
-    tx: Option<Sender<TwCheck>>,
+    tx: Option<Sender<Vec<TwCheck>>>,
     rx: Receiver<TwAnswer>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl TwChecker {
     pub fn spawn() -> TwChecker {
-        let (tx, req_rx) = mpsc::channel::<TwCheck>();
+        let (tx, req_rx) = mpsc::channel::<Vec<TwCheck>>();
         let (ans_tx, rx) = mpsc::channel::<TwAnswer>();
         let handle = std::thread::Builder::new()
             .name("sockscope-tw".into())
@@ -63,9 +66,16 @@ impl TwChecker {
         }
     }
 
-    pub fn check(&self, c: TwCheck) {
+    /// Ask for checks, a batch at a time (one wakeup of the thread per
+    /// batch). Beyond [`MAX_PENDING`] in one batch they would be dropped
+    /// by the thread anyway, so they are dropped here.
+    pub fn check(&self, mut batch: Vec<TwCheck>) {
+        if batch.is_empty() {
+            return;
+        }
+        batch.truncate(MAX_PENDING);
         if let Some(tx) = &self.tx {
-            let _ = tx.send(c);
+            let _ = tx.send(batch);
         }
     }
 
@@ -116,18 +126,31 @@ fn ep_addr(e: &Endpoint) -> Option<SocketAddr> {
 /// The timewait sockets of one namespace: (local, peer) -> state.
 type Table = HashMap<(SocketAddr, SocketAddr), State>;
 
-fn dump(ns: &OpenNetns) -> Option<Table> {
-    let req = Request {
-        kinds: vec![Kind::Tcp],
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::of(&[State::TimeWait, State::FinWait2]),
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
-    let c = source::collect(ns, &req, false).ok()?;
+/// The namespace's timewait sockets (and FIN-WAIT-2 ones: a timewait
+/// socket whose peer's FIN has not come yet) whose local port is one of
+/// `ports`: the kernel applies the port filter, so only those are copied
+/// out and parsed, however many TIME-WAIT sockets the namespace holds.
+fn dump(ns: &OpenNetns, ports: &[u16]) -> Option<Table> {
+    let states = StateSet::of(&[State::TimeWait, State::FinWait2]);
+    let sockets = netns::run_in(ns, || {
+        let mut d = DiagSocket::open().ok()?;
+        let mut out = Vec::new();
+        for fam in [Family::Inet, Family::Inet6] {
+            d.dump_inet_ports(
+                Proto::Tcp,
+                fam,
+                states,
+                Extensions::default(),
+                ports,
+                &mut out,
+            )
+            .ok()?;
+        }
+        Some(out)
+    })
+    .ok()??;
     Some(
-        c.sockets
+        sockets
             .iter()
             // A timewait socket has no inode; a full FIN-WAIT-2 socket does.
             .filter(|s| s.inode == 0)
@@ -136,11 +159,12 @@ fn dump(ns: &OpenNetns) -> Option<Table> {
     )
 }
 
-fn worker(rx: Receiver<TwCheck>, tx: Sender<TwAnswer>) {
+fn worker(rx: Receiver<Vec<TwCheck>>, tx: Sender<TwAnswer>) {
     let mut namespaces: HashMap<u32, OpenNetns> = HashMap::new();
     let mut last_refresh: Option<Instant> = None;
     let mut pending: Vec<Pending> = Vec::new();
-    let mut last_dump: HashMap<u32, Instant> = HashMap::new();
+    // per namespace: when it may be dumped again
+    let mut next_dump: HashMap<u32, Instant> = HashMap::new();
     let mut open = true;
     while open || !pending.is_empty() {
         // Sleep until the first check that is due and whose namespace may
@@ -149,19 +173,17 @@ fn worker(rx: Receiver<TwCheck>, tx: Sender<TwAnswer>) {
         let wait = pending
             .iter()
             .map(|p| {
-                let next_dump = last_dump
-                    .get(&p.check.netns)
-                    .map_or(t0, |t| *t + MIN_DUMP_INTERVAL);
-                p.due.max(next_dump).saturating_duration_since(t0)
+                let next = next_dump.get(&p.check.netns).copied().unwrap_or(t0);
+                p.due.max(next).saturating_duration_since(t0)
             })
             .min()
             .unwrap_or(Duration::from_millis(200))
             .max(Duration::from_millis(5));
         if open {
             match rx.recv_timeout(wait) {
-                Ok(c) => {
+                Ok(batch) => {
                     // take whatever else is queued, keeping at most MAX_PENDING
-                    for c in std::iter::once(c).chain(rx.try_iter()) {
+                    for c in std::iter::once(batch).chain(rx.try_iter()).flatten() {
                         if pending.len() < MAX_PENDING {
                             pending.push(Pending {
                                 check: c,
@@ -179,11 +201,7 @@ fn worker(rx: Receiver<TwCheck>, tx: Sender<TwAnswer>) {
             std::thread::sleep(wait);
         }
         let now = Instant::now();
-        let dumpable = |ns: u32| {
-            last_dump
-                .get(&ns)
-                .is_none_or(|t: &Instant| now.duration_since(*t) >= MIN_DUMP_INTERVAL)
-        };
+        let dumpable = |ns: u32| next_dump.get(&ns).is_none_or(|t| *t <= now);
         let due: Vec<usize> = (0..pending.len())
             .filter(|&i| pending[i].due <= now && dumpable(pending[i].check.netns))
             .collect();
@@ -204,6 +222,13 @@ fn worker(rx: Receiver<TwCheck>, tx: Sender<TwAnswer>) {
                 }
             }
         }
+        // The local ports to look for, per namespace.
+        let mut ports: HashMap<u32, Vec<u16>> = HashMap::new();
+        for &i in &due {
+            let c = &pending[i].check;
+            ports.entry(c.netns).or_default().push(c.local.port());
+        }
+        let due: HashSet<usize> = due.into_iter().collect();
         let mut tables: HashMap<u32, Option<Table>> = HashMap::new();
         let mut keep = Vec::new();
         for (i, mut p) in pending.drain(..).enumerate() {
@@ -212,8 +237,16 @@ fn worker(rx: Receiver<TwCheck>, tx: Sender<TwAnswer>) {
                 continue;
             }
             let table = tables.entry(p.check.netns).or_insert_with(|| {
-                last_dump.insert(p.check.netns, now);
-                namespaces.get(&p.check.netns).and_then(dump)
+                let mut want = ports.remove(&p.check.netns).unwrap_or_default();
+                want.sort_unstable();
+                want.dedup();
+                let t0 = Instant::now();
+                let table = namespaces
+                    .get(&p.check.netns)
+                    .and_then(|ns| dump(ns, &want));
+                let pause = MIN_DUMP_INTERVAL.max(t0.elapsed() * DUMP_DUTY);
+                next_dump.insert(p.check.netns, now + pause);
+                table
             });
             let key = (canon(p.check.local), canon(p.check.peer));
             let state = table.as_ref().and_then(|t| t.get(&key).copied());

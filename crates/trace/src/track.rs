@@ -151,6 +151,12 @@ pub struct Conn {
     verdict: Option<bool>,
     #[serde(skip)]
     reset_seen: bool,
+    /// It is in the tracker's closing queue.
+    #[serde(skip)]
+    queued_closing: bool,
+    /// Time of its first state change seen (trace time), for its lifetime.
+    #[serde(skip)]
+    born_ns: Option<u64>,
 }
 
 fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -188,6 +194,8 @@ impl Conn {
             held: Vec::new(),
             verdict: None,
             reset_seen: false,
+            queued_closing: false,
+            born_ns: None,
         }
     }
 
@@ -359,6 +367,10 @@ pub struct Tracker {
     unbound: FxMap<(u32, SocketAddr), u64>,
     /// Sockets from the start snapshot, by cookie.
     known: FxMap<u64, Known>,
+    /// (netns, port) of a listener -> its owner: a connection the kernel
+    /// queues for it belongs to that process until accept() says which
+    /// fd. From the start snapshot and from listen().
+    listeners: FxMap<(u32, u16), Owner>,
     filter: UserFilter,
     keep_events: bool,
     tw_checks: Vec<TwCheck>,
@@ -392,6 +404,7 @@ impl Tracker {
             tuples: FxMap::default(),
             unbound: FxMap::default(),
             known: FxMap::default(),
+            listeners: FxMap::default(),
             filter,
             keep_events,
             tw_checks: Vec::new(),
@@ -412,6 +425,13 @@ impl Tracker {
                 fd: i32::try_from(o.fd).ok(),
                 via: "snapshot",
             });
+            if s.proto == Proto::Tcp
+                && s.state == State::Listen
+                && let (Some(o), Some(ns), Some(port)) = (&owner, &s.netns, s.local.port())
+                && let Ok(ns) = u32::try_from(ns.inode)
+            {
+                self.listeners.insert((ns, port), o.clone());
+            }
             self.known.insert(
                 c,
                 Known {
@@ -582,9 +602,43 @@ impl Tracker {
             return;
         };
         ev.conn = Some(id);
+        // A connection the kernel made for a listener (not accepted yet)
+        // belongs to the listener's owner.
+        if c.owner.is_none()
+            && ev.pid.is_none()
+            && queued_for_listener(&ev)
+            && let Some(port) = sockaddr(&ev.local).map(|a| a.port())
+            && let Some(o) = self.listeners.get(&(c.netns, port))
+        {
+            c.owner = Some(Owner {
+                via: "listener",
+                ..o.clone()
+            });
+        }
         update(c, &mut ev);
+        // Listeners: remember who listens, forget when they close.
+        match &ev.what {
+            What::Syscall {
+                syscall: "listen",
+                ret: 0,
+                ..
+            } => {
+                if let (Some(o), Some(l)) = (&c.owner, c.local) {
+                    self.listeners.insert((c.netns, l.port()), o.clone());
+                }
+            }
+            What::State {
+                old_state: State::Listen,
+                new_state: State::Close,
+            } => {
+                if let Some(l) = c.local {
+                    self.listeners.remove(&(c.netns, l.port()));
+                }
+            }
+            _ => {}
+        }
 
-        let mut extra = Vec::new();
+        let mut extra = None;
         if let What::State {
             old_state,
             new_state,
@@ -615,7 +669,7 @@ impl Tracker {
                         peer: p,
                     });
                 }
-                extra.push(tw);
+                extra = Some(tw);
             }
         }
         match (nonzero(c.local), nonzero(c.peer)) {
@@ -630,12 +684,16 @@ impl Tracker {
             }
             _ => {}
         }
-        if c.closed_ns.is_some() && !self.closing.iter().any(|(_, i)| *i == id) {
-            self.closing.push_back((c.closed_ns.unwrap_or(ev.t_ns), id));
+        if let Some(t) = c.closed_ns
+            && !c.queued_closing
+        {
+            c.queued_closing = true;
+            self.closing.push_back((t, id));
         }
-        let mut all = vec![ev];
-        all.append(&mut extra);
-        self.emit(id, all, out);
+        self.emit(id, ev, out);
+        if let Some(tw) = extra {
+            self.emit(id, tw, out);
+        }
     }
 
     fn standalone_passes(&self, ev: &Event) -> bool {
@@ -667,32 +725,29 @@ impl Tracker {
         self.filter.expr.is_none()
     }
 
-    /// Pass a connection's new events through the filter.
-    fn emit(&mut self, id: u64, evs: Vec<Event>, out: &mut Vec<Event>) {
+    /// Pass a connection's new event through the filter.
+    fn emit(&mut self, id: u64, ev: Event, out: &mut Vec<Event>) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        for ev in evs {
-            let v = self.filter.check(c, &ev);
-            match v {
-                None => c.held.push(ev),
-                Some(true) => {
-                    c.verdict = Some(true);
-                    let held = std::mem::take(&mut c.held);
-                    for h in held.into_iter().chain(std::iter::once(ev)) {
-                        if self.keep_events {
-                            c.events.push(h.clone());
-                        }
-                        self.shown += 1;
-                        out.push(h);
+        match self.filter.check(c, &ev) {
+            None => c.held.push(ev),
+            Some(true) => {
+                c.verdict = Some(true);
+                let held = std::mem::take(&mut c.held);
+                for h in held.into_iter().chain(std::iter::once(ev)) {
+                    if self.keep_events {
+                        c.events.push(h.clone());
                     }
+                    self.shown += 1;
+                    out.push(h);
                 }
-                Some(false) => {
-                    if c.verdict.is_none() {
-                        c.verdict = Some(false);
-                    }
-                    c.held.clear();
+            }
+            Some(false) => {
+                if c.verdict.is_none() {
+                    c.verdict = Some(false);
                 }
+                c.held.clear();
             }
         }
     }
@@ -735,7 +790,7 @@ impl Tracker {
             cookie: None,
             netns: c.netns,
         };
-        self.emit(conn, vec![ev], out);
+        self.emit(conn, ev, out);
     }
 
     /// Hand back connections destroyed more than [`GRACE_NS`] before
@@ -792,11 +847,24 @@ impl Tracker {
         {
             self.unbound.remove(&(c.netns, p));
         }
-        self.closing.retain(|(_, i)| *i != id);
+        // Its entry in `closing`, if any, stays: ids are never reused, and
+        // tick() skips ids that are gone.
         c.held.clear();
         if c.verdict == Some(true) {
             done.push(c);
         }
+    }
+}
+
+/// An event of a connection a listener made and has not handed to
+/// accept() yet: its first state changes, a SYN-ACK sent again, a reset
+/// of a half-open connection.
+fn queued_for_listener(ev: &Event) -> bool {
+    match &ev.what {
+        What::State { old_state, .. } => matches!(old_state, State::Listen | State::SynRecv),
+        What::RetransmitSynack {} => true,
+        What::ResetSent { .. } | What::ResetReceived { .. } => ev.state == Some(State::SynRecv),
+        _ => false,
     }
 }
 
@@ -868,11 +936,22 @@ fn update(c: &mut Conn, ev: &mut Event) {
         ev.owner = Some(o.via);
     }
 
+    // A destroyed socket's lifetime: from the first state change seen,
+    // unless it existed before the trace.
+    let t = ev.t_ns;
+    if let What::Destroy { duration_us, .. } = &mut ev.what
+        && duration_us.is_none()
+        && !c.preexisting
+        && let Some(b) = c.born_ns
+    {
+        *duration_us = Some(t.saturating_sub(b) / 1000);
+    }
     match &ev.what {
         What::State {
             old_state,
             new_state,
         } => {
+            c.born_ns.get_or_insert(ev.t_ns);
             if c.states.is_empty() {
                 c.enter(*old_state);
             }

@@ -111,6 +111,25 @@ impl DiagSocket {
         local_port: Option<u16>,
         out: &mut Vec<Socket>,
     ) -> Result<(), DiagError> {
+        let ports: &[u16] = match &local_port {
+            Some(p) => std::slice::from_ref(p),
+            None => &[],
+        };
+        self.dump_inet_ports(proto, family, states, ext, ports, out)
+    }
+
+    /// Like [`dump_inet`](Self::dump_inet), keeping (in the kernel) only
+    /// sockets whose local port is one of `local_ports`; every socket when
+    /// it is empty.
+    pub fn dump_inet_ports(
+        &mut self,
+        proto: Proto,
+        family: Family,
+        states: StateSet,
+        ext: Extensions,
+        local_ports: &[u16],
+        out: &mut Vec<Socket>,
+    ) -> Result<(), DiagError> {
         let (ipproto, what) = match proto {
             Proto::Tcp => (consts::IPPROTO_TCP, "tcp"),
             Proto::Udp => (consts::IPPROTO_UDP, "udp"),
@@ -139,8 +158,8 @@ impl DiagSocket {
         let c = 8 + inet_diag::ID_COOKIE;
         req[c..c + 8].fill(0xff);
         let mut req = req.to_vec();
-        if let Some(port) = local_port {
-            req.extend_from_slice(&port_filter_attr(port));
+        if !local_ports.is_empty() {
+            req.extend_from_slice(&ports_filter_attr(local_ports)?);
         }
         self.dump(&req, what, |msg| {
             if let Some(s) = parse_inet_msg(msg, proto)? {
@@ -245,21 +264,48 @@ impl DiagSocket {
     }
 }
 
-/// An INET_DIAG_REQ_BYTECODE attribute holding "local port == `port`":
-/// one S_EQ op (yes: jump to the end = accept; no: jump past it = reject)
-/// followed by the op whose `no` field carries the port.
-pub fn port_filter_attr(port: u16) -> Vec<u8> {
-    let len = 2 * inet_diag::BC_OP_LEN;
+/// Most local ports one kernel-side filter holds (the program's length
+/// must fit the attribute's 16-bit length field).
+pub const MAX_FILTER_PORTS: usize = 4096;
+
+/// An INET_DIAG_REQ_BYTECODE attribute holding "local port is one of
+/// `ports`". inet_diag programs have no OR: each port is a block of
+/// S_EQ (with its port in the following op's `no` field) whose `yes` goes
+/// to an unconditional JMP to the end (accept) and whose `no` goes to the
+/// next block; the last block's `no` jumps past the end (reject). Every
+/// `no` target lies on the `yes` path from the start, as the kernel's
+/// audit (inet_diag_bc_audit) requires.
+pub fn ports_filter_attr(ports: &[u16]) -> Result<Vec<u8>, DiagError> {
+    const BLOCK: usize = 3 * inet_diag::BC_OP_LEN;
+    if ports.is_empty() || ports.len() > MAX_FILTER_PORTS {
+        return Err(DiagError::Malformed("a port filter needs 1 to 4096 ports"));
+    }
+    let len = BLOCK * ports.len();
     let mut a = Vec::with_capacity(netlink::NLA_HDRLEN + len);
     a.extend_from_slice(&((netlink::NLA_HDRLEN + len) as u16).to_ne_bytes());
     a.extend_from_slice(&inet_diag::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-    a.push(inet_diag::INET_DIAG_BC_S_EQ);
-    a.push(len as u8);
-    a.extend_from_slice(&((len + inet_diag::BC_OP_LEN) as u16).to_ne_bytes());
-    a.push(0);
-    a.push(0);
-    a.extend_from_slice(&port.to_ne_bytes());
-    a
+    for (i, &port) in ports.iter().enumerate() {
+        let at = i * BLOCK;
+        let last = i + 1 == ports.len();
+        // S_EQ: yes -> the JMP two ops on; no -> next block, or reject
+        let no = if last {
+            len - at + inet_diag::BC_OP_LEN
+        } else {
+            BLOCK
+        };
+        a.push(inet_diag::INET_DIAG_BC_S_EQ);
+        a.push((2 * inet_diag::BC_OP_LEN) as u8);
+        a.extend_from_slice(&(no as u16).to_ne_bytes());
+        // the port operand
+        a.extend_from_slice(&[0, 0]);
+        a.extend_from_slice(&port.to_ne_bytes());
+        // JMP to the end: the kernel follows `no` for JMP
+        let jmp_at = at + 2 * inet_diag::BC_OP_LEN;
+        a.push(inet_diag::INET_DIAG_BC_JMP);
+        a.push(inet_diag::BC_OP_LEN as u8);
+        a.extend_from_slice(&((len - jmp_at) as u16).to_ne_bytes());
+    }
+    Ok(a)
 }
 
 fn io(e: Errno) -> DiagError {
@@ -611,5 +657,54 @@ mod tests {
         assert_eq!(only.len(), 1, "{only:?}");
         assert_eq!(only[0].local.port(), Some(port));
         assert_ne!(other.local_addr().unwrap().port(), port);
+
+        // Several ports (the OR of blocks), in any order, with ports that
+        // match nothing between them; a third listener stays out.
+        let third = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other_port = other.local_addr().unwrap().port();
+        let third_port = third.local_addr().unwrap().port();
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let unused_port = unused.local_addr().unwrap().port();
+        drop(unused);
+        let mut some = Vec::new();
+        d.dump_inet_ports(
+            Proto::Tcp,
+            Family::Inet,
+            StateSet::ALL,
+            Extensions::default(),
+            &[other_port, unused_port, port],
+            &mut some,
+        )
+        .unwrap();
+        let mut got: Vec<u16> = some.iter().filter_map(|s| s.local.port()).collect();
+        got.sort_unstable();
+        let mut want = vec![port, other_port];
+        want.sort_unstable();
+        assert_eq!(got, want, "{some:?}");
+        assert!(!got.contains(&third_port));
+        assert!(ports_filter_attr(&[]).is_err());
+    }
+
+    #[test]
+    fn port_filter_program_layout() {
+        // Two ports: [S_EQ yes 8 no 12][0 0 port][JMP yes 4 no 16]
+        //            [S_EQ yes 8 no 16][0 0 port][JMP yes 4 no 4]
+        let a = ports_filter_attr(&[80, 443]).unwrap();
+        assert_eq!(abi::u16_ne(&a, 0) as usize, a.len());
+        let ops: Vec<(u8, u8, u16)> = a[4..]
+            .chunks(4)
+            .map(|o| (o[0], o[1], u16::from_ne_bytes([o[2], o[3]])))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (inet_diag::INET_DIAG_BC_S_EQ, 8, 12),
+                (0, 0, 80),
+                (inet_diag::INET_DIAG_BC_JMP, 4, 16),
+                (inet_diag::INET_DIAG_BC_S_EQ, 8, 16),
+                (0, 0, 443),
+                (inet_diag::INET_DIAG_BC_JMP, 4, 4),
+            ]
+        );
     }
 }
