@@ -21,6 +21,10 @@ const volatile __u8 cfg_filter_port = 0;
 const volatile __u8 cfg_filter_addr = 0;
 const volatile __u8 cfg_filter_pid = 0;
 const volatile __u8 cfg_filter_comm = 0;
+/* The ports of the port filter, one bit per port (8 KiB): a test is a
+ * load from read-only memory, not a map lookup, and every program that
+ * sees a busy server's traffic makes it (twice) for every event. */
+const volatile __u64 cfg_port_bits[1024] = {};
 /* States of interest as a mask (1 << TCP state); 0: all. */
 const volatile __u32 cfg_states = 0;
 /* Bit (1 << kind) for each kind of event to write; the programs of a kind
@@ -83,13 +87,7 @@ struct {
 	__type(value, struct ss_listen_val);
 } listeners SEC(".maps");
 
-/* filters: presence of a key means "wanted" */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u16);
-	__type(value, __u8);
-} f_ports SEC(".maps");
+/* filters: presence of a key means "wanted" (ports: cfg_port_bits) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -193,19 +191,24 @@ static __always_inline __u16 fill_sock_btf(struct ss_event *e, const struct sock
 	return family;
 }
 
-/* The same through a plain address: the head of sock_common (addresses,
- * ports, family, state: the first 24 bytes on every kernel since 4.x) in
- * one read, each field taken at its CO-RE relocated offset (a constant
- * after relocation, so the verifier sees fixed stack offsets). */
+/* The same through a plain address (what the syscall programs' fd-table
+ * walk finds), plus the cookie the socket already has (0 if none was made
+ * yet: the cookie helper is not allowed on such pointers). sock_common's
+ * first 96 bytes hold all of it on 64-bit kernels since 4.x (ports,
+ * family, state, IPv4 and IPv6 addresses, the namespace pointer, the
+ * cookie), so it is one read; each field is taken at its CO-RE relocated
+ * offset (a constant after relocation, so the verifier sees fixed stack
+ * offsets). A field outside the window is read on its own. Probe reads
+ * are what these programs spend most of their time on. */
 #define FIELD_OFFSET(field) __builtin_preserve_field_info(field, 0 /* BYTE_OFFSET */)
-#define SKC_HEAD 32
+#define SKC_WINDOW 96
 
 static __always_inline __u16 fill_sock(struct ss_event *e, const void *skp)
 {
 	const struct sock_common *skc = skp;
-	__u8 h[SKC_HEAD + 8] = {};
+	__u8 h[SKC_WINDOW] = {};
 
-	if (bpf_probe_read_kernel(h, SKC_HEAD, skc))
+	if (bpf_probe_read_kernel(h, SKC_WINDOW, skc))
 		return 0;
 	__u32 o_family = FIELD_OFFSET(skc->skc_family);
 	__u32 o_state = FIELD_OFFSET(skc->skc_state);
@@ -213,8 +216,8 @@ static __always_inline __u16 fill_sock(struct ss_event *e, const void *skp)
 	__u32 o_dport = FIELD_OFFSET(skc->skc_dport);
 	__u32 o_saddr = FIELD_OFFSET(skc->skc_rcv_saddr);
 	__u32 o_daddr = FIELD_OFFSET(skc->skc_daddr);
-	if (o_family >= SKC_HEAD || o_state >= SKC_HEAD || o_num >= SKC_HEAD ||
-	    o_dport >= SKC_HEAD || o_saddr >= SKC_HEAD || o_daddr >= SKC_HEAD)
+	if (o_family > SKC_WINDOW - 2 || o_state > SKC_WINDOW - 1 || o_num > SKC_WINDOW - 2 ||
+	    o_dport > SKC_WINDOW - 2 || o_saddr > SKC_WINDOW - 4 || o_daddr > SKC_WINDOW - 4)
 		return 0;
 	__u16 family = 0, num = 0, dport = 0;
 	__builtin_memcpy(&family, &h[o_family], 2);
@@ -228,12 +231,30 @@ static __always_inline __u16 fill_sock(struct ss_event *e, const void *skp)
 		__builtin_memcpy(e->saddr, &h[o_saddr], 4);
 		__builtin_memcpy(e->daddr, &h[o_daddr], 4);
 	} else if (family == AF_INET6) {
-		bpf_probe_read_kernel(e->saddr, 16,
-				      __builtin_preserve_access_index(&skc->skc_v6_rcv_saddr));
-		bpf_probe_read_kernel(e->daddr, 16,
-				      __builtin_preserve_access_index(&skc->skc_v6_daddr));
+		__u32 o_v6s = FIELD_OFFSET(skc->skc_v6_rcv_saddr);
+		__u32 o_v6d = FIELD_OFFSET(skc->skc_v6_daddr);
+		if (o_v6s <= SKC_WINDOW - 16 && o_v6d <= SKC_WINDOW - 16) {
+			__builtin_memcpy(e->saddr, &h[o_v6s], 16);
+			__builtin_memcpy(e->daddr, &h[o_v6d], 16);
+		} else {
+			bpf_probe_read_kernel(e->saddr, 16,
+					      __builtin_preserve_access_index(&skc->skc_v6_rcv_saddr));
+			bpf_probe_read_kernel(e->daddr, 16,
+					      __builtin_preserve_access_index(&skc->skc_v6_daddr));
+		}
 	}
-	e->netns = sk_netns(skc);
+	__u32 o_cookie = FIELD_OFFSET(skc->skc_cookie);
+	if (o_cookie <= SKC_WINDOW - 8)
+		__builtin_memcpy(&e->cookie, &h[o_cookie], 8);
+	else
+		KREAD(e->cookie, skc->skc_cookie.counter);
+	struct net *net = NULL;
+	__u32 o_net = FIELD_OFFSET(skc->skc_net);
+	if (o_net <= SKC_WINDOW - 8)
+		__builtin_memcpy(&net, &h[o_net], 8);
+	else
+		KREAD(net, skc->skc_net.net);
+	e->netns = net_inum(net);
 	return family;
 }
 
@@ -263,6 +284,22 @@ static __always_inline bool addr_wanted(const __u8 *addr, __u8 family)
 	return bpf_map_lookup_elem(&f_addrs, &k) != NULL;
 }
 
+static __always_inline bool port_wanted(__u16 port)
+{
+	return (cfg_port_bits[port >> 6] >> (port & 63)) & 1;
+}
+
+/* The port filter on a socket reached through a BTF pointer, before any
+ * event is built: true when its ports are known and none is wanted. */
+static __always_inline bool ports_rejected(const struct sock_common *skc)
+{
+	if (!cfg_filter_port)
+		return false;
+	__u16 sport = skc->skc_num;
+	__u16 dport = __builtin_bswap16(skc->skc_dport);
+	return (sport || dport) && !port_wanted(sport) && !port_wanted(dport);
+}
+
 static __always_inline bool is_zero16(const __u8 *a)
 {
 	const __u64 *q = (const __u64 *)a;
@@ -274,14 +311,9 @@ static __always_inline bool is_zero16(const __u8 *a)
  * socket goes. */
 static __always_inline bool tuple_passes(const struct ss_event *e)
 {
-	if (cfg_filter_port && (e->sport != 0 || e->dport != 0)) {
-		__u16 p = e->sport;
-		if (!bpf_map_lookup_elem(&f_ports, &p)) {
-			p = e->dport;
-			if (!bpf_map_lookup_elem(&f_ports, &p))
-				return false;
-		}
-	}
+	if (cfg_filter_port && (e->sport != 0 || e->dport != 0) && !port_wanted(e->sport) &&
+	    !port_wanted(e->dport))
+		return false;
 	if (cfg_filter_addr && !(is_zero16(e->saddr) && is_zero16(e->daddr))) {
 		if (!addr_wanted(e->saddr, e->family) && !addr_wanted(e->daddr, e->family))
 			return false;

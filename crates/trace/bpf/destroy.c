@@ -13,6 +13,10 @@ int ss_destroy(unsigned long long *ctx)
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	__u64 skp = (__u64)sk;
 
+	if (!owner_filtering() && ports_rejected(&sk->__sk_common)) {
+		filtered(SS_DESTROY);
+		return 0;
+	}
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = SS_DESTROY;

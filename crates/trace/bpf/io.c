@@ -20,6 +20,10 @@ static __always_inline int ss_io(unsigned long long *ctx, __u8 kind)
 	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
+	if (ports_rejected(&sk->__sk_common)) {
+		filtered(kind);
+		return 0;
+	}
 
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();

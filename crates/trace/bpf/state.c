@@ -20,6 +20,12 @@ int ss_state(unsigned long long *ctx)
 	__u64 skp = (__u64)sk;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
+	/* Without owner filters nothing below matters for a socket the port
+	 * filter rejects. */
+	if (!owner_filtering() && ports_rejected(&sk->__sk_common)) {
+		filtered(SS_STATE);
+		return 0;
+	}
 
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();

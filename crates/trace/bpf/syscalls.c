@@ -165,17 +165,26 @@ static __always_inline const struct sock *fd_sock(long fd)
 		return NULL;
 	if ((unsigned long)fd >= fdt->max_fds)
 		return NULL;
-	KREAD(fds, fdt->fd);
+	fds = fdt->fd;
 	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
 		return NULL;
-	KREAD(ino, f->f_inode);
-	if (!ino)
+	/* f_inode and private_data sit side by side in struct file: one
+	 * read for both when they fit a 32-byte window. */
+	__u32 o_ino = FIELD_OFFSET(f->f_inode);
+	__u32 o_priv = FIELD_OFFSET(f->private_data);
+	__u32 lo = o_ino < o_priv ? o_ino : o_priv;
+	__u8 w[32] = {};
+	if (o_ino - lo <= 24 && o_priv - lo <= 24 && !bpf_probe_read_kernel(w, 32, (const __u8 *)f + lo)) {
+		__builtin_memcpy(&ino, &w[o_ino - lo], 8);
+		__builtin_memcpy(&so, &w[o_priv - lo], 8);
+	} else {
+		KREAD(ino, f->f_inode);
+		KREAD(so, f->private_data);
+	}
+	if (!ino || !so)
 		return NULL;
 	KREAD(mode, ino->i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	KREAD(so, f->private_data);
-	if (!so)
 		return NULL;
 	KREAD(sk, so->sk);
 	return sk;
@@ -255,7 +264,6 @@ static __always_inline int enter_common(__u16 sys, long fd)
 			filtered(SS_SYSCALL);
 			return 0;
 		}
-		in->id.cookie = sk_cookie_peek(sk);
 	}
 	in->sys = sys;
 	return 0;
@@ -322,7 +330,6 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		__u16 family = fill_sock(&e, sk);
 		if (family != AF_INET && family != AF_INET6)
 			return 0;
-		e.cookie = sk_cookie_peek(sk);
 	}
 	KREAD(e.protocol, sk->sk_protocol);
 	if (cfg_netns && e.netns != cfg_netns)

@@ -461,6 +461,7 @@ impl Tracer {
             .override_global("cfg_filter_addr", &f_addr, true)
             .override_global("cfg_filter_pid", &f_pid, true)
             .override_global("cfg_filter_comm", &f_comm, true)
+            .override_global("cfg_port_bits", &port_bits(&cfg.ports), true)
             .override_global("cfg_states", &cfg.states, true)
             .override_global("cfg_emit", &emit, true)
             .override_global("cfg_self", &me, true)
@@ -657,15 +658,16 @@ fn attach_syscalls(
     Ok(())
 }
 
-fn fill_filters(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), TraceError> {
-    if !cfg.ports.is_empty() {
-        let mut m: BpfHash<_, u16, u8> =
-            BpfHash::try_from(ebpf.map_mut("f_ports").ok_or(missing("f_ports"))?)
-                .map_err(map_err("f_ports"))?;
-        for &p in &cfg.ports {
-            m.insert(p, 1, 0).map_err(map_err("f_ports"))?;
-        }
+/// The port filter as the programs read it: bit `p % 64` of word `p / 64`.
+pub fn port_bits(ports: &[u16]) -> [u64; 1024] {
+    let mut bits = [0u64; 1024];
+    for &p in ports {
+        bits[usize::from(p >> 6)] |= 1 << (p & 63);
     }
+    bits
+}
+
+fn fill_filters(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), TraceError> {
     if !cfg.addrs.is_empty() {
         let mut m: LpmTrie<_, [u8; 16], u8> =
             LpmTrie::try_from(ebpf.map_mut("f_addrs").ok_or(missing("f_addrs"))?)
@@ -767,6 +769,16 @@ mod tests {
         assert_eq!(&b[8..23], b"a-very-long-com");
         assert_eq!(b[23], 0, "comm stays NUL-terminated");
         assert_eq!(b[24], 4);
+    }
+
+    #[test]
+    fn port_filter_bitmap() {
+        let b = port_bits(&[0, 63, 64, 8080, 65535]);
+        assert_eq!(b[0], 1 | 1 << 63);
+        assert_eq!(b[1], 1);
+        assert_eq!(b[8080 / 64], 1 << (8080 % 64));
+        assert_eq!(b[1023], 1 << 63);
+        assert_eq!(b.iter().map(|w| w.count_ones()).sum::<u32>(), 5);
     }
 
     #[test]
