@@ -734,14 +734,20 @@ impl Tracker {
             None => c.held.push(ev),
             Some(true) => {
                 c.verdict = Some(true);
-                let held = std::mem::take(&mut c.held);
-                for h in held.into_iter().chain(std::iter::once(ev)) {
-                    if self.keep_events {
-                        c.events.push(h.clone());
+                if !c.held.is_empty() {
+                    for h in std::mem::take(&mut c.held) {
+                        if self.keep_events {
+                            c.events.push(h.clone());
+                        }
+                        self.shown += 1;
+                        out.push(h);
                     }
-                    self.shown += 1;
-                    out.push(h);
                 }
+                if self.keep_events {
+                    c.events.push(ev.clone());
+                }
+                self.shown += 1;
+                out.push(ev);
             }
             Some(false) => {
                 if c.verdict.is_none() {
