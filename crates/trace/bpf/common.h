@@ -25,6 +25,10 @@ const volatile __u8 cfg_filter_comm = 0;
  * load from read-only memory, not a map lookup, and every program that
  * sees a busy server's traffic makes it (twice) for every event. */
 const volatile __u64 cfg_port_bits[1024] = {};
+/* The kernel has the bpf_rdonly_cast kfunc and the loader linked it;
+ * otherwise the loader turned its calls into moves and the code behind
+ * this flag is never verified. */
+const volatile __u8 cfg_kfunc_cast = 0;
 /* States of interest as a mask (1 << TCP state); 0: all. */
 const volatile __u32 cfg_states = 0;
 /* Bit (1 << kind) for each kind of event to write; the programs of a kind

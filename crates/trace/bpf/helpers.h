@@ -75,6 +75,19 @@ static struct tcp_sock *(*bpf_skc_to_tcp_sock)(const void *sk) = (void *)137;
 			__builtin_memset(&(dst), 0, sizeof(dst));              \
 	})
 
+/* - Through a plain address turned into a BTF pointer with the kfunc
+ *   bpf_rdonly_cast (Linux 6.2+): then fields are read directly as
+ *   above. The verifier drops the call itself, and each read costs a
+ *   load instead of a helper call; the syscall programs' fd-table walk
+ *   takes this path when the loader found the kfunc (cfg_kfunc_cast).
+ *   aya does not link kfuncs (and the kernel refuses the "extern" BTF
+ *   entry a declared kfunc brings), so the call is written as a call to a
+ *   helper with an id no helper has, KFUNC_RDONLY_CAST, and the loader
+ *   (src/kfunc.rs) turns each such call into the kfunc call. */
+#define KFUNC_RDONLY_CAST 0x0535c0be
+static void *(*bpf_rdonly_cast)(const void *obj, __u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
+#define CAST(type, p) ((type *)bpf_rdonly_cast((p), __builtin_btf_type_id(*(type *)0, 1)))
+
 /* The arguments of a tp_btf / raw_tp program: an array of u64. */
 #define CTX_ARG(ctx, i) (((unsigned long long *)(ctx))[i])
 

@@ -143,6 +143,38 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
+/* The socket behind fd in the current task's fd table as a BTF pointer
+ * (bpf_rdonly_cast), or NULL when the fd is not a socket: one probe read
+ * for the fd array's slot, direct loads for the rest. */
+static __always_inline const struct sock *fd_sock_btf(long fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct file *f = NULL;
+
+	if (fd < 0)
+		return NULL;
+	struct files_struct *files = t->files;
+	if (!files)
+		return NULL;
+	struct fdtable *fdt = files->fdt;
+	if (!fdt)
+		return NULL;
+	if ((unsigned long)fd >= fdt->max_fds)
+		return NULL;
+	struct file **fds = fdt->fd;
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	struct file *file = CAST(struct file, f);
+	struct inode *ino = file->f_inode;
+	if (!ino || (ino->i_mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	void *priv = file->private_data;
+	if (!priv)
+		return NULL;
+	struct socket *so = CAST(struct socket, priv);
+	return so->sk;
+}
+
 /* The socket behind fd in the current task's fd table, or NULL when the
  * fd is not a socket. */
 static __always_inline const struct sock *fd_sock(long fd)
@@ -210,6 +242,32 @@ static __always_inline void read_sockaddr(struct ss_event *e, const void *uaddr,
 	}
 }
 
+/* The INET or INET6 socket behind fd, its identity, cookie and protocol
+ * filled into e; 0 when the fd is not such a socket. */
+static __always_inline __u64 fd_fill(struct ss_event *e, long fd)
+{
+	__u16 family;
+	if (cfg_kfunc_cast) {
+		const struct sock *sk = fd_sock_btf(fd);
+		if (!sk)
+			return 0;
+		family = fill_sock_btf(e, &sk->__sk_common);
+		if (family != AF_INET && family != AF_INET6)
+			return 0;
+		e->cookie = sk->__sk_common.skc_cookie.counter;
+		e->protocol = (__u8)sk->sk_protocol;
+		return (__u64)sk;
+	}
+	const struct sock *sk = fd_sock(fd);
+	if (!sk)
+		return 0;
+	family = fill_sock(e, sk);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	KREAD(e->protocol, sk->sk_protocol);
+	return (__u64)sk;
+}
+
 static __always_inline bool task_passes(void)
 {
 	if (!owner_filtering())
@@ -237,12 +295,6 @@ static __always_inline int enter_common(__u16 sys, long fd)
 {
 	if (!entry_hooked(sys) || !task_wanted())
 		return 0;
-	const struct sock *sk = NULL;
-	if (sys == SYS_CLOSE) {
-		sk = fd_sock((long)(int)fd);
-		if (!sk)
-			return 0;
-	}
 	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!in)
@@ -250,12 +302,12 @@ static __always_inline int enter_common(__u16 sys, long fd)
 	in->sys = SYS_OTHER; /* not valid until filled */
 	in->ts = bpf_ktime_get_ns();
 	in->fd = (int)fd;
-	in->sk = (__u64)sk;
+	in->sk = 0;
 	if (sys == SYS_CLOSE) {
 		__builtin_memset(in->id.saddr, 0, sizeof(in->id.saddr));
 		__builtin_memset(in->id.daddr, 0, sizeof(in->id.daddr));
-		__u16 family = fill_sock(&in->id, sk);
-		if (family != AF_INET && family != AF_INET6)
+		in->sk = fd_fill(&in->id, (long)(int)fd);
+		if (!in->sk)
 			return 0;
 		/* With a port or address filter, a socket whose ports are
 		 * known and do not match is done with here. */
@@ -305,33 +357,28 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	e.u.sys.dur_ns = start ? e.ts_ns - start : 0;
 	__s32 owner_fd = e.u.sys.fd;
 
-	const struct sock *sk = NULL;
+	__u64 sk = 0;
 	if (sys == SYS_CLOSE && in) {
-		sk = (const void *)in->sk;
+		sk = in->sk;
 		e.family = in->id.family;
 		e.state = in->id.state;
 		e.sport = in->id.sport;
 		e.dport = in->id.dport;
 		e.netns = in->id.netns;
 		e.cookie = in->id.cookie;
+		e.protocol = in->id.protocol;
 		__builtin_memcpy(e.saddr, in->id.saddr, 16);
 		__builtin_memcpy(e.daddr, in->id.daddr, 16);
 	} else if ((sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0) {
 		/* the new socket is the one the event is about */
-		sk = fd_sock(ret);
+		sk = fd_fill(&e, ret);
 		owner_fd = (__s32)ret;
 	} else if (sys != SYS_SOCKET) {
-		sk = fd_sock((long)(int)a0);
+		sk = fd_fill(&e, (long)(int)a0);
 	}
 	if (!sk)
 		return 0;
-	e.sk = (__u64)sk;
-	if (sys != SYS_CLOSE) {
-		__u16 family = fill_sock(&e, sk);
-		if (family != AF_INET && family != AF_INET6)
-			return 0;
-	}
-	KREAD(e.protocol, sk->sk_protocol);
+	e.sk = sk;
 	if (cfg_netns && e.netns != cfg_netns)
 		return 0;
 	/* A socket the port or address filter rejects needs no owner either

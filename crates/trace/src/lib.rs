@@ -7,7 +7,8 @@
 //!   ring buffer: TCP state changes, retransmits, resets, socket
 //!   destruction, drops, and the socket syscalls and data of processes;
 //! - [`abi`] decodes a record, [`loader`] loads the programs (aya's
-//!   pure-Rust loader, the objects committed and embedded);
+//!   pure-Rust loader, the objects committed and embedded; [`kfunc`]
+//!   links their kfunc calls first);
 //! - [`event`] turns a record into an [`event::Event`] with names and units;
 //! - [`track`] joins events to connections and connections to processes
 //!   (pure, testable on fixtures), [`timewait`] checks inferred TIME-WAITs
@@ -18,6 +19,7 @@
 
 pub mod abi;
 pub mod event;
+pub mod kfunc;
 pub mod loader;
 pub mod names;
 pub mod session;

@@ -12,9 +12,11 @@
 //! per-CPU counters of events written, lost and filtered.
 
 use crate::abi::{self, Kind};
+use crate::kfunc::{self, Link};
 use aya::maps::{HashMap as BpfHash, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
+use aya_obj::btf::BtfKind;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -434,6 +436,18 @@ impl Tracer {
         preflight()?;
         let btf = Btf::from_sys_fs()
             .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
+        // Link the kfunc calls (kfunc.rs), in a copy of the object placed
+        // at an 8-byte boundary (the ELF parser reads it in place).
+        let kfunc_id = btf
+            .id_by_type_name_kind(kfunc::RDONLY_CAST, BtfKind::Func)
+            .ok();
+        let mut buf = vec![0u8; OBJECT.len() + 8];
+        let pad = buf.as_ptr().align_offset(8).min(8);
+        let object = &mut buf[pad..pad + OBJECT.len()];
+        object.copy_from_slice(OBJECT);
+        kfunc::link(object, kfunc_id.map_or(Link::Move, Link::Kfunc))
+            .map_err(|e| TraceError::Load(e.to_string()))?;
+        let kfunc_cast = u8::from(kfunc_id.is_some());
         let netns = cfg.netns.unwrap_or(0);
         let f_port = u8::from(!cfg.ports.is_empty());
         let f_addr = u8::from(!cfg.addrs.is_empty());
@@ -463,13 +477,14 @@ impl Tracer {
             .override_global("cfg_filter_comm", &f_comm, true)
             .override_global("cfg_port_bits", &port_bits(&cfg.ports), true)
             .override_global("cfg_states", &cfg.states, true)
+            .override_global("cfg_kfunc_cast", &kfunc_cast, true)
             .override_global("cfg_emit", &emit, true)
             .override_global("cfg_self", &me, true)
             .override_global("cfg_drop_skip", &cfg.drop_skip, true)
             .override_global("cfg_wakeup_bytes", &wakeup, true)
             .map_max_entries("events", ring)
             .map_max_entries("cookie_owners", cookie_cap)
-            .load(OBJECT)
+            .load(object)
             .map_err(|e| {
                 if denied(&e) {
                     TraceError::Denied(chain(&e))
