@@ -25,7 +25,18 @@ fn states(evs: &[&Value]) -> Vec<String> {
 
 #[test]
 fn graceful_close_both_sides() {
-    let (r, out) = traced("graceful", 5020, &[], Duration::from_millis(1200));
+    graceful_close(5020, &[]);
+}
+
+/// The same through the programs' other way of reading sockets found in
+/// the fd table (probe reads, for kernels without bpf_rdonly_cast).
+#[test]
+fn graceful_close_both_sides_with_probe_reads() {
+    graceful_close(5021, &[("SOCKSCOPE_TRACE_PROBE_READ", "1")]);
+}
+
+fn graceful_close(port: u16, env: &[(&str, &str)]) {
+    let (r, out) = traced_env("graceful", port, &[], Duration::from_millis(1200), env);
     let pid = r["pid"].clone();
     let cport = r["client_port"].as_u64().expect("client port");
     assert_eq!((&r["got"], &r["eof"]), (&json!("ping"), &json!(0)));

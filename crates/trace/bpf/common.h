@@ -29,6 +29,9 @@ const volatile __u64 cfg_port_bits[1024] = {};
  * otherwise the loader turned its calls into moves and the code behind
  * this flag is never verified. */
 const volatile __u8 cfg_kfunc_cast = 0;
+/* Benchmark only: the syscall programs return at once (what attaching
+ * them costs by itself). */
+const volatile __u8 cfg_syscall_noop = 0;
 /* States of interest as a mask (1 << TCP state); 0: all. */
 const volatile __u32 cfg_states = 0;
 /* Bit (1 << kind) for each kind of event to write; the programs of a kind

@@ -293,7 +293,7 @@ static __always_inline bool task_wanted(void)
  * argument. */
 static __always_inline int enter_common(__u16 sys, long fd)
 {
-	if (!entry_hooked(sys) || !task_wanted())
+	if (cfg_syscall_noop || !entry_hooked(sys) || !task_wanted())
 		return 0;
 	struct inflight *in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -325,6 +325,8 @@ static __always_inline int enter_common(__u16 sys, long fd)
  * socket and the return value, joined into one event. */
 static __always_inline int exit_common(__u16 sys, long ret)
 {
+	if (cfg_syscall_noop)
+		return 0;
 	__u64 start = 0;
 	struct inflight *in = NULL;
 	if (entry_hooked(sys)) {

@@ -29,6 +29,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/trace-aarch64.bpf.o")
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 static OBJECT: &[u8] = &[];
 
+/// Diagnostic switch: read sockets found through the fd table with probe
+/// reads even where the bpf_rdonly_cast kfunc is available.
+pub const ENV_PROBE_READ: &str = "SOCKSCOPE_TRACE_PROBE_READ";
+/// Benchmark switch: attach the syscall programs but have them return at
+/// once, to measure what the syscall tracepoints cost by themselves.
+pub const ENV_NOOP_SYSCALLS: &str = "SOCKSCOPE_TRACE_NOOP_SYSCALLS";
+
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -438,9 +445,13 @@ impl Tracer {
             .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
         // Link the kfunc calls (kfunc.rs), in a copy of the object placed
         // at an 8-byte boundary (the ELF parser reads it in place).
+        // SOCKSCOPE_TRACE_PROBE_READ=1 takes the probe-read path even when
+        // the kfunc is there (to compare, and to test that path).
         let kfunc_id = btf
             .id_by_type_name_kind(kfunc::RDONLY_CAST, BtfKind::Func)
-            .ok();
+            .ok()
+            .filter(|_| std::env::var_os(ENV_PROBE_READ).is_none());
+        let syscall_noop = u8::from(std::env::var_os(ENV_NOOP_SYSCALLS).is_some());
         let mut buf = vec![0u8; OBJECT.len() + 8];
         let pad = buf.as_ptr().align_offset(8).min(8);
         let object = &mut buf[pad..pad + OBJECT.len()];
@@ -478,6 +489,7 @@ impl Tracer {
             .override_global("cfg_port_bits", &port_bits(&cfg.ports), true)
             .override_global("cfg_states", &cfg.states, true)
             .override_global("cfg_kfunc_cast", &kfunc_cast, true)
+            .override_global("cfg_syscall_noop", &syscall_noop, true)
             .override_global("cfg_emit", &emit, true)
             .override_global("cfg_self", &me, true)
             .override_global("cfg_drop_skip", &cfg.drop_skip, true)
