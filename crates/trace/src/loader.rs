@@ -74,8 +74,9 @@ pub struct Probe {
     pub required: bool,
     /// The kinds of event it writes.
     pub kinds: &'static [Kind],
-    /// It keeps the owner maps current, so it runs even when its kinds are
-    /// not shown. (The syscall programs do too, but they cost a busy
+    /// It keeps the kernel's owner maps current, so with a pid or command
+    /// filter (the only users of those maps) it runs even when its kinds
+    /// are not shown. (The syscall programs do too, but they cost a busy
     /// server the most, so leaving syscalls out of --events leaves them
     /// out: owners then come from send/recv, listen and the snapshot.)
     pub keeps_owners: bool,
@@ -513,8 +514,10 @@ impl Tracer {
 
         let mut skipped = Vec::new();
         let mut notes = Vec::new();
+        let owner_filter = !cfg.pids.is_empty() || !cfg.comms.is_empty();
         for p in PROBES {
-            let wanted = p.keeps_owners || p.kinds.iter().any(|k| emit & k.bit() != 0);
+            let wanted =
+                (p.keeps_owners && owner_filter) || p.kinds.iter().any(|k| emit & k.bit() != 0);
             if !wanted {
                 continue;
             }
