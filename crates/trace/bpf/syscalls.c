@@ -143,10 +143,9 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
-/* The socket behind fd in the current task's fd table as a BTF pointer
- * (bpf_rdonly_cast), or NULL when the fd is not a socket: one probe read
- * for the fd array's slot, direct loads for the rest. */
-static __always_inline const struct sock *fd_sock_btf(long fd)
+/* The file behind fd in the current task's fd table (a plain address),
+ * or NULL: one probe read, for the fd array's slot. */
+static __always_inline struct file *fd_file(long fd)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct file *f = NULL;
@@ -162,7 +161,17 @@ static __always_inline const struct sock *fd_sock_btf(long fd)
 	if ((unsigned long)fd >= fdt->max_fds)
 		return NULL;
 	struct file **fds = fdt->fd;
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+/* The socket behind fd as a BTF pointer (bpf_rdonly_cast), or NULL when
+ * the fd is not a socket: direct loads after the fd array's slot. */
+static __always_inline const struct sock *fd_sock_btf(long fd)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
 		return NULL;
 	struct file *file = CAST(struct file, f);
 	struct inode *ino = file->f_inode;
@@ -175,30 +184,17 @@ static __always_inline const struct sock *fd_sock_btf(long fd)
 	return so->sk;
 }
 
-/* The socket behind fd in the current task's fd table, or NULL when the
- * fd is not a socket. */
+/* The socket behind fd with probe reads (kernels without the kfunc), or
+ * NULL when the fd is not a socket. */
 static __always_inline const struct sock *fd_sock(long fd)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct file **fds = NULL;
-	struct file *f = NULL;
 	struct inode *ino = NULL;
 	struct socket *so = NULL;
 	struct sock *sk = NULL;
 	unsigned short mode = 0;
 
-	if (fd < 0)
-		return NULL;
-	struct files_struct *files = t->files;
-	if (!files)
-		return NULL;
-	struct fdtable *fdt = files->fdt;
-	if (!fdt)
-		return NULL;
-	if ((unsigned long)fd >= fdt->max_fds)
-		return NULL;
-	fds = fdt->fd;
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	struct file *f = fd_file(fd);
+	if (!f)
 		return NULL;
 	/* f_inode and private_data sit side by side in struct file: one
 	 * read for both when they fit a 32-byte window. */
