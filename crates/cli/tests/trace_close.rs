@@ -160,3 +160,49 @@ fn graceful_close(port: u16, env: &[(&str, &str)]) {
         ])
     );
 }
+
+/// With only destroy events asked for, user space sees no state changes
+/// to time sockets by nor syscalls to attribute them by, so the kernel
+/// keeps births and owners: the summaries still carry each connection's
+/// lifetime and process, as bcc's tcplife shows them.
+#[test]
+fn lifetimes_and_owners_without_state_events() {
+    let (r, out) = traced(
+        "graceful",
+        5022,
+        &["--events", "destroy"],
+        Duration::from_millis(600),
+    );
+    let evs = out.events();
+    assert!(
+        evs.iter().all(|v| v["kind"] == "destroy"),
+        "only destroy events:\n{}",
+        out.dump()
+    );
+    // The client's and the server's sockets (the listener may be freed
+    // too when the scene ends within the trace; the kernel has cleared a
+    // closed socket's local port by then, so they are told apart by
+    // their owner's fd and lifetime).
+    let timed: Vec<&&Value> = evs
+        .iter()
+        .filter(|d| {
+            d["pid"] == r["pid"]
+                && d["fd"].as_i64().is_some()
+                && d["duration_us"].as_u64().is_some_and(|us| us < 10_000_000)
+        })
+        .collect();
+    assert!(
+        timed.len() >= 2,
+        "client and server destroys with owner and lifetime:\n{}",
+        out.dump()
+    );
+    let fds: std::collections::BTreeSet<i64> =
+        timed.iter().filter_map(|d| d["fd"].as_i64()).collect();
+    assert!(
+        fds.contains(&r["client_fd"].as_i64().unwrap_or(-1))
+            && fds.contains(&r["conn_fd"].as_i64().unwrap_or(-1)),
+        "the client's and the accepted socket's fds {:?}:\n{}",
+        fds,
+        out.dump()
+    );
+}

@@ -29,6 +29,10 @@ const volatile __u64 cfg_port_bits[1024] = {};
  * otherwise the loader turned its calls into moves and the code behind
  * this flag is never verified. */
 const volatile __u8 cfg_kfunc_cast = 0;
+/* Keep the births map (see above). */
+const volatile __u8 cfg_kernel_births = 0;
+/* Keep the owner maps and attribute events in the kernel (see above). */
+const volatile __u8 cfg_kernel_owners = 0;
 /* Benchmark only: the syscall programs return at once (what attaching
  * them costs by itself). */
 const volatile __u8 cfg_syscall_noop = 0;
@@ -62,10 +66,12 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* The owner maps below serve the kernel-side pid and command filters
- * only: events that run outside their process (state changes in softirq,
- * destroy, drops) need an owner to be filtered by it. Without such a
- * filter the programs skip them (the verifier prunes the code, the
+/* The owner maps below serve when the kernel must attribute events to
+ * processes (cfg_kernel_owners): for the pid and command filters (events
+ * that run outside their process, state changes in softirq, destroy,
+ * drops, need an owner to be filtered by it), and when the syscall, data
+ * or state events user space would attribute by are not all shown.
+ * Otherwise the programs skip them (the verifier prunes the code, the
  * configuration being read-only), and user space attributes events to
  * processes itself: it sees the same syscalls, the start snapshot and the
  * listeners.
@@ -93,6 +99,17 @@ struct {
 	__type(key, struct ss_listen_key);
 	__type(value, struct ss_listen_val);
 } listeners SEC(".maps");
+
+/* socket address -> time of its first state change, for the lifetime in
+ * the destroy event when user space cannot time it: when state changes
+ * are not all shown (--events without state, --state, --pid, --comm).
+ * Otherwise user space times sockets from the events it sees. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} births SEC(".maps");
 
 /* filters: presence of a key means "wanted" (ports: cfg_port_bits) */
 
@@ -353,6 +370,11 @@ static __always_inline bool owner_filtering(void)
 	return cfg_filter_pid || cfg_filter_comm;
 }
 
+static __always_inline bool kernel_owners(void)
+{
+	return cfg_kernel_owners;
+}
+
 /* ---- owners ---- */
 
 static __always_inline void set_owner(struct ss_event *e, const struct ss_owner *o, __u8 src)
@@ -367,7 +389,7 @@ static __always_inline void set_owner(struct ss_event *e, const struct ss_owner 
 static __always_inline void lookup_owner(struct ss_event *e, __u64 sk, __u64 cookie,
 					 bool via_listener)
 {
-	if (!owner_filtering()) {
+	if (!kernel_owners()) {
 		e->fd = -1;
 		return;
 	}
@@ -415,7 +437,7 @@ static __always_inline void task_owner(struct ss_event *e, __s32 fd)
 /* Remember who uses a socket, writing the map only when it changes. */
 static __always_inline void learn_owner(__u64 sk, const struct ss_event *e, bool closed)
 {
-	if (!owner_filtering() || e->fd < 0)
+	if (!kernel_owners() || e->fd < 0)
 		return;
 	struct ss_owner *cur = bpf_map_lookup_elem(&owners, &sk);
 	if (cur && cur->pid == e->pid && cur->fd == e->fd && cur->closed == closed)

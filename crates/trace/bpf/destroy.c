@@ -2,9 +2,10 @@
 /*
  * destroy.c: a TCP socket freed (tcp:tcp_destroy_sock), with the totals
  * bcc's tcplife prints: how long it lived, bytes acked and received,
- * retransmits, segments and the smoothed RTT (the lifetime is user
- * space's, from the socket's first state change). With an owner filter,
- * forgets the socket's owner so the map never holds a freed address.
+ * retransmits, segments and the smoothed RTT. The lifetime comes from
+ * the births map when state.c keeps it, else user space times it from
+ * the socket's first state change. Forgets the socket's birth and (with
+ * an owner filter) owner so the maps never hold a freed address.
  */
 
 SEC("tp_btf/tcp_destroy_sock")
@@ -24,8 +25,14 @@ int ss_destroy(unsigned long long *ctx)
 	e.sk = skp;
 	fill_sock_btf(&e, &sk->__sk_common);
 
+	if (cfg_kernel_births) {
+		__u64 *born = bpf_map_lookup_elem(&births, &skp);
+		if (born)
+			e.u.destroy.born_ns = *born;
+		bpf_map_delete_elem(&births, &skp);
+	}
 	struct ss_owner *o = NULL;
-	if (owner_filtering()) {
+	if (kernel_owners()) {
 		o = bpf_map_lookup_elem(&owners, &skp);
 		if (o)
 			set_owner(&e, o, SS_OWNER_SOCKET);

@@ -86,7 +86,7 @@ enum ss_sys {
 struct ss_state_body {
 	__u32 oldstate;
 	__u32 newstate;
-	__u64 born_ns; /* 0: user space times sockets from their first state change */
+	__u64 born_ns; /* first state change seen, when the kernel keeps births (cfg_kernel_births); else 0 */
 };
 
 struct ss_retrans_body {
@@ -109,7 +109,7 @@ struct ss_reset_body {
 };
 
 struct ss_destroy_body {
-	__u64 born_ns; /* 0, as in ss_state_body */
+	__u64 born_ns; /* as in ss_state_body */
 	__u64 bytes_acked;
 	__u64 bytes_received;
 	__u64 bytes_sent;

@@ -7,8 +7,8 @@
  * user space infers it from FIN-WAIT-2/CLOSING -> CLOSE.
  *
  * With an owner filter, also forgets a listener's owner when the
- * listener closes. (Durations are user space's: it sees each socket's
- * first state change.)
+ * listener closes. Records a socket's first state change (births) only
+ * when user space will not see them all; otherwise it times sockets.
  */
 
 SEC("tp_btf/inet_sock_set_state")
@@ -36,7 +36,7 @@ int ss_state(unsigned long long *ctx)
 	if (cfg_netns && e.netns != cfg_netns)
 		return 0;
 
-	if (owner_filtering() && oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+	if (kernel_owners() && oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
 		struct ss_listen_key k = {};
 		k.netns = e.netns;
 		k.port = e.sport;
@@ -48,6 +48,15 @@ int ss_state(unsigned long long *ctx)
 	if (!tuple_passes(&e)) {
 		filtered(SS_STATE);
 		return 0;
+	}
+	if (cfg_kernel_births) {
+		__u64 *born = bpf_map_lookup_elem(&births, &skp);
+		if (born) {
+			e.u.state.born_ns = *born;
+		} else {
+			e.u.state.born_ns = e.ts_ns;
+			bpf_map_update_elem(&births, &skp, &e.ts_ns, BPF_ANY);
+		}
 	}
 	if (!kind_on(SS_STATE))
 		return 0;

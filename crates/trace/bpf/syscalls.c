@@ -424,8 +424,8 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	}
 	task_owner(&e, owner_fd);
 
-	/* Owner bookkeeping for the kernel-side owner filters. */
-	if (owner_filtering()) {
+	/* Owner bookkeeping, when the kernel attributes events. */
+	if (kernel_owners()) {
 		learn_owner(e.sk, &e, sys == SYS_CLOSE && ret == 0);
 		if (sys == SYS_LISTEN && ret == 0) {
 			struct ss_listen_key k = {};

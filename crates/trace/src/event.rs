@@ -301,8 +301,8 @@ impl Event {
                 meaning: reset_meaning(state_of(r.b_u32(body::RESET_STATE))),
             },
             Kind::Destroy => {
-                // The kernel side keeps no births any more (user space
-                // times sockets: Tracker); a nonzero field is still read.
+                // From the kernel's births when it keeps them; else 0
+                // and the tracker times the socket.
                 let born = r.b_u64(body::DESTROY_BORN);
                 What::Destroy {
                     duration_us: (born != 0 && born <= r.ts_ns).then(|| (r.ts_ns - born) / 1000),

@@ -45,23 +45,24 @@ pub enum KfuncError {
     Malformed(&'static str),
 }
 
-fn u16_at(b: &[u8], o: usize) -> Result<u16, KfuncError> {
-    b.get(o..o + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+/// `N` bytes at offset `o`, or an error (never a panic or an overflow).
+fn bytes_at<const N: usize>(b: &[u8], o: usize) -> Result<[u8; N], KfuncError> {
+    o.checked_add(N)
+        .and_then(|end| b.get(o..end))
+        .and_then(|s| s.try_into().ok())
         .ok_or(KfuncError::Malformed("short read"))
+}
+
+fn u16_at(b: &[u8], o: usize) -> Result<u16, KfuncError> {
+    bytes_at(b, o).map(u16::from_le_bytes)
 }
 
 fn u32_at(b: &[u8], o: usize) -> Result<u32, KfuncError> {
-    b.get(o..o + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or(KfuncError::Malformed("short read"))
+    bytes_at(b, o).map(u32::from_le_bytes)
 }
 
 fn u64_at(b: &[u8], o: usize) -> Result<u64, KfuncError> {
-    let s = b.get(o..o + 8).ok_or(KfuncError::Malformed("short read"))?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Ok(u64::from_le_bytes(a))
+    bytes_at(b, o).map(u64::from_le_bytes)
 }
 
 fn usize_of(v: u64) -> Result<usize, KfuncError> {
@@ -90,7 +91,12 @@ fn sections(elf: &[u8]) -> Result<Vec<Section>, KfuncError> {
     }
     (0..shnum)
         .map(|i| {
-            let h = shoff + i * shentsize;
+            // the whole 64-byte header must be in the file
+            let h = i
+                .checked_mul(shentsize)
+                .and_then(|o| o.checked_add(shoff))
+                .filter(|h| h.checked_add(64).is_some_and(|end| end <= elf.len()))
+                .ok_or(KfuncError::Malformed("section header offset"))?;
             let s = Section {
                 code: u64_at(elf, h + 8)? & SHF_EXECINSTR != 0,
                 offset: usize_of(u64_at(elf, h + 24)?)?,
@@ -184,6 +190,13 @@ mod tests {
     #[test]
     fn bad_objects_are_errors_not_panics() {
         assert_eq!(link(&mut [0u8; 3], Link::Move), Err(KfuncError::NotElf));
+        // section headers "at" the end of the address space
+        let mut elf = OBJECTS[0].to_vec();
+        elf[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            link(&mut elf, Link::Move),
+            Err(KfuncError::Malformed(_))
+        ));
         let mut elf = OBJECTS[0].to_vec();
         elf.truncate(200);
         assert!(matches!(

@@ -74,9 +74,10 @@ pub struct Probe {
     pub required: bool,
     /// The kinds of event it writes.
     pub kinds: &'static [Kind],
-    /// It keeps the kernel's owner maps current, so with a pid or command
-    /// filter (the only users of those maps) it runs even when its kinds
-    /// are not shown. (The syscall programs do too, but they cost a busy
+    /// It keeps the kernel's owner maps current, so when the kernel
+    /// attributes events (a pid or command filter, or not all of state,
+    /// syscall and data events shown) it runs even when its kinds are not
+    /// shown. (The syscall programs do too, but they cost a busy
     /// server the most, so leaving syscalls out of --events leaves them
     /// out: owners then come from send/recv, listen and the snapshot.)
     pub keeps_owners: bool,
@@ -444,15 +445,53 @@ impl Tracer {
         preflight()?;
         let btf = Btf::from_sys_fs()
             .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
-        // Link the kfunc calls (kfunc.rs), in a copy of the object placed
-        // at an 8-byte boundary (the ELF parser reads it in place).
-        // SOCKSCOPE_TRACE_PROBE_READ=1 takes the probe-read path even when
-        // the kfunc is there (to compare, and to test that path).
+        // The kfunc, unless SOCKSCOPE_TRACE_PROBE_READ=1 asks for the
+        // probe-read path (to compare, and to test that path).
         let kfunc_id = btf
             .id_by_type_name_kind(kfunc::RDONLY_CAST, BtfKind::Func)
             .ok()
             .filter(|_| std::env::var_os(ENV_PROBE_READ).is_none());
+        match Tracer::start_linked(cfg, &btf, kfunc_id) {
+            // The kernel has the kfunc but would not take the programs
+            // calling it (kfunc calls need the JIT, for one): once more
+            // with probe reads.
+            Err(e) if kfunc_id.is_some() && !matches!(e, TraceError::Denied(_)) => {
+                let Ok(mut t) = Tracer::start_linked(cfg, &btf, None) else {
+                    return Err(e);
+                };
+                t.notes.push(format!(
+                    "the kernel refused the programs that use the kfunc {} ({}); \
+                     reading sockets with probe reads instead, which costs a little more per syscall",
+                    kfunc::RDONLY_CAST,
+                    first_line(&e.to_string())
+                ));
+                Ok(t)
+            }
+            r => r,
+        }
+    }
+
+    fn start_linked(cfg: &Config, btf: &Btf, kfunc_id: Option<u32>) -> Result<Tracer, TraceError> {
+        // Link the kfunc calls (kfunc.rs), in a copy of the object placed
+        // at an 8-byte boundary (the ELF parser reads it in place).
         let syscall_noop = u8::from(std::env::var_os(ENV_NOOP_SYSCALLS).is_some());
+        // User space times sockets from their first state change when it
+        // sees every state change; otherwise the kernel keeps births.
+        let owner_filter = !cfg.pids.is_empty() || !cfg.comms.is_empty();
+        let all_states_shown = (cfg.kinds == 0 || cfg.kinds & Kind::State.bit() != 0)
+            && cfg.states == 0
+            && !owner_filter;
+        let kernel_births = u8::from(!all_states_shown);
+        // Likewise user space attributes events to processes when it sees
+        // the syscalls, data and state changes that say who owns what;
+        // with a pid or command filter, or some of those not shown, the
+        // kernel keeps owner maps and attributes.
+        let shown = |k: Kind| cfg.kinds == 0 || cfg.kinds & k.bit() != 0;
+        let kernel_owners = owner_filter
+            || ![Kind::State, Kind::Syscall, Kind::Send, Kind::Recv]
+                .into_iter()
+                .all(shown);
+        let kernel_owners_flag = u8::from(kernel_owners);
         let mut buf = vec![0u8; OBJECT.len() + 8];
         let pad = buf.as_ptr().align_offset(8).min(8);
         let object = &mut buf[pad..pad + OBJECT.len()];
@@ -478,7 +517,7 @@ impl Tracer {
             .next_power_of_two();
 
         let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
+            .btf(Some(btf))
             // task-local storage (the syscalls in flight) has no typed
             // wrapper in aya; only the programs use it.
             .allow_unsupported_maps()
@@ -491,6 +530,8 @@ impl Tracer {
             .override_global("cfg_states", &cfg.states, true)
             .override_global("cfg_kfunc_cast", &kfunc_cast, true)
             .override_global("cfg_syscall_noop", &syscall_noop, true)
+            .override_global("cfg_kernel_births", &kernel_births, true)
+            .override_global("cfg_kernel_owners", &kernel_owners_flag, true)
             .override_global("cfg_emit", &emit, true)
             .override_global("cfg_self", &me, true)
             .override_global("cfg_drop_skip", &cfg.drop_skip, true)
@@ -507,24 +548,25 @@ impl Tracer {
             })?;
 
         fill_filters(&mut ebpf, cfg)?;
-        // The kernel's owner maps only serve its pid and command filters.
-        if !cfg.pids.is_empty() || !cfg.comms.is_empty() {
+        if kernel_owners {
             seed_owners(&mut ebpf, cfg)?;
         }
 
         let mut skipped = Vec::new();
         let mut notes = Vec::new();
-        let owner_filter = !cfg.pids.is_empty() || !cfg.comms.is_empty();
         for p in PROBES {
-            let wanted =
-                (p.keeps_owners && owner_filter) || p.kinds.iter().any(|k| emit & k.bit() != 0);
+            // State changes also keep births for the destroy summaries.
+            let births = p.program == "ss_state" && emit & Kind::Destroy.bit() != 0;
+            let wanted = (p.keeps_owners && kernel_owners)
+                || births
+                || p.kinds.iter().any(|k| emit & k.bit() != 0);
             if !wanted {
                 continue;
             }
             let result = if p.program.starts_with("ss_sc_") {
-                attach_syscalls(&mut ebpf, &btf, &p, &mut notes)
+                attach_syscalls(&mut ebpf, btf, &p, &mut notes)
             } else {
-                attach(&mut ebpf, &btf, &p)
+                attach(&mut ebpf, btf, &p)
             };
             match result {
                 Ok(()) => {}

@@ -15,6 +15,7 @@ use crate::track::TwCheck;
 use sockscope::model::{Endpoint, Family, Proto, State, StateSet};
 use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
 use sockscope::source::sock_diag::{DiagSocket, Extensions};
+use sockscope::source::{self, Kind, Request, SourceChoice};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -132,7 +133,7 @@ type Table = HashMap<(SocketAddr, SocketAddr), State>;
 /// out and parsed, however many TIME-WAIT sockets the namespace holds.
 fn dump(ns: &OpenNetns, ports: &[u16]) -> Option<Table> {
     let states = StateSet::of(&[State::TimeWait, State::FinWait2]);
-    let sockets = netns::run_in(ns, || {
+    let diag = netns::run_in(ns, || {
         let mut d = DiagSocket::open().ok()?;
         let mut out = Vec::new();
         for fam in [Family::Inet, Family::Inet6] {
@@ -148,7 +149,25 @@ fn dump(ns: &OpenNetns, ports: &[u16]) -> Option<Table> {
         }
         Some(out)
     })
-    .ok()??;
+    .ok()
+    .flatten();
+    // Without sock_diag (no tcp_diag module), /proc/net/tcp{,6}.
+    let sockets = match diag {
+        Some(s) => s,
+        None => {
+            let req = Request {
+                kinds: vec![Kind::Tcp],
+                ipv4: true,
+                ipv6: true,
+                states,
+                source: SourceChoice::Proc,
+                ext: Extensions::default(),
+            };
+            let mut s = source::collect(ns, &req, false).ok()?.sockets;
+            s.retain(|s| s.local.port().is_some_and(|p| ports.contains(&p)));
+            s
+        }
+    };
     Some(
         sockets
             .iter()
@@ -252,7 +271,12 @@ fn worker(rx: Receiver<Vec<TwCheck>>, tx: Sender<TwAnswer>) {
             let state = table.as_ref().and_then(|t| t.get(&key).copied());
             p.tries += 1;
             p.last = state.or(p.last);
-            let settled = state == Some(State::TimeWait) || p.tries >= TRIES || table.is_none();
+            if table.is_none() {
+                // The socket table could not be read: no answer is better
+                // than a wrong "not found".
+                continue;
+            }
+            let settled = state == Some(State::TimeWait) || p.tries >= TRIES;
             if settled {
                 let _ = tx.send((p.check.conn, p.last));
             } else {

@@ -367,6 +367,27 @@ pub struct TwCheck {
     pub peer: SocketAddr,
 }
 
+/// A listening socket and its owner. Several can share a (netns, port):
+/// an IPv4 and a v6only IPv6 listener, SO_REUSEPORT workers. A queued
+/// connection is credited to the newest of its own address family, else
+/// the newest (the kernel picks among reuseport listeners by hash, which
+/// is not visible here); a closing one removes only its own entry.
+#[derive(Clone, Debug)]
+struct Listening {
+    /// Socket address (from listen()), 0 when it came from the snapshot.
+    sk: u64,
+    cookie: Option<u64>,
+    ipv6: bool,
+    owner: Owner,
+}
+
+fn listener_for(v: &[Listening], local: SocketAddr) -> Option<&Listening> {
+    v.iter()
+        .rev()
+        .find(|l| l.ipv6 == local.is_ipv6())
+        .or(v.last())
+}
+
 /// A socket that existed at start, as the snapshot saw it.
 #[derive(Clone, Debug)]
 struct Known {
@@ -402,7 +423,7 @@ pub struct Tracker {
     /// (netns, port) of a listener -> its owner: a connection the kernel
     /// queues for it belongs to that process until accept() says which
     /// fd. From the start snapshot and from listen().
-    listeners: FxMap<(u32, u16), Owner>,
+    listeners: FxMap<(u32, u16), Vec<Listening>>,
     filter: UserFilter,
     keep_events: bool,
     tw_checks: Vec<TwCheck>,
@@ -462,7 +483,15 @@ impl Tracker {
                 && let (Some(o), Some(ns), Some(port)) = (&owner, &s.netns, s.local.port())
                 && let Ok(ns) = u32::try_from(ns.inode)
             {
-                self.listeners.insert((ns, port), o.clone());
+                self.listeners
+                    .entry((ns, port))
+                    .or_default()
+                    .push(Listening {
+                        sk: 0,
+                        cookie: Some(c),
+                        ipv6: s.family == Family::Inet6,
+                        owner: o.clone(),
+                    });
             }
             self.known.insert(
                 c,
@@ -639,12 +668,15 @@ impl Tracker {
         if c.owner.is_none()
             && ev.pid.is_none()
             && queued_for_listener(&ev)
-            && let Some(port) = sockaddr(&ev.local).map(|a| a.port())
-            && let Some(o) = self.listeners.get(&(c.netns, port))
+            && let Some(local) = sockaddr(&ev.local)
+            && let Some(l) = self
+                .listeners
+                .get(&(c.netns, local.port()))
+                .and_then(|v| listener_for(v, local))
         {
             c.owner = Some(Owner {
                 via: "listener",
-                ..o.clone()
+                ..l.owner.clone()
             });
         }
         update(c, &mut ev);
@@ -656,15 +688,28 @@ impl Tracker {
                 ..
             } => {
                 if let (Some(o), Some(l)) = (&c.owner, c.local) {
-                    self.listeners.insert((c.netns, l.port()), o.clone());
+                    let v = self.listeners.entry((c.netns, l.port())).or_default();
+                    v.retain(|e| e.sk != c.sk);
+                    v.push(Listening {
+                        sk: c.sk,
+                        cookie: ev.cookie,
+                        ipv6: l.is_ipv6(),
+                        owner: o.clone(),
+                    });
                 }
             }
             What::State {
                 old_state: State::Listen,
                 new_state: State::Close,
             } => {
-                if let Some(l) = c.local {
-                    self.listeners.remove(&(c.netns, l.port()));
+                if let Some(l) = c.local
+                    && let Some(v) = self.listeners.get_mut(&(c.netns, l.port()))
+                {
+                    let sk = c.sk;
+                    v.retain(|e| e.sk != sk && (e.cookie.is_none() || e.cookie != ev.cookie));
+                    if v.is_empty() {
+                        self.listeners.remove(&(c.netns, l.port()));
+                    }
                 }
             }
             _ => {}
@@ -706,9 +751,13 @@ impl Tracker {
         }
         match (nonzero(c.local), nonzero(c.peer)) {
             (Some(l), Some(p)) if l.port() != 0 && p.port() != 0 => {
-                if c.tuple_key != Some((l, p)) {
+                // Registered once it holds the tuple (a reused tuple may
+                // still belong to a connection in its grace period: then
+                // try again on the next event).
+                if c.tuple_key != Some((l, p))
+                    && *self.tuples.entry((c.netns, l, p)).or_insert(id) == id
+                {
                     c.tuple_key = Some((l, p));
-                    self.tuples.entry((c.netns, l, p)).or_insert(id);
                 }
                 if c.in_unbound {
                     c.in_unbound = false;
@@ -1154,6 +1203,87 @@ pub(crate) mod tests {
         });
         e.owner = Some("task");
         e
+    }
+
+    #[test]
+    fn queued_connections_belong_to_their_listener_until_accept() {
+        // Two listeners on port 5000 (IPv4 and a v6only IPv6 one, two
+        // processes); the kernel says nothing about owners. Each queued
+        // connection goes to the listener of its family; when that one
+        // closes, to the other; accept() then names the fd.
+        let mut t = Tracker::new(UserFilter::default(), false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let (l4, l6) = ("127.0.0.1:5000", "[::1]:5000");
+        let mut push = |e: Event, sk: u64| {
+            out.clear();
+            t.push(e, sk, &mut out, &mut done);
+            out.last().map(|e| (e.pid, e.fd, e.owner))
+        };
+        push(sys(1, "listen", 3, 0, 7, l4, "0.0.0.0:0"), 0x10);
+        push(sys(2, "listen", 4, 0, 8, l6, "[::]:0"), 0x11);
+        let syn = |t, l, p| st(t, State::Listen, State::SynRecv, l, p);
+        let queued = |pid, fd| Some((Some(pid), Some(fd), Some("listener")));
+        assert_eq!(push(syn(3, l4, "127.0.0.1:40000"), 0x20), queued(7, 3));
+        assert_eq!(push(syn(4, l6, "[::1]:40100"), 0x21), queued(8, 4));
+        // the IPv6 listener closes: only its entry goes
+        push(st(5, State::Listen, State::Close, l6, "[::]:0"), 0x11);
+        assert_eq!(push(syn(6, l6, "[::1]:40101"), 0x22), queued(7, 3));
+        let p = "127.0.0.1:40001";
+        assert_eq!(push(syn(7, l4, p), 0x23), queued(7, 3));
+        let est = st(8, State::SynRecv, State::Established, l4, p);
+        assert_eq!(push(est, 0x23), queued(7, 3));
+        assert_eq!(
+            push(sys(9, "accept", 3, 9, 7, l4, p), 0x23),
+            Some((Some(7), Some(9), Some("task")))
+        );
+        // and the last listener closing leaves none
+        push(st(10, State::Listen, State::Close, l4, "0.0.0.0:0"), 0x10);
+        assert_eq!(
+            push(syn(11, l4, "127.0.0.1:40002"), 0x24),
+            Some((None, None, None))
+        );
+    }
+
+    #[test]
+    fn lifetime_is_timed_from_the_first_state_change() {
+        let mut t = Tracker::new(UserFilter::default(), false);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let (l, p) = ("127.0.0.1:40000", "127.0.0.1:80");
+        t.push(
+            st(1_000_000, State::Close, State::SynSent, l, p),
+            0x30,
+            &mut out,
+            &mut done,
+        );
+        t.push(
+            st(2_000_000, State::SynSent, State::Established, l, p),
+            0x30,
+            &mut out,
+            &mut done,
+        );
+        let destroy = What::Destroy {
+            duration_us: None,
+            bytes_acked: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            bytes_retrans: 0,
+            retransmits: 0,
+            segs_in: 0,
+            segs_out: 0,
+            srtt_us: 0,
+        };
+        t.push(ev(9_000_000, destroy, l, p), 0x30, &mut out, &mut done);
+        let d = out.last().expect("destroy shown");
+        assert!(
+            matches!(
+                d.what,
+                What::Destroy {
+                    duration_us: Some(8000),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
     }
 
     #[test]
