@@ -1158,6 +1158,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// A destroy with all totals 0.
+    pub fn destroyed(duration_us: Option<u64>) -> What {
+        What::Destroy {
+            duration_us,
+            bytes_acked: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            bytes_retrans: 0,
+            retransmits: 0,
+            segs_in: 0,
+            segs_out: 0,
+            srtt_us: 0,
+        }
+    }
+
     pub fn st(t: u64, old: State, new: State, local: &str, peer: &str) -> Event {
         let mut e = ev(
             t,
@@ -1261,18 +1276,12 @@ pub(crate) mod tests {
             &mut out,
             &mut done,
         );
-        let destroy = What::Destroy {
-            duration_us: None,
-            bytes_acked: 0,
-            bytes_received: 0,
-            bytes_sent: 0,
-            bytes_retrans: 0,
-            retransmits: 0,
-            segs_in: 0,
-            segs_out: 0,
-            srtt_us: 0,
-        };
-        t.push(ev(9_000_000, destroy, l, p), 0x30, &mut out, &mut done);
+        t.push(
+            ev(9_000_000, destroyed(None), l, p),
+            0x30,
+            &mut out,
+            &mut done,
+        );
         let d = out.last().expect("destroy shown");
         assert!(
             matches!(
@@ -1532,22 +1541,7 @@ pub(crate) mod tests {
     fn reused_address_starts_a_new_connection() {
         let mut t = Tracker::new(UserFilter::default(), false);
         let (mut out, mut done) = (Vec::new(), Vec::new());
-        let mut d = ev(
-            2,
-            What::Destroy {
-                duration_us: Some(1),
-                bytes_acked: 0,
-                bytes_received: 0,
-                bytes_sent: 0,
-                bytes_retrans: 0,
-                retransmits: 0,
-                segs_in: 0,
-                segs_out: 0,
-                srtt_us: 0,
-            },
-            "127.0.0.1:1",
-            "127.0.0.1:2",
-        );
+        let mut d = ev(2, destroyed(Some(1)), "127.0.0.1:1", "127.0.0.1:2");
         t.push(
             st(
                 1,
