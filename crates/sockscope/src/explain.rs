@@ -498,27 +498,44 @@ pub fn find_proc_line(dir: &Path, s: &Socket) -> Option<ProcLine> {
     let table = table_for(s)?;
     let path = dir.join(table.file_name());
     let mut r = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(&path).ok()?);
-    let mut header = String::new();
-    r.read_line(&mut header).ok()?;
-    let header = header.trim_end_matches('\n').to_string();
+    // Lines are read as bytes: a UNIX socket's name need not be UTF-8.
+    let mut raw = Vec::with_capacity(256);
+    let mut next_line = |r: &mut std::io::BufReader<std::fs::File>| -> Option<String> {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw).ok()? == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&raw);
+        Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
+    };
+    let header = next_line(&mut r)?;
     let file = format!("/proc/net/{}", table.file_name());
     let inode = s.inode.to_string();
     // The inode is the 10th field of inet rows and the 7th of unix rows.
     let field = if table == ProcTable::Unix { 6 } else { 9 };
-    let mut line = String::new();
     loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let text = line.trim_end_matches('\n');
+        let line = next_line(&mut r)?;
+        let text = line.as_str();
         if s.inode != 0 && text.split_whitespace().nth(field) != Some(inode.as_str()) {
             continue;
         }
         if table == ProcTable::Unix {
-            let Ok(row) = procnet::parse_unix_line(text) else {
+            let Ok(mut row) = procnet::parse_unix_line(text) else {
                 continue;
             };
+            // A name holding newlines continues on the following lines
+            // (the kernel prints it raw): those are not rows of their own.
+            if let Some(path) = row.path.as_mut() {
+                while let Some(more) = next_line(&mut r) {
+                    if procnet::parse_unix_line(&more).is_ok() {
+                        break;
+                    }
+                    path.push('\n');
+                    path.push_str(&more);
+                    row.raw_line.push('\n');
+                    row.raw_line.push_str(&more);
+                }
+            }
             return Some(ProcLine {
                 file,
                 header,

@@ -94,7 +94,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
                 w,
                 "process {} {} (user {}, parent {}): {}",
                 info.pid,
-                info.comm,
+                view::printable(&info.comm),
                 info.user.clone().unwrap_or_else(|| info.uid.to_string()),
                 info.ppid,
                 view::printable(&info.cmdline.join(" "))

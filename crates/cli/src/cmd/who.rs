@@ -68,7 +68,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
             }
         }
     }
-    let namespaces = netns::open(&ns_target).map_err(|e| source_error(e.into()))?;
+    let namespaces = super::open_netns(&ns_target).map_err(|e| source_error(e.into()))?;
     let label = ns_target != NetnsTarget::Current;
     let mut kinds = target.kinds();
     // Listener analysis needs every TCP state of the port.
@@ -91,14 +91,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         local_port,
     )
     .map_err(source_error)?;
-    if cli.verbose {
-        for n in &snap.notes {
-            eprintln!("sockscope: {n}");
-        }
-    }
-    if let Some(scan) = &snap.owners {
-        super::warn_denied(scan);
-    }
+    super::report_snapshot(&snap, cli.verbose);
     let sockets = snap.sockets;
     let matched: Vec<&Socket> = sockets.iter().filter(|s| target.matches(s)).collect();
     if matched.is_empty() {

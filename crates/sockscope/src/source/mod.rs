@@ -105,6 +105,9 @@ pub struct Collected {
     pub sockets: Vec<Socket>,
     /// Human-readable notes, e.g. "raw: read from /proc/net (no raw_diag)".
     pub notes: Vec<String>,
+    /// Things the user must hear about even without `-v`: rows that could
+    /// not be read and were left out.
+    pub warnings: Vec<String>,
 }
 
 impl Kind {
@@ -142,16 +145,26 @@ fn proc_table(kind: Kind, family: Family) -> ProcTable {
     }
 }
 
-/// Read one /proc table and keep the requested states.
+/// Read one /proc table and keep the requested states. Lines that are not
+/// rows are left out and said once in `warnings`.
 fn read_proc(
     dir: &Path,
     table: ProcTable,
     states: StateSet,
     out: &mut Vec<Socket>,
+    warnings: &mut Vec<String>,
 ) -> Result<(), ProcReadError> {
     match procnet::read_table(dir, table) {
-        Ok(v) => {
-            out.extend(v.into_iter().filter(|s| states.contains(s.state)));
+        Ok(t) => {
+            out.extend(t.sockets.into_iter().filter(|s| states.contains(s.state)));
+            if t.skipped > 0 {
+                warnings.push(format!(
+                    "left out {} line(s) of /proc/net/{} that are not socket rows (first: {})",
+                    t.skipped,
+                    table.file_name(),
+                    t.first_error.as_deref().unwrap_or("?")
+                ));
+            }
             Ok(())
         }
         // No such table in this kernel (no IPv6, no UDP-Lite): nothing to show.
@@ -226,7 +239,13 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
                 }
             }
             let before = c.sockets.len();
-            read_proc(proc_dir, proc_table(kind, fam), states, &mut c.sockets)?;
+            read_proc(
+                proc_dir,
+                proc_table(kind, fam),
+                states,
+                &mut c.sockets,
+                &mut c.warnings,
+            )?;
             if let Some(p) = local_port {
                 let mut i = before;
                 while i < c.sockets.len() {
@@ -265,13 +284,17 @@ pub fn collect_port(
 }
 
 /// The states ss shows when neither -a nor -l nor a state filter is given:
-/// everything but listening, closed, time-wait and syn-recv.
+/// everything but listening, closed, time-wait and syn-recv. Request
+/// sockets (half-open connections) sit in the kernel's `TCP_NEW_SYN_RECV`
+/// state and are reported as SYN-RECV; ss's default set leaves that bit
+/// out too, so they are not listed by default.
 pub fn default_states() -> StateSet {
     StateSet::ALL.without(StateSet::of(&[
         State::Listen,
         State::Close,
         State::TimeWait,
         State::SynRecv,
+        State::NewSynRecv,
     ]))
 }
 
@@ -290,6 +313,9 @@ pub struct Snapshot {
     pub notes: Vec<String>,
     /// The owner scan, when owners were asked for.
     pub owners: Option<owners::OwnerScan>,
+    /// What the user must hear about even without `-v`: namespaces that
+    /// could not be read, rows left out.
+    pub warnings: Vec<String>,
 }
 
 /// Read `req` from every namespace in `namespaces` and, when `want_owners`,
@@ -337,8 +363,11 @@ pub fn snapshot_port(
                             snap.notes.push(n);
                         }
                     }
+                    snap.warnings.extend(c.warnings);
                 }
-                Err(e) if tolerant => snap.notes.push(format!("{}: {e}", ns.id)),
+                Err(e) if tolerant => snap
+                    .warnings
+                    .push(format!("namespace {} left out: {e}", ns.id)),
                 Err(e) => {
                     err = Some(e);
                     break;

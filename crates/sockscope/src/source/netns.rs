@@ -106,6 +106,22 @@ fn name_of(inode: u64, names: &[(String, u64)]) -> Option<String> {
 
 /// Open the namespaces a target names.
 pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
+    open_warn(target).map(|(v, _)| v)
+}
+
+/// [`open`], and what the user must be told about namespaces that were
+/// left out: with `--all-netns`, processes whose namespace this process
+/// may not look at (each could be in a namespace not listed).
+pub fn open_warn(target: &NetnsTarget) -> Result<(Vec<OpenNetns>, Vec<String>), NetnsError> {
+    let mut warnings = Vec::new();
+    let v = open_inner(target, &mut warnings)?;
+    Ok((v, warnings))
+}
+
+fn open_inner(
+    target: &NetnsTarget,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<OpenNetns>, NetnsError> {
     let cur = current_inode();
     let names = named();
     let mk = |fd: OwnedFd, inode: u64| OpenNetns {
@@ -177,6 +193,15 @@ pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
                     out.push(mk(fd, ino));
                 }
             }
+            let (mut denied, mut named_denied) = (0usize, 0usize);
+            for (name, _) in &names {
+                if matches!(
+                    open_ns(&format!("{RUN_NETNS}/{name}")),
+                    Err(Errno::ACCESS | Errno::PERM)
+                ) {
+                    named_denied += 1;
+                }
+            }
             if let Ok(rd) = std::fs::read_dir("/proc") {
                 for e in rd.flatten() {
                     let n = e.file_name();
@@ -186,16 +211,38 @@ pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
                     }
                     // Cheap identity check first: stat, then open only new ones.
                     let path = format!("/proc/{n}/ns/net");
-                    let Ok(st) = fs::stat(&path) else { continue };
+                    let st = match fs::stat(&path) {
+                        Ok(st) => st,
+                        Err(Errno::ACCESS | Errno::PERM) => {
+                            denied += 1;
+                            continue;
+                        }
+                        Err(_) => continue, // exited meanwhile
+                    };
                     if seen.contains(&st.st_ino) {
                         continue;
                     }
-                    if let Ok((fd, ino)) = open_ns(&path)
-                        && seen.insert(ino)
-                    {
-                        out.push(mk(fd, ino));
+                    match open_ns(&path) {
+                        Ok((fd, ino)) => {
+                            if seen.insert(ino) {
+                                out.push(mk(fd, ino));
+                            }
+                        }
+                        Err(Errno::ACCESS | Errno::PERM) => denied += 1,
+                        Err(_) => {}
                     }
                 }
+            }
+            if denied > 0 {
+                warnings.push(format!(
+                    "could not look at the network namespace of {denied} processes (permission denied), \
+so namespaces only they use are not listed; run as root (or with CAP_SYS_PTRACE) to see every namespace"
+                ));
+            }
+            if named_denied > 0 {
+                warnings.push(format!(
+                    "could not open {named_denied} of the namespaces named under {RUN_NETNS} (permission denied); run as root to read them"
+                ));
             }
             Ok(out)
         }

@@ -136,7 +136,10 @@ fn clock_ticks() -> u64 {
 pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessError> {
     let dir = proc_root.join(pid.to_string());
     let stat_path = dir.join("stat");
-    let stat = std::fs::read_to_string(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
+    // comm is bytes to the kernel (any process may name itself with bytes
+    // that are not UTF-8): read bytes, replace what is not UTF-8 with U+FFFD.
+    let stat = std::fs::read(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
+    let stat = String::from_utf8_lossy(&stat);
     let (comm, state, ppid, threads, start_ticks) =
         parse_stat(&stat).ok_or_else(|| ProcessError::Format {
             path: stat_path.display().to_string(),
@@ -156,9 +159,9 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessEr
     let exe = std::fs::read_link(dir.join("exe"))
         .ok()
         .map(|p| p.display().to_string());
-    let cgroup = std::fs::read_to_string(dir.join("cgroup"))
+    let cgroup = std::fs::read(dir.join("cgroup"))
         .ok()
-        .and_then(|t| parse_cgroup(&t));
+        .and_then(|t| parse_cgroup(&String::from_utf8_lossy(&t)));
     let start_time_s = start_ticks as f64 / clock_ticks() as f64;
     Ok(ProcessInfo {
         pid,

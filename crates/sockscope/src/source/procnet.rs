@@ -343,9 +343,87 @@ pub fn parse_inet(text: &str) -> Result<Vec<InetRow>, ProcParseError> {
     parse_table(text, "sl", parse_inet_line)
 }
 
-/// Parses a whole /proc/net/unix table.
+/// Parses a whole /proc/net/unix table, strictly: any line that is not a
+/// row is an error (see [`parse_unix_lenient`] for reading live tables).
 pub fn parse_unix(text: &str) -> Result<Vec<UnixRow>, ProcParseError> {
     parse_table(text, "Num", parse_unix_line)
+}
+
+/// The rows of a table read leniently, and what was left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lenient<T> {
+    pub rows: Vec<T>,
+    /// Lines that were not rows and were skipped.
+    pub skipped: usize,
+    /// The first of them, with its line number and what was wrong.
+    pub first_error: Option<ProcParseError>,
+}
+
+/// Parses a whole inet table, skipping (and counting) lines that are not
+/// rows instead of failing: one odd line must not hide every socket.
+pub fn parse_inet_lenient(text: &str) -> Result<Lenient<InetRow>, ProcParseError> {
+    parse_table_lenient(text, "sl", parse_inet_line, None)
+}
+
+/// Parses a whole /proc/net/unix table as the kernel writes it. The kernel
+/// prints a socket's name raw, so a name holding a newline (any user may
+/// bind one) continues on the next lines: a line that is not a row, after
+/// a row that has a name, is the rest of that name. Other lines that are
+/// not rows are skipped and counted.
+pub fn parse_unix_lenient(text: &str) -> Result<Lenient<UnixRow>, ProcParseError> {
+    parse_table_lenient(text, "Num", parse_unix_line, Some(continue_unix_name))
+}
+
+fn continue_unix_name(row: &mut UnixRow, line: &str) -> bool {
+    let Some(path) = row.path.as_mut() else {
+        return false;
+    };
+    path.push('\n');
+    path.push_str(line);
+    row.raw_line.push('\n');
+    row.raw_line.push_str(line);
+    true
+}
+
+fn parse_table_lenient<T>(
+    text: &str,
+    expected: &'static str,
+    parse_line: fn(&str) -> Result<T, LineError>,
+    continuation: Option<fn(&mut T, &str) -> bool>,
+) -> Result<Lenient<T>, ProcParseError> {
+    let mut lines = text.lines();
+    let header = lines.next().ok_or(ProcParseError::Empty)?;
+    if !header.trim_start().starts_with(expected) {
+        return Err(ProcParseError::BadHeader {
+            expected,
+            found: header.to_string(),
+        });
+    }
+    let mut out = Lenient {
+        rows: Vec::new(),
+        skipped: 0,
+        first_error: None,
+    };
+    for (i, l) in lines.enumerate() {
+        match parse_line(l) {
+            Ok(row) => out.rows.push(row),
+            Err(error) => {
+                if let (Some(cont), Some(last)) = (continuation, out.rows.last_mut())
+                    && cont(last, l)
+                {
+                    continue;
+                }
+                if l.trim().is_empty() {
+                    continue;
+                }
+                out.skipped += 1;
+                if out.first_error.is_none() {
+                    out.first_error = Some(ProcParseError::Line { line: i + 2, error });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_table<T>(
@@ -441,7 +519,9 @@ pub fn parse_unix_line(line: &str) -> Result<UnixRow, LineError> {
     if !(SS_UNCONNECTED..=SS_DISCONNECTING).contains(&st) {
         return Err(bad("St", f[5], "a socket state 01 to 04"));
     }
-    let path = rest.strip_prefix(' ').filter(|p| !p.is_empty());
+    // The kernel writes ' ' and the name only for a socket that has one, so
+    // a lone space is a name whose first line is empty (it began with \n).
+    let path = rest.strip_prefix(' ');
     Ok(UnixRow {
         num: num.to_string(),
         ref_count: hex("RefCount", f[1])?,
@@ -455,10 +535,21 @@ pub fn parse_unix_line(line: &str) -> Result<UnixRow, LineError> {
     })
 }
 
+/// The sockets of one table, and the lines that were not rows.
+#[derive(Debug, Default)]
+pub struct TableRead {
+    pub sockets: Vec<Socket>,
+    /// Lines skipped because they were not rows.
+    pub skipped: usize,
+    /// What was wrong with the first of them (file, line, field).
+    pub first_error: Option<String>,
+}
+
 /// Reads one table from `dir` (e.g. /proc/self/net, /proc/PID/net) and
 /// converts every row. Bytes that are not UTF-8 (possible in UNIX paths)
-/// are replaced by U+FFFD.
-pub fn read_table(dir: &Path, table: ProcTable) -> Result<Vec<Socket>, ProcReadError> {
+/// are replaced by U+FFFD. A line that is not a row is skipped and counted
+/// (never fatal); a file that is not the table it should be is an error.
+pub fn read_table(dir: &Path, table: ProcTable) -> Result<TableRead, ProcReadError> {
     let path = dir.join(table.file_name());
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -468,15 +559,24 @@ pub fn read_table(dir: &Path, table: ProcTable) -> Result<Vec<Socket>, ProcReadE
         Err(source) => return Err(ProcReadError::Io { path, source }),
     };
     let text = String::from_utf8_lossy(&bytes);
-    let parsed = match table.proto() {
-        Some(proto) => parse_inet(&text).map(|rows| {
-            rows.iter()
+    let note = |e: Option<ProcParseError>| e.map(|e| format!("{}: {e}", path.display()));
+    let read = match table.proto() {
+        Some(proto) => parse_inet_lenient(&text).map(|t| TableRead {
+            sockets: t
+                .rows
+                .iter()
                 .map(|r| r.to_socket(proto, table.family()))
-                .collect()
+                .collect(),
+            skipped: t.skipped,
+            first_error: note(t.first_error),
         }),
-        None => parse_unix(&text).map(|rows| rows.iter().map(UnixRow::to_socket).collect()),
+        None => parse_unix_lenient(&text).map(|t| TableRead {
+            sockets: t.rows.iter().map(UnixRow::to_socket).collect(),
+            skipped: t.skipped,
+            first_error: note(t.first_error),
+        }),
     };
-    parsed.map_err(|source| ProcReadError::Parse { path, source })
+    read.map_err(|source| ProcReadError::Parse { path, source })
 }
 
 fn bad(field: &'static str, value: &str, expected: &'static str) -> LineError {
@@ -1117,14 +1217,26 @@ mod tests {
         std::fs::write(dir.join("unix"), UNIX).unwrap();
         std::fs::write(dir.join("raw"), "garbage\n").unwrap();
 
-        let tcp6 = read_table(&dir, ProcTable::Tcp6).unwrap();
+        let tcp6 = read_table(&dir, ProcTable::Tcp6).unwrap().sockets;
         let want: Vec<_> = parse_inet(TCP6)
             .unwrap()
             .iter()
             .map(|r| r.to_socket(Proto::Tcp, Family::Inet6))
             .collect();
         assert_eq!(tcp6, want);
-        assert_eq!(read_table(&dir, ProcTable::Unix).unwrap().len(), 13);
+        assert_eq!(read_table(&dir, ProcTable::Unix).unwrap().sockets.len(), 13);
+        // One bad line costs that line, not the table: it is counted.
+        let mut text = TCP6.to_string();
+        text.push_str("   9: not a row at all\n");
+        std::fs::write(dir.join("tcp6"), &text).unwrap();
+        let t = read_table(&dir, ProcTable::Tcp6).unwrap();
+        assert_eq!(t.sockets, want);
+        assert_eq!(t.skipped, 1);
+        assert!(
+            t.first_error.as_deref().unwrap().contains("tcp6: line "),
+            "{:?}",
+            t.first_error
+        );
 
         match read_table(&dir, ProcTable::Udplite) {
             Err(ProcReadError::NotAvailable { path }) => assert_eq!(path, dir.join("udplite")),
@@ -1150,6 +1262,44 @@ mod tests {
     }
 
     #[test]
+    fn unix_names_with_newlines_continue_on_the_next_lines() {
+        let header = "Num       RefCount Protocol Flags    Type St Inode Path";
+        let text = format!(
+            "{header}\n\
+             0000000000000000: 00000002 00000000 00010000 0001 01 101 /tmp/a\n\
+             u_str LISTEN forged row\n\
+             \n\
+             0000000000000000: 00000002 00000000 00000000 0002 01 102 @x@y\n\
+             0000000000000000: 00000002 00000000 00000000 0002 01 103 \n\
+             tail\n\
+             0000000000000000: 00000002 00000000 00000000 0002 01 104\n\
+             stray line after an unnamed socket\n"
+        );
+        let t = parse_unix_lenient(&text).unwrap();
+        let got: Vec<(u64, Option<&str>)> = t
+            .rows
+            .iter()
+            .map(|r| (r.inode, r.path.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (101, Some("/tmp/a\nu_str LISTEN forged row\n")),
+                (102, Some("@x@y")),
+                (103, Some("\ntail")),
+                (104, None),
+            ]
+        );
+        assert_eq!(t.skipped, 1);
+        assert!(matches!(
+            t.first_error,
+            Some(ProcParseError::Line { line: 9, .. })
+        ));
+        // The strict parser still refuses such a table.
+        assert!(parse_unix(&text).is_err());
+    }
+
+    #[test]
     fn read_table_live() {
         let dir = Path::new("/proc/self/net");
         for t in [
@@ -1158,7 +1308,7 @@ mod tests {
             ProcTable::Raw,
             ProcTable::Unix,
         ] {
-            let socks = read_table(dir, t).unwrap();
+            let socks = read_table(dir, t).unwrap().sockets;
             assert!(socks.iter().all(|s| s.source == SourceKind::Proc), "{t:?}");
         }
     }

@@ -483,10 +483,13 @@ pub fn parse_unix_msg(msg: &[u8]) -> Result<Option<Socket>, DiagError> {
 }
 
 /// A UNIX socket name as the kernel gives it: a path, or an abstract name
-/// starting with NUL, shown with a leading `@` as ss and /proc/net/unix do.
+/// starting with NUL. Abstract names may hold further NULs anywhere; every
+/// one is shown as `@`, as ss and /proc/net/unix do, so that both sources
+/// give one socket one name.
 fn unix_name(p: &[u8]) -> String {
-    if let Some(rest) = p.strip_prefix(&[0]) {
-        format!("@{}", String::from_utf8_lossy(rest))
+    if p.first() == Some(&0) {
+        let at: Vec<u8> = p.iter().map(|&c| if c == 0 { b'@' } else { c }).collect();
+        String::from_utf8_lossy(&at).into_owned()
     } else {
         let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
         String::from_utf8_lossy(&p[..end]).into_owned()
@@ -587,6 +590,10 @@ mod tests {
     #[test]
     fn unix_names() {
         assert_eq!(unix_name(b"\0abstract"), "@abstract");
+        // NULs inside an abstract name are shown as @ too (ss, /proc).
+        assert_eq!(unix_name(b"\0a\0b\0"), "@a@b@");
+        assert_eq!(unix_name(b"\0"), "@");
+        assert_eq!(unix_name(b"\0x\ny"), "@x\ny");
         assert_eq!(unix_name(b"/run/x.sock"), "/run/x.sock");
         let mut m = vec![0u8; unix_diag::MSG_LEN];
         m[1] = consts::SOCK_STREAM;

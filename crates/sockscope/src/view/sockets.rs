@@ -1,6 +1,7 @@
 //! The socket table view (`sockscope ls`): ss's columns, plus owners and the
 //! namespace, as an aligned table or as JSON / JSON lines.
 
+use super::escape::escape_str;
 use super::table::{Align, Color, Table, emit_cell};
 use crate::model::{Endpoint, Family, Owner, Proto, SkMem, Socket, State, TcpInfo};
 use std::fmt::Write as _;
@@ -62,7 +63,12 @@ fn format_endpoint(out: &mut String, s: &Socket, e: &Endpoint, names: Option<Por
     match e {
         Endpoint::Inet { addr, port } => format_inet(out, *addr, *port, s.proto, s.v6only, names),
         Endpoint::Unix { path, inode } => {
-            out.push_str(path.as_deref().unwrap_or("*"));
+            // Any user may bind a name holding a newline or an escape
+            // sequence: shown escaped, never raw.
+            match path {
+                Some(p) => out.push_str(&escape_str(p)),
+                None => out.push('*'),
+            }
             let _ = write!(out, " {inode}");
         }
     }
@@ -74,7 +80,7 @@ pub fn format_owners(out: &mut String, owners: &[Owner]) {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{}(pid={},fd={})", o.comm, o.pid, o.fd);
+        let _ = write!(out, "{}(pid={},fd={})", escape_str(&o.comm), o.pid, o.fd);
     }
 }
 
@@ -147,9 +153,7 @@ fn row_cells(
     };
     if cols.netns {
         cell(buf, None, &mut |b| match &s.netns {
-            Some(n) => {
-                let _ = write!(b, "{n}");
-            }
+            Some(n) => b.push_str(&escape_str(&n.to_string())),
             None => b.push('-'),
         });
     }
