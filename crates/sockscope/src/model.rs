@@ -347,6 +347,10 @@ pub struct Socket {
     pub v6only: Option<bool>,
     /// Interface index the socket is bound to (SO_BINDTODEVICE), when set.
     pub bound_ifindex: Option<u32>,
+    /// Name of that interface in the socket's namespace (`if7` when the
+    /// index names no interface any more, as ss prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_ifname: Option<Box<str>>,
     pub timer: Option<Timer>,
     /// The namespace the socket lives in, when more than one was read or one
     /// was asked for.
@@ -391,6 +395,7 @@ impl Socket {
             shutdown: None,
             v6only: None,
             bound_ifindex: None,
+            bound_ifname: None,
             timer: None,
             netns: None,
             source,

@@ -207,7 +207,7 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
                 }
                 let d = diag.as_mut().expect("opened above");
                 let r = if kind == Kind::Unix {
-                    d.dump_unix(states, &mut c.sockets)
+                    d.dump_unix_ext(states, req.ext, &mut c.sockets)
                 } else {
                     d.dump_inet_port(
                         kind.proto(),
@@ -258,7 +258,42 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
             }
         }
     }
+    name_interfaces(&mut c.sockets);
     Ok(c)
+}
+
+/// Give every socket bound to an interface that interface's name, as this
+/// thread's namespace knows it (the index means nothing elsewhere). An
+/// index that names no interface (it went away) reads `ifN`, as in ss.
+fn name_interfaces(sockets: &mut [Socket]) {
+    let mut names: Vec<(u32, Box<str>)> = Vec::new();
+    let mut probe: Option<rustix::fd::OwnedFd> = None;
+    for s in sockets.iter_mut() {
+        let Some(index) = s.bound_ifindex else {
+            continue;
+        };
+        let name = match names.iter().find(|(i, _)| *i == index) {
+            Some((_, n)) => n.clone(),
+            None => {
+                if probe.is_none() {
+                    probe = rustix::net::socket(
+                        rustix::net::AddressFamily::INET,
+                        rustix::net::SocketType::DGRAM,
+                        None,
+                    )
+                    .ok();
+                }
+                let n: Box<str> = probe
+                    .as_ref()
+                    .and_then(|fd| rustix::net::netdevice::index_to_name(fd, index).ok())
+                    .unwrap_or_else(|| format!("if{index}"))
+                    .into();
+                names.push((index, n.clone()));
+                n
+            }
+        };
+        s.bound_ifname = Some(name);
+    }
 }
 
 /// Read the requested sockets in namespace `ns`, labelling each socket with

@@ -752,6 +752,7 @@ mod tests {
             shutdown: None,
             v6only: None,
             bound_ifindex: None,
+            bound_ifname: None,
             timer: Some(Timer {
                 kind: TimerKind::Off,
                 expires_ms: 0,
@@ -1013,6 +1014,7 @@ mod tests {
             shutdown: None,
             v6only: None,
             bound_ifindex: None,
+            bound_ifname: None,
             timer: None,
             netns: None,
             source: SourceKind::Proc,

@@ -2,7 +2,7 @@
 //! (queues and counters) and `proc` (a process's fd table).
 
 use super::escape::escape_str as esc;
-use super::sockets::{PortNamer, format_inet, format_owners};
+use super::sockets::{PortNamer, format_inet_dev, format_owners};
 use super::table::{Align, Color, Table};
 use crate::explain::{Chain, ListenerHealth};
 use crate::model::{Endpoint, Socket};
@@ -15,7 +15,13 @@ use std::io::{self, Write};
 pub fn endpoint(s: &Socket, e: &Endpoint) -> String {
     let mut b = String::new();
     match e {
-        Endpoint::Inet { addr, port } => format_inet(&mut b, *addr, *port, s.proto, s.v6only, None),
+        Endpoint::Inet { addr, port } => {
+            let dev = s
+                .bound_ifname
+                .as_deref()
+                .filter(|_| std::ptr::eq(e, &s.local));
+            format_inet_dev(&mut b, *addr, *port, s.proto, s.v6only, dev, None)
+        }
         Endpoint::Unix { path, inode } => {
             let _ = write!(b, "{} {inode}", esc(path.as_deref().unwrap_or("*")));
         }
@@ -315,7 +321,8 @@ pub fn listeners_table(
         }
         t.cell_with(None, |b| {
             if let Endpoint::Inet { addr, port } = &l.local {
-                format_inet(b, *addr, *port, l.proto, l.v6only, names);
+                let dev = l.bound_ifname.as_deref();
+                format_inet_dev(b, *addr, *port, l.proto, l.v6only, dev, names);
             }
         });
         t.cell(opt(h.accept_queue));
