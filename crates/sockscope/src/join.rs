@@ -59,6 +59,7 @@ mod tests {
             fd: 3,
             comm: "nginx".into(),
             uid: Some(0),
+            tid: None,
         };
         let mut scan = OwnerScan::from_pairs(vec![(10, o(2)), (10, o(1)), (0, o(9))], 0, 3);
         let mut v = vec![sock(10), sock(11), sock(0)];

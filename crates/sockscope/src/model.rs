@@ -238,6 +238,22 @@ pub struct Owner {
     pub comm: String,
     /// Effective uid of the process (the owner of /proc/PID), when known.
     pub uid: Option<u32>,
+    /// The thread whose fd table holds `fd`, when that table is not the
+    /// process's main one (a thread that unshared its fd table, or a
+    /// process whose main thread has exited): the fd is then
+    /// `/proc/PID/task/TID/fd/FD`. Absent for the common case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+}
+
+impl Owner {
+    /// Where the fd lives under /proc: `PID/fd/FD` or `PID/task/TID/fd/FD`.
+    pub fn fd_path(&self) -> String {
+        match self.tid {
+            Some(t) => format!("/proc/{}/task/{t}/fd/{}", self.pid, self.fd),
+            None => format!("/proc/{}/fd/{}", self.pid, self.fd),
+        }
+    }
 }
 
 /// A network namespace, identified by the inode of its nsfs file.

@@ -51,7 +51,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut ns_target = args.ns.target();
     // PID/FD: the fd names an inode, in that process's namespace.
     if let Target::PidFd { pid, fd } = target {
-        let e = process::read_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
+        let e = process::find_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
         match e.target {
             FdTarget::Socket { inode } => {
                 target = Target::Inode { inode };
@@ -186,10 +186,10 @@ fn build_chain(
         .iter()
         .map(|o| {
             let root = Path::new("/proc");
-            let entry = process::read_fd(root, o.pid, o.fd).ok();
+            let entry = process::read_fd_at(root, o.pid, o.tid, o.fd).ok();
             OwnerChain {
                 owner: o.clone(),
-                fd_path: format!("/proc/{}/fd/{}", o.pid, o.fd),
+                fd_path: o.fd_path(),
                 link: entry
                     .as_ref()
                     .map(|e| e.link.clone())

@@ -392,6 +392,7 @@ https\t\t443/tcp
                 fd: i as u32 + 3,
                 comm: comm.to_string(),
                 uid: Some(0),
+                tid: None,
             })
             .collect();
         s

@@ -8,6 +8,7 @@
 
 pub mod btf;
 pub mod counters;
+pub mod fdtable;
 pub mod netns;
 pub mod owners;
 pub mod owners_bpf;

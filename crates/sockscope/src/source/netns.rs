@@ -164,7 +164,7 @@ fn open_inner(
         }
         NetnsTarget::Pid(pid) => {
             let path = format!("/proc/{pid}/ns/net");
-            match open_ns(&path) {
+            match open_ns(&path).or_else(|e| thread_ns(*pid).ok_or(e)) {
                 Ok((fd, ino)) => Ok(vec![mk(fd, ino)]),
                 Err(Errno::NOENT | Errno::SRCH) => Err(NetnsError::NoSuchPid { pid: *pid }),
                 Err(e @ (Errno::ACCESS | Errno::PERM)) => Err(NetnsError::Denied {
@@ -247,6 +247,17 @@ so namespaces only they use are not listed; run as root (or with CAP_SYS_PTRACE)
             Ok(out)
         }
     }
+}
+
+/// The namespace of a live thread of `pid`: when the main thread has
+/// exited (a zombie leader) its own `ns/net` is gone while the threads,
+/// and their sockets, live on.
+fn thread_ns(pid: u32) -> Option<(OwnedFd, u64)> {
+    let rd = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    rd.flatten().find_map(|t| {
+        let tid = t.file_name();
+        open_ns(&format!("/proc/{pid}/task/{}/ns/net", tid.to_str()?)).ok()
+    })
 }
 
 /// Run `f` in namespace `ns`. For the current namespace it runs on this

@@ -4,8 +4,10 @@
 //! processes' fd tables: every `/proc/PID/fd/N` that is a symlink to
 //! `socket:[INODE]`. One pass over all of them builds `inode -> owners`.
 //!
-//! - Only thread group leaders are listed in /proc, so threads (which share
-//!   one fd table) do not produce duplicate owners.
+//! - Only thread group leaders are listed in /proc, so threads that share
+//!   one fd table do not produce duplicate owners; a thread with a table of
+//!   its own, or the threads of a process whose main thread exited, give
+//!   owners labelled with that thread's id (see [`super::fdtable`]).
 //! - A socket shared after fork or passed with SCM_RIGHTS has several owners;
 //!   all are kept.
 //! - Processes and fds vanish while we read: ENOENT and ESRCH are skipped
@@ -85,6 +87,7 @@ impl OwnerScan {
                 fd: o.fd,
                 comm: std::mem::take(&mut o.comm),
                 uid: o.uid,
+                tid: o.tid,
             })
             .collect()
     }
@@ -286,71 +289,76 @@ fn scan_pids(
     let mut link = Vec::with_capacity(64);
     let mut path = String::with_capacity(32);
     while let Some(&pid) = pids.get(next.fetch_add(1, Ordering::Relaxed)) {
-        path.clear();
-        use std::fmt::Write;
-        let _ = write!(path, "{pid}/fd");
-        let fd_dir = match fs::openat(
-            root,
-            path.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(d) => d,
-            Err(Errno::ACCESS | Errno::PERM) => {
-                part.denied += 1;
-                continue;
-            }
-            Err(_) => continue, // gone (ENOENT, ESRCH) or not a process
-        };
-        let Ok(mut dir) = Dir::read_from(&fd_dir) else {
-            continue;
-        };
+        // One owner per distinct fd table: the leader's, and those of
+        // threads that do not share it (see `fdtable`).
+        let tables = super::fdtable::tables(root, pid);
         let mut proc_info: Option<(String, Option<u32>)> = None;
-        while let Some(ent) = dir.read() {
-            let Ok(ent) = ent else { break };
-            let Some(fd) = parse_u32(ent.file_name().to_bytes()) else {
+        for tid in tables.all() {
+            path.clear();
+            path.push_str(&super::fdtable::fd_dir(pid, tid));
+            let fd_dir = match fs::openat(
+                root,
+                path.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(d) => d,
+                Err(Errno::ACCESS | Errno::PERM) => {
+                    part.denied += 1;
+                    break;
+                }
+                Err(_) => continue, // gone (ENOENT, ESRCH) or not a process
+            };
+            let Ok(mut dir) = Dir::read_from(&fd_dir) else {
                 continue;
             };
-            let inode = match sockfs {
-                // Follow the fd to the file it names and look at it.
-                Some(dev) => match fs::statx(
-                    &fd_dir,
-                    ent.file_name(),
-                    fs::AtFlags::STATX_DONT_SYNC,
-                    fs::StatxFlags::TYPE | fs::StatxFlags::INO,
-                ) {
-                    Ok(st)
-                        if u32::from(st.stx_mode) & S_IFMT == S_IFSOCK
-                            && (st.stx_dev_major, st.stx_dev_minor) == dev =>
-                    {
-                        Some(st.stx_ino)
+            while let Some(ent) = dir.read() {
+                let Ok(ent) = ent else { break };
+                let Some(fd) = parse_u32(ent.file_name().to_bytes()) else {
+                    continue;
+                };
+                let inode = match sockfs {
+                    // Follow the fd to the file it names and look at it.
+                    Some(dev) => match fs::statx(
+                        &fd_dir,
+                        ent.file_name(),
+                        fs::AtFlags::STATX_DONT_SYNC,
+                        fs::StatxFlags::TYPE | fs::StatxFlags::INO,
+                    ) {
+                        Ok(st)
+                            if u32::from(st.stx_mode) & S_IFMT == S_IFSOCK
+                                && (st.stx_dev_major, st.stx_dev_minor) == dev =>
+                        {
+                            Some(st.stx_ino)
+                        }
+                        _ => None, // not a socket, or closed meanwhile
+                    },
+                    // No sockfs device known: parse the link text instead.
+                    None => {
+                        link.clear();
+                        let Ok(target) =
+                            fs::readlinkat(&fd_dir, ent.file_name(), std::mem::take(&mut link))
+                        else {
+                            continue;
+                        };
+                        let inode = socket_inode(target.as_bytes());
+                        link = target.into_bytes();
+                        inode
                     }
-                    _ => None, // not a socket, or closed meanwhile
-                },
-                // No sockfs device known: parse the link text instead.
-                None => {
-                    link.clear();
-                    let Ok(target) =
-                        fs::readlinkat(&fd_dir, ent.file_name(), std::mem::take(&mut link))
-                    else {
-                        continue;
-                    };
-                    let inode = socket_inode(target.as_bytes());
-                    link = target.into_bytes();
-                    inode
-                }
-            };
-            let Some(inode) = inode else { continue };
-            let (comm, uid) = proc_info.get_or_insert_with(|| process_info(root, pid));
-            part.pairs.push((
-                inode,
-                Owner {
-                    pid,
-                    fd,
-                    comm: comm.clone(),
-                    uid: *uid,
-                },
-            ));
+                };
+                let Some(inode) = inode else { continue };
+                let (comm, uid) = proc_info.get_or_insert_with(|| process_info(root, pid));
+                part.pairs.push((
+                    inode,
+                    Owner {
+                        pid,
+                        fd,
+                        comm: comm.clone(),
+                        uid: *uid,
+                        tid,
+                    },
+                ));
+            }
         }
     }
     part
@@ -452,6 +460,7 @@ mod tests {
             fd,
             comm: format!("c{pid}"),
             uid: None,
+            tid: None,
         };
         let mut s = OwnerScan::from_pairs(vec![(7, o(2, 1)), (5, o(1, 4)), (7, o(1, 9))], 1, 3);
         assert_eq!(s.owners(7), &[o(1, 9), o(2, 1)]);

@@ -14,7 +14,8 @@
 //!     if (!task || !file || !file->f_inode) return 0;
 //!     struct inode *i = file->f_inode;
 //!     if ((i->i_mode & S_IFMT) != S_IFSOCK || i->i_sb->s_magic != SOCKFS_MAGIC) return 0;
-//!     struct rec r = { task->tgid, ctx->fd, i->i_ino, task->real_cred ? task->real_cred->euid.val : 0, 0 };
+//!     struct rec r = { task->tgid, ctx->fd, i->i_ino, task->real_cred ? task->real_cred->euid.val : 0,
+//!                      task->pid, (u64)task->files };
 //!     bpf_probe_read_kernel(r.comm, 16, task->comm);
 //!     bpf_seq_write(ctx->meta->seq, &r, sizeof r);
 //!     return 0;
@@ -22,7 +23,11 @@
 //! ```
 //!
 //! The kernel skips threads that share their leader's fd table, so each
-//! process appears once. It needs CAP_BPF and CAP_PERFMON (or root), BTF,
+//! process appears once, except where a thread's table is not the
+//! leader's: a thread that unshared it, or every thread of a process whose
+//! leader exited (its table pointer is then NULL, so no thread matches it).
+//! The record carries the thread id and the table's address (never shown;
+//! only compared), and [`fold_threads`] keeps one owner per distinct table. It needs CAP_BPF and CAP_PERFMON (or root), BTF,
 //! and the initial pid namespace (the iterator reports global pids);
 //! `owners::scan_auto` falls back to the /proc walk otherwise.
 
@@ -32,9 +37,9 @@ use crate::model::Owner;
 use rustix::fd::{FromRawFd, OwnedFd};
 use std::io::Read;
 
-/// Size of one record: u32 tgid, u32 fd, u64 inode, u32 euid, u32 0,
-/// comm[16].
-const REC: usize = 40;
+/// Size of one record: u32 tgid, u32 fd, u64 inode, u32 euid, u32 tid,
+/// u64 files (the fd table's address), comm[16].
+const REC: usize = 48;
 
 /// /proc/self/ns/pid of the initial pid namespace (PROC_PID_INIT_INO).
 const INIT_PID_NS: u64 = 0xEFFF_FFFC;
@@ -117,6 +122,8 @@ fn exit() -> Insn {
 struct Offsets {
     meta_seq: u32,
     task_tgid: u32,
+    task_pid: u32,
+    task_files: u32,
     task_comm: u32,
     task_real_cred: u32,
     cred_uid: u32,
@@ -131,7 +138,10 @@ fn offsets(btf: &Btf) -> Result<Offsets, BpfOwnerError> {
     let e = |e: super::btf::BtfError| BpfOwnerError::Btf(e.to_string());
     let meta = btf.member_offsets("bpf_iter_meta", &["seq"]).map_err(e)?;
     let task = btf
-        .member_offsets("task_struct", &["tgid", "comm", "real_cred"])
+        .member_offsets(
+            "task_struct",
+            &["tgid", "pid", "files", "comm", "real_cred"],
+        )
         .map_err(e)?;
     let cred = btf.member_offsets("cred", &["euid"]).map_err(e)?;
     let file = btf.member_offsets("file", &["f_inode"]).map_err(e)?;
@@ -142,6 +152,8 @@ fn offsets(btf: &Btf) -> Result<Offsets, BpfOwnerError> {
     Ok(Offsets {
         meta_seq: meta["seq"],
         task_tgid: task["tgid"],
+        task_pid: task["pid"],
+        task_files: task["files"],
         task_comm: task["comm"],
         task_real_cred: task["real_cred"],
         cred_uid: cred["euid"],
@@ -182,32 +194,35 @@ fn program(o: &Offsets) -> Vec<Insn> {
         jeq_imm(R1, 0, 0),                // 11 -> out
         ldx_dw(R1, R1, o.sb_magic),       // 12 r1 = s_magic
         jne_imm(R1, SOCKFS_MAGIC, 0),     // 13 -> out
-        ldx_w(R1, R7, o.task_tgid),       // 14 record at r10-40
-        stx_w(R10, -40, R1),              // 15 tgid
+        ldx_w(R1, R7, o.task_tgid),       // 14 record at r10-48
+        stx_w(R10, -48, R1),              // 15 tgid
         ldx_dw(R1, R6, CTX_FD),           // 16
-        stx_w(R10, -36, R1),              // 17 fd
+        stx_w(R10, -44, R1),              // 17 fd
         ldx_dw(R1, R9, o.inode_ino),      // 18
-        stx_dw(R10, -32, R1),             // 19 inode
+        stx_dw(R10, -40, R1),             // 19 inode
         mov_imm(R2, 0),                   // 20 uid = 0 unless a cred
         ldx_dw(R1, R7, o.task_real_cred), // 21
         jeq_imm(R1, 0, 1),                // 22 skip the next
         ldx_w(R2, R1, o.cred_uid),        // 23 uid.val
-        stx_w(R10, -24, R2),              // 24 uid
-        st_w(R10, -20, 0),                // 25 reserved
-        mov_reg(R1, R10),                 // 26 dst = r10-16
-        add_imm(R1, -16),                 // 27
-        mov_imm(R2, 16),                  // 28
-        mov_reg(R3, R7),                  // 29 src = task->comm
-        add_imm(R3, o.task_comm as i32),  // 30
-        call(PROBE_READ_KERNEL),          // 31
-        ldx_dw(R1, R6, CTX_META),         // 32 meta
-        ldx_dw(R1, R1, o.meta_seq),       // 33 meta->seq
-        mov_reg(R2, R10),                 // 34 &record
-        add_imm(R2, -40),                 // 35
-        mov_imm(R3, REC as i32),          // 36
-        call(SEQ_WRITE),                  // 37
-        mov_imm(R0, 0),                   // 38 out:
-        exit(),                           // 39
+        stx_w(R10, -32, R2),              // 24 uid
+        ldx_w(R1, R7, o.task_pid),        // 25
+        stx_w(R10, -28, R1),              // 26 tid
+        ldx_dw(R1, R7, o.task_files),     // 27
+        stx_dw(R10, -24, R1),             // 28 files (an address, compared only)
+        mov_reg(R1, R10),                 // 29 dst = r10-16
+        add_imm(R1, -16),                 // 30
+        mov_imm(R2, 16),                  // 31
+        mov_reg(R3, R7),                  // 32 src = task->comm
+        add_imm(R3, o.task_comm as i32),  // 33
+        call(PROBE_READ_KERNEL),          // 34
+        ldx_dw(R1, R6, CTX_META),         // 35 meta
+        ldx_dw(R1, R1, o.meta_seq),       // 36 meta->seq
+        mov_reg(R2, R10),                 // 37 &record
+        add_imm(R2, -48),                 // 38
+        mov_imm(R3, REC as i32),          // 39
+        call(SEQ_WRITE),                  // 40
+        mov_imm(R0, 0),                   // 41 out:
+        exit(),                           // 42
     ];
     let out = p.len() as i16 - 2;
     for (i, insn) in p.iter_mut().enumerate() {
@@ -290,24 +305,65 @@ fn load(btf: &Btf) -> Result<OwnedFd, BpfOwnerError> {
     })
 }
 
+/// One record: the socket's inode, its owner (with the writing thread's
+/// id in `tid`), and the address of the fd table it was found in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub inode: u64,
+    pub owner: Owner,
+    pub files: u64,
+}
+
 /// Decode the records the iterator wrote.
-pub fn decode(buf: &[u8]) -> Vec<(u64, Owner)> {
+pub fn decode(buf: &[u8]) -> Vec<Record> {
     buf.chunks_exact(REC)
         .map(|r| {
             let u32_at = |i: usize| u32::from_ne_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
-            let mut ino = [0u8; 8];
-            ino.copy_from_slice(&r[8..16]);
-            let comm = &r[24..40];
+            let u64_at = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&r[i..i + 8]);
+                u64::from_ne_bytes(b)
+            };
+            let comm = &r[32..48];
             let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
-            (
-                u64::from_ne_bytes(ino),
-                Owner {
+            Record {
+                inode: u64_at(8),
+                owner: Owner {
                     pid: u32_at(0),
                     fd: u32_at(4),
                     comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
                     uid: Some(u32_at(16)),
+                    tid: Some(u32_at(20)),
                 },
-            )
+                files: u64_at(24),
+            }
+        })
+        .collect()
+}
+
+/// One owner per distinct fd table. Records of the leader's table (tid =
+/// pid) are the process's (`tid` None). The kernel also walks every thread
+/// whose table is not the leader's: the threads that share one such table
+/// are folded into the one with the lowest tid, which labels the owners.
+pub fn fold_threads(recs: Vec<Record>) -> Vec<(u64, Owner)> {
+    use std::collections::HashMap;
+    let mut lowest: HashMap<(u32, u64), u32> = HashMap::new();
+    for r in &recs {
+        let tid = r.owner.tid.unwrap_or(r.owner.pid);
+        if tid != r.owner.pid {
+            let e = lowest.entry((r.owner.pid, r.files)).or_insert(tid);
+            *e = (*e).min(tid);
+        }
+    }
+    recs.into_iter()
+        .filter_map(|mut r| {
+            let tid = r.owner.tid.unwrap_or(r.owner.pid);
+            if tid == r.owner.pid {
+                r.owner.tid = None;
+            } else if lowest.get(&(r.owner.pid, r.files)) != Some(&tid) {
+                return None; // another thread of the same table
+            }
+            Some((r.inode, r.owner))
         })
         .collect()
 }
@@ -357,7 +413,7 @@ fn run(prog: OwnedFd) -> Result<OwnerScan, BpfOwnerError> {
     // Decode as it arrives: no buffer of the whole output.
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
-    let mut pairs = Vec::new();
+    let mut recs = Vec::new();
     loop {
         let n = file
             .read(&mut buf[have..])
@@ -367,10 +423,11 @@ fn run(prog: OwnedFd) -> Result<OwnerScan, BpfOwnerError> {
         }
         have += n;
         let whole = have - have % REC;
-        pairs.extend(decode(&buf[..whole]));
+        recs.extend(decode(&buf[..whole]));
         buf.copy_within(whole..have, 0);
         have -= whole;
     }
+    let pairs = fold_threads(recs);
     let mut pids: Vec<u32> = pairs.iter().map(|(_, o)| o.pid).collect();
     pids.sort_unstable();
     pids.dedup();
@@ -383,25 +440,60 @@ mod tests {
 
     #[test]
     fn decodes_records() {
-        let mut r = Vec::new();
-        r.extend(7u32.to_ne_bytes());
-        r.extend(3u32.to_ne_bytes());
-        r.extend(35587u64.to_ne_bytes());
-        r.extend(1000u32.to_ne_bytes());
-        r.extend(0u32.to_ne_bytes());
-        r.extend(b"nc\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        let rec = |pid: u32, tid: u32, fd: u32, ino: u64, files: u64| {
+            let mut r = Vec::new();
+            r.extend(pid.to_ne_bytes());
+            r.extend(fd.to_ne_bytes());
+            r.extend(ino.to_ne_bytes());
+            r.extend(1000u32.to_ne_bytes());
+            r.extend(tid.to_ne_bytes());
+            r.extend(files.to_ne_bytes());
+            r.extend(b"nc\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+            r
+        };
+        let mut r = rec(7, 7, 3, 35587, 0xa0);
         r.extend([1, 2, 3]); // a torn tail is ignored
         let v = decode(&r);
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].0, 35587);
+        assert_eq!(v[0].inode, 35587);
+        assert_eq!(v[0].files, 0xa0);
         assert_eq!(
-            v[0].1,
+            v[0].owner,
             Owner {
                 pid: 7,
                 fd: 3,
                 comm: "nc".into(),
-                uid: Some(1000)
+                uid: Some(1000),
+                tid: Some(7),
             }
+        );
+        // The leader's table: no tid. A process whose leader exited: its
+        // threads 11, 12, 13 share one table (0xb0) and report the same fds;
+        // one owner each, labelled 11. Thread 21 of process 20 unshared its
+        // table (0xc1, the leader's is 0xc0): kept, labelled 21.
+        let mut buf = Vec::new();
+        for (pid, tid, fd, ino, files) in [
+            (7, 7, 3, 100, 0xa0),
+            (10, 12, 4, 200, 0xb0),
+            (10, 11, 4, 200, 0xb0),
+            (10, 13, 4, 200, 0xb0),
+            (20, 20, 3, 300, 0xc0),
+            (20, 21, 5, 300, 0xc1),
+        ] {
+            buf.extend(rec(pid, tid, fd, ino, files));
+        }
+        let got: Vec<(u64, u32, Option<u32>, u32)> = fold_threads(decode(&buf))
+            .into_iter()
+            .map(|(i, o)| (i, o.pid, o.tid, o.fd))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (100, 7, None, 3),
+                (200, 10, Some(11), 4),
+                (300, 20, None, 3),
+                (300, 20, Some(21), 5),
+            ]
         );
     }
 
@@ -410,6 +502,8 @@ mod tests {
         let o = Offsets {
             meta_seq: 0,
             task_tgid: 1,
+            task_pid: 10,
+            task_files: 11,
             task_comm: 2,
             task_real_cred: 3,
             cred_uid: 4,

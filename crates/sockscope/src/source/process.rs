@@ -336,58 +336,134 @@ pub fn parse_fdinfo(text: &str) -> Option<FdInfo> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdEntry {
     pub fd: u32,
+    /// The thread whose own fd table holds this fd, when it is not the
+    /// process's main table (see `source::fdtable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
     /// The symlink text, as `ls -l /proc/PID/fd` shows it.
     pub link: String,
     pub target: FdTarget,
     pub info: Option<FdInfo>,
 }
 
-/// Read one fd: its link and fdinfo.
+/// Read one fd of the process's main table: its link and fdinfo.
 pub fn read_fd(proc_root: &Path, pid: u32, fd: u32) -> Result<FdEntry, ProcessError> {
-    let p = proc_root.join(format!("{pid}/fd/{fd}"));
-    let link = std::fs::read_link(&p)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound if proc_root.join(pid.to_string()).exists() => {
-                ProcessError::Io {
-                    path: p.display().to_string(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("process {pid} has no fd {fd} open"),
-                    ),
-                }
+    read_fd_at(proc_root, pid, None, fd)
+}
+
+/// The directory of a task under the proc root: `PID` or `PID/task/TID`.
+fn task_dir(pid: u32, tid: Option<u32>) -> String {
+    match tid {
+        Some(t) => format!("{pid}/task/{t}"),
+        None => pid.to_string(),
+    }
+}
+
+/// Read one fd of the table `tid` names (`None`: the main one).
+pub fn read_fd_at(
+    proc_root: &Path,
+    pid: u32,
+    tid: Option<u32>,
+    fd: u32,
+) -> Result<FdEntry, ProcessError> {
+    let dir = task_dir(pid, tid);
+    let p = proc_root.join(format!("{dir}/fd/{fd}"));
+    let link = std::fs::read_link(&p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if proc_root.join(pid.to_string()).exists() => {
+            ProcessError::Io {
+                path: p.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("process {pid} has no fd {fd} open"),
+                ),
             }
-            _ => io_err(pid, &p, e),
-        })?
-        .display()
-        .to_string();
-    let info = std::fs::read_to_string(proc_root.join(format!("{pid}/fdinfo/{fd}")))
+        }
+        _ => io_err(pid, &p, e),
+    })?;
+    // Paths are bytes: a file name need not be UTF-8.
+    let link = String::from_utf8_lossy(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str()))
+        .into_owned();
+    let info = std::fs::read_to_string(proc_root.join(format!("{dir}/fdinfo/{fd}")))
         .ok()
         .and_then(|t| parse_fdinfo(&t));
     Ok(FdEntry {
         fd,
+        tid,
         target: FdTarget::from_link(&link),
         link,
         info,
     })
 }
 
-/// Read a process's whole fd table, sorted by fd. Fds closed while we read
-/// are skipped.
-pub fn read_fds(proc_root: &Path, pid: u32) -> Result<Vec<FdEntry>, ProcessError> {
-    let dir = proc_root.join(format!("{pid}/fd"));
-    let rd = std::fs::read_dir(&dir).map_err(|e| io_err(pid, &dir, e))?;
-    let mut fds: Vec<u32> = rd
+/// The fd tables of a process (see `source::fdtable`): `None` for the main
+/// one while the leader lives, `Some(tid)` for each thread's own.
+pub fn fd_tables(proc_root: &Path, pid: u32) -> Vec<Option<u32>> {
+    match rustix::fs::open(
+        proc_root,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(root) => super::fdtable::tables(&root, pid).all().collect(),
+        Err(_) => vec![None],
+    }
+}
+
+/// Find fd `fd` of process `pid`: in its main table, else in the table of
+/// a thread that has its own (a process whose main thread exited keeps its
+/// fds there). An fd number found in several threads' tables is ambiguous:
+/// the error names the `/proc/PID/task/TID/fd/FD` paths to choose from.
+pub fn find_fd(proc_root: &Path, pid: u32, fd: u32) -> Result<FdEntry, ProcessError> {
+    let first = read_fd(proc_root, pid, fd);
+    if first.is_ok() {
+        return first;
+    }
+    let mut found: Vec<FdEntry> = fd_tables(proc_root, pid)
+        .into_iter()
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(|t| read_fd_at(proc_root, pid, Some(t), fd).ok())
         .collect();
-    fds.sort_unstable();
-    let mut out = Vec::with_capacity(fds.len());
-    for fd in fds {
-        match read_fd(proc_root, pid, fd) {
-            Ok(e) => out.push(e),
-            Err(ProcessError::Gone(_)) => return Err(ProcessError::Gone(pid)),
-            Err(ProcessError::Io { .. }) => continue, // closed meanwhile
-            Err(e) => return Err(e),
+    match found.len() {
+        0 => first,
+        1 => Ok(found.remove(0)),
+        _ => Err(ProcessError::Format {
+            path: format!("/proc/{pid}"),
+            what: format!(
+                "fd {fd} is open in the fd tables of several threads: {}",
+                found
+                    .iter()
+                    .map(|e| format!("/proc/{pid}/task/{}/fd/{fd}", e.tid.unwrap_or(pid)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+/// Read every fd table of a process (the main one, then those of threads
+/// with their own; see [`fd_tables`]), each sorted by fd. Fds closed while
+/// we read are skipped.
+pub fn read_fds(proc_root: &Path, pid: u32) -> Result<Vec<FdEntry>, ProcessError> {
+    let mut out = Vec::new();
+    for tid in fd_tables(proc_root, pid) {
+        let dir = proc_root.join(format!("{}/fd", task_dir(pid, tid)));
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if tid.is_none() => return Err(io_err(pid, &dir, e)),
+            Err(_) => continue, // the thread exited meanwhile
+        };
+        let mut fds: Vec<u32> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        out.reserve(fds.len());
+        for fd in fds {
+            match read_fd_at(proc_root, pid, tid, fd) {
+                Ok(e) => out.push(e),
+                Err(ProcessError::Gone(_)) => return Err(ProcessError::Gone(pid)),
+                Err(ProcessError::Io { .. }) => continue, // closed meanwhile
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(out)

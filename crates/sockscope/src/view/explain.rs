@@ -445,7 +445,11 @@ pub fn fd_table(pid: u32, fds: &[(FdEntry, Option<Socket>)]) -> Table {
         fds.len(),
     );
     for (e, sock) in fds {
-        t.cell(e.fd);
+        match e.tid {
+            // Not the main table: `/proc/PID/task/TID/fd/FD`.
+            Some(tid) => t.cell(format!("{}@{tid}", e.fd)),
+            None => t.cell(e.fd),
+        }
         t.cell(match (&e.target, sock) {
             (FdTarget::Socket { .. }, Some(s)) => s.proto.short().to_string(),
             (tgt, _) => tgt.kind_name().to_string(),
@@ -468,7 +472,7 @@ pub fn fd_table(pid: u32, fds: &[(FdEntry, Option<Socket>)]) -> Table {
                 let others: Vec<_> = s
                     .owners
                     .iter()
-                    .filter(|o| !(o.pid == pid && o.fd == e.fd))
+                    .filter(|o| !(o.pid == pid && o.fd == e.fd && o.tid == e.tid))
                     .cloned()
                     .collect();
                 if !others.is_empty() {

@@ -106,13 +106,28 @@ fn format_endpoint(out: &mut String, s: &Socket, e: &Endpoint, names: Option<Por
     }
 }
 
-/// `python3(pid=10,fd=3),python3(pid=11,fd=3)`
+/// `python3(pid=10,fd=3),python3(pid=11,fd=3)`; an fd in the table of a
+/// thread that has its own: `java(pid=10,tid=12,fd=7)`.
 pub fn format_owners(out: &mut String, owners: &[Owner]) {
     for (i, o) in owners.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{}(pid={},fd={})", escape_str(&o.comm), o.pid, o.fd);
+        match o.tid {
+            // An fd table of one thread's own: name it.
+            Some(t) => {
+                let _ = write!(
+                    out,
+                    "{}(pid={},tid={t},fd={})",
+                    escape_str(&o.comm),
+                    o.pid,
+                    o.fd
+                );
+            }
+            None => {
+                let _ = write!(out, "{}(pid={},fd={})", escape_str(&o.comm), o.pid, o.fd);
+            }
+        }
     }
 }
 
@@ -572,12 +587,14 @@ mod tests {
                     fd: 3,
                     comm: "a".into(),
                     uid: None,
+                    tid: None,
                 },
                 Owner {
                     pid: 2,
                     fd: 3,
                     comm: "a".into(),
                     uid: None,
+                    tid: None,
                 },
             ],
         }
