@@ -90,9 +90,6 @@ fn stx_w(dst: u8, off: i16, src: u8) -> Insn {
 fn stx_dw(dst: u8, off: i16, src: u8) -> Insn {
     Insn(0x7b, dst | (src << 4), off, 0)
 }
-fn st_w(dst: u8, off: i16, imm: i32) -> Insn {
-    Insn(0x62, dst, off, imm)
-}
 fn mov_reg(dst: u8, src: u8) -> Insn {
     Insn(0xbf, dst | (src << 4), 0, 0)
 }
