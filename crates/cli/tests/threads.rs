@@ -137,3 +137,27 @@ fn a_thread_with_its_own_fd_table() {
         w.stdout
     );
 }
+
+#[test]
+fn a_socket_from_another_namespace() {
+    let sc = start("moved-netns");
+    let pid = sc.pid.to_string();
+    let (fd, inode) = (sc.num("/fd"), sc.num("/inode"));
+    assert_ne!(sc.num("/socket_netns"), sc.num("/process_netns"));
+    // proc finds the socket in the namespace it lives in.
+    let p = sockscope(&["proc", &pid, "--json"]);
+    p.expect_code(0);
+    let v: Value = serde_json::from_str(&p.stdout).unwrap();
+    let row = v["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["fd"].as_u64() == Some(fd))
+        .unwrap();
+    assert_eq!(row["socket"]["inode"].as_u64(), Some(inode), "{row}");
+    assert_eq!(row["socket"]["state"], "listening");
+    // who PID/FD too.
+    let w = sockscope(&["who", &format!("{pid}/{fd}")]);
+    w.expect_code(0);
+    assert!(w.stdout.contains("127.0.0.1:7903"), "{}", w.stdout);
+}

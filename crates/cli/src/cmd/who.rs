@@ -49,13 +49,17 @@ fn proc_err(e: ProcessError) -> Fail {
 pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut target = explain::parse_target(&args.target).map_err(|e| Fail::usage(e.to_string()))?;
     let mut ns_target = args.ns.target();
-    // PID/FD: the fd names an inode, in that process's namespace.
+    // The namespace of the socket a PID/FD names, asked of the socket.
+    let mut socket_ns = None;
+    // PID/FD: the fd names an inode, in the socket's namespace (usually,
+    // but not always, the process's: a socket can be passed across).
     if let Target::PidFd { pid, fd } = target {
         let e = process::find_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
         match e.target {
             FdTarget::Socket { inode } => {
                 target = Target::Inode { inode };
                 if ns_target == NetnsTarget::Current {
+                    socket_ns = e.tid.is_none().then(|| netns::of_socket(pid, fd)).flatten();
                     ns_target = NetnsTarget::Pid(pid);
                 }
             }
@@ -68,7 +72,10 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
             }
         }
     }
-    let namespaces = super::open_netns(&ns_target).map_err(|e| source_error(e.into()))?;
+    let namespaces = match socket_ns {
+        Some(ns) => vec![ns],
+        None => super::open_netns(&ns_target).map_err(|e| source_error(e.into()))?,
+    };
     let label = ns_target != NetnsTarget::Current;
     let mut kinds = target.kinds();
     // Listener analysis needs every TCP state of the port.

@@ -70,6 +70,48 @@ pub struct OpenNetns {
     pub foreign: bool,
 }
 
+impl OpenNetns {
+    /// A namespace from an open nsfs fd.
+    pub fn from_fd(fd: OwnedFd) -> Result<OpenNetns, Errno> {
+        let inode = fs::fstat(&fd)?.st_ino;
+        Ok(OpenNetns {
+            id: Netns {
+                inode,
+                name: name_of(inode, &named()),
+            },
+            fd,
+            foreign: Some(inode) != current_inode(),
+        })
+    }
+}
+
+/// The namespace of the socket that fd `fd` of process `pid` holds. A
+/// socket may be passed (SCM_RIGHTS, fork before setns) to a process of
+/// another namespace, so the process's namespace is not always the
+/// socket's; the socket itself knows. The fd is duplicated into this
+/// process with pidfd_getfd (ptrace access needed: root) and asked with
+/// SIOCGSKNS, then closed. `None` when that cannot be done.
+pub fn of_socket(pid: u32, fd: u32) -> Option<OpenNetns> {
+    const SIOCGSKNS: libc::c_ulong = 0x894C; // include/uapi/linux/sockios.h
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    let sock = rustix::process::pidfd_getfd(
+        &pidfd,
+        i32::try_from(fd).ok()?,
+        rustix::process::PidfdGetfdFlags::empty(),
+    )
+    .ok()?;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: SIOCGSKNS takes no argument and returns a new fd (or -1).
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGSKNS as _, 0) };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: on success the ioctl returned a new fd that we now own.
+    let ns = unsafe { OwnedFd::from_raw_fd(r) };
+    OpenNetns::from_fd(ns).ok()
+}
+
 fn open_ns(path: &str) -> Result<(OwnedFd, u64), Errno> {
     let fd = fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
     let st = fs::fstat(&fd)?;
