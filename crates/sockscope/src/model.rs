@@ -206,25 +206,27 @@ impl StateSet {
 /// bound to an interface). UNIX sockets have a path (abstract names start with
 /// `@`; `None` for an unnamed socket) and the inode of the socket the end is:
 /// for `local` the socket itself, for `peer` the peer socket (0 when there is
-/// none).
+/// none). `Unknown` is an end the source cannot tell (a UNIX socket's peer
+/// read from /proc/net/unix, which does not list peers): JSON `null`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Endpoint {
     Inet { addr: IpAddr, port: u16 },
     Unix { path: Option<String>, inode: u64 },
+    Unknown,
 }
 
 impl Endpoint {
     pub fn port(&self) -> Option<u16> {
         match self {
             Endpoint::Inet { port, .. } => Some(*port),
-            Endpoint::Unix { .. } => None,
+            Endpoint::Unix { .. } | Endpoint::Unknown => None,
         }
     }
     pub fn ip(&self) -> Option<IpAddr> {
         match self {
             Endpoint::Inet { addr, .. } => Some(*addr),
-            Endpoint::Unix { .. } => None,
+            Endpoint::Unix { .. } | Endpoint::Unknown => None,
         }
     }
 }

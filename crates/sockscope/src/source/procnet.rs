@@ -325,10 +325,8 @@ impl UnixRow {
                 path: self.path.clone(),
                 inode: self.inode,
             },
-            Endpoint::Unix {
-                path: None,
-                inode: 0,
-            },
+            // /proc/net/unix does not list peers: unknown, not "none".
+            Endpoint::Unknown,
             SourceKind::Proc,
         );
         s.inode = self.inode;
@@ -1003,10 +1001,7 @@ mod tests {
                 path: Some("/tmp/sockscope-fx/with space.sock".into()),
                 inode: 7578,
             },
-            peer: Endpoint::Unix {
-                path: None,
-                inode: 0,
-            },
+            peer: Endpoint::Unknown,
             inode: 7578,
             uid: None,
             cookie: None,

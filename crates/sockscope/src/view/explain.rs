@@ -25,6 +25,7 @@ pub fn endpoint(s: &Socket, e: &Endpoint) -> String {
         Endpoint::Unix { path, inode } => {
             let _ = write!(b, "{} {inode}", esc(path.as_deref().unwrap_or("*")));
         }
+        Endpoint::Unknown => b.push_str("* -"),
     }
     b
 }

@@ -103,6 +103,8 @@ fn format_endpoint(out: &mut String, s: &Socket, e: &Endpoint, names: Option<Por
             }
             let _ = write!(out, " {inode}");
         }
+        // The source cannot tell (a UNIX peer read from /proc).
+        Endpoint::Unknown => out.push_str("* -"),
     }
 }
 
