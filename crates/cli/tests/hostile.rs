@@ -123,6 +123,16 @@ fn unix_names_are_escaped_and_never_forge_rows() {
             path(inode(&sc, "abstract_newline")).as_deref(),
             Some("@x\ny")
         );
+        // /proc/net/unix does not list peers: unknown is null, not 0.
+        let dgram = list
+            .iter()
+            .find(|v| v["inode"].as_u64() == Some(inode(&sc, "abstract_nul")))
+            .unwrap();
+        if source == "proc" {
+            assert!(dgram["peer"].is_null(), "{dgram}");
+        } else {
+            assert_eq!(dgram["peer"]["inode"], 0, "{dgram}");
+        }
         let tcp = list
             .iter()
             .find(|v| v["inode"].as_u64() == Some(nl))
