@@ -1,7 +1,7 @@
 //! Join: attach owners (process fds) to sockets by inode. Pure functions.
 
+use crate::model::OwnerScan;
 use crate::model::Socket;
-use crate::source::owners::OwnerScan;
 
 /// Fill `owners` of every socket from an owner scan. Sockets with inode 0
 /// (TIME-WAIT and request sockets have no file) get none.

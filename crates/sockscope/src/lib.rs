@@ -11,6 +11,7 @@
 //! Nothing here changes kernel state.
 
 pub mod abi;
+pub mod escape;
 pub mod explain;
 pub mod join;
 pub mod model;

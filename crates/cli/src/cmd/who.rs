@@ -183,7 +183,8 @@ fn build_chain(
         .find(|n| s.netns.as_ref().is_none_or(|x| x.inode == n.id.inode));
     let proc_line = ns.and_then(|ns| {
         netns::run_in(ns, || {
-            explain::find_proc_line(Path::new("/proc/thread-self/net"), s)
+            source::procnet::find_row(Path::new("/proc/thread-self/net"), s)
+                .map(|row| explain::proc_line(&row))
         })
         .ok()
         .flatten()

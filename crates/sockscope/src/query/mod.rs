@@ -69,8 +69,8 @@ mod parser;
 pub mod services;
 pub mod sort;
 
+use crate::escape::escape_str;
 use crate::model::{Socket, State, StateSet};
-use crate::view::escape::escape_str;
 use expr::{Expr, Pred};
 use parser::ServiceSource;
 use services::Services;

@@ -133,17 +133,7 @@ impl Kind {
 }
 
 fn proc_table(kind: Kind, family: Family) -> ProcTable {
-    match (kind, family) {
-        (Kind::Tcp, Family::Inet) => ProcTable::Tcp,
-        (Kind::Tcp, _) => ProcTable::Tcp6,
-        (Kind::Udp, Family::Inet) => ProcTable::Udp,
-        (Kind::Udp, _) => ProcTable::Udp6,
-        (Kind::Udplite, Family::Inet) => ProcTable::Udplite,
-        (Kind::Udplite, _) => ProcTable::Udplite6,
-        (Kind::Raw, Family::Inet) => ProcTable::Raw,
-        (Kind::Raw, _) => ProcTable::Raw6,
-        (Kind::Unix, _) => ProcTable::Unix,
-    }
+    ProcTable::of(kind.proto(), family).unwrap_or(ProcTable::Unix)
 }
 
 /// Read one /proc table and keep the requested states. Lines that are not

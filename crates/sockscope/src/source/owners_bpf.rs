@@ -32,8 +32,7 @@
 //! `owners::scan_auto` falls back to the /proc walk otherwise.
 
 use super::btf::Btf;
-use super::owners::OwnerScan;
-use crate::model::Owner;
+use crate::model::{Owner, OwnerScan};
 use rustix::fd::{FromRawFd, OwnedFd};
 use std::io::Read;
 
@@ -554,8 +553,25 @@ mod tests {
             assert_eq!(o.comm, slow.owners(ino)[0].comm);
         }
         // Both see the same set of socket inodes system-wide, give or take
-        // sockets opened or closed between the two scans.
-        let (nf, ns) = (fast.inode_count() as i64, slow.inode_count() as i64);
-        assert!((nf - ns).abs() <= 5 + ns / 100, "bpf {nf} vs proc {ns}");
+        // sockets opened or closed between the two scans. On a busy machine
+        // (other test suites making thousands of sockets a second) that
+        // churn can exceed the tolerance: scan again, a few times.
+        let close = |f: &OwnerScan, s: &OwnerScan| {
+            let (nf, ns) = (f.inode_count() as i64, s.inode_count() as i64);
+            (
+                (nf - ns).abs() <= 5 + ns / 100,
+                format!("bpf {nf} vs proc {ns}"),
+            )
+        };
+        let (mut ok, mut what) = close(&fast, &slow);
+        for _ in 0..5 {
+            if ok {
+                break;
+            }
+            let f = scan().unwrap();
+            let s = super::super::owners::scan("/proc").unwrap();
+            (ok, what) = close(&f, &s);
+        }
+        assert!(ok, "{what}");
     }
 }

@@ -111,6 +111,23 @@ pub enum ProcTable {
 }
 
 impl ProcTable {
+    /// The table that lists sockets of this protocol and family (`None`
+    /// for kinds /proc/net has no table of).
+    pub fn of(proto: Proto, family: Family) -> Option<ProcTable> {
+        Some(match (proto, family) {
+            (Proto::Tcp, Family::Inet) => ProcTable::Tcp,
+            (Proto::Tcp, Family::Inet6) => ProcTable::Tcp6,
+            (Proto::Udp, Family::Inet) => ProcTable::Udp,
+            (Proto::Udp, Family::Inet6) => ProcTable::Udp6,
+            (Proto::Udplite, Family::Inet) => ProcTable::Udplite,
+            (Proto::Udplite, Family::Inet6) => ProcTable::Udplite6,
+            (Proto::Raw, Family::Inet) => ProcTable::Raw,
+            (Proto::Raw, Family::Inet6) => ProcTable::Raw6,
+            (p, _) if p.is_unix() => ProcTable::Unix,
+            _ => return None,
+        })
+    }
+
     pub const ALL: [ProcTable; 9] = [
         ProcTable::Tcp,
         ProcTable::Tcp6,
@@ -531,6 +548,93 @@ pub fn parse_unix_line(line: &str) -> Result<UnixRow, LineError> {
         path: path.map(str::to_string),
         raw_line: line.to_string(),
     })
+}
+
+/// A socket's own row, as [`find_row`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundRow {
+    pub table: ProcTable,
+    /// The table's header line.
+    pub header: String,
+    pub row: Row,
+}
+
+/// One row of an inet table (with the protocol it belongs to) or of the
+/// unix table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    Inet(InetRow, Proto),
+    Unix(UnixRow),
+}
+
+/// Find `s`'s own line in the /proc/net table under `dir` (by inode, or by
+/// addresses when it has none). Must run in `s`'s namespace. The file is
+/// read line by line and reading stops at the row: the kernel generates the
+/// text as it is read, and listeners come first.
+pub fn find_row(dir: &Path, s: &Socket) -> Option<FoundRow> {
+    use std::io::BufRead;
+    let table = ProcTable::of(s.proto, s.family)?;
+    let path = dir.join(table.file_name());
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(&path).ok()?);
+    // Lines are read as bytes: a UNIX socket's name need not be UTF-8.
+    let mut raw = Vec::with_capacity(256);
+    let mut next_line = |r: &mut std::io::BufReader<std::fs::File>| -> Option<String> {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw).ok()? == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&raw);
+        Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
+    };
+    let header = next_line(&mut r)?;
+    let inode = s.inode.to_string();
+    // The inode is the 10th field of inet rows and the 7th of unix rows.
+    let field = if table == ProcTable::Unix { 6 } else { 9 };
+    loop {
+        let line = next_line(&mut r)?;
+        let text = line.as_str();
+        if s.inode != 0 && text.split_whitespace().nth(field) != Some(inode.as_str()) {
+            continue;
+        }
+        if table == ProcTable::Unix {
+            let Ok(mut row) = parse_unix_line(text) else {
+                continue;
+            };
+            // A name holding newlines continues on the following lines
+            // (the kernel prints it raw): those are not rows of their own.
+            if let Some(path) = row.path.as_mut() {
+                while let Some(more) = next_line(&mut r) {
+                    if parse_unix_line(&more).is_ok() {
+                        break;
+                    }
+                    path.push('\n');
+                    path.push_str(&more);
+                    row.raw_line.push('\n');
+                    row.raw_line.push_str(&more);
+                }
+            }
+            return Some(FoundRow {
+                table,
+                header,
+                row: Row::Unix(row),
+            });
+        }
+        let Ok(row) = parse_inet_line(text) else {
+            continue;
+        };
+        let hit = s.inode != 0
+            || (Some(row.local.port()) == s.local.port()
+                && Some(row.remote.port()) == s.peer.port()
+                && s.local.ip() == Some(row.local.ip())
+                && s.peer.ip() == Some(row.remote.ip()));
+        if hit {
+            return Some(FoundRow {
+                table,
+                header,
+                row: Row::Inet(row, s.proto),
+            });
+        }
+    }
 }
 
 /// The sockets of one table, and the lines that were not rows.

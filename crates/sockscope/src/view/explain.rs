@@ -1,13 +1,13 @@
 //! Views for `who` (the chain from a port to its process), `listeners`
 //! (queues and counters) and `proc` (a process's fd table).
 
-use super::escape::escape_str as esc;
 use super::sockets::{PortNamer, format_inet_dev, format_owners};
 use super::table::{Align, Color, Table};
+use crate::escape::escape_str as esc;
 use crate::explain::{Chain, ListenerHealth};
+use crate::model::Counters;
 use crate::model::{Endpoint, Socket};
-use crate::source::counters::Counters;
-use crate::source::process::{FdEntry, FdTarget, ProcessInfo};
+use crate::model::{FdEntry, FdTarget, ProcessInfo};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 

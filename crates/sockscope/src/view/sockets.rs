@@ -1,8 +1,8 @@
 //! The socket table view (`sockscope ls`): ss's columns, plus owners and the
 //! namespace, as an aligned table or as JSON / JSON lines.
 
-use super::escape::escape_str;
 use super::table::{Align, Color, Table, emit_cell};
+use crate::escape::escape_str;
 use crate::model::{Endpoint, Family, Owner, Proto, SkMem, Socket, State, TcpInfo};
 use std::fmt::Write as _;
 use std::io::{self, Write};

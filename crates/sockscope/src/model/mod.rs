@@ -8,6 +8,14 @@
 //! JSON field names are stable and documented in the README; numbers carry
 //! their unit in the name where the unit is fixed.
 
+pub mod counters;
+pub mod owners;
+pub mod process;
+
+pub use counters::Counters;
+pub use owners::OwnerScan;
+pub use process::{FdEntry, FdInfo, FdTarget, ProcessInfo};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
