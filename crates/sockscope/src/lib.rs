@@ -6,7 +6,9 @@
 //! expression language and renders them. Data flows one way:
 //!
 //! `source` (kernel I/O) → `model` (plain data) → `join` / `query` (pure) →
-//! `view` (text, JSON).
+//! `snapshot` (sources and join together) → `explain` / `report` (the
+//! answers commands give) → `view` (text, JSON). No module refers to a
+//! layer above its own (tests/layers.rs checks it; docs/architecture.md).
 //!
 //! Nothing here changes kernel state.
 
@@ -16,6 +18,7 @@ pub mod explain;
 pub mod join;
 pub mod model;
 pub mod query;
+pub mod snapshot;
 pub mod source;
 pub mod view;
 

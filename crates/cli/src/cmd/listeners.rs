@@ -11,7 +11,7 @@ use sockscope::query::services::Services;
 use sockscope::source::counters::{self, Counters};
 use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
 use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind, Request, SourceChoice};
+use sockscope::source::{Kind, Request, SourceChoice};
 use sockscope::view::explain::{self as view, ListenerCols};
 use std::collections::HashMap;
 use std::io::Write;
@@ -117,8 +117,14 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut round = 0u64;
     let mut any = false;
     loop {
-        let snap = source::snapshot(&namespaces, &req, label, true, target == NetnsTarget::All)
-            .map_err(source_error)?;
+        let snap = sockscope::snapshot::snapshot(
+            &namespaces,
+            &req,
+            label,
+            true,
+            target == NetnsTarget::All,
+        )
+        .map_err(source_error)?;
         if round == 0
             && let Some(scan) = &snap.owners
         {

@@ -90,7 +90,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let label = target != NetnsTarget::Current;
     let namespaces = super::open_netns(&target).map_err(|e| source_error(e.into()))?;
 
-    let snap = source::snapshot(
+    let snap = sockscope::snapshot::snapshot(
         &namespaces,
         &req,
         label,

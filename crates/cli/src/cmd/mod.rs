@@ -43,7 +43,7 @@ pub fn man(sub: Option<&str>) -> Result<u8, Fail> {
 /// Say on stderr what a snapshot left out: always its warnings (namespaces
 /// that could not be read, rows that could not be parsed) and the fd tables
 /// that could not be read; with `-v` also the notes (fallbacks taken).
-pub fn report_snapshot(snap: &sockscope::source::Snapshot, verbose: bool) {
+pub fn report_snapshot(snap: &sockscope::snapshot::Snapshot, verbose: bool) {
     if verbose {
         for n in &snap.notes {
             eprintln!("sockscope: {}", sockscope::view::escape::escape_str(n));

@@ -7,7 +7,7 @@ use crate::{FOUND, Fail, out};
 use sockscope::model::Socket;
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::source::process::{self, FdEntry, FdTarget, ProcessError};
-use sockscope::source::{self, ALL_KINDS, Request};
+use sockscope::source::{ALL_KINDS, Request};
 use sockscope::view::explain as view;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -51,7 +51,8 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
     let namespaces =
         netns::open(&NetnsTarget::Pid(args.pid)).map_err(|e| source_error(e.into()))?;
     let req = Request::all_states(&ALL_KINDS);
-    let mut snap = source::snapshot(&namespaces, &req, false, true, false).map_err(source_error)?;
+    let mut snap = sockscope::snapshot::snapshot(&namespaces, &req, false, true, false)
+        .map_err(source_error)?;
     super::report_snapshot(&snap, cli.verbose);
     // A socket passed in from another namespace is not in this one's
     // tables: ask each such socket for its namespace and read that one too.
@@ -70,7 +71,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
         }
     }
     if !others.is_empty()
-        && let Ok(more) = source::snapshot(&others, &req, true, true, true)
+        && let Ok(more) = sockscope::snapshot::snapshot(&others, &req, true, true, true)
     {
         snap.sockets.extend(more.sockets);
     }

@@ -8,7 +8,7 @@ use crate::{FOUND, Fail, out};
 use sockscope::model::State;
 use sockscope::source::counters::{self, Counters};
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::{self, ALL_KINDS, Request};
+use sockscope::source::{ALL_KINDS, Request};
 use sockscope::view::table::{Align, Table};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -123,7 +123,8 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
     let ns = &namespaces[0];
     let req = Request::all_states(&ALL_KINDS);
-    let snap = source::snapshot(&namespaces, &req, false, true, false).map_err(source_error)?;
+    let snap = sockscope::snapshot::snapshot(&namespaces, &req, false, true, false)
+        .map_err(source_error)?;
     if let Some(scan) = &snap.owners {
         super::warn_denied(scan);
     }

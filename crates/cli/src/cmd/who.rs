@@ -89,7 +89,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         Target::Port { port, .. } | Target::Addr { port, .. } => Some(*port),
         _ => None,
     };
-    let snap = source::snapshot_port(
+    let snap = sockscope::snapshot::snapshot_port(
         &namespaces,
         &req,
         label,
