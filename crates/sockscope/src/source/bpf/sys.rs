@@ -1,6 +1,9 @@
 //! The `bpf(2)` system call with a caller-built `union bpf_attr`
 //! (include/uapi/linux/bpf.h). Every command used here returns a new fd.
 
+// Unsafe only for bpf(2), which rustix does not wrap.
+#![allow(unsafe_code)]
+
 use rustix::fd::{FromRawFd, OwnedFd};
 
 pub const BPF_PROG_LOAD: libc::c_long = 5;
