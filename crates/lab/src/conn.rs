@@ -99,7 +99,7 @@ pub enum Want {
 /// Why the last read or write returned without progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stall {
-    /// EAGAIN: no data (nonblocking) or SO_RCVTIMEO / SO_SNDTIMEO expired.
+    /// EAGAIN: no data to read, or no room to write.
     Again,
     /// EINTR: a signal arrived.
     Interrupted,
