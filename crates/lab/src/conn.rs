@@ -204,11 +204,6 @@ impl Conn {
         !self.writing && self.start == self.len && self.discard == 0
     }
 
-    /// Closing: the send side is shut, input is being dropped.
-    pub fn is_lingering(&self) -> bool {
-        self.lingering
-    }
-
     /// The server begins to stop (call after [`Cx::begin_stop`]): no
     /// deadline beyond the grace period. Returns true when the connection
     /// should be closed at once (idle between requests).

@@ -2,11 +2,11 @@
 //! written with a single write(2) to stdout.
 //!
 //! Lines are formatted into a fixed stack buffer and written directly to fd
-//! 1, without a lock (the server's processes are single-threaded, and a
-//! child forked from them may use stdio-free writes and the allocator), so
-//! lines from several processes never interleave (each is one write of less
-//! than PIPE_BUF bytes). Bytes that came from a client are escaped with
-//! sockscope's one escaper for foreign text ([`quoted`]).
+//! 1 without a lock, one write(2) each (less than PIPE_BUF bytes), so lines
+//! from several processes never interleave. Bytes that came from a client
+//! are escaped with sockscope's one escaper for foreign text ([`quoted`]),
+//! which may allocate: the server's processes are single-threaded, so a
+//! child they fork may too.
 
 use std::fmt::{self, Write};
 use std::io;
