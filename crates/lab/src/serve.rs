@@ -354,7 +354,9 @@ fn serve_polled(
         if cr & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
             conn.hup = true;
         }
-        if cr == 0 && cx.now >= conn.deadline {
+        // Whether or not it is ready: a client trickling bytes fast enough
+        // to wake every poll must still meet its deadline.
+        if cx.now >= conn.deadline {
             conn.time_out(cx);
             break;
         }

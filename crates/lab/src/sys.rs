@@ -513,11 +513,18 @@ pub fn poll_in(t: Tracer, a: impl AsFd, b: impl AsFd, timeout_ms: i32) -> Res<(b
     poll2(t, (&a, libc::POLLIN), (&b, libc::POLLIN), timeout_ms).map(|(x, y)| (x != 0, y != 0))
 }
 
-fn poll_events_name(ev: i16) -> &'static str {
-    match ev {
-        libc::POLLIN => "POLLIN",
-        libc::POLLOUT => "POLLOUT",
-        _ => "POLLIN|POLLOUT",
+/// `POLLIN|POLLRDHUP` for a trace line.
+fn poll_events_name(l: &mut trace::Line, ev: i16) {
+    let mut sep = "";
+    for (bit, name) in [
+        (libc::POLLIN, "POLLIN"),
+        (libc::POLLOUT, "POLLOUT"),
+        (libc::POLLRDHUP, "POLLRDHUP"),
+    ] {
+        if ev & bit != 0 {
+            let _ = write!(l, "{sep}{name}");
+            sep = "|";
+        }
     }
 }
 
@@ -548,14 +555,11 @@ pub fn poll2(
         Ok((fds[0].revents, fds[1].revents))
     };
     t.emit(|l| {
-        let _ = write!(
-            l,
-            "poll([{{fd={}, {}}}, {{fd={}, {}}}], 2, {timeout_ms})",
-            fds[0].fd,
-            poll_events_name(a.1),
-            fds[1].fd,
-            poll_events_name(b.1)
-        );
+        let _ = write!(l, "poll([{{fd={}, ", fds[0].fd);
+        poll_events_name(l, a.1);
+        let _ = write!(l, "}}, {{fd={}, ", fds[1].fd);
+        poll_events_name(l, b.1);
+        let _ = write!(l, "}}], 2, {timeout_ms})");
         trace::result(l, &r.map(|_| rc));
     });
     r
