@@ -4,10 +4,12 @@
 
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
+use sockscope::view::escape::EscapedBytes;
 use sockscope_lab::serve::{self, Model};
 use sockscope_lab::{report, scenario};
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,9 +77,15 @@ pub struct ServeArgs {
     /// Print every syscall the server makes, with arguments, result and pid.
     #[arg(long)]
     pub trace_syscalls: bool,
-    /// Seconds a client has to send a whole request head (and an idle keep-alive connection is kept).
+    /// Seconds a client has to send a whole request, head and body (and an idle keep-alive connection is kept).
     #[arg(long, value_name = "SECS", default_value = "10")]
     pub header_timeout: f64,
+    /// Seconds a response may make no progress (the client reads nothing) before the connection is cut.
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub send_timeout: f64,
+    /// On SIGTERM, seconds the requests in flight have to finish before their connections are cut.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub grace: f64,
     /// Connections served at once per process (children at once for fork); more are answered 503.
     #[arg(long, default_value_t = 1024)]
     pub max_conns: usize,
@@ -126,12 +134,21 @@ fn model(a: &ServeArgs) -> Result<Model, Fail> {
     }
 }
 
-fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
-    if !(a.header_timeout.is_finite() && a.header_timeout > 0.0 && a.header_timeout <= 3600.0) {
-        return Err(Fail::usage(
-            "--header-timeout must be a number of seconds, above 0 and at most 3600",
-        ));
+/// A timeout option: seconds, above 0 and at most an hour.
+fn secs(name: &str, v: f64) -> Result<Duration, Fail> {
+    if v.is_finite() && v > 0.0 && v <= 3600.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(Fail::usage(format!(
+            "{name} must be a number of seconds, above 0 and at most 3600"
+        )))
     }
+}
+
+fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
+    let header_timeout = secs("--header-timeout", a.header_timeout)?;
+    let send_timeout = secs("--send-timeout", a.send_timeout)?;
+    let grace = secs("--grace", a.grace)?;
     let cfg = serve::Config {
         model: model(a)?,
         addr: a.addr,
@@ -139,9 +156,10 @@ fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
         root: a.root.clone(),
         pause_accept: a.pause_accept,
         trace: a.trace_syscalls,
-        header_timeout: Duration::from_secs_f64(a.header_timeout),
+        header_timeout,
+        send_timeout,
+        grace,
         max_conns: a.max_conns,
-        ..serve::Config::default()
     };
     let name = cfg.model.name();
     let r = serve::serve(&cfg, |ready| {
@@ -150,7 +168,7 @@ fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
             out,
             "sockscope lab serve: {name} model, pid {}, serving {} on http://{}/ (backlog {}{})",
             ready.pid,
-            ready.root.display(),
+            EscapedBytes(ready.root.as_os_str().as_bytes()),
             ready.addr,
             cfg.backlog,
             if cfg.pause_accept {
