@@ -14,6 +14,7 @@ use sockscope_trace::abi::Kind;
 use sockscope_trace::event::Event;
 use sockscope_trace::loader::{Config, TraceError};
 use sockscope_trace::session::{Options, Session, Sink, Stats};
+use sockscope_trace::tracefs;
 use sockscope_trace::track::{Conn, Role, UserFilter};
 use sockscope_trace::view::{diagram, summary, timeline};
 use std::io::{self, BufWriter, Write};
@@ -394,6 +395,12 @@ impl<W: Write> Sink for Output<W> {
 }
 
 pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
+    // First, while the process still has one thread: unshare(CLONE_NEWNS)
+    // is refused once there are more.
+    let tracefs = tracefs::ensure();
+    if cli.verbose {
+        eprintln!("sockscope: {}", tracefs.describe());
+    }
     let opts = options(args)?;
     if let Some(d) = &args.duration
         && !(d.is_finite() && *d > 0.0)
