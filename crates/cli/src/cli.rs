@@ -30,7 +30,7 @@ Filter (ss syntax):
   pid|uid|inode OP N, comm = NAME combined with and, or, not and ( ).
 
 Exit status: 0 sockets shown, 1 nothing matched, 2 bad usage or filter,
-3 missing privilege or kernel feature.";
+3 missing privilege or kernel feature, 4 output could not be written.";
 
 #[derive(Parser, Debug)]
 #[command(

@@ -44,7 +44,7 @@ Analysis labels are Wireshark's (tcp.analysis.*): [TCP Retransmission],
   [TCP Window Update], [TCP Keep-Alive].
 
 Exit status: 0 packets shown, 1 none, 2 bad usage, filter or file,
-3 missing privilege (live capture needs CAP_NET_RAW).";
+3 missing privilege (live capture needs CAP_NET_RAW), 4 output could not be written.";
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = CAPTURE_EXAMPLES)]
@@ -335,10 +335,10 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
             .map_err(|e| Fail::system(format!("{}: {e}", path.display())))?;
         pipe.writer = Some(w);
     }
-    if args.json {
-        pipe.out
-            .write_all(b"{\"packets\":[\n")
-            .map_err(|e| Fail::system(e.to_string()))?;
+    if args.json
+        && let Err(e) = pipe.out.write_all(b"{\"packets\":[\n")
+    {
+        return out::ignore_broken_pipe(e);
     }
     let result = match &args.read {
         Some(path) => read_file(&mut pipe, path, cli),

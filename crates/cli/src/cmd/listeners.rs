@@ -148,8 +148,7 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
                 .copied()
                 .flatten()
         };
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
+        let mut w = out::stdout();
         let res = (|| -> std::io::Result<()> {
             if args.json {
                 let r = Report {

@@ -11,7 +11,7 @@ pub mod trace;
 pub mod who;
 
 use crate::cli::Cli;
-use crate::{FOUND, Fail, out};
+use crate::{Fail, out};
 use clap::CommandFactory;
 
 /// `sockscope man [SUBCOMMAND]`: the man page generated from the command
@@ -34,10 +34,11 @@ pub fn man(sub: Option<&str>) -> Result<u8, Fail> {
             c.clone().name(format!("sockscope-{name}"))
         }
     };
+    let mut page = Vec::new();
     clap_mangen::Man::new(cmd)
-        .render(&mut std::io::stdout())
-        .map(|_| FOUND)
-        .or_else(out::ignore_broken_pipe)
+        .render(&mut page)
+        .map_err(|e| Fail::system(format!("rendering the man page: {e}")))?;
+    out::print(&page)
 }
 
 /// Say once, on stderr, that some fd tables could not be read and what

@@ -74,8 +74,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
             (e, sock)
         })
         .collect();
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut w = out::stdout();
     let res = if args.json {
         let report = ProcReport {
             process: info,

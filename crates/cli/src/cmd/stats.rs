@@ -184,8 +184,7 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
         page_size_bytes: rustix::param::page_size() as u64,
         settings,
     };
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut w = out::stdout();
     let res = if args.json {
         serde_json::to_writer_pretty(&mut w, &stats)
             .map_err(std::io::Error::other)

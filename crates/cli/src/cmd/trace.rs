@@ -55,7 +55,8 @@ connection in user space, e.g. `dport = :443 and comm = curl`.
 
 Needs CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF
 (/sys/kernel/btf/vmlinux); without them: exit 3 and a message.
-Exit status: 0 events shown, 1 none, 2 bad usage, 3 missing privilege or kernel feature.";
+Exit status: 0 events shown, 1 none, 2 bad usage, 3 missing privilege or kernel feature,
+4 output could not be written.";
 
 /// Classes of events (--events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -139,8 +139,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     for s in primary.iter().take(args.max) {
         chains.push(build_chain(s, &sockets, &health, &namespaces));
     }
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut w = out::stdout();
     let color = out::use_color(cli.color);
     let res = if args.json {
         serde_json::to_writer_pretty(&mut w, &chains)
