@@ -17,7 +17,7 @@ use sockscope_trace::session::{Options, Session, Sink, Stats};
 use sockscope_trace::tracefs;
 use sockscope_trace::track::{Conn, Role, UserFilter};
 use sockscope_trace::view::{diagram, summary, timeline};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -314,8 +314,10 @@ enum Mode {
 }
 
 /// Where events go: stdout in the chosen form, SVG files, the summary.
-struct Output<W: Write> {
-    w: W,
+/// Stdout is written by a thread of its own ([`out::Background`]), so that
+/// a blocked reader cannot keep the trace from stopping.
+struct Output {
+    w: out::Background,
     mode: Mode,
     color: bool,
     svg: Option<PathBuf>,
@@ -325,24 +327,35 @@ struct Output<W: Write> {
     svg_error: Option<String>,
 }
 
-impl<W: Write> Output<W> {
+impl Output {
     fn json_line(&mut self, v: &impl serde::Serialize) -> io::Result<()> {
         serde_json::to_writer(&mut self.w, v).map_err(io::Error::other)?;
         self.w.write_all(b"\n")
     }
 }
 
-impl<W: Write> Sink for Output<W> {
+impl Sink for Output {
     fn event(&mut self, e: &Event) -> io::Result<()> {
         self.shown += 1;
+        if self.w.abandoned() && matches!(self.mode, Mode::Timeline | Mode::Jsonl) {
+            // Stopping with stdout stuck: count it, do not format it.
+            self.w.skip();
+            return Ok(());
+        }
         match self.mode {
             Mode::Timeline => {
                 if self.shown == 1 {
                     timeline::header(&mut self.w)?;
                 }
-                timeline::line(&mut self.w, e, self.color)
+                timeline::line(&mut self.w, e, self.color)?;
+                self.w.item();
+                Ok(())
             }
-            Mode::Jsonl => self.json_line(e),
+            Mode::Jsonl => {
+                self.json_line(e)?;
+                self.w.item();
+                Ok(())
+            }
             Mode::Json => {
                 self.events.push(e.clone());
                 Ok(())
@@ -443,9 +456,10 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     } else {
         Mode::Timeline
     };
-    let stdout = io::stdout();
+    let w = out::Background::spawn(&STOP)
+        .map_err(|e| Fail::system(format!("starting the output thread: {e}")))?;
     let mut output = Output {
-        w: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        w,
         mode,
         color: out::use_color(cli.color),
         svg: args.svg.clone(),
@@ -454,17 +468,37 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
         shown: 0,
         svg_error: None,
     };
-    let stats = match session.run(&mut output, &STOP, until) {
+    let mut stats = match session.run(&mut output, &STOP, until) {
         Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(FOUND),
+        // The output failed (a closed pipe: quietly), not the trace.
+        Err(e) if output.w.failed() => return out::ignore_broken_pipe(e),
         Err(e) => return Err(Fail::system(format!("trace: {e}"))),
     };
+    // The programs are detached (Session::run does it before its last
+    // read); what is left is to hand over the output.
+    drop(session);
     let code = if output.shown > 0 { FOUND } else { NOTHING };
-    finish(&mut output, &stats)
-        .and_then(|_| output.w.flush())
-        .map(|_| code)
-        .or_else(out::ignore_broken_pipe)?;
-    if let Some(e) = &output.svg_error {
+    stats.events_unwritten = output.w.unwritten();
+    let summary = finish(&mut output, &stats);
+    let Output { w, svg_error, .. } = output;
+    let done = w.finish();
+    match (done.error, summary) {
+        (Some(e), _) | (None, Err(e)) => return out::ignore_broken_pipe(e),
+        (None, Ok(())) => {}
+    }
+    if !done.complete {
+        // The reader is stuck: the closing counts go to stderr instead.
+        stats.events_unwritten = done.unwritten;
+        let mut text = Vec::new();
+        let _ = summary::write_stats(&mut text, &stats);
+        eprintln!(
+            "sockscope: standard output was blocked when the trace stopped; gave up waiting for it"
+        );
+        for l in String::from_utf8_lossy(&text).lines() {
+            eprintln!("sockscope: {l}");
+        }
+    }
+    if let Some(e) = &svg_error {
         eprintln!("sockscope: {e}");
     }
     if stats.kernel_lost > 0 {
@@ -476,7 +510,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     Ok(code)
 }
 
-fn finish<W: Write>(o: &mut Output<W>, stats: &Stats) -> io::Result<()> {
+fn finish(o: &mut Output, stats: &Stats) -> io::Result<()> {
     match o.mode {
         Mode::Json => {
             let rows: Vec<&summary::Row> = o.collector.rows().collect();
@@ -487,7 +521,9 @@ fn finish<W: Write>(o: &mut Output<W>, stats: &Stats) -> io::Result<()> {
                 "stats": stats,
             });
             serde_json::to_writer_pretty(&mut o.w, &doc).map_err(io::Error::other)?;
-            o.w.write_all(b"\n")
+            o.w.write_all(b"\n")?;
+            o.w.items(o.events.len() as u64);
+            Ok(())
         }
         Mode::Jsonl => {
             #[derive(serde::Serialize)]
