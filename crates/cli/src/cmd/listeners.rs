@@ -32,8 +32,8 @@ Reading it:
   CLAMPED?  Backlog equals somaxconn: the application probably asked for more.
 
 Examples:
-  sockscope listeners                       all TCP listeners and the listen counters
-  sockscope listeners --interval 1          watch queues and counters move, every second
+  sockscope listeners                 all TCP listeners and the listen counters
+  sockscope listeners --interval 1    queues and counters, every second
   sockscope listeners --all-netns --json")]
 pub struct ListenersArgs {
     /// IPv4 only.

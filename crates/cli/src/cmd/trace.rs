@@ -25,24 +25,30 @@ use std::time::{Duration, Instant};
 
 const TRACE_EXAMPLES: &str = "\
 Examples:
-  sockscope trace                          every TCP connection on the host, live
-  sockscope trace --port 8080              one service (filtered in the kernel)
-  sockscope trace --comm nginx --no-data   nginx's connections without the reads and writes
+  sockscope trace                      every TCP connection on the host, live
+  sockscope trace --port 8080          one service (filtered in the kernel)
+  sockscope trace --comm nginx --no-data
+      nginx's connections without the reads and writes
   sockscope trace --netns-pid 1234 --diagram
-                                           a sequence diagram per finished connection
+      a sequence diagram per finished connection
   sockscope trace --port 5000 --svg /tmp/d --duration 10
-                                           timeline, and SVG diagrams written to /tmp/d
+      timeline, and SVG diagrams written to /tmp/d
   sockscope trace --jsonl | jq 'select(.kind == \"reset_received\")'
 
 What is traced (tracepoints only; no kprobes):
-  state       sock:inet_sock_set_state, every TCP transition; TIME-WAIT inferred
-              from FIN-WAIT-2/CLOSING -> CLOSE and checked in the socket table
+  state       sock:inet_sock_set_state, every TCP transition; TIME-WAIT
+              inferred from FIN-WAIT-2/CLOSING -> CLOSE and checked in the
+              socket table
   retransmit  tcp:tcp_retransmit_skb, tcp:tcp_retransmit_synack
-  reset       tcp:tcp_send_reset (with the kernel's reason), tcp:tcp_receive_reset
-  destroy     tcp:tcp_destroy_sock: duration, bytes, retransmits (like tcplife)
+  reset       tcp:tcp_send_reset (with the kernel's reason),
+              tcp:tcp_receive_reset
+  destroy     tcp:tcp_destroy_sock: duration, bytes, retransmits (as tcplife)
   drop        skb:kfree_skb, TCP packets with a drop reason
-  syscall     socket bind listen accept accept4 connect shutdown setsockopt close
-  data        sock:sock_send_length / sock_recv_length: read, write, send*, recv*
+  syscall     socket bind listen accept accept4 connect shutdown setsockopt
+              close (syscalls:sys_enter_*/sys_exit_*; tracefs is mounted in a
+              private mount namespace when the host has not mounted it)
+  data        sock:sock_send_length / sock_recv_length: read, write, send*,
+              recv*
 
 Events are attributed to the process that owns the socket (state changes run
 in softirq, where the running task is unrelated); a connection not accepted
@@ -55,8 +61,8 @@ connection in user space, e.g. `dport = :443 and comm = curl`.
 
 Needs CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF
 (/sys/kernel/btf/vmlinux); without them: exit 3 and a message.
-Exit status: 0 events shown, 1 none, 2 bad usage, 3 missing privilege or kernel feature,
-4 output could not be written.";
+Exit status: 0 events shown, 1 none, 2 bad usage, 3 missing privilege or
+kernel feature, 4 output could not be written.";
 
 /// Classes of events (--events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
