@@ -48,11 +48,34 @@ pub fn write_failed(e: &io::Error) -> Fail {
 /// A write error as an exit status: a reader of our output that went away
 /// (`| head`) is a quiet exit 0, anything else exit 4.
 pub fn ignore_broken_pipe(e: io::Error) -> Result<u8, Fail> {
-    if e.kind() == io::ErrorKind::BrokenPipe {
+    if broken_pipe(&e) {
         Ok(FOUND)
     } else {
         Err(write_failed(&e))
     }
+}
+
+/// EPIPE, also when wrapped (serde_json reports a failed write as its own
+/// error, which callers wrap again in an io::Error).
+fn broken_pipe(e: &io::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(j) = c.downcast_ref::<serde_json::Error>() {
+            return j.io_error_kind() == Some(io::ErrorKind::BrokenPipe);
+        }
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return true;
+            }
+            // An io::Error's source() skips its payload: look at it.
+            if let Some(inner) = io.get_ref() {
+                cur = Some(inner);
+                continue;
+            }
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// Flush `w` after the writes that gave `written`, and turn the outcome
@@ -326,12 +349,30 @@ fn writer(s: &Shared) {
 mod tests {
     use super::*;
 
+    struct WriteFails(io::ErrorKind);
+
+    impl Write for WriteFails {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(self.0))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn closed_pipe_is_quiet_success_other_errors_exit_4() {
         assert_eq!(
             ignore_broken_pipe(io::Error::from(io::ErrorKind::BrokenPipe)).unwrap(),
             FOUND
         );
+        // serde_json's error for a failed write, wrapped as callers do
+        let mut w = WriteFails(io::ErrorKind::BrokenPipe);
+        let wrapped = io::Error::other(serde_json::to_writer(&mut w, &[1]).unwrap_err());
+        assert_eq!(ignore_broken_pipe(wrapped).unwrap(), FOUND);
+        let mut w = WriteFails(io::ErrorKind::StorageFull);
+        let wrapped = io::Error::other(serde_json::to_writer(&mut w, &[1]).unwrap_err());
+        assert_eq!(ignore_broken_pipe(wrapped).unwrap_err().code, 4);
         let f = ignore_broken_pipe(io::Error::from_raw_os_error(libc::ENOSPC)).unwrap_err();
         assert_eq!(f.code, 4);
         assert!(

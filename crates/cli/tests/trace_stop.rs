@@ -197,3 +197,59 @@ fn closing_counts_add_up() {
         assert_ne!(port_of(v, "peer"), Some(29111), "{v}");
     }
 }
+
+/// A reader that goes away (`sockscope trace --jsonl | head -1`) ends the
+/// trace: quietly, exit 0, whatever the output was doing (a JSON line cut
+/// by the closed pipe included).
+#[test]
+fn a_reader_that_goes_away_ends_the_trace_quietly() {
+    require_root();
+    let mut scene = Scene::start_env("chatter", 29112, &[("CHATTER_ROUNDS", "5000")]);
+    let pid = scene.pid.to_string();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut child = Command::new(BIN)
+        .args(["trace", "--jsonl", "--netns-pid", &pid])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sockscope trace");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut stderr = String::new();
+    while !stderr.contains("sockscope: tracing") {
+        let mut l = String::new();
+        if err.read_line(&mut l).expect("stderr") == 0 {
+            panic!("trace did not start:\n{stderr}");
+        }
+        stderr.push_str(&l);
+    }
+    let go = std::thread::spawn(move || {
+        scene.go();
+        scene
+    });
+    // `head -1`: one line, then the reader is gone.
+    let mut first = String::new();
+    BufReader::new(reader)
+        .read_line(&mut first)
+        .expect("read a line");
+    assert!(first.starts_with('{'), "{first}");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("sockscope trace did not end after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(go.join());
+    std::io::Read::read_to_string(&mut err, &mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("Broken pipe") && !stderr.contains("could not write"),
+        "a closed pipe is not an error:\n{stderr}"
+    );
+}

@@ -335,7 +335,7 @@ struct Output {
 
 impl Output {
     fn json_line(&mut self, v: &impl serde::Serialize) -> io::Result<()> {
-        serde_json::to_writer(&mut self.w, v).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut self.w, v).map_err(io::Error::from)?;
         self.w.write_all(b"\n")
     }
 }
@@ -526,7 +526,7 @@ fn finish(o: &mut Output, stats: &Stats) -> io::Result<()> {
                 "totals": o.collector,
                 "stats": stats,
             });
-            serde_json::to_writer_pretty(&mut o.w, &doc).map_err(io::Error::other)?;
+            serde_json::to_writer_pretty(&mut o.w, &doc).map_err(io::Error::from)?;
             o.w.write_all(b"\n")?;
             o.w.items(o.events.len() as u64);
             Ok(())
