@@ -110,6 +110,8 @@ pub struct Background {
     items: u64,
     shared: std::sync::Arc<Shared>,
     stopping: &'static std::sync::atomic::AtomicBool,
+    /// When the command stops by itself (--duration), if it does.
+    deadline: Option<std::time::Instant>,
     /// Items dropped because the output made no progress while stopping.
     dropped: u64,
 }
@@ -173,8 +175,16 @@ impl Background {
             items: 0,
             shared,
             stopping,
+            deadline: None,
             dropped: 0,
         })
+    }
+
+    /// The command also stops at `deadline` (--duration): from then on,
+    /// as when told to stop, the output is waited for only while it makes
+    /// progress.
+    pub fn stop_at(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
     }
 
     /// One more item (an event) ends in what was written so far.
@@ -212,6 +222,9 @@ impl Background {
 
     fn stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+            || self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// Hand the buffer to the writer thread.

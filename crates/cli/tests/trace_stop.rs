@@ -45,15 +45,29 @@ fn counts(line: &str) -> (u64, u64, u64, u64) {
     )
 }
 
-#[test]
-fn sigint_with_a_blocked_stdout_stops_within_a_second() {
+/// How a blocked trace is told to stop.
+#[derive(Clone, Copy, Debug)]
+enum StopBy {
+    Signal(rustix::process::Signal),
+    /// --duration SECS
+    Duration(u64),
+}
+
+/// Trace a chatty scene into a pipe nobody reads; once the pipe is full,
+/// stop the trace as `how` says. Checks that it ends within about a second
+/// and that its counts, on stderr, add up.
+fn blocked_trace_stops(port: u16, how: StopBy) {
     require_root();
-    let mut scene = Scene::start_env("chatter", 29110, &[("CHATTER_ROUNDS", "20000")]);
+    let mut scene = Scene::start_env("chatter", port, &[("CHATTER_ROUNDS", "20000")]);
     let pid = scene.pid.to_string();
     // A pipe whose reader never reads.
     let (reader, writer) = std::io::pipe().expect("pipe");
-    let mut child = Command::new(BIN)
-        .args(["trace", "--jsonl", "--netns-pid", &pid])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["trace", "--jsonl", "--netns-pid", &pid]);
+    if let StopBy::Duration(secs) = how {
+        cmd.args(["--duration", &secs.to_string()]);
+    }
+    let mut child = cmd
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(writer)
@@ -78,6 +92,7 @@ fn sigint_with_a_blocked_stdout_stops_within_a_second() {
             break;
         }
     }
+    let started = Instant::now();
     let report = scene.go();
     assert_eq!(report["rounds"], 20000);
 
@@ -100,17 +115,23 @@ fn sigint_with_a_blocked_stdout_stops_within_a_second() {
         "trace exited early"
     );
 
-    let t0 = Instant::now();
-    let p = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
-    rustix::process::kill_process(p, rustix::process::Signal::INT).expect("SIGINT");
+    // From when it is told to stop.
+    let t0 = match how {
+        StopBy::Signal(sig) => {
+            let p = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+            rustix::process::kill_process(p, sig).expect("kill");
+            Instant::now()
+        }
+        StopBy::Duration(secs) => started + Duration::from_secs(secs),
+    };
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        if t0.elapsed() > Duration::from_secs(10) {
+        if Instant::now() > t0 + Duration::from_secs(10) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("sockscope trace still running 10 s after SIGINT with its stdout blocked");
+            panic!("sockscope trace still running 10 s after {how:?} with its stdout blocked");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -120,10 +141,10 @@ fn sigint_with_a_blocked_stdout_stops_within_a_second() {
         stderr.push(l);
     }
     let stderr = stderr.join("\n");
-    eprintln!("stopped {took:?} after SIGINT; stderr:\n{stderr}");
+    eprintln!("stopped {took:?} after {how:?}; stderr:\n{stderr}");
     assert!(
         took < Duration::from_millis(1500),
-        "stopped {took:?} after SIGINT; stderr:\n{stderr}"
+        "stopped {took:?} after {how:?}; stderr:\n{stderr}"
     );
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
     assert!(
@@ -148,6 +169,21 @@ fn sigint_with_a_blocked_stdout_stops_within_a_second() {
         unwritten > 0 && unwritten <= shown + 100,
         "unwritten {unwritten}; {line}"
     );
+}
+
+#[test]
+fn sigint_with_a_blocked_stdout_stops_within_a_second() {
+    blocked_trace_stops(29110, StopBy::Signal(rustix::process::Signal::INT));
+}
+
+#[test]
+fn sigterm_with_a_blocked_stdout_stops_within_a_second() {
+    blocked_trace_stops(29113, StopBy::Signal(rustix::process::Signal::TERM));
+}
+
+#[test]
+fn duration_with_a_blocked_stdout_ends_within_a_second() {
+    blocked_trace_stops(29114, StopBy::Duration(8));
 }
 
 #[test]

@@ -462,8 +462,9 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     } else {
         Mode::Timeline
     };
-    let w = out::Background::spawn(&STOP)
+    let mut w = out::Background::spawn(&STOP)
         .map_err(|e| Fail::system(format!("starting the output thread: {e}")))?;
+    w.stop_at(until);
     let mut output = Output {
         w,
         mode,
