@@ -699,11 +699,6 @@ impl Tracer {
         }
     }
 
-    /// True until [`Tracer::detach`].
-    pub fn attached(&self) -> bool {
-        self.ebpf.is_some()
-    }
-
     /// The kernel side's counters, summed over CPUs.
     pub fn counters(&self) -> Counters {
         let mut c = Counters::default();
