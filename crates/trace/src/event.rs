@@ -397,6 +397,16 @@ impl Event {
         }
     }
 
+    /// An event sockscope inferred rather than read from the kernel: the
+    /// TIME-WAIT that follows a FIN-WAIT-2/CLOSING close, and its check in
+    /// the socket table. Not counted among the events read.
+    pub fn inferred(&self) -> bool {
+        matches!(
+            self.what,
+            What::TimeWait { .. } | What::TimeWaitCheck { .. }
+        )
+    }
+
     /// The TCP kind name, as in JSON.
     pub fn kind(&self) -> &'static str {
         match &self.what {

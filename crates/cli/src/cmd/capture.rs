@@ -24,27 +24,35 @@ use std::time::{Duration, Instant};
 
 const CAPTURE_EXAMPLES: &str = "\
 Examples:
-  sockscope capture -i lo -c 20 port 8080        20 packets on loopback, labelled with processes
-  sockscope capture -i any -w out.pcapng tcp     write pcapng; each packet's comment names its process
-  sockscope capture -r trace.pcap                tcpdump-like lines, Wireshark's relative seq/ack
-  sockscope capture -r trace.pcap -S             absolute sequence numbers
-  sockscope capture -r trace.pcap --conv         conversation table: bytes, RTT, retransmits, how it ended
+  sockscope capture -i lo -c 20 port 8080
+      20 packets on loopback, labelled with processes
+  sockscope capture -i any -w out.pcapng tcp
+      write pcapng; each packet's comment names its process
+  sockscope capture -r trace.pcap
+      tcpdump-like lines, Wireshark's relative seq/ack
+  sockscope capture -r trace.pcap -S
+      absolute sequence numbers
+  sockscope capture -r trace.pcap --conv
+      conversation table: bytes, RTT, retransmits, how it ended
   sockscope capture -r trace.pcap --flow 'host 10.0.0.2 and port 443'
   sockscope capture -r trace.pcap --svg flow.svg
   sockscope capture -r trace.pcap --jsonl | jq 'select(.tcp.analysis != [])'
 
-Filter (tcpdump syntax subset): host ADDR, net ADDR/LEN, port N, portrange A-B,
-  src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, and / or / not, ( ).
-  Live, the filter runs in the kernel as classic BPF; on files, in sockscope.
+Filter (tcpdump syntax subset): host ADDR, net ADDR/LEN, port N,
+  portrange A-B, src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp,
+  and / or / not, ( ). Live, the filter runs in the kernel as classic BPF;
+  on files, in sockscope.
 
 Analysis labels are Wireshark's (tcp.analysis.*): [TCP Retransmission],
-  [TCP Fast Retransmission], [TCP Spurious Retransmission], [TCP Out-Of-Order],
-  [TCP Previous segment not captured], [TCP ACKed unseen segment],
-  [TCP Dup ACK FRAME#N], [TCP ZeroWindow], [TCP ZeroWindowProbe], [TCP Window Full],
-  [TCP Window Update], [TCP Keep-Alive].
+  [TCP Fast Retransmission], [TCP Spurious Retransmission],
+  [TCP Out-Of-Order], [TCP Previous segment not captured],
+  [TCP ACKed unseen segment], [TCP Dup ACK FRAME#N], [TCP ZeroWindow],
+  [TCP ZeroWindowProbe], [TCP Window Full], [TCP Window Update],
+  [TCP Keep-Alive].
 
 Exit status: 0 packets shown, 1 none, 2 bad usage, filter or file,
-3 missing privilege (live capture needs CAP_NET_RAW).";
+3 missing privilege (live capture needs CAP_NET_RAW),
+4 output could not be written.";
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = CAPTURE_EXAMPLES)]
@@ -335,10 +343,10 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
             .map_err(|e| Fail::system(format!("{}: {e}", path.display())))?;
         pipe.writer = Some(w);
     }
-    if args.json {
-        pipe.out
-            .write_all(b"{\"packets\":[\n")
-            .map_err(|e| Fail::system(e.to_string()))?;
+    if args.json
+        && let Err(e) = pipe.out.write_all(b"{\"packets\":[\n")
+    {
+        return out::ignore_broken_pipe(e);
     }
     let result = match &args.read {
         Some(path) => read_file(&mut pipe, path, cli),

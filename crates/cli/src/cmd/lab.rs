@@ -15,12 +15,15 @@ use std::time::Duration;
 
 const LAB_EXAMPLES: &str = "\
 Examples:
-  sockscope lab serve fork --root ./site           seed 004's server: a child per connection
+  sockscope lab serve fork --root ./site
+      the classic fork-per-connection server
   sockscope lab serve reuseport 4 --addr 0.0.0.0:8080
-  sockscope lab serve single --trace-syscalls      every syscall, as the seeds narrate them
-  sockscope lab serve epoll --pause-accept --backlog 4   watch the accept queue fill
+  sockscope lab serve single --trace-syscalls
+      every syscall it makes, with arguments and results
+  sockscope lab serve epoll --pause-accept --backlog 4
+      listen but never accept: watch the accept queue fill
   sockscope lab list
-  sockscope lab run backlog                        a full accept queue, checked
+  sockscope lab run backlog      a full accept queue, checked
   sockscope lab run syn-queue --json";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -44,11 +47,11 @@ pub enum LabCommand {
 pub enum ModelName {
     /// One process, one connection at a time.
     Single,
-    /// A child process per connection (seed 004).
+    /// A child process per connection (the classic fork-per-connection server).
     Fork,
     /// N processes sharing one listening socket, each an epoll loop.
     Prefork,
-    /// N processes, each with its own SO_REUSEPORT listening socket (seed 001).
+    /// N processes, each with its own SO_REUSEPORT listening socket.
     Reuseport,
     /// One process, nonblocking sockets, one epoll loop.
     Epoll,

@@ -32,8 +32,8 @@ Reading it:
   CLAMPED?  Backlog equals somaxconn: the application probably asked for more.
 
 Examples:
-  sockscope listeners                       all TCP listeners and the listen counters
-  sockscope listeners --interval 1          watch queues and counters move, every second
+  sockscope listeners                 all TCP listeners and the listen counters
+  sockscope listeners --interval 1    queues and counters, every second
   sockscope listeners --all-netns --json")]
 pub struct ListenersArgs {
     /// IPv4 only.
@@ -154,8 +154,7 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
                 .copied()
                 .flatten()
         };
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
+        let mut w = out::stdout();
         let res = (|| -> std::io::Result<()> {
             if args.json {
                 let r = Report {

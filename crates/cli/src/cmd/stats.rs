@@ -107,7 +107,16 @@ struct Stats {
     /// protocol -> state name -> count
     by_protocol: BTreeMap<String, BTreeMap<String, usize>>,
     top_processes: Vec<ProcCount>,
+    /// Sockets no process we could see holds: the two counts below.
     sockets_without_owner: usize,
+    /// ... because they have no file (inode 0): TIME-WAIT, half-open
+    /// (SYN-RECV) and not-yet-accepted connections.
+    sockets_without_file: usize,
+    /// ... although they have a file (any state, UNIX too): held by the
+    /// kernel itself, by processes we cannot see (another PID namespace,
+    /// fd tables we may not read), or only in flight in a UNIX socket
+    /// message (SCM_RIGHTS).
+    sockets_holder_unseen: usize,
     sockstat: Counters,
     page_size_bytes: u64,
     settings: Vec<Setting>,
@@ -131,6 +140,7 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut by_protocol: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut per_proc: HashMap<u32, (String, usize)> = HashMap::new();
     let mut orphans = 0;
+    let mut fileless = 0;
     for s in &snap.sockets {
         *by_protocol
             .entry(s.proto.short().to_string())
@@ -139,6 +149,9 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
             .or_default() += 1;
         if s.owners.is_empty() {
             orphans += 1;
+            if s.inode == 0 {
+                fileless += 1;
+            }
         }
         let mut seen = Vec::new();
         for o in &s.owners {
@@ -181,12 +194,13 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
         by_protocol,
         top_processes: top,
         sockets_without_owner: orphans,
+        sockets_without_file: fileless,
+        sockets_holder_unseen: orphans - fileless,
         sockstat,
         page_size_bytes: rustix::param::page_size() as u64,
         settings,
     };
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut w = out::stdout();
     let res = if args.json {
         serde_json::to_writer_pretty(&mut w, &stats)
             .map_err(std::io::Error::other)
@@ -258,8 +272,19 @@ fn write_text(w: &mut impl Write, s: &Stats, color: bool) -> std::io::Result<()>
     }
     writeln!(
         w,
-        "\nsockets held by no process we could see: {} (TIME-WAIT, half-open and not-yet-accepted connections have no file)",
+        "\nsockets held by no process we could see: {}",
         s.sockets_without_owner
+    )?;
+    writeln!(
+        w,
+        "  {} with no file (TIME-WAIT, half-open and not-yet-accepted connections)",
+        s.sockets_without_file
+    )?;
+    writeln!(
+        w,
+        "  {} with a file whose holder we could not see (held by the kernel, by a process of another \
+         PID namespace or one we may not read, or in flight in a UNIX socket message)",
+        s.sockets_holder_unseen
     )?;
     if !s.top_processes.is_empty() {
         writeln!(w, "\nprocesses holding the most sockets:")?;
