@@ -6,7 +6,7 @@
 //! expression language and renders them. Data flows one way:
 //!
 //! `source` (kernel I/O) → `model` (plain data) → `join` / `query` (pure) →
-//! `view` (text, JSON).
+//! `view` (text, JSON); `report` assembles what a command answers.
 //!
 //! Nothing here changes kernel state.
 
@@ -15,6 +15,7 @@ pub mod explain;
 pub mod join;
 pub mod model;
 pub mod query;
+pub mod report;
 pub mod source;
 pub mod view;
 
