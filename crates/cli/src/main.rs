@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         cli::Command::Trace(a) => cmd::trace::run(a, &args),
         cli::Command::Capture(a) => cmd::capture::run(a, &args),
         cli::Command::Lab(a) => cmd::lab::run(a, &args),
+        cli::Command::Export(a) => cmd::export::run(a, &args),
         cli::Command::Completions { shell } => {
             let mut c = cli::Cli::command();
             clap_complete::generate(*shell, &mut c, "sockscope", &mut std::io::stdout());
