@@ -1,0 +1,395 @@
+//! `sockscope export` against known workloads in private network
+//! namespaces (scene `backlog` of tests/fixtures/who_scenes.py: listen(5)
+//! with ten clients never accepted, so the accept queue holds backlog+1 =
+//! 6 and four clients stay in SYN-SENT; a second listener's listen(1000)
+//! is capped to somaxconn 64). The exporter runs inside the namespace
+//! (`nsenter -n`) and every HTTP request comes from a thread that entered
+//! it, so nothing leaves the namespace.
+//!
+//! Checked: the values of the listener, namespace and process series;
+//! promtool accepts the exposition; OpenMetrics when asked for; --json
+//! and --max-series folding; scrapes one at a time; a client sending a
+//! byte a second neither blocks a normal scrape nor stays connected past
+//! --read-timeout; oversized heads, methods and paths; the connection cap;
+//! SIGTERM/SIGINT exits within a second, also with a client connected;
+//! bad flags and an address in use exit 2 with the fix.
+
+mod common;
+mod export_support;
+
+use common::{Scene, json_of, net_counter, sockscope};
+use export_support::{Exporter, connect, exchange, get, one, samples};
+use rustix::process::Signal;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 9469;
+
+fn promtool_check(text: &str) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus; scripts/test installs it)");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn scrape_reports_the_backlog_scene() {
+    let sc = Scene::start("backlog");
+    let pid = sc.pid;
+    let pid_s = pid.to_string();
+    let port = sc.num("/port").to_string();
+    let ex = Exporter::start(pid, PORT, &["--top", "100000"]);
+    let before = net_counter(pid, "netstat", "TcpExt", "ListenOverflows");
+    let r = ex.get("/metrics");
+    let after = net_counter(pid, "netstat", "TcpExt", "ListenOverflows");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.headers
+            .contains("Content-Type: text/plain; version=0.0.4"),
+        "{}",
+        r.headers
+    );
+    promtool_check(&r.body);
+    let all = samples(&r.body);
+    let netns = format!("net:[{}]", common::netns_inode(pid));
+    let l = [
+        ("netns", netns.as_str()),
+        ("addr", "127.0.0.1"),
+        ("port", port.as_str()),
+        ("proto", "tcp"),
+        ("process", "python3"),
+        ("pid", pid_s.as_str()),
+    ];
+    assert_eq!(
+        one(&all, "sockscope_listener_accept_queue_connections", &l),
+        6.0
+    );
+    assert_eq!(one(&all, "sockscope_listener_backlog_connections", &l), 5.0);
+    assert_eq!(
+        one(&all, "sockscope_listener_syn_recv_connections", &l),
+        0.0
+    );
+    assert_eq!(
+        one(&all, "sockscope_listener_reuseport_group_sockets", &l),
+        1.0
+    );
+    let clamped = sc.num("/clamped/port").to_string();
+    assert_eq!(
+        one(
+            &all,
+            "sockscope_listener_backlog_connections",
+            &[("port", clamped.as_str())]
+        ),
+        64.0,
+        "listen(1000) capped by somaxconn 64"
+    );
+    let n = [("netns", netns.as_str())];
+    assert_eq!(one(&all, "sockscope_somaxconn_connections", &n), 64.0);
+    let lo = one(&all, "sockscope_tcp_listen_overflows_total", &n);
+    assert!(
+        (before as f64..=after as f64).contains(&lo) && lo >= 4.0,
+        "ListenOverflows {lo}: /proc said {before}..={after}, and 4 clients were dropped"
+    );
+    // Namespace: 6 client ends + 6 queued server ends established, two
+    // listeners, four clients in SYN-SENT; and the exporter's own listener
+    // with this scrape's connection (both ends).
+    let tcp = |state| {
+        one(
+            &all,
+            "sockscope_sockets",
+            &[
+                ("netns", netns.as_str()),
+                ("proto", "tcp"),
+                ("state", state),
+            ],
+        )
+    };
+    assert_eq!(
+        (tcp("established"), tcp("listening"), tcp("syn-sent")),
+        (12.0 + 2.0, 2.0 + 1.0, 4.0)
+    );
+    // The process: its 12 sockets by state (the queued server ends have
+    // no file yet, so they are nobody's).
+    let p = |state| {
+        one(
+            &all,
+            "sockscope_process_sockets",
+            &[
+                ("pid", pid_s.as_str()),
+                ("process", "python3"),
+                ("state", state),
+            ],
+        )
+    };
+    assert_eq!(
+        (p("listening"), p("established"), p("syn-sent")),
+        (2.0, 6.0, 4.0)
+    );
+    assert_eq!(
+        export_support::find(
+            &all,
+            "sockscope_process_sockets",
+            &[("pid", pid_s.as_str())]
+        )
+        .len(),
+        3,
+        "no other states for the scene's process"
+    );
+    assert_eq!(one(&all, "sockscope_export_scrapes_total", &[]), 1.0);
+
+    // OpenMetrics when asked for: counters typed without _total, # EOF.
+    let om = get(
+        pid,
+        PORT,
+        "/metrics",
+        Some("application/openmetrics-text; version=1.0.0"),
+    );
+    assert!(
+        om.headers.contains("application/openmetrics-text"),
+        "{}",
+        om.headers
+    );
+    assert!(om.body.ends_with("# EOF\n"));
+    assert!(
+        om.body
+            .contains("# TYPE sockscope_tcp_listen_overflows counter\n")
+    );
+    assert!(
+        r.body
+            .contains("# TYPE sockscope_tcp_listen_overflows_total counter\n")
+    );
+    let om_all = samples(&om.body);
+    assert_eq!(
+        one(&om_all, "sockscope_listener_accept_queue_connections", &l),
+        6.0
+    );
+    assert_eq!(one(&om_all, "sockscope_export_scrapes_total", &[]), 2.0);
+}
+
+#[test]
+fn json_once_and_max_series_folding() {
+    let sc = Scene::start("backlog");
+    let run = sc.sockscope("export", &["--json"]);
+    run.expect_code(0);
+    let v = json_of(&run);
+    assert_eq!(v["schema"], json!("sockscope.export/1"));
+    let l = v["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["port"] == json!(sc.num("/port").to_string()))
+        .expect("the backlog listener");
+    assert_eq!((&l["accept_queue"], &l["backlog"]), (&json!(6), &json!(5)));
+    assert_eq!(v["folded"]["listeners"], json!(0));
+
+    // A budget of one series: the namespace is always kept, both listeners
+    // fold into port="other" with summed queues, every process is "other".
+    let run = sc.sockscope("export", &["--json", "--max-series", "1"]);
+    run.expect_code(0);
+    let v = json_of(&run);
+    assert_eq!(v["folded"]["listeners"], json!(2), "{v}");
+    let ls = v["listeners"].as_array().unwrap();
+    assert_eq!(ls.len(), 1, "{v}");
+    assert_eq!(ls[0]["port"], json!("other"));
+    assert_eq!(ls[0]["accept_queue"], json!(6));
+    assert_eq!(ls[0]["backlog"], json!(5 + 64));
+    let procs = v["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1);
+    assert_eq!(procs[0]["process"], json!("other"));
+
+    let run = sc.sockscope("export", &["--once", "--max-series", "1"]);
+    run.expect_code(0);
+    promtool_check(&run.stdout);
+    let all = samples(&run.stdout);
+    assert_eq!(
+        one(
+            &all,
+            "sockscope_export_folded_total",
+            &[("kind", "listener")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        one(
+            &all,
+            "sockscope_listener_accept_queue_connections",
+            &[("port", "other")]
+        ),
+        6.0
+    );
+    assert_eq!(one(&all, "sockscope_export_folded_series", &[]), 8.0);
+}
+
+#[test]
+fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
+    let sc = export_support::namespace();
+    let pid = sc.pid;
+    let ex = Exporter::start(pid, PORT, &["--read-timeout", "2"]);
+
+    // A client that sends one byte a second.
+    let slow = connect(pid, PORT).unwrap();
+    let mut slow_w = slow.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" {
+            if slow_w.write_all(&[*b]).is_err() {
+                break; // the exporter hung up on us
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        t0.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let r = ex.get("/metrics");
+    let took = t0.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        took < Duration::from_secs(1),
+        "a normal scrape took {took:?} while a slow client dribbled"
+    );
+    // The slow client is answered 408 and closed at the deadline.
+    let resp = exchange(slow, b"", Duration::from_secs(10));
+    assert_eq!(resp.status, 408, "{resp:?}");
+    let dribbled = dribble.join().unwrap();
+    assert!(
+        dribbled < Duration::from_secs(8),
+        "the slow client was not cut off ({dribbled:?})"
+    );
+
+    // An oversized head is refused, so are other methods and paths.
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let r = exchange(
+        connect(pid, PORT).unwrap(),
+        big.as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status, 431);
+    let r = exchange(
+        connect(pid, PORT).unwrap(),
+        b"POST /metrics HTTP/1.1\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(ex.get("/nothing").status, 404);
+    let r = exchange(
+        connect(pid, PORT).unwrap(),
+        b"\x01\x02 garbage\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status, 400);
+
+    // Sixteen idle connections fill the cap: the next one is turned away
+    // at once instead of queueing.
+    let idle: Vec<_> = (0..16).map(|_| connect(pid, PORT).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let r = exchange(
+        connect(pid, PORT).unwrap(),
+        b"GET /metrics HTTP/1.1\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status, 503);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    drop(idle);
+    // Once they are gone (closed: their threads see EOF) scrapes work again.
+    let start = Instant::now();
+    loop {
+        let r = ex.get("/metrics");
+        if r.status == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn concurrent_scrapes_run_one_at_a_time() {
+    let sc = export_support::namespace();
+    let pid = sc.pid;
+    let ex = Exporter::start(pid, PORT, &[]);
+    let bodies: Vec<String> = std::thread::scope(|s| {
+        let h: Vec<_> = (0..4).map(|_| s.spawn(|| ex.get("/metrics"))).collect();
+        h.into_iter()
+            .map(|h| {
+                let r = h.join().unwrap();
+                assert_eq!(r.status, 200);
+                r.body
+            })
+            .collect()
+    });
+    let mut counts: Vec<f64> = bodies
+        .iter()
+        .map(|b| one(&samples(b), "sockscope_export_scrapes_total", &[]))
+        .collect();
+    counts.sort_by(f64::total_cmp);
+    assert_eq!(
+        counts,
+        vec![1.0, 2.0, 3.0, 4.0],
+        "each scrape saw its own count"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_stop_within_a_second() {
+    let sc = export_support::namespace();
+    for sig in [Signal::TERM, Signal::INT] {
+        let mut ex = Exporter::start(sc.pid, PORT, &[]);
+        // A client in the middle of its request does not hold the exit up.
+        let mut c = connect(sc.pid, PORT).unwrap();
+        c.write_all(b"GET /met").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let (code, took) = ex.stop(sig);
+        assert_eq!(code, Some(0), "{sig:?}");
+        assert!(took < Duration::from_secs(1), "{sig:?} took {took:?}");
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+    }
+}
+
+#[test]
+fn bad_flags_and_address_in_use() {
+    let sc = export_support::namespace();
+    let _ex = Exporter::start(sc.pid, PORT, &[]);
+    let listen = format!("127.0.0.1:{PORT}");
+    let run = sc.nsenter(&[common::BIN, "export", "--listen", &listen]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("in use") && run.stderr.contains("--listen ADDR:PORT"),
+        "{}",
+        run.stderr
+    );
+    for (args, want) in [
+        (&["--listen", "nowhere"][..], "not ADDR:PORT"),
+        (&["--listen", "127.0.0.1:99999"][..], "not ADDR:PORT"),
+        (&["--read-timeout", "0"][..], "--read-timeout"),
+        (&["--max-series", "0"][..], "--max-series"),
+        (
+            &["--listen", "192.0.2.1:9469"][..],
+            "no interface of this host",
+        ),
+    ] {
+        let mut all = vec!["export"];
+        all.extend_from_slice(args);
+        let run = sockscope(&all);
+        run.expect_code(2);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+    }
+}
