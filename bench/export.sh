@@ -104,15 +104,36 @@ in_ns() { nsenter -t "$NSPID" -n -- "$@"; }
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; } # utime+stime
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-wait_port() { # port pid
+wait_port() { # port pid errfile
     local i
     for ((i = 0; i < 200; i++)); do
-        kill -0 "$2" 2>/dev/null || die "exporter on :$1 exited"
+        kill -0 "$2" 2>/dev/null || return 1
         in_ns curl -sf -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return 0
         in_ns curl -s -o /dev/null "http://127.0.0.1:$1/metrics" 2>/dev/null && return 0
         sleep 0.05
     done
-    die "nothing listens on :$1"
+    kill -TERM "$2" 2>/dev/null; return 1
+}
+
+# start_exporter ERRFILE PORTVAR PIDVAR CMD... (CMD may contain @PORT@):
+# mksockets widens ip_local_port_range, so a port may be taken by one of
+# its connections: try the next one.
+start_exporter() {
+    local err=$1 portvar=$2 pidvar=$3 port=${!2} try pid
+    shift 3
+    for ((try = 0; try < 20; try++, port++)); do
+        # nsenter execs the exporter, so $! is the exporter's own pid.
+        nsenter -t "$NSPID" -n -- "${@//@PORT@/$port}" 2>"$err" &
+        pid=$!
+        if wait_port "$port" "$pid" "$err" 2>/dev/null; then
+            printf -v "$portvar" %s "$port"
+            printf -v "$pidvar" %s "$pid"
+            return 0
+        fi
+        wait "$pid" 2>/dev/null || true
+        grep -qi "in use" "$err" || { cat "$err" >&2; die "could not start: $*"; }
+    done
+    die "no free port from ${!portvar}"
 }
 
 # measure NAME PID PORT -> one Markdown row; sets CPU_MS RSS_KIB WALL_MS LINES
@@ -148,9 +169,7 @@ echo
 echo "| exporter | wall ms/scrape | CPU ms/scrape | peak RSS MiB | RSS after MiB | samples |"
 echo "|---|---:|---:|---:|---:|---:|"
 
-in_ns "$SOCKSCOPE" export --listen "127.0.0.1:$SS_PORT" 2>"$WORK/ss.err" &
-SSPID=$!
-wait_port "$SS_PORT" "$SSPID"
+start_exporter "$WORK/ss.err" SS_PORT SSPID "$SOCKSCOPE" export --listen "127.0.0.1:@PORT@"
 measure "sockscope export" "$SSPID" "$SS_PORT"
 SS_CPU=$CPU_MS SS_RSS=$RSS_KIB SS_WALL=$WALL_MS
 # The scrape saw the workload (a check, not a measurement).
@@ -159,12 +178,26 @@ grep -q "sockscope_sockets{.*state=\"established\"} $((N + 2))\$" "$WORK/socksco
     die "sockscope export did not report the established sockets"
 
 if [[ -n $NODE_EXPORTER ]]; then
-    in_ns "$NODE_EXPORTER" --collector.disable-defaults --collector.netstat \
-        --collector.sockstat --web.listen-address="127.0.0.1:$NE_PORT" 2>"$WORK/ne.err" &
-    NEPID=$!
-    wait_port "$NE_PORT" "$NEPID"
+    start_exporter "$WORK/ne.err" NE_PORT NEPID "$NODE_EXPORTER" --collector.disable-defaults \
+        --collector.netstat --collector.sockstat --web.listen-address="127.0.0.1:@PORT@"
     measure "node_exporter (netstat, sockstat)" "$NEPID" "$NE_PORT"
     NE_CPU=$CPU_MS NE_RSS=$RSS_KIB NE_WALL=$WALL_MS
+fi
+
+# For reference: the same socket table and owner scan as one command
+# (`sockscope ls -anp`: every kind, every state, with owners), CPU from
+# /proc of the finished child, averaged over the same number of runs.
+if [[ -x /usr/bin/time ]]; then
+    total=0 best=0
+    for ((i = 0; i < SCRAPES; i++)); do
+        in_ns /usr/bin/time -f '%U %S %M' -o "$WORK/ls.time" "$SOCKSCOPE" ls -anp >/dev/null 2>&1 || true
+        read -r u s m <"$WORK/ls.time"
+        total=$(awk -v a="$total" -v u="$u" -v s="$s" 'BEGIN{print a + u + s}')
+        ((m > best)) && best=$m
+    done
+    printf '| %s | - | %s | %s | - | - |\n' "sockscope ls -anp (one-shot, reference)" \
+        "$(awk -v a="$total" -v k="$SCRAPES" 'BEGIN{printf "%.1f", a * 1000 / k}')" \
+        "$(awk -v k="$best" 'BEGIN{printf "%.1f", k / 1024}')"
 fi
 
 echo

@@ -14,7 +14,7 @@
 use super::labels::{self, Platform};
 use super::listeners;
 use super::stats::{self, ByProtocol};
-use crate::model::{Netns, Socket};
+use crate::model::{Netns, Proto, Socket, State};
 use crate::source::counters::Counters;
 use crate::source::netns::OpenNetns;
 use crate::source::{self, ALL_KINDS, Request, SourceError};
@@ -156,15 +156,25 @@ pub fn build(
     let mut budget = opts.max_series;
     let mut folded = Folded::default();
 
-    // Namespaces: sockets by protocol and state, counters.
-    let mut per_ns: HashMap<String, Vec<&Socket>> = HashMap::new();
+    // Namespaces: sockets by protocol and state, counters. Sockets without
+    // a namespace label belong to the one namespace read.
+    let mut per_ns: HashMap<Option<u64>, Vec<&Socket>> = HashMap::new();
     for s in sockets {
-        per_ns.entry(ns_label(s, &single)).or_default().push(s);
+        per_ns
+            .entry(s.netns.as_ref().map(|n| n.inode))
+            .or_default()
+            .push(s);
     }
     let mut ns_out = Vec::new();
+    let unlabelled = per_ns.remove(&None).unwrap_or_default();
     for (i, (id, counters, somaxconn)) in namespaces.into_iter().enumerate() {
         let label = id.to_string();
-        let (by, _) = stats::count(per_ns.get(&label).into_iter().flatten().copied());
+        let mine = per_ns.get(&Some(id.inode)).map(Vec::as_slice).unwrap_or_default();
+        let (by, _) = if i == 0 && !unlabelled.is_empty() {
+            stats::count(unlabelled.iter().chain(mine).copied())
+        } else {
+            stats::count(mine.iter().copied())
+        };
         let n = NsSeries {
             netns: label,
             sockets: by,
@@ -182,8 +192,19 @@ pub fn build(
         ns_out.push(n);
     }
 
-    // Listeners, keyed by their label set.
-    let health = crate::explain::listener_health(sockets);
+    // Listeners, keyed by their label set. Only listeners, their half-open
+    // connections and their reuseport siblings matter here: leaving the
+    // established children out spares cloning them (tens of thousands on
+    // a busy host).
+    let relevant: Vec<Socket> = sockets
+        .iter()
+        .filter(|s| {
+            s.proto == Proto::Tcp
+                && matches!(s.state, State::Listen | State::SynRecv | State::NewSynRecv)
+        })
+        .cloned()
+        .collect();
+    let health = crate::explain::listener_health(&relevant);
     let mut keyed: BTreeMap<(String, String, u16, Option<u32>), ListenerSeries> = BTreeMap::new();
     for h in &health {
         let l = &h.listener;
@@ -256,7 +277,7 @@ pub fn build(
     listeners_out.extend(other);
 
     // Processes: distinct sockets per pid and state.
-    let mut per_pid: HashMap<u32, (String, BTreeMap<String, u64>, u64)> = HashMap::new();
+    let mut per_pid: HashMap<u32, (&str, BTreeMap<&'static str, u64>, u64)> = HashMap::new();
     for s in sockets {
         for (i, o) in s.owners.iter().enumerate() {
             if s.owners[..i].iter().any(|p| p.pid == o.pid) {
@@ -264,8 +285,8 @@ pub fn build(
             }
             let e = per_pid
                 .entry(o.pid)
-                .or_insert_with(|| (o.comm.clone(), BTreeMap::new(), 0));
-            *e.1.entry(s.state.name().to_string()).or_default() += 1;
+                .or_insert_with(|| (o.comm.as_str(), BTreeMap::new(), 0));
+            *e.1.entry(s.state.name()).or_default() += 1;
             e.2 += 1;
         }
     }
@@ -278,9 +299,12 @@ pub fn build(
             budget -= by_state.len();
             procs_out.push(ProcSeries {
                 pid: Some(pid),
-                process: comm,
+                process: comm.to_string(),
                 platform: platform(pid),
-                by_state,
+                by_state: by_state
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
             });
             continue;
         }
@@ -292,7 +316,7 @@ pub fn build(
             by_state: BTreeMap::new(),
         });
         for (k, v) in by_state {
-            *r.by_state.entry(k).or_default() += v;
+            *r.by_state.entry(k.to_string()).or_default() += v;
         }
     }
     procs_out.extend(rest);
