@@ -393,3 +393,147 @@ fn bad_flags_and_address_in_use() {
         assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
     }
 }
+
+/// The cgroup v2 mount point (from /proc/self/mountinfo).
+fn cgroup2_mount() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next() == Some("cgroup2"))
+                .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+        })
+        .expect("a cgroup v2 hierarchy must be mounted for this test (/sys/fs/cgroup or /sys/fs/cgroup/unified)")
+}
+
+/// Moves a process into cgroup directories made for the test, and back to
+/// where it was (and removes them) when dropped.
+struct CgroupMove {
+    mount: std::path::PathBuf,
+    pid: u32,
+    home: String,
+    made: Vec<std::path::PathBuf>,
+}
+
+impl CgroupMove {
+    fn new(pid: u32) -> CgroupMove {
+        let home = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            .expect("the scene's cgroup v2 path");
+        CgroupMove {
+            mount: cgroup2_mount(),
+            pid,
+            home,
+            made: Vec::new(),
+        }
+    }
+    /// Make `rel` (under the mount) and move the process there.
+    fn enter(&mut self, rel: &str) {
+        let mut dir = self.mount.clone();
+        for comp in rel.split('/') {
+            dir.push(comp);
+            if !dir.exists() {
+                std::fs::create_dir(&dir)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+                self.made.push(dir.clone());
+            }
+        }
+        std::fs::write(dir.join("cgroup.procs"), self.pid.to_string())
+            .unwrap_or_else(|e| panic!("move {} into {}: {e}", self.pid, dir.display()));
+        let now = std::fs::read_to_string(format!("/proc/{}/cgroup", self.pid)).unwrap();
+        assert!(now.contains(&format!("0::/{rel}")), "{now}");
+    }
+}
+
+impl Drop for CgroupMove {
+    fn drop(&mut self) {
+        let home = self.mount.join(self.home.trim_start_matches('/'));
+        let _ = std::fs::write(home.join("cgroup.procs"), self.pid.to_string());
+        for d in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn platform_labels_come_from_the_process_cgroup() {
+    let sc = Scene::start("nc");
+    let pid = sc.pid;
+    let pid_s = pid.to_string();
+    let port = sc.num("/port").to_string();
+    let id = format!("{:064x}", u64::from(pid) * 7919 + 0xabc);
+    let slice = format!("sockscope-test-{}.slice", std::process::id());
+    let mut cg = CgroupMove::new(pid);
+
+    let labels_of = |run: &common::Run| {
+        run.expect_code(0);
+        let all = samples(&run.stdout);
+        let l = export_support::find(
+            &all,
+            "sockscope_listener_accept_queue_connections",
+            &[("port", port.as_str()), ("pid", pid_s.as_str())],
+        );
+        assert_eq!(l.len(), 1, "{}", run.stdout);
+        let p = export_support::find(
+            &all,
+            "sockscope_process_sockets",
+            &[("pid", pid_s.as_str())],
+        );
+        assert!(!p.is_empty());
+        for s in &p {
+            let mut a = s.labels.clone();
+            let mut b = l[0].labels.clone();
+            for k in ["netns", "addr", "port", "proto", "state"] {
+                a.remove(k);
+                b.remove(k);
+            }
+            assert_eq!(a, b, "listener and process carry the same platform labels");
+        }
+        l[0].labels.clone()
+    };
+
+    cg.enter(&format!("{slice}/docker-{id}.scope"));
+    let l = labels_of(&sc.sockscope("export", &["--once", "--top", "100000"]));
+    assert_eq!(l.get("container_id"), Some(&id));
+    assert_eq!(l.get("runtime").map(String::as_str), Some("docker"));
+    assert_eq!(l.get("systemd_unit"), None);
+
+    let unit = format!("sockscope-test-{}.service", std::process::id());
+    cg.enter(&format!("{slice}/{unit}"));
+    let l = labels_of(&sc.sockscope("export", &["--once", "--top", "100000"]));
+    assert_eq!(l.get("systemd_unit"), Some(&unit));
+    assert_eq!((l.get("container_id"), l.get("runtime")), (None, None));
+}
+
+#[test]
+fn foreign_process_names_are_exact_label_values() {
+    // A listener held by a process whose name has a quote, a backslash
+    // and a newline: the exposition stays parseable and the label value
+    // is the name, byte for byte.
+    let code = r#"
+import ctypes, socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 7800)); s.listen(3)
+ctypes.CDLL(None).prctl(15, b'a"b\\c\nd} x', 0, 0, 0)
+time.sleep(120)
+"#;
+    let sc = Scene::start_command(&["python3", "-c", code], "the renamed listener", |pid| {
+        std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"a\"b"))
+    });
+    let run = sc.sockscope("export", &["--once", "--top", "100000"]);
+    run.expect_code(0);
+    promtool_check(&run.stdout);
+    let all = samples(&run.stdout);
+    let l = export_support::find(
+        &all,
+        "sockscope_listener_backlog_connections",
+        &[("port", "7800")],
+    );
+    assert_eq!(l.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        l[0].labels.get("process").map(String::as_str),
+        Some("a\"b\\c\nd} x")
+    );
+    assert_eq!(l[0].value, 3.0);
+}

@@ -169,7 +169,10 @@ pub fn build(
     let unlabelled = per_ns.remove(&None).unwrap_or_default();
     for (i, (id, counters, somaxconn)) in namespaces.into_iter().enumerate() {
         let label = id.to_string();
-        let mine = per_ns.get(&Some(id.inode)).map(Vec::as_slice).unwrap_or_default();
+        let mine = per_ns
+            .get(&Some(id.inode))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let (by, _) = if i == 0 && !unlabelled.is_empty() {
             stats::count(unlabelled.iter().chain(mine).copied())
         } else {
