@@ -8,7 +8,7 @@
 //!
 //! Checked: the values of the listener, namespace and process series;
 //! promtool accepts the exposition; OpenMetrics when asked for; --json
-//! and --max-series folding; scrapes one at a time; a client sending a
+//! and --max-series folding; concurrent scrapes all served; a client sending a
 //! byte a second neither blocks a normal scrape nor stays connected past
 //! --read-timeout; oversized heads, methods and paths; the connection cap;
 //! SIGTERM/SIGINT exits within a second, also with a client connected;
@@ -237,7 +237,7 @@ fn json_once_and_max_series_folding() {
 fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
     let sc = export_support::namespace();
     let pid = sc.pid;
-    let ex = Exporter::start(pid, PORT, &["--read-timeout", "2"]);
+    let ex = Exporter::start(pid, PORT, &["--read-timeout", "4"]);
 
     // A client that sends one byte a second.
     let slow = connect(pid, PORT).unwrap();
@@ -257,8 +257,10 @@ fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
     let r = ex.get("/metrics");
     let took = t0.elapsed();
     assert_eq!(r.status, 200);
+    // Were the scrape queued behind the slow client, it would wait for its
+    // 4 s deadline.
     assert!(
-        took < Duration::from_secs(1),
+        took < Duration::from_millis(2500),
         "a normal scrape took {took:?} while a slow client dribbled"
     );
     // The slow client is answered 408 and closed at the deadline.
@@ -266,7 +268,7 @@ fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
     assert_eq!(resp.status, 408, "{resp:?}");
     let dribbled = dribble.join().unwrap();
     assert!(
-        dribbled < Duration::from_secs(8),
+        dribbled < Duration::from_secs(12),
         "the slow client was not cut off ({dribbled:?})"
     );
 
@@ -321,7 +323,7 @@ fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
 }
 
 #[test]
-fn concurrent_scrapes_run_one_at_a_time() {
+fn concurrent_scrapes_are_all_served_and_counted_once() {
     let sc = export_support::namespace();
     let pid = sc.pid;
     let ex = Exporter::start(pid, PORT, &[]);
