@@ -12,7 +12,9 @@
 //! byte a second neither blocks a normal scrape nor stays connected past
 //! --read-timeout; oversized heads, methods and paths; the connection cap;
 //! SIGTERM/SIGINT exits within a second, also with a client connected;
-//! bad flags and an address in use exit 2 with the fix.
+//! bad flags and an address in use exit 2 with the fix; half-open counts
+//! (scene `halfopen`), reuseport groups (scene `reuseport`), platform labels
+//! from a real cgroup v2 move, and foreign process names as label values.
 
 mod common;
 mod export_support;
@@ -538,4 +540,58 @@ time.sleep(120)
         Some("a\"b\\c\nd} x")
     );
     assert_eq!(l[0].value, 3.0);
+}
+
+#[test]
+fn half_open_connections_count_for_their_listener() {
+    // Scene `halfopen`: an nftables rule in the namespace drops the final
+    // ACK of 3 clients, so the listener has 3 request sockets in SYN-RECV
+    // and nothing in its accept queue.
+    let sc = Scene::start("halfopen");
+    let port = sc.num("/port").to_string();
+    let hex = format!(":{:04X}", sc.num("/port"));
+    let half = common::proc_net_rows(sc.pid, "tcp", |t| {
+        t.get(1).is_some_and(|l| l.ends_with(&hex)) && t.get(3) == Some(&"03")
+    });
+    assert_eq!(half.len(), 3, "the kernel's SYN-RECV rows: {half:#?}");
+    let run = sc.sockscope("export", &["--once"]);
+    run.expect_code(0);
+    let all = samples(&run.stdout);
+    let l = [("port", port.as_str())];
+    assert_eq!(
+        one(&all, "sockscope_listener_syn_recv_connections", &l),
+        3.0
+    );
+    assert_eq!(
+        one(&all, "sockscope_listener_accept_queue_connections", &l),
+        0.0
+    );
+    assert_eq!(one(&all, "sockscope_listener_backlog_connections", &l), 8.0);
+}
+
+#[test]
+fn reuseport_group_is_counted_on_each_member() {
+    // Scene `reuseport`: two SO_REUSEPORT listeners on one address and
+    // port, held by two processes: one series each, group size 2.
+    let sc = Scene::start("reuseport");
+    let port = sc.num("/port").to_string();
+    let run = sc.sockscope("export", &["--once"]);
+    run.expect_code(0);
+    let all = samples(&run.stdout);
+    let members = export_support::find(
+        &all,
+        "sockscope_listener_reuseport_group_sockets",
+        &[("port", port.as_str())],
+    );
+    let mut pids: Vec<&str> = members.iter().map(|s| s.labels["pid"].as_str()).collect();
+    pids.sort_unstable();
+    let mut want: Vec<String> = sc.manifest["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["pid"].to_string())
+        .collect();
+    want.sort_unstable();
+    assert_eq!(pids, want, "{members:#?}");
+    assert!(members.iter().all(|s| s.value == 2.0), "{members:#?}");
 }
