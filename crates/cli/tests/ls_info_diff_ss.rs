@@ -572,6 +572,32 @@ fn ls_info_mem_timers_agree_with_ss() {
         );
     }
 
+    // Our text (`ls -tnimo`) names every field that ss's text names, for
+    // the same socket: a field shown in JSON but left out of the text
+    // (rcv_rtt once was) fails here. ss-only fields: `send` (derived from
+    // cwnd and rtt) and congestion-module data (`bbr:`, `cubic` words).
+    let text = sc.sockscope("ls", &["-tnimo"]);
+    text.expect_code(0);
+    let ours = parse_ss(&text.stdout, true);
+    for s in &ss {
+        let k = key(&s.local, &s.peer);
+        let o = ours
+            .iter()
+            .find(|o| key(&o.local, &o.peer) == k)
+            .unwrap_or_else(|| panic!("{k} not in our text:\n{}", text.stdout));
+        for name in s.kv.keys() {
+            if matches!(name.as_str(), "send" | "bbr" | "rehash" | "rcv_wnd") {
+                continue;
+            }
+            assert!(
+                o.kv.contains_key(name),
+                "{k}: ss prints {name}, our text does not:\nss: {:?}\nours: {:?}",
+                s.kv.keys().collect::<Vec<_>>(),
+                o.kv.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+
     // The scene's facts, so the comparison is about the sockets we meant.
     let pair = |i: usize, f: &str| sc.num(&format!("/pairs/{i}/{f}"));
     let unread = key(

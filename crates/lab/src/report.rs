@@ -83,6 +83,7 @@ fn endpoint(e: &Endpoint, listener: bool) -> String {
             Some(p) => format!("{p} (ino {inode})"),
             None => format!("* (ino {inode})"),
         },
+        Endpoint::Unknown => "* (unknown)".into(),
     }
 }
 

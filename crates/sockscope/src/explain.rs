@@ -8,14 +8,13 @@
 //! a listener to its half-open and accepted connections and reuseport
 //! siblings. Reading the kernel stays in `source`.
 
-use crate::model::{Endpoint, Family, Owner, Proto, Socket, State};
+use crate::model::{Endpoint, Owner, Proto, Socket, State};
+use crate::model::{FdInfo, ProcessInfo};
 use crate::source::Kind;
-use crate::source::process::{FdInfo, ProcessInfo};
-use crate::source::procnet::{self, InetRow, ProcTable, UnixRow};
+use crate::source::procnet::{self, InetRow, UnixRow};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::Path;
 
 /// What `sockscope who` was asked about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -474,74 +473,23 @@ pub fn explain_unix_row(row: &UnixRow) -> Vec<ProcField> {
     ]
 }
 
-fn table_for(s: &Socket) -> Option<ProcTable> {
-    Some(match (s.proto, s.family) {
-        (Proto::Tcp, Family::Inet) => ProcTable::Tcp,
-        (Proto::Tcp, Family::Inet6) => ProcTable::Tcp6,
-        (Proto::Udp, Family::Inet) => ProcTable::Udp,
-        (Proto::Udp, Family::Inet6) => ProcTable::Udp6,
-        (Proto::Udplite, Family::Inet) => ProcTable::Udplite,
-        (Proto::Udplite, Family::Inet6) => ProcTable::Udplite6,
-        (Proto::Raw, Family::Inet) => ProcTable::Raw,
-        (Proto::Raw, Family::Inet6) => ProcTable::Raw6,
-        (p, _) if p.is_unix() => ProcTable::Unix,
-        _ => return None,
-    })
-}
-
-/// Find `s`'s own line in the /proc/net table under `dir` (by inode, or by
-/// addresses when it has none). Must run in `s`'s namespace. The file is
-/// read line by line and reading stops at the row: the kernel generates the
-/// text as it is read, and listeners come first.
-pub fn find_proc_line(dir: &Path, s: &Socket) -> Option<ProcLine> {
-    use std::io::BufRead;
-    let table = table_for(s)?;
-    let path = dir.join(table.file_name());
-    let mut r = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(&path).ok()?);
-    let mut header = String::new();
-    r.read_line(&mut header).ok()?;
-    let header = header.trim_end_matches('\n').to_string();
-    let file = format!("/proc/net/{}", table.file_name());
-    let inode = s.inode.to_string();
-    // The inode is the 10th field of inet rows and the 7th of unix rows.
-    let field = if table == ProcTable::Unix { 6 } else { 9 };
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let text = line.trim_end_matches('\n');
-        if s.inode != 0 && text.split_whitespace().nth(field) != Some(inode.as_str()) {
-            continue;
-        }
-        if table == ProcTable::Unix {
-            let Ok(row) = procnet::parse_unix_line(text) else {
-                continue;
-            };
-            return Some(ProcLine {
-                file,
-                header,
-                line: row.raw_line.clone(),
-                fields: explain_unix_row(&row),
-            });
-        }
-        let Ok(row) = procnet::parse_inet_line(text) else {
-            continue;
-        };
-        let hit = s.inode != 0
-            || (Some(row.local.port()) == s.local.port()
-                && Some(row.remote.port()) == s.peer.port()
-                && s.local.ip() == Some(row.local.ip())
-                && s.peer.ip() == Some(row.remote.ip()));
-        if hit {
-            return Some(ProcLine {
-                file,
-                header,
-                line: row.raw_line.clone(),
-                fields: explain_inet_row(&row, s.proto),
-            });
-        }
+/// A socket's row of /proc/net, verbatim and decoded (pure: the row is
+/// found by [`procnet::find_row`], which reads the kernel).
+pub fn proc_line(found: &procnet::FoundRow) -> ProcLine {
+    let file = format!("/proc/net/{}", found.table.file_name());
+    match &found.row {
+        procnet::Row::Unix(row) => ProcLine {
+            file,
+            header: found.header.clone(),
+            line: row.raw_line.clone(),
+            fields: explain_unix_row(row),
+        },
+        procnet::Row::Inet(row, proto) => ProcLine {
+            file,
+            header: found.header.clone(),
+            line: row.raw_line.clone(),
+            fields: explain_inet_row(row, *proto),
+        },
     }
 }
 
@@ -713,7 +661,7 @@ pub struct Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SourceKind;
+    use crate::model::{Family, SourceKind};
 
     #[test]
     fn targets() {

@@ -1,7 +1,7 @@
 //! Join: attach owners (process fds) to sockets by inode. Pure functions.
 
+use crate::model::OwnerScan;
 use crate::model::Socket;
-use crate::source::owners::OwnerScan;
 
 /// Fill `owners` of every socket from an owner scan. Sockets with inode 0
 /// (TIME-WAIT and request sockets have no file) get none.
@@ -59,6 +59,7 @@ mod tests {
             fd: 3,
             comm: "nginx".into(),
             uid: Some(0),
+            tid: None,
         };
         let mut scan = OwnerScan::from_pairs(vec![(10, o(2)), (10, o(1)), (0, o(9))], 0, 3);
         let mut v = vec![sock(10), sock(11), sock(0)];

@@ -6,16 +6,25 @@
 //! expression language and renders them. Data flows one way:
 //!
 //! `source` (kernel I/O) → `model` (plain data) → `join` / `query` (pure) →
-//! `view` (text, JSON); `report` assembles what a command answers.
+//! `snapshot` (sources and join together) → `explain` / `report` (the
+//! answers commands give) → `view` (text, JSON). No module refers to a
+//! layer above its own (tests/layers.rs checks it; docs/architecture.md).
 //!
 //! Nothing here changes kernel state.
 
+// Unsafe code is fenced: only the modules that make a system call no safe
+// wrapper offers (bpf(2), kcmp(2), the SIOCGSKNS ioctl) allow it, each call
+// with its SAFETY comment.
+#![deny(unsafe_code)]
+
 pub mod abi;
+pub mod escape;
 pub mod explain;
 pub mod join;
 pub mod model;
 pub mod query;
 pub mod report;
+pub mod snapshot;
 pub mod source;
 pub mod view;
 

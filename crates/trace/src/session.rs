@@ -20,7 +20,7 @@ use crate::track::{Conn, FxMap, Tracker, UserFilter};
 use sockscope::model::{Proto, State, StateSet};
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind as SrcKind, Request, SourceChoice};
+use sockscope::source::{Kind as SrcKind, Request, SourceChoice};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -438,7 +438,7 @@ fn overload_message(
     m
 }
 
-fn take_snapshot(target: &NetnsTarget) -> Result<source::Snapshot, String> {
+fn take_snapshot(target: &NetnsTarget) -> Result<sockscope::snapshot::Snapshot, String> {
     let namespaces = netns::open(target).map_err(|e| e.to_string())?;
     let req = Request {
         kinds: vec![SrcKind::Tcp, SrcKind::Udp],
@@ -449,7 +449,8 @@ fn take_snapshot(target: &NetnsTarget) -> Result<source::Snapshot, String> {
         ext: Extensions::default(),
     };
     let tolerant = *target == NetnsTarget::All;
-    source::snapshot(&namespaces, &req, true, true, tolerant).map_err(|e| e.to_string())
+    sockscope::snapshot::snapshot(&namespaces, &req, true, true, tolerant)
+        .map_err(|e| e.to_string())
 }
 
 /// Owners of sockets that existed at start, for the kernel's maps.

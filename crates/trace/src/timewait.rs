@@ -120,7 +120,7 @@ fn canon(a: SocketAddr) -> SocketAddr {
 fn ep_addr(e: &Endpoint) -> Option<SocketAddr> {
     match e {
         Endpoint::Inet { addr, port } => Some(canon(SocketAddr::new(*addr, *port))),
-        Endpoint::Unix { .. } => None,
+        Endpoint::Unix { .. } | Endpoint::Unknown => None,
     }
 }
 

@@ -274,6 +274,7 @@ impl Conn {
                 fd: o.fd.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
                 comm: o.comm.to_string(),
                 uid: None,
+                tid: None,
             });
         }
         s

@@ -88,9 +88,9 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let want_owners = args.processes || filter.needs_owners();
     let target = args.ns.target();
     let label = target != NetnsTarget::Current;
-    let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
+    let namespaces = super::open_netns(&target).map_err(|e| source_error(e.into()))?;
 
-    let snap = source::snapshot(
+    let snap = sockscope::snapshot::snapshot(
         &namespaces,
         &req,
         label,
@@ -98,15 +98,8 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
         target == NetnsTarget::All,
     )
     .map_err(source_error)?;
+    super::report_snapshot(&snap, cli.verbose);
     let mut sockets = snap.sockets;
-    if cli.verbose {
-        for n in &snap.notes {
-            eprintln!("sockscope: {n}");
-        }
-    }
-    if let Some(scan) = &snap.owners {
-        super::warn_denied(scan);
-    }
     if !filter.is_empty() {
         sockets.retain(|s| filter.matches(s));
     }

@@ -41,6 +41,35 @@ pub fn man(sub: Option<&str>) -> Result<u8, Fail> {
         .or_else(out::ignore_broken_pipe)
 }
 
+/// Say on stderr what a snapshot left out: always its warnings (namespaces
+/// that could not be read, rows that could not be parsed) and the fd tables
+/// that could not be read; with `-v` also the notes (fallbacks taken).
+pub fn report_snapshot(snap: &sockscope::snapshot::Snapshot, verbose: bool) {
+    if verbose {
+        for n in &snap.notes {
+            eprintln!("sockscope: {}", sockscope::view::escape::escape_str(n));
+        }
+    }
+    for w in &snap.warnings {
+        eprintln!("sockscope: {}", sockscope::view::escape::escape_str(w));
+    }
+    if let Some(scan) = &snap.owners {
+        warn_denied(scan);
+    }
+}
+
+/// Open the namespaces of a target, saying on stderr which ones could not
+/// be looked at.
+pub fn open_netns(
+    target: &sockscope::source::netns::NetnsTarget,
+) -> Result<Vec<sockscope::source::netns::OpenNetns>, sockscope::source::netns::NetnsError> {
+    let (v, warnings) = sockscope::source::netns::open_warn(target)?;
+    for w in warnings {
+        eprintln!("sockscope: {w}");
+    }
+    Ok(v)
+}
+
 /// Say once, on stderr, that some fd tables could not be read and what
 /// privilege would show them.
 pub fn warn_denied(scan: &sockscope::source::owners::OwnerScan) {

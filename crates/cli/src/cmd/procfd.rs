@@ -7,7 +7,7 @@ use crate::{FOUND, Fail, out};
 use sockscope::model::Socket;
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::source::process::{self, FdEntry, FdTarget, ProcessError};
-use sockscope::source::{self, ALL_KINDS, Request};
+use sockscope::source::{ALL_KINDS, Request};
 use sockscope::view::explain as view;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -51,7 +51,30 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
     let namespaces =
         netns::open(&NetnsTarget::Pid(args.pid)).map_err(|e| source_error(e.into()))?;
     let req = Request::all_states(&ALL_KINDS);
-    let snap = source::snapshot(&namespaces, &req, false, true, false).map_err(source_error)?;
+    let mut snap = sockscope::snapshot::snapshot(&namespaces, &req, false, true, false)
+        .map_err(source_error)?;
+    super::report_snapshot(&snap, cli.verbose);
+    // A socket passed in from another namespace is not in this one's
+    // tables: ask each such socket for its namespace and read that one too.
+    let known: std::collections::HashSet<u64> = snap.sockets.iter().map(|s| s.inode).collect();
+    let mut others: Vec<netns::OpenNetns> = Vec::new();
+    for e in &fds {
+        if let (FdTarget::Socket { inode }, None) = (&e.target, e.tid)
+            && !known.contains(inode)
+            && let Some(ns) = netns::of_socket(args.pid, e.fd)
+            && !namespaces
+                .iter()
+                .chain(&others)
+                .any(|n| n.id.inode == ns.id.inode)
+        {
+            others.push(ns);
+        }
+    }
+    if !others.is_empty()
+        && let Ok(more) = sockscope::snapshot::snapshot(&others, &req, true, true, true)
+    {
+        snap.sockets.extend(more.sockets);
+    }
     let by_inode: HashMap<u64, &Socket> = snap
         .sockets
         .iter()
@@ -94,7 +117,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
                 w,
                 "process {} {} (user {}, parent {}): {}",
                 info.pid,
-                info.comm,
+                view::printable(&info.comm),
                 info.user.clone().unwrap_or_else(|| info.uid.to_string()),
                 info.ppid,
                 view::printable(&info.cmdline.join(" "))

@@ -122,7 +122,7 @@ fn write_text(w: &mut impl Write, s: &StatsReport, color: bool) -> std::io::Resu
         for p in &s.top_processes {
             t.cell(p.sockets);
             t.cell(p.pid);
-            t.cell(&p.comm);
+            t.cell(sockscope::view::escape::escape_str(&p.comm));
         }
         t.write(w, color)?;
     }

@@ -49,13 +49,17 @@ fn proc_err(e: ProcessError) -> Fail {
 pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut target = explain::parse_target(&args.target).map_err(|e| Fail::usage(e.to_string()))?;
     let mut ns_target = args.ns.target();
-    // PID/FD: the fd names an inode, in that process's namespace.
+    // The namespace of the socket a PID/FD names, asked of the socket.
+    let mut socket_ns = None;
+    // PID/FD: the fd names an inode, in the socket's namespace (usually,
+    // but not always, the process's: a socket can be passed across).
     if let Target::PidFd { pid, fd } = target {
-        let e = process::read_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
+        let e = process::find_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
         match e.target {
             FdTarget::Socket { inode } => {
                 target = Target::Inode { inode };
                 if ns_target == NetnsTarget::Current {
+                    socket_ns = e.tid.is_none().then(|| netns::of_socket(pid, fd)).flatten();
                     ns_target = NetnsTarget::Pid(pid);
                 }
             }
@@ -68,7 +72,10 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
             }
         }
     }
-    let namespaces = netns::open(&ns_target).map_err(|e| source_error(e.into()))?;
+    let namespaces = match socket_ns {
+        Some(ns) => vec![ns],
+        None => super::open_netns(&ns_target).map_err(|e| source_error(e.into()))?,
+    };
     let label = ns_target != NetnsTarget::Current;
     let mut kinds = target.kinds();
     // Listener analysis needs every TCP state of the port.
@@ -82,7 +89,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         Target::Port { port, .. } | Target::Addr { port, .. } => Some(*port),
         _ => None,
     };
-    let snap = source::snapshot_port(
+    let snap = sockscope::snapshot::snapshot_port(
         &namespaces,
         &req,
         label,
@@ -91,14 +98,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         local_port,
     )
     .map_err(source_error)?;
-    if cli.verbose {
-        for n in &snap.notes {
-            eprintln!("sockscope: {n}");
-        }
-    }
-    if let Some(scan) = &snap.owners {
-        super::warn_denied(scan);
-    }
+    super::report_snapshot(&snap, cli.verbose);
     let sockets = snap.sockets;
     let matched: Vec<&Socket> = sockets.iter().filter(|s| target.matches(s)).collect();
     if matched.is_empty() {
@@ -183,7 +183,8 @@ fn build_chain(
         .find(|n| s.netns.as_ref().is_none_or(|x| x.inode == n.id.inode));
     let proc_line = ns.and_then(|ns| {
         netns::run_in(ns, || {
-            explain::find_proc_line(Path::new("/proc/thread-self/net"), s)
+            source::procnet::find_row(Path::new("/proc/thread-self/net"), s)
+                .map(|row| explain::proc_line(&row))
         })
         .ok()
         .flatten()
@@ -193,10 +194,10 @@ fn build_chain(
         .iter()
         .map(|o| {
             let root = Path::new("/proc");
-            let entry = process::read_fd(root, o.pid, o.fd).ok();
+            let entry = process::read_fd_at(root, o.pid, o.tid, o.fd).ok();
             OwnerChain {
                 owner: o.clone(),
-                fd_path: format!("/proc/{}/fd/{}", o.pid, o.fd),
+                fd_path: o.fd_path(),
                 link: entry
                     .as_ref()
                     .map(|e| e.link.clone())

@@ -244,12 +244,23 @@ impl Drop for Fixture {
     }
 }
 
-/// Inode of /proc/PID/ns/net.
+/// Inode of /proc/PID/ns/net (of a live thread's, when the main thread
+/// has exited and its own is gone).
 pub fn netns_inode(pid: u32) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/net"))
-        .unwrap_or_else(|e| panic!("stat /proc/{pid}/ns/net: {e}"))
-        .ino()
+    let main = std::fs::metadata(format!("/proc/{pid}/ns/net"));
+    let thread = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find_map(|t| std::fs::metadata(t.path().join("ns/net")).ok())
+    };
+    match main {
+        Ok(m) => m.ino(),
+        Err(e) => thread()
+            .unwrap_or_else(|| panic!("stat /proc/{pid}/ns/net: {e}"))
+            .ino(),
+    }
 }
 
 /// The result of one command.

@@ -69,6 +69,7 @@ mod parser;
 pub mod services;
 pub mod sort;
 
+use crate::escape::escape_str;
 use crate::model::{Socket, State, StateSet};
 use expr::{Expr, Pred};
 use parser::ServiceSource;
@@ -118,30 +119,37 @@ impl FilterError {
     }
 
     fn render(&self) -> String {
-        let shown: String = self
-            .input
-            .chars()
-            .map(|c| if c.is_whitespace() { ' ' } else { c })
-            .collect();
-        let col = self
-            .input
-            .get(..self.offset)
-            .map_or(shown.chars().count(), |s| s.chars().count());
-        let width = self
-            .input
-            .get(self.offset..(self.offset + self.len).min(self.input.len()))
-            .map_or(0, |s| s.chars().count())
-            .max(1);
+        use unicode_width::UnicodeWidthStr;
+        // The input is shown escaped (it may hold ESC or other controls a
+        // user pasted), and the caret is placed by display columns, so
+        // wide (CJK) and combining characters do not shift it.
+        let shown = |s: &str| -> String {
+            let flat: String = s
+                .chars()
+                .map(|c| if c.is_whitespace() { ' ' } else { c })
+                .collect();
+            escape_str(&flat).into_owned()
+        };
+        let end = (self.offset + self.len).min(self.input.len());
+        let (before, bad) = match (
+            self.input.get(..self.offset),
+            self.input.get(self.offset..end),
+        ) {
+            (Some(b), Some(m)) => (b, m),
+            _ => (self.input.as_str(), ""),
+        };
+        let col = shown(before).width();
+        let width = shown(bad).width().max(1);
         let mut out = format!(
             "{}\n  {}\n  {}{}",
-            self.message,
-            shown,
+            escape_str(&self.message),
+            shown(&self.input),
             " ".repeat(col),
             "^".repeat(width)
         );
         if !self.hint.is_empty() {
             out.push_str("\nhint: ");
-            out.push_str(&self.hint);
+            out.push_str(&escape_str(&self.hint));
         }
         out
     }
@@ -384,6 +392,7 @@ https\t\t443/tcp
                 fd: i as u32 + 3,
                 comm: comm.to_string(),
                 uid: Some(0),
+                tid: None,
             })
             .collect();
         s
@@ -1096,6 +1105,25 @@ https\t\t443/tcp
         // End-of-input caret.
         let e = err("src");
         assert_eq!(e.to_string().lines().nth(2), Some("     ^"));
+        // Wide characters take two columns, combining marks none: the
+        // caret stays under the bad word.
+        for (input, col) in [
+            ("comm = '名前' sprt = 1", 14),
+            ("comm = 'e\u{301}' sprt = 1", 11),
+        ] {
+            let e = err(input);
+            let shown = e.to_string();
+            let lines: Vec<&str> = shown.lines().collect();
+            assert_eq!(lines[2], format!("  {}^^^^", " ".repeat(col)), "{input}");
+        }
+        // Control characters typed into a filter are shown escaped, in the
+        // echoed input and in the message, and the caret follows them.
+        let e = err("comm = \x1b[2J sprt = 1");
+        let shown = e.to_string();
+        assert!(!shown.contains('\x1b'), "{shown:?}");
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[1], "  comm = \\e[2J sprt = 1");
+        assert_eq!(lines[2], format!("  {}^^^^", " ".repeat(13)));
     }
 
     #[test]

@@ -63,6 +63,7 @@ fn endpoint_key(e: &Endpoint) -> (u8, Vec<u8>, u16, u64) {
             0,
             *inode,
         ),
+        Endpoint::Unknown => (2, Vec::new(), 0, 0),
     }
 }
 

@@ -17,7 +17,7 @@ use super::stats::{self, ByProtocol};
 use crate::model::{Netns, Proto, Socket, State};
 use crate::source::counters::Counters;
 use crate::source::netns::OpenNetns;
-use crate::source::{self, ALL_KINDS, Request, SourceError};
+use crate::source::{ALL_KINDS, Request, SourceError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -349,7 +349,7 @@ pub fn collect(
     opts: Options,
 ) -> Result<Collected, SourceError> {
     let req = Request::all_states(&ALL_KINDS);
-    let snap = source::snapshot(namespaces, &req, label, true, true)?;
+    let snap = crate::snapshot::snapshot(namespaces, &req, label, true, true)?;
     let ns: Vec<_> = namespaces
         .iter()
         .map(|n| {
@@ -400,6 +400,7 @@ mod tests {
                 fd: 3,
                 comm: comm.into(),
                 uid: None,
+                tid: None,
             })
             .collect();
         s

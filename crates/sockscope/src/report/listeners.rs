@@ -11,7 +11,7 @@ use crate::source::counters::{self, Counters};
 use crate::source::netns::{self, OpenNetns};
 use crate::source::owners::OwnerScan;
 use crate::source::sock_diag::Extensions;
-use crate::source::{self, Kind, Request, SourceChoice, SourceError};
+use crate::source::{Kind, Request, SourceChoice, SourceError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -137,7 +137,7 @@ pub fn collect(
         source: SourceChoice::Auto,
         ext: Extensions::default(),
     };
-    let snap = source::snapshot(namespaces, &req, opts.label, true, opts.tolerant)?;
+    let snap = crate::snapshot::snapshot(namespaces, &req, opts.label, true, opts.tolerant)?;
     let ns: Vec<_> = namespaces
         .iter()
         .map(|n| {

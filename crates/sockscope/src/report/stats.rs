@@ -9,7 +9,7 @@ use crate::model::{Netns, Socket};
 use crate::source::counters::{self, Counters};
 use crate::source::netns::{self, OpenNetns};
 use crate::source::owners::OwnerScan;
-use crate::source::{self, ALL_KINDS, Request, SourceError};
+use crate::source::{ALL_KINDS, Request, SourceError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -178,7 +178,7 @@ pub struct Collected {
 /// Read every socket of `ns` with owners, its sockstat and settings.
 pub fn collect(ns: &OpenNetns, top: usize) -> Result<Collected, SourceError> {
     let req = Request::all_states(&ALL_KINDS);
-    let snap = source::snapshot(std::slice::from_ref(ns), &req, false, true, false)?;
+    let snap = crate::snapshot::snapshot(std::slice::from_ref(ns), &req, false, true, false)?;
     let (by_protocol, orphans) = count(&snap.sockets);
     let (sockstat, settings) = netns::run_in(ns, || {
         let st = counters::read_sockstat(Path::new("/proc/thread-self/net")).unwrap_or_default();
@@ -226,6 +226,7 @@ mod tests {
                 fd,
                 comm: comm.into(),
                 uid: None,
+                tid: None,
             })
             .collect();
         s

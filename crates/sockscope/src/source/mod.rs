@@ -6,8 +6,9 @@
 //! sock_diag first and falls back to /proc/net per protocol when the kernel
 //! lacks a diag handler (RAW without CONFIG_INET_RAW_DIAG, for instance).
 
-pub mod btf;
+pub mod bpf;
 pub mod counters;
+pub mod fdtable;
 pub mod netns;
 pub mod owners;
 pub mod owners_bpf;
@@ -105,6 +106,9 @@ pub struct Collected {
     pub sockets: Vec<Socket>,
     /// Human-readable notes, e.g. "raw: read from /proc/net (no raw_diag)".
     pub notes: Vec<String>,
+    /// Things the user must hear about even without `-v`: rows that could
+    /// not be read and were left out.
+    pub warnings: Vec<String>,
 }
 
 impl Kind {
@@ -129,29 +133,29 @@ impl Kind {
 }
 
 fn proc_table(kind: Kind, family: Family) -> ProcTable {
-    match (kind, family) {
-        (Kind::Tcp, Family::Inet) => ProcTable::Tcp,
-        (Kind::Tcp, _) => ProcTable::Tcp6,
-        (Kind::Udp, Family::Inet) => ProcTable::Udp,
-        (Kind::Udp, _) => ProcTable::Udp6,
-        (Kind::Udplite, Family::Inet) => ProcTable::Udplite,
-        (Kind::Udplite, _) => ProcTable::Udplite6,
-        (Kind::Raw, Family::Inet) => ProcTable::Raw,
-        (Kind::Raw, _) => ProcTable::Raw6,
-        (Kind::Unix, _) => ProcTable::Unix,
-    }
+    ProcTable::of(kind.proto(), family).unwrap_or(ProcTable::Unix)
 }
 
-/// Read one /proc table and keep the requested states.
+/// Read one /proc table and keep the requested states. Lines that are not
+/// rows are left out and said once in `warnings`.
 fn read_proc(
     dir: &Path,
     table: ProcTable,
     states: StateSet,
     out: &mut Vec<Socket>,
+    warnings: &mut Vec<String>,
 ) -> Result<(), ProcReadError> {
     match procnet::read_table(dir, table) {
-        Ok(v) => {
-            out.extend(v.into_iter().filter(|s| states.contains(s.state)));
+        Ok(t) => {
+            out.extend(t.sockets.into_iter().filter(|s| states.contains(s.state)));
+            if t.skipped > 0 {
+                warnings.push(format!(
+                    "left out {} line(s) of /proc/net/{} that are not socket rows (first: {})",
+                    t.skipped,
+                    table.file_name(),
+                    t.first_error.as_deref().unwrap_or("?")
+                ));
+            }
             Ok(())
         }
         // No such table in this kernel (no IPv6, no UDP-Lite): nothing to show.
@@ -194,7 +198,7 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
                 }
                 let d = diag.as_mut().expect("opened above");
                 let r = if kind == Kind::Unix {
-                    d.dump_unix(states, &mut c.sockets)
+                    d.dump_unix_ext(states, req.ext, &mut c.sockets)
                 } else {
                     d.dump_inet_port(
                         kind.proto(),
@@ -226,7 +230,13 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
                 }
             }
             let before = c.sockets.len();
-            read_proc(proc_dir, proc_table(kind, fam), states, &mut c.sockets)?;
+            read_proc(
+                proc_dir,
+                proc_table(kind, fam),
+                states,
+                &mut c.sockets,
+                &mut c.warnings,
+            )?;
             if let Some(p) = local_port {
                 let mut i = before;
                 while i < c.sockets.len() {
@@ -239,7 +249,42 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
             }
         }
     }
+    name_interfaces(&mut c.sockets);
     Ok(c)
+}
+
+/// Give every socket bound to an interface that interface's name, as this
+/// thread's namespace knows it (the index means nothing elsewhere). An
+/// index that names no interface (it went away) reads `ifN`, as in ss.
+fn name_interfaces(sockets: &mut [Socket]) {
+    let mut names: Vec<(u32, Box<str>)> = Vec::new();
+    let mut probe: Option<rustix::fd::OwnedFd> = None;
+    for s in sockets.iter_mut() {
+        let Some(index) = s.bound_ifindex else {
+            continue;
+        };
+        let name = match names.iter().find(|(i, _)| *i == index) {
+            Some((_, n)) => n.clone(),
+            None => {
+                if probe.is_none() {
+                    probe = rustix::net::socket(
+                        rustix::net::AddressFamily::INET,
+                        rustix::net::SocketType::DGRAM,
+                        None,
+                    )
+                    .ok();
+                }
+                let n: Box<str> = probe
+                    .as_ref()
+                    .and_then(|fd| rustix::net::netdevice::index_to_name(fd, index).ok())
+                    .unwrap_or_else(|| format!("if{index}"))
+                    .into();
+                names.push((index, n.clone()));
+                n
+            }
+        };
+        s.bound_ifname = Some(name);
+    }
 }
 
 /// Read the requested sockets in namespace `ns`, labelling each socket with
@@ -265,13 +310,17 @@ pub fn collect_port(
 }
 
 /// The states ss shows when neither -a nor -l nor a state filter is given:
-/// everything but listening, closed, time-wait and syn-recv.
+/// everything but listening, closed, time-wait and syn-recv. Request
+/// sockets (half-open connections) sit in the kernel's `TCP_NEW_SYN_RECV`
+/// state and are reported as SYN-RECV; ss's default set leaves that bit
+/// out too, so they are not listed by default.
 pub fn default_states() -> StateSet {
     StateSet::ALL.without(StateSet::of(&[
         State::Listen,
         State::Close,
         State::TimeWait,
         State::SynRecv,
+        State::NewSynRecv,
     ]))
 }
 
@@ -279,90 +328,6 @@ pub fn default_states() -> StateSet {
 /// (which the kernel reports as closed).
 pub fn listening_states() -> StateSet {
     StateSet::of(&[State::Listen, State::Close])
-}
-
-/// Sockets of one or more namespaces, with owners attached when asked.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub sockets: Vec<Socket>,
-    /// Fallbacks taken, and namespaces that could not be read (with
-    /// `NetnsTarget::All` these are reported, not fatal).
-    pub notes: Vec<String>,
-    /// The owner scan, when owners were asked for.
-    pub owners: Option<owners::OwnerScan>,
-}
-
-/// Read `req` from every namespace in `namespaces` and, when `want_owners`,
-/// scan every fd table at the same time and attach owners. With `tolerant`,
-/// a namespace that cannot be read is noted instead of failing the whole
-/// snapshot (used for --all-netns, where namespaces come and go).
-pub fn snapshot(
-    namespaces: &[OpenNetns],
-    req: &Request,
-    label: bool,
-    want_owners: bool,
-    tolerant: bool,
-) -> Result<Snapshot, SourceError> {
-    snapshot_port(namespaces, req, label, want_owners, tolerant, None)
-}
-
-/// [`snapshot`] with the local-port filter of [`collect_here_port`].
-pub fn snapshot_port(
-    namespaces: &[OpenNetns],
-    req: &Request,
-    label: bool,
-    want_owners: bool,
-    tolerant: bool,
-    local_port: Option<u16>,
-) -> Result<Snapshot, SourceError> {
-    std::thread::scope(|s| {
-        // Decide how to find owners (loading the BPF iterator reads kernel
-        // BTF) before the dump allocates, then scan alongside the dump.
-        let plan = want_owners.then(owners::plan);
-        let scan = plan.map(|p| s.spawn(move || p.run()));
-        let mut snap = Snapshot::default();
-        let mut err = None;
-        for ns in namespaces {
-            match collect_port(ns, req, label, local_port) {
-                Ok(c) => {
-                    // Move the first namespace's sockets: copying tens of
-                    // thousands of them would double peak memory.
-                    if snap.sockets.is_empty() {
-                        snap.sockets = c.sockets;
-                    } else {
-                        snap.sockets.extend(c.sockets);
-                    }
-                    for n in c.notes {
-                        if !snap.notes.contains(&n) {
-                            snap.notes.push(n);
-                        }
-                    }
-                }
-                Err(e) if tolerant => snap.notes.push(format!("{}: {e}", ns.id)),
-                Err(e) => {
-                    err = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(h) = scan {
-            let scan = h
-                .join()
-                .unwrap_or_else(|_| Ok((owners::OwnerScan::default(), None)));
-            match scan {
-                Ok((mut scan, why_not_bpf)) => {
-                    crate::join::take_owners(&mut snap.sockets, &mut scan);
-                    snap.owners = Some(scan);
-                    snap.notes.extend(why_not_bpf);
-                }
-                Err(e) => snap.notes.push(e.to_string()),
-            }
-        }
-        match err {
-            Some(e) => Err(e),
-            None => Ok(snap),
-        }
-    })
 }
 
 /// Every kind of socket sockscope reads.

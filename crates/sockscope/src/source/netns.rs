@@ -7,6 +7,9 @@
 //! entered it with setns(2); the thread is thrown away afterwards so the
 //! caller's own namespace never changes.
 
+// Unsafe only for the SIOCGSKNS ioctl, which rustix does not wrap.
+#![allow(unsafe_code)]
+
 use crate::model::Netns;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags};
@@ -70,6 +73,48 @@ pub struct OpenNetns {
     pub foreign: bool,
 }
 
+impl OpenNetns {
+    /// A namespace from an open nsfs fd.
+    pub fn from_fd(fd: OwnedFd) -> Result<OpenNetns, Errno> {
+        let inode = fs::fstat(&fd)?.st_ino;
+        Ok(OpenNetns {
+            id: Netns {
+                inode,
+                name: name_of(inode, &named()),
+            },
+            fd,
+            foreign: Some(inode) != current_inode(),
+        })
+    }
+}
+
+/// The namespace of the socket that fd `fd` of process `pid` holds. A
+/// socket may be passed (SCM_RIGHTS, fork before setns) to a process of
+/// another namespace, so the process's namespace is not always the
+/// socket's; the socket itself knows. The fd is duplicated into this
+/// process with pidfd_getfd (ptrace access needed: root) and asked with
+/// SIOCGSKNS, then closed. `None` when that cannot be done.
+pub fn of_socket(pid: u32, fd: u32) -> Option<OpenNetns> {
+    const SIOCGSKNS: libc::c_ulong = 0x894C; // include/uapi/linux/sockios.h
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    let sock = rustix::process::pidfd_getfd(
+        &pidfd,
+        i32::try_from(fd).ok()?,
+        rustix::process::PidfdGetfdFlags::empty(),
+    )
+    .ok()?;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: SIOCGSKNS takes no argument and returns a new fd (or -1).
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGSKNS as _, 0) };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: on success the ioctl returned a new fd that we now own.
+    let ns = unsafe { OwnedFd::from_raw_fd(r) };
+    OpenNetns::from_fd(ns).ok()
+}
+
 fn open_ns(path: &str) -> Result<(OwnedFd, u64), Errno> {
     let fd = fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
     let st = fs::fstat(&fd)?;
@@ -106,6 +151,22 @@ fn name_of(inode: u64, names: &[(String, u64)]) -> Option<String> {
 
 /// Open the namespaces a target names.
 pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
+    open_warn(target).map(|(v, _)| v)
+}
+
+/// [`open`], and what the user must be told about namespaces that were
+/// left out: with `--all-netns`, processes whose namespace this process
+/// may not look at (each could be in a namespace not listed).
+pub fn open_warn(target: &NetnsTarget) -> Result<(Vec<OpenNetns>, Vec<String>), NetnsError> {
+    let mut warnings = Vec::new();
+    let v = open_inner(target, &mut warnings)?;
+    Ok((v, warnings))
+}
+
+fn open_inner(
+    target: &NetnsTarget,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<OpenNetns>, NetnsError> {
     let cur = current_inode();
     let names = named();
     let mk = |fd: OwnedFd, inode: u64| OpenNetns {
@@ -148,7 +209,7 @@ pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
         }
         NetnsTarget::Pid(pid) => {
             let path = format!("/proc/{pid}/ns/net");
-            match open_ns(&path) {
+            match open_ns(&path).or_else(|e| thread_ns(*pid).ok_or(e)) {
                 Ok((fd, ino)) => Ok(vec![mk(fd, ino)]),
                 Err(Errno::NOENT | Errno::SRCH) => Err(NetnsError::NoSuchPid { pid: *pid }),
                 Err(e @ (Errno::ACCESS | Errno::PERM)) => Err(NetnsError::Denied {
@@ -177,6 +238,15 @@ pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
                     out.push(mk(fd, ino));
                 }
             }
+            let (mut denied, mut named_denied) = (0usize, 0usize);
+            for (name, _) in &names {
+                if matches!(
+                    open_ns(&format!("{RUN_NETNS}/{name}")),
+                    Err(Errno::ACCESS | Errno::PERM)
+                ) {
+                    named_denied += 1;
+                }
+            }
             if let Ok(rd) = std::fs::read_dir("/proc") {
                 for e in rd.flatten() {
                     let n = e.file_name();
@@ -186,20 +256,53 @@ pub fn open(target: &NetnsTarget) -> Result<Vec<OpenNetns>, NetnsError> {
                     }
                     // Cheap identity check first: stat, then open only new ones.
                     let path = format!("/proc/{n}/ns/net");
-                    let Ok(st) = fs::stat(&path) else { continue };
+                    let st = match fs::stat(&path) {
+                        Ok(st) => st,
+                        Err(Errno::ACCESS | Errno::PERM) => {
+                            denied += 1;
+                            continue;
+                        }
+                        Err(_) => continue, // exited meanwhile
+                    };
                     if seen.contains(&st.st_ino) {
                         continue;
                     }
-                    if let Ok((fd, ino)) = open_ns(&path)
-                        && seen.insert(ino)
-                    {
-                        out.push(mk(fd, ino));
+                    match open_ns(&path) {
+                        Ok((fd, ino)) => {
+                            if seen.insert(ino) {
+                                out.push(mk(fd, ino));
+                            }
+                        }
+                        Err(Errno::ACCESS | Errno::PERM) => denied += 1,
+                        Err(_) => {}
                     }
                 }
+            }
+            if denied > 0 {
+                warnings.push(format!(
+                    "could not look at the network namespace of {denied} processes (permission denied), \
+so namespaces only they use are not listed; run as root (or with CAP_SYS_PTRACE) to see every namespace"
+                ));
+            }
+            if named_denied > 0 {
+                warnings.push(format!(
+                    "could not open {named_denied} of the namespaces named under {RUN_NETNS} (permission denied); run as root to read them"
+                ));
             }
             Ok(out)
         }
     }
+}
+
+/// The namespace of a live thread of `pid`: when the main thread has
+/// exited (a zombie leader) its own `ns/net` is gone while the threads,
+/// and their sockets, live on.
+fn thread_ns(pid: u32) -> Option<(OwnedFd, u64)> {
+    let rd = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    rd.flatten().find_map(|t| {
+        let tid = t.file_name();
+        open_ns(&format!("/proc/{pid}/task/{}/ns/net", tid.to_str()?)).ok()
+    })
 }
 
 /// Run `f` in namespace `ns`. For the current namespace it runs on this

@@ -4,8 +4,10 @@
 //! processes' fd tables: every `/proc/PID/fd/N` that is a symlink to
 //! `socket:[INODE]`. One pass over all of them builds `inode -> owners`.
 //!
-//! - Only thread group leaders are listed in /proc, so threads (which share
-//!   one fd table) do not produce duplicate owners.
+//! - Only thread group leaders are listed in /proc, so threads that share
+//!   one fd table do not produce duplicate owners; a thread with a table of
+//!   its own, or the threads of a process whose main thread exited, give
+//!   owners labelled with that thread's id (see [`super::fdtable`]).
 //! - A socket shared after fork or passed with SCM_RIGHTS has several owners;
 //!   all are kept.
 //! - Processes and fds vanish while we read: ENOENT and ESRCH are skipped
@@ -22,92 +24,11 @@
 //! processes are split over the machine's cores.
 
 use crate::model::Owner;
+pub use crate::model::owners::OwnerScan;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, Dir, Mode, OFlags};
 use rustix::io::Errno;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The result of one scan of every process's fd table: (inode, owner)
-/// pairs sorted by inode, then pid, then fd, kept as two parallel vectors
-/// so that looking up an inode is a binary search and no inode costs an
-/// allocation of its own.
-#[derive(Debug, Default)]
-pub struct OwnerScan {
-    inodes: Vec<u64>,
-    owners: Vec<Owner>,
-    /// Processes whose fd table could not be read for lack of privilege.
-    pub denied: usize,
-    /// Processes looked at.
-    pub processes: usize,
-    /// True when the BPF iterator produced the scan (false: /proc walk).
-    pub via_bpf: bool,
-}
-
-impl OwnerScan {
-    /// Build from unsorted (inode, owner) pairs.
-    pub fn from_pairs(mut pairs: Vec<(u64, Owner)>, denied: usize, processes: usize) -> OwnerScan {
-        pairs.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.pid.cmp(&b.1.pid))
-                .then(a.1.fd.cmp(&b.1.fd))
-        });
-        // Split without holding two full copies: the inodes are small, and
-        // the owners are collected in place into the pairs' allocation.
-        let inodes: Vec<u64> = pairs.iter().map(|p| p.0).collect();
-        let owners: Vec<Owner> = pairs.into_iter().map(|p| p.1).collect();
-        OwnerScan {
-            inodes,
-            owners,
-            denied,
-            processes,
-            via_bpf: false,
-        }
-    }
-
-    fn range(&self, inode: u64) -> std::ops::Range<usize> {
-        let start = self.inodes.partition_point(|&i| i < inode);
-        let end = start + self.inodes[start..].partition_point(|&i| i == inode);
-        start..end
-    }
-
-    /// Every owner of socket `inode`, sorted by pid then fd.
-    pub fn owners(&self, inode: u64) -> &[Owner] {
-        &self.owners[self.range(inode)]
-    }
-
-    /// Owners of `inode`, moved out (their command names are left empty).
-    pub fn take(&mut self, inode: u64) -> Vec<Owner> {
-        let r = self.range(inode);
-        self.owners[r]
-            .iter_mut()
-            .map(|o| Owner {
-                pid: o.pid,
-                fd: o.fd,
-                comm: std::mem::take(&mut o.comm),
-                uid: o.uid,
-            })
-            .collect()
-    }
-
-    /// Distinct socket inodes seen.
-    pub fn inode_count(&self) -> usize {
-        let mut n = 0;
-        let mut last = None;
-        for &i in &self.inodes {
-            if last != Some(i) {
-                n += 1;
-                last = Some(i);
-            }
-        }
-        n
-    }
-
-    /// Drop the pairs, keeping the counts.
-    pub fn clear(&mut self) {
-        self.inodes = Vec::new();
-        self.owners = Vec::new();
-    }
-}
 
 /// Why a scan could not run at all (individual processes never fail it).
 #[derive(Debug, thiserror::Error)]
@@ -286,71 +207,76 @@ fn scan_pids(
     let mut link = Vec::with_capacity(64);
     let mut path = String::with_capacity(32);
     while let Some(&pid) = pids.get(next.fetch_add(1, Ordering::Relaxed)) {
-        path.clear();
-        use std::fmt::Write;
-        let _ = write!(path, "{pid}/fd");
-        let fd_dir = match fs::openat(
-            root,
-            path.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(d) => d,
-            Err(Errno::ACCESS | Errno::PERM) => {
-                part.denied += 1;
-                continue;
-            }
-            Err(_) => continue, // gone (ENOENT, ESRCH) or not a process
-        };
-        let Ok(mut dir) = Dir::read_from(&fd_dir) else {
-            continue;
-        };
+        // One owner per distinct fd table: the leader's, and those of
+        // threads that do not share it (see `fdtable`).
+        let tables = super::fdtable::tables(root, pid);
         let mut proc_info: Option<(String, Option<u32>)> = None;
-        while let Some(ent) = dir.read() {
-            let Ok(ent) = ent else { break };
-            let Some(fd) = parse_u32(ent.file_name().to_bytes()) else {
+        for tid in tables.all() {
+            path.clear();
+            path.push_str(&super::fdtable::fd_dir(pid, tid));
+            let fd_dir = match fs::openat(
+                root,
+                path.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(d) => d,
+                Err(Errno::ACCESS | Errno::PERM) => {
+                    part.denied += 1;
+                    break;
+                }
+                Err(_) => continue, // gone (ENOENT, ESRCH) or not a process
+            };
+            let Ok(mut dir) = Dir::read_from(&fd_dir) else {
                 continue;
             };
-            let inode = match sockfs {
-                // Follow the fd to the file it names and look at it.
-                Some(dev) => match fs::statx(
-                    &fd_dir,
-                    ent.file_name(),
-                    fs::AtFlags::STATX_DONT_SYNC,
-                    fs::StatxFlags::TYPE | fs::StatxFlags::INO,
-                ) {
-                    Ok(st)
-                        if u32::from(st.stx_mode) & S_IFMT == S_IFSOCK
-                            && (st.stx_dev_major, st.stx_dev_minor) == dev =>
-                    {
-                        Some(st.stx_ino)
+            while let Some(ent) = dir.read() {
+                let Ok(ent) = ent else { break };
+                let Some(fd) = parse_u32(ent.file_name().to_bytes()) else {
+                    continue;
+                };
+                let inode = match sockfs {
+                    // Follow the fd to the file it names and look at it.
+                    Some(dev) => match fs::statx(
+                        &fd_dir,
+                        ent.file_name(),
+                        fs::AtFlags::STATX_DONT_SYNC,
+                        fs::StatxFlags::TYPE | fs::StatxFlags::INO,
+                    ) {
+                        Ok(st)
+                            if u32::from(st.stx_mode) & S_IFMT == S_IFSOCK
+                                && (st.stx_dev_major, st.stx_dev_minor) == dev =>
+                        {
+                            Some(st.stx_ino)
+                        }
+                        _ => None, // not a socket, or closed meanwhile
+                    },
+                    // No sockfs device known: parse the link text instead.
+                    None => {
+                        link.clear();
+                        let Ok(target) =
+                            fs::readlinkat(&fd_dir, ent.file_name(), std::mem::take(&mut link))
+                        else {
+                            continue;
+                        };
+                        let inode = socket_inode(target.as_bytes());
+                        link = target.into_bytes();
+                        inode
                     }
-                    _ => None, // not a socket, or closed meanwhile
-                },
-                // No sockfs device known: parse the link text instead.
-                None => {
-                    link.clear();
-                    let Ok(target) =
-                        fs::readlinkat(&fd_dir, ent.file_name(), std::mem::take(&mut link))
-                    else {
-                        continue;
-                    };
-                    let inode = socket_inode(target.as_bytes());
-                    link = target.into_bytes();
-                    inode
-                }
-            };
-            let Some(inode) = inode else { continue };
-            let (comm, uid) = proc_info.get_or_insert_with(|| process_info(root, pid));
-            part.pairs.push((
-                inode,
-                Owner {
-                    pid,
-                    fd,
-                    comm: comm.clone(),
-                    uid: *uid,
-                },
-            ));
+                };
+                let Some(inode) = inode else { continue };
+                let (comm, uid) = proc_info.get_or_insert_with(|| process_info(root, pid));
+                part.pairs.push((
+                    inode,
+                    Owner {
+                        pid,
+                        fd,
+                        comm: comm.clone(),
+                        uid: *uid,
+                        tid,
+                    },
+                ));
+            }
         }
     }
     part
@@ -452,6 +378,7 @@ mod tests {
             fd,
             comm: format!("c{pid}"),
             uid: None,
+            tid: None,
         };
         let mut s = OwnerScan::from_pairs(vec![(7, o(2, 1)), (5, o(1, 4)), (7, o(1, 9))], 1, 3);
         assert_eq!(s.owners(7), &[o(1, 9), o(2, 1)]);

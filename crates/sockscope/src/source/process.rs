@@ -5,7 +5,7 @@
 //! file, `read_*` functions do the reading. A process that exits while we
 //! read gives `ProcessError::Gone`, which callers treat as normal.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::process::{FdEntry, FdInfo, FdTarget, ProcessInfo};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,33 +37,6 @@ fn io_err(pid: u32, path: &Path, e: std::io::Error) -> ProcessError {
             source: e,
         },
     }
-}
-
-/// Who a process is.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: String,
-    /// Command line, one element per argument (empty for kernel threads).
-    pub cmdline: Vec<String>,
-    /// Executable path (/proc/PID/exe), when readable.
-    pub exe: Option<String>,
-    pub uid: u32,
-    /// Name of `uid` from /etc/passwd.
-    pub user: Option<String>,
-    /// Single-letter state from /proc/PID/stat (R, S, D, Z, T...).
-    pub state: String,
-    pub threads: u32,
-    /// Start time in seconds since boot.
-    pub start_time_s: f64,
-    /// Start time as seconds since the Unix epoch (boot time + start).
-    pub start_unix_s: Option<u64>,
-    /// cgroup v2 path (the `0::` line of /proc/PID/cgroup).
-    pub cgroup: Option<String>,
-    /// Container id, when the cgroup path names one (64 hex digits of a
-    /// docker/containerd/podman scope).
-    pub container_id: Option<String>,
 }
 
 /// Fields of /proc/PID/stat we use: (comm, state, ppid, threads, starttime
@@ -136,7 +109,10 @@ fn clock_ticks() -> u64 {
 pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessError> {
     let dir = proc_root.join(pid.to_string());
     let stat_path = dir.join("stat");
-    let stat = std::fs::read_to_string(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
+    // comm is bytes to the kernel (any process may name itself with bytes
+    // that are not UTF-8): read bytes, replace what is not UTF-8 with U+FFFD.
+    let stat = std::fs::read(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
+    let stat = String::from_utf8_lossy(&stat);
     let (comm, state, ppid, threads, start_ticks) =
         parse_stat(&stat).ok_or_else(|| ProcessError::Format {
             path: stat_path.display().to_string(),
@@ -156,9 +132,9 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessEr
     let exe = std::fs::read_link(dir.join("exe"))
         .ok()
         .map(|p| p.display().to_string());
-    let cgroup = std::fs::read_to_string(dir.join("cgroup"))
+    let cgroup = std::fs::read(dir.join("cgroup"))
         .ok()
-        .and_then(|t| parse_cgroup(&t));
+        .and_then(|t| parse_cgroup(&String::from_utf8_lossy(&t)));
     let start_time_s = start_ticks as f64 / clock_ticks() as f64;
     Ok(ProcessInfo {
         pid,
@@ -177,78 +153,6 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessEr
         container_id: cgroup.as_deref().and_then(container_id),
         cgroup,
     })
-}
-
-/// What an fd refers to, from its /proc/PID/fd link.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FdTarget {
-    Socket {
-        inode: u64,
-    },
-    Pipe {
-        inode: u64,
-    },
-    /// anon_inode:[eventpoll], anon_inode:[eventfd], anon_inode:[timerfd]...
-    AnonInode {
-        name: String,
-    },
-    /// A path on a filesystem (a file, device, directory).
-    File {
-        path: String,
-    },
-    /// Anything else (e.g. net:[4026531840]).
-    Other {
-        link: String,
-    },
-}
-
-impl FdTarget {
-    pub fn from_link(link: &str) -> FdTarget {
-        let bracketed = |prefix: &str| {
-            link.strip_prefix(prefix)
-                .and_then(|r| r.strip_prefix('['))
-                .and_then(|r| r.strip_suffix(']'))
-                .and_then(|n| n.parse::<u64>().ok())
-        };
-        if let Some(inode) = bracketed("socket:") {
-            FdTarget::Socket { inode }
-        } else if let Some(inode) = bracketed("pipe:") {
-            FdTarget::Pipe { inode }
-        } else if let Some(name) = link.strip_prefix("anon_inode:") {
-            FdTarget::AnonInode {
-                name: name.trim_start_matches('[').trim_end_matches(']').into(),
-            }
-        } else if link.starts_with('/') {
-            FdTarget::File { path: link.into() }
-        } else {
-            FdTarget::Other { link: link.into() }
-        }
-    }
-
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            FdTarget::Socket { .. } => "socket",
-            FdTarget::Pipe { .. } => "pipe",
-            FdTarget::AnonInode { .. } => "anon_inode",
-            FdTarget::File { .. } => "file",
-            FdTarget::Other { .. } => "other",
-        }
-    }
-}
-
-/// /proc/PID/fdinfo/N, decoded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FdInfo {
-    pub pos: u64,
-    /// The raw octal flags as the kernel prints them.
-    pub flags_octal: String,
-    /// Decoded: O_RDWR, O_NONBLOCK, O_CLOEXEC, ...
-    pub flags: Vec<String>,
-    pub mnt_id: Option<u64>,
-    pub ino: Option<u64>,
-    /// Lines we do not decode (eventpoll tfd lines, inotify, ...), verbatim.
-    pub extra: Vec<String>,
 }
 
 /// Open-file flag names by bit (include/uapi/asm-generic/fcntl.h; x86 and
@@ -329,62 +233,124 @@ pub fn parse_fdinfo(text: &str) -> Option<FdInfo> {
     })
 }
 
-/// One entry of a process's fd table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FdEntry {
-    pub fd: u32,
-    /// The symlink text, as `ls -l /proc/PID/fd` shows it.
-    pub link: String,
-    pub target: FdTarget,
-    pub info: Option<FdInfo>,
+/// Read one fd of the process's main table: its link and fdinfo.
+pub fn read_fd(proc_root: &Path, pid: u32, fd: u32) -> Result<FdEntry, ProcessError> {
+    read_fd_at(proc_root, pid, None, fd)
 }
 
-/// Read one fd: its link and fdinfo.
-pub fn read_fd(proc_root: &Path, pid: u32, fd: u32) -> Result<FdEntry, ProcessError> {
-    let p = proc_root.join(format!("{pid}/fd/{fd}"));
-    let link = std::fs::read_link(&p)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound if proc_root.join(pid.to_string()).exists() => {
-                ProcessError::Io {
-                    path: p.display().to_string(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("process {pid} has no fd {fd} open"),
-                    ),
-                }
+/// The directory of a task under the proc root: `PID` or `PID/task/TID`.
+fn task_dir(pid: u32, tid: Option<u32>) -> String {
+    match tid {
+        Some(t) => format!("{pid}/task/{t}"),
+        None => pid.to_string(),
+    }
+}
+
+/// Read one fd of the table `tid` names (`None`: the main one).
+pub fn read_fd_at(
+    proc_root: &Path,
+    pid: u32,
+    tid: Option<u32>,
+    fd: u32,
+) -> Result<FdEntry, ProcessError> {
+    let dir = task_dir(pid, tid);
+    let p = proc_root.join(format!("{dir}/fd/{fd}"));
+    let link = std::fs::read_link(&p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if proc_root.join(pid.to_string()).exists() => {
+            ProcessError::Io {
+                path: p.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("process {pid} has no fd {fd} open"),
+                ),
             }
-            _ => io_err(pid, &p, e),
-        })?
-        .display()
-        .to_string();
-    let info = std::fs::read_to_string(proc_root.join(format!("{pid}/fdinfo/{fd}")))
+        }
+        _ => io_err(pid, &p, e),
+    })?;
+    // Paths are bytes: a file name need not be UTF-8.
+    let link = String::from_utf8_lossy(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str()))
+        .into_owned();
+    let info = std::fs::read_to_string(proc_root.join(format!("{dir}/fdinfo/{fd}")))
         .ok()
         .and_then(|t| parse_fdinfo(&t));
     Ok(FdEntry {
         fd,
+        tid,
         target: FdTarget::from_link(&link),
         link,
         info,
     })
 }
 
-/// Read a process's whole fd table, sorted by fd. Fds closed while we read
-/// are skipped.
-pub fn read_fds(proc_root: &Path, pid: u32) -> Result<Vec<FdEntry>, ProcessError> {
-    let dir = proc_root.join(format!("{pid}/fd"));
-    let rd = std::fs::read_dir(&dir).map_err(|e| io_err(pid, &dir, e))?;
-    let mut fds: Vec<u32> = rd
+/// The fd tables of a process (see `source::fdtable`): `None` for the main
+/// one while the leader lives, `Some(tid)` for each thread's own.
+pub fn fd_tables(proc_root: &Path, pid: u32) -> Vec<Option<u32>> {
+    match rustix::fs::open(
+        proc_root,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(root) => super::fdtable::tables(&root, pid).all().collect(),
+        Err(_) => vec![None],
+    }
+}
+
+/// Find fd `fd` of process `pid`: in its main table, else in the table of
+/// a thread that has its own (a process whose main thread exited keeps its
+/// fds there). An fd number found in several threads' tables is ambiguous:
+/// the error names the `/proc/PID/task/TID/fd/FD` paths to choose from.
+pub fn find_fd(proc_root: &Path, pid: u32, fd: u32) -> Result<FdEntry, ProcessError> {
+    let first = read_fd(proc_root, pid, fd);
+    if first.is_ok() {
+        return first;
+    }
+    let mut found: Vec<FdEntry> = fd_tables(proc_root, pid)
+        .into_iter()
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(|t| read_fd_at(proc_root, pid, Some(t), fd).ok())
         .collect();
-    fds.sort_unstable();
-    let mut out = Vec::with_capacity(fds.len());
-    for fd in fds {
-        match read_fd(proc_root, pid, fd) {
-            Ok(e) => out.push(e),
-            Err(ProcessError::Gone(_)) => return Err(ProcessError::Gone(pid)),
-            Err(ProcessError::Io { .. }) => continue, // closed meanwhile
-            Err(e) => return Err(e),
+    match found.len() {
+        0 => first,
+        1 => Ok(found.remove(0)),
+        _ => Err(ProcessError::Format {
+            path: format!("/proc/{pid}"),
+            what: format!(
+                "fd {fd} is open in the fd tables of several threads: {}",
+                found
+                    .iter()
+                    .map(|e| format!("/proc/{pid}/task/{}/fd/{fd}", e.tid.unwrap_or(pid)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+/// Read every fd table of a process (the main one, then those of threads
+/// with their own; see [`fd_tables`]), each sorted by fd. Fds closed while
+/// we read are skipped.
+pub fn read_fds(proc_root: &Path, pid: u32) -> Result<Vec<FdEntry>, ProcessError> {
+    let mut out = Vec::new();
+    for tid in fd_tables(proc_root, pid) {
+        let dir = proc_root.join(format!("{}/fd", task_dir(pid, tid)));
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if tid.is_none() => return Err(io_err(pid, &dir, e)),
+            Err(_) => continue, // the thread exited meanwhile
+        };
+        let mut fds: Vec<u32> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        out.reserve(fds.len());
+        for fd in fds {
+            match read_fd_at(proc_root, pid, tid, fd) {
+                Ok(e) => out.push(e),
+                Err(ProcessError::Gone(_)) => return Err(ProcessError::Gone(pid)),
+                Err(ProcessError::Io { .. }) => continue, // closed meanwhile
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(out)

@@ -111,6 +111,23 @@ pub enum ProcTable {
 }
 
 impl ProcTable {
+    /// The table that lists sockets of this protocol and family (`None`
+    /// for kinds /proc/net has no table of).
+    pub fn of(proto: Proto, family: Family) -> Option<ProcTable> {
+        Some(match (proto, family) {
+            (Proto::Tcp, Family::Inet) => ProcTable::Tcp,
+            (Proto::Tcp, Family::Inet6) => ProcTable::Tcp6,
+            (Proto::Udp, Family::Inet) => ProcTable::Udp,
+            (Proto::Udp, Family::Inet6) => ProcTable::Udp6,
+            (Proto::Udplite, Family::Inet) => ProcTable::Udplite,
+            (Proto::Udplite, Family::Inet6) => ProcTable::Udplite6,
+            (Proto::Raw, Family::Inet) => ProcTable::Raw,
+            (Proto::Raw, Family::Inet6) => ProcTable::Raw6,
+            (p, _) if p.is_unix() => ProcTable::Unix,
+            _ => return None,
+        })
+    }
+
     pub const ALL: [ProcTable; 9] = [
         ProcTable::Tcp,
         ProcTable::Tcp6,
@@ -325,10 +342,8 @@ impl UnixRow {
                 path: self.path.clone(),
                 inode: self.inode,
             },
-            Endpoint::Unix {
-                path: None,
-                inode: 0,
-            },
+            // /proc/net/unix does not list peers: unknown, not "none".
+            Endpoint::Unknown,
             SourceKind::Proc,
         );
         s.inode = self.inode;
@@ -343,9 +358,87 @@ pub fn parse_inet(text: &str) -> Result<Vec<InetRow>, ProcParseError> {
     parse_table(text, "sl", parse_inet_line)
 }
 
-/// Parses a whole /proc/net/unix table.
+/// Parses a whole /proc/net/unix table, strictly: any line that is not a
+/// row is an error (see [`parse_unix_lenient`] for reading live tables).
 pub fn parse_unix(text: &str) -> Result<Vec<UnixRow>, ProcParseError> {
     parse_table(text, "Num", parse_unix_line)
+}
+
+/// The rows of a table read leniently, and what was left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lenient<T> {
+    pub rows: Vec<T>,
+    /// Lines that were not rows and were skipped.
+    pub skipped: usize,
+    /// The first of them, with its line number and what was wrong.
+    pub first_error: Option<ProcParseError>,
+}
+
+/// Parses a whole inet table, skipping (and counting) lines that are not
+/// rows instead of failing: one odd line must not hide every socket.
+pub fn parse_inet_lenient(text: &str) -> Result<Lenient<InetRow>, ProcParseError> {
+    parse_table_lenient(text, "sl", parse_inet_line, None)
+}
+
+/// Parses a whole /proc/net/unix table as the kernel writes it. The kernel
+/// prints a socket's name raw, so a name holding a newline (any user may
+/// bind one) continues on the next lines: a line that is not a row, after
+/// a row that has a name, is the rest of that name. Other lines that are
+/// not rows are skipped and counted.
+pub fn parse_unix_lenient(text: &str) -> Result<Lenient<UnixRow>, ProcParseError> {
+    parse_table_lenient(text, "Num", parse_unix_line, Some(continue_unix_name))
+}
+
+fn continue_unix_name(row: &mut UnixRow, line: &str) -> bool {
+    let Some(path) = row.path.as_mut() else {
+        return false;
+    };
+    path.push('\n');
+    path.push_str(line);
+    row.raw_line.push('\n');
+    row.raw_line.push_str(line);
+    true
+}
+
+fn parse_table_lenient<T>(
+    text: &str,
+    expected: &'static str,
+    parse_line: fn(&str) -> Result<T, LineError>,
+    continuation: Option<fn(&mut T, &str) -> bool>,
+) -> Result<Lenient<T>, ProcParseError> {
+    let mut lines = text.lines();
+    let header = lines.next().ok_or(ProcParseError::Empty)?;
+    if !header.trim_start().starts_with(expected) {
+        return Err(ProcParseError::BadHeader {
+            expected,
+            found: header.to_string(),
+        });
+    }
+    let mut out = Lenient {
+        rows: Vec::new(),
+        skipped: 0,
+        first_error: None,
+    };
+    for (i, l) in lines.enumerate() {
+        match parse_line(l) {
+            Ok(row) => out.rows.push(row),
+            Err(error) => {
+                if let (Some(cont), Some(last)) = (continuation, out.rows.last_mut())
+                    && cont(last, l)
+                {
+                    continue;
+                }
+                if l.trim().is_empty() {
+                    continue;
+                }
+                out.skipped += 1;
+                if out.first_error.is_none() {
+                    out.first_error = Some(ProcParseError::Line { line: i + 2, error });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_table<T>(
@@ -441,7 +534,9 @@ pub fn parse_unix_line(line: &str) -> Result<UnixRow, LineError> {
     if !(SS_UNCONNECTED..=SS_DISCONNECTING).contains(&st) {
         return Err(bad("St", f[5], "a socket state 01 to 04"));
     }
-    let path = rest.strip_prefix(' ').filter(|p| !p.is_empty());
+    // The kernel writes ' ' and the name only for a socket that has one, so
+    // a lone space is a name whose first line is empty (it began with \n).
+    let path = rest.strip_prefix(' ');
     Ok(UnixRow {
         num: num.to_string(),
         ref_count: hex("RefCount", f[1])?,
@@ -455,10 +550,108 @@ pub fn parse_unix_line(line: &str) -> Result<UnixRow, LineError> {
     })
 }
 
+/// A socket's own row, as [`find_row`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundRow {
+    pub table: ProcTable,
+    /// The table's header line.
+    pub header: String,
+    pub row: Row,
+}
+
+/// One row of an inet table (with the protocol it belongs to) or of the
+/// unix table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    Inet(InetRow, Proto),
+    Unix(UnixRow),
+}
+
+/// Find `s`'s own line in the /proc/net table under `dir` (by inode, or by
+/// addresses when it has none). Must run in `s`'s namespace. The file is
+/// read line by line and reading stops at the row: the kernel generates the
+/// text as it is read, and listeners come first.
+pub fn find_row(dir: &Path, s: &Socket) -> Option<FoundRow> {
+    use std::io::BufRead;
+    let table = ProcTable::of(s.proto, s.family)?;
+    let path = dir.join(table.file_name());
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(&path).ok()?);
+    // Lines are read as bytes: a UNIX socket's name need not be UTF-8.
+    let mut raw = Vec::with_capacity(256);
+    let mut next_line = |r: &mut std::io::BufReader<std::fs::File>| -> Option<String> {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw).ok()? == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&raw);
+        Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
+    };
+    let header = next_line(&mut r)?;
+    let inode = s.inode.to_string();
+    // The inode is the 10th field of inet rows and the 7th of unix rows.
+    let field = if table == ProcTable::Unix { 6 } else { 9 };
+    loop {
+        let line = next_line(&mut r)?;
+        let text = line.as_str();
+        if s.inode != 0 && text.split_whitespace().nth(field) != Some(inode.as_str()) {
+            continue;
+        }
+        if table == ProcTable::Unix {
+            let Ok(mut row) = parse_unix_line(text) else {
+                continue;
+            };
+            // A name holding newlines continues on the following lines
+            // (the kernel prints it raw): those are not rows of their own.
+            if let Some(path) = row.path.as_mut() {
+                while let Some(more) = next_line(&mut r) {
+                    if parse_unix_line(&more).is_ok() {
+                        break;
+                    }
+                    path.push('\n');
+                    path.push_str(&more);
+                    row.raw_line.push('\n');
+                    row.raw_line.push_str(&more);
+                }
+            }
+            return Some(FoundRow {
+                table,
+                header,
+                row: Row::Unix(row),
+            });
+        }
+        let Ok(row) = parse_inet_line(text) else {
+            continue;
+        };
+        let hit = s.inode != 0
+            || (Some(row.local.port()) == s.local.port()
+                && Some(row.remote.port()) == s.peer.port()
+                && s.local.ip() == Some(row.local.ip())
+                && s.peer.ip() == Some(row.remote.ip()));
+        if hit {
+            return Some(FoundRow {
+                table,
+                header,
+                row: Row::Inet(row, s.proto),
+            });
+        }
+    }
+}
+
+/// The sockets of one table, and the lines that were not rows.
+#[derive(Debug, Default)]
+pub struct TableRead {
+    pub sockets: Vec<Socket>,
+    /// Lines skipped because they were not rows.
+    pub skipped: usize,
+    /// What was wrong with the first of them (file, line, field).
+    pub first_error: Option<String>,
+}
+
 /// Reads one table from `dir` (e.g. /proc/self/net, /proc/PID/net) and
 /// converts every row. Bytes that are not UTF-8 (possible in UNIX paths)
-/// are replaced by U+FFFD.
-pub fn read_table(dir: &Path, table: ProcTable) -> Result<Vec<Socket>, ProcReadError> {
+/// are replaced by U+FFFD. A line that is not a row is skipped and counted
+/// (never fatal); a file that is not the table it should be is an error.
+pub fn read_table(dir: &Path, table: ProcTable) -> Result<TableRead, ProcReadError> {
     let path = dir.join(table.file_name());
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -468,15 +661,33 @@ pub fn read_table(dir: &Path, table: ProcTable) -> Result<Vec<Socket>, ProcReadE
         Err(source) => return Err(ProcReadError::Io { path, source }),
     };
     let text = String::from_utf8_lossy(&bytes);
-    let parsed = match table.proto() {
-        Some(proto) => parse_inet(&text).map(|rows| {
-            rows.iter()
+    let note = |e: Option<ProcParseError>| e.map(|e| format!("{}: {e}", path.display()));
+    let read = match table.proto() {
+        Some(proto) => parse_inet_lenient(&text).map(|t| TableRead {
+            sockets: t
+                .rows
+                .iter()
                 .map(|r| r.to_socket(proto, table.family()))
-                .collect()
+                .collect(),
+            skipped: t.skipped,
+            first_error: note(t.first_error),
         }),
-        None => parse_unix(&text).map(|rows| rows.iter().map(UnixRow::to_socket).collect()),
+        // A row with inode 0 is the server end of a connection still in a
+        // listener's accept queue (no file yet): sock_diag does not list
+        // those, and the listener's Recv-Q counts them, so neither does
+        // this source: both give the same rows.
+        None => parse_unix_lenient(&text).map(|t| TableRead {
+            sockets: t
+                .rows
+                .iter()
+                .filter(|r| r.inode != 0)
+                .map(UnixRow::to_socket)
+                .collect(),
+            skipped: t.skipped,
+            first_error: note(t.first_error),
+        }),
     };
-    parsed.map_err(|source| ProcReadError::Parse { path, source })
+    read.map_err(|source| ProcReadError::Parse { path, source })
 }
 
 fn bad(field: &'static str, value: &str, expected: &'static str) -> LineError {
@@ -652,6 +863,7 @@ mod tests {
             shutdown: None,
             v6only: None,
             bound_ifindex: None,
+            bound_ifname: None,
             timer: Some(Timer {
                 kind: TimerKind::Off,
                 expires_ms: 0,
@@ -902,10 +1114,7 @@ mod tests {
                 path: Some("/tmp/sockscope-fx/with space.sock".into()),
                 inode: 7578,
             },
-            peer: Endpoint::Unix {
-                path: None,
-                inode: 0,
-            },
+            peer: Endpoint::Unknown,
             inode: 7578,
             uid: None,
             cookie: None,
@@ -913,6 +1122,7 @@ mod tests {
             shutdown: None,
             v6only: None,
             bound_ifindex: None,
+            bound_ifname: None,
             timer: None,
             netns: None,
             source: SourceKind::Proc,
@@ -1117,14 +1327,33 @@ mod tests {
         std::fs::write(dir.join("unix"), UNIX).unwrap();
         std::fs::write(dir.join("raw"), "garbage\n").unwrap();
 
-        let tcp6 = read_table(&dir, ProcTable::Tcp6).unwrap();
+        let tcp6 = read_table(&dir, ProcTable::Tcp6).unwrap().sockets;
         let want: Vec<_> = parse_inet(TCP6)
             .unwrap()
             .iter()
             .map(|r| r.to_socket(Proto::Tcp, Family::Inet6))
             .collect();
         assert_eq!(tcp6, want);
-        assert_eq!(read_table(&dir, ProcTable::Unix).unwrap().len(), 13);
+        let unix = read_table(&dir, ProcTable::Unix).unwrap().sockets;
+        let embryos = parse_unix(UNIX)
+            .unwrap()
+            .iter()
+            .filter(|r| r.inode == 0)
+            .count();
+        assert_eq!(unix.len() + embryos, parse_unix(UNIX).unwrap().len());
+        assert!(unix.iter().all(|s| s.inode != 0));
+        // One bad line costs that line, not the table: it is counted.
+        let mut text = TCP6.to_string();
+        text.push_str("   9: not a row at all\n");
+        std::fs::write(dir.join("tcp6"), &text).unwrap();
+        let t = read_table(&dir, ProcTable::Tcp6).unwrap();
+        assert_eq!(t.sockets, want);
+        assert_eq!(t.skipped, 1);
+        assert!(
+            t.first_error.as_deref().unwrap().contains("tcp6: line "),
+            "{:?}",
+            t.first_error
+        );
 
         match read_table(&dir, ProcTable::Udplite) {
             Err(ProcReadError::NotAvailable { path }) => assert_eq!(path, dir.join("udplite")),
@@ -1150,6 +1379,44 @@ mod tests {
     }
 
     #[test]
+    fn unix_names_with_newlines_continue_on_the_next_lines() {
+        let header = "Num       RefCount Protocol Flags    Type St Inode Path";
+        let text = format!(
+            "{header}\n\
+             0000000000000000: 00000002 00000000 00010000 0001 01 101 /tmp/a\n\
+             u_str LISTEN forged row\n\
+             \n\
+             0000000000000000: 00000002 00000000 00000000 0002 01 102 @x@y\n\
+             0000000000000000: 00000002 00000000 00000000 0002 01 103 \n\
+             tail\n\
+             0000000000000000: 00000002 00000000 00000000 0002 01 104\n\
+             stray line after an unnamed socket\n"
+        );
+        let t = parse_unix_lenient(&text).unwrap();
+        let got: Vec<(u64, Option<&str>)> = t
+            .rows
+            .iter()
+            .map(|r| (r.inode, r.path.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (101, Some("/tmp/a\nu_str LISTEN forged row\n")),
+                (102, Some("@x@y")),
+                (103, Some("\ntail")),
+                (104, None),
+            ]
+        );
+        assert_eq!(t.skipped, 1);
+        assert!(matches!(
+            t.first_error,
+            Some(ProcParseError::Line { line: 9, .. })
+        ));
+        // The strict parser still refuses such a table.
+        assert!(parse_unix(&text).is_err());
+    }
+
+    #[test]
     fn read_table_live() {
         let dir = Path::new("/proc/self/net");
         for t in [
@@ -1158,7 +1425,7 @@ mod tests {
             ProcTable::Raw,
             ProcTable::Unix,
         ] {
-            let socks = read_table(dir, t).unwrap();
+            let socks = read_table(dir, t).unwrap().sockets;
             assert!(socks.iter().all(|s| s.source == SourceKind::Proc), "{t:?}");
         }
     }

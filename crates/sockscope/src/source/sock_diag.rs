@@ -171,13 +171,26 @@ impl DiagSocket {
 
     /// Dump UNIX sockets in the given states, appending to `out`.
     pub fn dump_unix(&mut self, states: StateSet, out: &mut Vec<Socket>) -> Result<(), DiagError> {
+        self.dump_unix_ext(states, Extensions::default(), out)
+    }
+
+    /// [`DiagSocket::dump_unix`], with socket memory when `ext.skmem`.
+    pub fn dump_unix_ext(
+        &mut self,
+        states: StateSet,
+        ext: Extensions,
+        out: &mut Vec<Socket>,
+    ) -> Result<(), DiagError> {
         let mut req = [0u8; unix_diag::REQ_LEN];
         req[0] = consts::AF_UNIX;
         req[4..8].copy_from_slice(&states.0.to_ne_bytes());
-        let show = unix_diag::UDIAG_SHOW_NAME
+        let mut show = unix_diag::UDIAG_SHOW_NAME
             | unix_diag::UDIAG_SHOW_PEER
             | unix_diag::UDIAG_SHOW_RQLEN
             | unix_diag::UDIAG_SHOW_UID;
+        if ext.skmem {
+            show |= unix_diag::UDIAG_SHOW_MEMINFO;
+        }
         req[12..16].copy_from_slice(&show.to_ne_bytes());
         req[16..24].fill(0xff);
         self.dump(&req, "unix", |msg| {
@@ -393,6 +406,7 @@ pub fn parse_inet_msg(msg: &[u8], proto: Proto) -> Result<Option<Socket>, DiagEr
         shutdown: None,
         v6only: None,
         bound_ifindex: (ifindex != 0).then_some(ifindex),
+        bound_ifname: None,
         timer: Some(timer),
         netns: None,
         source: SourceKind::Netlink,
@@ -441,9 +455,12 @@ pub fn parse_unix_msg(msg: &[u8]) -> Result<Option<Socket>, DiagError> {
     let mut wq = None;
     let mut uid = None;
     let mut shutdown = None;
+    let mut skmem = None;
     for (ty, p) in attrs(&msg[MSG_LEN..]) {
         match ty {
             UNIX_DIAG_NAME => path = Some(unix_name(p)),
+            // The same u32 array as INET_DIAG_SKMEMINFO (sk_get_meminfo).
+            UNIX_DIAG_MEMINFO => skmem = super::tcp_info::decode_skmem(p).map(Box::new),
             UNIX_DIAG_PEER if p.len() >= 4 => peer = u64::from(abi::u32_ne(p, 0)),
             UNIX_DIAG_RQLEN if p.len() >= 8 => {
                 rq = Some(abi::u32_ne(p, 0));
@@ -472,21 +489,25 @@ pub fn parse_unix_msg(msg: &[u8]) -> Result<Option<Socket>, DiagError> {
         shutdown,
         v6only: None,
         bound_ifindex: None,
+        bound_ifname: None,
         timer: None,
         netns: None,
         source: SourceKind::Netlink,
         tcp_info: None,
-        skmem: None,
+        skmem,
         cong: None,
         owners: Vec::new(),
     }))
 }
 
 /// A UNIX socket name as the kernel gives it: a path, or an abstract name
-/// starting with NUL, shown with a leading `@` as ss and /proc/net/unix do.
+/// starting with NUL. Abstract names may hold further NULs anywhere; every
+/// one is shown as `@`, as ss and /proc/net/unix do, so that both sources
+/// give one socket one name.
 fn unix_name(p: &[u8]) -> String {
-    if let Some(rest) = p.strip_prefix(&[0]) {
-        format!("@{}", String::from_utf8_lossy(rest))
+    if p.first() == Some(&0) {
+        let at: Vec<u8> = p.iter().map(|&c| if c == 0 { b'@' } else { c }).collect();
+        String::from_utf8_lossy(&at).into_owned()
     } else {
         let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
         String::from_utf8_lossy(&p[..end]).into_owned()
@@ -587,6 +608,10 @@ mod tests {
     #[test]
     fn unix_names() {
         assert_eq!(unix_name(b"\0abstract"), "@abstract");
+        // NULs inside an abstract name are shown as @ too (ss, /proc).
+        assert_eq!(unix_name(b"\0a\0b\0"), "@a@b@");
+        assert_eq!(unix_name(b"\0"), "@");
+        assert_eq!(unix_name(b"\0x\ny"), "@x\ny");
         assert_eq!(unix_name(b"/run/x.sock"), "/run/x.sock");
         let mut m = vec![0u8; unix_diag::MSG_LEN];
         m[1] = consts::SOCK_STREAM;

@@ -1,12 +1,13 @@
 //! Views for `who` (the chain from a port to its process), `listeners`
 //! (queues and counters) and `proc` (a process's fd table).
 
-use super::sockets::{PortNamer, format_inet, format_owners};
+use super::sockets::{PortNamer, format_inet_dev, format_owners};
 use super::table::{Align, Color, Table};
+use crate::escape::escape_str as esc;
 use crate::explain::{Chain, ListenerHealth};
+use crate::model::Counters;
 use crate::model::{Endpoint, Socket};
-use crate::source::counters::Counters;
-use crate::source::process::{FdEntry, FdTarget, ProcessInfo};
+use crate::model::{FdEntry, FdTarget, ProcessInfo};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -14,10 +15,17 @@ use std::io::{self, Write};
 pub fn endpoint(s: &Socket, e: &Endpoint) -> String {
     let mut b = String::new();
     match e {
-        Endpoint::Inet { addr, port } => format_inet(&mut b, *addr, *port, s.proto, s.v6only, None),
-        Endpoint::Unix { path, inode } => {
-            let _ = write!(b, "{} {inode}", path.as_deref().unwrap_or("*"));
+        Endpoint::Inet { addr, port } => {
+            let dev = s
+                .bound_ifname
+                .as_deref()
+                .filter(|_| std::ptr::eq(e, &s.local));
+            format_inet_dev(&mut b, *addr, *port, s.proto, s.v6only, dev, None)
         }
+        Endpoint::Unix { path, inode } => {
+            let _ = write!(b, "{} {inode}", esc(path.as_deref().unwrap_or("*")));
+        }
+        Endpoint::Unknown => b.push_str("* -"),
     }
     b
 }
@@ -38,20 +46,10 @@ pub fn socket_line(s: &Socket) -> String {
     b
 }
 
-/// Text with control characters escaped (a command line may hold newlines).
+/// Text with control characters escaped (a command line may hold newlines):
+/// [`super::escape::escape_str`], owned.
 pub fn printable(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(o, "\\x{:02x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o
+    esc(s).into_owned()
 }
 
 /// Days since 1970-01-01 to a civil date (proleptic Gregorian).
@@ -81,7 +79,7 @@ pub fn utc(unix_s: u64) -> String {
 
 fn process_lines(w: &mut impl Write, p: &ProcessInfo, indent: &str) -> io::Result<()> {
     let cmd = if p.cmdline.is_empty() {
-        format!("[{}]", p.comm)
+        format!("[{}]", esc(&p.comm))
     } else {
         printable(&p.cmdline.join(" "))
     };
@@ -89,11 +87,11 @@ fn process_lines(w: &mut impl Write, p: &ProcessInfo, indent: &str) -> io::Resul
         w,
         "{indent}process {} {} (user {}{}, parent {}, state {}): {}",
         p.pid,
-        p.comm,
+        esc(&p.comm),
         p.uid,
         p.user
             .as_deref()
-            .map(|u| format!(" {u}"))
+            .map(|u| format!(" {}", esc(u)))
             .unwrap_or_default(),
         p.ppid,
         p.state,
@@ -101,7 +99,7 @@ fn process_lines(w: &mut impl Write, p: &ProcessInfo, indent: &str) -> io::Resul
     )?;
     let mut facts = Vec::new();
     if let Some(e) = &p.exe {
-        facts.push(format!("exe {e}"));
+        facts.push(format!("exe {}", esc(e)));
     }
     if let Some(s) = p.start_unix_s {
         facts.push(format!("started {}", utc(s)));
@@ -112,10 +110,11 @@ fn process_lines(w: &mut impl Write, p: &ProcessInfo, indent: &str) -> io::Resul
         if p.threads == 1 { "" } else { "s" }
     ));
     if let Some(c) = &p.cgroup {
-        facts.push(format!("cgroup {c}"));
+        facts.push(format!("cgroup {}", esc(c)));
     }
     if let Some(c) = &p.container_id {
-        facts.push(format!("container {}", &c[..12.min(c.len())]));
+        let short: String = c.chars().take(12).collect();
+        facts.push(format!("container {}", esc(&short)));
     }
     writeln!(w, "{indent}  {}", facts.join(", "))
 }
@@ -133,7 +132,7 @@ pub fn write_chain(w: &mut impl Write, c: &Chain, color: bool) -> io::Result<()>
     let ns = s
         .netns
         .as_ref()
-        .map(|n| format!("  (netns {n})"))
+        .map(|n| format!("  (netns {})", esc(&n.to_string())))
         .unwrap_or_default();
     writeln!(w, "{}{}", bold(&socket_line_no_owners(s)), ns)?;
     if let (Some(port), Some(hex)) = (s.local.port(), &c.port_hex) {
@@ -145,18 +144,23 @@ pub fn write_chain(w: &mut impl Write, c: &Chain, color: bool) -> io::Result<()>
         )?;
     }
     if let Some(pl) = &c.proc_line {
-        writeln!(w, "  {}:", pl.file)?;
-        writeln!(w, "    {}", pl.header.trim_end())?;
-        writeln!(w, "    {}", pl.line.trim_end())?;
+        writeln!(w, "  {}:", esc(&pl.file))?;
+        writeln!(w, "    {}", esc(pl.header.trim_end()))?;
+        writeln!(w, "    {}", esc(pl.line.trim_end()))?;
         let width = pl.fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
-        let raww = pl.fields.iter().map(|f| f.raw.len()).max().unwrap_or(0);
+        let raww = pl
+            .fields
+            .iter()
+            .map(|f| esc(&f.raw).chars().count())
+            .max()
+            .unwrap_or(0);
         for f in &pl.fields {
             writeln!(
                 w,
                 "      {:width$}  {:raww$}  {}",
                 f.name,
-                f.raw,
-                f.meaning,
+                esc(&f.raw),
+                esc(&f.meaning),
                 width = width,
                 raww = raww
             )?;
@@ -179,7 +183,7 @@ pub fn write_chain(w: &mut impl Write, c: &Chain, color: bool) -> io::Result<()>
         )?;
     }
     for o in &c.owners {
-        writeln!(w, "    {} -> {}", o.fd_path, o.link)?;
+        writeln!(w, "    {} -> {}", esc(&o.fd_path), esc(&o.link))?;
         if let Some(fi) = &o.fdinfo {
             writeln!(
                 w,
@@ -196,7 +200,8 @@ pub fn write_chain(w: &mut impl Write, c: &Chain, color: bool) -> io::Result<()>
             None => writeln!(
                 w,
                 "      process {} ({}) has exited",
-                o.owner.pid, o.owner.comm
+                o.owner.pid,
+                esc(&o.owner.comm)
             )?,
         }
     }
@@ -311,15 +316,14 @@ pub fn listeners_table(
         let l = &h.listener;
         if cols.netns {
             t.cell_with(None, |b| match &l.netns {
-                Some(n) => {
-                    let _ = write!(b, "{n}");
-                }
+                Some(n) => b.push_str(&esc(&n.to_string())),
                 None => b.push('-'),
             });
         }
         t.cell_with(None, |b| {
             if let Endpoint::Inet { addr, port } = &l.local {
-                format_inet(b, *addr, *port, l.proto, l.v6only, names);
+                let dev = l.bound_ifname.as_deref();
+                format_inet_dev(b, *addr, *port, l.proto, l.v6only, dev, names);
             }
         });
         t.cell(opt(h.accept_queue));
@@ -442,7 +446,11 @@ pub fn fd_table(pid: u32, fds: &[(FdEntry, Option<Socket>)]) -> Table {
         fds.len(),
     );
     for (e, sock) in fds {
-        t.cell(e.fd);
+        match e.tid {
+            // Not the main table: `/proc/PID/task/TID/fd/FD`.
+            Some(tid) => t.cell(format!("{}@{tid}", e.fd)),
+            None => t.cell(e.fd),
+        }
         t.cell(match (&e.target, sock) {
             (FdTarget::Socket { .. }, Some(s)) => s.proto.short().to_string(),
             (tgt, _) => tgt.kind_name().to_string(),
@@ -465,7 +473,7 @@ pub fn fd_table(pid: u32, fds: &[(FdEntry, Option<Socket>)]) -> Table {
                 let others: Vec<_> = s
                     .owners
                     .iter()
-                    .filter(|o| !(o.pid == pid && o.fd == e.fd))
+                    .filter(|o| !(o.pid == pid && o.fd == e.fd && o.tid == e.tid))
                     .cloned()
                     .collect();
                 if !others.is_empty() {
@@ -480,10 +488,10 @@ pub fn fd_table(pid: u32, fds: &[(FdEntry, Option<Socket>)]) -> Table {
                 let _ = write!(b, "pipe:[{inode}]");
             }
             (FdTarget::AnonInode { name }, _) => {
-                let _ = write!(b, "anon_inode:[{name}]");
+                let _ = write!(b, "anon_inode:[{}]", esc(name));
             }
-            (FdTarget::File { path }, _) => b.push_str(path),
-            (FdTarget::Other { link }, _) => b.push_str(link),
+            (FdTarget::File { path }, _) => b.push_str(&esc(path)),
+            (FdTarget::Other { link }, _) => b.push_str(&esc(link)),
         });
     }
     t

@@ -2,6 +2,7 @@
 //! namespace, as an aligned table or as JSON / JSON lines.
 
 use super::table::{Align, Color, Table, emit_cell};
+use crate::escape::escape_str;
 use crate::model::{Endpoint, Family, Owner, Proto, SkMem, Socket, State, TcpInfo};
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -30,7 +31,9 @@ pub struct Columns {
 pub type PortNamer<'a> = &'a dyn Fn(u16, Proto) -> Option<&'a str>;
 
 /// Format an address and port as ss does: `127.0.0.1:8080`, `[::1]:22`,
-/// `*` for port 0, `*:22` for a dual-stack [::] listener.
+/// `*` for port 0, `*:22` for a dual-stack [::] socket, and `%IFNAME`
+/// after the address of a socket bound to an interface
+/// (`0.0.0.0%eth0:67`, `[fe80::1]%eth0:546`).
 pub fn format_inet(
     out: &mut String,
     addr: IpAddr,
@@ -39,14 +42,33 @@ pub fn format_inet(
     v6only: Option<bool>,
     names: Option<PortNamer>,
 ) {
+    format_inet_dev(out, addr, port, proto, v6only, None, names)
+}
+
+/// [`format_inet`] with the interface the socket is bound to.
+pub fn format_inet_dev(
+    out: &mut String,
+    addr: IpAddr,
+    port: u16,
+    proto: Proto,
+    v6only: Option<bool>,
+    ifname: Option<&str>,
+    names: Option<PortNamer>,
+) {
     match addr {
         IpAddr::V4(a) => {
             let _ = write!(out, "{a}");
         }
-        IpAddr::V6(a) if a.is_unspecified() && v6only == Some(false) => out.push('*'),
+        // ss prints `*` for the unspecified IPv6 address unless the socket
+        // is IPv6-only (a source that does not say counts as not).
+        IpAddr::V6(a) if a.is_unspecified() && v6only != Some(true) => out.push('*'),
         IpAddr::V6(a) => {
             let _ = write!(out, "[{a}]");
         }
+    }
+    if let Some(dev) = ifname {
+        out.push('%');
+        out.push_str(&escape_str(dev));
     }
     out.push(':');
     if port == 0 {
@@ -60,21 +82,54 @@ pub fn format_inet(
 
 fn format_endpoint(out: &mut String, s: &Socket, e: &Endpoint, names: Option<PortNamer>) {
     match e {
-        Endpoint::Inet { addr, port } => format_inet(out, *addr, *port, s.proto, s.v6only, names),
+        Endpoint::Inet { addr, port } => format_inet_dev(
+            out,
+            *addr,
+            *port,
+            s.proto,
+            s.v6only,
+            // ss names the device after the local address only.
+            s.bound_ifname
+                .as_deref()
+                .filter(|_| std::ptr::eq(e, &s.local)),
+            names,
+        ),
         Endpoint::Unix { path, inode } => {
-            out.push_str(path.as_deref().unwrap_or("*"));
+            // Any user may bind a name holding a newline or an escape
+            // sequence: shown escaped, never raw.
+            match path {
+                Some(p) => out.push_str(&escape_str(p)),
+                None => out.push('*'),
+            }
             let _ = write!(out, " {inode}");
         }
+        // The source cannot tell (a UNIX peer read from /proc).
+        Endpoint::Unknown => out.push_str("* -"),
     }
 }
 
-/// `python3(pid=10,fd=3),python3(pid=11,fd=3)`
+/// `python3(pid=10,fd=3),python3(pid=11,fd=3)`; an fd in the table of a
+/// thread that has its own: `java(pid=10,tid=12,fd=7)`.
 pub fn format_owners(out: &mut String, owners: &[Owner]) {
     for (i, o) in owners.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{}(pid={},fd={})", o.comm, o.pid, o.fd);
+        match o.tid {
+            // An fd table of one thread's own: name it.
+            Some(t) => {
+                let _ = write!(
+                    out,
+                    "{}(pid={},tid={t},fd={})",
+                    escape_str(&o.comm),
+                    o.pid,
+                    o.fd
+                );
+            }
+            None => {
+                let _ = write!(out, "{}(pid={},fd={})", escape_str(&o.comm), o.pid, o.fd);
+            }
+        }
     }
 }
 
@@ -147,9 +202,7 @@ fn row_cells(
     };
     if cols.netns {
         cell(buf, None, &mut |b| match &s.netns {
-            Some(n) => {
-                let _ = write!(b, "{n}");
-            }
+            Some(n) => b.push_str(&escape_str(&n.to_string())),
             None => b.push('-'),
         });
     }
@@ -447,6 +500,10 @@ pub fn format_tcp_info(d: &mut String, i: &TcpInfo) {
     kv(d, "lastsnd", i.last_data_sent_ms.to_string());
     kv(d, "lastrcv", i.last_data_recv_ms.to_string());
     kv(d, "lastack", i.last_ack_recv_ms.to_string());
+    // The receiver's RTT estimate (ss prints it when the kernel has one).
+    if i.rcv_rtt_us > 0 {
+        kv(d, "rcv_rtt", ms(i.rcv_rtt_us));
+    }
     kv(d, "rcv_space", i.rcv_space.to_string());
     kv(d, "rcv_ssthresh", i.rcv_ssthresh.to_string());
     if let Some(v) = opt32(i.notsent_bytes) {
@@ -519,6 +576,7 @@ mod tests {
             shutdown: None,
             v6only: Some(false),
             bound_ifindex: None,
+            bound_ifname: None,
             timer: None,
             netns: None,
             source: SourceKind::Proc,
@@ -531,12 +589,14 @@ mod tests {
                     fd: 3,
                     comm: "a".into(),
                     uid: None,
+                    tid: None,
                 },
                 Owner {
                     pid: 2,
                     fd: 3,
                     comm: "a".into(),
                     uid: None,
+                    tid: None,
                 },
             ],
         }

@@ -8,6 +8,14 @@
 //! JSON field names are stable and documented in the README; numbers carry
 //! their unit in the name where the unit is fixed.
 
+pub mod counters;
+pub mod owners;
+pub mod process;
+
+pub use counters::Counters;
+pub use owners::OwnerScan;
+pub use process::{FdEntry, FdInfo, FdTarget, ProcessInfo};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -206,25 +214,27 @@ impl StateSet {
 /// bound to an interface). UNIX sockets have a path (abstract names start with
 /// `@`; `None` for an unnamed socket) and the inode of the socket the end is:
 /// for `local` the socket itself, for `peer` the peer socket (0 when there is
-/// none).
+/// none). `Unknown` is an end the source cannot tell (a UNIX socket's peer
+/// read from /proc/net/unix, which does not list peers): JSON `null`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Endpoint {
     Inet { addr: IpAddr, port: u16 },
     Unix { path: Option<String>, inode: u64 },
+    Unknown,
 }
 
 impl Endpoint {
     pub fn port(&self) -> Option<u16> {
         match self {
             Endpoint::Inet { port, .. } => Some(*port),
-            Endpoint::Unix { .. } => None,
+            Endpoint::Unix { .. } | Endpoint::Unknown => None,
         }
     }
     pub fn ip(&self) -> Option<IpAddr> {
         match self {
             Endpoint::Inet { addr, .. } => Some(*addr),
-            Endpoint::Unix { .. } => None,
+            Endpoint::Unix { .. } | Endpoint::Unknown => None,
         }
     }
 }
@@ -238,6 +248,22 @@ pub struct Owner {
     pub comm: String,
     /// Effective uid of the process (the owner of /proc/PID), when known.
     pub uid: Option<u32>,
+    /// The thread whose fd table holds `fd`, when that table is not the
+    /// process's main one (a thread that unshared its fd table, or a
+    /// process whose main thread has exited): the fd is then
+    /// `/proc/PID/task/TID/fd/FD`. Absent for the common case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+}
+
+impl Owner {
+    /// Where the fd lives under /proc: `PID/fd/FD` or `PID/task/TID/fd/FD`.
+    pub fn fd_path(&self) -> String {
+        match self.tid {
+            Some(t) => format!("/proc/{}/task/{t}/fd/{}", self.pid, self.fd),
+            None => format!("/proc/{}/fd/{}", self.pid, self.fd),
+        }
+    }
 }
 
 /// A network namespace, identified by the inode of its nsfs file.
@@ -347,6 +373,10 @@ pub struct Socket {
     pub v6only: Option<bool>,
     /// Interface index the socket is bound to (SO_BINDTODEVICE), when set.
     pub bound_ifindex: Option<u32>,
+    /// Name of that interface in the socket's namespace (`if7` when the
+    /// index names no interface any more, as ss prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_ifname: Option<Box<str>>,
     pub timer: Option<Timer>,
     /// The namespace the socket lives in, when more than one was read or one
     /// was asked for.
@@ -391,6 +421,7 @@ impl Socket {
             shutdown: None,
             v6only: None,
             bound_ifindex: None,
+            bound_ifname: None,
             timer: None,
             netns: None,
             source,

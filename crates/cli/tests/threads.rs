@@ -1,0 +1,163 @@
+//! Owners are one per distinct fd table, labelled with the thread id where
+//! the table is not the process's main one: a process whose main thread
+//! exited while 8 threads run (its /proc/PID/fd is empty, the threads hold
+//! the socket), and a thread that called unshare(CLONE_FILES). Checked for
+//! the BPF owner iterator (`ls -p` as root), the /proc walk (the library's
+//! `owners::scan`), `proc PID` and `who PID/FD`.
+
+mod common;
+
+use common::{Scene, sockscope};
+use serde_json::Value;
+use sockscope::source::owners;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/threads.py");
+
+fn start(mode: &str) -> Scene {
+    let manifest =
+        std::env::temp_dir().join(format!("sockscope-threads-{mode}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&manifest);
+    let m = manifest.to_str().unwrap().to_string();
+    let mut sc = Scene::start_command(&["python3", FIXTURE, mode, &m], "its manifest", |_| {
+        std::path::Path::new(&m).exists()
+    });
+    sc.manifest = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&manifest);
+    sc
+}
+
+/// (pid, tid, fd) of every owner of `inode` in `ls -tlp --json`.
+fn ls_owners(sc: &Scene, inode: u64) -> Vec<(u64, Option<u64>, u64)> {
+    let list = sc.sockscope("ls", &["-tlp", "--json"]).json_array();
+    let v = list
+        .iter()
+        .find(|v| v["inode"].as_u64() == Some(inode))
+        .unwrap_or_else(|| panic!("inode {inode} not listed"));
+    let mut o: Vec<_> = v["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["pid"].as_u64().unwrap(),
+                o["tid"].as_u64(),
+                o["fd"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    o.sort();
+    o
+}
+
+/// The same from the /proc walk.
+fn proc_owners(inode: u64) -> Vec<(u64, Option<u64>, u64)> {
+    let scan = owners::scan("/proc").unwrap();
+    let mut o: Vec<_> = scan
+        .owners(inode)
+        .iter()
+        .map(|o| (u64::from(o.pid), o.tid.map(u64::from), u64::from(o.fd)))
+        .collect();
+    o.sort();
+    o
+}
+
+#[test]
+fn a_process_whose_main_thread_exited() {
+    let sc = start("leader-exited");
+    let pid = u64::from(sc.pid);
+    let inode = sc.num("/inode");
+    let fd = sc.num("/fd");
+    let first = sc.manifest["tids"][0].as_u64().unwrap();
+    let want = vec![(pid, Some(first), fd)];
+    assert_eq!(ls_owners(&sc, inode), want, "one owner, not one per thread");
+    assert_eq!(proc_owners(inode), want, "the /proc walk agrees");
+
+    // proc PID works although the leader is a zombie, and lists the fd in
+    // the threads' table.
+    let p = sockscope(&["proc", &pid.to_string(), "--json"]);
+    p.expect_code(0);
+    let v: Value = serde_json::from_str(&p.stdout).unwrap();
+    let row = v["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["fd"].as_u64() == Some(fd) && r["socket"]["inode"].as_u64() == Some(inode))
+        .unwrap_or_else(|| panic!("fd {fd} not in proc's list: {v}"));
+    assert_eq!(row["tid"].as_u64(), Some(first));
+    let text = sockscope(&["proc", &pid.to_string()]);
+    text.expect_code(0);
+    assert!(
+        text.stdout.contains(&format!("{fd}@{first} tcp")),
+        "{}",
+        text.stdout
+    );
+
+    // who PID/FD resolves it through the threads' table.
+    let w = sockscope(&["who", &format!("{pid}/{fd}")]);
+    w.expect_code(0);
+    assert!(
+        w.stdout.contains(&format!(
+            "/proc/{pid}/task/{first}/fd/{fd} -> socket:[{inode}]"
+        )),
+        "{}",
+        w.stdout
+    );
+}
+
+#[test]
+fn a_thread_with_its_own_fd_table() {
+    let sc = start("unshared");
+    let pid = u64::from(sc.pid);
+    let tid = sc.num("/thread_tid");
+    let (fd, inode) = (sc.num("/fd"), sc.num("/inode"));
+    let (tfd, tinode) = (sc.num("/thread_fd"), sc.num("/thread_inode"));
+    // The thread's copy of the table holds the earlier listener too.
+    let both = vec![(pid, None, fd), (pid, Some(tid), fd)];
+    assert_eq!(ls_owners(&sc, inode), both);
+    assert_eq!(proc_owners(inode), both);
+    // The listener opened after unshare is only in the thread's table.
+    let own = vec![(pid, Some(tid), tfd)];
+    assert_eq!(ls_owners(&sc, tinode), own);
+    assert_eq!(proc_owners(tinode), own);
+    let text = sc.sockscope("ls", &["-tlp"]);
+    assert!(
+        text.stdout
+            .contains(&format!("(pid={pid},tid={tid},fd={tfd})")),
+        "{}",
+        text.stdout
+    );
+    // who PID/FD finds the fd that only the thread's table has.
+    let w = sockscope(&["who", &format!("{pid}/{tfd}")]);
+    w.expect_code(0);
+    assert!(
+        w.stdout.contains(&format!(
+            "/proc/{pid}/task/{tid}/fd/{tfd} -> socket:[{tinode}]"
+        )),
+        "{}",
+        w.stdout
+    );
+}
+
+#[test]
+fn a_socket_from_another_namespace() {
+    let sc = start("moved-netns");
+    let pid = sc.pid.to_string();
+    let (fd, inode) = (sc.num("/fd"), sc.num("/inode"));
+    assert_ne!(sc.num("/socket_netns"), sc.num("/process_netns"));
+    // proc finds the socket in the namespace it lives in.
+    let p = sockscope(&["proc", &pid, "--json"]);
+    p.expect_code(0);
+    let v: Value = serde_json::from_str(&p.stdout).unwrap();
+    let row = v["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["fd"].as_u64() == Some(fd))
+        .unwrap();
+    assert_eq!(row["socket"]["inode"].as_u64(), Some(inode), "{row}");
+    assert_eq!(row["socket"]["state"], "listening");
+    // who PID/FD too.
+    let w = sockscope(&["who", &format!("{pid}/{fd}")]);
+    w.expect_code(0);
+    assert!(w.stdout.contains("127.0.0.1:7903"), "{}", w.stdout);
+}
