@@ -93,6 +93,8 @@ pub enum Command {
     Capture(crate::cmd::capture::CaptureArgs),
     /// A web server built from raw socket syscalls, and scripted experiments that make the kernel show its behaviour.
     Lab(crate::cmd::lab::LabArgs),
+    /// Serve socket health as Prometheus metrics: listener queues, socket counts, the kernel's TCP counters, per process and container.
+    Export(crate::cmd::export::ExportArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// bash, zsh, fish, elvish or powershell

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         cli::Command::Trace(a) => cmd::trace::run(a, &args),
         cli::Command::Capture(a) => cmd::capture::run(a, &args),
         cli::Command::Lab(a) => cmd::lab::run(a, &args),
+        cli::Command::Export(a) => cmd::export::run(a, &args),
         cli::Command::Completions { shell } => {
             // Generated into memory (clap_complete panics on a write
             // error), then written like any output.

@@ -23,6 +23,7 @@ pub mod explain;
 pub mod join;
 pub mod model;
 pub mod query;
+pub mod report;
 pub mod snapshot;
 pub mod source;
 pub mod view;

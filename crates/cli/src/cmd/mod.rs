@@ -2,6 +2,7 @@
 //! composing sources, queries and views.
 
 pub mod capture;
+pub mod export;
 pub mod lab;
 pub mod listeners;
 pub mod ls;
