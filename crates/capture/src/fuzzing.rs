@@ -32,9 +32,11 @@ pub fn decode_frame(data: &[u8]) {
         let (info, _) = an.process(i as u64 + 1, &p);
         let _ = lw.write(&mut sink, i as u64 + 1, &p, &info, None);
         let _ = serde_json::to_vec(&json::packet(i as u64 + 1, &p, &info, None));
-        let f = filter::parse(&["tcp or port 53 or host 10.0.0.1".to_string()]);
+        let f = filter::parse(&[
+            "tcp or port 53 or host 10.0.0.1 or (vlan and tcp[13] & 2 != 0)".to_string(),
+        ]);
         if let Ok(f) = f {
-            let _ = f.matches(&p);
+            let _ = filter::FileMatcher::new(f).matches(link, data, data.len() as u32);
         }
     }
 }
@@ -67,6 +69,7 @@ pub fn filter_expr(data: &[u8]) {
     if let Ok(f) = filter::parse(&words) {
         for l in [
             filter::Linkage::Ethernet,
+            filter::Linkage::EthernetLive,
             filter::Linkage::Cooked,
             filter::Linkage::RawIp,
         ] {

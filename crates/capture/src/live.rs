@@ -320,7 +320,7 @@ impl Capture {
                 if cooked {
                     Linkage::Cooked
                 } else {
-                    Linkage::Ethernet
+                    Linkage::EthernetLive
                 },
                 opts.snaplen,
             )

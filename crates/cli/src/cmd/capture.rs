@@ -8,7 +8,7 @@ use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
 use sockscope_capture::analysis::{Analyzer, Info};
 use sockscope_capture::decode::{self, linktype};
-use sockscope_capture::filter::{self, Filter};
+use sockscope_capture::filter::{self, FileMatcher};
 use sockscope_capture::live::{self, Capture};
 use sockscope_capture::pcap::{PcapError, PcapngWriter, Reader};
 use sockscope_capture::procs::Labeller;
@@ -111,7 +111,9 @@ pub struct CaptureArgs {
 
 /// Everything a packet goes through once it is read.
 struct Pipeline {
-    filter: Filter,
+    /// The filter for frames read from files (live frames were filtered by
+    /// the kernel, with the same program generator).
+    filter: FileMatcher,
     analyzer: Analyzer,
     lines: Option<LineWriter>,
     json: bool,
@@ -134,13 +136,21 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// Handle one packet; false once `-c` is reached.
-    fn packet(&mut self, link: u32, ts_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<bool> {
+    /// Handle one packet (analysed whatever `shown` says, printed only when
+    /// it is true); false once `-c` is reached.
+    fn packet(
+        &mut self,
+        link: u32,
+        ts_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+        shown: bool,
+    ) -> io::Result<bool> {
         self.frame += 1;
         self.summary.packets_seen += 1;
         let p = decode::decode(link, data, ts_ns, wire_len);
         let (info, idx) = self.analyzer.process(self.frame, &p);
-        if !self.filter.matches(&p) {
+        if !shown {
             return Ok(true);
         }
         self.summary.packets_shown += 1;
@@ -301,7 +311,7 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
     let want_lines =
         !structured && (args.print || (!args.conv && !args.flow && args.write.is_none()));
     let mut pipe = Pipeline {
-        filter,
+        filter: FileMatcher::new(filter),
         analyzer: Analyzer::new(),
         lines: want_lines.then(|| {
             LineWriter::new(LineOptions {
@@ -414,7 +424,11 @@ fn read_file(
         }
         let (link, ts, wl) = (rec.link, rec.ts_ns, rec.wire_len);
         let data = rec.data;
-        match pipe.packet(link, ts, wl, data) {
+        let shown = pipe
+            .filter
+            .matches(link, data, wl)
+            .map_err(|e| Stop::Late(Fail::usage(e.to_string())))?;
+        match pipe.packet(link, ts, wl, data, shown) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(Stop::Io(e)),
@@ -433,7 +447,7 @@ fn capture_live(
         snaplen: args.snaplen,
         ..live::Options::default()
     };
-    let mut cap = Capture::open(&opts, &pipe.filter).map_err(|e| {
+    let mut cap = Capture::open(&opts, pipe.filter.filter()).map_err(|e| {
         Stop::Fail(match &e {
             e if e.is_privilege() => Fail::privilege(e.to_string()),
             live::LiveError::NoSuchInterface { .. } | live::LiveError::Filter(_) => {
@@ -462,12 +476,11 @@ fn capture_live(
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
-    // The kernel filter already selected the packets; the userspace filter
-    // sees them again (it agrees) so that --conv only lists shown ones.
+    // The kernel filter already selected the packets.
     let link = cap.link;
     let mut io_err = None;
     let res = cap.run(&live::INTERRUPTED, deadline, |fr| {
-        match pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data) {
+        match pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data, true) {
             Ok(more) => more,
             Err(e) => {
                 io_err = Some(e);
