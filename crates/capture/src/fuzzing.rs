@@ -72,6 +72,7 @@ pub fn filter_expr(data: &[u8]) {
             filter::Linkage::EthernetLive,
             filter::Linkage::Cooked,
             filter::Linkage::RawIp,
+            filter::Linkage::NetworkOnly,
         ] {
             if let Ok(prog) = f.compile(l, 65535) {
                 let _ = filter::bpf::run(&prog, data, &filter::bpf::Meta::default());

@@ -28,6 +28,10 @@ pub enum Linkage {
     Cooked,
     /// The network header, no ethertype (raw IP).
     RawIp,
+    /// The network header, with the ethertype in skb->protocol and nothing
+    /// known of the link layer: files of Linux cooked, raw IP and loopback
+    /// link types, where tcpdump refuses link-layer tests.
+    NetworkOnly,
 }
 
 /// Internal condition tree compiled to BPF.
@@ -102,11 +106,72 @@ fn unsupported(what: &str, link: Linkage) -> FilterError {
     }
 }
 
+/// The scratch slot holding the variable part of the offsets on live
+/// Ethernet after the first `vlan`: 0 when the kernel took the tag out of
+/// the frame, 4 when it did not (libpcap's scheme, so verdicts agree).
+const VSLOT: u32 = 15;
+
 pub(super) struct Gen {
     pub link: Linkage,
+    /// A `vlan` test sets [`VSLOT`]: the program must zero it first.
+    uses_vslot: std::cell::Cell<bool>,
 }
 
 impl Gen {
+    /// Do loads at VLAN depth `d` add the variable offset in [`VSLOT`]?
+    fn var(&self, d: u8) -> bool {
+        self.link == Linkage::EthernetLive && d >= 1
+    }
+    /// X = the IPv4 header length (plus the variable offset): the
+    /// statements before `ld [x + nh + off]`.
+    fn iphl(&self, d: u8) -> Vec<(u16, u32)> {
+        let nh = self.nh(d);
+        if self.var(d) {
+            vec![
+                (bpf::LDX | bpf::MEM, VSLOT),
+                (bpf::LD | bpf::B | bpf::IND, nh),
+                (bpf::ALU | bpf::AND | bpf::K, 0xf),
+                (bpf::ALU | bpf::LSH | bpf::K, 2),
+                (bpf::ALU | bpf::ADD | bpf::X, 0),
+                (bpf::MISC | bpf::TAX, 0),
+            ]
+        } else {
+            vec![(bpf::LDX | bpf::B | bpf::MSH, nh)]
+        }
+    }
+    /// Rewrite the network-relative loads of `c` (generated for depth `d`
+    /// with constant offsets) to add the variable offset, when there is one.
+    fn shift_var(&self, c: Cond, d: u8) -> Cond {
+        if !self.var(d) {
+            return c;
+        }
+        match c {
+            Cond::Jump { stmts, op, k, x } => {
+                let mut out = Vec::with_capacity(stmts.len() + 2);
+                for (code, off) in stmts {
+                    let abs = code & 0x07 == bpf::LD && code & 0xe0 == bpf::ABS;
+                    if abs && off < bpf::SKF_AD_OFF {
+                        out.push((bpf::LDX | bpf::MEM, VSLOT));
+                        out.push((code & !0xe0 | bpf::IND, off));
+                    } else if code == bpf::LDX | bpf::B | bpf::MSH {
+                        out.extend(self.iphl(d));
+                    } else {
+                        out.push((code, off));
+                    }
+                }
+                Cond::Jump {
+                    stmts: out,
+                    op,
+                    k,
+                    x,
+                }
+            }
+            Cond::And(v) => Cond::And(v.into_iter().map(|c| self.shift_var(c, d)).collect()),
+            Cond::Or(v) => Cond::Or(v.into_iter().map(|c| self.shift_var(c, d)).collect()),
+            Cond::Not(c) => Cond::Not(Box::new(self.shift_var(*c, d))),
+            c => c,
+        }
+    }
     /// Bytes the VLAN tags before depth `d` add to the offsets.
     fn shift(&self, d: u8) -> u32 {
         match self.link {
@@ -127,10 +192,12 @@ impl Gen {
             Linkage::Ethernet | Linkage::EthernetLive => {
                 test(bpf::H, 12 + self.shift(d), et as u32)
             }
-            Linkage::Cooked if d <= 1 => {
+            Linkage::Cooked | Linkage::NetworkOnly if d <= 1 => {
                 test(bpf::H, bpf::SKF_AD_OFF + bpf::SKF_AD_PROTOCOL, et as u32)
             }
-            Linkage::Cooked => return Err(unsupported("a second vlan", self.link)),
+            Linkage::Cooked | Linkage::NetworkOnly => {
+                return Err(unsupported("a second vlan", self.link));
+            }
             Linkage::RawIp => match et {
                 ethertype::IPV4 => masked(bpf::B, 0, 0xf0, 0x40),
                 ethertype::IPV6 => masked(bpf::B, 0, 0xf0, 0x60),
@@ -226,6 +293,13 @@ impl Gen {
         ])
     }
     fn prim(&self, p: &Prim, d: u8) -> Result<Cond, FilterError> {
+        let c = self.prim_const(p, d)?;
+        Ok(match p {
+            Prim::EtherHost { .. } | Prim::Broadcast | Prim::Multicast(Proto::Ether) => c,
+            _ => self.shift_var(c, d),
+        })
+    }
+    fn prim_const(&self, p: &Prim, d: u8) -> Result<Cond, FilterError> {
         let nh = self.nh(d);
         Ok(match p {
             Prim::Proto(pt) => match pt {
@@ -382,11 +456,8 @@ impl Gen {
     fn vlan(&self, id: Option<u16>, d: u8) -> Result<Cond, FilterError> {
         let ancillary = matches!(self.link, Linkage::EthernetLive | Linkage::Cooked) && d == 0;
         if ancillary {
-            let mut v = vec![test(
-                bpf::B,
-                bpf::SKF_AD_OFF + bpf::SKF_AD_VLAN_TAG_PRESENT,
-                1,
-            )];
+            let present = test(bpf::B, bpf::SKF_AD_OFF + bpf::SKF_AD_VLAN_TAG_PRESENT, 1);
+            let mut v = vec![present.clone()];
             if let Some(id) = id {
                 v.push(masked(
                     bpf::H,
@@ -395,7 +466,34 @@ impl Gen {
                     id as u32,
                 ));
             }
-            return Ok(Cond::And(v));
+            if self.link == Linkage::Cooked {
+                return Ok(Cond::And(v));
+            }
+            // No tag in the metadata: like libpcap, look for one in the
+            // frame, and move later tests 4 bytes on whether or not it is
+            // there.
+            self.uses_vslot.set(true);
+            let tpids = [ethertype::VLAN, ethertype::QINQ, ethertype::QINQ_OLD];
+            let mut inline = vec![Cond::Or(
+                tpids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| {
+                        let mut st = vec![];
+                        if i == 0 {
+                            st.push((bpf::LD | bpf::IMM, 4));
+                            st.push((bpf::ST, VSLOT));
+                        }
+                        st.push((bpf::LD | bpf::H | bpf::ABS, 12));
+                        jump(st, bpf::JEQ, t as u32)
+                    })
+                    .collect(),
+            )];
+            if let Some(id) = id {
+                inline.push(masked(bpf::H, 14, 0x0fff, id as u32));
+            }
+            inline.insert(0, Cond::Not(Box::new(present)));
+            return Ok(Cond::Or(vec![Cond::And(v), Cond::And(inline)]));
         }
         self.need_ether("vlan")?;
         let lt = 12 + self.shift(d);
@@ -457,6 +555,7 @@ impl Gen {
                 vlan: d,
             } => {
                 let d = *d;
+                let first_cond = conds.len();
                 let sz = size_code(*size);
                 let nh = self.nh(d);
                 let (base, transport) = match proto {
@@ -492,22 +591,38 @@ impl Gen {
                         (nh, true)
                     }
                 };
+                // Protocol checks were made for constant offsets.
+                let var = self.var(d) && *proto != Proto::Ether;
+                for c in conds.iter_mut().skip(first_cond) {
+                    let shifted = self.shift_var(std::mem::replace(c, Cond::True), d);
+                    *c = shifted;
+                }
                 match (&**index, transport) {
-                    (Arith::Num(k), false) => {
+                    (Arith::Num(k), false) if !var => {
                         out.push((bpf::LD | sz | bpf::ABS, base.wrapping_add(*k)))
                     }
+                    (Arith::Num(k), false) => {
+                        out.push((bpf::LDX | bpf::MEM, VSLOT));
+                        out.push((bpf::LD | sz | bpf::IND, base.wrapping_add(*k)));
+                    }
                     (Arith::Num(k), true) => {
-                        out.push((bpf::LDX | bpf::B | bpf::MSH, nh));
+                        out.extend(self.iphl(d));
                         out.push((bpf::LD | sz | bpf::IND, base.wrapping_add(*k)));
                     }
                     (ix, false) => {
                         self.arith(ix, conds, out, sp)?;
+                        if var {
+                            out.push((bpf::LDX | bpf::MEM, VSLOT));
+                            out.push((bpf::ALU | bpf::ADD | bpf::X, 0));
+                        }
                         out.push((bpf::MISC | bpf::TAX, 0));
                         out.push((bpf::LD | sz | bpf::IND, base));
                     }
                     (ix, true) => {
-                        self.arith(ix, conds, out, sp)?;
-                        out.push((bpf::LDX | bpf::B | bpf::MSH, nh));
+                        let slot = self.push_scratch(ix, conds, out, sp)?;
+                        out.extend(self.iphl(d));
+                        out.push((bpf::LD | bpf::MEM, slot));
+                        *sp -= 1;
                         out.push((bpf::ALU | bpf::ADD | bpf::X, 0));
                         out.push((bpf::MISC | bpf::TAX, 0));
                         out.push((bpf::LD | sz | bpf::IND, base));
@@ -526,7 +641,7 @@ impl Gen {
         sp: &mut u32,
     ) -> Result<u32, FilterError> {
         self.arith(a, conds, out, sp)?;
-        if *sp >= 16 {
+        if *sp >= VSLOT {
             return Err(FilterError {
                 at: "the comparison".into(),
                 message: "too deeply nested for classic BPF's 16 scratch slots".into(),
@@ -673,7 +788,10 @@ impl Emit {
 /// Compile `expr` (None accepts everything) for packets that begin as
 /// `link` says; the program returns `snaplen` for a match, 0 otherwise.
 pub fn compile(expr: Option<&Expr>, link: Linkage, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
-    let g = Gen { link };
+    let g = Gen {
+        link,
+        uses_vslot: std::cell::Cell::new(false),
+    };
     let cond = match expr {
         None => Cond::True,
         Some(e) => g.expr(e)?,
@@ -682,6 +800,10 @@ pub fn compile(expr: Option<&Expr>, link: Linkage, snaplen: u32) -> Result<Vec<I
         code: Vec::new(),
         labels: Vec::new(),
     };
+    if g.uses_vslot.get() {
+        em.op(bpf::LD | bpf::IMM, 0);
+        em.op(bpf::ST, VSLOT);
+    }
     let accept = em.label();
     let reject = em.label();
     em.cond(&cond, accept, reject);

@@ -5,8 +5,8 @@
 //!
 //! Ethernet frames run the [`Linkage::Ethernet`] program (VLAN tags in the
 //! bytes). Other link types with a network-layer payload (Linux cooked v1
-//! and v2, raw IP, BSD and OpenBSD loopback) run the [`Linkage::Cooked`]
-//! program on the network header, with the ethertype given as
+//! and v2, raw IP, BSD and OpenBSD loopback) run the
+//! [`Linkage::NetworkOnly`] program on the network header, with the ethertype given as
 //! skb->protocol, as the kernel does on a cooked socket. Link-layer
 //! primitives (`ether host`, `vlan`, `broadcast`) are errors there, as in
 //! tcpdump. Frames of other link types never match a non-empty filter.
@@ -85,7 +85,7 @@ impl FileMatcher {
             | linktype::IPV4
             | linktype::IPV6
             | linktype::NULL
-            | linktype::LOOP => Linkage::Cooked,
+            | linktype::LOOP => Linkage::NetworkOnly,
             _ => return Ok(false),
         };
         let base = link;

@@ -371,6 +371,7 @@ impl Parser {
         // (`port 80 or 443`: a bare number repeats the qualifiers); the
         // error reported is the one that got further.
         let mut first_err = None;
+        let start = self.pos;
         if self.arith_start() {
             let save = (self.pos, self.last, self.vlan);
             match self.relation() {
@@ -386,6 +387,8 @@ impl Parser {
             self.primitive()
         };
         match (r, first_err) {
+            // Past its first word, the text was a comparison.
+            (_, Some((at, e1))) if at > start + 1 && self.toks[start] != "(" => Err(e1),
             (Err(e), Some((at, e1))) if at > self.pos => Err(e1).or(Err(e)),
             (r, _) => r,
         }
