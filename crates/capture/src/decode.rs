@@ -164,6 +164,11 @@ pub enum Malformed {
     BadOption { kind: u8, offset: u32 },
     /// The pcap link type is not one this decoder knows.
     UnsupportedLink(u32),
+    /// The IP header's length runs past the end of the packet as it was on
+    /// the wire (not merely past the snap length): `missing` bytes the
+    /// header counts were never sent. Lengths and sequence analysis use
+    /// the bytes that were there, as Wireshark does.
+    TruncatedIp { layer: Layer, missing: u32 },
 }
 
 impl fmt::Display for Malformed {
@@ -187,6 +192,11 @@ impl fmt::Display for Malformed {
                 write!(f, "bad TCP option {kind} at option byte {offset}")
             }
             Malformed::UnsupportedLink(l) => write!(f, "unsupported link type {l}"),
+            Malformed::TruncatedIp { layer, missing } => write!(
+                f,
+                "truncated-{} - {missing} bytes missing",
+                if layer == Layer::Ipv6 { "ip6" } else { "ip" }
+            ),
         }
     }
 }
@@ -708,9 +718,11 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     };
     p.ethertype = ethertype;
     let rest = &data[off.min(data.len())..];
+    // Bytes of the network layer on the wire (the capture may hold fewer).
+    let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
     match ethertype {
-        ethertype::IPV4 => ipv4(rest, &mut p),
-        ethertype::IPV6 => ipv6(rest, &mut p),
+        ethertype::IPV4 => ipv4(rest, wire, &mut p),
+        ethertype::IPV6 => ipv6(rest, wire, &mut p),
         ethertype::ARP => arp(rest, &mut p),
         _ => {}
     }
@@ -754,7 +766,8 @@ fn vlan_tags(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option
     Some((et, off))
 }
 
-fn ipv4(b: &[u8], p: &mut Packet) {
+/// IPv4 in `b` (as captured), of which `wire` bytes were on the wire.
+fn ipv4(b: &[u8], wire: usize, p: &mut Packet) {
     if b.len() < 20 {
         p.malformed = Some(trunc(Layer::Ipv4, 20, b.len()));
         return;
@@ -798,13 +811,19 @@ fn ipv4(b: &[u8], p: &mut Packet) {
     // A total length of 0 is what TSO hands to a capture on the sender:
     // trust the captured bytes then, as Wireshark does.
     let ip_len = if total == 0 {
-        b.len()
+        wire
     } else if (total as usize) < hl {
         p.malformed = Some(Malformed::BadTotalLength {
             layer: Layer::Ipv4,
             len: total as u32,
         });
         return;
+    } else if total as usize > wire {
+        p.malformed = Some(Malformed::TruncatedIp {
+            layer: Layer::Ipv4,
+            missing: (total as usize - wire) as u32,
+        });
+        wire
     } else {
         total as usize
     };
@@ -820,7 +839,8 @@ fn ipv4(b: &[u8], p: &mut Packet) {
     transport(h.proto, payload, payload_len, false, p);
 }
 
-fn ipv6(b: &[u8], p: &mut Packet) {
+/// IPv6 in `b` (as captured), of which `wire` bytes were on the wire.
+fn ipv6(b: &[u8], wire: usize, p: &mut Packet) {
     if b.len() < 40 {
         p.malformed = Some(trunc(Layer::Ipv6, 40, b.len()));
         return;
@@ -906,7 +926,13 @@ fn ipv6(b: &[u8], p: &mut Packet) {
     p.net = Net::Ipv6(h);
     let ip_end = if payload_len == 0 {
         // Jumbogram or TSO: trust the capture.
-        b.len().max(off)
+        wire.max(off)
+    } else if 40 + payload_len as usize > wire {
+        p.malformed = Some(Malformed::TruncatedIp {
+            layer: Layer::Ipv6,
+            missing: (40 + payload_len as usize - wire) as u32,
+        });
+        wire
     } else {
         40 + payload_len as usize
     };
