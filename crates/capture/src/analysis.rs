@@ -1082,6 +1082,7 @@ mod tests {
             pkttype: None,
             vlan: None,
             ethertype: 0x800,
+            llc: None,
             net: Net::Ipv4(Ipv4 {
                 src,
                 dst,

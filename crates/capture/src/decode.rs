@@ -243,6 +243,17 @@ impl PacketType {
     }
 }
 
+/// An 802.2 LLC header (802.3 frames: the Ethernet type field is a
+/// length, under 0x0600).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Llc {
+    pub dsap: u8,
+    pub ssap: u8,
+    pub control: u8,
+    /// The 802.3 length field.
+    pub length: u16,
+}
+
 /// An IPv4 header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4 {
@@ -570,8 +581,11 @@ pub struct Packet {
     pub pkttype: Option<PacketType>,
     /// Outermost VLAN id, if the frame was tagged.
     pub vlan: Option<u16>,
-    /// The ethertype of the network layer (after VLAN tags), 0 if none.
+    /// The ethertype of the network layer (after VLAN tags), 0 if none
+    /// (an 802.3 frame, whose type field is a length, has [`Packet::llc`]).
     pub ethertype: u16,
+    /// The 802.2 LLC header of an 802.3 frame.
+    pub llc: Option<Llc>,
     pub net: Net,
     pub transport: Transport,
     pub malformed: Option<Malformed>,
@@ -588,6 +602,7 @@ impl Packet {
             pkttype: None,
             vlan: None,
             ethertype: 0,
+            llc: None,
             net: Net::None,
             transport: Transport::None,
             malformed: None,
@@ -716,8 +731,21 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
             return p;
         }
     };
-    p.ethertype = ethertype;
     let rest = &data[off.min(data.len())..];
+    if ethertype < 0x0600 && matches!(link, linktype::ETHERNET) {
+        if rest.len() < 3 {
+            p.malformed = Some(trunc(Layer::Link, off + 3, data.len()));
+        } else {
+            p.llc = Some(Llc {
+                dsap: rest[0],
+                ssap: rest[1],
+                control: rest[2],
+                length: ethertype,
+            });
+        }
+        return p;
+    }
+    p.ethertype = ethertype;
     // Bytes of the network layer on the wire (the capture may hold fewer).
     let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
     match ethertype {

@@ -56,7 +56,8 @@ pub struct TcpJson {
     /// The 12 flag bits as a number (tcp.flags).
     pub flags_raw: u16,
     pub seq: u32,
-    pub ack: u32,
+    /// Relative; null when the ACK flag is off (the field means nothing).
+    pub ack: Option<u32>,
     pub next_seq: u32,
     pub seq_abs: u32,
     pub ack_abs: u32,
@@ -194,7 +195,7 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
                 .collect(),
             flags_raw: t.flags,
             seq: ti.map_or(t.seq, |i| i.seq_rel),
-            ack: ti.map_or(t.ack, |i| i.ack_rel),
+            ack: t.has(tcpflag::ACK).then(|| ti.map_or(t.ack, |i| i.ack_rel)),
             next_seq: ti.map_or(t.seq.wrapping_add(t.payload_len), |i| i.next_seq_rel),
             seq_abs: t.seq,
             ack_abs: t.ack,

@@ -157,11 +157,25 @@ impl LineWriter {
                 return;
             }
             Net::None => {
-                let _ = write!(
-                    self.buf,
-                    "ethertype 0x{:04x}, length {}",
-                    p.ethertype, p.wire_len
-                );
+                let _ = if let Some(l) = p.llc {
+                    write!(
+                        self.buf,
+                        "802.3 LLC, dsap 0x{:02x}, ssap 0x{:02x}, ctrl 0x{:02x}, length {}",
+                        l.dsap, l.ssap, l.control, l.length
+                    )
+                } else if p.ethertype != 0 {
+                    write!(
+                        self.buf,
+                        "ethertype 0x{:04x}, length {}",
+                        p.ethertype, p.wire_len
+                    )
+                } else {
+                    match crate::decode::linktype::name(p.link) {
+                        "unknown" => write!(self.buf, "link type {}", p.link),
+                        name => write!(self.buf, "{name}"),
+                    }
+                    .and_then(|_| write!(self.buf, ", length {}", p.wire_len))
+                };
                 return;
             }
         };
@@ -453,6 +467,19 @@ mod tests {
         assert!(s.starts_with("1 12:00:00.000001 IP"), "{s}");
         assert!(s.contains("Flags [S], seq 1000, win"), "{s}");
         assert!(s.ends_with("length 0 (curl pid 7 > ?)\n"), "{s}");
+        // A process name with terminal controls is escaped.
+        let pr = Procs {
+            src: Some(crate::procs::Label {
+                pid: 8,
+                comm: "evil\x1b]0;x\x07\u{202e}".into(),
+            }),
+            dst: None,
+        };
+        let mut out = Vec::new();
+        w.write(&mut out, 2, &p, &info, Some(&pr)).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains(['\x1b', '\x07', '\u{202e}']), "{s:?}");
+        assert!(s.contains("(evil\\e]0;x\\x07\\u{202e} pid 8"), "{s:?}");
     }
 
     #[test]

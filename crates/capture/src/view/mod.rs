@@ -15,6 +15,7 @@ pub mod json;
 pub mod line;
 
 use crate::procs::Label;
+use sockscope::view::escape::Escaped;
 
 /// Process labels of a packet's source and destination, when known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,7 +31,7 @@ impl Procs {
     /// "python3 pid 12 > curl pid 34" (`?` for an unknown side).
     pub fn describe(&self) -> String {
         let side = |l: &Option<Label>| match l {
-            Some(l) => format!("{} pid {}", l.comm, l.pid),
+            Some(l) => format!("{} pid {}", Escaped(&l.comm), l.pid),
             None => "?".to_string(),
         };
         format!("{} > {}", side(&self.src), side(&self.dst))

@@ -6,6 +6,7 @@
 
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
+use sockscope::view::escape::Escaped;
 use sockscope_capture::analysis::{Analyzer, Info};
 use sockscope_capture::decode::{self, linktype};
 use sockscope_capture::filter::{self, FileMatcher};
@@ -289,7 +290,15 @@ impl Pipeline {
 }
 
 fn pcap_fail(path: &std::path::Path, e: PcapError) -> Fail {
-    Fail::usage(format!("{}: {e}", path.display()))
+    Fail::usage(format!("{}: {e}", shown_path(path)))
+}
+
+/// A file name for messages: escaped, and `-` as "standard input".
+fn shown_path(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        return "standard input".into();
+    }
+    Escaped(&path.display().to_string()).to_string()
 }
 
 pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
@@ -340,9 +349,9 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
     };
     if let Some(path) = &args.write {
         let f = File::create(path)
-            .map_err(|e| Fail::usage(format!("{}: cannot create: {e}", path.display())))?;
+            .map_err(|e| Fail::usage(format!("{}: cannot create: {e}", shown_path(path))))?;
         let w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, f), "sockscope")
-            .map_err(|e| Fail::system(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Fail::system(format!("{}: {e}", shown_path(path))))?;
         pipe.writer = Some(w);
     }
     if args.json {
@@ -397,9 +406,18 @@ fn read_file(
     path: &std::path::Path,
     cli: &Cli,
 ) -> Result<Option<live::Stats>, Stop> {
-    let f = File::open(path)
-        .map_err(|e| Stop::Fail(Fail::usage(format!("{}: {e}", path.display()))))?;
-    let mut r = Reader::new(f).map_err(|e| Stop::Fail(pcap_fail(path, e)))?;
+    // `-r -` reads standard input, as tcpdump does.
+    let src: Box<dyn io::Read> = if path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| {
+            Stop::Fail(Fail::usage(format!(
+                "{}: {e}",
+                Escaped(&path.display().to_string())
+            )))
+        })?)
+    };
+    let mut r = Reader::new(src).map_err(|e| Stop::Fail(pcap_fail(path, e)))?;
     let mut warned_link = false;
     loop {
         let rec = match r.next_record() {
@@ -411,14 +429,14 @@ fn read_file(
             warned_link = true;
             eprintln!(
                 "sockscope: {}: link type {} is not decoded; its packets are shown as malformed",
-                path.display(),
+                shown_path(path),
                 rec.link
             );
         }
         if cli.verbose && pipe.frame == 0 {
             eprintln!(
                 "reading from file {}, link-type {}",
-                path.display(),
+                shown_path(path),
                 linktype::name(rec.link)
             );
         }
@@ -468,7 +486,7 @@ fn capture_live(
     if cli.verbose {
         eprintln!(
             "sockscope: listening on {}, link-type {}, snapshot length {} bytes",
-            cap.interface,
+            Escaped(&cap.interface),
             linktype::name(cap.link),
             cap.snaplen
         );
