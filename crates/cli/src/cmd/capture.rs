@@ -34,9 +34,14 @@ Examples:
   sockscope capture -r trace.pcap --svg flow.svg
   sockscope capture -r trace.pcap --jsonl | jq 'select(.tcp.analysis != [])'
 
-Filter (tcpdump syntax subset): host ADDR, net ADDR/LEN, port N, portrange A-B,
-  src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, and / or / not, ( ).
-  Live, the filter runs in the kernel as classic BPF; on files, in sockscope.
+  sockscope capture -r http-vlan.pcap 'vlan and tcp port 80'
+  sockscope capture -r - 'tcp[tcpflags] & tcp-syn != 0' < trace.pcap
+
+Filter (tcpdump's language): host ADDR, net ADDR/LEN, port N, portrange A-B,
+  src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, vlan [ID],
+  ether host|src|dst MAC, broadcast, multicast, greater N, less N, proto N,
+  byte tests (tcp[13] = 18, ip[8] < 64, len > 100), and / or / not, ( ).
+  It is compiled to classic BPF: live it runs in the kernel, on files in sockscope.
 
 Analysis labels are Wireshark's (tcp.analysis.*): [TCP Retransmission],
   [TCP Fast Retransmission], [TCP Spurious Retransmission], [TCP Out-Of-Order],
