@@ -1083,6 +1083,8 @@ mod tests {
             vlan: None,
             ethertype: 0x800,
             llc: None,
+            tunnel: None,
+            udp_payload_at: None,
             net: Net::Ipv4(Ipv4 {
                 src,
                 dst,

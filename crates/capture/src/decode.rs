@@ -254,6 +254,28 @@ pub struct Llc {
     pub length: u16,
 }
 
+/// A UDP tunnel carrying Ethernet frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelKind {
+    /// RFC 7348, UDP port 4789.
+    Vxlan,
+    /// RFC 8926, UDP port 6081.
+    Geneve,
+}
+
+/// The outer headers of a decapsulated packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    /// The 24-bit virtual network identifier.
+    pub vni: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+}
+
 /// An IPv4 header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4 {
@@ -586,6 +608,11 @@ pub struct Packet {
     pub ethertype: u16,
     /// The 802.2 LLC header of an 802.3 frame.
     pub llc: Option<Llc>,
+    /// The VXLAN or Geneve tunnel the packet came through: then `net`
+    /// and `transport` are the inner packet's (the outer headers are here).
+    pub tunnel: Option<Tunnel>,
+    /// Offset of the UDP payload in the frame (to look for a tunnel).
+    pub(crate) udp_payload_at: Option<usize>,
     pub net: Net,
     pub transport: Transport,
     pub malformed: Option<Malformed>,
@@ -603,6 +630,8 @@ impl Packet {
             vlan: None,
             ethertype: 0,
             llc: None,
+            tunnel: None,
+            udp_payload_at: None,
             net: Net::None,
             transport: Transport::None,
             malformed: None,
@@ -655,6 +684,80 @@ impl Packet {
 /// Decode one frame of link type `link`. `wire_len` is the original length
 /// (before the snap length cut it).
 pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
+    let p = decode_frame(link, data, ts_ns, wire_len);
+    decapsulate(p, data)
+}
+
+/// VXLAN (UDP port 4789) and Geneve (6081) carrying Ethernet: the inner
+/// frame's header and payload offset; None for anything else.
+fn tunnel_header(dport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize)> {
+    let vni = |o: usize| {
+        Some(u32::from_be_bytes([
+            0,
+            *b.get(o)?,
+            *b.get(o + 1)?,
+            *b.get(o + 2)?,
+        ]))
+    };
+    match dport {
+        // Whatever the flags say, as Wireshark and tcpdump decode it.
+        4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, vni(4)?, 8)),
+        // Version 0, protocol type Transparent Ethernet Bridging.
+        6081 if b.len() >= 8 && b[0] >> 6 == 0 && be16(b, 2) == 0x6558 => {
+            let opts = (b[0] & 0x3f) as usize * 4;
+            Some((TunnelKind::Geneve, vni(4)?, 8 + opts))
+        }
+        _ => None,
+    }
+}
+
+/// One level of tunnel: a packet whose UDP payload is VXLAN or Geneve with
+/// an IP packet inside becomes the inner packet, with the outer headers in
+/// [`Packet::tunnel`] (and its frame lengths and capture metadata).
+fn decapsulate(p: Packet, data: &[u8]) -> Packet {
+    let (Transport::Udp(u), Some(at)) = (p.transport, p.udp_payload_at) else {
+        return p;
+    };
+    let Some(b) = data.get(at..) else {
+        return p;
+    };
+    let Some((kind, vni, hdr)) = tunnel_header(u.dport, b) else {
+        return p;
+    };
+    let Some(inner) = b.get(hdr..) else {
+        return p;
+    };
+    let (Some(src), Some(dst)) = (p.src_ip(), p.dst_ip()) else {
+        return p;
+    };
+    let inner_wire = (u.payload_len as usize)
+        .saturating_sub(hdr)
+        .max(inner.len());
+    let mut q = decode_frame(linktype::ETHERNET, inner, p.ts_ns, inner_wire as u32);
+    if !matches!(q.net, Net::Ipv4(_) | Net::Ipv6(_)) {
+        return p;
+    }
+    q.tunnel = Some(Tunnel {
+        kind,
+        vni,
+        src,
+        dst,
+        sport: u.sport,
+        dport: u.dport,
+    });
+    q.iface = p.iface;
+    q.link = p.link;
+    q.captured_len = p.captured_len;
+    q.wire_len = p.wire_len;
+    q.pkttype = p.pkttype;
+    q.udp_payload_at = None;
+    if q.malformed.is_none() {
+        q.malformed = p.malformed;
+    }
+    q
+}
+
+fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     let mut p = Packet::empty(ts_ns, link, data.len() as u32, wire_len);
     let (ethertype, off) = match link {
         linktype::ETHERNET => match ethernet(data, &mut p) {
@@ -749,8 +852,8 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     // Bytes of the network layer on the wire (the capture may hold fewer).
     let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
     match ethertype {
-        ethertype::IPV4 => ipv4(rest, wire, &mut p),
-        ethertype::IPV6 => ipv6(rest, wire, &mut p),
+        ethertype::IPV4 => ipv4(rest, off, wire, &mut p),
+        ethertype::IPV6 => ipv6(rest, off, wire, &mut p),
         ethertype::ARP => arp(rest, &mut p),
         _ => {}
     }
@@ -795,7 +898,7 @@ fn vlan_tags(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option
 }
 
 /// IPv4 in `b` (as captured), of which `wire` bytes were on the wire.
-fn ipv4(b: &[u8], wire: usize, p: &mut Packet) {
+fn ipv4(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
     if b.len() < 20 {
         p.malformed = Some(trunc(Layer::Ipv4, 20, b.len()));
         return;
@@ -864,11 +967,11 @@ fn ipv4(b: &[u8], wire: usize, p: &mut Packet) {
         };
         return;
     }
-    transport(h.proto, payload, payload_len, false, p);
+    transport(h.proto, payload, at + hl, payload_len, false, p);
 }
 
 /// IPv6 in `b` (as captured), of which `wire` bytes were on the wire.
-fn ipv6(b: &[u8], wire: usize, p: &mut Packet) {
+fn ipv6(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
     if b.len() < 40 {
         p.malformed = Some(trunc(Layer::Ipv6, 40, b.len()));
         return;
@@ -981,10 +1084,11 @@ fn ipv6(b: &[u8], wire: usize, p: &mut Packet) {
         return;
     }
     let payload = &b[off..ip_end.min(b.len())];
-    transport(proto, payload, plen, true, p);
+    transport(proto, payload, at + off, plen, true, p);
 }
 
-fn transport(proto: u8, b: &[u8], payload_len: u32, v6: bool, p: &mut Packet) {
+/// The transport header in `b`, which starts `at` bytes into the frame.
+fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut Packet) {
     match proto {
         ipproto::TCP => tcp(b, payload_len, p),
         ipproto::UDP => {
@@ -1002,6 +1106,7 @@ fn transport(proto: u8, b: &[u8], payload_len: u32, v6: bool, p: &mut Packet) {
                 len: be16(b, 4),
                 payload_len: payload_len.saturating_sub(8),
             });
+            p.udp_payload_at = Some(at + 8);
         }
         ipproto::ICMP | ipproto::ICMPV6 if (proto == ipproto::ICMPV6) == v6 => {
             if b.len() < 8 {

@@ -45,6 +45,20 @@ pub struct PacketJson<'a> {
     pub icmp: Option<IcmpJson>,
     pub malformed: Option<String>,
     pub process: Option<ProcsJson<'a>>,
+    /// The outer headers when the packet came through VXLAN or Geneve
+    /// (then the fields above are the inner packet's).
+    pub tunnel: Option<TunnelJson>,
+}
+
+#[derive(Serialize)]
+pub struct TunnelJson {
+    /// "vxlan" or "geneve".
+    pub kind: crate::decode::TunnelKind,
+    pub vni: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
 }
 
 #[derive(Serialize)]
@@ -263,6 +277,14 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
         process: procs.filter(|p| !p.is_empty()).map(|p| ProcsJson {
             src: p.src.as_ref(),
             dst: p.dst.as_ref(),
+        }),
+        tunnel: p.tunnel.map(|t| TunnelJson {
+            kind: t.kind,
+            vni: t.vni,
+            src: t.src,
+            dst: t.dst,
+            sport: t.sport,
+            dport: t.dport,
         }),
     }
 }

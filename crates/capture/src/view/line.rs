@@ -17,7 +17,7 @@
 
 use super::{Procs, push_u64};
 use crate::analysis::{Info, TcpInfo, flags};
-use crate::decode::{Icmp, Net, Packet, TcpOption, Transport, tcpflag as tf};
+use crate::decode::{Icmp, Net, Packet, TcpOption, Transport, TunnelKind, tcpflag as tf};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 
@@ -126,6 +126,23 @@ impl LineWriter {
     }
 
     fn body(&mut self, p: &Packet, info: &Info) {
+        if let Some(t) = &p.tunnel {
+            self.buf
+                .extend_from_slice(if t.src.is_ipv6() { b"IP6 " } else { b"IP " });
+            self.ip(t.src);
+            self.buf.push(b'.');
+            push_u64(&mut self.buf, t.sport as u64);
+            self.buf.extend_from_slice(b" > ");
+            self.ip(t.dst);
+            self.buf.push(b'.');
+            push_u64(&mut self.buf, t.dport as u64);
+            self.buf.extend_from_slice(match t.kind {
+                TunnelKind::Vxlan => b": VXLAN vni ",
+                TunnelKind::Geneve => b": Geneve vni ",
+            });
+            push_u64(&mut self.buf, t.vni as u64);
+            self.buf.extend_from_slice(b": ");
+        }
         let (src, dst, v6) = match &p.net {
             Net::Ipv4(h) => (h.src.into(), h.dst.into(), false),
             Net::Ipv6(h) => (h.src.into(), h.dst.into(), true),
