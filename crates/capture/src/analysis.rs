@@ -1085,6 +1085,7 @@ mod tests {
             llc: None,
             tunnel: None,
             udp_payload_at: None,
+            net_at: None,
             net: Net::Ipv4(Ipv4 {
                 src,
                 dst,

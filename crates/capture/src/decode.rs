@@ -613,6 +613,8 @@ pub struct Packet {
     pub tunnel: Option<Tunnel>,
     /// Offset of the UDP payload in the frame (to look for a tunnel).
     pub(crate) udp_payload_at: Option<usize>,
+    /// Offset of the IPv4 header in the frame (for reassembly).
+    pub(crate) net_at: Option<usize>,
     pub net: Net,
     pub transport: Transport,
     pub malformed: Option<Malformed>,
@@ -632,6 +634,7 @@ impl Packet {
             llc: None,
             tunnel: None,
             udp_payload_at: None,
+            net_at: None,
             net: Net::None,
             transport: Transport::None,
             malformed: None,
@@ -751,6 +754,8 @@ fn decapsulate(p: Packet, data: &[u8]) -> Packet {
     q.wire_len = p.wire_len;
     q.pkttype = p.pkttype;
     q.udp_payload_at = None;
+    // Offsets in the frame, not in the inner slice.
+    q.net_at = q.net_at.map(|n| n + at + hdr);
     if q.malformed.is_none() {
         q.malformed = p.malformed;
     }
@@ -852,7 +857,10 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     // Bytes of the network layer on the wire (the capture may hold fewer).
     let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
     match ethertype {
-        ethertype::IPV4 => ipv4(rest, off, wire, &mut p),
+        ethertype::IPV4 => {
+            p.net_at = Some(off);
+            ipv4(rest, off, wire, &mut p)
+        }
         ethertype::IPV6 => ipv6(rest, off, wire, &mut p),
         ethertype::ARP => arp(rest, &mut p),
         _ => {}

@@ -27,6 +27,7 @@
 //! - [`filter`] is tcpdump's filter language compiled to classic BPF: run
 //!   by the kernel on live capture and by an interpreter on file frames.
 //! - [`live`] captures through an AF_PACKET socket with a TPACKET_V3 ring.
+//! - [`reasm`] puts IPv4 fragments back together (capped, counted).
 //! - [`procs`] labels packets with the process that owns the local socket.
 //! - [`view`] renders lines, conversation tables, flow diagrams and JSON.
 //!
@@ -40,4 +41,5 @@ pub mod fuzzing;
 pub mod live;
 pub mod pcap;
 pub mod procs;
+pub mod reasm;
 pub mod view;

@@ -366,6 +366,11 @@ pub struct Summary {
     pub malformed: u64,
     pub tcp_conversations: u64,
     pub udp_flows: u64,
+    /// IPv4 datagrams put back together from fragments.
+    pub reassembled: u64,
+    /// IPv4 fragments given up (memory caps, bad offsets) or left waiting
+    /// for the rest of their datagram at the end.
+    pub fragments_dropped: u64,
     /// Live capture: packets the kernel dropped because the ring was full.
     pub dropped_by_kernel: Option<u64>,
     /// Live capture: packets the kernel's filter passed.

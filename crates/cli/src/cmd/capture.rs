@@ -13,6 +13,7 @@ use sockscope_capture::filter::{self, FileMatcher};
 use sockscope_capture::live::{self, Capture};
 use sockscope_capture::pcap::{PcapError, PcapngWriter, Reader};
 use sockscope_capture::procs::Labeller;
+use sockscope_capture::reasm::Reassembler;
 use sockscope_capture::view::flow::FlowCollector;
 use sockscope_capture::view::json::{self, Summary};
 use sockscope_capture::view::line::{LineOptions, LineWriter};
@@ -120,6 +121,7 @@ struct Pipeline {
     /// The filter for frames read from files (live frames were filtered by
     /// the kernel, with the same program generator).
     filter: FileMatcher,
+    reasm: Reassembler,
     analyzer: Analyzer,
     lines: Option<LineWriter>,
     json: bool,
@@ -155,6 +157,7 @@ impl Pipeline {
         self.frame += 1;
         self.summary.packets_seen += 1;
         let p = decode::decode(link, data, ts_ns, wire_len);
+        let p = self.reasm.process(p, data);
         let (info, idx) = self.analyzer.process(self.frame, &p);
         if !shown {
             return Ok(true);
@@ -235,6 +238,9 @@ impl Pipeline {
         let convs = self.analyzer.conversations();
         self.summary.tcp_conversations = convs.iter().filter(|c| !c.udp).count() as u64;
         self.summary.udp_flows = convs.iter().filter(|c| c.udp).count() as u64;
+        let r = self.reasm.stats();
+        self.summary.reassembled = r.reassembled;
+        self.summary.fragments_dropped = r.dropped;
         let shown: Vec<usize> = (0..convs.len())
             .filter(|&i| self.conv_shown.get(i).copied().unwrap_or(false))
             .collect();
@@ -326,6 +332,7 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
         !structured && (args.print || (!args.conv && !args.flow && args.write.is_none()));
     let mut pipe = Pipeline {
         filter: FileMatcher::new(filter),
+        reasm: Reassembler::new(),
         analyzer: Analyzer::new(),
         lines: want_lines.then(|| {
             LineWriter::new(LineOptions {
