@@ -63,9 +63,10 @@ pub mod parse;
 pub use cbpf::Linkage;
 pub use eval::FileMatcher;
 pub use parse::{Arith, BinOp, Dir, Expr, Prim, Proto, RelOp};
+use sockscope::view::escape::Escaped;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad filter at {at}: {message}")]
+#[error("bad filter at {}: {}", Escaped(at), Escaped(message))]
 pub struct FilterError {
     /// The word where the problem is ("end of filter" at the end).
     pub at: String,

@@ -242,3 +242,10 @@ fn interpreter_runs_tcpdump_ddd_output() {
     let fr = frame([1, 1, 1, 1], [2, 2, 2, 2], 17, 1, 2);
     assert_eq!(bpf::run(&prog, &fr, &bpf::Meta::default()), 0);
 }
+
+#[test]
+fn errors_escape_what_they_quote() {
+    let e = parse(&["host \u{1b}[2Jx".into()]).unwrap_err().to_string();
+    assert!(!e.contains('\u{1b}'), "{e:?}");
+    assert!(e.contains("at '\\e'"), "{e:?}");
+}
