@@ -687,8 +687,11 @@ impl Packet {
 /// Decode one frame of link type `link`. `wire_len` is the original length
 /// (before the snap length cut it).
 pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
-    let p = decode_frame(link, data, ts_ns, wire_len);
-    decapsulate(p, data)
+    let mut p = decode_frame(link, data, ts_ns, wire_len);
+    if p.udp_payload_at.is_some() {
+        decapsulate(&mut p, data);
+    }
+    p
 }
 
 /// VXLAN (UDP port 4789) and Geneve (6081) carrying Ethernet: the inner
@@ -717,28 +720,28 @@ fn tunnel_header(dport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize)> {
 /// One level of tunnel: a packet whose UDP payload is VXLAN or Geneve with
 /// an IP packet inside becomes the inner packet, with the outer headers in
 /// [`Packet::tunnel`] (and its frame lengths and capture metadata).
-fn decapsulate(p: Packet, data: &[u8]) -> Packet {
+fn decapsulate(p: &mut Packet, data: &[u8]) {
     let (Transport::Udp(u), Some(at)) = (p.transport, p.udp_payload_at) else {
-        return p;
+        return;
     };
     let Some(b) = data.get(at..) else {
-        return p;
+        return;
     };
     let Some((kind, vni, hdr)) = tunnel_header(u.dport, b) else {
-        return p;
+        return;
     };
     let Some(inner) = b.get(hdr..) else {
-        return p;
+        return;
     };
     let (Some(src), Some(dst)) = (p.src_ip(), p.dst_ip()) else {
-        return p;
+        return;
     };
     let inner_wire = (u.payload_len as usize)
         .saturating_sub(hdr)
         .max(inner.len());
     let mut q = decode_frame(linktype::ETHERNET, inner, p.ts_ns, inner_wire as u32);
     if !matches!(q.net, Net::Ipv4(_) | Net::Ipv6(_)) {
-        return p;
+        return;
     }
     q.tunnel = Some(Tunnel {
         kind,
@@ -759,7 +762,7 @@ fn decapsulate(p: Packet, data: &[u8]) -> Packet {
     if q.malformed.is_none() {
         q.malformed = p.malformed;
     }
-    q
+    *p = q;
 }
 
 fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {

@@ -29,8 +29,8 @@ pub fn decode_frame(data: &[u8]) {
     let start = data.first().map_or(0, |b| *b as usize % LINKS.len());
     for (i, off) in (0..LINKS.len()).enumerate() {
         let link = LINKS[(start + off) % LINKS.len()];
-        let p = decode::decode(link, data, i as u64, data.len() as u32);
-        let p = reasm.process(p, data);
+        let mut p = decode::decode(link, data, i as u64, data.len() as u32);
+        reasm.process(&mut p, data);
         let (info, _) = an.process(i as u64 + 1, &p);
         let _ = lw.write(&mut sink, i as u64 + 1, &p, &info, None);
         let _ = serde_json::to_vec(&json::packet(i as u64 + 1, &p, &info, None));
@@ -54,8 +54,8 @@ pub fn read_file(data: &[u8]) {
     let mut frame = 0u64;
     while let Ok(Some(rec)) = r.next_record() {
         frame += 1;
-        let p = decode::decode(rec.link, rec.data, rec.ts_ns, rec.wire_len);
-        let p = reasm.process(p, rec.data);
+        let mut p = decode::decode(rec.link, rec.data, rec.ts_ns, rec.wire_len);
+        reasm.process(&mut p, rec.data);
         let _ = an.process(frame, &p);
         if frame > 100_000 {
             break;

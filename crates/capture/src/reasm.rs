@@ -98,26 +98,26 @@ impl Reassembler {
         self.order.retain(|x| x != k);
     }
 
-    /// `p` decoded from `data`: a packet that is not an IPv4 fragment comes
-    /// back as it is; a fragment comes back as a fragment (its transport
-    /// layer is in the datagram), except the one completing a datagram,
-    /// which comes back decoded from the whole datagram.
-    pub fn process(&mut self, p: Packet, data: &[u8]) -> Packet {
-        let (Net::Ipv4(h), Some(at)) = (p.net, p.net_at) else {
-            return p;
+    /// `p` decoded from `data`: a packet that is not an IPv4 fragment is
+    /// left as it is; a fragment becomes a fragment (its transport layer
+    /// is in the datagram), except the one completing a datagram, which
+    /// becomes the packet decoded from the whole datagram.
+    pub fn process(&mut self, p: &mut Packet, data: &[u8]) {
+        let (Net::Ipv4(h), Some(at)) = (&p.net, p.net_at) else {
+            return;
         };
         if !h.more_fragments && h.frag_offset == 0 {
-            return p;
+            return;
         }
-        let mut frag = p;
-        frag.transport = Transport::Fragment {
+        let h = *h;
+        p.transport = Transport::Fragment {
             proto: h.proto,
             len: (h.total_len as u32).saturating_sub(h.header_len as u32),
         };
         let hl = h.header_len as usize;
         let end_ip = at + h.total_len as usize;
         if p.captured_len != p.wire_len || h.total_len == 0 || end_ip > data.len() {
-            return frag;
+            return;
         }
         let ip = &data[at..end_ip];
         let payload = &ip[hl..];
@@ -126,7 +126,7 @@ impl Reassembler {
         if off + payload.len() > MAX_DATAGRAM - hl {
             self.forget(&key);
             self.stats.dropped += 1;
-            return frag;
+            return;
         }
         if !self.pending.contains_key(&key) {
             while self.pending.len() >= MAX_PENDING || self.bytes + ip.len() > MAX_BYTES {
@@ -148,7 +148,7 @@ impl Reassembler {
             self.order.push_back(key);
         }
         let Some(d) = self.pending.get_mut(&key) else {
-            return frag;
+            return;
         };
         d.fragments += 1;
         if off == 0 && d.header.is_none() {
@@ -165,10 +165,10 @@ impl Reassembler {
             d.total = Some(off + payload.len());
         }
         if !d.complete() {
-            return frag;
+            return;
         }
         let Some(d) = self.pending.remove(&key) else {
-            return frag;
+            return;
         };
         self.order.retain(|x| *x != key);
         let header = d.header.unwrap_or_default();
@@ -189,7 +189,7 @@ impl Reassembler {
         q.vlan = p.vlan;
         q.tunnel = p.tunnel;
         q.net_at = None;
-        q
+        *p = q;
     }
 }
 
@@ -211,8 +211,9 @@ mod tests {
     }
 
     fn run(r: &mut Reassembler, f: &[u8]) -> Packet {
-        let p = decode::decode(linktype::ETHERNET, f, 0, f.len() as u32);
-        r.process(p, f)
+        let mut p = decode::decode(linktype::ETHERNET, f, 0, f.len() as u32);
+        r.process(&mut p, f);
+        p
     }
 
     #[test]

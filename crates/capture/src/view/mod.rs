@@ -38,17 +38,36 @@ impl Procs {
     }
 }
 
-/// Append the decimal form of `n`.
+/// "00" to "99": two digits per division when printing numbers.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Append the decimal form of `n` (the hot path of line output: two
+/// digits per step).
 pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
-    loop {
+    while n >= 100 {
+        let r = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    }
+    if n >= 10 {
+        let r = n as usize * 2;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    } else {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        tmp[i] = b'0' + n as u8;
     }
     buf.extend_from_slice(&tmp[i..]);
 }
@@ -77,5 +96,24 @@ pub fn human_bytes(b: u64) -> String {
         format!("{:.1}M", b as f64 / (1u64 << 20) as f64)
     } else {
         format!("{:.1}G", b as f64 / (1u64 << 30) as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_u64_prints_every_width() {
+        let mut n = 1u64;
+        for _ in 0..20 {
+            for v in [n - 1, n, n + 1, n / 7 * 9] {
+                let mut b = Vec::new();
+                super::push_u64(&mut b, v);
+                assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+            }
+            n = n.saturating_mul(10);
+        }
+        let mut b = Vec::new();
+        super::push_u64(&mut b, u64::MAX);
+        assert_eq!(String::from_utf8(b).unwrap(), u64::MAX.to_string());
     }
 }

@@ -156,8 +156,8 @@ impl Pipeline {
     ) -> io::Result<bool> {
         self.frame += 1;
         self.summary.packets_seen += 1;
-        let p = decode::decode(link, data, ts_ns, wire_len);
-        let p = self.reasm.process(p, data);
+        let mut p = decode::decode(link, data, ts_ns, wire_len);
+        self.reasm.process(&mut p, data);
         let (info, idx) = self.analyzer.process(self.frame, &p);
         if !shown {
             return Ok(true);
