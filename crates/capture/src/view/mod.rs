@@ -51,25 +51,27 @@ const PAIRS: [u8; 200] = {
 };
 
 /// Append the decimal form of `n` (the hot path of line output: two
-/// digits per step).
+/// digits per division, written in place).
 pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let start = buf.len();
+    buf.resize(start + digits, b'0');
+    let out = &mut buf[start..];
+    let mut i = digits;
     while n >= 100 {
         let r = (n % 100) as usize * 2;
         n /= 100;
         i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[i] = PAIRS[r];
+        out[i + 1] = PAIRS[r + 1];
     }
     if n >= 10 {
         let r = n as usize * 2;
-        i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[i - 2] = PAIRS[r];
+        out[i - 1] = PAIRS[r + 1];
     } else {
-        i -= 1;
-        tmp[i] = b'0' + n as u8;
+        out[i - 1] = b'0' + n as u8;
     }
-    buf.extend_from_slice(&tmp[i..]);
 }
 
 /// Format a duration in nanoseconds for humans: "850ns", "12.3µs",
