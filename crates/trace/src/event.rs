@@ -208,9 +208,13 @@ impl From<&str> for Comm {
     }
 }
 
+/// For text: the name escaped (a process names itself, with any bytes, so
+/// control characters and bytes that are not UTF-8 are made visible). JSON
+/// uses `Serialize`, which writes the name itself.
 impl std::fmt::Display for Comm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str())
+        let end = self.0.iter().position(|&c| c == 0).unwrap_or(16);
+        f.write_str(&sockscope::escape::escape_bytes(&self.0[..end]))
     }
 }
 

@@ -45,26 +45,34 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "\
-Metrics (all gauges unless _total; HELP text in the output says what the kernel counts):
-  sockscope_listener_{accept_queue,backlog,syn_recv}_connections, _reuseport_group_sockets
-      per TCP listener: labels netns, addr, port, proto, process, pid, and container_id,
-      runtime, pod_uid, qos_class, systemd_unit when the process's cgroup says so
-  sockscope_sockets{netns,proto,state}, sockscope_tcp_*_total (ListenOverflows, ListenDrops,
-      TCPBacklogDrop, syncookies, RetransSegs, OutRsts, EstabResets, AttemptFails, ...),
-      sockscope_sockstat_*: per network namespace
-  sockscope_process_sockets{pid,process,state}: the --top processes; the rest are process=\"other\"
+Metrics (all gauges unless _total; their HELP text says what the kernel
+counts):
+  sockscope_listener_{accept_queue,backlog,syn_recv}_connections,
+  sockscope_listener_reuseport_group_sockets
+      per TCP listener: labels netns, addr, port, proto, process, pid, and
+      container_id, runtime, pod_uid, qos_class, systemd_unit when the
+      process's cgroup says so
+  sockscope_sockets{netns,proto,state}, sockscope_tcp_*_total
+      (ListenOverflows, ListenDrops, TCPBacklogDrop, syncookies, RetransSegs,
+      OutRsts, EstabResets, AttemptFails, ...), sockscope_sockstat_*:
+      per network namespace
+  sockscope_process_sockets{pid,process,state}: the --top processes; the
+      rest are process=\"other\"
   sockscope_export_*: the exporter itself (folded series, scrape time)
 
-Collection happens when Prometheus scrapes (no background polling), one scrape at a time.
+Collection happens when Prometheus scrapes (no background polling), one
+scrape at a time.
 
 Examples:
-  sockscope export                              serve on 127.0.0.1:9469/metrics
-  sockscope export --listen :9469 --all-netns   every namespace (containers), on every address
+  sockscope export                     serve on 127.0.0.1:9469/metrics
+  sockscope export --listen :9469 --all-netns
+                                       every namespace, on every address
   sockscope export --once | promtool check metrics
-  sockscope export --json                       the report as JSON, once
+  sockscope export --json              the report as JSON, once
 
-Exit status: 0 stopped by SIGINT/SIGTERM (or --once done), 2 bad usage or the address is in
-use, 3 missing privilege.")]
+Exit status: 0 stopped by SIGINT/SIGTERM (or --once done), 2 bad usage or
+the address is in use, 3 missing privilege, 4 output could not be
+written.")]
 pub struct ExportArgs {
     /// Address to serve /metrics on: ADDR:PORT, or :PORT for every address.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469", value_parser = parse_listen)]

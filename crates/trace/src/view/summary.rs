@@ -58,7 +58,8 @@ impl Row {
             local: c.local.map(|a| a.to_string()),
             peer: c.peer.map(|a| a.to_string()),
             pid: c.owner.as_ref().map(|o| o.pid),
-            comm: c.owner.as_ref().map(|o| o.comm.to_string()),
+            // Exact for JSON; escaped where the text table prints it.
+            comm: c.owner.as_ref().map(|o| o.comm.as_str().into_owned()),
             fd: c.owner.as_ref().and_then(|o| o.fd),
             states: c.states.clone(),
             end: c.end,
@@ -168,9 +169,9 @@ impl Collector {
             )?;
             for r in &self.rows {
                 let who = match (&r.comm, r.pid) {
-                    (Some(c), Some(p)) => match r.fd {
-                        Some(fd) => format!("{c}[{p}] fd {fd}"),
-                        None => format!("{c}[{p}]"),
+                    (Some(c), Some(p)) => match (r.fd, sockscope::escape::escape_str(c)) {
+                        (Some(fd), c) => format!("{c}[{p}] fd {fd}"),
+                        (None, c) => format!("{c}[{p}]"),
                     },
                     _ => "-".into(),
                 };
