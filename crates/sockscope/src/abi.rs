@@ -22,6 +22,15 @@ pub mod netlink {
 /// include/uapi/linux/sock_diag.h
 pub mod sock_diag {
     pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    /// The older inet_diag request type (include/uapi/linux/inet_diag.h):
+    /// its dump is for both address families at once (the kernel sets
+    /// `sdiag_family = AF_UNSPEC`, net/ipv4/inet_diag.c
+    /// inet_diag_dump_compat), so one walk of the TCP hash tables serves
+    /// IPv4 and IPv6, where SOCK_DIAG_BY_FAMILY walks them once per family.
+    pub const TCPDIAG_GETSOCK: u16 = 18;
+    /// sizeof(struct inet_diag_req): u8 family, src_len, dst_len, ext;
+    /// struct inet_diag_sockid (48); u32 states; u32 dbs.
+    pub const COMPAT_REQ_LEN: usize = 60;
 }
 
 /// include/uapi/linux/inet_diag.h

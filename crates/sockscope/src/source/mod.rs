@@ -191,6 +191,24 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
         };
         // Request sockets (SYN-RECV) are reported for the SYN_RECV bit.
         let states = req.states;
+        // TCP of both families: one walk of the kernel's tables instead of
+        // one per family (the older request type dumps both at once). If
+        // that request is refused, the per-family dumps below run.
+        if kind == Kind::Tcp && fams.len() == 2 && req.source != SourceChoice::Proc {
+            if diag.is_none() {
+                diag = Some(DiagSocket::open()?);
+            }
+            let d = diag.as_mut().expect("opened above");
+            let before = c.sockets.len();
+            let ports: &[u16] = match &local_port {
+                Some(p) => std::slice::from_ref(p),
+                None => &[],
+            };
+            match d.dump_tcp_both(states, req.ext, ports, &mut c.sockets) {
+                Ok(()) => continue,
+                Err(_) => c.sockets.truncate(before),
+            }
+        }
         for &fam in fams {
             if req.source != SourceChoice::Proc {
                 if diag.is_none() {

@@ -201,10 +201,56 @@ impl DiagSocket {
         })
     }
 
+    /// Dump TCP sockets of both families in one walk of the kernel's
+    /// tables (TCPDIAG_GETSOCK; see `abi::sock_diag::TCPDIAG_GETSOCK`),
+    /// IPv4 rows first as ss lists them. Same rows and fields as
+    /// [`dump_inet_ports`](Self::dump_inet_ports) for each family.
+    pub fn dump_tcp_both(
+        &mut self,
+        states: StateSet,
+        ext: Extensions,
+        local_ports: &[u16],
+        out: &mut Vec<Socket>,
+    ) -> Result<(), DiagError> {
+        let mut req = vec![0u8; sock_diag::COMPAT_REQ_LEN];
+        req[0] = 0; // idiag_family: ignored by the dump (AF_UNSPEC)
+        req[3] = ext.bits();
+        // The cookie field must be "no cookie" for a dump.
+        let c = 4 + inet_diag::ID_COOKIE;
+        req[c..c + 8].fill(0xff);
+        req[52..56].copy_from_slice(&states.0.to_ne_bytes());
+        if !local_ports.is_empty() {
+            req.extend_from_slice(&ports_filter_attr(local_ports)?);
+        }
+        let start = out.len();
+        self.dump_typed(sock_diag::TCPDIAG_GETSOCK, &req, "tcp", |msg| {
+            if let Some(s) = parse_inet_msg(msg, Proto::Tcp)? {
+                out.push(s);
+            }
+            Ok(())
+        })?;
+        // The kernel interleaves the families in hash order; list IPv4
+        // first (stable), as two per-family dumps would.
+        out[start..].sort_by_key(|s| s.family != Family::Inet);
+        Ok(())
+    }
+
     /// Send one SOCK_DIAG_BY_FAMILY dump request and feed each reply
     /// payload to `each` until NLMSG_DONE.
     fn dump(
         &mut self,
+        payload: &[u8],
+        what: &'static str,
+        each: impl FnMut(&[u8]) -> Result<(), DiagError>,
+    ) -> Result<(), DiagError> {
+        self.dump_typed(sock_diag::SOCK_DIAG_BY_FAMILY, payload, what, each)
+    }
+
+    /// Send one dump request of netlink type `ty` and feed each reply
+    /// payload to `each` until NLMSG_DONE.
+    fn dump_typed(
+        &mut self,
+        ty: u16,
         payload: &[u8],
         what: &'static str,
         mut each: impl FnMut(&[u8]) -> Result<(), DiagError>,
@@ -214,7 +260,7 @@ impl DiagSocket {
         let len = netlink::NLMSG_HDRLEN + payload.len();
         let mut msg = Vec::with_capacity(len);
         msg.extend_from_slice(&(len as u32).to_ne_bytes());
-        msg.extend_from_slice(&sock_diag::SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        msg.extend_from_slice(&ty.to_ne_bytes());
         msg.extend_from_slice(&(netlink::NLM_F_REQUEST | netlink::NLM_F_DUMP).to_ne_bytes());
         msg.extend_from_slice(&seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
@@ -267,7 +313,8 @@ impl DiagSocket {
                         }
                         return Err(DiagError::Io(std::io::Error::from_raw_os_error(errno)));
                     }
-                    sock_diag::SOCK_DIAG_BY_FAMILY => each(body)?,
+                    // Replies carry the request's type.
+                    t if t == ty => each(body)?,
                     _ => {}
                 }
             }
@@ -640,6 +687,51 @@ mod tests {
             }
         );
         assert_eq!((s.recv_q, s.send_q), (Some(3), Some(128)));
+    }
+
+    #[test]
+    fn one_walk_for_both_families_gives_the_per_family_rows() {
+        // Sockets of both families, held while the three dumps run.
+        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l6 = std::net::TcpListener::bind("[::1]:0").ok();
+        let c4 = std::net::TcpStream::connect(l4.local_addr().unwrap()).unwrap();
+        let c6 = l6
+            .as_ref()
+            .and_then(|l| std::net::TcpStream::connect(l.local_addr().unwrap()).ok());
+        let mine: Vec<u16> = [Some(l4.local_addr().unwrap().port())]
+            .into_iter()
+            .chain([l6.as_ref().map(|l| l.local_addr().unwrap().port())])
+            .flatten()
+            .collect();
+        let mut d = DiagSocket::open().unwrap();
+        let (states, ext) = (StateSet::ALL, Extensions::default());
+        let key = |s: &Socket| (s.family, s.state, s.local.clone(), s.peer.clone(), s.inode);
+        for ports in [&mine[..], &[][..]] {
+            let mut both = Vec::new();
+            d.dump_tcp_both(states, ext, ports, &mut both).unwrap();
+            let mut each = Vec::new();
+            for fam in [Family::Inet, Family::Inet6] {
+                d.dump_inet_ports(Proto::Tcp, fam, states, ext, ports, &mut each)
+                    .unwrap();
+            }
+            let ours = |v: &[Socket]| {
+                let mut k: Vec<_> = v
+                    .iter()
+                    .filter(|s| s.local.port().is_some_and(|p| mine.contains(&p)))
+                    .map(key)
+                    .collect();
+                k.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+                k
+            };
+            assert_eq!(ours(&both), ours(&each), "ports {ports:?}");
+            assert!(ours(&both).len() >= 2, "{:?}", ours(&both));
+            // IPv4 rows first, as the per-family dumps list them.
+            let first_v6 = both.iter().position(|s| s.family == Family::Inet6);
+            if let Some(i) = first_v6 {
+                assert!(both[i..].iter().all(|s| s.family == Family::Inet6));
+            }
+        }
+        drop((c4, c6));
     }
 
     #[test]
