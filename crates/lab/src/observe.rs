@@ -51,6 +51,22 @@ fn sockets_without_owners(kinds: &[Kind]) -> Result<Vec<Socket>, ObserveError> {
     Ok(source::collect_here(&req)?.sockets)
 }
 
+/// Every TCP socket of this namespace with its tcp_info, without owners.
+pub fn tcp_info() -> Result<Vec<Socket>, ObserveError> {
+    let req = Request {
+        kinds: vec![Kind::Tcp],
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Extensions {
+            info: true,
+            ..Extensions::default()
+        },
+    };
+    Ok(source::collect_here(&req)?.sockets)
+}
+
 /// Every TCP socket of this namespace, with owners.
 pub fn tcp() -> Result<Vec<Socket>, ObserveError> {
     sockets(&[Kind::Tcp])

@@ -9,8 +9,10 @@
 //! privilege, no nft); a kernel that behaves differently shows as failed
 //! checks in the [`Report`].
 
+mod abort;
 mod backlog;
 mod closewait;
+mod finclose;
 mod forkserver;
 mod handshake;
 mod refused;
@@ -83,6 +85,16 @@ pub static SCENARIOS: &[ScenarioInfo] = &[
         name: "unix",
         summary: "a UNIX socket file, its inode and the socket's own inode, connected peers naming each other",
         run: unix::run,
+    },
+    ScenarioInfo {
+        name: "fin-close",
+        summary: "seed 002: the 4-way teardown on the wire (FIN, ACK, FIN, ACK, in order); the first closer ends in TIME-WAIT",
+        run: finclose::run,
+    },
+    ScenarioInfo {
+        name: "abort",
+        summary: "seed 002: SO_LINGER {on, 0} then close(): an RST instead of a FIN on the wire, ECONNRESET for the peer, no TIME-WAIT",
+        run: abort::run,
     },
 ];
 
