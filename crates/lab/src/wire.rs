@@ -105,12 +105,33 @@ pub fn conn(segs: &[Seg], a: u16, b: u16) -> Vec<Seg> {
         .collect()
 }
 
-/// Payload sizes of the data segments sent from port `from`, in order.
+/// Payload sizes of the data segments sent from port `from`, in order,
+/// first transmissions only: a segment whose bytes were all sent before
+/// (a retransmission, a tail loss probe) is left out; see [`resent`].
 pub fn data_sizes(segs: &[Seg], from: u16) -> Vec<u32> {
-    segs.iter()
-        .filter(|s| s.src.port() == from && s.len > 0)
-        .map(|s| s.len)
-        .collect()
+    split_new(segs, from).0
+}
+
+/// Data segments from port `from` that carried only bytes sent before.
+pub fn resent(segs: &[Seg], from: u16) -> Vec<Seg> {
+    split_new(segs, from).1
+}
+
+fn split_new(segs: &[Seg], from: u16) -> (Vec<u32>, Vec<Seg>) {
+    let mut high: Option<u32> = None;
+    let (mut fresh, mut old) = (Vec::new(), Vec::new());
+    for s in segs.iter().filter(|s| s.src.port() == from && s.len > 0) {
+        let end = s.seq.wrapping_add(s.len);
+        // Sequence numbers wrap: compare by signed distance.
+        match high {
+            Some(h) if (end.wrapping_sub(h) as i32) <= 0 => old.push(s.clone()),
+            _ => {
+                fresh.push(s.len);
+                high = Some(end);
+            }
+        }
+    }
+    (fresh, old)
 }
 
 /// The teardown of a connection as `who:flags` steps: every segment after
@@ -297,6 +318,22 @@ mod tests {
         assert_eq!(data_sizes(&conn(&v, 2, 1), 1), [1448, 104]);
         assert_eq!(conn(&v, 1, 2).len(), 3);
         assert_eq!(data_sizes(&v, 2), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_resent_segment_is_not_new_data_even_across_the_wrap() {
+        let top = u32::MAX - 4;
+        let v = vec![
+            s(1, 2, PSH | ACK, top, 1, 100, 10),
+            s(1, 2, PSH | ACK, top.wrapping_add(10), 1, 100, 10),
+            // Tail loss probe: the last segment again.
+            s(1, 2, PSH | ACK, top.wrapping_add(10), 1, 100, 10),
+            s(1, 2, PSH | ACK, top.wrapping_add(20), 1, 100, 10),
+        ];
+        assert_eq!(data_sizes(&v, 1), [10, 10, 10]);
+        let r = resent(&v, 1);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].seq, top.wrapping_add(10));
     }
 
     #[test]

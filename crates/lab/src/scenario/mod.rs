@@ -15,6 +15,7 @@ mod closewait;
 mod finclose;
 mod forkserver;
 mod handshake;
+mod nagle;
 mod refused;
 mod reuseport;
 mod synqueue;
@@ -95,6 +96,11 @@ pub static SCENARIOS: &[ScenarioInfo] = &[
         name: "abort",
         summary: "seed 002: SO_LINGER {on, 0} then close(): an RST instead of a FIN on the wire, ECONNRESET for the peer, no TIME-WAIT",
         run: abort::run,
+    },
+    ScenarioInfo {
+        name: "nagle",
+        summary: "seed 002: small writes coalesce into one segment while data is unacked (Nagle); with TCP_NODELAY one segment per write",
+        run: nagle::run,
     },
 ];
 
