@@ -67,6 +67,14 @@ pub fn tcp_info() -> Result<Vec<Socket>, ObserveError> {
     Ok(source::collect_here(&req)?.sockets)
 }
 
+/// Every TCP socket of this namespace with its tcp_info and owners.
+pub fn tcp_info_owned() -> Result<Vec<Socket>, ObserveError> {
+    let mut v = tcp_info()?;
+    let scan = owners::scan("/proc")?;
+    join::attach_owners(&mut v, &scan);
+    Ok(v)
+}
+
 /// Every TCP socket of this namespace, with owners.
 pub fn tcp() -> Result<Vec<Socket>, ObserveError> {
     sockets(&[Kind::Tcp])

@@ -7,9 +7,11 @@
 //! with a TPACKET_V3 ring, [`sockscope_capture::live::Capture`]) rather than
 //! from a second packet socket of our own: it already keeps one copy of each
 //! loopback packet, decodes TCP options and reports drops. The socket is
-//! opened in the calling thread's network namespace, before the scenario
-//! acts; the ring keeps what arrives until [`Wire::take`] reads it (a block
-//! is handed to us at the latest 50 ms after its first packet).
+//! opened in the calling thread's network namespace (a packet socket belongs
+//! to the namespace it was made in, whichever thread reads it), before the
+//! scenario acts; a reader thread collects what arrives and
+//! [`Wire::take`] hands it over (a ring block is passed to the reader at the
+//! latest 50 ms after its first packet, so take waits a little).
 //!
 //! What a packet tap on a Linux device sees is what the stack handed that
 //! device: with TSO/GSO on, one "segment" may carry many MSS worth of data
@@ -21,7 +23,8 @@ use sockscope_capture::decode::{self, tcpflag};
 use sockscope_capture::filter;
 use sockscope_capture::live::{Capture, Options};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One TCP segment seen on the wire.
@@ -181,11 +184,16 @@ pub fn zero_window_probes(segs: &[Seg], from: u16) -> Vec<Seg> {
     out
 }
 
-/// A capture on one interface of the calling thread's namespace.
+/// A capture on one interface of the calling thread's namespace. A thread
+/// of its own empties the ring as packets come (a TPACKET_V3 block is handed
+/// over 50 ms after its first packet even when nearly empty, so a ring left
+/// unread for a few seconds of sparse traffic would run out of blocks).
 pub struct Wire {
-    cap: Capture,
-    opened: Instant,
-    opened_ns: u64,
+    stop: Arc<AtomicBool>,
+    segs: Arc<Mutex<Vec<Seg>>>,
+    dropped: Arc<AtomicU64>,
+    failed: Arc<Mutex<Option<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Wire {
@@ -196,10 +204,10 @@ impl Wire {
         let opts = Options {
             interface: iface.into(),
             snaplen: 128,
-            block_size: 1 << 20,
-            block_count: 4,
+            block_size: 1 << 18,
+            block_count: 8,
         };
-        let cap = Capture::open(&opts, &f).map_err(|e| {
+        let mut cap = Capture::open(&opts, &f).map_err(|e| {
             if e.is_privilege() {
                 LabError::Sys {
                     what: "opening a packet capture".into(),
@@ -209,48 +217,78 @@ impl Wire {
                 LabError::Other(format!("opening a packet capture on {iface}: {e}"))
             }
         })?;
-        let opened_ns = std::time::SystemTime::now()
+        let base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let segs = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(Mutex::new(None));
+        let (st, sg, dr, fa) = (stop.clone(), segs.clone(), dropped.clone(), failed.clone());
+        let reader = std::thread::Builder::new()
+            .name("sockscope-wire".into())
+            .spawn(move || {
+                let link = cap.link;
+                while !st.load(Ordering::Relaxed) {
+                    let r = cap.run(
+                        &st,
+                        Some(Instant::now() + Duration::from_millis(20)),
+                        |fr| {
+                            let p = decode::decode(link, fr.data, fr.ts_ns, fr.wire_len);
+                            if let (Some(t), Some(src), Some(dst)) =
+                                (p.tcp(), p.src_ip(), p.dst_ip())
+                            {
+                                let seg = seg_of(t, src, dst, fr.ts_ns.saturating_sub(base) / 1000);
+                                sg.lock().unwrap_or_else(|e| e.into_inner()).push(seg);
+                            }
+                            true
+                        },
+                    );
+                    dr.store(cap.stats().dropped, Ordering::Relaxed);
+                    if let Err(e) = r {
+                        *fa.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| LabError::Sys {
+                what: "starting the capture thread".into(),
+                source: e,
+            })?;
         Ok(Wire {
-            cap,
-            opened: Instant::now(),
-            opened_ns,
+            stop,
+            segs,
+            dropped,
+            failed,
+            reader: Some(reader),
         })
     }
 
-    /// Every TCP segment that arrived since the last call, waiting `ms`
-    /// for the ring to hand over its last block (use 100 ms or more).
+    /// Every TCP segment seen since the last call, after waiting `ms` for
+    /// the ring to hand over its last block (100 ms or more).
     pub fn take(&mut self, ms: u64) -> Result<Vec<Seg>, LabError> {
-        let stop = AtomicBool::new(false);
-        let link = self.cap.link;
-        let base = self.opened_ns;
-        let mut out = Vec::new();
-        self.cap
-            .run(
-                &stop,
-                Some(Instant::now() + Duration::from_millis(ms)),
-                |fr| {
-                    let p = decode::decode(link, fr.data, fr.ts_ns, fr.wire_len);
-                    if let (Some(t), Some(src), Some(dst)) = (p.tcp(), p.src_ip(), p.dst_ip()) {
-                        out.push(seg_of(t, src, dst, fr.ts_ns.saturating_sub(base) / 1000));
-                    }
-                    true
-                },
-            )
-            .map_err(|e| LabError::Other(format!("reading the packet capture: {e}")))?;
-        let dropped = self.cap.stats().dropped;
+        std::thread::sleep(Duration::from_millis(ms));
+        if let Some(e) = self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(LabError::Other(format!("reading the packet capture: {e}")));
+        }
+        let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             return Err(LabError::Other(format!(
                 "the packet capture dropped {dropped} packets; the wire checks would be incomplete"
             )));
         }
-        Ok(out)
+        Ok(std::mem::take(
+            &mut *self.segs.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
     }
+}
 
-    /// Time since the capture was opened.
-    pub fn elapsed(&self) -> Duration {
-        self.opened.elapsed()
+impl Drop for Wire {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
     }
 }
 

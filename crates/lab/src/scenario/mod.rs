@@ -21,6 +21,7 @@ mod reuseport;
 mod synqueue;
 mod timewait;
 mod unix;
+mod zerowindow;
 
 use crate::netns::{self, NetnsError};
 use crate::observe::ObserveError;
@@ -101,6 +102,11 @@ pub static SCENARIOS: &[ScenarioInfo] = &[
         name: "nagle",
         summary: "seed 002: small writes coalesce into one segment while data is unacked (Nagle); with TCP_NODELAY one segment per write",
         run: nagle::run,
+    },
+    ScenarioInfo {
+        name: "zero-window",
+        summary: "seed 002: a receiver that never reads: its window shrinks to 0 on the wire, the sender's Send-Q grows, persist timer and zero-window probes",
+        run: zerowindow::run,
     },
 ];
 
