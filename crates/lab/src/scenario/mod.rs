@@ -15,6 +15,7 @@ mod closewait;
 mod finclose;
 mod forkserver;
 mod handshake;
+mod mss;
 mod nagle;
 mod refused;
 mod reuseport;
@@ -107,6 +108,11 @@ pub static SCENARIOS: &[ScenarioInfo] = &[
         name: "zero-window",
         summary: "seed 002: a receiver that never reads: its window shrinks to 0 on the wire, the sender's Send-Q grows, persist timer and zero-window probes",
         run: zerowindow::run,
+    },
+    ScenarioInfo {
+        name: "mss",
+        summary: "seed 002: two namespaces over a veth with MTU 1500: MSS 1460 in the SYNs, a 3000-byte write in segments of at most the MSS (TSO and timestamps shown)",
+        run: mss::run,
     },
 ];
 

@@ -54,7 +54,7 @@ fn burst(
     ));
     // Let the delayed ACK and any held segment go out.
     let total = (WRITES * SIZE) as u32;
-    let _ = wait_until(2000, || {
+    wait_until(2000, || {
         let s = crate::observe::tcp_quick()?;
         let done = by_ports(&s, PORT, cport).is_some_and(|s| s.recv_q == Some(total));
         Ok(((), done))
