@@ -255,4 +255,46 @@ mod tests {
         // Our own thread never moved.
         assert_eq!(current_inode().unwrap(), outside);
     }
+
+    #[test]
+    fn a_peer_runs_its_jobs_in_a_second_namespace_and_tso_can_be_turned_off() {
+        if !rustix::process::geteuid().is_root() {
+            let e = Peer::new()
+                .err()
+                .expect("a peer namespace without privilege");
+            assert!(e.is_privilege(), "{e}");
+            return;
+        }
+        let (here, there, tso) = run_private(|| {
+            let peer = Peer::new().unwrap();
+            let there = peer.run(|| current_inode().unwrap()).unwrap();
+            // A job's sockets live in the peer namespace: a listener there is
+            // not reachable from here.
+            let l = peer
+                .run(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+                .unwrap();
+            let port = l.local_addr().unwrap().port();
+            assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+            drop(l);
+            // A veth pair whose far end is in the peer: TSO off, read back, on.
+            let st = std::process::Command::new("ip")
+                .args([
+                    "link", "add", "sst0", "type", "veth", "peer", "name", "sst1", "netns",
+                ])
+                .arg(peer.ns_path())
+                .status()
+                .expect("ip (iproute2) is needed for this test");
+            assert!(st.success());
+            let tso = (
+                set_tso("sst0", false).unwrap(),
+                set_tso("sst0", true).unwrap(),
+            );
+            let e = set_tso("no-such-dev", false).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{e}");
+            (current_inode().unwrap(), there, tso)
+        })
+        .unwrap();
+        assert_ne!(here, there);
+        assert_eq!(tso, (false, true));
+    }
 }
