@@ -6,7 +6,7 @@ mod support;
 
 use support::sockscope;
 
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 14] = [
     "handshake",
     "backlog",
     "syn-queue",
@@ -16,6 +16,11 @@ const NAMES: [&str; 9] = [
     "refused",
     "fork-server",
     "unix",
+    "fin-close",
+    "abort",
+    "nagle",
+    "zero-window",
+    "mss",
 ];
 
 #[test]

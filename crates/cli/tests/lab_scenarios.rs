@@ -230,6 +230,162 @@ fn unix() {
     );
 }
 
+/// The notes of a step that start with `prefix`.
+fn notes<'a>(step: &'a Value, prefix: &str) -> Vec<&'a str> {
+    step["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn fin_close() {
+    let v = run("fin-close");
+    assert_eq!(
+        observed(&v, "teardown segments in order"),
+        "client FIN, server ACK, server FIN, client ACK"
+    );
+    assert_eq!(observed(&v, "client after its FIN"), "FIN-WAIT-2");
+    assert_eq!(observed(&v, "server after receiving the FIN"), "CLOSE-WAIT");
+    assert_eq!(observed(&v, "client (closed first)"), "TIME-WAIT");
+    assert_eq!(observed(&v, "server (closed second"), "gone");
+    assert_eq!(observed(&v, "TIME-WAIT sockets in the namespace"), "1");
+    // The wire lines: FIN, ACK, FIN, ACK.
+    let wire: Vec<&str> = notes(step(&v, 4), "wire: ");
+    assert_eq!(wire.len(), 4, "{wire:?}");
+    let flags: Vec<&str> = wire
+        .iter()
+        .map(|l| l.split('[').nth(1).unwrap().split(']').next().unwrap())
+        .collect();
+    assert_eq!(flags, ["F.", ".", "F.", "."]);
+    let tw = &step(&v, 3)["sockets"][0];
+    assert_eq!(tw["state"], "time-wait");
+    assert_eq!(tw["peer"]["port"], 5010);
+}
+
+#[test]
+fn abort() {
+    let v = run("abort");
+    assert_eq!(observed(&v, "recv() on the server"), "error ECONNRESET");
+    assert_eq!(observed(&v, "teardown segments on the wire"), "client RST");
+    assert_eq!(observed(&v, "FIN segments on the wire"), "0");
+    assert_eq!(observed(&v, "TIME-WAIT sockets in the namespace"), "0");
+    assert_eq!(
+        observed(&v, "the client's socket right after close()"),
+        "gone"
+    );
+    assert_eq!(step(&v, 2)["counters"]["TcpExt.TCPAbortOnData"], 1);
+    let wire = notes(step(&v, 4), "wire: ");
+    assert_eq!(wire.len(), 1, "{wire:?}");
+    assert!(wire[0].contains("> 127.0.0.1:5020 [R.]"), "{wire:?}");
+}
+
+#[test]
+fn nagle() {
+    let v = run("nagle");
+    assert_eq!(step(&v, 1)["sysctls"]["net.ipv4.tcp_autocorking"], "0");
+    assert_eq!(observed(&v, "new data segments on the wire"), "2");
+    assert_eq!(
+        observed(&v, "their sizes: the first write alone"),
+        "[10, 70]"
+    );
+    assert_eq!(
+        observed(&v, "the second segment left only after the ACK"),
+        "yes"
+    );
+    assert_eq!(
+        observed(&v, "new data segments on the wire (one per write)"),
+        "8"
+    );
+    assert_eq!(
+        observed(&v, "their sizes"),
+        "[10, 70]",
+        "first 'their sizes' is the Nagle step"
+    );
+    let nodelay = &step(&v, 3)["checks"];
+    assert_eq!(nodelay[1]["observed"], "[10, 10, 10, 10, 10, 10, 10, 10]");
+    assert_eq!(nodelay[2]["observed"], "no");
+}
+
+#[test]
+fn zero_window() {
+    let v = run("zero-window");
+    assert_eq!(observed(&v, "client's timer (socket table)"), "persist");
+    let written: u64 = notes(step(&v, 2), "")[0]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(written > 0);
+    assert_eq!(
+        observed(&v, "client Send-Q + server Recv-Q = bytes written"),
+        written.to_string()
+    );
+    assert!(
+        observed(&v, "client Send-Q (written")
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        observed(&v, "server segments advertising window 0")
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let probes: u64 = observed(&v, "zero-window probes on the wire")
+        .parse()
+        .unwrap();
+    assert!(probes >= 3, "{probes}");
+    assert_eq!(observed(&v, "bytes the server read"), written.to_string());
+    assert_eq!(observed(&v, "client Send-Q afterwards"), "0");
+    // The socket table's view: the client's persist timer and its tcp_info.
+    let c = &step(&v, 3)["sockets"][0];
+    assert_eq!(c["timer"]["kind"], "persist");
+    assert!(c["tcp_info"]["backoff"].as_u64().unwrap() >= 3);
+}
+
+#[test]
+fn mss() {
+    let v = run("mss");
+    assert_eq!(observed(&v, "MSS option in the client's SYN (1500"), "1460");
+    assert_eq!(observed(&v, "MSS option in the server's SYN-ACK"), "1460");
+    assert_eq!(
+        observed(&v, "tcp_info snd_mss (payload per segment"),
+        "1448"
+    );
+    assert_eq!(observed(&v, "TSO on the device afterwards"), "off");
+    assert_eq!(
+        observed(&v, "data segments on the wire (at most snd_mss each)"),
+        "[1448, 1448, 104]"
+    );
+    assert_eq!(
+        observed(&v, "data segments on the wire: the seed's"),
+        "[1460, 1460, 80]"
+    );
+    assert_eq!(
+        observed(
+            &v,
+            "their sequence numbers, relative to the first (the seed's"
+        ),
+        "[0, 1460, 2920]"
+    );
+    assert_eq!(step(&v, 4)["sysctls"]["net.ipv4.tcp_timestamps"], "0");
+    // Every wire line is between the two documentation addresses.
+    for n in 2..=4 {
+        for l in notes(step(&v, n), "wire: ") {
+            assert!(
+                l.contains("192.0.2.1:") && l.contains("192.0.2.2:5050"),
+                "{l}"
+            );
+        }
+    }
+}
+
 /// The narration (no --json) streams steps and ends with the verdict.
 #[test]
 fn narration_of_refused() {

@@ -36,6 +36,31 @@ impl IfreqFlags {
     }
 }
 
+/// `struct ifreq` as SIOCETHTOOL uses it: the interface name, then
+/// `ifr_data`, a pointer to the ethtool command (include/uapi/linux/if.h).
+#[repr(C)]
+pub struct IfreqData {
+    pub name: [u8; IFNAMSIZ],
+    pub data: *mut EthtoolValue,
+    pub pad: [u8; 24 - std::mem::size_of::<usize>()],
+}
+
+/// `struct ethtool_value` (include/uapi/linux/ethtool.h): a command and one
+/// value, for the legacy get/set of one offload.
+#[repr(C)]
+#[derive(Default)]
+pub struct EthtoolValue {
+    pub cmd: u32,
+    pub data: u32,
+}
+
+/// include/uapi/linux/sockios.h
+pub const SIOCETHTOOL: u64 = 0x8946;
+/// include/uapi/linux/ethtool.h: get TSO enable (ethtool_value).
+pub const ETHTOOL_GTSO: u32 = 0x1e;
+/// include/uapi/linux/ethtool.h: set TSO enable (ethtool_value).
+pub const ETHTOOL_STSO: u32 = 0x1f;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +73,8 @@ mod tests {
         assert_eq!(SIOCSIFFLAGS, libc::SIOCSIFFLAGS as u64);
         assert_eq!(i32::from(IFF_UP), libc::IFF_UP);
         assert_eq!(&IfreqFlags::named("lo").name[..3], b"lo\0");
+        assert_eq!(std::mem::size_of::<IfreqData>(), 40);
+        assert_eq!(std::mem::size_of::<EthtoolValue>(), 8);
+        assert_eq!(SIOCETHTOOL, libc::SIOCETHTOOL as u64);
     }
 }

@@ -16,7 +16,8 @@
 //! [`conn`] is the per-connection state machine, [`serve`] composes them
 //! into process models. [`netns`] creates the private namespaces the
 //! scenarios run in, [`observe`] reads them through the library, and
-//! [`report`] holds and renders what a scenario saw.
+//! [`report`] holds and renders what a scenario saw; [`wire`] reads the
+//! TCP segments a scenario's namespace put on the wire.
 
 pub mod abi;
 pub mod conn;
@@ -30,3 +31,4 @@ pub mod signals;
 pub mod sys;
 pub mod target;
 pub mod trace;
+pub mod wire;

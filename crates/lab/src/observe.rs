@@ -51,6 +51,30 @@ fn sockets_without_owners(kinds: &[Kind]) -> Result<Vec<Socket>, ObserveError> {
     Ok(source::collect_here(&req)?.sockets)
 }
 
+/// Every TCP socket of this namespace with its tcp_info, without owners.
+pub fn tcp_info() -> Result<Vec<Socket>, ObserveError> {
+    let req = Request {
+        kinds: vec![Kind::Tcp],
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Extensions {
+            info: true,
+            ..Extensions::default()
+        },
+    };
+    Ok(source::collect_here(&req)?.sockets)
+}
+
+/// Every TCP socket of this namespace with its tcp_info and owners.
+pub fn tcp_info_owned() -> Result<Vec<Socket>, ObserveError> {
+    let mut v = tcp_info()?;
+    let scan = owners::scan("/proc")?;
+    join::attach_owners(&mut v, &scan);
+    Ok(v)
+}
+
 /// Every TCP socket of this namespace, with owners.
 pub fn tcp() -> Result<Vec<Socket>, ObserveError> {
     sockets(&[Kind::Tcp])

@@ -9,15 +9,20 @@
 //! privilege, no nft); a kernel that behaves differently shows as failed
 //! checks in the [`Report`].
 
+mod abort;
 mod backlog;
 mod closewait;
+mod finclose;
 mod forkserver;
 mod handshake;
+mod mss;
+mod nagle;
 mod refused;
 mod reuseport;
 mod synqueue;
 mod timewait;
 mod unix;
+mod zerowindow;
 
 use crate::netns::{self, NetnsError};
 use crate::observe::ObserveError;
@@ -83,6 +88,31 @@ pub static SCENARIOS: &[ScenarioInfo] = &[
         name: "unix",
         summary: "a UNIX socket file, its inode and the socket's own inode, connected peers naming each other",
         run: unix::run,
+    },
+    ScenarioInfo {
+        name: "fin-close",
+        summary: "seed 002: the 4-way teardown on the wire (FIN, ACK, FIN, ACK, in order); the first closer ends in TIME-WAIT",
+        run: finclose::run,
+    },
+    ScenarioInfo {
+        name: "abort",
+        summary: "seed 002: SO_LINGER {on, 0} then close(): an RST instead of a FIN on the wire, ECONNRESET for the peer, no TIME-WAIT",
+        run: abort::run,
+    },
+    ScenarioInfo {
+        name: "nagle",
+        summary: "seed 002: small writes coalesce into one segment while data is unacked (Nagle); with TCP_NODELAY one segment per write",
+        run: nagle::run,
+    },
+    ScenarioInfo {
+        name: "zero-window",
+        summary: "seed 002: a receiver that never reads: its window shrinks to 0 on the wire, the sender's Send-Q grows, persist timer and zero-window probes",
+        run: zerowindow::run,
+    },
+    ScenarioInfo {
+        name: "mss",
+        summary: "seed 002: two namespaces over a veth with MTU 1500: MSS 1460 in the SYNs, a 3000-byte write in segments of at most the MSS (TSO and timestamps shown)",
+        run: mss::run,
     },
 ];
 
