@@ -181,7 +181,9 @@ impl Tracker {
                 in_bytes_per_s: i,
                 out_bytes_per_s: o,
                 retrans_per_s: r,
-                rtt_us: s.tcp_info.as_ref().map(|t| t.rtt_us),
+                // A listener or a socket that never exchanged data has no rtt
+                // (the kernel reports 0).
+                rtt_us: s.tcp_info.as_ref().map(|t| t.rtt_us).filter(|r| *r > 0),
                 closed_s_ago: None,
             });
             next.insert(k, c);

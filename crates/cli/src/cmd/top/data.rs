@@ -1,0 +1,148 @@
+//! What `top` reads each refresh, through the library: one snapshot of
+//! every TCP socket with tcp_info and owners, the namespaces' counters, and
+//! the rates `sockscope::live` computes from successive snapshots.
+
+use crate::Fail;
+use crate::cmd::ls::source_error;
+use sockscope::explain;
+use sockscope::live::{self, Frame, ListenerRow, NsRow, ProcRow, RowStatus, Tracker};
+use sockscope::model::{Netns, StateSet};
+use sockscope::query::Filter;
+use sockscope::source::counters::{self, Counters};
+use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::source::sock_diag::Extensions;
+use sockscope::source::{self, Kind, Request, SourceChoice};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+/// Everything the views show after one refresh.
+#[derive(Default)]
+pub struct Data {
+    pub frame: Frame,
+    /// Indices of `frame` rows that pass the filter.
+    pub visible: Vec<usize>,
+    pub processes: Vec<ProcRow>,
+    pub listeners: Vec<ListenerRow>,
+    pub namespaces: Vec<NsRow>,
+    /// Warnings of the last snapshot (namespaces left out, ...).
+    pub warnings: Vec<String>,
+    /// How long the last refresh took.
+    pub took_ms: f64,
+    pub refreshes: u64,
+}
+
+pub struct Sampler {
+    pub namespaces: Vec<OpenNetns>,
+    pub target: NetnsTarget,
+    req: Request,
+    tracker: Tracker,
+    counters: HashMap<u64, (Counters, f64)>,
+    start: Instant,
+    pub filter: Filter,
+}
+
+impl Sampler {
+    pub fn new(target: NetnsTarget, filter: Filter) -> Result<Sampler, Fail> {
+        let namespaces = crate::cmd::open_netns(&target).map_err(|e| source_error(e.into()))?;
+        let mut tracker = Tracker::new(3.0);
+        tracker.strip_tcp_info = true;
+        Ok(Sampler {
+            namespaces,
+            target,
+            req: Request {
+                kinds: vec![Kind::Tcp],
+                ipv4: true,
+                ipv6: true,
+                states: StateSet::ALL,
+                source: SourceChoice::Auto,
+                ext: Extensions {
+                    info: true,
+                    skmem: false,
+                    cong: false,
+                },
+            },
+            tracker,
+            counters: HashMap::new(),
+            start: Instant::now(),
+            filter,
+        })
+    }
+
+    pub fn label(&self) -> bool {
+        self.target != NetnsTarget::Current
+    }
+
+    /// The namespace unlabelled rows belong to.
+    pub fn default_netns(&self) -> Netns {
+        self.namespaces
+            .first()
+            .map(|n| n.id.clone())
+            .unwrap_or(Netns {
+                inode: 0,
+                name: None,
+            })
+    }
+
+    /// Read the kernel once and fold it into `data`.
+    pub fn refresh(&mut self, data: &mut Data) -> Result<(), Fail> {
+        let t0 = Instant::now();
+        let snap = source::snapshot(
+            &self.namespaces,
+            &self.req,
+            self.label(),
+            true,
+            self.target == NetnsTarget::All,
+        )
+        .map_err(source_error)?;
+        let now = self.start.elapsed().as_secs_f64();
+        self.tracker.update(&mut data.frame, snap.sockets, now);
+        data.warnings = snap.warnings;
+        let mut rates = HashMap::new();
+        for ns in &self.namespaces {
+            let c = netns::run_in(ns, || {
+                counters::read_netstat(Path::new("/proc/thread-self/net")).ok()
+            })
+            .ok()
+            .flatten();
+            let Some(c) = c else { continue };
+            let r = match self.counters.get(&ns.id.inode) {
+                Some((before, t)) => live::counter_rates(&c, before, now - t, live::RATE_COUNTERS),
+                None => BTreeMap::new(),
+            };
+            rates.insert(ns.id.inode, r);
+            self.counters.insert(ns.id.inode, (c, now));
+        }
+        let open = data
+            .frame
+            .info
+            .iter()
+            .take_while(|i| i.status != RowStatus::Closed)
+            .count();
+        let health = explain::listener_health(&data.frame.sockets[..open]);
+        data.listeners = live::listener_rows(health, &data.frame);
+        data.listeners
+            .retain(|l| self.filter.is_empty() || self.filter.matches(&l.listener));
+        data.processes = live::processes(&data.frame);
+        data.namespaces = live::namespaces(&data.frame, &self.default_netns(), &rates);
+        self.apply_filter(data);
+        data.took_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        data.refreshes += 1;
+        Ok(())
+    }
+
+    /// Recompute which connection rows pass the filter.
+    pub fn apply_filter(&self, data: &mut Data) {
+        data.visible = if self.filter.is_empty() {
+            (0..data.frame.sockets.len()).collect()
+        } else {
+            data.frame
+                .sockets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| self.filter.matches(s))
+                .map(|(i, _)| i)
+                .collect()
+        };
+    }
+}
