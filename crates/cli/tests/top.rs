@@ -112,7 +112,7 @@ fn one_new_connection_shows_as_new_and_accepted() {
     // A new client while top is between its two reads: the queue is full,
     // so it stays in SYN-SENT; it is new in the second refresh.
     let pid = sc.pid.to_string();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "top",
             "--netns-pid",

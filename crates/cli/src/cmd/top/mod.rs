@@ -132,10 +132,8 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
     let stdout = std::io::stdout();
     for it in 1..=n {
         let now = Instant::now();
-        if next > now {
-            if tui::signals::wait(next - now) {
-                break;
-            }
+        if next > now && tui::signals::wait(next - now) {
+            break;
         }
         next += interval;
         sampler.refresh(&mut data)?;

@@ -336,7 +336,7 @@ fn on_key(k: KeyEvent, app: &mut App, data: &mut Data, sampler: &mut Sampler) ->
             KeyCode::Esc => app.input = None,
             KeyCode::Enter => {
                 let text = input.trim().to_string();
-                match sockscope::query::parse(&[text.clone()]) {
+                match sockscope::query::parse(std::slice::from_ref(&text)) {
                     Ok(f) => {
                         sampler.filter = f;
                         app.filter_text = text;
@@ -452,7 +452,7 @@ fn open_detail(app: &mut App, data: &mut Data, sampler: &mut Sampler) {
             // A process: its connections.
             let pid = data.processes[i].pid;
             let text = format!("pid = {pid}");
-            if let Ok(f) = sockscope::query::parse(&[text.clone()]) {
+            if let Ok(f) = sockscope::query::parse(std::slice::from_ref(&text)) {
                 sampler.filter = f;
                 app.filter_text = text;
                 sampler.apply_filter(data);
