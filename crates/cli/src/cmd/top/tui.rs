@@ -286,34 +286,53 @@ pub fn run(
             Ok(false) => continue,
             Err(e) => break Err(Fail::system(format!("reading the terminal: {e}"))),
         }
-        let ev = match event::read() {
-            Ok(ev) => ev,
-            Err(e) => break Err(Fail::system(format!("reading the terminal: {e}"))),
-        };
-        dirty = true;
-        match ev {
-            Event::Key(k) if k.kind != KeyEventKind::Release => {
-                match on_key(k, &mut app, &mut data, &mut sampler) {
-                    Action::Quit => break Ok(FOUND),
-                    Action::Refresh => next = Instant::now(),
-                    Action::None => {}
+        // Handle every key already typed before the next refresh or draw.
+        let mut quit = None;
+        loop {
+            let ev = match event::read() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    quit = Some(Err(Fail::system(format!("reading the terminal: {e}"))));
+                    break;
                 }
-            }
-            Event::Mouse(m) => {
-                if let MouseEventKind::Down(MouseButton::Left) = m.kind {
-                    on_click(m.column, m.row, &mut app, &data);
-                } else if let MouseEventKind::ScrollDown = m.kind {
-                    move_sel(&mut app, &data, 3);
-                } else if let MouseEventKind::ScrollUp = m.kind {
-                    move_sel(&mut app, &data, -3);
+            };
+            dirty = true;
+            match on_event(ev, &mut app, &mut data, &mut sampler) {
+                Action::Quit => {
+                    quit = Some(Ok(FOUND));
+                    break;
                 }
+                Action::Refresh => next = Instant::now(),
+                Action::None => {}
             }
-            _ => {}
+            if !matches!(event::poll(Duration::ZERO), Ok(true)) {
+                break;
+            }
+        }
+        if let Some(r) = quit {
+            break r;
         }
     };
     drop(term);
     drop(guard);
     result
+}
+
+fn on_event(ev: Event, app: &mut App, data: &mut Data, sampler: &mut Sampler) -> Action {
+    match ev {
+        Event::Key(k) if k.kind != KeyEventKind::Release => return on_key(k, app, data, sampler),
+        Event::Mouse(m) => {
+            if let MouseEventKind::Down(MouseButton::Left) = m.kind {
+                on_click(m.column, m.row, app, data);
+            } else if let MouseEventKind::ScrollDown = m.kind {
+                move_sel(app, data, 3);
+            } else if let MouseEventKind::ScrollUp = m.kind {
+                move_sel(app, data, -3);
+            }
+        }
+        _ => {}
+    }
+    Action::None
 }
 
 enum Action {
@@ -534,21 +553,23 @@ fn draw(
         .iter()
         .filter(|i| i.status != sockscope::live::RowStatus::Closed)
         .count();
-    let mut status = format!(
-        "{live} TCP sockets  +{} -{} /refresh  every {:.1}s  read in {:.0} ms",
+    let mut status = String::new();
+    if app.paused {
+        status.push_str("PAUSED  ");
+    }
+    status.push_str(&format!(
+        "{}/{live} sockets  +{} -{}  every {:.1}s, read in {:.0} ms",
+        data.visible.len(),
         data.frame.opened,
         data.frame.closed,
         interval.as_secs_f64(),
         data.took_ms
-    );
+    ));
     if !app.filter_text.is_empty() {
         status.push_str(&format!(
             "  filter: {}",
             sockscope::view::escape::escape_str(&app.filter_text)
         ));
-    }
-    if app.paused {
-        status.push_str("  PAUSED");
     }
     f.render_widget(
         Paragraph::new(Line::styled(

@@ -75,7 +75,7 @@ pub const CONN_COLS: &[Col] = &[
     col("Send-Q", 6, 6, 5, true),
     col("Local", 15, 26, 9, false),
     col("Peer", 15, 26, 8, false),
-    col("Process", 10, 30, 7, false),
+    col("Process", 8, 30, 7, false),
     col("In/s", 6, 7, 6, true),
     col("Out/s", 6, 7, 6, true),
     col("Retr/s", 6, 6, 3, true),
@@ -534,6 +534,10 @@ mod tests {
         let names: Vec<_> = lay.iter().map(|l| CONN_COLS[l.0].name).collect();
         assert!(names.contains(&"State") && names.contains(&"Local"));
         assert!(!names.contains(&"Retr/s"), "{names:?}");
+        // A listener's backlog (Send-Q) and the rates stay at 80 columns.
+        for c in ["Recv-Q", "Send-Q", "Process", "In/s", "Out/s"] {
+            assert!(names.contains(&c), "{c}: {names:?}");
+        }
         let wide = layout(CONN_COLS, 200);
         assert_eq!(wide.len(), CONN_COLS.len());
         for v in View::ALL {
