@@ -11,7 +11,7 @@ use sockscope::query::Filter;
 use sockscope::source::counters::{self, Counters};
 use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
 use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind, Request, SourceChoice};
+use sockscope::source::{Kind, Request, SourceChoice};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
@@ -87,7 +87,7 @@ impl Sampler {
     /// Read the kernel once and fold it into `data`.
     pub fn refresh(&mut self, data: &mut Data) -> Result<(), Fail> {
         let t0 = Instant::now();
-        let snap = source::snapshot(
+        let snap = sockscope::snapshot::snapshot(
             &self.namespaces,
             &self.req,
             self.label(),

@@ -199,9 +199,9 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
 /// (its port, every TCP state, with owners) as `who` does.
 pub fn chain_lines(sampler: &Sampler, s: &Socket) -> Vec<String> {
     use sockscope::explain;
-    use sockscope::source::{self, Kind, Request};
+    use sockscope::source::{Kind, Request};
     let req = Request::all_states(&[Kind::Tcp]);
-    let snap = match source::snapshot_port(
+    let snap = match sockscope::snapshot::snapshot_port(
         &sampler.namespaces,
         &req,
         sampler.label(),
