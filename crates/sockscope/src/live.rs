@@ -229,6 +229,61 @@ impl Tracker {
     }
 }
 
+/// Owners kept between refreshes: the fd tables are walked again only when
+/// a socket appears whose inode the last walk did not see, or when the last
+/// walk is older than `max_age_s` (an fd passed to another process, or a
+/// fork, changes owners without changing the socket table).
+#[derive(Debug)]
+pub struct OwnerCache {
+    scan: Option<crate::model::OwnerScan>,
+    known: HashSet<u64>,
+    last_s: f64,
+    pub max_age_s: f64,
+}
+
+impl OwnerCache {
+    pub fn new(max_age_s: f64) -> OwnerCache {
+        OwnerCache {
+            scan: None,
+            known: HashSet::new(),
+            last_s: 0.0,
+            max_age_s,
+        }
+    }
+
+    /// Must the fd tables be walked for `sockets`, read at `now_s`?
+    pub fn needs_scan(&self, sockets: &[Socket], now_s: f64) -> bool {
+        self.scan.is_none()
+            || now_s - self.last_s >= self.max_age_s
+            || sockets
+                .iter()
+                .any(|s| s.inode != 0 && !self.known.contains(&s.inode))
+    }
+
+    /// Keep a fresh walk, done for `sockets` at `now_s`.
+    pub fn store(&mut self, scan: crate::model::OwnerScan, sockets: &[Socket], now_s: f64) {
+        self.known = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|i| *i != 0)
+            .collect();
+        self.scan = Some(scan);
+        self.last_s = now_s;
+    }
+
+    /// Give every socket its owners from the last walk.
+    pub fn attach(&self, sockets: &mut [Socket]) {
+        if let Some(scan) = &self.scan {
+            crate::join::attach_owners(sockets, scan);
+        }
+    }
+
+    /// The last walk (for its counts of unreadable fd tables).
+    pub fn scan(&self) -> Option<&crate::model::OwnerScan> {
+        self.scan.as_ref()
+    }
+}
+
 /// One process in the processes view.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ProcRow {
@@ -562,6 +617,34 @@ mod tests {
         assert_eq!(f.info[0].in_bytes_per_s, Some(0.0));
         t.update(&mut f, same(), 17.0);
         assert_eq!(f.sockets.len(), 1);
+    }
+
+    #[test]
+    fn owners_walked_again_only_for_unknown_sockets_or_when_old() {
+        use crate::model::OwnerScan;
+        let mut c = OwnerCache::new(10.0);
+        let a = vec![sock(1, 80, 5000, State::Established, 0, 0)];
+        assert!(c.needs_scan(&a, 0.0), "nothing walked yet");
+        let owner = a[0].owners[0].clone();
+        c.store(
+            OwnerScan::from_pairs(vec![(a[0].inode, owner)], 0, 1),
+            &a,
+            0.0,
+        );
+        assert!(!c.needs_scan(&a, 5.0));
+        let mut b = a.clone();
+        b[0].owners.clear();
+        c.attach(&mut b);
+        assert_eq!(b[0].owners, a[0].owners, "owners from the cache");
+        // A TIME-WAIT socket (inode 0) is no reason to walk again ...
+        let mut tw = sock(2, 80, 5001, State::TimeWait, 0, 0);
+        tw.inode = 0;
+        b.push(tw);
+        assert!(!c.needs_scan(&b, 5.0));
+        // ... a socket with an inode the walk did not see is.
+        b.push(sock(3, 80, 5002, State::Established, 0, 0));
+        assert!(c.needs_scan(&b, 5.0));
+        assert!(c.needs_scan(&a, 10.0), "too old");
     }
 
     #[test]

@@ -5,11 +5,12 @@
 use crate::Fail;
 use crate::cmd::ls::source_error;
 use sockscope::explain;
-use sockscope::live::{self, Frame, ListenerRow, NsRow, ProcRow, RowStatus, Tracker};
+use sockscope::live::{self, Frame, ListenerRow, NsRow, OwnerCache, ProcRow, RowStatus, Tracker};
 use sockscope::model::{Netns, StateSet};
 use sockscope::query::Filter;
 use sockscope::source::counters::{self, Counters};
 use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::source::owners;
 use sockscope::source::sock_diag::Extensions;
 use sockscope::source::{Kind, Request, SourceChoice};
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,8 @@ pub struct Data {
     /// How long the last refresh took.
     pub took_ms: f64,
     pub refreshes: u64,
+    /// How many times the fd tables were walked.
+    pub owner_walks: u64,
 }
 
 pub struct Sampler {
@@ -37,6 +40,7 @@ pub struct Sampler {
     pub target: NetnsTarget,
     req: Request,
     tracker: Tracker,
+    owners: OwnerCache,
     counters: HashMap<u64, (Counters, f64)>,
     start: Instant,
     pub filter: Filter,
@@ -63,6 +67,7 @@ impl Sampler {
                 },
             },
             tracker,
+            owners: OwnerCache::new(10.0),
             counters: HashMap::new(),
             start: Instant::now(),
             filter,
@@ -87,17 +92,33 @@ impl Sampler {
     /// Read the kernel once and fold it into `data`.
     pub fn refresh(&mut self, data: &mut Data) -> Result<(), Fail> {
         let t0 = Instant::now();
+        // The socket table every time; the fd tables only when a socket
+        // appeared that the last walk did not see (or every 10 s).
         let snap = sockscope::snapshot::snapshot(
             &self.namespaces,
             &self.req,
             self.label(),
-            true,
+            false,
             self.target == NetnsTarget::All,
         )
         .map_err(source_error)?;
         let now = self.start.elapsed().as_secs_f64();
-        self.tracker.update(&mut data.frame, snap.sockets, now);
         data.warnings = snap.warnings;
+        let mut sockets = snap.sockets;
+        if self.owners.needs_scan(&sockets, now) {
+            match owners::scan_auto() {
+                Ok((scan, _why)) => {
+                    if self.owners.scan().is_none() {
+                        crate::cmd::warn_denied(&scan);
+                    }
+                    self.owners.store(scan, &sockets, now);
+                }
+                Err(e) => data.warnings.push(e.to_string()),
+            }
+            data.owner_walks += 1;
+        }
+        self.owners.attach(&mut sockets);
+        self.tracker.update(&mut data.frame, sockets, now);
         let mut rates = HashMap::new();
         for ns in &self.namespaces {
             let c = netns::run_in(ns, || {

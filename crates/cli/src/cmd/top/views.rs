@@ -7,7 +7,6 @@ use sockscope::live::{ListenerRow, NsRow, ProcRow, RowInfo, RowStatus, human_rat
 use sockscope::model::Socket;
 use sockscope::view::escape::escape_str;
 use sockscope::view::explain::endpoint;
-use sockscope::view::sockets::format_owners;
 use std::cmp::Ordering;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -109,7 +108,7 @@ pub const LISTEN_COLS: &[Col] = &[
 ];
 
 pub const NS_COLS: &[Col] = &[
-    col("Netns", 10, 24, 9, false),
+    col("Netns", 16, 24, 9, false),
     col("Socks", 6, 6, 9, true),
     col("Estab", 6, 6, 8, true),
     col("Listen", 6, 6, 7, true),
@@ -223,14 +222,31 @@ pub fn header(cols: &[Col], lay: &[(usize, u16, u16)], sort: Option<(usize, bool
     join_cells(cols, lay, &cells)
 }
 
+/// `nginx/812` (first owner), `nginx/812+3` when three more processes hold
+/// it; the full `comm(pid=,fd=)` list is in the detail pane and the JSON.
 fn owners_text(s: &Socket) -> String {
-    let mut b = String::new();
-    format_owners(&mut b, &s.owners);
+    let Some(first) = s.owners.first() else {
+        return String::new();
+    };
+    let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let mut b = format!("{}/{}", escape_str(&first.comm), first.pid);
+    if pids.len() > 1 {
+        b.push_str(&format!("+{}", pids.len() - 1));
+    }
     b
 }
 
 fn ms(us: Option<u32>) -> String {
-    us.map_or("-".into(), |u| format!("{:.1}", f64::from(u) / 1000.0))
+    us.map_or("-".into(), |u| {
+        let m = f64::from(u) / 1000.0;
+        if m < 1.0 {
+            format!("{m:.2}")
+        } else {
+            format!("{m:.1}")
+        }
+    })
 }
 
 fn opt(v: Option<u32>) -> String {
@@ -544,6 +560,35 @@ mod tests {
             let l = layout(v.columns(), 80);
             assert!(l.last().map(|l| l.1 + l.2).unwrap() <= 80, "{v:?}");
         }
+    }
+
+    #[test]
+    fn owners_compact_and_escaped() {
+        use sockscope::model::{Endpoint, Family, Owner, Proto, SourceKind, State};
+        let ep = Endpoint::Inet {
+            addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 80,
+        };
+        let mut s = Socket::new(
+            Proto::Tcp,
+            Family::Inet,
+            State::Listen,
+            ep.clone(),
+            ep,
+            SourceKind::Netlink,
+        );
+        let o = |pid, comm: &str| Owner {
+            pid,
+            fd: 3,
+            comm: comm.into(),
+            uid: None,
+            tid: None,
+        };
+        s.owners = vec![o(7, "ev\x1b[2Jil"), o(7, "x"), o(9, "y"), o(12, "z")];
+        assert_eq!(owners_text(&s), "ev\\e[2Jil/7+2");
+        assert!(!owners_text(&s).contains('\x1b'));
+        assert_eq!(ms(Some(35)), "0.04");
+        assert_eq!(ms(Some(12_500)), "12.5");
     }
 
     #[test]
