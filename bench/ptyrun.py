@@ -85,11 +85,11 @@ def main():
 
     while first is None:
         if not drain(0.05):
-            sys.exit(f"ptyrun: {argv[0]} exited before drawing {ready!r}")
+            sys.exit(f"ptyrun: {argv[0]} exited before drawing {ready!r}: {buf[-1500:]!r}")
         if ready.encode() in buf:
             first = time.monotonic() - t0
         if time.monotonic() - t0 > 60:
-            sys.exit(f"ptyrun: no {ready!r} after 60 s")
+            sys.exit(f"ptyrun: no {ready!r} after 60 s; last output: {buf[-1500:]!r}")
     c0, w0 = cpu(pid), time.monotonic()
     end = w0 + secs
     while time.monotonic() < end:

@@ -79,15 +79,21 @@ NSPID=$(awk '/^READY /{print $2; exit}' "$WORK/mk.out")
 echo "case: $N sockets over $P processes (namespace of pid $NSPID); $SECS s each, pty 80x24"
 
 run() { "$PYTHON" "$HERE/ptyrun.py" "$SECS" 24 80 "$@"; }
-TOP=$(run ESTAB -- "$SOCKSCOPE" top --netns-pid "$NSPID" -d 1)
-WATCH=$(run ESTAB -- nsenter -t "$NSPID" -n -- watch -n1 ss -tanp)
+TOP=$(run 127.0.0.1: -- "$SOCKSCOPE" top --netns-pid "$NSPID" -d 1)
+WATCH=$(run "Every " -- nsenter -t "$NSPID" -n -- watch -n1 ss -tanp)
+# ss's own peak RSS, measured directly (the poll above can miss a short run).
+SSRSS=0
+if [[ -x /usr/bin/time ]]; then
+    SSRSS=$(nsenter -t "$NSPID" -n -- /usr/bin/time -f %M ss -tanp 2>&1 >/dev/null | tail -1)
+fi
 echo "sockscope top -d 1:      $TOP"
 echo "watch -n1 ss -tanp:      $WATCH"
 
-"$PYTHON" - "$TOP" "$WATCH" <<'PY'
+echo "ss -tanp peak RSS KiB:   $SSRSS"
+"$PYTHON" - "$TOP" "$WATCH" "$SSRSS" <<'PY'
 import json, sys
 t, w = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-wrss = max(w["rss_kib"], w["child_rss_kib"])
+wrss = max(w["rss_kib"], w["child_rss_kib"], int(sys.argv[3] or 0))
 print(f"CPU % of a core: top {t['cpu_pct']:.1f}, watch+ss {w['cpu_pct']:.1f}, "
       f"ratio top/watch {t['cpu_pct'] / max(w['cpu_pct'], 0.01):.2f}")
 print(f"peak RSS MiB:    top {t['rss_kib'] / 1024:.1f}, ss {wrss / 1024:.1f}, "

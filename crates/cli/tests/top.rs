@@ -140,6 +140,9 @@ fn one_new_connection_shows_as_new_and_accepted() {
         .collect();
     assert_eq!(new.len(), 1);
     assert_eq!(new[0]["local"]["port"], c["port"]);
+    // Its owner is found although the fd tables are walked only when such
+    // a socket appears.
+    assert_eq!(new[0]["owners"][0]["pid"], sc.pid, "{}", new[0]);
 }
 
 struct RateScene {

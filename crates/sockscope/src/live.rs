@@ -25,6 +25,30 @@ use std::hash::{Hash, Hasher};
 /// Identity of a socket across refreshes: (namespace inode, cookie).
 pub type Key = (u64, u64);
 
+/// A hasher for [`Key`]s: cookies are already unique numbers, so a
+/// multiply-and-rotate mix is enough and much cheaper than SipHash over
+/// tens of thousands of sockets per refresh.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
+/// A set of keys hashed with [`KeyHasher`].
+pub type KeySet = HashSet<Key, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// The identity of `s`: its cookie when the source gave one, otherwise a
 /// hash of protocol, endpoints and inode.
 pub fn key_of(s: &Socket) -> Key {
@@ -83,7 +107,7 @@ pub struct Frame {
     pub opened: usize,
     pub closed: usize,
     /// Keys of the rows that are new in this refresh.
-    pub new_keys: HashSet<Key>,
+    pub new_keys: KeySet,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -91,6 +115,8 @@ struct Counts {
     bytes_in: Option<u64>,
     bytes_out: Option<u64>,
     retrans: Option<u64>,
+    /// Row of the socket in the frame these counts come from.
+    row: usize,
 }
 
 fn counts(s: &Socket) -> Counts {
@@ -99,11 +125,13 @@ fn counts(s: &Socket) -> Counts {
             bytes_in: i.bytes_received,
             bytes_out: i.bytes_acked,
             retrans: Some(u64::from(i.total_retrans)),
+            row: 0,
         },
         None => Counts {
             bytes_in: None,
             bytes_out: None,
             retrans: None,
+            row: 0,
         },
     }
 }
@@ -121,7 +149,7 @@ fn rate(now: Option<u64>, before: Option<u64>, dt: f64) -> Option<f64> {
 /// the rows that closed recently.
 #[derive(Debug)]
 pub struct Tracker {
-    prev: HashMap<Key, Counts>,
+    prev: FastMap<Key, Counts>,
     closed: Vec<(Socket, RowInfo, f64)>,
     last_s: Option<f64>,
     /// How long closed rows stay (seconds).
@@ -140,7 +168,7 @@ impl Default for Tracker {
 impl Tracker {
     pub fn new(keep_closed_s: f64) -> Tracker {
         Tracker {
-            prev: HashMap::new(),
+            prev: FastMap::default(),
             closed: Vec::new(),
             last_s: None,
             keep_closed_s,
@@ -151,16 +179,40 @@ impl Tracker {
     /// Fold the sockets read at `now_s` (any monotonic clock, seconds) into
     /// a new frame, replacing `frame` (whose open rows become this refresh's
     /// closed rows when they are gone).
-    pub fn update(&mut self, frame: &mut Frame, mut sockets: Vec<Socket>, now_s: f64) {
+    pub fn update(&mut self, frame: &mut Frame, sockets: Vec<Socket>, now_s: f64) {
+        self.update_owned(frame, sockets, now_s, false, |_| {});
+    }
+
+    /// [`Tracker::update`] for sockets read without owners: with `carry`,
+    /// a socket seen in the previous frame takes its owners from there (a
+    /// move, no copy) and `fill` gives owners to the others; without it,
+    /// `fill` is called for every socket.
+    pub fn update_owned(
+        &mut self,
+        frame: &mut Frame,
+        mut sockets: Vec<Socket>,
+        now_s: f64,
+        carry: bool,
+        fill: impl Fn(&mut Socket),
+    ) {
+        let mut old_sockets = std::mem::take(&mut frame.sockets);
         let dt = self.last_s.map(|l| now_s - l);
         let first = self.last_s.is_none();
-        let mut next: HashMap<Key, Counts> = HashMap::with_capacity(sockets.len());
+        let mut next: FastMap<Key, Counts> =
+            FastMap::with_capacity_and_hasher(sockets.len(), Default::default());
         let mut info = Vec::with_capacity(sockets.len());
-        let mut new_keys = HashSet::new();
-        for s in &mut sockets {
+        let mut new_keys = KeySet::default();
+        for (row, s) in sockets.iter_mut().enumerate() {
             let k = key_of(s);
-            let c = counts(s);
+            let mut c = counts(s);
+            c.row = row;
             let before = self.prev.get(&k);
+            match before.and_then(|b| old_sockets.get_mut(b.row)) {
+                Some(old) if carry && key_of(old) == k => {
+                    s.owners = std::mem::take(&mut old.owners);
+                }
+                _ => fill(s),
+            }
             let status = if before.is_some() || first {
                 RowStatus::Open
             } else {
@@ -192,7 +244,6 @@ impl Tracker {
             }
         }
         // Rows of the previous frame that are gone now.
-        let old_sockets = std::mem::take(&mut frame.sockets);
         let old_info = std::mem::take(&mut frame.info);
         let mut closed_now = 0;
         for (s, mut i) in old_sockets.into_iter().zip(old_info) {
@@ -236,7 +287,7 @@ impl Tracker {
 #[derive(Debug)]
 pub struct OwnerCache {
     scan: Option<crate::model::OwnerScan>,
-    known: HashSet<u64>,
+    known: HashSet<u64, std::hash::BuildHasherDefault<KeyHasher>>,
     last_s: f64,
     pub max_age_s: f64,
 }
@@ -245,7 +296,7 @@ impl OwnerCache {
     pub fn new(max_age_s: f64) -> OwnerCache {
         OwnerCache {
             scan: None,
-            known: HashSet::new(),
+            known: HashSet::default(),
             last_s: 0.0,
             max_age_s,
         }
@@ -271,10 +322,38 @@ impl OwnerCache {
         self.last_s = now_s;
     }
 
+    /// Is the last walk older than `max_age_s` (or missing)? Then walk
+    /// again before the next socket dump, while memory is low.
+    pub fn is_old(&self, now_s: f64) -> bool {
+        self.scan.is_none() || now_s - self.last_s >= self.max_age_s
+    }
+
+    /// Keep a fresh walk made before the dump: the inodes already known
+    /// stay known (a socket new since then still triggers a walk).
+    pub fn replace(&mut self, scan: crate::model::OwnerScan, now_s: f64) {
+        self.scan = Some(scan);
+        self.last_s = now_s;
+    }
+
+    /// Count the inodes of `sockets` as seen by the last walk.
+    pub fn store_known(&mut self, sockets: &[Socket]) {
+        self.known
+            .extend(sockets.iter().map(|s| s.inode).filter(|i| *i != 0));
+    }
+
     /// Give every socket its owners from the last walk.
     pub fn attach(&self, sockets: &mut [Socket]) {
         if let Some(scan) = &self.scan {
             crate::join::attach_owners(sockets, scan);
+        }
+    }
+
+    /// Give one socket its owners from the last walk.
+    pub fn attach_one(&self, s: &mut Socket) {
+        if let Some(scan) = &self.scan
+            && s.inode != 0
+        {
+            s.owners = scan.owners(s.inode).to_vec();
         }
     }
 
@@ -645,6 +724,43 @@ mod tests {
         b.push(sock(3, 80, 5002, State::Established, 0, 0));
         assert!(c.needs_scan(&b, 5.0));
         assert!(c.needs_scan(&a, 10.0), "too old");
+        assert!(c.is_old(10.0) && !c.is_old(9.0));
+        // A walk before the dump keeps what was known.
+        c.replace(OwnerScan::from_pairs(vec![], 0, 1), 10.0);
+        assert!(!c.is_old(12.0));
+        assert!(!c.needs_scan(&a, 12.0), "socket 1 still known");
+        let n = vec![sock(9, 80, 5009, State::Established, 0, 0)];
+        assert!(c.needs_scan(&n, 12.0));
+        c.store_known(&n);
+        assert!(!c.needs_scan(&n, 12.0));
+    }
+
+    #[test]
+    fn owners_carried_from_the_previous_frame() {
+        let mut t = Tracker::default();
+        let mut f = Frame::default();
+        let strip = |mut v: Vec<Socket>| {
+            for s in &mut v {
+                s.owners.clear();
+            }
+            v
+        };
+        let a = || vec![sock(1, 80, 5000, State::Established, 0, 0)];
+        let want = a()[0].owners.clone();
+        let give = |s: &mut Socket| s.owners = want.clone();
+        t.update_owned(&mut f, strip(a()), 0.0, true, give);
+        assert_eq!(f.sockets[0].owners, want, "filled on first sight");
+        // Carried: `fill` is not called for a socket seen before.
+        t.update_owned(&mut f, strip(a()), 1.0, true, |_| panic!("filled again"));
+        assert_eq!(f.sockets[0].owners, want);
+        // Without carry (after a fresh walk) every socket is filled.
+        t.update_owned(&mut f, strip(a()), 2.0, false, |s| s.owners.clear());
+        assert!(f.sockets[0].owners.is_empty());
+        // A closed row keeps its owners.
+        t.update_owned(&mut f, strip(a()), 3.0, false, give);
+        t.update_owned(&mut f, vec![], 4.0, true, give);
+        assert_eq!(f.info[0].status, RowStatus::Closed);
+        assert_eq!(f.sockets[0].owners, want);
     }
 
     #[test]

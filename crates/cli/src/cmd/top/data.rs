@@ -2,6 +2,7 @@
 //! every TCP socket with tcp_info and owners, the namespaces' counters, and
 //! the rates `sockscope::live` computes from successive snapshots.
 
+use super::views::View;
 use crate::Fail;
 use crate::cmd::ls::source_error;
 use sockscope::explain;
@@ -26,6 +27,8 @@ pub struct Data {
     pub processes: Vec<ProcRow>,
     pub listeners: Vec<ListenerRow>,
     pub namespaces: Vec<NsRow>,
+    /// Namespace inode -> counters per second.
+    pub rates: HashMap<u64, BTreeMap<String, f64>>,
     /// Warnings of the last snapshot (namespaces left out, ...).
     pub warnings: Vec<String>,
     /// How long the last refresh took.
@@ -74,8 +77,10 @@ impl Sampler {
         })
     }
 
+    /// Rows carry their namespace only when there are several: one label
+    /// per socket is one allocation per socket per refresh.
     pub fn label(&self) -> bool {
-        self.target != NetnsTarget::Current
+        self.namespaces.len() > 1
     }
 
     /// The namespace unlabelled rows belong to.
@@ -89,11 +94,29 @@ impl Sampler {
             })
     }
 
-    /// Read the kernel once and fold it into `data`.
-    pub fn refresh(&mut self, data: &mut Data) -> Result<(), Fail> {
+    /// Read the kernel once and fold it into `data`; compute the rows of
+    /// `views` (the others are computed when they are shown: on a large
+    /// host relating 40 000 connections to their listeners is not free).
+    pub fn refresh(&mut self, data: &mut Data, views: &[View]) -> Result<(), Fail> {
         let t0 = Instant::now();
-        // The socket table every time; the fd tables only when a socket
-        // appeared that the last walk did not see (or every 10 s).
+        // The fd tables every 10 s, walked before the dump so that the
+        // walk and the dump are not in memory together; again after the
+        // dump only when a socket appeared that no walk has seen.
+        let mut walked = false;
+        let now = self.start.elapsed().as_secs_f64();
+        if self.owners.is_old(now) {
+            match owners::scan_auto() {
+                Ok((scan, _why)) => {
+                    if self.owners.scan().is_none() {
+                        crate::cmd::warn_denied(&scan);
+                    }
+                    self.owners.replace(scan, now);
+                    walked = true;
+                }
+                Err(e) => data.warnings.push(e.to_string()),
+            }
+            data.owner_walks += 1;
+        }
         let snap = sockscope::snapshot::snapshot(
             &self.namespaces,
             &self.req,
@@ -104,21 +127,32 @@ impl Sampler {
         .map_err(source_error)?;
         let now = self.start.elapsed().as_secs_f64();
         data.warnings = snap.warnings;
-        let mut sockets = snap.sockets;
-        if self.owners.needs_scan(&sockets, now) {
+        let sockets = snap.sockets;
+        if walked {
+            // Just walked: what it did not see has no owner (a socket made
+            // in the few ms between the walk and the dump waits for the
+            // next walk).
+            self.owners.store_known(&sockets);
+        } else if self.owners.needs_scan(&sockets, now) {
             match owners::scan_auto() {
                 Ok((scan, _why)) => {
                     if self.owners.scan().is_none() {
                         crate::cmd::warn_denied(&scan);
                     }
                     self.owners.store(scan, &sockets, now);
+                    walked = true;
                 }
                 Err(e) => data.warnings.push(e.to_string()),
             }
             data.owner_walks += 1;
         }
-        self.owners.attach(&mut sockets);
-        self.tracker.update(&mut data.frame, sockets, now);
+        // After a walk every socket takes its owners from it; otherwise
+        // sockets seen before keep theirs (moved, not copied).
+        let cache = &self.owners;
+        self.tracker
+            .update_owned(&mut data.frame, sockets, now, !walked, |s| {
+                cache.attach_one(s)
+            });
         let mut rates = HashMap::new();
         for ns in &self.namespaces {
             let c = netns::run_in(ns, || {
@@ -134,22 +168,46 @@ impl Sampler {
             rates.insert(ns.id.inode, r);
             self.counters.insert(ns.id.inode, (c, now));
         }
-        let open = data
-            .frame
-            .info
-            .iter()
-            .take_while(|i| i.status != RowStatus::Closed)
-            .count();
-        let health = explain::listener_health(&data.frame.sockets[..open]);
-        data.listeners = live::listener_rows(health, &data.frame);
-        data.listeners
-            .retain(|l| self.filter.is_empty() || self.filter.matches(&l.listener));
-        data.processes = live::processes(&data.frame);
-        data.namespaces = live::namespaces(&data.frame, &self.default_netns(), &rates);
+        data.rates = rates;
+        for v in views {
+            self.derive(data, *v);
+        }
         self.apply_filter(data);
+        // Give the dump's memory back now rather than let the heap grow
+        // with fragments from refresh to refresh.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap pages.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         data.took_ms = t0.elapsed().as_secs_f64() * 1000.0;
         data.refreshes += 1;
         Ok(())
+    }
+
+    /// The rows of one view, from the last refresh.
+    pub fn derive(&self, data: &mut Data, view: View) {
+        match view {
+            View::Connections => {}
+            View::Processes => data.processes = live::processes(&data.frame),
+            View::Listeners => {
+                let open = data
+                    .frame
+                    .info
+                    .iter()
+                    .take_while(|i| i.status != RowStatus::Closed)
+                    .count();
+                let health = explain::listener_health(&data.frame.sockets[..open]);
+                data.listeners = live::listener_rows(health, &data.frame);
+                data.listeners
+                    .retain(|l| self.filter.is_empty() || self.filter.matches(&l.listener));
+                // The namespace counters under the table.
+                self.derive(data, View::Namespaces);
+            }
+            View::Namespaces => {
+                data.namespaces = live::namespaces(&data.frame, &self.default_netns(), &data.rates)
+            }
+        }
     }
 
     /// Recompute which connection rows pass the filter.

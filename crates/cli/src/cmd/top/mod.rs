@@ -78,6 +78,13 @@ pub fn run(args: &TopArgs, cli: &Cli) -> Result<u8, Fail> {
         ));
     }
     let filter = sockscope::query::parse(&args.filter).map_err(|e| Fail::usage(e.to_string()))?;
+    // One malloc arena: top lives long and its peak is one snapshot; with
+    // an arena per thread the scans' threads leave memory resident.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let mut sampler = Sampler::new(args.ns.target(), filter)?;
     let interval = Duration::from_secs_f64(args.interval);
     if args.once || args.iterations.is_some() {
@@ -117,8 +124,13 @@ struct Refresh<'a> {
 fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8, Fail> {
     let n = args.iterations.unwrap_or(1);
     let mut data = Data::default();
+    // Every view for JSON; the one asked for (or all) as text.
+    let views: Vec<View> = match args.view {
+        Some(v) if !args.json => vec![v],
+        _ => View::ALL.to_vec(),
+    };
     // The first read is the baseline the rates are taken against.
-    sampler.refresh(&mut data)?;
+    sampler.refresh(&mut data, &[])?;
     for w in &data.warnings {
         eprintln!("sockscope: {}", sockscope::view::escape::escape_str(w));
     }
@@ -136,7 +148,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
             break;
         }
         next += interval;
-        sampler.refresh(&mut data)?;
+        sampler.refresh(&mut data, &views)?;
         let mut w = std::io::BufWriter::new(stdout.lock());
         let res = if args.json {
             let r = Refresh {
@@ -169,11 +181,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
                         data.frame.interval_s.unwrap_or(0.0)
                     )?;
                 }
-                let which: Vec<View> = match args.view {
-                    Some(v) => vec![v],
-                    None => View::ALL.to_vec(),
-                };
-                for (k, v) in which.iter().enumerate() {
+                for (k, v) in views.iter().enumerate() {
                     if k > 0 {
                         writeln!(w)?;
                     }

@@ -170,6 +170,13 @@ struct App {
 }
 
 impl App {
+    /// Show `view`: compute its rows from the last refresh, then order them.
+    fn switch(&mut self, view: View, data: &mut Data, sampler: &Sampler) {
+        self.view = view;
+        sampler.derive(data, view);
+        self.resort(data);
+    }
+
     fn resort(&mut self, data: &Data) {
         let v = self.view.index();
         self.order = views::order(data, self.view, self.sort[v]);
@@ -255,7 +262,7 @@ pub fn run(
         }
         let now = Instant::now();
         if !app.paused && now >= next {
-            if let Err(e) = sampler.refresh(&mut data) {
+            if let Err(e) = sampler.refresh(&mut data, &[app.view]) {
                 break Err(e);
             }
             next = Instant::now().max(next + interval);
@@ -323,7 +330,7 @@ fn on_event(ev: Event, app: &mut App, data: &mut Data, sampler: &mut Sampler) ->
         Event::Key(k) if k.kind != KeyEventKind::Release => return on_key(k, app, data, sampler),
         Event::Mouse(m) => {
             if let MouseEventKind::Down(MouseButton::Left) = m.kind {
-                on_click(m.column, m.row, app, data);
+                on_click(m.column, m.row, app, data, sampler);
             } else if let MouseEventKind::ScrollDown = m.kind {
                 move_sel(app, data, 3);
             } else if let MouseEventKind::ScrollUp = m.kind {
@@ -408,17 +415,10 @@ fn on_key(k: KeyEvent, app: &mut App, data: &mut Data, sampler: &mut Sampler) ->
     match k.code {
         KeyCode::Char('q') | KeyCode::Esc => return Action::Quit,
         KeyCode::Char(c @ '1'..='4') => {
-            app.view = View::ALL[(c as u8 - b'1') as usize];
-            app.resort(data);
+            app.switch(View::ALL[(c as u8 - b'1') as usize], data, sampler)
         }
-        KeyCode::Tab => {
-            app.view = View::ALL[(v + 1) % 4];
-            app.resort(data);
-        }
-        KeyCode::BackTab => {
-            app.view = View::ALL[(v + 3) % 4];
-            app.resort(data);
-        }
+        KeyCode::Tab => app.switch(View::ALL[(v + 1) % 4], data, sampler),
+        KeyCode::BackTab => app.switch(View::ALL[(v + 3) % 4], data, sampler),
         KeyCode::Down | KeyCode::Char('j') => move_sel(app, data, 1),
         KeyCode::Up | KeyCode::Char('k') => move_sel(app, data, -1),
         KeyCode::PageDown => move_sel(app, data, page),
@@ -475,9 +475,8 @@ fn open_detail(app: &mut App, data: &mut Data, sampler: &mut Sampler) {
                 sampler.filter = f;
                 app.filter_text = text;
                 sampler.apply_filter(data);
-                app.view = View::Connections;
                 app.sel[0] = 0;
-                app.resort(data);
+                app.switch(View::Connections, data, sampler);
             }
             return;
         }
@@ -488,7 +487,7 @@ fn open_detail(app: &mut App, data: &mut Data, sampler: &mut Sampler) {
     app.detail = Some((title, lines, 0));
 }
 
-fn on_click(x: u16, y: u16, app: &mut App, data: &Data) {
+fn on_click(x: u16, y: u16, app: &mut App, data: &mut Data, sampler: &Sampler) {
     if app.detail.is_some() || app.help {
         return;
     }
@@ -498,8 +497,7 @@ fn on_click(x: u16, y: u16, app: &mut App, data: &Data) {
         for v in View::ALL {
             let w = v.title().len() as u16 + 3;
             if x >= start && x < start + w {
-                app.view = v;
-                app.resort(data);
+                app.switch(v, data, sampler);
                 return;
             }
             start += w;

@@ -225,17 +225,33 @@ pub fn header(cols: &[Col], lay: &[(usize, u16, u16)], sort: Option<(usize, bool
 /// `nginx/812` (first owner), `nginx/812+3` when three more processes hold
 /// it; the full `comm(pid=,fd=)` list is in the detail pane and the JSON.
 fn owners_text(s: &Socket) -> String {
+    owners_fit(s, usize::MAX)
+}
+
+/// [`owners_text`] in at most `w` columns: the command name is cut first,
+/// so the pid stays readable (`postgr…/812`).
+fn owners_fit(s: &Socket, w: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
     let Some(first) = s.owners.first() else {
         return String::new();
     };
     let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
     pids.sort_unstable();
     pids.dedup();
-    let mut b = format!("{}/{}", escape_str(&first.comm), first.pid);
+    let mut tail = format!("/{}", first.pid);
     if pids.len() > 1 {
-        b.push_str(&format!("+{}", pids.len() - 1));
+        tail.push_str(&format!("+{}", pids.len() - 1));
     }
-    b
+    let comm = escape_str(&first.comm);
+    if comm.width() + tail.len() <= w {
+        return format!("{comm}{tail}");
+    }
+    let room = w.saturating_sub(tail.len());
+    if room < 2 {
+        return format!("{comm}{tail}");
+    }
+    let cut = fit(&comm, room, false);
+    format!("{}{tail}", cut.trim_end())
 }
 
 fn ms(us: Option<u32>) -> String {
@@ -484,11 +500,21 @@ fn sorted<T>(
 /// The cells of item `i` of a view.
 pub fn cells(data: &Data, view: View, i: usize, lay: &[(usize, u16, u16)]) -> Vec<String> {
     match view {
-        View::Connections => conn_cells(&data.frame.sockets[i], &data.frame.info[i]),
+        View::Connections => {
+            let s = &data.frame.sockets[i];
+            let mut c = conn_cells(s, &data.frame.info[i]);
+            if let Some(l) = lay.iter().find(|l| l.0 == 5) {
+                c[5] = owners_fit(s, l.2 as usize);
+            }
+            c
+        }
         View::Processes => proc_cells(&data.processes[i]),
         View::Listeners => {
             let w = lay.iter().find(|l| l.0 == 4).map_or(10, |l| l.2 as usize);
             let mut c = listen_cells(&data.listeners[i], w.saturating_sub(5).max(3));
+            if let Some(l) = lay.iter().find(|l| l.0 == 1) {
+                c[1] = owners_fit(&data.listeners[i].listener, l.2 as usize);
+            }
             // Fill percent after the bar when it fits.
             if let Some(p) = data.listeners[i].fill_pct {
                 c[4] = format!("{}{:>4.0}%", c[4], p);
@@ -587,6 +613,7 @@ mod tests {
         s.owners = vec![o(7, "ev\x1b[2Jil"), o(7, "x"), o(9, "y"), o(12, "z")];
         assert_eq!(owners_text(&s), "ev\\e[2Jil/7+2");
         assert!(!owners_text(&s).contains('\x1b'));
+        assert_eq!(owners_fit(&s, 10), "ev\\e[…/7+2");
         assert_eq!(ms(Some(35)), "0.04");
         assert_eq!(ms(Some(12_500)), "12.5");
     }
