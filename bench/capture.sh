@@ -94,12 +94,16 @@ measure() {
 export TZ=UTC
 read -r s_lines s_lines_rss < <(measure "$bin" capture -r "$pcap")
 read -r t_lines t_lines_rss < <(measure tcpdump -nn -r "$pcap")
+flt='tcp port 9000 and tcp[tcpflags] & tcp-push != 0'
+read -r s_flt s_flt_rss < <(measure "$bin" capture -r "$pcap" "$flt")
+read -r t_flt t_flt_rss < <(measure tcpdump -nn -r "$pcap" "$flt")
 read -r s_conv s_conv_rss < <(measure "$bin" capture -r "$pcap" --conv)
 read -r t_conv t_conv_rss < <(measure tshark -r "$pcap" -q -z conv,tcp)
 
 ratio() { awk "BEGIN{ if ($2 == 0) print \"inf\"; else printf \"%.1f\", $1 / $2 }"; }
 line_ratio=$(ratio "$t_lines" "$s_lines")
 conv_ratio=$(ratio "$t_conv" "$s_conv")
+flt_ratio=$(ratio "$t_flt" "$s_flt")
 verdict() { awk "BEGIN{exit !($1)}" && echo PASS || echo FAIL; }
 v_lines=$(verdict "$s_lines <= $t_lines")
 v_conv=$(verdict "$t_conv >= 10 * $s_conv")
@@ -109,10 +113,13 @@ v_mem=$(verdict "$s_conv_rss * 1024 < $size / 4 && $s_lines_rss * 1024 < $size /
 printf '\n%-44s %10s %12s\n' "command" "seconds" "peak RSS MiB"
 printf '%-44s %10s %12d\n' "sockscope capture -r F" "$s_lines" $((s_lines_rss / 1024))
 printf '%-44s %10s %12d\n' "tcpdump -nn -r F" "$t_lines" $((t_lines_rss / 1024))
+printf '%-44s %10s %12d\n' "sockscope capture -r F FILTER" "$s_flt" $((s_flt_rss / 1024))
+printf '%-44s %10s %12d\n' "tcpdump -nn -r F FILTER" "$t_flt" $((t_flt_rss / 1024))
 printf '%-44s %10s %12d\n' "sockscope capture -r F --conv" "$s_conv" $((s_conv_rss / 1024))
 printf '%-44s %10s %12d\n' "tshark -r F -q -z conv,tcp" "$t_conv" $((t_conv_rss / 1024))
 echo
 echo "lines: sockscope is ${line_ratio}x tcpdump's speed (target >= 1.0): $v_lines"
+echo "filtered lines (FILTER = $flt): sockscope is ${flt_ratio}x tcpdump's speed"
 echo "conversations: sockscope is ${conv_ratio}x tshark's speed (target >= 10): $v_conv"
 echo "memory bounded (peak RSS < file size / 4 = $((size / 4 / 1048576)) MiB): $v_mem"
 [ "$v_lines$v_conv$v_mem" = PASSPASSPASS ]

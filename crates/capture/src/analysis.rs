@@ -1082,6 +1082,10 @@ mod tests {
             pkttype: None,
             vlan: None,
             ethertype: 0x800,
+            llc: None,
+            tunnel: None,
+            udp_payload_at: None,
+            net_at: None,
             net: Net::Ipv4(Ipv4 {
                 src,
                 dst,

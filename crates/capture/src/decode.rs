@@ -164,6 +164,11 @@ pub enum Malformed {
     BadOption { kind: u8, offset: u32 },
     /// The pcap link type is not one this decoder knows.
     UnsupportedLink(u32),
+    /// The IP header's length runs past the end of the packet as it was on
+    /// the wire (not merely past the snap length): `missing` bytes the
+    /// header counts were never sent. Lengths and sequence analysis use
+    /// the bytes that were there, as Wireshark does.
+    TruncatedIp { layer: Layer, missing: u32 },
 }
 
 impl fmt::Display for Malformed {
@@ -187,6 +192,11 @@ impl fmt::Display for Malformed {
                 write!(f, "bad TCP option {kind} at option byte {offset}")
             }
             Malformed::UnsupportedLink(l) => write!(f, "unsupported link type {l}"),
+            Malformed::TruncatedIp { layer, missing } => write!(
+                f,
+                "truncated-{} - {missing} bytes missing",
+                if layer == Layer::Ipv6 { "ip6" } else { "ip" }
+            ),
         }
     }
 }
@@ -231,6 +241,39 @@ impl PacketType {
             PacketType::Other => "?",
         }
     }
+}
+
+/// An 802.2 LLC header (802.3 frames: the Ethernet type field is a
+/// length, under 0x0600).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Llc {
+    pub dsap: u8,
+    pub ssap: u8,
+    pub control: u8,
+    /// The 802.3 length field.
+    pub length: u16,
+}
+
+/// A UDP tunnel carrying Ethernet frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelKind {
+    /// RFC 7348, UDP port 4789.
+    Vxlan,
+    /// RFC 8926, UDP port 6081.
+    Geneve,
+}
+
+/// The outer headers of a decapsulated packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    /// The 24-bit virtual network identifier.
+    pub vni: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
 }
 
 /// An IPv4 header.
@@ -560,8 +603,18 @@ pub struct Packet {
     pub pkttype: Option<PacketType>,
     /// Outermost VLAN id, if the frame was tagged.
     pub vlan: Option<u16>,
-    /// The ethertype of the network layer (after VLAN tags), 0 if none.
+    /// The ethertype of the network layer (after VLAN tags), 0 if none
+    /// (an 802.3 frame, whose type field is a length, has [`Packet::llc`]).
     pub ethertype: u16,
+    /// The 802.2 LLC header of an 802.3 frame.
+    pub llc: Option<Llc>,
+    /// The VXLAN or Geneve tunnel the packet came through: then `net`
+    /// and `transport` are the inner packet's (the outer headers are here).
+    pub tunnel: Option<Tunnel>,
+    /// Offset of the UDP payload in the frame (to look for a tunnel).
+    pub(crate) udp_payload_at: Option<usize>,
+    /// Offset of the IPv4 header in the frame (for reassembly).
+    pub(crate) net_at: Option<usize>,
     pub net: Net,
     pub transport: Transport,
     pub malformed: Option<Malformed>,
@@ -578,6 +631,10 @@ impl Packet {
             pkttype: None,
             vlan: None,
             ethertype: 0,
+            llc: None,
+            tunnel: None,
+            udp_payload_at: None,
+            net_at: None,
             net: Net::None,
             transport: Transport::None,
             malformed: None,
@@ -630,6 +687,85 @@ impl Packet {
 /// Decode one frame of link type `link`. `wire_len` is the original length
 /// (before the snap length cut it).
 pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
+    let mut p = decode_frame(link, data, ts_ns, wire_len);
+    if p.udp_payload_at.is_some() {
+        decapsulate(&mut p, data);
+    }
+    p
+}
+
+/// VXLAN (UDP port 4789) and Geneve (6081) carrying Ethernet: the inner
+/// frame's header and payload offset; None for anything else.
+fn tunnel_header(dport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize)> {
+    let vni = |o: usize| {
+        Some(u32::from_be_bytes([
+            0,
+            *b.get(o)?,
+            *b.get(o + 1)?,
+            *b.get(o + 2)?,
+        ]))
+    };
+    match dport {
+        // Whatever the flags say, as Wireshark and tcpdump decode it.
+        4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, vni(4)?, 8)),
+        // Version 0, protocol type Transparent Ethernet Bridging.
+        6081 if b.len() >= 8 && b[0] >> 6 == 0 && be16(b, 2) == 0x6558 => {
+            let opts = (b[0] & 0x3f) as usize * 4;
+            Some((TunnelKind::Geneve, vni(4)?, 8 + opts))
+        }
+        _ => None,
+    }
+}
+
+/// One level of tunnel: a packet whose UDP payload is VXLAN or Geneve with
+/// an IP packet inside becomes the inner packet, with the outer headers in
+/// [`Packet::tunnel`] (and its frame lengths and capture metadata).
+fn decapsulate(p: &mut Packet, data: &[u8]) {
+    let (Transport::Udp(u), Some(at)) = (p.transport, p.udp_payload_at) else {
+        return;
+    };
+    let Some(b) = data.get(at..) else {
+        return;
+    };
+    let Some((kind, vni, hdr)) = tunnel_header(u.dport, b) else {
+        return;
+    };
+    let Some(inner) = b.get(hdr..) else {
+        return;
+    };
+    let (Some(src), Some(dst)) = (p.src_ip(), p.dst_ip()) else {
+        return;
+    };
+    let inner_wire = (u.payload_len as usize)
+        .saturating_sub(hdr)
+        .max(inner.len());
+    let mut q = decode_frame(linktype::ETHERNET, inner, p.ts_ns, inner_wire as u32);
+    if !matches!(q.net, Net::Ipv4(_) | Net::Ipv6(_)) {
+        return;
+    }
+    q.tunnel = Some(Tunnel {
+        kind,
+        vni,
+        src,
+        dst,
+        sport: u.sport,
+        dport: u.dport,
+    });
+    q.iface = p.iface;
+    q.link = p.link;
+    q.captured_len = p.captured_len;
+    q.wire_len = p.wire_len;
+    q.pkttype = p.pkttype;
+    q.udp_payload_at = None;
+    // Offsets in the frame, not in the inner slice.
+    q.net_at = q.net_at.map(|n| n + at + hdr);
+    if q.malformed.is_none() {
+        q.malformed = p.malformed;
+    }
+    *p = q;
+}
+
+fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     let mut p = Packet::empty(ts_ns, link, data.len() as u32, wire_len);
     let (ethertype, off) = match link {
         linktype::ETHERNET => match ethernet(data, &mut p) {
@@ -706,11 +842,29 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
             return p;
         }
     };
-    p.ethertype = ethertype;
     let rest = &data[off.min(data.len())..];
+    if ethertype < 0x0600 && matches!(link, linktype::ETHERNET) {
+        if rest.len() < 3 {
+            p.malformed = Some(trunc(Layer::Link, off + 3, data.len()));
+        } else {
+            p.llc = Some(Llc {
+                dsap: rest[0],
+                ssap: rest[1],
+                control: rest[2],
+                length: ethertype,
+            });
+        }
+        return p;
+    }
+    p.ethertype = ethertype;
+    // Bytes of the network layer on the wire (the capture may hold fewer).
+    let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
     match ethertype {
-        ethertype::IPV4 => ipv4(rest, &mut p),
-        ethertype::IPV6 => ipv6(rest, &mut p),
+        ethertype::IPV4 => {
+            p.net_at = Some(off);
+            ipv4(rest, off, wire, &mut p)
+        }
+        ethertype::IPV6 => ipv6(rest, off, wire, &mut p),
         ethertype::ARP => arp(rest, &mut p),
         _ => {}
     }
@@ -754,7 +908,8 @@ fn vlan_tags(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option
     Some((et, off))
 }
 
-fn ipv4(b: &[u8], p: &mut Packet) {
+/// IPv4 in `b` (as captured), of which `wire` bytes were on the wire.
+fn ipv4(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
     if b.len() < 20 {
         p.malformed = Some(trunc(Layer::Ipv4, 20, b.len()));
         return;
@@ -798,13 +953,19 @@ fn ipv4(b: &[u8], p: &mut Packet) {
     // A total length of 0 is what TSO hands to a capture on the sender:
     // trust the captured bytes then, as Wireshark does.
     let ip_len = if total == 0 {
-        b.len()
+        wire
     } else if (total as usize) < hl {
         p.malformed = Some(Malformed::BadTotalLength {
             layer: Layer::Ipv4,
             len: total as u32,
         });
         return;
+    } else if total as usize > wire {
+        p.malformed = Some(Malformed::TruncatedIp {
+            layer: Layer::Ipv4,
+            missing: (total as usize - wire) as u32,
+        });
+        wire
     } else {
         total as usize
     };
@@ -817,10 +978,11 @@ fn ipv4(b: &[u8], p: &mut Packet) {
         };
         return;
     }
-    transport(h.proto, payload, payload_len, false, p);
+    transport(h.proto, payload, at + hl, payload_len, false, p);
 }
 
-fn ipv6(b: &[u8], p: &mut Packet) {
+/// IPv6 in `b` (as captured), of which `wire` bytes were on the wire.
+fn ipv6(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
     if b.len() < 40 {
         p.malformed = Some(trunc(Layer::Ipv6, 40, b.len()));
         return;
@@ -906,7 +1068,13 @@ fn ipv6(b: &[u8], p: &mut Packet) {
     p.net = Net::Ipv6(h);
     let ip_end = if payload_len == 0 {
         // Jumbogram or TSO: trust the capture.
-        b.len().max(off)
+        wire.max(off)
+    } else if 40 + payload_len as usize > wire {
+        p.malformed = Some(Malformed::TruncatedIp {
+            layer: Layer::Ipv6,
+            missing: (40 + payload_len as usize - wire) as u32,
+        });
+        wire
     } else {
         40 + payload_len as usize
     };
@@ -927,10 +1095,11 @@ fn ipv6(b: &[u8], p: &mut Packet) {
         return;
     }
     let payload = &b[off..ip_end.min(b.len())];
-    transport(proto, payload, plen, true, p);
+    transport(proto, payload, at + off, plen, true, p);
 }
 
-fn transport(proto: u8, b: &[u8], payload_len: u32, v6: bool, p: &mut Packet) {
+/// The transport header in `b`, which starts `at` bytes into the frame.
+fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut Packet) {
     match proto {
         ipproto::TCP => tcp(b, payload_len, p),
         ipproto::UDP => {
@@ -948,6 +1117,7 @@ fn transport(proto: u8, b: &[u8], payload_len: u32, v6: bool, p: &mut Packet) {
                 len: be16(b, 4),
                 payload_len: payload_len.saturating_sub(8),
             });
+            p.udp_payload_at = Some(at + 8);
         }
         ipproto::ICMP | ipproto::ICMPV6 if (proto == ipproto::ICMPV6) == v6 => {
             if b.len() < 8 {

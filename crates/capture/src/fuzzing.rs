@@ -23,18 +23,22 @@ pub fn decode_frame(data: &[u8]) {
         linktype::LOOP,
     ];
     let mut an = Analyzer::new();
+    let mut reasm = crate::reasm::Reassembler::new();
     let mut lw = LineWriter::new(LineOptions::default());
     let mut sink = std::io::sink();
     let start = data.first().map_or(0, |b| *b as usize % LINKS.len());
     for (i, off) in (0..LINKS.len()).enumerate() {
         let link = LINKS[(start + off) % LINKS.len()];
-        let p = decode::decode(link, data, i as u64, data.len() as u32);
+        let mut p = decode::decode(link, data, i as u64, data.len() as u32);
+        reasm.process(&mut p, data);
         let (info, _) = an.process(i as u64 + 1, &p);
         let _ = lw.write(&mut sink, i as u64 + 1, &p, &info, None);
         let _ = serde_json::to_vec(&json::packet(i as u64 + 1, &p, &info, None));
-        let f = filter::parse(&["tcp or port 53 or host 10.0.0.1".to_string()]);
+        let f = filter::parse(&[
+            "tcp or port 53 or host 10.0.0.1 or (vlan and tcp[13] & 2 != 0)".to_string(),
+        ]);
         if let Ok(f) = f {
-            let _ = f.matches(&p);
+            let _ = filter::FileMatcher::new(f).matches(link, data, data.len() as u32);
         }
     }
 }
@@ -46,10 +50,12 @@ pub fn read_file(data: &[u8]) {
         return;
     };
     let mut an = Analyzer::new();
+    let mut reasm = crate::reasm::Reassembler::new();
     let mut frame = 0u64;
     while let Ok(Some(rec)) = r.next_record() {
         frame += 1;
-        let p = decode::decode(rec.link, rec.data, rec.ts_ns, rec.wire_len);
+        let mut p = decode::decode(rec.link, rec.data, rec.ts_ns, rec.wire_len);
+        reasm.process(&mut p, rec.data);
         let _ = an.process(frame, &p);
         if frame > 100_000 {
             break;
@@ -67,8 +73,10 @@ pub fn filter_expr(data: &[u8]) {
     if let Ok(f) = filter::parse(&words) {
         for l in [
             filter::Linkage::Ethernet,
+            filter::Linkage::EthernetLive,
             filter::Linkage::Cooked,
             filter::Linkage::RawIp,
+            filter::Linkage::NetworkOnly,
         ] {
             if let Ok(prog) = f.compile(l, 65535) {
                 let _ = filter::bpf::run(&prog, data, &filter::bpf::Meta::default());

@@ -7,8 +7,8 @@
 //!                     ├─> Record ─> decode ─> Packet ─> analysis ─> view::conv  (conversation table)
 //! live (AF_PACKET) ───┘   (link type,           (TCP state per    ├─> view::flow  (text / SVG diagrams)
 //!                          timestamp, bytes)     conversation)    └─> view::json  (JSON / JSON lines)
-//!                                      filter (userspace)           procs (pid / comm labels)
-//!                                      filter::bpf (kernel)
+//!                                      filter: cBPF, run by the      procs (pid / comm labels)
+//!                                      kernel (live) or in-process (files)
 //! ```
 //!
 //! - [`pcap`] reads pcap (both byte orders, µs and ns) and pcapng (SHB, IDB,
@@ -17,13 +17,17 @@
 //! - [`decode`] turns the bytes of one frame into a [`decode::Packet`]:
 //!   Ethernet, 802.1Q, Linux cooked v1/v2, raw IP, BSD loopback; IPv4 and
 //!   IPv6 (extension headers skipped); TCP with all flags and options; UDP;
-//!   ICMP; ARP. Bad input gives a packet marked malformed, never a panic.
+//!   ICMP; ARP; 802.3/LLC; VXLAN and Geneve (the inner packet is decoded,
+//!   the outer headers kept). Bad input gives a packet marked malformed,
+//!   never a panic; an IP header that counts bytes never sent is flagged
+//!   and lengths use the bytes that were there.
 //! - [`analysis`] follows TCP conversations as Wireshark 4.0 does: relative
 //!   sequence numbers, handshake RTT, window scaling and the `tcp.analysis.*`
 //!   flags, with the same definitions.
-//! - [`filter`] is a small tcpdump-like expression language, evaluated on
-//!   decoded packets and compiled to classic BPF for the kernel.
+//! - [`filter`] is tcpdump's filter language compiled to classic BPF: run
+//!   by the kernel on live capture and by an interpreter on file frames.
 //! - [`live`] captures through an AF_PACKET socket with a TPACKET_V3 ring.
+//! - [`reasm`] puts IPv4 fragments back together (capped, counted).
 //! - [`procs`] labels packets with the process that owns the local socket.
 //! - [`view`] renders lines, conversation tables, flow diagrams and JSON.
 //!
@@ -37,4 +41,5 @@ pub mod fuzzing;
 pub mod live;
 pub mod pcap;
 pub mod procs;
+pub mod reasm;
 pub mod view;

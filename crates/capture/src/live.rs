@@ -21,6 +21,7 @@
 
 use crate::decode::linktype;
 use crate::filter::{Filter, Linkage};
+use sockscope::view::escape::Escaped;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -100,7 +101,11 @@ pub enum LiveError {
          `setcap cap_net_raw+ep $(command -v sockscope)`, or read a file with -r"
     )]
     Privilege(io::Error),
-    #[error("no interface named '{name}' in this network namespace (interfaces: {known})")]
+    #[error(
+        "no interface named '{}' in this network namespace (interfaces: {})",
+        Escaped(name),
+        Escaped(known)
+    )]
     NoSuchInterface { name: String, known: String },
     #[error("the kernel has no AF_PACKET TPACKET_V3 ring ({0}); Linux 3.2 or newer is needed")]
     NoRing(io::Error),
@@ -320,7 +325,7 @@ impl Capture {
                 if cooked {
                     Linkage::Cooked
                 } else {
-                    Linkage::Ethernet
+                    Linkage::EthernetLive
                 },
                 opts.snaplen,
             )

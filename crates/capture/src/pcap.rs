@@ -171,8 +171,10 @@ impl<R: Read> Reader<R> {
         let h = &r.buf[r.pos..r.pos + 24];
         let major = u16_at(h, 4, swapped);
         let snaplen = u32_at(h, 16, swapped);
-        // The upper bits of the link-type field carry FCS information.
-        let link = u32_at(h, 20, swapped) & 0x0fff_ffff;
+        // The upper bits of the link-type field carry FCS information
+        // (bit 26: an FCS length is given; bits 28-31: that length), the
+        // link type is the low 26 bits (libpcap's LT_LINKTYPE).
+        let link = u32_at(h, 20, swapped) & 0x03ff_ffff;
         if major != 2 {
             return Err(PcapError::Corrupt {
                 offset: 4,

@@ -5,12 +5,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const LS_EXAMPLES: &str = "\
 Examples:
-  sockscope ls -tlnp                      TCP listeners, numeric, with their processes
-  sockscope ls -tanp                      every TCP socket and who owns it
+  sockscope ls -tlnp                  TCP listeners, numeric, with processes
+  sockscope ls -tanp                  every TCP socket and who owns it
   sockscope ls -tnp state established '( dport = :443 or sport = :8080 )'
-  sockscope ls -xp src /run/*             UNIX sockets under /run and their owners
-  sockscope ls -ap comm = nginx           everything nginx holds
-  sockscope ls -tan --all-netns           TCP sockets of every network namespace
+  sockscope ls -xp 'src /run/*'       UNIX sockets under /run, and owners
+  sockscope ls -ap comm = nginx       everything nginx holds
+  sockscope ls -tan --all-netns       TCP sockets of every network namespace
   sockscope ls -tan --json | jq '.[] | select(.recv_q > 0)'
 
 Reading the columns:
@@ -21,16 +21,24 @@ Reading the columns:
   the peer. '-' means the source could not say (/proc never shows a
   listener's backlog).
 
-Filter (ss syntax):
-  state NAME | exclude NAME       established syn-sent syn-recv fin-wait-1 fin-wait-2
-                                  time-wait closed close-wait last-ack listening closing
-                                  groups: all connected synchronized bucket big
-  sport|dport OP :PORT            OP: = != < > <= >= (or eq ne lt gt le ge); :http works
-  src|dst ADDR[/PREFIX][:PORT]    127.0.0.1, 10.0.0.0/8, [::1]:80, *:22; for UNIX, src PATH (glob *)
-  pid|uid|inode OP N, comm = NAME combined with and, or, not and ( ).
+Filter (ss syntax; quote it when it has * or parentheses):
+  state NAME | exclude NAME
+      established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed
+      close-wait last-ack listening closing;
+      groups: all connected synchronized bucket big
+  sport|dport OP :PORT
+      OP: = != < > <= >= (or eq ne lt gt le ge); names work too (:http)
+  src|dst ADDR[/PREFIX][:PORT]
+      127.0.0.1, 10.0.0.0/8, [::1]:80, *:22; for UNIX, src PATH (glob *)
+  pid|uid|inode OP N, comm = NAME
+  combined with and, or, not and ( ).
 
 Exit status: 0 sockets shown, 1 nothing matched, 2 bad usage or filter,
-3 missing privilege or kernel feature.";
+3 missing privilege or kernel feature, 4 output could not be written.";
+
+/// The heading of the options every command takes, apart from each
+/// command's own.
+const GLOBAL: &str = "Global options";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,10 +52,16 @@ Start with `sockscope ls -tanp`.",
 )]
 pub struct Cli {
     /// When to colour output: auto (on a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        help_heading = GLOBAL
+    )]
     pub color: ColorChoice,
     /// Say on stderr which kernel interfaces were used and any fallbacks.
-    #[arg(short = 'v', long, global = true)]
+    #[arg(short = 'v', long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -81,12 +95,14 @@ pub enum Command {
     Capture(crate::cmd::capture::CaptureArgs),
     /// A web server built from raw socket syscalls, and scripted experiments that make the kernel show its behaviour.
     Lab(crate::cmd::lab::LabArgs),
+    /// Serve socket health as Prometheus metrics: listener queues, socket counts, the kernel's TCP counters, per process and container.
+    Export(crate::cmd::export::ExportArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
-    /// Print a man page (roff) to stdout: `sockscope man ls | man -l -`.
+    /// Show a man page: on a terminal through `man -l -` (and $MANPAGER/$PAGER); into a pipe or file, its roff source.
     Man {
         /// The subcommand whose page to print (default: sockscope itself).
         subcommand: Option<String>,
@@ -206,6 +222,63 @@ impl NetnsArgs {
             NetnsTarget::All
         } else {
             NetnsTarget::Current
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command, subcommands included.
+    fn all(c: &clap::Command, out: &mut Vec<clap::Command>) {
+        out.push(c.clone());
+        for s in c.get_subcommands() {
+            all(s, out);
+        }
+    }
+
+    /// clap wraps help text at the terminal's width (100 columns when not
+    /// a terminal): an example line longer than a terminal would be broken
+    /// in two, its tail landing under the commands. Keep every line of the
+    /// examples and notes below the options within 79 columns.
+    #[test]
+    fn after_help_lines_fit_an_80_column_terminal() {
+        let mut cmds = Vec::new();
+        all(&Cli::command(), &mut cmds);
+        let mut long = Vec::new();
+        for c in &cmds {
+            for text in [c.get_after_help(), c.get_after_long_help()]
+                .into_iter()
+                .flatten()
+            {
+                for l in text.to_string().lines() {
+                    if l.chars().count() > 79 {
+                        long.push(format!("{}: {l}", c.get_name()));
+                    }
+                }
+            }
+        }
+        assert!(
+            long.is_empty(),
+            "lines over 79 columns:\n{}",
+            long.join("\n")
+        );
+    }
+
+    /// Global options are listed apart from each command's own.
+    #[test]
+    fn global_options_have_their_own_heading() {
+        let mut c = Cli::command();
+        c.build();
+        let ls = c.find_subcommand("ls").expect("ls");
+        for name in ["color", "verbose"] {
+            let a = ls
+                .get_arguments()
+                .find(|a| a.get_id() == name)
+                .unwrap_or_else(|| panic!("--{name} in ls"));
+            assert_eq!(a.get_help_heading(), Some(GLOBAL), "--{name}");
         }
     }
 }

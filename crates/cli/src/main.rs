@@ -40,17 +40,28 @@ impl Fail {
     }
 }
 
-/// Exit codes (README): 0 found, 1 nothing matched.
+/// Exit codes (README): 0 found, 1 nothing matched (2 usage, 3 privilege
+/// or kernel feature: [`Fail`]; 4 output not written: [`out::OUTPUT_FAILED`]).
 pub const FOUND: u8 = 0;
 pub const NOTHING: u8 = 1;
 
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // Usage errors go to stderr (exit 2); --help and --version are
+        // output like any other, written through the same path.
+        Err(e) if e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let text = e.render();
+            let text = if out::use_color(cli::ColorChoice::Auto) {
+                text.ansi().to_string()
+            } else {
+                text.to_string()
+            };
+            return exit(out::print(text.as_bytes()));
         }
     };
     let result = match &args.command {
@@ -63,13 +74,22 @@ fn main() -> ExitCode {
         cli::Command::Top(a) => cmd::top::run(a, &args),
         cli::Command::Capture(a) => cmd::capture::run(a, &args),
         cli::Command::Lab(a) => cmd::lab::run(a, &args),
+        cli::Command::Export(a) => cmd::export::run(a, &args),
         cli::Command::Completions { shell } => {
+            // Generated into memory (clap_complete panics on a write
+            // error), then written like any output.
             let mut c = cli::Cli::command();
-            clap_complete::generate(*shell, &mut c, "sockscope", &mut std::io::stdout());
-            Ok(FOUND)
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut c, "sockscope", &mut script);
+            out::print(&script)
         }
         cli::Command::Man { subcommand } => cmd::man(subcommand.as_deref()),
     };
+    exit(result)
+}
+
+/// The exit status of a command's result; errors are said on stderr.
+fn exit(result: Result<u8, Fail>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {

@@ -1,8 +1,21 @@
-//! Output plumbing: colour decision, buffered stdout, broken pipes.
+//! Output plumbing: colour decision, and the one path by which every
+//! command's output reaches stdout and its write errors become an exit
+//! status.
+//!
+//! Every command writes through [`stdout`] (or hands finished bytes to
+//! [`print`]) and passes the result of its writes to [`done`] /
+//! [`ignore_broken_pipe`]. A reader that went away (`| head`: EPIPE) is not
+//! an error: quiet exit 0. Any other failure to write (a full disk,
+//! `> /dev/full`, an I/O error) is exit 4 with a message on stderr, so
+//! that a script never mistakes lost output for a result (exit 3 is kept
+//! for a missing privilege or kernel feature).
 
 use crate::cli::ColorChoice;
 use crate::{FOUND, Fail};
-use std::io::IsTerminal;
+use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+
+/// Output could not be written: exit 4 (README).
+pub const OUTPUT_FAILED: u8 = 4;
 
 /// Colour only on a terminal, and never when NO_COLOR is set (non-empty).
 pub fn use_color(choice: ColorChoice) -> bool {
@@ -16,11 +29,369 @@ pub fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
-/// A reader of our output that went away (`| head`) is not an error.
-pub fn ignore_broken_pipe(e: std::io::Error) -> Result<u8, Fail> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
+/// Buffered stdout for a command's output; pass what writing it returned
+/// to [`done`].
+pub fn stdout() -> BufWriter<StdoutLock<'static>> {
+    BufWriter::with_capacity(1 << 16, io::stdout().lock())
+}
+
+/// The error for output that could not be written (not a closed pipe).
+pub fn write_failed(e: &io::Error) -> Fail {
+    Fail {
+        code: OUTPUT_FAILED,
+        message: format!(
+            "could not write the output: {e}; check where standard output goes (a full disk, /dev/full, a closed terminal)"
+        ),
+    }
+}
+
+/// A write error as an exit status: a reader of our output that went away
+/// (`| head`) is a quiet exit 0, anything else exit 4.
+pub fn ignore_broken_pipe(e: io::Error) -> Result<u8, Fail> {
+    if broken_pipe(&e) {
         Ok(FOUND)
     } else {
-        Err(Fail::system(format!("writing output: {e}")))
+        Err(write_failed(&e))
+    }
+}
+
+/// EPIPE, also when wrapped (serde_json reports a failed write as its own
+/// error, which callers wrap again in an io::Error).
+fn broken_pipe(e: &io::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(j) = c.downcast_ref::<serde_json::Error>() {
+            return j.io_error_kind() == Some(io::ErrorKind::BrokenPipe);
+        }
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return true;
+            }
+            // An io::Error's source() skips its payload: look at it.
+            if let Some(inner) = io.get_ref() {
+                cur = Some(inner);
+                continue;
+            }
+        }
+        cur = c.source();
+    }
+    false
+}
+
+/// Flush `w` after the writes that gave `written`, and turn the outcome
+/// into the command's exit status (`code` when everything was written).
+pub fn done(written: io::Result<()>, w: &mut impl Write, code: u8) -> Result<u8, Fail> {
+    written
+        .and_then(|_| w.flush())
+        .map(|_| code)
+        .or_else(ignore_broken_pipe)
+}
+
+/// Write finished bytes (help, completions, a man page) to stdout.
+pub fn print(bytes: &[u8]) -> Result<u8, Fail> {
+    let mut w = io::stdout().lock();
+    let r = w.write_all(bytes);
+    done(r, &mut w, FOUND)
+}
+
+/// Stdout written by a thread of its own, for the long-running commands:
+/// they must stop within a second of SIGINT/SIGTERM whatever stdout does,
+/// and a write(2) to a pipe nobody reads blocks for ever (a signal does not
+/// end it: the write is restarted). The command writes into this (bytes
+/// are handed over at each [`Write::flush`] and every 64 KiB); the thread
+/// writes them to fd 1. At most [`Background::QUEUE`] bytes wait: beyond
+/// that the command waits for the reader (back-pressure, as with a plain
+/// write) until it is told to stop. Once stopping, it waits only while the
+/// output makes progress, and gives up after [`Background::PATIENCE`]
+/// without any. [`Background::item`] marks the end of an item (an event)
+/// so that those never written can be counted.
+pub struct Background {
+    buf: Vec<u8>,
+    items: u64,
+    shared: std::sync::Arc<Shared>,
+    stopping: &'static std::sync::atomic::AtomicBool,
+    /// When the command stops by itself (--duration), if it does.
+    deadline: Option<std::time::Instant>,
+    /// Items dropped because the output made no progress while stopping.
+    dropped: u64,
+}
+
+struct Shared {
+    q: std::sync::Mutex<Queue>,
+    cv: std::sync::Condvar,
+}
+
+struct Queue {
+    chunks: std::collections::VecDeque<(Vec<u8>, u64)>,
+    bytes: usize,
+    /// Items of the chunk being written.
+    writing: u64,
+    closed: bool,
+    error: Option<io::Error>,
+    /// Items that were not written because a write failed.
+    failed: u64,
+    progress: std::time::Instant,
+}
+
+/// What became of the output (see [`Background::finish`]).
+#[derive(Debug)]
+pub struct Finished {
+    /// Items that never reached stdout.
+    pub unwritten: u64,
+    /// Everything handed over was written.
+    pub complete: bool,
+    /// The write error that ended the output, if any.
+    pub error: Option<io::Error>,
+}
+
+impl Background {
+    /// Bytes that may wait for the writer.
+    pub const QUEUE: usize = 256 << 10;
+    /// How long, once stopping, to wait for output that makes no progress.
+    pub const PATIENCE: std::time::Duration = std::time::Duration::from_millis(400);
+    const CHUNK: usize = 64 << 10;
+
+    /// Start the writer thread. `stopping` is set (by a signal handler)
+    /// when the command is told to stop.
+    pub fn spawn(stopping: &'static std::sync::atomic::AtomicBool) -> io::Result<Background> {
+        let shared = std::sync::Arc::new(Shared {
+            q: std::sync::Mutex::new(Queue {
+                chunks: Default::default(),
+                bytes: 0,
+                writing: 0,
+                closed: false,
+                error: None,
+                failed: 0,
+                progress: std::time::Instant::now(),
+            }),
+            cv: std::sync::Condvar::new(),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("sockscope-out".into())
+            .spawn(move || writer(&s))?;
+        Ok(Background {
+            buf: Vec::with_capacity(Self::CHUNK),
+            items: 0,
+            shared,
+            stopping,
+            deadline: None,
+            dropped: 0,
+        })
+    }
+
+    /// The command also stops at `deadline` (--duration): from then on,
+    /// as when told to stop, the output is waited for only while it makes
+    /// progress.
+    pub fn stop_at(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// One more item (an event) ends in what was written so far.
+    pub fn item(&mut self) {
+        self.items += 1;
+    }
+
+    /// `n` more items end in what was written so far.
+    pub fn items(&mut self, n: u64) {
+        self.items += n;
+    }
+
+    /// Stopping, and output has already been dropped for want of
+    /// progress: what comes next would be dropped too, so a caller may
+    /// count it with [`Background::skip`] without formatting it.
+    pub fn abandoned(&self) -> bool {
+        self.dropped > 0 && self.stopping()
+    }
+
+    /// Count an item as not written, without writing it.
+    pub fn skip(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// A write failed: the output is over.
+    pub fn failed(&self) -> bool {
+        lock(&self.shared).error.is_some()
+    }
+
+    /// Items that will not be written (dropped so far, or lost to a
+    /// failed write).
+    pub fn unwritten(&self) -> u64 {
+        self.dropped + lock(&self.shared).failed
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+            || self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+    }
+
+    /// Hand the buffer to the writer thread.
+    fn hand_over(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() && self.items == 0 {
+            return Ok(());
+        }
+        let mut q = lock(&self.shared);
+        loop {
+            if let Some(e) = &q.error {
+                return Err(io::Error::new(e.kind(), e.to_string()));
+            }
+            if q.bytes < Self::QUEUE {
+                break;
+            }
+            if self.stopping() && q.progress.elapsed() >= Self::PATIENCE {
+                // The reader is gone for good as far as we can tell.
+                self.dropped += self.items;
+                self.items = 0;
+                self.buf.clear();
+                return Ok(());
+            }
+            q = self
+                .shared
+                .cv
+                .wait_timeout(q, std::time::Duration::from_millis(20))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
+        if q.chunks.is_empty() && q.writing == 0 {
+            // The writer was idle: its patience starts now.
+            q.progress = std::time::Instant::now();
+        }
+        q.bytes += chunk.len();
+        q.chunks.push_back((chunk, std::mem::take(&mut self.items)));
+        self.shared.cv.notify_all();
+        Ok(())
+    }
+
+    /// Hand over what is left and wait for the writer: until everything is
+    /// written, a write fails, or (when stopping) the output made no
+    /// progress for [`Background::PATIENCE`]. The thread is left behind
+    /// if it is still blocked; the process exits around it.
+    pub fn finish(mut self) -> Finished {
+        let handed = self.hand_over();
+        let mut q = lock(&self.shared);
+        q.closed = true;
+        self.shared.cv.notify_all();
+        loop {
+            let idle = q.chunks.is_empty() && q.writing == 0;
+            if idle || q.error.is_some() {
+                break;
+            }
+            if self.stopping() && q.progress.elapsed() >= Self::PATIENCE {
+                break;
+            }
+            q = self
+                .shared
+                .cv
+                .wait_timeout(q, std::time::Duration::from_millis(20))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let waiting: u64 = q.chunks.iter().map(|c| c.1).sum::<u64>() + q.writing;
+        let error = match (q.error.take(), handed) {
+            (Some(e), _) | (None, Err(e)) => Some(e),
+            (None, Ok(())) => None,
+        };
+        Finished {
+            unwritten: self.dropped + q.failed + waiting,
+            complete: waiting == 0 && error.is_none() && self.dropped == 0 && q.failed == 0,
+            error,
+        }
+    }
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Queue> {
+    s.q.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Write for Background {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= Self::CHUNK {
+            self.hand_over()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.hand_over()
+    }
+}
+
+/// The writer thread: fd 1, written directly (not through std's Stdout,
+/// whose lock it would hold while blocked).
+fn writer(s: &Shared) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps
+    // this File from closing it.
+    let mut fd1 = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+    loop {
+        let (chunk, items) = {
+            let mut q = lock(s);
+            loop {
+                if let Some(c) = q.chunks.pop_front() {
+                    q.writing = c.1;
+                    break c;
+                }
+                if q.closed {
+                    return;
+                }
+                q = s.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let r = fd1.write_all(&chunk);
+        let mut q = lock(s);
+        q.writing = 0;
+        q.bytes -= chunk.len();
+        q.progress = std::time::Instant::now();
+        if let Err(e) = r {
+            let rest: u64 = q.chunks.drain(..).map(|c| c.1).sum();
+            q.failed += items + rest;
+            q.bytes = 0;
+            q.error = Some(e);
+            s.cv.notify_all();
+            return;
+        }
+        s.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct WriteFails(io::ErrorKind);
+
+    impl Write for WriteFails {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(self.0))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn closed_pipe_is_quiet_success_other_errors_exit_4() {
+        assert_eq!(
+            ignore_broken_pipe(io::Error::from(io::ErrorKind::BrokenPipe)).unwrap(),
+            FOUND
+        );
+        // serde_json's error for a failed write, wrapped as callers do
+        let mut w = WriteFails(io::ErrorKind::BrokenPipe);
+        let wrapped = io::Error::other(serde_json::to_writer(&mut w, &[1]).unwrap_err());
+        assert_eq!(ignore_broken_pipe(wrapped).unwrap(), FOUND);
+        let mut w = WriteFails(io::ErrorKind::StorageFull);
+        let wrapped = io::Error::other(serde_json::to_writer(&mut w, &[1]).unwrap_err());
+        assert_eq!(ignore_broken_pipe(wrapped).unwrap_err().code, 4);
+        let f = ignore_broken_pipe(io::Error::from_raw_os_error(libc::ENOSPC)).unwrap_err();
+        assert_eq!(f.code, 4);
+        assert!(
+            f.message.contains("could not write the output"),
+            "{}",
+            f.message
+        );
     }
 }

@@ -88,6 +88,72 @@ fn bad_serve_arguments_are_usage_errors() {
     let (code, _, err) = sockscope(&["lab", "serve", "--header-timeout", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("--header-timeout"), "{err}");
+    for (opt, v) in [
+        ("--send-timeout", "0"),
+        ("--grace", "NaN"),
+        ("--grace", "-1"),
+    ] {
+        let (code, _, err) = sockscope(&["lab", "serve", &format!("{opt}={v}")]);
+        assert_eq!(code, 2, "{opt} {v}: {err}");
+        assert!(
+            err.contains(&format!("{opt} must be a number of seconds")),
+            "{err}"
+        );
+    }
+}
+
+/// A root directory whose name holds terminal escapes is printed escaped,
+/// in the error and in the line saying what is served.
+#[test]
+fn root_paths_are_escaped() {
+    use std::io::{BufRead, BufReader};
+    let (code, _, err) = sockscope(&[
+        "lab",
+        "serve",
+        "epoll",
+        "--root",
+        "/nonexistent/\x1b]0;owned\x07\x1b[2J",
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+    assert!(
+        err.contains("cannot serve directory /nonexistent/\\e]0;owned\\x07\\e[2J"),
+        "{err:?}"
+    );
+
+    support::require_root();
+    let dir = support::TempDir::new("esc");
+    let root = dir.0.join("www\x1b[31m\u{202e}");
+    std::fs::create_dir(&root).unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "-n",
+            "--",
+            support::BIN,
+            "lab",
+            "serve",
+            "epoll",
+            "--addr",
+            "127.0.0.1:0",
+            "--root",
+        ])
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let r = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    r.unwrap();
+    assert!(line.contains(" serving "), "{line:?}");
+    assert!(
+        !line.contains('\x1b') && !line.contains('\u{202e}'),
+        "{line:?}"
+    );
+    assert!(line.contains("www\\e[31m\\u{202e} on http://"), "{line:?}");
 }
 
 #[test]

@@ -103,6 +103,54 @@ fn basics(s: &Server) {
     assert!(out.contains("\r\nAllow: GET, HEAD\r\n"), "{out}");
 }
 
+/// `//sub` is redirected to `/sub/`, never to `//sub/` (which a browser
+/// reads as the host `sub`); a UNIX socket, a FIFO and a device in the root
+/// are not files: 404, not 500.
+fn special_paths(s: &Server) {
+    for path in ["//sub", "///sub", "http://127.0.0.1:8080//sub"] {
+        let o = s.curl(&["--path-as-is", "-i", "--request-target", path, &s.url("/")]);
+        let (out, err) = text(&o);
+        assert!(out.starts_with("HTTP/1.1 301 "), "{path}: {out}{err}");
+        assert!(out.contains("\r\nLocation: /sub/\r\n"), "{path}: {out}");
+    }
+    let www = s.root.0.join("www");
+    let _sock = std::os::unix::net::UnixListener::bind(www.join("sock")).unwrap();
+    let fifo =
+        std::ffi::CString::new(www.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+    let null =
+        std::ffi::CString::new(www.join("null").into_os_string().into_encoded_bytes()).unwrap();
+    let nodrv =
+        std::ffi::CString::new(www.join("nodrv").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo/mknod with valid C strings (the tests run as root).
+    unsafe {
+        assert_eq!(libc::mkfifo(fifo.as_ptr(), 0o644), 0);
+        assert_eq!(
+            libc::mknod(null.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)),
+            0
+        );
+        // A block device number no driver has.
+        assert_eq!(
+            libc::mknod(
+                nodrv.as_ptr(),
+                libc::S_IFBLK | 0o600,
+                libc::makedev(4095, 4095)
+            ),
+            0
+        );
+    }
+    for path in ["/sock", "/fifo"] {
+        assert_eq!(s.status(path, &[]), "404", "{path}");
+    }
+    // Devices: 404, or 403 where the file system is mounted nodev (EACCES).
+    for path in ["/null", "/nodrv"] {
+        let code = s.status(path, &[]);
+        assert!(code == "404" || code == "403", "{path}: {code}");
+    }
+    for name in ["sock", "fifo", "null", "nodrv"] {
+        let _ = std::fs::remove_file(www.join(name));
+    }
+}
+
 /// Nothing outside the root is ever served.
 fn traversal(s: &Server) {
     for (path, want) in [
@@ -256,6 +304,7 @@ fn sigterm(s: &mut Server) {
 fn battery(model: &[&str]) {
     let mut s = Server::start(model, &["--header-timeout", "2"]);
     basics(&s);
+    special_paths(&s);
     traversal(&s);
     limits(&s);
     slow_client(&s);

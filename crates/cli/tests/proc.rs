@@ -251,3 +251,51 @@ fn proc_of_a_pid_that_does_not_exist_exits_2() {
     let run = sockscope(&["proc", "abc"]);
     run.expect_code(2);
 }
+
+/// As root, a refusal to read another process's fd table never ends in
+/// "run as root". Without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (dropped
+/// by setpriv), root may not read pid 1's fds: the message says that the
+/// capabilities are missing. With them (the tests run as root), pid 1 is
+/// either readable or shielded by something else, which the message says.
+#[test]
+fn root_is_never_told_to_run_as_root() {
+    use std::process::Command;
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test runs as root (scripts/test)"
+    );
+    let bin = env!("CARGO_BIN_EXE_sockscope");
+    let o = Command::new("setpriv")
+        .args([
+            "--inh-caps=-all",
+            "--bounding-set=-sys_ptrace,-dac_read_search",
+            "--",
+            bin,
+            "proc",
+            "1",
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("runs as root but without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH")
+            && !err.contains("run as root"),
+        "{err}"
+    );
+    for args in [&["proc", "1"][..], &["who", "1/0"][..]] {
+        let o = Command::new(bin).args(args).output().expect("sockscope");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("run as root"),
+            "sockscope {}: {err}",
+            args.join(" ")
+        );
+        if o.status.code() == Some(3) {
+            assert!(
+                err.contains("although sockscope runs with CAP_SYS_PTRACE"),
+                "{err}"
+            );
+        }
+    }
+}

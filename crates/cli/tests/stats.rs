@@ -201,3 +201,66 @@ fn stats_text_shows_the_matrix_and_settings() {
     assert!(out.contains("TCP: 5 in use"), "{out}");
     assert!(out.contains("1 TIME-WAIT"), "{out}");
 }
+
+/// "held by no process" is split in two, each saying something true: a
+/// TIME-WAIT socket has no file; a LISTEN socket whose only reference is
+/// in flight in a UNIX socket message (SCM_RIGHTS, the sender closed it,
+/// nobody received it yet) has a file that no process holds.
+#[test]
+fn sockets_without_owner_are_split_by_why() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    const SCRIPT: &str = r#"
+import json, os, socket, subprocess, sys, time
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+# A listener sent over a socketpair and closed here: only in flight.
+lst = socket.socket(); lst.bind(("127.0.0.1", 5000)); lst.listen(1)
+a, b = socket.socketpair()
+socket.send_fds(a, [b"x"], [lst.fileno()])
+lst.close()
+# A TIME-WAIT: the client closes first.
+srv = socket.socket(); srv.bind(("127.0.0.1", 5001)); srv.listen(1)
+c = socket.create_connection(("127.0.0.1", 5001))
+conn, _ = srv.accept()
+c.close(); time.sleep(0.1); conn.close(); time.sleep(0.2)
+print(json.dumps({"pid": os.getpid()}), flush=True)
+sys.stdin.readline()
+"#;
+    let mut child = Command::new("unshare")
+        .args(["-n", "--", "python3", "-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("unshare -n python3 (run the tests as root)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let pid = serde_json::from_str::<serde_json::Value>(&line)
+        .unwrap_or_else(|e| panic!("fixture said {line:?}: {e}"))["pid"]
+        .to_string();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sockscope"))
+            .args(["stats", "--netns-pid", &pid])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run sockscope")
+    };
+    let json = run(&["--json"]);
+    let text = run(&[]);
+    let _ = child.stdin.take().map(|mut i| i.write_all(b"\n"));
+    let _ = child.wait();
+    assert_eq!(json.status.code(), Some(0));
+    let s: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(s["by_protocol"]["tcp"]["time-wait"], 1, "{s}");
+    assert_eq!(s["sockets_without_owner"], 2, "{s}");
+    assert_eq!(s["sockets_without_file"], 1, "the TIME-WAIT: {s}");
+    assert_eq!(s["sockets_holder_unseen"], 1, "the listener in flight: {s}");
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains("sockets held by no process we could see: 2\n  1 with no file (TIME-WAIT")
+            && t.contains("  1 with a file whose holder we could not see ("),
+        "{t}"
+    );
+}

@@ -10,7 +10,13 @@
 //! (BCC_KERNEL_SOURCE) at Debian's linux-headers (common + arch trees,
 //! merged by symlinks into a temporary directory): the tracepoint's record
 //! layout comes from tracefs at run time, the headers only need to
-//! compile.
+//! compile. The merged tree is a temporary directory removed on every
+//! path, also when the test fails.
+//!
+//! bcc finds the tracepoint through tracefs, which a fresh machine does not
+//! mount (bcc then falls back to kprobes, which these kernels lack).
+//! tcpstates runs in a private mount namespace of its own (`unshare -m`)
+//! with tracefs mounted there: nothing is mounted on the host.
 
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
@@ -59,12 +65,21 @@ fn debian_headers() -> (PathBuf, PathBuf) {
     })
 }
 
+/// A temporary directory, removed when dropped (also during a panic).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A directory that looks like a kernel build tree: the common headers
 /// with the arch tree's generated files over them (symlinks only).
 fn merged_headers(dir: &Path) {
-    let (common, arch) = debian_headers();
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("mkdir");
+    let (common, arch) = debian_headers();
     for (src, extra) in [(&common, None), (&arch, Some("--remove-destination"))] {
         let mut c = Command::new("cp");
         c.arg("-rs");
@@ -87,15 +102,23 @@ struct Tcpstates {
 
 impl Tcpstates {
     fn start(headers: &Path) -> Tcpstates {
-        let mut child = Command::new("tcpstates-bpfcc")
-            .args(["-s", "-t"])
+        // In a mount namespace of its own, with every mount private so
+        // that nothing propagates to the host, tracefs mounted unless it
+        // already is.
+        let script = "mount --make-rprivate / || exit 97
+            if [ -z \"$(ls -A /sys/kernel/tracing)\" ] && [ ! -d /sys/kernel/debug/tracing/events ]; then
+                mount -t tracefs nodev /sys/kernel/tracing || exit 98
+            fi
+            exec tcpstates-bpfcc -s -t";
+        let mut child = Command::new("unshare")
+            .args(["-m", "--", "sh", "-c", script])
             .env("BCC_KERNEL_SOURCE", headers)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn tcpstates-bpfcc (Debian bpfcc-tools; scripts/test installs it)");
+            .expect("spawn `unshare -m sh -c '... tcpstates-bpfcc'` (util-linux and Debian bpfcc-tools; scripts/test installs them)");
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {
@@ -113,6 +136,7 @@ impl Tcpstates {
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     let mut e = String::new();
                     let _ = std::io::Read::read_to_string(&mut err, &mut e);
                     panic!("tcpstates-bpfcc did not start:\n{e}");
@@ -123,7 +147,7 @@ impl Tcpstates {
     }
 
     /// Stop it and return its rows: (time, skaddr, lport, rport, old, new).
-    fn stop(mut self) -> Vec<(f64, u64, u64, u64, String, String)> {
+    fn stop(&mut self) -> Vec<(f64, u64, u64, u64, String, String)> {
         if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
         }
@@ -154,6 +178,16 @@ impl Tcpstates {
             rows.push((t, sk, lp, rp, f[9].to_string(), f[10].to_string()));
         }
         rows
+    }
+}
+
+impl Drop for Tcpstates {
+    /// Not left running when a test fails half-way.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -199,9 +233,9 @@ fn sockscope_transitions(out: &TraceOut) -> Transitions {
 fn same_transitions_as_bcc_tcpstates() {
     require_root();
     let headers =
-        std::env::temp_dir().join(format!("sockscope-bcc-headers-{}", std::process::id()));
-    merged_headers(&headers);
-    let bcc = Tcpstates::start(&headers);
+        TempDir(std::env::temp_dir().join(format!("sockscope-bcc-headers-{}", std::process::id())));
+    merged_headers(&headers.0);
+    let mut bcc = Tcpstates::start(&headers.0);
 
     // Unusual ports below the ephemeral range (32768-60999), so that no
     // other connection on the host has them at either end.
@@ -222,7 +256,7 @@ fn same_transitions_as_bcc_tcpstates() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let rows = bcc.stop();
-    let _ = std::fs::remove_dir_all(&headers);
+    drop(headers);
 
     for (port, mine) in ours {
         let p = u64::from(port);

@@ -2,11 +2,26 @@
 //! (a file with sendfile, or a short error), keep the connection for the
 //! next request or close it.
 //!
-//! The same state machine serves blocking sockets (single, fork: the
-//! caller's read blocks, SO_RCVTIMEO bounds the wait) and nonblocking ones
-//! (epoll: EAGAIN means wait for the next event). [`Conn::drive`] runs until
-//! it must wait and says for what. Buffers are allocated once per
-//! connection slot and reused; answering a request allocates nothing.
+//! Every process model uses nonblocking sockets: [`Conn::drive`] runs
+//! until it must wait and says for what (EAGAIN); the model waits with
+//! epoll (epoll, prefork, reuseport) or poll (single, fork) and drives it
+//! again. Buffers are allocated once per connection slot and reused;
+//! answering a request allocates nothing.
+//!
+//! Timeouts are kept here, once for every model: each connection has one
+//! [`Conn::deadline`], which the model uses as its wait timeout (poll) or
+//! checks in a sweep (epoll) and then calls [`Conn::time_out`]:
+//! - a request (head, then any body, which is read and dropped after the
+//!   response) and the idle time before it: `header_timeout` from the end
+//!   of the previous response (or the accept), in total, however slowly the
+//!   client trickles bytes;
+//! - a response: `send_timeout` without progress (each write that moves
+//!   data restarts it), so a slow but steady reader gets the whole file;
+//! - closing with input possibly unread (a body, pipelined bytes, an error):
+//!   the send side is shut and the input read and dropped until the client
+//!   closes, for at most [`LINGER`] and [`LINGER_BYTES`], so that close()
+//!   does not answer unread data with an RST that destroys the response;
+//! - once the server stops, no deadline lies beyond the grace period.
 
 use crate::http::{self, ConnHeader, Method, Request, Status};
 use crate::sys::{self, FileKind};
@@ -21,6 +36,11 @@ use std::time::{Duration, Instant};
 /// Largest sendfile(2) call.
 const SENDFILE_CHUNK: u64 = 16 << 20;
 
+/// Longest wait for the client to close after the server shut its send side.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read and dropped while lingering.
+pub const LINGER_BYTES: usize = 256 * 1024;
+
 /// What the server shares between its connections.
 pub struct Cx {
     pub t: Tracer,
@@ -30,15 +50,18 @@ pub struct Cx {
     pub root_path: PathBuf,
     /// Cleared when openat2 answers ENOSYS.
     pub openat2: bool,
-    /// Sockets are nonblocking (epoll) rather than blocking with timeouts.
-    pub nonblocking: bool,
-    /// Total time a client has to send a request head, and how long an idle
+    /// Total time a client has to send a request (head and body), counted
+    /// from the end of the previous response: also how long an idle
     /// keep-alive connection is kept.
     pub header_timeout: Duration,
-    /// How long a client that does not read its response is waited for.
+    /// How long a response may make no progress (the client does not read).
     pub send_timeout: Duration,
+    /// After SIGTERM, how long the requests in flight have to finish.
+    pub grace: Duration,
     /// SIGTERM seen: finish requests in flight, keep no connection alive.
     pub stopping: bool,
+    /// When stopping: no connection is kept beyond this.
+    pub stop_deadline: Option<Instant>,
     /// The time of the current event loop turn.
     pub now: Instant,
     /// One connection at a time (single model): the listening socket. When
@@ -47,6 +70,22 @@ pub struct Cx {
     /// cannot hold everyone else up.
     pub yield_to: Option<i32>,
     pub date: http::DateCache,
+}
+
+impl Cx {
+    /// The server was asked to stop (at `self.now`).
+    pub fn begin_stop(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.stop_deadline = Some(self.now + self.grace);
+        }
+    }
+
+    /// `now + d`, but never past the stop deadline.
+    fn deadline_in(&self, d: Duration) -> Instant {
+        let at = self.now + d;
+        self.stop_deadline.map_or(at, |s| at.min(s))
+    }
 }
 
 /// What the connection waits for after [`Conn::drive`].
@@ -60,7 +99,7 @@ pub enum Want {
 /// Why the last read or write returned without progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stall {
-    /// EAGAIN: no data (nonblocking) or SO_RCVTIMEO / SO_SNDTIMEO expired.
+    /// EAGAIN: no data to read, or no room to write.
     Again,
     /// EINTR: a signal arrived.
     Interrupted,
@@ -84,6 +123,9 @@ pub struct Conn {
     /// socket with unread data sends RST, which can destroy the response
     /// before the client reads it. Shut the send side and drain first.
     linger: bool,
+    /// The send side is shut: read and drop input until the client closes.
+    lingering: bool,
+    linger_left: usize,
     /// Nonblocking: the socket may have unread data.
     pub readable: bool,
     /// The peer shut its side (EPOLLRDHUP / EPOLLHUP): always try to read.
@@ -119,6 +161,8 @@ impl Conn {
             discard: 0,
             writing: false,
             linger: false,
+            lingering: false,
+            linger_left: 0,
             readable: true,
             hup: false,
             deadline: Instant::now(),
@@ -140,9 +184,10 @@ impl Conn {
         self.discard = 0;
         self.writing = false;
         self.linger = false;
+        self.lingering = false;
         self.readable = true;
         self.hup = false;
-        self.deadline = cx.now + cx.header_timeout;
+        self.deadline = cx.deadline_in(cx.header_timeout);
         self.requests = 0;
     }
 
@@ -159,6 +204,16 @@ impl Conn {
         !self.writing && self.start == self.len && self.discard == 0
     }
 
+    /// The server begins to stop (call after [`Cx::begin_stop`]): no
+    /// deadline beyond the grace period. Returns true when the connection
+    /// should be closed at once (idle between requests).
+    pub fn on_stop(&mut self, cx: &Cx) -> bool {
+        if let Some(s) = cx.stop_deadline {
+            self.deadline = self.deadline.min(s);
+        }
+        self.is_open() && self.idle() && self.requests > 0
+    }
+
     pub fn is_writing(&self) -> bool {
         self.writing
     }
@@ -169,18 +224,24 @@ impl Conn {
             sys::close(cx.t, f);
         }
         if let Some(fd) = self.fd.take() {
-            if self.linger {
+            if self.linger || self.lingering {
                 sys::drain(cx.t, &fd);
             }
             sys::close(cx.t, fd);
         }
     }
 
-    /// The header deadline passed: a client that sent part of a request is
-    /// told 408 (one nonblocking attempt); an idle one is just closed. The
-    /// caller closes the connection afterwards.
+    /// The deadline passed: a client that sent part of a request head is
+    /// told 408 (one nonblocking attempt); one still sending a body after
+    /// its response, an idle one, one that does not read its response and
+    /// a lingering one are just closed. The caller closes the connection
+    /// afterwards.
     pub fn time_out(&mut self, cx: &mut Cx) {
-        if self.writing || self.idle() {
+        if self.writing || self.lingering || self.idle() {
+            return;
+        }
+        if self.discard > 0 {
+            self.linger = true;
             return;
         }
         if let Some(fd) = &self.fd {
@@ -200,12 +261,39 @@ impl Conn {
         // (never called from here) releases it.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         loop {
+            if self.lingering {
+                if !self.readable && !self.hup {
+                    self.stall = Stall::Again;
+                    return Want::Read;
+                }
+                match sys::read(cx.t, fd, &mut self.buf[..]) {
+                    Ok(0) => return Want::Close,
+                    Ok(n) => {
+                        self.linger_left = self.linger_left.saturating_sub(n);
+                        if self.linger_left == 0 {
+                            return Want::Close;
+                        }
+                        if n < self.buf.len() {
+                            self.readable = false;
+                        }
+                    }
+                    Err(e) => {
+                        self.readable = false;
+                        return self.stalled(e, Want::Read);
+                    }
+                }
+                continue;
+            }
             if self.writing {
-                // Send the head, then the file.
+                // Send the head, then the file. Each write that moves data
+                // restarts the send timeout.
                 while self.out_off < self.out.len() {
                     let more = self.file_left > 0;
                     match sys::send(cx.t, fd, &self.out[self.out_off..], more, false) {
-                        Ok(n) => self.out_off += n,
+                        Ok(n) => {
+                            self.out_off += n;
+                            self.deadline = cx.deadline_in(cx.send_timeout);
+                        }
                         Err(e) => return self.stalled(e, Want::Write),
                     }
                 }
@@ -216,7 +304,10 @@ impl Conn {
                     let count = self.file_left.min(SENDFILE_CHUNK) as usize;
                     match sys::sendfile(cx.t, fd, file, &mut self.file_off, count) {
                         Ok(0) => return Want::Close, // the file shrank under us
-                        Ok(n) => self.file_left -= n as u64,
+                        Ok(n) => {
+                            self.file_left -= n as u64;
+                            self.deadline = cx.deadline_in(cx.send_timeout);
+                        }
                         Err(e) => return self.stalled(e, Want::Write),
                     }
                 }
@@ -228,9 +319,15 @@ impl Conn {
                 self.out_off = 0;
                 self.requests += 1;
                 if !self.keep {
+                    // Input may be left unread (a body, pipelined
+                    // requests, whatever made the request an error).
+                    if self.discard > 0 || self.start < self.len || self.linger {
+                        self.begin_linger(cx, fd);
+                        continue;
+                    }
                     return Want::Close;
                 }
-                self.deadline = cx.now + cx.header_timeout;
+                self.deadline = cx.deadline_in(cx.header_timeout);
                 continue;
             }
 
@@ -252,12 +349,7 @@ impl Conn {
                         self.begin_write(cx, file);
                         continue;
                     }
-                    Ok(None) => {
-                        if Instant::now() >= self.deadline {
-                            self.time_out(cx);
-                            return Want::Close;
-                        }
-                    }
+                    Ok(None) => {}
                     Err(status) => {
                         self.out.clear();
                         error_response(cx, &mut self.out, status, 1, false, false);
@@ -273,16 +365,22 @@ impl Conn {
                 self.start = 0;
                 self.len = 0;
                 // Stopping: a kept-alive connection between requests is
-                // closed; a new one still gets its first request answered.
-                if cx.stopping && self.discard == 0 && self.requests > 0 {
-                    return Want::Close;
+                // closed (one still sending the body of a request already
+                // answered is shut and drained first); a new one still
+                // gets its first request answered.
+                if cx.stopping && self.requests > 0 {
+                    if self.discard == 0 {
+                        return Want::Close;
+                    }
+                    self.begin_linger(cx, fd);
+                    continue;
                 }
             } else if self.start > 0 {
                 self.buf.copy_within(self.start..self.len, 0);
                 self.len -= self.start;
                 self.start = 0;
             }
-            if cx.nonblocking && !self.readable && !self.hup {
+            if !self.readable && !self.hup {
                 self.stall = Stall::Again;
                 return Want::Read;
             }
@@ -317,6 +415,18 @@ impl Conn {
         }
     }
 
+    /// Shut the send side (the response is complete) and read and drop
+    /// input until the client closes, for at most [`LINGER`].
+    fn begin_linger(&mut self, cx: &Cx, fd: BorrowedFd<'_>) {
+        sys::shutdown_write(cx.t, fd);
+        self.lingering = true;
+        self.linger_left = LINGER_BYTES;
+        self.start = 0;
+        self.len = 0;
+        self.discard = 0;
+        self.deadline = cx.deadline_in(LINGER.min(cx.header_timeout));
+    }
+
     fn begin_write(&mut self, cx: &Cx, file: Option<(OwnedFd, u64)>) {
         self.writing = true;
         self.out_off = 0;
@@ -331,7 +441,7 @@ impl Conn {
                 self.file_left = 0;
             }
         }
-        self.deadline = cx.now + cx.send_timeout;
+        self.deadline = cx.deadline_in(cx.send_timeout);
     }
 }
 
@@ -393,13 +503,19 @@ fn open(cx: &mut Cx, path: &[u8]) -> Result<OwnedFd, Status> {
 }
 
 /// The response to a failed open: the path does not exist or leaves the
-/// root (EXDEV from RESOLVE_BENEATH): 404; not allowed: 403; anything else
-/// (out of descriptors, I/O error): 500.
+/// root (EXDEV from RESOLVE_BENEATH), or is no file at all (ENXIO: a UNIX
+/// socket or a device without a driver; ENODEV): 404; not allowed: 403;
+/// anything else (out of descriptors, I/O error): 500. A FIFO or a device
+/// that opens is refused by fstat (not a regular file): 404 as well.
 pub fn open_error_status(e: Errno) -> Status {
     match e {
-        Errno::NOENT | Errno::NOTDIR | Errno::XDEV | Errno::LOOP | Errno::NAMETOOLONG => {
-            Status::NotFound
-        }
+        Errno::NOENT
+        | Errno::NOTDIR
+        | Errno::XDEV
+        | Errno::LOOP
+        | Errno::NAMETOOLONG
+        | Errno::NXIO
+        | Errno::NODEV => Status::NotFound,
         Errno::ACCESS | Errno::PERM => Status::Forbidden,
         _ => Status::InternalError,
     }
@@ -533,10 +649,11 @@ mod tests {
             root,
             root_path,
             openat2: true,
-            nonblocking: true,
             header_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(5),
+            grace: Duration::from_secs(5),
             stopping: false,
+            stop_deadline: None,
             now: Instant::now(),
             yield_to: None,
             date: http::DateCache::default(),
@@ -627,6 +744,8 @@ mod tests {
     fn open_errors_map_to_statuses() {
         assert_eq!(open_error_status(Errno::XDEV), Status::NotFound);
         assert_eq!(open_error_status(Errno::NOENT), Status::NotFound);
+        assert_eq!(open_error_status(Errno::NXIO), Status::NotFound);
+        assert_eq!(open_error_status(Errno::NODEV), Status::NotFound);
         assert_eq!(open_error_status(Errno::ACCESS), Status::Forbidden);
         assert_eq!(open_error_status(Errno::MFILE), Status::InternalError);
         assert_eq!(open_error_status(Errno::IO), Status::InternalError);

@@ -332,7 +332,7 @@ pub fn write_head(out: &mut Vec<u8>, h: &Head<'_>) {
     }
     if let Some((a, b)) = h.location {
         out.extend_from_slice(b"Location: ");
-        out.extend_from_slice(a);
+        push_local_path(out, a);
         out.extend_from_slice(b);
         out.extend_from_slice(b"\r\n");
     }
@@ -342,6 +342,25 @@ pub fn write_head(out: &mut Vec<u8>, h: &Head<'_>) {
         ConnHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Append `path` (a raw request path, visible ASCII) as a path that can
+/// only be read as one on this server: a leading run of `/` becomes one `/`
+/// (`//sub` would be read as a network-path reference to the host `sub`),
+/// and `\` is sent as `%5C` (browsers read `/\sub` as `//sub`; the server
+/// decodes `%5C` back to the same byte, so it names the same file).
+pub fn push_local_path(out: &mut Vec<u8>, path: &[u8]) {
+    let slashes = path.iter().take_while(|&&c| c == b'/').count();
+    if slashes > 0 {
+        out.push(b'/');
+    }
+    for &c in &path[slashes..] {
+        if c == b'\\' {
+            out.extend_from_slice(b"%5C");
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 /// The body of an error response: `404 Not Found\n`.
@@ -430,6 +449,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_cannot_name_another_host() {
+        let loc = |p: &[u8]| {
+            let mut out = Vec::new();
+            push_local_path(&mut out, p);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(loc(b"/sub"), "/sub");
+        assert_eq!(loc(b"//sub"), "/sub");
+        assert_eq!(loc(b"///evil.example/x"), "/evil.example/x");
+        assert_eq!(loc(b"/\\evil.example"), "/%5Cevil.example");
+        assert_eq!(loc(b"/a//b\\c"), "/a//b%5Cc");
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            &Head {
+                status: Status::MovedPermanently,
+                content_type: "text/plain",
+                content_length: 0,
+                conn: ConnHeader::None,
+                location: Some((b"//sub", b"/")),
+                date: &[b' '; 29],
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nLocation: /sub/\r\n"), "{text}");
+    }
 
     fn ok(b: &[u8]) -> Request<'_> {
         parse(b).unwrap().unwrap()

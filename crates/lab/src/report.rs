@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use sockscope::model::{Endpoint, Owner, Socket, State};
+use sockscope::view::escape::Escaped;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -52,9 +53,10 @@ pub struct Report {
     pub ok: bool,
 }
 
-/// `sockscope[4242] fd 3`.
+/// `sockscope[4242] fd 3` (the process name escaped: it is whatever the
+/// process called itself).
 pub fn owner_label(o: &Owner) -> String {
-    format!("{}[{}] fd {}", o.comm, o.pid, o.fd)
+    format!("{}[{}] fd {}", Escaped(&o.comm), o.pid, o.fd)
 }
 
 /// Owners joined by `, `, or `no process (not accepted / orphaned)` when none.
@@ -80,7 +82,7 @@ fn endpoint(e: &Endpoint, listener: bool) -> String {
             std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
         },
         Endpoint::Unix { path, inode } => match path {
-            Some(p) => format!("{p} (ino {inode})"),
+            Some(p) => format!("{} (ino {inode})", Escaped(p)),
             None => format!("* (ino {inode})"),
         },
         Endpoint::Unknown => "* (unknown)".into(),
@@ -234,6 +236,20 @@ accept-queue 3 of backlog 2 ino 77 | sockscope[9] fd 3"
             l.ends_with("ino 0 timer timewait 59.9s retrans 0 | no process holds it"),
             "{l}"
         );
+    }
+
+    #[test]
+    fn process_names_and_unix_paths_are_escaped() {
+        let mut s = listener();
+        s.owners[0].comm = "x\x1b]0;owned\x07".into();
+        s.local = Endpoint::Unix {
+            path: Some("/tmp/a\nb".into()),
+            inode: 5,
+        };
+        let l = socket_line(&s);
+        assert!(!l.contains('\x1b') && !l.contains('\n'), "{l:?}");
+        assert!(l.contains("/tmp/a\\nb (ino 5)"), "{l}");
+        assert!(l.ends_with("| x\\e]0;owned\\x07[9] fd 3"), "{l}");
     }
 
     #[test]

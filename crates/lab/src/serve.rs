@@ -1,9 +1,11 @@
 //! `sockscope lab serve`: the web server of seed 004, in five process models.
 //!
-//! - `single`: one process, one connection at a time (blocking sockets);
-//!   a connection is kept alive only while no other client is waiting.
-//! - `fork`: the parent accepts, a child per connection serves it (seed 004);
-//!   the parent reaps children as SIGCHLD arrives, so none stays a zombie.
+//! - `single`: one process, one connection at a time (poll on it and the
+//!   signals); a connection is kept alive only while no other client is
+//!   waiting.
+//! - `fork`: the parent accepts, a child per connection serves it (seed 004)
+//!   as `single` does; the parent reaps children as SIGCHLD arrives, so none
+//!   stays a zombie.
 //! - `prefork N`: N worker processes share one listening socket, each runs
 //!   an epoll loop; a master process forks them, restarts one that dies and
 //!   stops them on SIGTERM.
@@ -12,12 +14,17 @@
 //!   spreads connections over the N accept queues.
 //! - `epoll`: one process, nonblocking sockets, one epoll loop.
 //!
-//! SIGTERM (or SIGINT, SIGHUP) stops accepting, lets requests in flight
-//! finish (their responses say `Connection: close`), closes idle keep-alive
+//! Every socket is nonblocking and every timeout is the connection's own
+//! deadline (see [`crate::conn`]): the models differ only in how they wait.
+//!
+//! SIGTERM (or SIGINT, SIGHUP) closes the listening sockets at once (new
+//! clients are refused), lets requests in flight finish within the grace
+//! period (their responses say `Connection: close`), closes idle keep-alive
 //! connections and exits 0; a master or fork parent forwards it to its
-//! children and waits for all of them.
+//! children and waits for all of them, killing any still there a second
+//! after the grace period.
 
-use crate::conn::{self, Conn, Cx, Stall, Want};
+use crate::conn::{self, Conn, Cx, Want};
 use crate::signals;
 use crate::sys::{self, Exit, Opt};
 use crate::trace::Tracer;
@@ -65,6 +72,8 @@ pub struct Config {
     pub trace: bool,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
+    /// After SIGTERM, how long requests in flight have to finish.
+    pub grace: Duration,
     /// Connections served at once per process (epoll models), or children
     /// at once (fork); more get 503.
     pub max_conns: usize,
@@ -81,6 +90,7 @@ impl Default for Config {
             trace: false,
             header_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(10),
             max_conns: 1024,
         }
     }
@@ -213,14 +223,15 @@ pub fn serve(cfg: &Config, ready: impl FnOnce(&Ready)) -> Result<(), ServeError>
         .max_conns
         .clamp(1, (nofile.saturating_sub(64)).max(16) as usize);
     let (root, root_path) = conn::open_root(t, &cfg.root).map_err(|e| ServeError::Root {
-        root: cfg.root.display().to_string(),
+        root: sockscope::view::escape::escape_bytes(cfg.root.as_os_str().as_encoded_bytes())
+            .into_owned(),
         source: e,
     })?;
     let set = sys::server_sigset();
     sys::sigprocmask(t, true, &set, "TERM INT CHLD HUP").map_err(sys_err("sigprocmask"))?;
     let sigfd = sys::signalfd(t, &set).map_err(sys_err("signalfd"))?;
 
-    let nonblock = !matches!(cfg.model, Model::Single | Model::Fork);
+    let nonblock = true;
     let mut listeners = Vec::new();
     let mut addr = cfg.addr;
     let count = match cfg.model {
@@ -253,10 +264,11 @@ pub fn serve(cfg: &Config, ready: impl FnOnce(&Ready)) -> Result<(), ServeError>
         root,
         root_path,
         openat2: true,
-        nonblocking: nonblock,
         header_timeout: cfg.header_timeout,
         send_timeout: cfg.send_timeout,
+        grace: cfg.grace,
         stopping: false,
+        stop_deadline: None,
         now: Instant::now(),
         yield_to: None,
         date: Default::default(),
@@ -288,26 +300,65 @@ fn wait_for_stop(t: Tracer, sigfd: &OwnedFd) {
     }
 }
 
-/// Serve one connection on a blocking socket until it closes, times out,
-/// or the server stops. Signals that stop the server interrupt its reads.
-fn serve_blocking(cx: &mut Cx, conn: &mut Conn, fd: OwnedFd) {
-    let _ = sys::setsockopt(cx.t, &fd, Opt::RcvTimeo(cx.header_timeout));
-    let _ = sys::setsockopt(cx.t, &fd, Opt::SndTimeo(cx.send_timeout));
+/// Milliseconds from `now` to `at`, rounded up, for a poll timeout.
+fn ms_until(now: Instant, at: Instant) -> i32 {
+    let d = at.saturating_duration_since(now);
+    d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+}
+
+/// Serve one connection (single model, fork child) until it closes, times
+/// out or the server stops: drive it, then poll it and the signalfd with
+/// its deadline as the timeout. A stop signal closes `listener` at once.
+fn serve_polled(
+    cx: &mut Cx,
+    conn: &mut Conn,
+    fd: OwnedFd,
+    sigfd: &OwnedFd,
+    listener: &mut Option<OwnedFd>,
+) {
+    let t = cx.t;
     cx.now = Instant::now();
     conn.open(fd, cx);
     loop {
-        cx.now = Instant::now();
-        cx.stopping = signals::stop_requested();
-        match conn.drive(cx) {
+        let events = match conn.drive(cx) {
             Want::Close => break,
-            Want::Read if conn.stall == Stall::Interrupted => continue,
-            Want::Read => {
-                // SO_RCVTIMEO expired: a whole header timeout without a byte.
-                conn.time_out(cx);
+            Want::Read => libc::POLLIN | libc::POLLRDHUP,
+            Want::Write => libc::POLLOUT,
+        };
+        let Some(cfd) = conn.fd() else { break };
+        let r = sys::poll2(
+            t,
+            (cfd, events),
+            (sigfd, libc::POLLIN),
+            ms_until(cx.now, conn.deadline),
+        );
+        cx.now = Instant::now();
+        let (cr, sr) = match r {
+            Ok(r) => r,
+            Err(Errno::INTR) => (0, 0),
+            Err(_) => break,
+        };
+        if sr != 0 && sys::read_signals(t, sigfd) & signals::stop_bits() != 0 && !cx.stopping {
+            cx.begin_stop();
+            if let Some(l) = listener.take() {
+                cx.yield_to = None;
+                sys::close(t, l);
+            }
+            if conn.on_stop(cx) {
                 break;
             }
-            Want::Write if conn.stall == Stall::Interrupted => continue,
-            Want::Write => break, // SO_SNDTIMEO: the client does not read
+        }
+        if cr & (libc::POLLIN | libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            conn.readable = true;
+        }
+        if cr & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            conn.hup = true;
+        }
+        // Whether or not it is ready: a client trickling bytes fast enough
+        // to wake every poll must still meet its deadline.
+        if cx.now >= conn.deadline {
+            conn.time_out(cx);
+            break;
         }
     }
     conn.close(cx);
@@ -320,20 +371,22 @@ fn run_single(
     pause: bool,
 ) -> Result<(), ServeError> {
     let t = cx.t;
-    let l = listeners
-        .pop()
-        .ok_or(ServeError::Config("no listener".into()))?;
+    let mut l = Some(
+        listeners
+            .pop()
+            .ok_or(ServeError::Config("no listener".into()))?,
+    );
     if pause {
         wait_for_stop(t, &sigfd);
-        sys::close(t, l);
+        if let Some(l) = l {
+            sys::close(t, l);
+        }
         return Ok(());
     }
-    signals::install_stop_handler();
-    let stop_set = signals::stop_sigset();
     let mut conn = Conn::new();
-    cx.yield_to = Some(l.as_raw_fd());
-    loop {
-        let (lr, sr) = match sys::poll_in(t, &l, &sigfd, -1) {
+    cx.yield_to = l.as_ref().map(|l| l.as_raw_fd());
+    while let Some(lfd) = &l {
+        let (lr, sr) = match sys::poll_in(t, lfd, &sigfd, -1) {
             Ok(r) => r,
             Err(Errno::INTR) => continue,
             Err(e) => return Err(sys_err("poll")(e)),
@@ -344,20 +397,19 @@ fn run_single(
         if !lr {
             continue;
         }
-        match sys::accept(t, &l, false) {
+        match sys::accept(t, lfd, true) {
             Ok(fd) => {
-                // While serving, a stop signal interrupts the blocking read.
-                let _ = sys::sigprocmask(t, false, &stop_set, "TERM INT HUP");
-                serve_blocking(cx, &mut conn, fd);
-                let _ = sys::sigprocmask(t, true, &stop_set, "TERM INT HUP");
-                if signals::stop_requested() {
+                serve_polled(cx, &mut conn, fd, &sigfd, &mut l);
+                if cx.stopping {
                     break;
                 }
             }
             Err(e) => accept_trouble(e),
         }
     }
-    sys::close(t, l);
+    if let Some(l) = l {
+        sys::close(t, l);
+    }
     Ok(())
 }
 
@@ -406,10 +458,12 @@ fn run_fork(
     let parent = rustix::process::getpid().as_raw_nonzero().get();
     let mut children: Vec<i32> = Vec::new();
     let mut conn = Conn::new();
+    let mut kill_at: Option<Instant> = None;
     loop {
+        let timeout = kill_at.map_or(-1, |k| ms_until(Instant::now(), k));
         let (lr, sr) = match &l {
-            Some(lfd) => sys::poll_in(t, lfd, &sigfd, -1),
-            None => sys::poll_in(t, &sigfd, &sigfd, -1).map(|(a, _)| (false, a)),
+            Some(lfd) => sys::poll_in(t, lfd, &sigfd, timeout),
+            None => sys::poll_in(t, &sigfd, &sigfd, timeout).map(|(a, _)| (false, a)),
         }
         .or_else(|e| {
             if e == Errno::INTR {
@@ -431,6 +485,7 @@ fn run_fork(
                 for &c in &children {
                     let _ = sys::kill(t, c, libc::SIGTERM);
                 }
+                kill_at = Some(Instant::now() + cx.grace + Duration::from_secs(1));
             }
         }
         if l.is_none() {
@@ -439,13 +494,17 @@ fn run_fork(
             if children.is_empty() {
                 return Ok(());
             }
+            if kill_at.is_some_and(|k| Instant::now() >= k) {
+                kill_and_reap(t, &mut children);
+                return Ok(());
+            }
             continue;
         }
         if !lr {
             continue;
         }
         let Some(lfd) = &l else { continue };
-        let fd = match sys::accept(t, lfd, false) {
+        let fd = match sys::accept(t, lfd, true) {
             Ok(fd) => fd,
             Err(e) => {
                 accept_trouble(e);
@@ -464,22 +523,34 @@ fn run_fork(
             }
             Ok(None) => {
                 // The child: it serves this one connection. It does not need
-                // the listening socket or the parent's signalfd.
+                // the listening socket; it keeps the signalfd, which reads
+                // the signals sent to the child (they stay blocked).
                 if let Some(lfd) = l.take() {
                     sys::close(t, lfd);
                 }
-                sys::close(t, sigfd);
                 if signals::die_with_parent(libc::SIGTERM, parent) {
                     signals::exit_now(0);
                 }
-                signals::install_stop_handler();
-                let _ = sys::sigprocmask(t, false, &signals::stop_sigset(), "TERM INT HUP");
-                serve_blocking(cx, &mut conn, fd);
+                serve_polled(cx, &mut conn, fd, &sigfd, &mut None);
                 signals::exit_now(0);
             }
             Err(_) => {
                 conn::reject_busy(cx, fd);
             }
+        }
+    }
+}
+
+/// The grace period is over: SIGKILL the children still there and reap them.
+fn kill_and_reap(t: Tracer, children: &mut Vec<i32>) {
+    for &c in children.iter() {
+        let _ = sys::kill(t, c, libc::SIGKILL);
+    }
+    while !children.is_empty() {
+        match sys::reap(t, true) {
+            Ok(Some((p, _))) => children.retain(|&c| c != p),
+            Err(Errno::INTR) => continue,
+            _ => break,
         }
     }
 }
@@ -554,17 +625,25 @@ fn master(
         .ok_or(ServeError::Config("signalfd lost".into()))?;
     let mut stopping = false;
     let mut pids: Vec<i32> = workers.iter().map(|w| w.0).collect();
+    let mut kill_at: Option<Instant> = None;
     loop {
-        match sys::poll_in(t, &sigfd, &sigfd, -1) {
+        let timeout = kill_at.map_or(-1, |k| ms_until(Instant::now(), k));
+        match sys::poll_in(t, &sigfd, &sigfd, timeout) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(sys_err("poll")(e)),
         }
         let m = sys::read_signals(t, &sigfd);
         if m & signals::stop_bits() != 0 && !stopping {
             stopping = true;
+            // The master's copies of the listening sockets go first: the
+            // kernel keeps accepting while any process holds one open.
+            for l in listeners.drain(..) {
+                sys::close(t, l);
+            }
             for w in &workers {
                 let _ = sys::kill(t, w.0, libc::SIGTERM);
             }
+            kill_at = Some(Instant::now() + cx.grace + Duration::from_secs(1));
         }
         if m & signals::bit(libc::SIGCHLD) != 0 {
             for (pid, how) in reap_all(t, &mut pids) {
@@ -599,6 +678,10 @@ fn master(
         if stopping && workers.is_empty() {
             break;
         }
+        if kill_at.is_some_and(|k| Instant::now() >= k) {
+            kill_and_reap(t, &mut pids);
+            break;
+        }
     }
     for l in listeners {
         sys::close(t, l);
@@ -624,7 +707,6 @@ fn worker(
     max_conns: usize,
 ) -> Result<(), ServeError> {
     let t = cx.t;
-    cx.nonblocking = true;
     let ep = sys::epoll_create(t).map_err(sys_err("epoll_create1"))?;
     if !pause {
         for (i, l) in listeners.iter().enumerate() {
@@ -652,13 +734,18 @@ fn worker(
             let data = ev.data.u64();
             if data == SIG_TAG {
                 if sys::read_signals(t, &sigfd) & signals::stop_bits() != 0 && !cx.stopping {
-                    cx.stopping = true;
+                    cx.begin_stop();
                     for l in listeners.drain(..) {
                         let _ = sys::epoll_del(t, &ep, &l);
                         sys::close(t, l);
                     }
                     for c in slots.iter_mut() {
-                        if c.is_open() && c.idle() && c.requests > 0 {
+                        if !c.is_open() {
+                            continue;
+                        }
+                        let close =
+                            c.on_stop(cx) || (!c.is_writing() && c.drive(cx) == Want::Close);
+                        if close {
                             c.close(cx);
                             active -= 1;
                         }

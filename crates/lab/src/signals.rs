@@ -1,40 +1,11 @@
 //! Signal plumbing for the server.
 //!
-//! Event loops (the epoll workers, the fork parent, the prefork master)
-//! keep SIGTERM, SIGINT, SIGHUP and SIGCHLD blocked and read them from a
-//! signalfd, so a signal is an ordinary event and can never be lost between
-//! a check and a blocking call. A process that blocks in read(2) on one
-//! connection (a fork child, the single model while it serves) instead
-//! unblocks them with a handler that only sets [`STOP`]: the blocking call
-//! returns EINTR and the loop sees the flag.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by the handler when SIGTERM, SIGINT or SIGHUP arrives.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop(_sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// Install the STOP handler for SIGTERM, SIGINT and SIGHUP, without
-/// SA_RESTART so that a blocked read or accept returns EINTR.
-pub fn install_stop_handler() {
-    // SAFETY: the handler only stores to an atomic (async-signal-safe).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_stop as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        sa.sa_flags = 0;
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaction(s, &sa, std::ptr::null_mut());
-        }
-    }
-}
+//! Every process of the server (the epoll workers, the fork parent and its
+//! children, the prefork master, the single model) keeps SIGTERM, SIGINT,
+//! SIGHUP and SIGCHLD blocked and reads them from a signalfd that it polls
+//! with its sockets, so a signal is an ordinary event and can never be lost
+//! between a check and a blocking call. A fork child keeps the parent's
+//! signalfd: after fork it reads the signals sent to the child.
 
 /// SIGPIPE ignored: writing to a connection the client closed is an EPIPE
 /// error, not the end of the server (sendfile has no MSG_NOSIGNAL).
@@ -42,20 +13,6 @@ pub fn ignore_sigpipe() {
     // SAFETY: setting a disposition to SIG_IGN.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
-
-/// The signals a process stopping on request should let through while it
-/// blocks on one connection: TERM, INT, HUP (not CHLD).
-pub fn stop_sigset() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        set
     }
 }
 

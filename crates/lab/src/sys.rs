@@ -201,11 +201,7 @@ pub fn recv_nowait(fd: impl AsFd, buf: &mut [u8]) -> Res<usize> {
 /// the client already sent, up to 256 KiB, so that close() does not answer
 /// unread data with RST.
 pub fn drain(t: Tracer, fd: impl AsFd) {
-    let r = net::shutdown(&fd, net::Shutdown::Write);
-    t.emit(|l| {
-        let _ = write!(l, "shutdown({}, SHUT_WR)", raw(&fd));
-        trace::result(l, &r.map(|_| 0));
-    });
+    shutdown_write(t, &fd);
     let mut buf = [0u8; 4096];
     let mut total = 0usize;
     while total < 256 * 1024 {
@@ -220,6 +216,15 @@ pub fn drain(t: Tracer, fd: impl AsFd) {
             "recv({}, ..., MSG_DONTWAIT) until empty: {total} unread bytes dropped",
             raw(&fd)
         );
+    });
+}
+
+/// `shutdown(fd, SHUT_WR)`: the client reads FIN after the response.
+pub fn shutdown_write(t: Tracer, fd: impl AsFd) {
+    let r = net::shutdown(&fd, net::Shutdown::Write);
+    t.emit(|l| {
+        let _ = write!(l, "shutdown({}, SHUT_WR)", raw(&fd));
+        trace::result(l, &r.map(|_| 0));
     });
 }
 
@@ -505,15 +510,40 @@ pub fn epoll_wait(
 
 /// `poll(fds, timeout)` on up to two fds for POLLIN: which are readable.
 pub fn poll_in(t: Tracer, a: impl AsFd, b: impl AsFd, timeout_ms: i32) -> Res<(bool, bool)> {
+    poll2(t, (&a, libc::POLLIN), (&b, libc::POLLIN), timeout_ms).map(|(x, y)| (x != 0, y != 0))
+}
+
+/// `POLLIN|POLLRDHUP` for a trace line.
+fn poll_events_name(l: &mut trace::Line, ev: i16) {
+    let mut sep = "";
+    for (bit, name) in [
+        (libc::POLLIN, "POLLIN"),
+        (libc::POLLOUT, "POLLOUT"),
+        (libc::POLLRDHUP, "POLLRDHUP"),
+    ] {
+        if ev & bit != 0 {
+            let _ = write!(l, "{sep}{name}");
+            sep = "|";
+        }
+    }
+}
+
+/// `poll(fds, timeout)` on two fds, each with its events: their revents.
+pub fn poll2(
+    t: Tracer,
+    a: (impl AsFd, i16),
+    b: (impl AsFd, i16),
+    timeout_ms: i32,
+) -> Res<(i16, i16)> {
     let mut fds = [
         libc::pollfd {
-            fd: raw(&a),
-            events: libc::POLLIN,
+            fd: raw(&a.0),
+            events: a.1,
             revents: 0,
         },
         libc::pollfd {
-            fd: raw(&b),
-            events: libc::POLLIN,
+            fd: raw(&b.0),
+            events: b.1,
             revents: 0,
         },
     ];
@@ -522,14 +552,14 @@ pub fn poll_in(t: Tracer, a: impl AsFd, b: impl AsFd, timeout_ms: i32) -> Res<(b
     let r = if rc < 0 {
         Err(errno_now())
     } else {
-        Ok((fds[0].revents != 0, fds[1].revents != 0))
+        Ok((fds[0].revents, fds[1].revents))
     };
     t.emit(|l| {
-        let _ = write!(
-            l,
-            "poll([{{fd={}, POLLIN}}, {{fd={}, POLLIN}}], 2, {timeout_ms})",
-            fds[0].fd, fds[1].fd
-        );
+        let _ = write!(l, "poll([{{fd={}, ", fds[0].fd);
+        poll_events_name(l, a.1);
+        let _ = write!(l, "}}, {{fd={}, ", fds[1].fd);
+        poll_events_name(l, b.1);
+        let _ = write!(l, "}}], 2, {timeout_ms})");
         trace::result(l, &r.map(|_| rc));
     });
     r

@@ -2,9 +2,11 @@
 //! written with a single write(2) to stdout.
 //!
 //! Lines are formatted into a fixed stack buffer and written directly to fd
-//! 1: no allocation and no lock, so a child process forked from a threaded
-//! parent can trace safely, and lines from several processes never
-//! interleave (each is one write of less than PIPE_BUF bytes).
+//! 1 without a lock, one write(2) each (less than PIPE_BUF bytes), so lines
+//! from several processes never interleave. Bytes that came from a client
+//! are escaped with sockscope's one escaper for foreign text ([`quoted`]),
+//! which may allocate: the server's processes are single-threaded, so a
+//! child they fork may too.
 
 use std::fmt::{self, Write};
 use std::io;
@@ -76,21 +78,22 @@ impl Write for Line {
     }
 }
 
-/// Write `data` as a C-style quoted string, at most `max` bytes of it:
+/// Write `data` (bytes a client sent, a path it asked for) as a quoted
+/// string, at most `max` bytes of it, escaped as every text view of
+/// sockscope escapes foreign strings ([`sockscope::view::escape`]: control
+/// bytes, invalid UTF-8, bidi overrides, backslash), with `"` escaped too:
 /// `"GET / HTTP/1.1\r\nHost: x\r\n"...`.
 pub fn quoted(l: &mut Line, data: &[u8], max: usize) {
+    let cut = &data[..data.len().min(max)];
     let _ = l.write_char('"');
-    for &b in data.iter().take(max) {
-        let _ = match b {
-            b'\r' => l.write_str("\\r"),
-            b'\n' => l.write_str("\\n"),
-            b'\t' => l.write_str("\\t"),
-            b'"' => l.write_str("\\\""),
-            b'\\' => l.write_str("\\\\"),
-            0x20..=0x7e => l.write_char(b as char),
-            _ => write!(l, "\\x{b:02x}"),
-        };
+    let esc = sockscope::view::escape::escape_bytes(cut);
+    let mut rest: &str = &esc;
+    while let Some(p) = rest.find('"') {
+        let _ = l.write_str(&rest[..p]);
+        let _ = l.write_str("\\\"");
+        rest = &rest[p + 1..];
     }
+    let _ = l.write_str(rest);
     let _ = l.write_char('"');
     if data.len() > max {
         let _ = l.write_str("...");
@@ -191,8 +194,12 @@ mod tests {
     #[test]
     fn quoting_escapes_control_bytes_and_cuts() {
         let mut l = Line::default();
-        quoted(&mut l, b"GET / HTTP/1.1\r\n\x00\"", 64);
-        assert_eq!(l.as_str(), r#""GET / HTTP/1.1\r\n\x00\"""#);
+        quoted(&mut l, b"GET / HTTP/1.1\r\n\x00\"\x1b[2J\\\xff", 64);
+        assert_eq!(l.as_str(), r#""GET / HTTP/1.1\r\n\0\"\e[2J\\\xff""#);
+        // Bidi overrides and C1 controls are escaped; other text is kept.
+        let mut l = Line::default();
+        quoted(&mut l, "/caf\u{e9}/\u{202e}gpj.exe\u{9b}".as_bytes(), 64);
+        assert_eq!(l.as_str(), r#""/café/\u{202e}gpj.exe\u{009b}""#);
         let mut l = Line::default();
         quoted(&mut l, b"abcdef", 3);
         assert_eq!(l.as_str(), r#""abc"..."#);

@@ -12,6 +12,11 @@
 //!
 //! Nothing here changes kernel state.
 
+// Unsafe code is fenced: only the modules that make a system call no safe
+// wrapper offers (bpf(2), kcmp(2), the SIOCGSKNS ioctl) allow it, each call
+// with its SAFETY comment.
+#![deny(unsafe_code)]
+
 pub mod abi;
 pub mod escape;
 pub mod explain;
@@ -19,6 +24,7 @@ pub mod join;
 pub mod live;
 pub mod model;
 pub mod query;
+pub mod report;
 pub mod snapshot;
 pub mod source;
 pub mod view;

@@ -208,9 +208,13 @@ impl From<&str> for Comm {
     }
 }
 
+/// For text: the name escaped (a process names itself, with any bytes, so
+/// control characters and bytes that are not UTF-8 are made visible). JSON
+/// uses `Serialize`, which writes the name itself.
 impl std::fmt::Display for Comm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str())
+        let end = self.0.iter().position(|&c| c == 0).unwrap_or(16);
+        f.write_str(&sockscope::escape::escape_bytes(&self.0[..end]))
     }
 }
 
@@ -395,6 +399,16 @@ impl Event {
             cookie: (r.cookie != 0).then_some(r.cookie),
             netns: r.netns,
         }
+    }
+
+    /// An event sockscope inferred rather than read from the kernel: the
+    /// TIME-WAIT that follows a FIN-WAIT-2/CLOSING close, and its check in
+    /// the socket table. Not counted among the events read.
+    pub fn inferred(&self) -> bool {
+        matches!(
+            self.what,
+            What::TimeWait { .. } | What::TimeWaitCheck { .. }
+        )
     }
 
     /// The TCP kind name, as in JSON.

@@ -12,7 +12,8 @@
 //! - [`event`] turns a record into an [`event::Event`] with names and units;
 //! - [`track`] joins events to connections and connections to processes
 //!   (pure, testable on fixtures), [`timewait`] checks inferred TIME-WAITs
-//!   against the socket table;
+//!   against the socket table; [`tracefs`] mounts tracefs privately when
+//!   the host has not, for the per-syscall tracepoints;
 //! - [`session`] runs it all and hands events and finished connections to
 //!   a sink; [`view`] renders them (timeline, sequence diagrams as text
 //!   and SVG, summary).
@@ -24,5 +25,6 @@ pub mod loader;
 pub mod names;
 pub mod session;
 pub mod timewait;
+pub mod tracefs;
 pub mod track;
 pub mod view;

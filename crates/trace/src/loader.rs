@@ -9,7 +9,8 @@
 //! program as a BTF tracepoint (tp_btf: no tracefs, kprobes or fentry
 //! needed), fills the filter and owner maps and attaches. [`Tracer::poll`]
 //! hands ring buffer records to a callback; [`Tracer::counters`] sums the
-//! per-CPU counters of events written, lost and filtered.
+//! per-CPU counters of events written, lost and filtered; [`Tracer::detach`]
+//! detaches the programs while the ring buffer stays readable.
 
 use crate::abi::{self, Kind};
 use crate::kfunc::{self, Link};
@@ -398,10 +399,36 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Programs being detached on a thread ([`Tracer::start_detach`]).
+pub struct Detaching(Option<std::thread::JoinHandle<()>>);
+
+impl Detaching {
+    /// True once every program is detached.
+    pub fn done(&self) -> bool {
+        self.0.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Wait until every program is detached.
+    pub fn wait(mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Detaching {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Loaded and attached programs with their ring buffer.
 pub struct Tracer {
-    // Dropping the Ebpf detaches and unloads everything.
-    _ebpf: Ebpf,
+    // Dropping the Ebpf detaches and unloads every program ([`Tracer::detach`]);
+    // the ring buffer and the counters are held apart and outlive it.
+    ebpf: Option<Ebpf>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
     /// Tracepoints this kernel lacks (not fatal).
@@ -595,7 +622,7 @@ impl Tracer {
         })?)
         .map_err(map_err("stats"))?;
         Ok(Tracer {
-            _ebpf: ebpf,
+            ebpf: Some(ebpf),
             ring,
             stats,
             skipped,
@@ -642,6 +669,34 @@ impl Tracer {
             n += 1;
         }
         n
+    }
+
+    /// Detach and unload every program: nothing is written to the ring
+    /// buffer after this (but for a program already running), while what
+    /// it holds can still be read and the counters still be summed.
+    pub fn detach(&mut self) {
+        if let Some(d) = self.start_detach() {
+            d.wait();
+        }
+    }
+
+    /// [`Tracer::detach`] on a thread of its own, to be waited for with
+    /// [`Detaching::wait`]. Detaching takes the kernel a while (each
+    /// syscall tracepoint's perf event waits for RCU grace periods, one
+    /// after the other: most of a second for the thirteen), which the
+    /// caller may spend on the records it already holds. None when already
+    /// detached.
+    pub fn start_detach(&mut self) -> Option<Detaching> {
+        let ebpf = self.ebpf.take()?;
+        match std::thread::Builder::new()
+            .name("sockscope-detach".into())
+            .spawn(move || drop(ebpf))
+        {
+            Ok(h) => Some(Detaching(Some(h))),
+            // No thread: the closure (and the Ebpf in it) was dropped,
+            // here, which detached everything already.
+            Err(_) => None,
+        }
     }
 
     /// The kernel side's counters, summed over CPUs.

@@ -3,7 +3,9 @@
 //! [`Session::start`] takes the socket-table and fd-table snapshot (so
 //! connections that existed before the trace are attributed), seeds the
 //! kernel's owner maps from it, and loads the programs. [`Session::run`]
-//! reads the ring buffer until told to stop, puts records back in time
+//! reads the ring buffer until told to stop (then detaches the programs
+//! and reads what is left, so that the closing counts add up: see
+//! [`Stats`]), puts records back in time
 //! order (records from different CPUs can arrive slightly out of order),
 //! feeds them to the [`Tracker`], passes TIME-WAIT checks to the socket
 //! table on a side thread, and gives every event and finished connection
@@ -59,13 +61,30 @@ pub struct Options {
 }
 
 /// What a session did, for the closing summary.
+///
+/// The counts add up: the programs are detached before the last read, so
+/// `kernel_written = events_read + bad_records`, and every event read is
+/// either shown or left out by the user-space filter:
+/// `events_read = events_shown + events_filtered`. Events sockscope
+/// inferred (TIME-WAIT and its check) are counted apart, in
+/// `events_inferred`. `events_unwritten` (shown or inferred events that
+/// never reached the output because it was blocked or closed when the
+/// trace stopped) is filled in by whoever writes the output.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Stats {
     pub duration_s: f64,
-    /// Records read from the ring buffer.
+    /// Events read from the ring buffer (records that decoded).
     pub events_read: u64,
-    /// Events shown (after the user-space filter).
+    /// Events read and handed to the output (after the user-space filter).
     pub events_shown: u64,
+    /// Events read and left out by the user-space filter (FILTER,
+    /// --port, --addr), including those of a connection the filter never
+    /// could decide on (its ports stayed unknown).
+    pub events_filtered: u64,
+    /// Events inferred by sockscope and handed to the output.
+    pub events_inferred: u64,
+    /// Shown or inferred events that could not be written.
+    pub events_unwritten: u64,
     pub events_per_s: f64,
     /// Events the kernel wrote, lost (ring buffer full) and filtered out.
     pub kernel_written: u64,
@@ -187,17 +206,7 @@ impl Session {
                 .map(|u| u.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_millis(40))
                 .min(Duration::from_millis(40));
-            let mut bad = 0u64;
-            let pending = &mut self.pending;
-            let n = self
-                .tracer
-                .poll(timeout, |b| match RawEvent::decode(b) {
-                    Ok(r) => ordered_insert(pending, r),
-                    Err(_) => bad += 1,
-                })
-                .map_err(io::Error::other)?;
-            self.stats.events_read += n as u64 - bad.min(n as u64);
-            self.stats.bad_records += bad;
+            self.read_records(timeout)?;
 
             let now = monotonic_ns();
             let cutoff = if self.pending.len() > 200_000 {
@@ -237,17 +246,21 @@ impl Session {
                 window = Window::default();
             }
         }
-        // Drain what the kernel still holds, then everything pending.
-        let pending = &mut self.pending;
-        let n = self
-            .tracer
-            .poll(Duration::ZERO, |b| {
-                if let Ok(r) = RawEvent::decode(b) {
-                    ordered_insert(pending, r);
-                }
-            })
-            .map_err(io::Error::other)?;
-        self.stats.events_read += n as u64;
+        // Detach first, so that nothing is written after the last read,
+        // then drain what the kernel still holds, then everything pending.
+        // Detach first, so that nothing is written after the last read.
+        // That takes the kernel most of a second: meanwhile, hand over
+        // what was read already. Then read what the ring buffer still
+        // holds, and hand over everything pending.
+        if let Some(d) = self.tracer.start_detach() {
+            while !d.done() {
+                self.read_records(Duration::from_millis(5))?;
+                let settled = monotonic_ns().saturating_sub(REORDER_NS);
+                self.release(settled, sink, &mut window, &mut out, &mut done)?;
+            }
+            d.wait();
+        }
+        self.drain_all()?;
         self.release(u64::MAX, sink, &mut window, &mut out, &mut done)?;
         self.answers(sink, &mut out, &mut done, true)?;
         self.tracker.finish(&mut done);
@@ -259,7 +272,10 @@ impl Session {
         let c = self.tracer.counters();
         let elapsed = self.started.elapsed().as_secs_f64();
         self.stats.duration_s = elapsed;
-        self.stats.events_shown = self.tracker.shown;
+        self.stats.events_filtered = self
+            .stats
+            .events_read
+            .saturating_sub(self.stats.events_shown);
         self.stats.events_per_s = if elapsed > 0.0 {
             self.stats.events_read as f64 / elapsed
         } else {
@@ -275,6 +291,42 @@ impl Session {
             }
         }
         Ok(self.stats.clone())
+    }
+
+    /// Wait up to `timeout` for records and put them in order.
+    fn read_records(&mut self, timeout: Duration) -> io::Result<usize> {
+        let mut bad = 0u64;
+        let pending = &mut self.pending;
+        let n = self
+            .tracer
+            .poll(timeout, |b| match RawEvent::decode(b) {
+                Ok(r) => ordered_insert(pending, r),
+                Err(_) => bad += 1,
+            })
+            .map_err(io::Error::other)?;
+        self.stats.events_read += (n as u64).saturating_sub(bad);
+        self.stats.bad_records += bad;
+        Ok(n)
+    }
+
+    /// After [`Tracer::detach`]: read until the ring buffer is empty and
+    /// every record the counters say was written has been read (a program
+    /// that was running during the detach, or a record still being
+    /// committed, may take a moment), for at most 100 ms.
+    fn drain_all(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        loop {
+            if self.read_records(Duration::ZERO)? > 0 {
+                continue;
+            }
+            let written = self.tracer.counters().total_written();
+            if written <= self.stats.events_read + self.stats.bad_records
+                || Instant::now() >= deadline
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn release(
@@ -293,7 +345,7 @@ impl Session {
             let ev = Event::from_raw(&r, &self.reasons, self.start_ns);
             self.tracker.push(ev, r.sk, out, done);
             for e in out.drain(..) {
-                sink.event(&e)?;
+                hand(&mut self.stats, sink, &e)?;
             }
         }
         // One batch per read: the checker thread wakes once for it.
@@ -323,11 +375,21 @@ impl Session {
         for (conn, state) in answers {
             self.tracker.tw_result(conn, state, now, out);
             for e in out.drain(..) {
-                sink.event(&e)?;
+                hand(&mut self.stats, sink, &e)?;
             }
         }
         Ok(())
     }
+}
+
+/// Give an event to the sink, counting it as shown or inferred.
+fn hand(stats: &mut Stats, sink: &mut dyn Sink, e: &Event) -> io::Result<()> {
+    if e.inferred() {
+        stats.events_inferred += 1;
+    } else {
+        stats.events_shown += 1;
+    }
+    sink.event(e)
 }
 
 /// Insert a record keeping `q` in time order. Records arrive nearly in

@@ -272,7 +272,7 @@ impl Conn {
             s.owners.push(ModelOwner {
                 pid: o.pid,
                 fd: o.fd.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
-                comm: o.comm.to_string(),
+                comm: o.comm.as_str().into_owned(),
                 uid: None,
                 tid: None,
             });

@@ -13,6 +13,7 @@
 
 use super::{Procs, human_bytes, human_ns};
 use crate::analysis::Conversation;
+use sockscope::view::escape::Escaped;
 use std::io::{self, Write};
 
 fn ep(e: &crate::analysis::Ep) -> String {
@@ -65,8 +66,9 @@ pub fn write_table<W: Write>(
         if show_procs {
             let p = procs(i).unwrap_or_default();
             let f = |l: &Option<crate::procs::Label>| {
-                l.as_ref()
-                    .map_or("-".to_string(), |l| format!("{}/{}", l.comm, l.pid))
+                l.as_ref().map_or("-".to_string(), |l| {
+                    format!("{}/{}", Escaped(&l.comm), l.pid)
+                })
             };
             r.push(f(&p.src));
             r.push(f(&p.dst));

@@ -18,6 +18,7 @@
 use super::{Procs, human_ns};
 use crate::analysis::{Conversation, Info, flags};
 use crate::decode::{Packet, Transport, tcpflag as tf};
+use sockscope::view::escape::Escaped;
 use std::collections::HashMap;
 use std::io::{self, Write};
 
@@ -294,7 +295,9 @@ fn endpoint(e: &crate::analysis::Ep) -> String {
 
 fn title(c: &Conversation, p: Option<&Procs>) -> String {
     let side = |l: Option<&crate::procs::Label>| {
-        l.map_or(String::new(), |l| format!(" ({} pid {})", l.comm, l.pid))
+        l.map_or(String::new(), |l| {
+            format!(" ({} pid {})", Escaped(&l.comm), l.pid)
+        })
     };
     let (cp, sp) = p.map_or((String::new(), String::new()), |p| {
         (side(p.src.as_ref()), side(p.dst.as_ref()))

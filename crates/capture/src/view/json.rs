@@ -45,6 +45,20 @@ pub struct PacketJson<'a> {
     pub icmp: Option<IcmpJson>,
     pub malformed: Option<String>,
     pub process: Option<ProcsJson<'a>>,
+    /// The outer headers when the packet came through VXLAN or Geneve
+    /// (then the fields above are the inner packet's).
+    pub tunnel: Option<TunnelJson>,
+}
+
+#[derive(Serialize)]
+pub struct TunnelJson {
+    /// "vxlan" or "geneve".
+    pub kind: crate::decode::TunnelKind,
+    pub vni: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
 }
 
 #[derive(Serialize)]
@@ -56,7 +70,8 @@ pub struct TcpJson {
     /// The 12 flag bits as a number (tcp.flags).
     pub flags_raw: u16,
     pub seq: u32,
-    pub ack: u32,
+    /// Relative; null when the ACK flag is off (the field means nothing).
+    pub ack: Option<u32>,
     pub next_seq: u32,
     pub seq_abs: u32,
     pub ack_abs: u32,
@@ -194,7 +209,7 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
                 .collect(),
             flags_raw: t.flags,
             seq: ti.map_or(t.seq, |i| i.seq_rel),
-            ack: ti.map_or(t.ack, |i| i.ack_rel),
+            ack: t.has(tcpflag::ACK).then(|| ti.map_or(t.ack, |i| i.ack_rel)),
             next_seq: ti.map_or(t.seq.wrapping_add(t.payload_len), |i| i.next_seq_rel),
             seq_abs: t.seq,
             ack_abs: t.ack,
@@ -262,6 +277,14 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
         process: procs.filter(|p| !p.is_empty()).map(|p| ProcsJson {
             src: p.src.as_ref(),
             dst: p.dst.as_ref(),
+        }),
+        tunnel: p.tunnel.map(|t| TunnelJson {
+            kind: t.kind,
+            vni: t.vni,
+            src: t.src,
+            dst: t.dst,
+            sport: t.sport,
+            dport: t.dport,
         }),
     }
 }
@@ -343,6 +366,11 @@ pub struct Summary {
     pub malformed: u64,
     pub tcp_conversations: u64,
     pub udp_flows: u64,
+    /// IPv4 datagrams put back together from fragments.
+    pub reassembled: u64,
+    /// IPv4 fragments given up (memory caps, bad offsets) or left waiting
+    /// for the rest of their datagram at the end.
+    pub fragments_dropped: u64,
     /// Live capture: packets the kernel dropped because the ring was full.
     pub dropped_by_kernel: Option<u64>,
     /// Live capture: packets the kernel's filter passed.

@@ -17,7 +17,7 @@
 
 use super::{Procs, push_u64};
 use crate::analysis::{Info, TcpInfo, flags};
-use crate::decode::{Icmp, Net, Packet, TcpOption, Transport, tcpflag as tf};
+use crate::decode::{Icmp, Net, Packet, TcpOption, Transport, TunnelKind, tcpflag as tf};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 
@@ -126,6 +126,23 @@ impl LineWriter {
     }
 
     fn body(&mut self, p: &Packet, info: &Info) {
+        if let Some(t) = &p.tunnel {
+            self.buf
+                .extend_from_slice(if t.src.is_ipv6() { b"IP6 " } else { b"IP " });
+            self.ip(t.src);
+            self.buf.push(b'.');
+            push_u64(&mut self.buf, t.sport as u64);
+            self.buf.extend_from_slice(b" > ");
+            self.ip(t.dst);
+            self.buf.push(b'.');
+            push_u64(&mut self.buf, t.dport as u64);
+            self.buf.extend_from_slice(match t.kind {
+                TunnelKind::Vxlan => b": VXLAN vni ",
+                TunnelKind::Geneve => b": Geneve vni ",
+            });
+            push_u64(&mut self.buf, t.vni as u64);
+            self.buf.extend_from_slice(b": ");
+        }
         let (src, dst, v6) = match &p.net {
             Net::Ipv4(h) => (h.src.into(), h.dst.into(), false),
             Net::Ipv6(h) => (h.src.into(), h.dst.into(), true),
@@ -157,11 +174,25 @@ impl LineWriter {
                 return;
             }
             Net::None => {
-                let _ = write!(
-                    self.buf,
-                    "ethertype 0x{:04x}, length {}",
-                    p.ethertype, p.wire_len
-                );
+                let _ = if let Some(l) = p.llc {
+                    write!(
+                        self.buf,
+                        "802.3 LLC, dsap 0x{:02x}, ssap 0x{:02x}, ctrl 0x{:02x}, length {}",
+                        l.dsap, l.ssap, l.control, l.length
+                    )
+                } else if p.ethertype != 0 {
+                    write!(
+                        self.buf,
+                        "ethertype 0x{:04x}, length {}",
+                        p.ethertype, p.wire_len
+                    )
+                } else {
+                    match crate::decode::linktype::name(p.link) {
+                        "unknown" => write!(self.buf, "link type {}", p.link),
+                        name => write!(self.buf, "{name}"),
+                    }
+                    .and_then(|_| write!(self.buf, ", length {}", p.wire_len))
+                };
                 return;
             }
         };
@@ -453,6 +484,19 @@ mod tests {
         assert!(s.starts_with("1 12:00:00.000001 IP"), "{s}");
         assert!(s.contains("Flags [S], seq 1000, win"), "{s}");
         assert!(s.ends_with("length 0 (curl pid 7 > ?)\n"), "{s}");
+        // A process name with terminal controls is escaped.
+        let pr = Procs {
+            src: Some(crate::procs::Label {
+                pid: 8,
+                comm: "evil\x1b]0;x\x07\u{202e}".into(),
+            }),
+            dst: None,
+        };
+        let mut out = Vec::new();
+        w.write(&mut out, 2, &p, &info, Some(&pr)).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains(['\x1b', '\x07', '\u{202e}']), "{s:?}");
+        assert!(s.contains("(evil\\e]0;x\\x07\\u{202e} pid 8"), "{s:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod json;
 pub mod line;
 
 use crate::procs::Label;
+use sockscope::view::escape::Escaped;
 
 /// Process labels of a packet's source and destination, when known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,26 +31,47 @@ impl Procs {
     /// "python3 pid 12 > curl pid 34" (`?` for an unknown side).
     pub fn describe(&self) -> String {
         let side = |l: &Option<Label>| match l {
-            Some(l) => format!("{} pid {}", l.comm, l.pid),
+            Some(l) => format!("{} pid {}", Escaped(&l.comm), l.pid),
             None => "?".to_string(),
         };
         format!("{} > {}", side(&self.src), side(&self.dst))
     }
 }
 
-/// Append the decimal form of `n`.
-pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// "00" to "99": two digits per division when printing numbers.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
     }
-    buf.extend_from_slice(&tmp[i..]);
+    t
+};
+
+/// Append the decimal form of `n` (the hot path of line output: two
+/// digits per division, written in place).
+pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let start = buf.len();
+    buf.resize(start + digits, b'0');
+    let out = &mut buf[start..];
+    let mut i = digits;
+    while n >= 100 {
+        let r = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        out[i] = PAIRS[r];
+        out[i + 1] = PAIRS[r + 1];
+    }
+    if n >= 10 {
+        let r = n as usize * 2;
+        out[i - 2] = PAIRS[r];
+        out[i - 1] = PAIRS[r + 1];
+    } else {
+        out[i - 1] = b'0' + n as u8;
+    }
 }
 
 /// Format a duration in nanoseconds for humans: "850ns", "12.3µs",
@@ -76,5 +98,24 @@ pub fn human_bytes(b: u64) -> String {
         format!("{:.1}M", b as f64 / (1u64 << 20) as f64)
     } else {
         format!("{:.1}G", b as f64 / (1u64 << 30) as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_u64_prints_every_width() {
+        let mut n = 1u64;
+        for _ in 0..20 {
+            for v in [n - 1, n, n + 1, n / 7 * 9] {
+                let mut b = Vec::new();
+                super::push_u64(&mut b, v);
+                assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+            }
+            n = n.saturating_mul(10);
+        }
+        let mut b = Vec::new();
+        super::push_u64(&mut b, u64::MAX);
+        assert_eq!(String::from_utf8(b).unwrap(), u64::MAX.to_string());
     }
 }

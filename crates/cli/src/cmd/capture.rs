@@ -6,12 +6,14 @@
 
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
+use sockscope::view::escape::Escaped;
 use sockscope_capture::analysis::{Analyzer, Info};
 use sockscope_capture::decode::{self, linktype};
-use sockscope_capture::filter::{self, Filter};
+use sockscope_capture::filter::{self, FileMatcher};
 use sockscope_capture::live::{self, Capture};
 use sockscope_capture::pcap::{PcapError, PcapngWriter, Reader};
 use sockscope_capture::procs::Labeller;
+use sockscope_capture::reasm::Reassembler;
 use sockscope_capture::view::flow::FlowCollector;
 use sockscope_capture::view::json::{self, Summary};
 use sockscope_capture::view::line::{LineOptions, LineWriter};
@@ -24,27 +26,40 @@ use std::time::{Duration, Instant};
 
 const CAPTURE_EXAMPLES: &str = "\
 Examples:
-  sockscope capture -i lo -c 20 port 8080        20 packets on loopback, labelled with processes
-  sockscope capture -i any -w out.pcapng tcp     write pcapng; each packet's comment names its process
-  sockscope capture -r trace.pcap                tcpdump-like lines, Wireshark's relative seq/ack
-  sockscope capture -r trace.pcap -S             absolute sequence numbers
-  sockscope capture -r trace.pcap --conv         conversation table: bytes, RTT, retransmits, how it ended
+  sockscope capture -i lo -c 20 port 8080
+      20 packets on loopback, labelled with processes
+  sockscope capture -i any -w out.pcapng tcp
+      write pcapng; each packet's comment names its process
+  sockscope capture -r trace.pcap
+      tcpdump-like lines, Wireshark's relative seq/ack
+  sockscope capture -r trace.pcap -S
+      absolute sequence numbers
+  sockscope capture -r trace.pcap --conv
+      conversation table: bytes, RTT, retransmits, how it ended
   sockscope capture -r trace.pcap --flow 'host 10.0.0.2 and port 443'
   sockscope capture -r trace.pcap --svg flow.svg
   sockscope capture -r trace.pcap --jsonl | jq 'select(.tcp.analysis != [])'
 
-Filter (tcpdump syntax subset): host ADDR, net ADDR/LEN, port N, portrange A-B,
-  src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, and / or / not, ( ).
-  Live, the filter runs in the kernel as classic BPF; on files, in sockscope.
+  sockscope capture -r http-vlan.pcap 'vlan and tcp port 80'
+  sockscope capture -r - 'tcp[tcpflags] & tcp-syn != 0' < trace.pcap
+
+Filter (tcpdump's language): host ADDR, net ADDR/LEN, port N, portrange A-B,
+  src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, vlan [ID],
+  ether host|src|dst MAC, broadcast, multicast, greater N, less N, proto N,
+  byte tests (tcp[13] = 18, ip[8] < 64, len > 100), and / or / not, ( ).
+  It is compiled to classic BPF: live it runs in the kernel, on files
+  in sockscope.
 
 Analysis labels are Wireshark's (tcp.analysis.*): [TCP Retransmission],
-  [TCP Fast Retransmission], [TCP Spurious Retransmission], [TCP Out-Of-Order],
-  [TCP Previous segment not captured], [TCP ACKed unseen segment],
-  [TCP Dup ACK FRAME#N], [TCP ZeroWindow], [TCP ZeroWindowProbe], [TCP Window Full],
-  [TCP Window Update], [TCP Keep-Alive].
+  [TCP Fast Retransmission], [TCP Spurious Retransmission],
+  [TCP Out-Of-Order], [TCP Previous segment not captured],
+  [TCP ACKed unseen segment], [TCP Dup ACK FRAME#N], [TCP ZeroWindow],
+  [TCP ZeroWindowProbe], [TCP Window Full], [TCP Window Update],
+  [TCP Keep-Alive].
 
 Exit status: 0 packets shown, 1 none, 2 bad usage, filter or file,
-3 missing privilege (live capture needs CAP_NET_RAW).";
+3 missing privilege (live capture needs CAP_NET_RAW),
+4 output could not be written.";
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = CAPTURE_EXAMPLES)]
@@ -111,7 +126,10 @@ pub struct CaptureArgs {
 
 /// Everything a packet goes through once it is read.
 struct Pipeline {
-    filter: Filter,
+    /// The filter for frames read from files (live frames were filtered by
+    /// the kernel, with the same program generator).
+    filter: FileMatcher,
+    reasm: Reassembler,
     analyzer: Analyzer,
     lines: Option<LineWriter>,
     json: bool,
@@ -134,13 +152,22 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// Handle one packet; false once `-c` is reached.
-    fn packet(&mut self, link: u32, ts_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<bool> {
+    /// Handle one packet (analysed whatever `shown` says, printed only when
+    /// it is true); false once `-c` is reached.
+    fn packet(
+        &mut self,
+        link: u32,
+        ts_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+        shown: bool,
+    ) -> io::Result<bool> {
         self.frame += 1;
         self.summary.packets_seen += 1;
-        let p = decode::decode(link, data, ts_ns, wire_len);
+        let mut p = decode::decode(link, data, ts_ns, wire_len);
+        self.reasm.process(&mut p, data);
         let (info, idx) = self.analyzer.process(self.frame, &p);
-        if !self.filter.matches(&p) {
+        if !shown {
             return Ok(true);
         }
         self.summary.packets_shown += 1;
@@ -219,6 +246,9 @@ impl Pipeline {
         let convs = self.analyzer.conversations();
         self.summary.tcp_conversations = convs.iter().filter(|c| !c.udp).count() as u64;
         self.summary.udp_flows = convs.iter().filter(|c| c.udp).count() as u64;
+        let r = self.reasm.stats();
+        self.summary.reassembled = r.reassembled;
+        self.summary.fragments_dropped = r.dropped;
         let shown: Vec<usize> = (0..convs.len())
             .filter(|&i| self.conv_shown.get(i).copied().unwrap_or(false))
             .collect();
@@ -279,7 +309,15 @@ impl Pipeline {
 }
 
 fn pcap_fail(path: &std::path::Path, e: PcapError) -> Fail {
-    Fail::usage(format!("{}: {e}", path.display()))
+    Fail::usage(format!("{}: {e}", shown_path(path)))
+}
+
+/// A file name for messages: escaped, and `-` as "standard input".
+fn shown_path(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        return "standard input".into();
+    }
+    Escaped(&path.display().to_string()).to_string()
 }
 
 pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
@@ -301,7 +339,8 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
     let want_lines =
         !structured && (args.print || (!args.conv && !args.flow && args.write.is_none()));
     let mut pipe = Pipeline {
-        filter,
+        filter: FileMatcher::new(filter),
+        reasm: Reassembler::new(),
         analyzer: Analyzer::new(),
         lines: want_lines.then(|| {
             LineWriter::new(LineOptions {
@@ -330,15 +369,15 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
     };
     if let Some(path) = &args.write {
         let f = File::create(path)
-            .map_err(|e| Fail::usage(format!("{}: cannot create: {e}", path.display())))?;
+            .map_err(|e| Fail::usage(format!("{}: cannot create: {e}", shown_path(path))))?;
         let w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, f), "sockscope")
-            .map_err(|e| Fail::system(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Fail::system(format!("{}: {e}", shown_path(path))))?;
         pipe.writer = Some(w);
     }
-    if args.json {
-        pipe.out
-            .write_all(b"{\"packets\":[\n")
-            .map_err(|e| Fail::system(e.to_string()))?;
+    if args.json
+        && let Err(e) = pipe.out.write_all(b"{\"packets\":[\n")
+    {
+        return out::ignore_broken_pipe(e);
     }
     let result = match &args.read {
         Some(path) => read_file(&mut pipe, path, cli),
@@ -387,9 +426,18 @@ fn read_file(
     path: &std::path::Path,
     cli: &Cli,
 ) -> Result<Option<live::Stats>, Stop> {
-    let f = File::open(path)
-        .map_err(|e| Stop::Fail(Fail::usage(format!("{}: {e}", path.display()))))?;
-    let mut r = Reader::new(f).map_err(|e| Stop::Fail(pcap_fail(path, e)))?;
+    // `-r -` reads standard input, as tcpdump does.
+    let src: Box<dyn io::Read> = if path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| {
+            Stop::Fail(Fail::usage(format!(
+                "{}: {e}",
+                Escaped(&path.display().to_string())
+            )))
+        })?)
+    };
+    let mut r = Reader::new(src).map_err(|e| Stop::Fail(pcap_fail(path, e)))?;
     let mut warned_link = false;
     loop {
         let rec = match r.next_record() {
@@ -401,20 +449,24 @@ fn read_file(
             warned_link = true;
             eprintln!(
                 "sockscope: {}: link type {} is not decoded; its packets are shown as malformed",
-                path.display(),
+                shown_path(path),
                 rec.link
             );
         }
         if cli.verbose && pipe.frame == 0 {
             eprintln!(
                 "reading from file {}, link-type {}",
-                path.display(),
+                shown_path(path),
                 linktype::name(rec.link)
             );
         }
         let (link, ts, wl) = (rec.link, rec.ts_ns, rec.wire_len);
         let data = rec.data;
-        match pipe.packet(link, ts, wl, data) {
+        let shown = pipe
+            .filter
+            .matches(link, data, wl)
+            .map_err(|e| Stop::Late(Fail::usage(e.to_string())))?;
+        match pipe.packet(link, ts, wl, data, shown) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(Stop::Io(e)),
@@ -433,7 +485,7 @@ fn capture_live(
         snaplen: args.snaplen,
         ..live::Options::default()
     };
-    let mut cap = Capture::open(&opts, &pipe.filter).map_err(|e| {
+    let mut cap = Capture::open(&opts, pipe.filter.filter()).map_err(|e| {
         Stop::Fail(match &e {
             e if e.is_privilege() => Fail::privilege(e.to_string()),
             live::LiveError::NoSuchInterface { .. } | live::LiveError::Filter(_) => {
@@ -454,7 +506,7 @@ fn capture_live(
     if cli.verbose {
         eprintln!(
             "sockscope: listening on {}, link-type {}, snapshot length {} bytes",
-            cap.interface,
+            Escaped(&cap.interface),
             linktype::name(cap.link),
             cap.snaplen
         );
@@ -462,12 +514,11 @@ fn capture_live(
     let deadline = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
-    // The kernel filter already selected the packets; the userspace filter
-    // sees them again (it agrees) so that --conv only lists shown ones.
+    // The kernel filter already selected the packets.
     let link = cap.link;
     let mut io_err = None;
     let res = cap.run(&live::INTERRUPTED, deadline, |fr| {
-        match pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data) {
+        match pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data, true) {
             Ok(more) => more,
             Err(e) => {
                 io_err = Some(e);

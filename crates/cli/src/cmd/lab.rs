@@ -4,21 +4,26 @@
 
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
+use sockscope::view::escape::EscapedBytes;
 use sockscope_lab::serve::{self, Model};
 use sockscope_lab::{report, scenario};
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const LAB_EXAMPLES: &str = "\
 Examples:
-  sockscope lab serve fork --root ./site           seed 004's server: a child per connection
+  sockscope lab serve fork --root ./site
+      the classic fork-per-connection server
   sockscope lab serve reuseport 4 --addr 0.0.0.0:8080
-  sockscope lab serve single --trace-syscalls      every syscall, as the seeds narrate them
-  sockscope lab serve epoll --pause-accept --backlog 4   watch the accept queue fill
+  sockscope lab serve single --trace-syscalls
+      every syscall it makes, with arguments and results
+  sockscope lab serve epoll --pause-accept --backlog 4
+      listen but never accept: watch the accept queue fill
   sockscope lab list
-  sockscope lab run backlog                        a full accept queue, checked
+  sockscope lab run backlog      a full accept queue, checked
   sockscope lab run syn-queue --json";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -42,11 +47,11 @@ pub enum LabCommand {
 pub enum ModelName {
     /// One process, one connection at a time.
     Single,
-    /// A child process per connection (seed 004).
+    /// A child process per connection (the classic fork-per-connection server).
     Fork,
     /// N processes sharing one listening socket, each an epoll loop.
     Prefork,
-    /// N processes, each with its own SO_REUSEPORT listening socket (seed 001).
+    /// N processes, each with its own SO_REUSEPORT listening socket.
     Reuseport,
     /// One process, nonblocking sockets, one epoll loop.
     Epoll,
@@ -75,9 +80,15 @@ pub struct ServeArgs {
     /// Print every syscall the server makes, with arguments, result and pid.
     #[arg(long)]
     pub trace_syscalls: bool,
-    /// Seconds a client has to send a whole request head (and an idle keep-alive connection is kept).
+    /// Seconds a client has to send a whole request, head and body (and an idle keep-alive connection is kept).
     #[arg(long, value_name = "SECS", default_value = "10")]
     pub header_timeout: f64,
+    /// Seconds a response may make no progress (the client reads nothing) before the connection is cut.
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub send_timeout: f64,
+    /// On SIGTERM, seconds the requests in flight have to finish before their connections are cut.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub grace: f64,
     /// Connections served at once per process (children at once for fork); more are answered 503.
     #[arg(long, default_value_t = 1024)]
     pub max_conns: usize,
@@ -126,12 +137,21 @@ fn model(a: &ServeArgs) -> Result<Model, Fail> {
     }
 }
 
-fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
-    if !(a.header_timeout.is_finite() && a.header_timeout > 0.0 && a.header_timeout <= 3600.0) {
-        return Err(Fail::usage(
-            "--header-timeout must be a number of seconds, above 0 and at most 3600",
-        ));
+/// A timeout option: seconds, above 0 and at most an hour.
+fn secs(name: &str, v: f64) -> Result<Duration, Fail> {
+    if v.is_finite() && v > 0.0 && v <= 3600.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(Fail::usage(format!(
+            "{name} must be a number of seconds, above 0 and at most 3600"
+        )))
     }
+}
+
+fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
+    let header_timeout = secs("--header-timeout", a.header_timeout)?;
+    let send_timeout = secs("--send-timeout", a.send_timeout)?;
+    let grace = secs("--grace", a.grace)?;
     let cfg = serve::Config {
         model: model(a)?,
         addr: a.addr,
@@ -139,9 +159,10 @@ fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
         root: a.root.clone(),
         pause_accept: a.pause_accept,
         trace: a.trace_syscalls,
-        header_timeout: Duration::from_secs_f64(a.header_timeout),
+        header_timeout,
+        send_timeout,
+        grace,
         max_conns: a.max_conns,
-        ..serve::Config::default()
     };
     let name = cfg.model.name();
     let r = serve::serve(&cfg, |ready| {
@@ -150,7 +171,7 @@ fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
             out,
             "sockscope lab serve: {name} model, pid {}, serving {} on http://{}/ (backlog {}{})",
             ready.pid,
-            ready.root.display(),
+            EscapedBytes(ready.root.as_os_str().as_bytes()),
             ready.addr,
             cfg.backlog,
             if cfg.pause_accept {

@@ -5,17 +5,14 @@
 use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
-use sockscope::explain::{self, ListenerHealth};
-use sockscope::model::{Proto, Socket, StateSet};
+use sockscope::model::{Proto, Socket};
 use sockscope::query::services::Services;
-use sockscope::source::counters::{self, Counters};
-use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{Kind, Request, SourceChoice};
+use sockscope::report::listeners;
+use sockscope::source::counters::Counters;
+use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::view::explain::{self as view, ListenerCols};
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -32,8 +29,8 @@ Reading it:
   CLAMPED?  Backlog equals somaxconn: the application probably asked for more.
 
 Examples:
-  sockscope listeners                       all TCP listeners and the listen counters
-  sockscope listeners --interval 1          watch queues and counters move, every second
+  sockscope listeners                 all TCP listeners and the listen counters
+  sockscope listeners --interval 1    queues and counters, every second
   sockscope listeners --all-netns --json")]
 pub struct ListenersArgs {
     /// IPv4 only.
@@ -58,35 +55,6 @@ pub struct ListenersArgs {
     pub ns: crate::cli::NetnsArgs,
 }
 
-#[derive(serde::Serialize)]
-struct NsReport {
-    netns: sockscope::model::Netns,
-    somaxconn: Option<u32>,
-    counters: Counters,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta: Option<Counters>,
-}
-
-#[derive(serde::Serialize)]
-struct Report<'a> {
-    listeners: &'a [ListenerHealth],
-    namespaces: Vec<NsReport>,
-}
-
-fn read_ns(ns: &OpenNetns) -> (Counters, Option<u32>) {
-    netns::run_in(ns, || {
-        let mut c = counters::read_netstat(Path::new("/proc/thread-self/net")).unwrap_or_default();
-        let max = counters::read_sysctl(Path::new("/proc/sys"), "net.core.somaxconn")
-            .ok()
-            .and_then(|v| v.parse().ok());
-        if let Ok(s) = counters::read_sockstat(Path::new("/proc/thread-self/net")) {
-            c.extend(s);
-        }
-        (c, max)
-    })
-    .unwrap_or_default()
-}
-
 pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
     if let Some(i) = args.interval
         && !(i > 0.0 && i.is_finite())
@@ -98,13 +66,11 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
     let target = args.ns.target();
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
     let label = target != NetnsTarget::Current;
-    let req = Request {
-        kinds: vec![Kind::Tcp],
+    let opts = listeners::Options {
         ipv4: args.ipv4 || !args.ipv6,
         ipv6: args.ipv6 || !args.ipv4,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
+        label,
+        tolerant: target == NetnsTarget::All,
     };
     let color = out::use_color(cli.color);
     let services = (!args.numeric).then(Services::system);
@@ -113,59 +79,34 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
             .then_some(())
             .and_then(|_| services.and_then(|s| s.name(port, "tcp")))
     };
-    let mut previous: HashMap<u64, Counters> = HashMap::new();
+    let mut previous: Option<HashMap<u64, Counters>> = None;
     let mut round = 0u64;
     let mut any = false;
     loop {
-        let snap = sockscope::snapshot::snapshot(
-            &namespaces,
-            &req,
-            label,
-            true,
-            target == NetnsTarget::All,
-        )
-        .map_err(source_error)?;
+        let got = listeners::collect(&namespaces, opts, previous.as_ref()).map_err(source_error)?;
         if round == 0
-            && let Some(scan) = &snap.owners
+            && let Some(scan) = &got.owners
         {
             super::warn_denied(scan);
         }
-        let health = explain::listener_health(&snap.sockets);
+        let report = got.report;
+        let health = &report.listeners;
         any |= !health.is_empty();
-        let mut reports = Vec::new();
-        for ns in &namespaces {
-            let (c, max) = read_ns(ns);
-            let delta = previous.get(&ns.id.inode).map(|p| c.delta(p));
-            previous.insert(ns.id.inode, c.clone());
-            reports.push(NsReport {
-                netns: ns.id.clone(),
-                somaxconn: max,
-                counters: c,
-                delta,
-            });
-        }
-        let somax: HashMap<Option<u64>, Option<u32>> = reports
-            .iter()
-            .map(|r| (label.then_some(r.netns.inode), r.somaxconn))
-            .collect();
-        let somaxconn = |s: &Socket| {
-            somax
-                .get(&s.netns.as_ref().map(|n| n.inode))
-                .copied()
-                .flatten()
-        };
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
+        previous = Some(
+            report
+                .namespaces
+                .iter()
+                .map(|r| (r.netns.inode, r.counters.clone()))
+                .collect(),
+        );
+        let somaxconn = |s: &Socket| report.somaxconn_of(s);
+        let mut w = out::stdout();
         let res = (|| -> std::io::Result<()> {
             if args.json {
-                let r = Report {
-                    listeners: &health,
-                    namespaces: reports,
-                };
                 if args.interval.is_some() {
-                    serde_json::to_writer(&mut w, &r)?;
+                    serde_json::to_writer(&mut w, &report)?;
                 } else {
-                    serde_json::to_writer_pretty(&mut w, &r)?;
+                    serde_json::to_writer_pretty(&mut w, &report)?;
                 }
                 writeln!(w)?;
             } else {
@@ -176,8 +117,8 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
                     netns: label && namespaces.len() > 1,
                     somaxconn: &somaxconn,
                 };
-                view::listeners_table(&health, &cols, Some(&namer)).write(&mut w, color)?;
-                for r in &reports {
+                view::listeners_table(health, &cols, Some(&namer)).write(&mut w, color)?;
+                for r in &report.namespaces {
                     writeln!(
                         w,
                         "\nlisten counters of netns {} (net.core.somaxconn = {}){}:",

@@ -107,8 +107,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
         sockscope::query::sort::sort(&mut sockets, key);
     }
 
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut w = out::stdout();
     let written = if args.json {
         view::write_json(&mut w, &sockets)
     } else if args.jsonl {

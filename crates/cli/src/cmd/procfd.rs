@@ -37,10 +37,7 @@ struct ProcReport {
 }
 
 fn proc_err(e: ProcessError) -> Fail {
-    match e {
-        ProcessError::Denied { .. } => Fail::privilege(e.to_string()),
-        e => Fail::usage(e.to_string()),
-    }
+    super::process_error(e, super::can_read_every_process())
 }
 
 pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
@@ -97,8 +94,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
             (e, sock)
         })
         .collect();
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut w = out::stdout();
     let res = if args.json {
         let report = ProcReport {
             process: info,

@@ -6,13 +6,10 @@ use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
 use sockscope::model::State;
-use sockscope::source::counters::{self, Counters};
+use sockscope::report::stats::{self, StatsReport};
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::{ALL_KINDS, Request};
 use sockscope::view::table::{Align, Table};
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::Path;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct StatsArgs {
@@ -26,93 +23,6 @@ pub struct StatsArgs {
     pub ns: crate::cli::NetnsArgs,
 }
 
-/// The settings the seeds talk about: (sysctl, unit, meaning).
-const SETTINGS: &[(&str, &str, &str)] = &[
-    (
-        "net.core.somaxconn",
-        "connections",
-        "cap on every listen() backlog: the accept queue never exceeds it",
-    ),
-    (
-        "net.ipv4.tcp_max_syn_backlog",
-        "connections",
-        "cap on half-open connections (SYN queue) per listener",
-    ),
-    (
-        "net.ipv4.tcp_syncookies",
-        "0/1/2",
-        "1: answer with syncookies when the SYN queue overflows; 2: always",
-    ),
-    (
-        "net.ipv4.tcp_rmem",
-        "bytes min default max",
-        "receive buffer per TCP socket; the default is the starting size",
-    ),
-    (
-        "net.ipv4.tcp_wmem",
-        "bytes min default max",
-        "send buffer per TCP socket",
-    ),
-    (
-        "net.ipv4.tcp_moderate_rcvbuf",
-        "0/1",
-        "1: the kernel grows receive buffers to fit the connection (autotuning)",
-    ),
-    (
-        "net.ipv4.tcp_min_snd_mss",
-        "bytes",
-        "smallest MSS the kernel accepts from a peer",
-    ),
-    (
-        "net.ipv4.ip_local_port_range",
-        "ports low high",
-        "ephemeral ports for outgoing connections: the limit on concurrent connections to one peer address and port",
-    ),
-    (
-        "net.ipv4.tcp_fin_timeout",
-        "seconds",
-        "how long an orphaned connection may sit in FIN-WAIT-2",
-    ),
-    (
-        "net.ipv4.tcp_tw_reuse",
-        "0/1/2",
-        "reuse TIME-WAIT sockets for new outgoing connections (2: loopback only)",
-    ),
-    (
-        "net.ipv4.tcp_congestion_control",
-        "name",
-        "congestion control algorithm for new connections",
-    ),
-];
-
-#[derive(serde::Serialize)]
-struct Setting {
-    name: &'static str,
-    value: Option<String>,
-    unit: &'static str,
-    meaning: &'static str,
-}
-
-#[derive(serde::Serialize)]
-struct ProcCount {
-    pid: u32,
-    comm: String,
-    sockets: usize,
-}
-
-#[derive(serde::Serialize)]
-struct Stats {
-    netns: sockscope::model::Netns,
-    total: usize,
-    /// protocol -> state name -> count
-    by_protocol: BTreeMap<String, BTreeMap<String, usize>>,
-    top_processes: Vec<ProcCount>,
-    sockets_without_owner: usize,
-    sockstat: Counters,
-    page_size_bytes: u64,
-    settings: Vec<Setting>,
-}
-
 pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
     let target = args.ns.target();
     if target == NetnsTarget::All {
@@ -121,72 +31,12 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
         ));
     }
     let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
-    let ns = &namespaces[0];
-    let req = Request::all_states(&ALL_KINDS);
-    let snap = sockscope::snapshot::snapshot(&namespaces, &req, false, true, false)
-        .map_err(source_error)?;
-    if let Some(scan) = &snap.owners {
+    let got = stats::collect(&namespaces[0], args.top).map_err(source_error)?;
+    if let Some(scan) = &got.owners {
         super::warn_denied(scan);
     }
-    let mut by_protocol: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut per_proc: HashMap<u32, (String, usize)> = HashMap::new();
-    let mut orphans = 0;
-    for s in &snap.sockets {
-        *by_protocol
-            .entry(s.proto.short().to_string())
-            .or_default()
-            .entry(s.state.name().to_string())
-            .or_default() += 1;
-        if s.owners.is_empty() {
-            orphans += 1;
-        }
-        let mut seen = Vec::new();
-        for o in &s.owners {
-            if !seen.contains(&o.pid) {
-                seen.push(o.pid);
-                per_proc
-                    .entry(o.pid)
-                    .or_insert_with(|| (o.comm.clone(), 0))
-                    .1 += 1;
-            }
-        }
-    }
-    let mut top: Vec<ProcCount> = per_proc
-        .into_iter()
-        .map(|(pid, (comm, n))| ProcCount {
-            pid,
-            comm,
-            sockets: n,
-        })
-        .collect();
-    top.sort_by(|a, b| b.sockets.cmp(&a.sockets).then(a.pid.cmp(&b.pid)));
-    top.truncate(args.top);
-    let (sockstat, settings) = netns::run_in(ns, || {
-        let st = counters::read_sockstat(Path::new("/proc/thread-self/net")).unwrap_or_default();
-        let settings: Vec<Setting> = SETTINGS
-            .iter()
-            .map(|(name, unit, meaning)| Setting {
-                name,
-                value: counters::read_sysctl(Path::new("/proc/sys"), name).ok(),
-                unit,
-                meaning,
-            })
-            .collect();
-        (st, settings)
-    })
-    .map_err(|e| source_error(e.into()))?;
-    let stats = Stats {
-        netns: ns.id.clone(),
-        total: snap.sockets.len(),
-        by_protocol,
-        top_processes: top,
-        sockets_without_owner: orphans,
-        sockstat,
-        page_size_bytes: rustix::param::page_size() as u64,
-        settings,
-    };
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let stats = got.report;
+    let mut w = out::stdout();
     let res = if args.json {
         serde_json::to_writer_pretty(&mut w, &stats)
             .map_err(std::io::Error::other)
@@ -199,7 +49,7 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
         .or_else(out::ignore_broken_pipe)
 }
 
-fn write_text(w: &mut impl Write, s: &Stats, color: bool) -> std::io::Result<()> {
+fn write_text(w: &mut impl Write, s: &StatsReport, color: bool) -> std::io::Result<()> {
     writeln!(w, "{} sockets in network namespace {}\n", s.total, s.netns)?;
     // Protocol x state matrix, states in kernel order, only those present.
     let present: Vec<State> = State::ALL
@@ -258,8 +108,19 @@ fn write_text(w: &mut impl Write, s: &Stats, color: bool) -> std::io::Result<()>
     }
     writeln!(
         w,
-        "\nsockets held by no process we could see: {} (TIME-WAIT, half-open and not-yet-accepted connections have no file)",
+        "\nsockets held by no process we could see: {}",
         s.sockets_without_owner
+    )?;
+    writeln!(
+        w,
+        "  {} with no file (TIME-WAIT, half-open and not-yet-accepted connections)",
+        s.sockets_without_file
+    )?;
+    writeln!(
+        w,
+        "  {} with a file whose holder we could not see (held by the kernel, by a process of another \
+         PID namespace or one we may not read, or in flight in a UNIX socket message)",
+        s.sockets_holder_unseen
     )?;
     if !s.top_processes.is_empty() {
         writeln!(w, "\nprocesses holding the most sockets:")?;

@@ -14,9 +14,10 @@ use sockscope_trace::abi::Kind;
 use sockscope_trace::event::Event;
 use sockscope_trace::loader::{Config, TraceError};
 use sockscope_trace::session::{Options, Session, Sink, Stats};
+use sockscope_trace::tracefs;
 use sockscope_trace::track::{Conn, Role, UserFilter};
 use sockscope_trace::view::{diagram, summary, timeline};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,24 +25,30 @@ use std::time::{Duration, Instant};
 
 const TRACE_EXAMPLES: &str = "\
 Examples:
-  sockscope trace                          every TCP connection on the host, live
-  sockscope trace --port 8080              one service (filtered in the kernel)
-  sockscope trace --comm nginx --no-data   nginx's connections without the reads and writes
+  sockscope trace                      every TCP connection on the host, live
+  sockscope trace --port 8080          one service (filtered in the kernel)
+  sockscope trace --comm nginx --no-data
+      nginx's connections without the reads and writes
   sockscope trace --netns-pid 1234 --diagram
-                                           a sequence diagram per finished connection
+      a sequence diagram per finished connection
   sockscope trace --port 5000 --svg /tmp/d --duration 10
-                                           timeline, and SVG diagrams written to /tmp/d
+      timeline, and SVG diagrams written to /tmp/d
   sockscope trace --jsonl | jq 'select(.kind == \"reset_received\")'
 
 What is traced (tracepoints only; no kprobes):
-  state       sock:inet_sock_set_state, every TCP transition; TIME-WAIT inferred
-              from FIN-WAIT-2/CLOSING -> CLOSE and checked in the socket table
+  state       sock:inet_sock_set_state, every TCP transition; TIME-WAIT
+              inferred from FIN-WAIT-2/CLOSING -> CLOSE and checked in the
+              socket table
   retransmit  tcp:tcp_retransmit_skb, tcp:tcp_retransmit_synack
-  reset       tcp:tcp_send_reset (with the kernel's reason), tcp:tcp_receive_reset
-  destroy     tcp:tcp_destroy_sock: duration, bytes, retransmits (like tcplife)
+  reset       tcp:tcp_send_reset (with the kernel's reason),
+              tcp:tcp_receive_reset
+  destroy     tcp:tcp_destroy_sock: duration, bytes, retransmits (as tcplife)
   drop        skb:kfree_skb, TCP packets with a drop reason
-  syscall     socket bind listen accept accept4 connect shutdown setsockopt close
-  data        sock:sock_send_length / sock_recv_length: read, write, send*, recv*
+  syscall     socket bind listen accept accept4 connect shutdown setsockopt
+              close (syscalls:sys_enter_*/sys_exit_*; tracefs is mounted in a
+              private mount namespace when the host has not mounted it)
+  data        sock:sock_send_length / sock_recv_length: read, write, send*,
+              recv*
 
 Events are attributed to the process that owns the socket (state changes run
 in softirq, where the running task is unrelated); a connection not accepted
@@ -54,7 +61,8 @@ connection in user space, e.g. `dport = :443 and comm = curl`.
 
 Needs CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF
 (/sys/kernel/btf/vmlinux); without them: exit 3 and a message.
-Exit status: 0 events shown, 1 none, 2 bad usage, 3 missing privilege or kernel feature.";
+Exit status: 0 events shown, 1 none, 2 bad usage, 3 missing privilege or
+kernel feature, 4 output could not be written.";
 
 /// Classes of events (--events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -312,8 +320,10 @@ enum Mode {
 }
 
 /// Where events go: stdout in the chosen form, SVG files, the summary.
-struct Output<W: Write> {
-    w: W,
+/// Stdout is written by a thread of its own ([`out::Background`]), so that
+/// a blocked reader cannot keep the trace from stopping.
+struct Output {
+    w: out::Background,
     mode: Mode,
     color: bool,
     svg: Option<PathBuf>,
@@ -323,24 +333,35 @@ struct Output<W: Write> {
     svg_error: Option<String>,
 }
 
-impl<W: Write> Output<W> {
+impl Output {
     fn json_line(&mut self, v: &impl serde::Serialize) -> io::Result<()> {
-        serde_json::to_writer(&mut self.w, v).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut self.w, v).map_err(io::Error::from)?;
         self.w.write_all(b"\n")
     }
 }
 
-impl<W: Write> Sink for Output<W> {
+impl Sink for Output {
     fn event(&mut self, e: &Event) -> io::Result<()> {
         self.shown += 1;
+        if self.w.abandoned() && matches!(self.mode, Mode::Timeline | Mode::Jsonl) {
+            // Stopping with stdout stuck: count it, do not format it.
+            self.w.skip();
+            return Ok(());
+        }
         match self.mode {
             Mode::Timeline => {
                 if self.shown == 1 {
                     timeline::header(&mut self.w)?;
                 }
-                timeline::line(&mut self.w, e, self.color)
+                timeline::line(&mut self.w, e, self.color)?;
+                self.w.item();
+                Ok(())
             }
-            Mode::Jsonl => self.json_line(e),
+            Mode::Jsonl => {
+                self.json_line(e)?;
+                self.w.item();
+                Ok(())
+            }
             Mode::Json => {
                 self.events.push(e.clone());
                 Ok(())
@@ -394,6 +415,12 @@ impl<W: Write> Sink for Output<W> {
 }
 
 pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
+    // First, while the process still has one thread: unshare(CLONE_NEWNS)
+    // is refused once there are more.
+    let tracefs = tracefs::ensure();
+    if cli.verbose {
+        eprintln!("sockscope: {}", tracefs.describe());
+    }
     let opts = options(args)?;
     if let Some(d) = &args.duration
         && !(d.is_finite() && *d > 0.0)
@@ -435,9 +462,11 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     } else {
         Mode::Timeline
     };
-    let stdout = io::stdout();
+    let mut w = out::Background::spawn(&STOP)
+        .map_err(|e| Fail::system(format!("starting the output thread: {e}")))?;
+    w.stop_at(until);
     let mut output = Output {
-        w: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        w,
         mode,
         color: out::use_color(cli.color),
         svg: args.svg.clone(),
@@ -446,17 +475,37 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
         shown: 0,
         svg_error: None,
     };
-    let stats = match session.run(&mut output, &STOP, until) {
+    let mut stats = match session.run(&mut output, &STOP, until) {
         Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(FOUND),
+        // The output failed (a closed pipe: quietly), not the trace.
+        Err(e) if output.w.failed() => return out::ignore_broken_pipe(e),
         Err(e) => return Err(Fail::system(format!("trace: {e}"))),
     };
+    // The programs are detached (Session::run does it before its last
+    // read); what is left is to hand over the output.
+    drop(session);
     let code = if output.shown > 0 { FOUND } else { NOTHING };
-    finish(&mut output, &stats)
-        .and_then(|_| output.w.flush())
-        .map(|_| code)
-        .or_else(out::ignore_broken_pipe)?;
-    if let Some(e) = &output.svg_error {
+    stats.events_unwritten = output.w.unwritten();
+    let summary = finish(&mut output, &stats);
+    let Output { w, svg_error, .. } = output;
+    let done = w.finish();
+    match (done.error, summary) {
+        (Some(e), _) | (None, Err(e)) => return out::ignore_broken_pipe(e),
+        (None, Ok(())) => {}
+    }
+    if !done.complete {
+        // The reader is stuck: the closing counts go to stderr instead.
+        stats.events_unwritten = done.unwritten;
+        let mut text = Vec::new();
+        let _ = summary::write_stats(&mut text, &stats);
+        eprintln!(
+            "sockscope: standard output was blocked when the trace stopped; gave up waiting for it"
+        );
+        for l in String::from_utf8_lossy(&text).lines() {
+            eprintln!("sockscope: {l}");
+        }
+    }
+    if let Some(e) = &svg_error {
         eprintln!("sockscope: {e}");
     }
     if stats.kernel_lost > 0 {
@@ -468,7 +517,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     Ok(code)
 }
 
-fn finish<W: Write>(o: &mut Output<W>, stats: &Stats) -> io::Result<()> {
+fn finish(o: &mut Output, stats: &Stats) -> io::Result<()> {
     match o.mode {
         Mode::Json => {
             let rows: Vec<&summary::Row> = o.collector.rows().collect();
@@ -478,8 +527,10 @@ fn finish<W: Write>(o: &mut Output<W>, stats: &Stats) -> io::Result<()> {
                 "totals": o.collector,
                 "stats": stats,
             });
-            serde_json::to_writer_pretty(&mut o.w, &doc).map_err(io::Error::other)?;
-            o.w.write_all(b"\n")
+            serde_json::to_writer_pretty(&mut o.w, &doc).map_err(io::Error::from)?;
+            o.w.write_all(b"\n")?;
+            o.w.items(o.events.len() as u64);
+            Ok(())
         }
         Mode::Jsonl => {
             #[derive(serde::Serialize)]

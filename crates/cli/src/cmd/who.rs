@@ -16,10 +16,12 @@ use std::path::Path;
 
 const EXAMPLES: &str = "\
 Examples:
-  sockscope who :8080              who listens on (or talks from) port 8080, and the whole chain
+  sockscope who :8080              who listens on (or talks from) port 8080,
+                                   and the whole chain
   sockscope who 127.0.0.1:5432     a specific address
   sockscope who 53/udp             UDP only
-  sockscope who inode:35587        the socket with inode 35587 (from ls -e, /proc/net/tcp)
+  sockscope who inode:35587        the socket with inode 35587
+                                   (from ls -e, /proc/net/tcp)
   sockscope who 216/3              fd 3 of process 216
   sockscope who /run/docker.sock   a UNIX socket by path";
 
@@ -39,11 +41,7 @@ pub struct WhoArgs {
 }
 
 fn proc_err(e: ProcessError) -> Fail {
-    match e {
-        ProcessError::Denied { .. } => Fail::privilege(e.to_string()),
-        ProcessError::Gone(_) => Fail::usage(e.to_string()),
-        e => Fail::usage(e.to_string()),
-    }
+    super::process_error(e, super::can_read_every_process())
 }
 
 pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
@@ -139,8 +137,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     for s in primary.iter().take(args.max) {
         chains.push(explain::build_chain(s, &sockets, &health, &namespaces));
     }
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut w = out::stdout();
     let color = out::use_color(cli.color);
     let res = if args.json {
         serde_json::to_writer_pretty(&mut w, &chains)

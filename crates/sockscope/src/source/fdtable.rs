@@ -17,6 +17,9 @@
 //! Single-threaded processes, the common case, cost one `statx` of
 //! `/proc/PID/task` (its link count is 2 + the number of threads).
 
+// Unsafe only for kcmp(2), which rustix does not wrap.
+#![allow(unsafe_code)]
+
 use rustix::fd::AsFd;
 use rustix::fs::{self, AtFlags, Dir, Mode, OFlags, StatxFlags};
 

@@ -6,7 +6,7 @@
 //! sock_diag first and falls back to /proc/net per protocol when the kernel
 //! lacks a diag handler (RAW without CONFIG_INET_RAW_DIAG, for instance).
 
-pub mod btf;
+pub mod bpf;
 pub mod counters;
 pub mod fdtable;
 pub mod netns;

@@ -7,6 +7,9 @@
 //! entered it with setns(2); the thread is thrown away afterwards so the
 //! caller's own namespace never changes.
 
+// Unsafe only for the SIOCGSKNS ioctl, which rustix does not wrap.
+#![allow(unsafe_code)]
+
 use crate::model::Netns;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags};

@@ -31,9 +31,14 @@
 //! and the initial pid namespace (the iterator reports global pids);
 //! `owners::scan_auto` falls back to the /proc walk otherwise.
 
-use super::btf::Btf;
+use super::bpf::asm::*;
+use super::bpf::btf::Btf;
+use super::bpf::sys::{
+    BPF_ITER_CREATE, BPF_LINK_CREATE, BPF_PROG_LOAD, BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, bpf,
+    put32, put64,
+};
 use crate::model::{Owner, OwnerScan};
-use rustix::fd::{FromRawFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use std::io::Read;
 
 /// Size of one record: u32 tgid, u32 fd, u64 inode, u32 euid, u32 tid,
@@ -55,65 +60,6 @@ pub enum BpfOwnerError {
     Read(String),
 }
 
-// --- a tiny BPF assembler (include/uapi/linux/bpf.h, bpf_common.h) ---
-
-#[derive(Clone, Copy)]
-struct Insn(u8, u8, i16, i32);
-
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
-const R6: u8 = 6;
-const R7: u8 = 7;
-const R8: u8 = 8;
-const R9: u8 = 9;
-const R10: u8 = 10;
-
-fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    // BPF_LDX | BPF_MEM | size
-    Insn(0x61 | size, dst | (src << 4), off, 0)
-}
-fn ldx_dw(dst: u8, src: u8, off: u32) -> Insn {
-    ldx(0x18, dst, src, off as i16)
-}
-fn ldx_w(dst: u8, src: u8, off: u32) -> Insn {
-    ldx(0x00, dst, src, off as i16)
-}
-fn ldx_h(dst: u8, src: u8, off: u32) -> Insn {
-    ldx(0x08, dst, src, off as i16)
-}
-fn stx_w(dst: u8, off: i16, src: u8) -> Insn {
-    Insn(0x63, dst | (src << 4), off, 0)
-}
-fn stx_dw(dst: u8, off: i16, src: u8) -> Insn {
-    Insn(0x7b, dst | (src << 4), off, 0)
-}
-fn mov_reg(dst: u8, src: u8) -> Insn {
-    Insn(0xbf, dst | (src << 4), 0, 0)
-}
-fn mov_imm(dst: u8, imm: i32) -> Insn {
-    Insn(0xb7, dst, 0, imm)
-}
-fn add_imm(dst: u8, imm: i32) -> Insn {
-    Insn(0x07, dst, 0, imm)
-}
-fn and_imm(dst: u8, imm: i32) -> Insn {
-    Insn(0x57, dst, 0, imm)
-}
-fn jeq_imm(dst: u8, imm: i32, off: i16) -> Insn {
-    Insn(0x15, dst, off, imm)
-}
-fn jne_imm(dst: u8, imm: i32, off: i16) -> Insn {
-    Insn(0x55, dst, off, imm)
-}
-fn call(helper: i32) -> Insn {
-    Insn(0x85, 0, 0, helper)
-}
-fn exit() -> Insn {
-    Insn(0x95, 0, 0, 0)
-}
-
 /// Offsets the program needs, from BTF.
 struct Offsets {
     meta_seq: u32,
@@ -131,7 +77,7 @@ struct Offsets {
 }
 
 fn offsets(btf: &Btf) -> Result<Offsets, BpfOwnerError> {
-    let e = |e: super::btf::BtfError| BpfOwnerError::Btf(e.to_string());
+    let e = |e: super::bpf::btf::BtfError| BpfOwnerError::Btf(e.to_string());
     let meta = btf.member_offsets("bpf_iter_meta", &["seq"]).map_err(e)?;
     let task = btf
         .member_offsets(
@@ -173,98 +119,58 @@ fn program(o: &Offsets) -> Vec<Insn> {
     const SOCKFS_MAGIC: i32 = 0x534F_434B;
     const PROBE_READ_KERNEL: i32 = 113;
     const SEQ_WRITE: i32 = 127;
-    // Jumps go to the final `r0 = 0; exit`; `out(i)` is the offset from
-    // instruction i to it, filled in below.
-    let mut p = vec![
-        mov_reg(R6, R1),                  // 0  r6 = ctx
-        ldx_dw(R7, R6, CTX_TASK),         // 1  r7 = task
-        jeq_imm(R7, 0, 0),                // 2  -> out
-        ldx_dw(R8, R6, CTX_FILE),         // 3  r8 = file
-        jeq_imm(R8, 0, 0),                // 4  -> out
-        ldx_dw(R9, R8, o.file_inode),     // 5  r9 = file->f_inode
-        jeq_imm(R9, 0, 0),                // 6  -> out
-        ldx_h(R1, R9, o.inode_mode),      // 7  r1 = i_mode
-        and_imm(R1, S_IFMT),              // 8
-        jne_imm(R1, S_IFSOCK, 0),         // 9  -> out
-        ldx_dw(R1, R9, o.inode_sb),       // 10 r1 = i_sb
-        jeq_imm(R1, 0, 0),                // 11 -> out
-        ldx_dw(R1, R1, o.sb_magic),       // 12 r1 = s_magic
-        jne_imm(R1, SOCKFS_MAGIC, 0),     // 13 -> out
-        ldx_w(R1, R7, o.task_tgid),       // 14 record at r10-48
-        stx_w(R10, -48, R1),              // 15 tgid
-        ldx_dw(R1, R6, CTX_FD),           // 16
-        stx_w(R10, -44, R1),              // 17 fd
-        ldx_dw(R1, R9, o.inode_ino),      // 18
-        stx_dw(R10, -40, R1),             // 19 inode
-        mov_imm(R2, 0),                   // 20 uid = 0 unless a cred
-        ldx_dw(R1, R7, o.task_real_cred), // 21
-        jeq_imm(R1, 0, 1),                // 22 skip the next
-        ldx_w(R2, R1, o.cred_uid),        // 23 uid.val
-        stx_w(R10, -32, R2),              // 24 uid
-        ldx_w(R1, R7, o.task_pid),        // 25
-        stx_w(R10, -28, R1),              // 26 tid
-        ldx_dw(R1, R7, o.task_files),     // 27
-        stx_dw(R10, -24, R1),             // 28 files (an address, compared only)
-        mov_reg(R1, R10),                 // 29 dst = r10-16
-        add_imm(R1, -16),                 // 30
-        mov_imm(R2, 16),                  // 31
-        mov_reg(R3, R7),                  // 32 src = task->comm
-        add_imm(R3, o.task_comm as i32),  // 33
-        call(PROBE_READ_KERNEL),          // 34
-        ldx_dw(R1, R6, CTX_META),         // 35 meta
-        ldx_dw(R1, R1, o.meta_seq),       // 36 meta->seq
-        mov_reg(R2, R10),                 // 37 &record
-        add_imm(R2, -48),                 // 38
-        mov_imm(R3, REC as i32),          // 39
-        call(SEQ_WRITE),                  // 40
-        mov_imm(R0, 0),                   // 41 out:
-        exit(),                           // 42
-    ];
-    let out = p.len() as i16 - 2;
-    for (i, insn) in p.iter_mut().enumerate() {
-        let is_jump = matches!(insn.0, 0x15 | 0x55);
-        if is_jump && insn.2 == 0 {
-            insn.2 = out - i as i16 - 1;
-        }
-    }
-    p
-}
-
-fn encode(p: &[Insn]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(p.len() * 8);
-    for i in p {
-        b.push(i.0);
-        b.push(i.1);
-        b.extend_from_slice(&i.2.to_le_bytes());
-        b.extend_from_slice(&i.3.to_le_bytes());
-    }
-    b
-}
-
-// --- bpf(2) (include/uapi/linux/bpf.h) ---
-
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_ITER_CREATE: libc::c_long = 33;
-const BPF_PROG_TYPE_TRACING: u32 = 26;
-const BPF_TRACE_ITER: u32 = 28;
-
-fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<OwnedFd> {
-    // SAFETY: `attr` is a zero-initialised buffer laid out as the kernel's
-    // union bpf_attr for `cmd`; the kernel reads at most `attr.len()` bytes.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: on success these commands return a new file descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-}
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    let mut a = Asm::new();
+    let out = a.label();
+    let no_cred = a.label();
+    a.push(&[mov_reg(R6, R1), ldx_dw(R7, R6, CTX_TASK)]); // r6 = ctx, r7 = task
+    a.jeq_imm(R7, 0, out);
+    a.push(&[ldx_dw(R8, R6, CTX_FILE)]); // r8 = file
+    a.jeq_imm(R8, 0, out);
+    a.push(&[ldx_dw(R9, R8, o.file_inode)]); // r9 = file->f_inode
+    a.jeq_imm(R9, 0, out);
+    a.push(&[ldx_h(R1, R9, o.inode_mode), and_imm(R1, S_IFMT)]);
+    a.jne_imm(R1, S_IFSOCK, out); // not a socket
+    a.push(&[ldx_dw(R1, R9, o.inode_sb)]);
+    a.jeq_imm(R1, 0, out);
+    a.push(&[ldx_dw(R1, R1, o.sb_magic)]);
+    a.jne_imm(R1, SOCKFS_MAGIC, out); // a socket file, not sockfs
+    // The record at r10-48 (see REC).
+    a.push(&[
+        ldx_w(R1, R7, o.task_tgid),
+        stx_w(R10, -48, R1), // tgid
+        ldx_dw(R1, R6, CTX_FD),
+        stx_w(R10, -44, R1), // fd
+        ldx_dw(R1, R9, o.inode_ino),
+        stx_dw(R10, -40, R1), // inode
+        mov_imm(R2, 0),       // uid = 0 unless a cred
+        ldx_dw(R1, R7, o.task_real_cred),
+    ]);
+    a.jeq_imm(R1, 0, no_cred);
+    a.push(&[ldx_w(R2, R1, o.cred_uid)]); // euid.val
+    a.bind(no_cred);
+    a.push(&[
+        stx_w(R10, -32, R2), // uid
+        ldx_w(R1, R7, o.task_pid),
+        stx_w(R10, -28, R1), // tid
+        ldx_dw(R1, R7, o.task_files),
+        stx_dw(R10, -24, R1), // files (an address, compared only)
+        mov_reg(R1, R10),     // dst = r10-16
+        add_imm(R1, -16),
+        mov_imm(R2, 16),
+        mov_reg(R3, R7), // src = task->comm
+        add_imm(R3, o.task_comm as i32),
+        call(PROBE_READ_KERNEL),
+        ldx_dw(R1, R6, CTX_META), // meta->seq
+        ldx_dw(R1, R1, o.meta_seq),
+        mov_reg(R2, R10), // &record
+        add_imm(R2, -48),
+        mov_imm(R3, REC as i32),
+        call(SEQ_WRITE),
+    ]);
+    a.bind(out);
+    a.push(&[mov_imm(R0, 0), exit()]);
+    // Every label above is bound and every jump is short.
+    a.finish().expect("the owner program assembles")
 }
 
 fn load(btf: &Btf) -> Result<OwnedFd, BpfOwnerError> {

@@ -1,4 +1,4 @@
-//! A finished connection as a sequence diagram, in the seeds' style: three
+//! A finished connection as a sequence diagram, as TCP textbooks draw them: three
 //! columns, the peer (the client, for a connection a listener accepted),
 //! the kernel and the application, and one row per thing that happened:
 //! SYN, SYN-ACK, ACK, queued for accept, accept() returns fd N, data, FIN

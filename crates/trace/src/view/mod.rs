@@ -4,7 +4,7 @@
 //! - [`timeline`]: one line per event, time since start, connection number
 //!   and owner, coloured per connection on a terminal;
 //! - [`diagram`]: a finished connection as a sequence diagram in the
-//!   seeds' style (peer | kernel | application), as text and as SVG;
+//!   textbook style (peer | kernel | application), as text and as SVG;
 //! - [`summary`]: the connections seen and the trace's counters, at exit.
 
 pub mod diagram;

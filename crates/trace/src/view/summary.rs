@@ -58,7 +58,8 @@ impl Row {
             local: c.local.map(|a| a.to_string()),
             peer: c.peer.map(|a| a.to_string()),
             pid: c.owner.as_ref().map(|o| o.pid),
-            comm: c.owner.as_ref().map(|o| o.comm.to_string()),
+            // Exact for JSON; escaped where the text table prints it.
+            comm: c.owner.as_ref().map(|o| o.comm.as_str().into_owned()),
             fd: c.owner.as_ref().and_then(|o| o.fd),
             states: c.states.clone(),
             end: c.end,
@@ -168,9 +169,9 @@ impl Collector {
             )?;
             for r in &self.rows {
                 let who = match (&r.comm, r.pid) {
-                    (Some(c), Some(p)) => match r.fd {
-                        Some(fd) => format!("{c}[{p}] fd {fd}"),
-                        None => format!("{c}[{p}]"),
+                    (Some(c), Some(p)) => match (r.fd, sockscope::escape::escape_str(c)) {
+                        (Some(fd), c) => format!("{c}[{p}] fd {fd}"),
+                        (None, c) => format!("{c}[{p}]"),
                     },
                     _ => "-".into(),
                 };
@@ -196,19 +197,35 @@ impl Collector {
     }
 }
 
-/// The counters line: never silent about lost events.
+/// The counters line: never silent about lost events, and the numbers add
+/// up (see [`Stats`]): read = shown + left out by the user-space filter;
+/// the kernel wrote what was read (plus undecodable records, normally
+/// none); lost and filtered-out events never reached the ring buffer.
 pub fn write_stats(w: &mut dyn Write, s: &Stats) -> io::Result<()> {
-    writeln!(
+    write!(
         w,
-        "Events: {} read in {:.1} s ({:.0}/s), {} shown; kernel: {} written, {} lost, {} filtered out",
-        s.events_read,
-        s.duration_s,
-        s.events_per_s,
-        s.events_shown,
-        s.kernel_written,
-        s.kernel_lost,
-        s.kernel_filtered
+        "Events: {} read in {:.1} s ({:.0}/s) = {} shown + {} left out by the user-space filter",
+        s.events_read, s.duration_s, s.events_per_s, s.events_shown, s.events_filtered,
     )?;
+    if s.events_inferred > 0 {
+        write!(w, ", and {} inferred (TIME-WAIT)", s.events_inferred)?;
+    }
+    write!(
+        w,
+        "; kernel: {} written, {} lost (ring buffer full), {} filtered out",
+        s.kernel_written, s.kernel_lost, s.kernel_filtered
+    )?;
+    if s.bad_records > 0 {
+        write!(w, ", {} undecodable", s.bad_records)?;
+    }
+    writeln!(w)?;
+    if s.events_unwritten > 0 {
+        writeln!(
+            w,
+            "Not written: {} of the events shown or inferred (the output was blocked or closed when the trace stopped)",
+            s.events_unwritten
+        )?;
+    }
     if s.kernel_lost > 0 {
         let by: Vec<String> = s
             .lost_by_kind
@@ -233,6 +250,7 @@ mod tests {
             duration_s: 2.0,
             events_read: 10,
             events_shown: 7,
+            events_filtered: 3,
             events_per_s: 5.0,
             kernel_written: 10,
             ..Stats::default()
@@ -244,7 +262,7 @@ mod tests {
 Connections seen: 1 (1 reset received); 0 retransmits, 0 drops, 1 resets
 CONN   ROLE     LOCAL                  PEER                   PROCESS                 DURATION   WRITTEN      READ RETRANS  END              STATES
 #1     server   127.0.0.1:5000         127.0.0.1:40312        ncat[4242] fd 4           8.0 ms       6 B       0 B       0  reset received   LISTEN SYN-RECV ESTABLISHED CLOSE
-Events: 10 read in 2.0 s (5/s), 7 shown; kernel: 10 written, 0 lost, 0 filtered out
+Events: 10 read in 2.0 s (5/s) = 7 shown + 3 left out by the user-space filter; kernel: 10 written, 0 lost (ring buffer full), 0 filtered out
 ";
         assert_eq!(text, want, "got:\n{text}");
     }
@@ -259,7 +277,29 @@ Events: 10 read in 2.0 s (5/s), 7 shown; kernel: 10 written, 0 lost, 0 filtered 
         let mut out = Vec::new();
         write_stats(&mut out, &s).unwrap();
         let t = String::from_utf8(out).unwrap();
-        assert!(t.contains(", 3 lost,"), "{t}");
+        assert!(t.contains(", 3 lost (ring buffer full),"), "{t}");
         assert!(t.ends_with("Lost events by kind: send 3\n"), "{t}");
+    }
+
+    #[test]
+    fn inferred_unwritten_and_undecodable_are_said() {
+        let s = Stats {
+            events_read: 5,
+            events_shown: 5,
+            events_inferred: 2,
+            events_unwritten: 4,
+            kernel_written: 6,
+            bad_records: 1,
+            ..Stats::default()
+        };
+        let mut out = Vec::new();
+        write_stats(&mut out, &s).unwrap();
+        let t = String::from_utf8(out).unwrap();
+        assert_eq!(
+            t,
+            "Events: 5 read in 0.0 s (0/s) = 5 shown + 0 left out by the user-space filter, and 2 inferred \
+             (TIME-WAIT); kernel: 6 written, 0 lost (ring buffer full), 0 filtered out, 1 undecodable\n\
+             Not written: 4 of the events shown or inferred (the output was blocked or closed when the trace stopped)\n"
+        );
     }
 }

@@ -28,6 +28,7 @@ pub fn who(e: &Event) -> String {
                 (_, Some(fd)) => format!(" fd {fd}"),
                 _ => String::new(),
             };
+            // Comm's Display escapes: a process names itself.
             format!("{comm}[{pid}]{fd}")
         }
         _ => "-".into(),
@@ -108,6 +109,13 @@ mod tests {
             "   0.013100  #2    ncat[4242] listener 3    SYN-RECV → ESTABLISHED  queued for accept()   \
              127.0.0.1:5000 ⇄ 127.0.0.1:40312\n"
         );
+        // A process named with a terminal escape is shown escaped.
+        e.comm = Some("\x1b]0;x\x07".into());
+        let mut out = Vec::new();
+        line(&mut out, &e, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\\e]0;x\\x07[4242]"), "{text}");
+        assert!(!text.contains('\x1b'));
         let mut s = sys(1_500, "close", 4, 0, 7, "127.0.0.1:5000", "127.0.0.1:1");
         s.conn = Some(3);
         let mut out = Vec::new();

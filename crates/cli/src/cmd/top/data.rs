@@ -5,17 +5,15 @@
 use super::views::View;
 use crate::Fail;
 use crate::cmd::ls::source_error;
-use sockscope::explain;
 use sockscope::live::{self, Frame, ListenerRow, NsRow, OwnerCache, ProcRow, RowStatus, Tracker};
 use sockscope::model::{Netns, StateSet};
 use sockscope::query::Filter;
-use sockscope::source::counters::{self, Counters};
-use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::source::counters::Counters;
+use sockscope::source::netns::{NetnsTarget, OpenNetns};
 use sockscope::source::owners;
 use sockscope::source::sock_diag::Extensions;
 use sockscope::source::{Kind, Request, SourceChoice};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::time::Instant;
 
 /// Everything the views show after one refresh.
@@ -155,12 +153,11 @@ impl Sampler {
             });
         let mut rates = HashMap::new();
         for ns in &self.namespaces {
-            let c = netns::run_in(ns, || {
-                counters::read_netstat(Path::new("/proc/thread-self/net")).ok()
-            })
-            .ok()
-            .flatten();
-            let Some(c) = c else { continue };
+            // The namespace's counters as `listeners` reads them.
+            let (c, _somaxconn) = sockscope::report::listeners::read_ns(ns);
+            if c.0.is_empty() {
+                continue;
+            }
             let r = match self.counters.get(&ns.id.inode) {
                 Some((before, t)) => live::counter_rates(&c, before, now - t, live::RATE_COUNTERS),
                 None => BTreeMap::new(),
@@ -197,8 +194,11 @@ impl Sampler {
                     .iter()
                     .take_while(|i| i.status != RowStatus::Closed)
                     .count();
-                let health = explain::listener_health(&data.frame.sockets[..open]);
-                data.listeners = live::listener_rows(health, &data.frame);
+                // The library's listener report (as `listeners` prints it);
+                // the namespace counters are read at each refresh above.
+                let report =
+                    sockscope::report::listeners::build(&data.frame.sockets[..open], vec![], None);
+                data.listeners = live::listener_rows(report.listeners, &data.frame);
                 data.listeners
                     .retain(|l| self.filter.is_empty() || self.filter.matches(&l.listener));
                 // The namespace counters under the table.

@@ -33,7 +33,7 @@ Examples:
   sockscope top                          live view, refresh every second
   sockscope top -d 2 state established   every 2 s, established only
   sockscope top --once --view listeners  one refresh of one view, as text
-  sockscope top --iterations 5 --json    five refreshes, one JSON object per line")]
+  sockscope top --iterations 5 --json    five refreshes, a JSON object each")]
 pub struct TopArgs {
     /// Seconds between refreshes.
     #[arg(short = 'd', long, value_name = "SECS", default_value_t = 1.0)]

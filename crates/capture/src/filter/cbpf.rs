@@ -1,0 +1,851 @@
+//! The classic BPF generator: an [`Expr`] to a program for packets that
+//! begin as a [`Linkage`] says, with libpcap's meaning for every primitive
+//! (checked against `tcpdump -d` by the tests).
+//!
+//! Generation goes through a small condition tree ([`Cond`]) whose leaves
+//! are "statements, then a conditional jump"; [`Emit`] lays it out with
+//! labels and resolves them into relative jumps at the end.
+
+use super::FilterError;
+use super::bpf::{self, Insn};
+use super::parse::{Arith, BinOp, Dir, Expr, Prim, Proto, RelOp};
+use crate::decode::ethertype;
+use std::net::IpAddr;
+
+/// How the packets handed to a compiled filter begin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linkage {
+    /// An Ethernet header with any VLAN tags still in the bytes: frames
+    /// read from a file (what `tcpdump -r` and `tcpdump -y EN10MB -d` see).
+    Ethernet,
+    /// An Ethernet header on a Linux packet socket (SOCK_RAW on Ethernet
+    /// and loopback): the kernel has moved the outer VLAN tag into skb
+    /// metadata, read with the SKF_AD_VLAN_TAG(_PRESENT) ancillary loads
+    /// as libpcap does on Linux; inner tags stay in the bytes.
+    EthernetLive,
+    /// The network header, with the ethertype in skb->protocol
+    /// (AF_PACKET SOCK_DGRAM, "cooked", and files of other link types).
+    Cooked,
+    /// The network header, no ethertype (raw IP).
+    RawIp,
+    /// The network header, with the ethertype in skb->protocol and nothing
+    /// known of the link layer: files of Linux cooked, raw IP and loopback
+    /// link types, where tcpdump refuses link-layer tests.
+    NetworkOnly,
+}
+
+/// Internal condition tree compiled to BPF.
+#[derive(Clone, Debug)]
+enum Cond {
+    True,
+    False,
+    /// Run `stmts`, then jump on `A op k` (or `A op X` when `x`).
+    Jump {
+        stmts: Vec<(u16, u32)>,
+        op: u16,
+        k: u32,
+        x: bool,
+    },
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+}
+
+fn size_code(size: u8) -> u16 {
+    match size {
+        4 => bpf::W,
+        2 => bpf::H,
+        _ => bpf::B,
+    }
+}
+
+fn jump(stmts: Vec<(u16, u32)>, op: u16, k: u32) -> Cond {
+    Cond::Jump {
+        stmts,
+        op,
+        k,
+        x: false,
+    }
+}
+
+/// `size` bytes at `off` == k.
+fn test(size: u16, off: u32, k: u32) -> Cond {
+    jump(vec![(bpf::LD | size | bpf::ABS, off)], bpf::JEQ, k)
+}
+
+/// (`size` bytes at `off`) & mask == k.
+fn masked(size: u16, off: u32, mask: u32, k: u32) -> Cond {
+    if mask == u32::MAX {
+        return test(size, off, k);
+    }
+    if mask == 0 {
+        return Cond::True;
+    }
+    jump(
+        vec![
+            (bpf::LD | size | bpf::ABS, off),
+            (bpf::ALU | bpf::AND | bpf::K, mask),
+        ],
+        bpf::JEQ,
+        k,
+    )
+}
+
+fn unsupported(what: &str, link: Linkage) -> FilterError {
+    let on = match link {
+        Linkage::Cooked => {
+            "packets without a link-layer header (a cooked capture, as on the 'any' interface, or a file of that link type)"
+        }
+        _ => "raw IP packets",
+    };
+    FilterError {
+        at: format!("'{what}'"),
+        message: format!(
+            "{what} cannot be tested on {on}: capture on an Ethernet interface (-i eth0) or read an Ethernet capture"
+        ),
+    }
+}
+
+/// The scratch slot holding the variable part of the offsets on live
+/// Ethernet after the first `vlan`: 0 when the kernel took the tag out of
+/// the frame, 4 when it did not (libpcap's scheme, so verdicts agree).
+const VSLOT: u32 = 15;
+
+pub(super) struct Gen {
+    pub link: Linkage,
+    /// A `vlan` test sets [`VSLOT`]: the program must zero it first.
+    uses_vslot: std::cell::Cell<bool>,
+}
+
+impl Gen {
+    /// Do loads at VLAN depth `d` add the variable offset in [`VSLOT`]?
+    fn var(&self, d: u8) -> bool {
+        self.link == Linkage::EthernetLive && d >= 1
+    }
+    /// X = the IPv4 header length (plus the variable offset): the
+    /// statements before `ld [x + nh + off]`.
+    fn iphl(&self, d: u8) -> Vec<(u16, u32)> {
+        let nh = self.nh(d);
+        if self.var(d) {
+            vec![
+                (bpf::LDX | bpf::MEM, VSLOT),
+                (bpf::LD | bpf::B | bpf::IND, nh),
+                (bpf::ALU | bpf::AND | bpf::K, 0xf),
+                (bpf::ALU | bpf::LSH | bpf::K, 2),
+                (bpf::ALU | bpf::ADD | bpf::X, 0),
+                (bpf::MISC | bpf::TAX, 0),
+            ]
+        } else {
+            vec![(bpf::LDX | bpf::B | bpf::MSH, nh)]
+        }
+    }
+    /// Rewrite the network-relative loads of `c` (generated for depth `d`
+    /// with constant offsets) to add the variable offset, when there is one.
+    fn shift_var(&self, c: Cond, d: u8) -> Cond {
+        if !self.var(d) {
+            return c;
+        }
+        match c {
+            Cond::Jump { stmts, op, k, x } => {
+                let mut out = Vec::with_capacity(stmts.len() + 2);
+                for (code, off) in stmts {
+                    let abs = code & 0x07 == bpf::LD && code & 0xe0 == bpf::ABS;
+                    if abs && off < bpf::SKF_AD_OFF {
+                        out.push((bpf::LDX | bpf::MEM, VSLOT));
+                        out.push((code & !0xe0 | bpf::IND, off));
+                    } else if code == bpf::LDX | bpf::B | bpf::MSH {
+                        out.extend(self.iphl(d));
+                    } else {
+                        out.push((code, off));
+                    }
+                }
+                Cond::Jump {
+                    stmts: out,
+                    op,
+                    k,
+                    x,
+                }
+            }
+            Cond::And(v) => Cond::And(v.into_iter().map(|c| self.shift_var(c, d)).collect()),
+            Cond::Or(v) => Cond::Or(v.into_iter().map(|c| self.shift_var(c, d)).collect()),
+            Cond::Not(c) => Cond::Not(Box::new(self.shift_var(*c, d))),
+            c => c,
+        }
+    }
+    /// Bytes the VLAN tags before depth `d` add to the offsets.
+    fn shift(&self, d: u8) -> u32 {
+        match self.link {
+            Linkage::Ethernet => 4 * d as u32,
+            Linkage::EthernetLive => 4 * d.saturating_sub(1) as u32,
+            _ => 0,
+        }
+    }
+    /// Offset of the network header at VLAN depth `d`.
+    fn nh(&self, d: u8) -> u32 {
+        match self.link {
+            Linkage::Ethernet | Linkage::EthernetLive => 14 + self.shift(d),
+            _ => 0,
+        }
+    }
+    fn ether(&self, et: u16, d: u8) -> Result<Cond, FilterError> {
+        Ok(match self.link {
+            Linkage::Ethernet | Linkage::EthernetLive => {
+                test(bpf::H, 12 + self.shift(d), et as u32)
+            }
+            Linkage::Cooked | Linkage::NetworkOnly if d <= 1 => {
+                test(bpf::H, bpf::SKF_AD_OFF + bpf::SKF_AD_PROTOCOL, et as u32)
+            }
+            Linkage::Cooked | Linkage::NetworkOnly => {
+                return Err(unsupported("a second vlan", self.link));
+            }
+            Linkage::RawIp => match et {
+                ethertype::IPV4 => masked(bpf::B, 0, 0xf0, 0x40),
+                ethertype::IPV6 => masked(bpf::B, 0, 0xf0, 0x60),
+                _ => Cond::False,
+            },
+        })
+    }
+    fn need_ether(&self, what: &str) -> Result<(), FilterError> {
+        match self.link {
+            Linkage::Ethernet | Linkage::EthernetLive => Ok(()),
+            _ => Err(unsupported(what, self.link)),
+        }
+    }
+    fn ip_proto(&self, p: u8, d: u8) -> Result<Cond, FilterError> {
+        Ok(Cond::And(vec![
+            self.ether(ethertype::IPV4, d)?,
+            test(bpf::B, self.nh(d) + 9, p as u32),
+        ]))
+    }
+    /// IPv6 next header right after the fixed header, or after a fragment
+    /// header that comes first (what libpcap's `ip6 proto` checks).
+    fn ip6_proto(&self, p: u8, d: u8) -> Result<Cond, FilterError> {
+        let nh = self.nh(d);
+        Ok(Cond::And(vec![
+            self.ether(ethertype::IPV6, d)?,
+            Cond::Or(vec![
+                test(bpf::B, nh + 6, p as u32),
+                Cond::And(vec![
+                    test(bpf::B, nh + 6, 44),
+                    test(bpf::B, nh + 40, p as u32),
+                ]),
+            ]),
+        ]))
+    }
+    /// Not a non-first IPv4 fragment.
+    fn not_frag(&self, d: u8) -> Cond {
+        Cond::Not(Box::new(jump(
+            vec![(bpf::LD | bpf::H | bpf::ABS, self.nh(d) + 6)],
+            bpf::JSET,
+            0x1fff,
+        )))
+    }
+    fn addr_cond(&self, off: u32, net: IpAddr, prefix: u8) -> Cond {
+        match net {
+            IpAddr::V4(a) => {
+                let m = if prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - prefix)
+                };
+                masked(bpf::W, off, m, u32::from(a) & m)
+            }
+            IpAddr::V6(a) => {
+                let o = a.octets();
+                let mut v = Vec::new();
+                for w in 0..4u32 {
+                    let bits = (prefix as i32 - 32 * w as i32).clamp(0, 32) as u32;
+                    let m = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
+                    let i = (w * 4) as usize;
+                    let word = u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+                    if m != 0 {
+                        v.push(masked(bpf::W, off + w * 4, m, word & m));
+                    }
+                }
+                if v.is_empty() {
+                    Cond::True
+                } else {
+                    Cond::And(v)
+                }
+            }
+        }
+    }
+    fn dir(&self, dir: Dir, s: Cond, d: Cond) -> Cond {
+        match dir {
+            Dir::Src => s,
+            Dir::Dst => d,
+            Dir::Either => Cond::Or(vec![s, d]),
+            Dir::Both => Cond::And(vec![s, d]),
+        }
+    }
+    fn mac_cond(&self, off: u32, m: [u8; 6]) -> Cond {
+        Cond::And(vec![
+            test(
+                bpf::W,
+                off + 2,
+                u32::from_be_bytes([m[2], m[3], m[4], m[5]]),
+            ),
+            test(bpf::H, off, u16::from_be_bytes([m[0], m[1]]) as u32),
+        ])
+    }
+    fn prim(&self, p: &Prim, d: u8) -> Result<Cond, FilterError> {
+        let c = self.prim_const(p, d)?;
+        Ok(match p {
+            Prim::EtherHost { .. } | Prim::Broadcast | Prim::Multicast(Proto::Ether) => c,
+            _ => self.shift_var(c, d),
+        })
+    }
+    fn prim_const(&self, p: &Prim, d: u8) -> Result<Cond, FilterError> {
+        let nh = self.nh(d);
+        Ok(match p {
+            Prim::Proto(pt) => match pt {
+                Proto::Ether => Cond::True,
+                Proto::Ip => self.ether(ethertype::IPV4, d)?,
+                Proto::Ip6 => self.ether(ethertype::IPV6, d)?,
+                Proto::Arp => self.ether(ethertype::ARP, d)?,
+                Proto::Tcp => Cond::Or(vec![self.ip_proto(6, d)?, self.ip6_proto(6, d)?]),
+                Proto::Udp => Cond::Or(vec![self.ip_proto(17, d)?, self.ip6_proto(17, d)?]),
+                Proto::Icmp => self.ip_proto(1, d)?,
+                Proto::Icmp6 => self.ip6_proto(58, d)?,
+            },
+            Prim::IpProto { family, proto } => {
+                let mut alts = Vec::new();
+                if matches!(family, None | Some(Proto::Ip)) {
+                    alts.push(self.ip_proto(*proto, d)?);
+                }
+                if matches!(family, None | Some(Proto::Ip6)) {
+                    alts.push(self.ip6_proto(*proto, d)?);
+                }
+                Cond::Or(alts)
+            }
+            Prim::EtherProto(et) => self.ether(*et, d)?,
+            Prim::EtherHost { dir, mac } => {
+                self.need_ether("ether host")?;
+                self.dir(*dir, self.mac_cond(6, *mac), self.mac_cond(0, *mac))
+            }
+            Prim::Broadcast => {
+                self.need_ether("broadcast")?;
+                self.mac_cond(0, [0xff; 6])
+            }
+            Prim::Multicast(Proto::Ip) => Cond::And(vec![
+                self.ether(ethertype::IPV4, d)?,
+                jump(vec![(bpf::LD | bpf::B | bpf::ABS, nh + 16)], bpf::JGE, 224),
+            ]),
+            Prim::Multicast(Proto::Ip6) => Cond::And(vec![
+                self.ether(ethertype::IPV6, d)?,
+                test(bpf::B, nh + 24, 255),
+            ]),
+            Prim::Multicast(_) => {
+                self.need_ether("multicast")?;
+                jump(vec![(bpf::LD | bpf::B | bpf::ABS, 0)], bpf::JSET, 1)
+            }
+            Prim::Vlan { id } => self.vlan(*id, d)?,
+            Prim::Net {
+                dir,
+                addr,
+                prefix,
+                proto,
+            } => match addr {
+                IpAddr::V4(_) => {
+                    let mut alts = Vec::new();
+                    if matches!(proto, None | Some(Proto::Ip)) {
+                        alts.push(Cond::And(vec![
+                            self.ether(ethertype::IPV4, d)?,
+                            self.dir(
+                                *dir,
+                                self.addr_cond(nh + 12, *addr, *prefix),
+                                self.addr_cond(nh + 16, *addr, *prefix),
+                            ),
+                        ]));
+                    }
+                    if matches!(proto, None | Some(Proto::Arp)) {
+                        let arp_like = match self.link {
+                            Linkage::RawIp => Cond::False,
+                            _ => Cond::Or(vec![
+                                self.ether(ethertype::ARP, d)?,
+                                self.ether(0x8035, d)?,
+                            ]),
+                        };
+                        alts.push(Cond::And(vec![
+                            arp_like,
+                            self.dir(
+                                *dir,
+                                self.addr_cond(nh + 14, *addr, *prefix),
+                                self.addr_cond(nh + 24, *addr, *prefix),
+                            ),
+                        ]));
+                    }
+                    Cond::Or(alts)
+                }
+                IpAddr::V6(_) => Cond::And(vec![
+                    self.ether(ethertype::IPV6, d)?,
+                    self.dir(
+                        *dir,
+                        self.addr_cond(nh + 8, *addr, *prefix),
+                        self.addr_cond(nh + 24, *addr, *prefix),
+                    ),
+                ]),
+            },
+            Prim::Port {
+                dir,
+                lo,
+                hi,
+                proto,
+                family,
+            } => {
+                let protos: Vec<u8> = match proto {
+                    Some(Proto::Tcp) => vec![6],
+                    Some(Proto::Udp) => vec![17],
+                    _ => vec![132, 6, 17],
+                };
+                let range = |stmts: Vec<(u16, u32)>| -> Cond {
+                    if lo == hi {
+                        jump(stmts, bpf::JEQ, *lo as u32)
+                    } else {
+                        Cond::And(vec![
+                            jump(stmts.clone(), bpf::JGE, *lo as u32),
+                            Cond::Not(Box::new(jump(stmts, bpf::JGT, *hi as u32))),
+                        ])
+                    }
+                };
+                let after_ip = |off: u32| {
+                    vec![
+                        (bpf::LDX | bpf::B | bpf::MSH, nh),
+                        (bpf::LD | bpf::H | bpf::IND, nh + off),
+                    ]
+                };
+                let mut alts = Vec::new();
+                if matches!(family, None | Some(Proto::Ip6)) {
+                    alts.push(Cond::And(vec![
+                        self.ether(ethertype::IPV6, d)?,
+                        Cond::Or(
+                            protos
+                                .iter()
+                                .map(|p| test(bpf::B, nh + 6, *p as u32))
+                                .collect(),
+                        ),
+                        self.dir(
+                            *dir,
+                            range(vec![(bpf::LD | bpf::H | bpf::ABS, nh + 40)]),
+                            range(vec![(bpf::LD | bpf::H | bpf::ABS, nh + 42)]),
+                        ),
+                    ]));
+                }
+                if matches!(family, None | Some(Proto::Ip)) {
+                    alts.push(Cond::And(vec![
+                        self.ether(ethertype::IPV4, d)?,
+                        Cond::Or(
+                            protos
+                                .iter()
+                                .map(|p| test(bpf::B, nh + 9, *p as u32))
+                                .collect(),
+                        ),
+                        self.not_frag(d),
+                        self.dir(*dir, range(after_ip(0)), range(after_ip(2))),
+                    ]));
+                }
+                Cond::Or(alts)
+            }
+        })
+    }
+    /// `vlan [ID]` at depth `d` (tags already passed by earlier `vlan`s).
+    fn vlan(&self, id: Option<u16>, d: u8) -> Result<Cond, FilterError> {
+        let ancillary = matches!(self.link, Linkage::EthernetLive | Linkage::Cooked) && d == 0;
+        if ancillary {
+            let present = test(bpf::B, bpf::SKF_AD_OFF + bpf::SKF_AD_VLAN_TAG_PRESENT, 1);
+            let mut v = vec![present.clone()];
+            if let Some(id) = id {
+                v.push(masked(
+                    bpf::H,
+                    bpf::SKF_AD_OFF + bpf::SKF_AD_VLAN_TAG,
+                    0x0fff,
+                    id as u32,
+                ));
+            }
+            if self.link == Linkage::Cooked {
+                return Ok(Cond::And(v));
+            }
+            // No tag in the metadata: like libpcap, look for one in the
+            // frame, and move later tests 4 bytes on whether or not it is
+            // there.
+            self.uses_vslot.set(true);
+            let tpids = [ethertype::VLAN, ethertype::QINQ, ethertype::QINQ_OLD];
+            let mut inline = vec![Cond::Or(
+                tpids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| {
+                        let mut st = vec![];
+                        if i == 0 {
+                            st.push((bpf::LD | bpf::IMM, 4));
+                            st.push((bpf::ST, VSLOT));
+                        }
+                        st.push((bpf::LD | bpf::H | bpf::ABS, 12));
+                        jump(st, bpf::JEQ, t as u32)
+                    })
+                    .collect(),
+            )];
+            if let Some(id) = id {
+                inline.push(masked(bpf::H, 14, 0x0fff, id as u32));
+            }
+            inline.insert(0, Cond::Not(Box::new(present)));
+            return Ok(Cond::Or(vec![Cond::And(v), Cond::And(inline)]));
+        }
+        self.need_ether("vlan")?;
+        let lt = 12 + self.shift(d);
+        let mut v = vec![Cond::Or(
+            [ethertype::VLAN, ethertype::QINQ, ethertype::QINQ_OLD]
+                .iter()
+                .map(|&t| test(bpf::H, lt, t as u32))
+                .collect(),
+        )];
+        if let Some(id) = id {
+            v.push(masked(bpf::H, lt + 2, 0x0fff, id as u32));
+        }
+        Ok(Cond::And(v))
+    }
+    /// Code leaving the value of `a` in A; `conds` collects the protocol
+    /// tests its loads need, `sp` is the next free scratch slot.
+    fn arith(
+        &self,
+        a: &Arith,
+        conds: &mut Vec<Cond>,
+        out: &mut Vec<(u16, u32)>,
+        sp: &mut u32,
+    ) -> Result<(), FilterError> {
+        match a {
+            Arith::Num(k) => out.push((bpf::LD | bpf::IMM, *k)),
+            Arith::Len => out.push((bpf::LD | bpf::W | bpf::LEN, 0)),
+            Arith::Neg(x) => {
+                self.arith(x, conds, out, sp)?;
+                out.push((bpf::ALU | bpf::NEG, 0));
+            }
+            Arith::Bin(op, l, r) => {
+                let code = match op {
+                    BinOp::Add => bpf::ADD,
+                    BinOp::Sub => bpf::SUB,
+                    BinOp::Mul => bpf::MUL,
+                    BinOp::Div => bpf::DIV,
+                    BinOp::Mod => bpf::MOD,
+                    BinOp::And => bpf::AND,
+                    BinOp::Or => bpf::OR,
+                    BinOp::Xor => bpf::XOR,
+                    BinOp::Shl => bpf::LSH,
+                    BinOp::Shr => bpf::RSH,
+                };
+                if let Arith::Num(k) = **r {
+                    self.arith(l, conds, out, sp)?;
+                    out.push((bpf::ALU | code | bpf::K, k));
+                } else {
+                    let slot = self.push_scratch(r, conds, out, sp)?;
+                    self.arith(l, conds, out, sp)?;
+                    out.push((bpf::LDX | bpf::MEM, slot));
+                    *sp -= 1;
+                    out.push((bpf::ALU | code | bpf::X, 0));
+                }
+            }
+            Arith::Load {
+                proto,
+                index,
+                size,
+                vlan: d,
+            } => {
+                let d = *d;
+                let first_cond = conds.len();
+                let sz = size_code(*size);
+                let nh = self.nh(d);
+                let (base, transport) = match proto {
+                    Proto::Ether => {
+                        self.need_ether("ether[]")?;
+                        (0, false)
+                    }
+                    Proto::Ip => {
+                        conds.push(self.ether(ethertype::IPV4, d)?);
+                        (nh, false)
+                    }
+                    Proto::Arp => {
+                        conds.push(self.ether(ethertype::ARP, d)?);
+                        (nh, false)
+                    }
+                    Proto::Ip6 => {
+                        conds.push(self.ether(ethertype::IPV6, d)?);
+                        (nh, false)
+                    }
+                    Proto::Icmp6 => {
+                        conds.push(self.ether(ethertype::IPV6, d)?);
+                        conds.push(test(bpf::B, nh + 6, 58));
+                        (nh + 40, false)
+                    }
+                    Proto::Tcp | Proto::Udp | Proto::Icmp => {
+                        let p = match proto {
+                            Proto::Tcp => 6,
+                            Proto::Udp => 17,
+                            _ => 1,
+                        };
+                        conds.push(self.ip_proto(p, d)?);
+                        conds.push(self.not_frag(d));
+                        (nh, true)
+                    }
+                };
+                // Protocol checks were made for constant offsets.
+                let var = self.var(d) && *proto != Proto::Ether;
+                for c in conds.iter_mut().skip(first_cond) {
+                    let shifted = self.shift_var(std::mem::replace(c, Cond::True), d);
+                    *c = shifted;
+                }
+                match (&**index, transport) {
+                    (Arith::Num(k), false) if !var => {
+                        out.push((bpf::LD | sz | bpf::ABS, base.wrapping_add(*k)))
+                    }
+                    (Arith::Num(k), false) => {
+                        out.push((bpf::LDX | bpf::MEM, VSLOT));
+                        out.push((bpf::LD | sz | bpf::IND, base.wrapping_add(*k)));
+                    }
+                    (Arith::Num(k), true) => {
+                        out.extend(self.iphl(d));
+                        out.push((bpf::LD | sz | bpf::IND, base.wrapping_add(*k)));
+                    }
+                    (ix, false) => {
+                        self.arith(ix, conds, out, sp)?;
+                        if var {
+                            out.push((bpf::LDX | bpf::MEM, VSLOT));
+                            out.push((bpf::ALU | bpf::ADD | bpf::X, 0));
+                        }
+                        out.push((bpf::MISC | bpf::TAX, 0));
+                        out.push((bpf::LD | sz | bpf::IND, base));
+                    }
+                    (ix, true) => {
+                        let slot = self.push_scratch(ix, conds, out, sp)?;
+                        out.extend(self.iphl(d));
+                        out.push((bpf::LD | bpf::MEM, slot));
+                        *sp -= 1;
+                        out.push((bpf::ALU | bpf::ADD | bpf::X, 0));
+                        out.push((bpf::MISC | bpf::TAX, 0));
+                        out.push((bpf::LD | sz | bpf::IND, base));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    /// Compute `a` and store it in a fresh scratch slot (returned).
+    fn push_scratch(
+        &self,
+        a: &Arith,
+        conds: &mut Vec<Cond>,
+        out: &mut Vec<(u16, u32)>,
+        sp: &mut u32,
+    ) -> Result<u32, FilterError> {
+        self.arith(a, conds, out, sp)?;
+        if *sp >= VSLOT {
+            return Err(FilterError {
+                at: "the comparison".into(),
+                message: "too deeply nested for classic BPF's 16 scratch slots".into(),
+            });
+        }
+        out.push((bpf::ST, *sp));
+        *sp += 1;
+        Ok(*sp - 1)
+    }
+    fn rel(&self, op: RelOp, l: &Arith, r: &Arith) -> Result<Cond, FilterError> {
+        let mut conds = Vec::new();
+        let mut out = Vec::new();
+        let mut sp = 0;
+        let x = if let Arith::Num(_) = r {
+            self.arith(l, &mut conds, &mut out, &mut sp)?;
+            false
+        } else {
+            let slot = self.push_scratch(r, &mut conds, &mut out, &mut sp)?;
+            self.arith(l, &mut conds, &mut out, &mut sp)?;
+            out.push((bpf::LDX | bpf::MEM, slot));
+            true
+        };
+        let k = if let Arith::Num(k) = r { *k } else { 0 };
+        let (jop, neg) = match op {
+            RelOp::Eq => (bpf::JEQ, false),
+            RelOp::Ne => (bpf::JEQ, true),
+            RelOp::Gt => (bpf::JGT, false),
+            RelOp::Ge => (bpf::JGE, false),
+            RelOp::Lt => (bpf::JGE, true),
+            RelOp::Le => (bpf::JGT, true),
+        };
+        let mut j = Cond::Jump {
+            stmts: out,
+            op: jop,
+            k,
+            x,
+        };
+        if neg {
+            j = Cond::Not(Box::new(j));
+        }
+        conds.push(j);
+        Ok(Cond::And(conds))
+    }
+    fn expr(&self, e: &Expr) -> Result<Cond, FilterError> {
+        Ok(match e {
+            Expr::And(a, b) => Cond::And(vec![self.expr(a)?, self.expr(b)?]),
+            Expr::Or(a, b) => Cond::Or(vec![self.expr(a)?, self.expr(b)?]),
+            Expr::Not(a) => Cond::Not(Box::new(self.expr(a)?)),
+            Expr::Prim { prim, vlan } => self.prim(prim, *vlan)?,
+            Expr::Rel { op, l, r } => self.rel(*op, l, r)?,
+        })
+    }
+}
+
+/// Jump target while generating: a label resolved at the end.
+#[derive(Clone, Copy)]
+struct Pending {
+    code: u16,
+    k: u32,
+    jt: usize,
+    jf: usize,
+}
+
+struct Emit {
+    code: Vec<Pending>,
+    /// label -> instruction index
+    labels: Vec<usize>,
+}
+
+const UNSET: usize = usize::MAX;
+
+impl Emit {
+    fn label(&mut self) -> usize {
+        self.labels.push(UNSET);
+        self.labels.len() - 1
+    }
+    fn place(&mut self, l: usize) {
+        self.labels[l] = self.code.len();
+    }
+    fn op(&mut self, code: u16, k: u32) {
+        self.code.push(Pending {
+            code,
+            k,
+            jt: UNSET,
+            jf: UNSET,
+        });
+    }
+    fn goto(&mut self, to: usize) {
+        self.code.push(Pending {
+            code: bpf::JMP | bpf::JA,
+            k: 0,
+            jt: to,
+            jf: UNSET,
+        });
+    }
+    fn cond(&mut self, c: &Cond, t: usize, f: usize) {
+        match c {
+            Cond::True => self.goto(t),
+            Cond::False => self.goto(f),
+            Cond::Not(a) => self.cond(a, f, t),
+            Cond::And(v) => {
+                for (i, c) in v.iter().enumerate() {
+                    if i + 1 == v.len() {
+                        self.cond(c, t, f);
+                    } else {
+                        let next = self.label();
+                        self.cond(c, next, f);
+                        self.place(next);
+                    }
+                }
+                if v.is_empty() {
+                    self.goto(t);
+                }
+            }
+            Cond::Or(v) => {
+                for (i, c) in v.iter().enumerate() {
+                    if i + 1 == v.len() {
+                        self.cond(c, t, f);
+                    } else {
+                        let next = self.label();
+                        self.cond(c, t, next);
+                        self.place(next);
+                    }
+                }
+                if v.is_empty() {
+                    self.goto(f);
+                }
+            }
+            Cond::Jump { stmts, op, k, x } => {
+                for &(code, k) in stmts {
+                    self.op(code, k);
+                }
+                self.code.push(Pending {
+                    code: bpf::JMP | op | if *x { bpf::X } else { bpf::K },
+                    k: *k,
+                    jt: t,
+                    jf: f,
+                });
+            }
+        }
+    }
+}
+
+/// Compile `expr` (None accepts everything) for packets that begin as
+/// `link` says; the program returns `snaplen` for a match, 0 otherwise.
+pub fn compile(expr: Option<&Expr>, link: Linkage, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
+    let g = Gen {
+        link,
+        uses_vslot: std::cell::Cell::new(false),
+    };
+    let cond = match expr {
+        None => Cond::True,
+        Some(e) => g.expr(e)?,
+    };
+    let mut em = Emit {
+        code: Vec::new(),
+        labels: Vec::new(),
+    };
+    if g.uses_vslot.get() {
+        em.op(bpf::LD | bpf::IMM, 0);
+        em.op(bpf::ST, VSLOT);
+    }
+    let accept = em.label();
+    let reject = em.label();
+    em.cond(&cond, accept, reject);
+    em.place(accept);
+    em.op(bpf::RET | bpf::K, snaplen);
+    em.place(reject);
+    em.op(bpf::RET | bpf::K, 0);
+    let too_long = || FilterError {
+        at: "the whole filter".into(),
+        message:
+            "too complex for classic BPF (jumps over 255 instructions or over 4096 instructions)"
+                .into(),
+    };
+    if em.code.len() > 4096 {
+        return Err(too_long());
+    }
+    let mut out = Vec::with_capacity(em.code.len());
+    for (pc, p) in em.code.iter().enumerate() {
+        let rel = |l: usize| -> Option<usize> {
+            let target = *em.labels.get(l)?;
+            target.checked_sub(pc + 1)
+        };
+        let mut i = Insn {
+            code: p.code,
+            jt: 0,
+            jf: 0,
+            k: p.k,
+        };
+        if p.code & 0x07 == bpf::JMP {
+            if p.code & 0xf0 == bpf::JA {
+                i.k = rel(p.jt).ok_or_else(too_long)? as u32;
+            } else {
+                let jt = rel(p.jt).ok_or_else(too_long)?;
+                let jf = rel(p.jf).ok_or_else(too_long)?;
+                if jt > 255 || jf > 255 {
+                    return Err(too_long());
+                }
+                i.jt = jt as u8;
+                i.jf = jf as u8;
+            }
+        }
+        out.push(i);
+    }
+    Ok(out)
+}

@@ -1,0 +1,793 @@
+//! `sockscope export`: the socket health of a host as Prometheus metrics.
+//!
+//! Collection happens on scrape: there is no background polling, so an
+//! exporter nobody scrapes costs nothing. One scrape runs at a time (a
+//! mutex; a second scrape waits for the first). The report comes from
+//! `sockscope::report::export`; this module only renders it with the
+//! `prometheus-client` crate and serves it over HTTP.
+//!
+//! HTTP: requests are parsed with `httparse` (hyper's parser) on plain
+//! std sockets, one thread per connection, at most [`MAX_CONNECTIONS`] at
+//! once. Every connection has a deadline for its whole request head
+//! (`--read-timeout`, so a client sending a byte a second is cut off) and
+//! the head may not exceed [`MAX_REQUEST_BYTES`]. Reading a request never
+//! holds the scrape lock, and the response is written after the lock is
+//! released, so a slow or hostile client cannot stall collection for
+//! others. tiny_http was the other candidate: it has neither a per
+//! connection read timeout nor a bound on the request head (0.12), and
+//! hyper needs an async runtime, which costs compile time and binary size
+//! for one endpoint.
+
+use super::ls::source_error;
+use crate::cli::Cli;
+use crate::{FOUND, Fail, out};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sockscope::report::export::{self, ExportReport, Options};
+use sockscope::report::labels::Platform;
+use sockscope::source::netns::{self, NetnsTarget};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Connections served at once; more are answered 503 and closed.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Largest request head (request line and headers) accepted.
+pub const MAX_REQUEST_BYTES: usize = 8192;
+/// How long writing a response may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "\
+Metrics (all gauges unless _total; their HELP text says what the kernel
+counts):
+  sockscope_listener_{accept_queue,backlog,syn_recv}_connections,
+  sockscope_listener_reuseport_group_sockets
+      per TCP listener: labels netns, addr, port, proto, process, pid, and
+      container_id, runtime, pod_uid, qos_class, systemd_unit when the
+      process's cgroup says so
+  sockscope_sockets{netns,proto,state}, sockscope_tcp_*_total
+      (ListenOverflows, ListenDrops, TCPBacklogDrop, syncookies, RetransSegs,
+      OutRsts, EstabResets, AttemptFails, ...), sockscope_sockstat_*:
+      per network namespace
+  sockscope_process_sockets{pid,process,state}: the --top processes; the
+      rest are process=\"other\"
+  sockscope_export_*: the exporter itself (folded series, scrape time)
+
+Collection happens when Prometheus scrapes (no background polling), one
+scrape at a time.
+
+Examples:
+  sockscope export                     serve on 127.0.0.1:9469/metrics
+  sockscope export --listen :9469 --all-netns
+                                       every namespace, on every address
+  sockscope export --once | promtool check metrics
+  sockscope export --json              the report as JSON, once
+
+Exit status: 0 stopped by SIGINT/SIGTERM (or --once done), 2 bad usage or
+the address is in use, 3 missing privilege, 4 output could not be
+written.")]
+pub struct ExportArgs {
+    /// Address to serve /metrics on: ADDR:PORT, or :PORT for every address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Processes with series of their own; the rest are summed into process="other".
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    /// Upper bound on the number of series; what does not fit is folded (and counted in sockscope_export_folded_total).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_series: u64,
+    /// Seconds a client may take to send its request head before it is cut off.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub read_timeout: f64,
+    /// Print the metrics once to stdout (Prometheus text format) and exit (no server).
+    #[arg(long, conflicts_with = "json")]
+    pub once: bool,
+    /// Print the report as JSON once and exit (no server).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ns: crate::cli::NetnsArgs,
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    full.parse().map_err(|_| {
+        format!(
+            "'{s}' is not ADDR:PORT; use e.g. 127.0.0.1:9469, [::1]:9469 or :9469 (every address)"
+        )
+    })
+}
+
+/// Set by SIGINT / SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_stop_handler() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe);
+    // sigaction gets a fully initialised struct. No SA_RESTART: poll()
+    // returns EINTR at once.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_stop as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// What one exporter remembers between scrapes.
+#[derive(Default)]
+struct State {
+    /// Cumulative folds: listeners, processes, namespaces.
+    folded: [u64; 3],
+    scrapes: u64,
+}
+
+struct Ctx {
+    target: NetnsTarget,
+    opts: Options,
+    state: Mutex<State>,
+    read_timeout: Duration,
+}
+
+impl Ctx {
+    fn collect(&self) -> Result<ExportReport, Fail> {
+        let namespaces = netns::open(&self.target).map_err(|e| source_error(e.into()))?;
+        let label = self.target != NetnsTarget::Current;
+        export::collect(&namespaces, label, self.opts)
+            .map(|c| c.report)
+            .map_err(source_error)
+    }
+
+    /// Collect and render, one at a time.
+    fn scrape(&self) -> Result<String, Fail> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let t0 = Instant::now();
+        let r = self.collect()?;
+        st.scrapes += 1;
+        st.folded[0] += r.folded.listeners;
+        st.folded[1] += r.folded.processes;
+        st.folded[2] += r.folded.namespaces;
+        Ok(render(&r, &st, t0.elapsed()))
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+    let f = Family::<Labels, Gauge>::default();
+    reg.register(name, help.trim_end_matches('.'), f.clone());
+    f
+}
+
+fn counter_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    reg.register(name, help.trim_end_matches('.'), f.clone());
+    f
+}
+
+fn kv(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+fn platform_labels(l: &mut Labels, p: &Platform) {
+    for (k, v) in [
+        ("container_id", &p.container_id),
+        ("runtime", &p.runtime),
+        ("pod_uid", &p.pod_uid),
+        ("qos_class", &p.qos),
+        ("systemd_unit", &p.unit),
+    ] {
+        if let Some(v) = v {
+            l.push(kv(k, v));
+        }
+    }
+}
+
+fn set(f: &Family<Labels, Gauge>, l: &Labels, v: impl TryInto<i64>) {
+    f.get_or_create(l).set(v.try_into().unwrap_or(i64::MAX));
+}
+
+/// /proc/net/netstat and snmp counters exported: (key, metric name without
+/// _total, help).
+const COUNTERS: &[(&str, &str, &str)] = &[
+    (
+        "TcpExt.ListenOverflows",
+        "sockscope_tcp_listen_overflows",
+        "Times a listener's accept queue was full when a SYN or the final ACK of a handshake arrived, so the kernel dropped it (TcpExt.ListenOverflows, /proc/net/netstat).",
+    ),
+    (
+        "TcpExt.ListenDrops",
+        "sockscope_tcp_listen_drops",
+        "Connection requests a listener dropped for any reason, overflows included (TcpExt.ListenDrops).",
+    ),
+    (
+        "TcpExt.TCPBacklogDrop",
+        "sockscope_tcp_backlog_drops",
+        "Segments dropped because a socket's backlog (packets queued while the application held the socket lock) was over the receive buffer (TcpExt.TCPBacklogDrop).",
+    ),
+    (
+        "TcpExt.TCPReqQFullDrop",
+        "sockscope_tcp_syn_queue_full_drops",
+        "SYNs dropped because the listener's SYN queue was full and syncookies were off (TcpExt.TCPReqQFullDrop).",
+    ),
+    (
+        "TcpExt.TCPReqQFullDoCookies",
+        "sockscope_tcp_syn_queue_full_syncookies",
+        "SYNs answered with a syncookie because the listener's SYN queue was full (TcpExt.TCPReqQFullDoCookies).",
+    ),
+    (
+        "TcpExt.SyncookiesSent",
+        "sockscope_tcp_syncookies_sent",
+        "SYN-ACKs sent carrying a syncookie (TcpExt.SyncookiesSent).",
+    ),
+    (
+        "TcpExt.SyncookiesRecv",
+        "sockscope_tcp_syncookies_received",
+        "ACKs that carried a valid syncookie (TcpExt.SyncookiesRecv).",
+    ),
+    (
+        "TcpExt.SyncookiesFailed",
+        "sockscope_tcp_syncookies_failed",
+        "ACKs whose syncookie did not validate (TcpExt.SyncookiesFailed).",
+    ),
+    (
+        "TcpExt.TCPTimeouts",
+        "sockscope_tcp_retransmit_timeouts",
+        "Retransmission timer expiries (RTO) (TcpExt.TCPTimeouts).",
+    ),
+    (
+        "TcpExt.TCPAbortOnMemory",
+        "sockscope_tcp_aborts_on_memory",
+        "Connections reset because the kernel was over its TCP memory or orphan limits (TcpExt.TCPAbortOnMemory).",
+    ),
+    (
+        "TcpExt.TCPAbortOnTimeout",
+        "sockscope_tcp_aborts_on_timeout",
+        "Connections given up after too many retransmissions or probes (TcpExt.TCPAbortOnTimeout).",
+    ),
+    (
+        "TcpExt.TCPMemoryPressures",
+        "sockscope_tcp_memory_pressure_entries",
+        "Times TCP entered memory pressure mode (net.ipv4.tcp_mem pressure threshold crossed) (TcpExt.TCPMemoryPressures).",
+    ),
+    (
+        "Tcp.ActiveOpens",
+        "sockscope_tcp_active_opens",
+        "Connections moved from CLOSED to SYN-SENT: connect() calls (Tcp.ActiveOpens, /proc/net/snmp).",
+    ),
+    (
+        "Tcp.PassiveOpens",
+        "sockscope_tcp_passive_opens",
+        "Connections moved from LISTEN to SYN-RECV: handshakes started by peers (Tcp.PassiveOpens).",
+    ),
+    (
+        "Tcp.AttemptFails",
+        "sockscope_tcp_attempt_fails",
+        "Connection attempts that failed: SYN-SENT or SYN-RECV to CLOSED, or SYN-RECV back to LISTEN (Tcp.AttemptFails).",
+    ),
+    (
+        "Tcp.EstabResets",
+        "sockscope_tcp_established_resets",
+        "Connections reset from ESTABLISHED or CLOSE-WAIT (Tcp.EstabResets).",
+    ),
+    (
+        "Tcp.InSegs",
+        "sockscope_tcp_received_segments",
+        "TCP segments received, errors included (Tcp.InSegs).",
+    ),
+    (
+        "Tcp.OutSegs",
+        "sockscope_tcp_sent_segments",
+        "TCP segments sent, retransmissions excluded (Tcp.OutSegs).",
+    ),
+    (
+        "Tcp.RetransSegs",
+        "sockscope_tcp_retransmitted_segments",
+        "TCP segments retransmitted (Tcp.RetransSegs).",
+    ),
+    (
+        "Tcp.OutRsts",
+        "sockscope_tcp_sent_resets",
+        "TCP segments sent with the RST flag (Tcp.OutRsts).",
+    ),
+    (
+        "Udp.RcvbufErrors",
+        "sockscope_udp_receive_buffer_errors",
+        "UDP datagrams dropped because the socket's receive buffer was full (Udp.RcvbufErrors).",
+    ),
+];
+
+/// /proc/net/sockstat values exported as gauges.
+const SOCKSTAT: &[(&str, &str, &str)] = &[
+    (
+        "sockets.used",
+        "sockscope_sockstat_sockets_used_sockets",
+        "Sockets allocated, all families (/proc/net/sockstat sockets: used).",
+    ),
+    (
+        "TCP.inuse",
+        "sockscope_sockstat_tcp_inuse_sockets",
+        "IPv4 TCP sockets in use, listeners included (/proc/net/sockstat TCP: inuse).",
+    ),
+    (
+        "TCP.orphan",
+        "sockscope_sockstat_tcp_orphan_sockets",
+        "TCP sockets closed by their application that the kernel still finishes (TCP: orphan).",
+    ),
+    (
+        "TCP.tw",
+        "sockscope_sockstat_tcp_timewait_sockets",
+        "TCP sockets in TIME-WAIT (TCP: tw).",
+    ),
+    (
+        "TCP.alloc",
+        "sockscope_sockstat_tcp_alloc_sockets",
+        "TCP sockets allocated, any state (TCP: alloc).",
+    ),
+    (
+        "TCP.mem",
+        "sockscope_sockstat_tcp_memory_pages",
+        "Pages the kernel has charged to TCP socket buffers; compared with net.ipv4.tcp_mem (TCP: mem). The kernel counts this for the whole host, not per namespace.",
+    ),
+    (
+        "UDP.inuse",
+        "sockscope_sockstat_udp_inuse_sockets",
+        "IPv4 UDP sockets in use (UDP: inuse).",
+    ),
+    (
+        "UDP.mem",
+        "sockscope_sockstat_udp_memory_pages",
+        "Pages charged to UDP socket buffers, whole host (UDP: mem).",
+    ),
+];
+
+/// The exposition of one report (OpenMetrics text, what prometheus-client
+/// writes).
+fn render(r: &ExportReport, st: &State, took: Duration) -> String {
+    let mut reg = Registry::default();
+
+    let aq = gauge_family(
+        &mut reg,
+        "sockscope_listener_accept_queue_connections",
+        "Connections the kernel has completed (three-way handshake done) that the application has not accept()ed yet: the listener's accept queue (sock_diag idiag_rqueue of the LISTEN socket).",
+    );
+    let bl = gauge_family(
+        &mut reg,
+        "sockscope_listener_backlog_connections",
+        "The backlog given to listen(), capped by net.core.somaxconn (sock_diag idiag_wqueue). The kernel admits backlog+1 connections into the accept queue, then drops SYNs and counts ListenOverflows.",
+    );
+    let syn = gauge_family(
+        &mut reg,
+        "sockscope_listener_syn_recv_connections",
+        "Half-open connections to the listener's address and port: SYN received, SYN-ACK sent, final ACK not seen yet (request sockets in SYN-RECV).",
+    );
+    let rp = gauge_family(
+        &mut reg,
+        "sockscope_listener_reuseport_group_sockets",
+        "Listening sockets bound to the same address and port (an SO_REUSEPORT group); 1 when the listener is alone.",
+    );
+    for l in &r.listeners {
+        let mut labels = vec![
+            kv("netns", &l.netns),
+            kv("addr", &l.addr),
+            kv("port", &l.port),
+            kv("proto", &l.proto),
+        ];
+        if let Some(p) = &l.process {
+            labels.push(kv("process", p));
+        }
+        if let Some(p) = l.pid {
+            labels.push(kv("pid", p));
+        }
+        platform_labels(&mut labels, &l.platform);
+        if let Some(v) = l.accept_queue {
+            set(&aq, &labels, v);
+        }
+        if let Some(v) = l.backlog {
+            set(&bl, &labels, v);
+        }
+        set(&syn, &labels, l.syn_recv);
+        if let Some(v) = l.reuseport_group {
+            set(&rp, &labels, v);
+        }
+    }
+
+    let sockets = gauge_family(
+        &mut reg,
+        "sockscope_sockets",
+        "Sockets in the kernel's tables of the network namespace, by protocol (tcp, udp, raw, u_str, u_dgr, u_seq...) and state, from one sock_diag dump.",
+    );
+    let somax = gauge_family(
+        &mut reg,
+        "sockscope_somaxconn_connections",
+        "net.core.somaxconn of the namespace: the cap on every listen() backlog.",
+    );
+    let counters: Vec<_> = COUNTERS
+        .iter()
+        .map(|(k, name, help)| (*k, counter_family(&mut reg, name, help)))
+        .collect();
+    let sockstat: Vec<_> = SOCKSTAT
+        .iter()
+        .map(|(k, name, help)| (*k, gauge_family(&mut reg, name, help)))
+        .collect();
+    for n in &r.namespaces {
+        for (proto, states) in &n.sockets {
+            for (state, count) in states {
+                let l = vec![
+                    kv("netns", &n.netns),
+                    kv("proto", proto),
+                    kv("state", state),
+                ];
+                set(&sockets, &l, *count);
+            }
+        }
+        let l = vec![kv("netns", &n.netns)];
+        if let Some(v) = n.somaxconn {
+            set(&somax, &l, v);
+        }
+        for (k, f) in &counters {
+            if let Some(v) = n.counters.get(k) {
+                f.get_or_create(&l).inc_by(v.max(0) as u64);
+            }
+        }
+        for (k, f) in &sockstat {
+            if let Some(v) = n.counters.get(k) {
+                set(f, &l, v);
+            }
+        }
+    }
+
+    let procs = gauge_family(
+        &mut reg,
+        "sockscope_process_sockets",
+        "Sockets a process holds through its file descriptors (distinct sockets, found in /proc/PID/fd), by state; processes beyond --top are summed into process=\"other\". Sockets without a file (TIME-WAIT, not yet accepted) belong to no process.",
+    );
+    for p in &r.processes {
+        for (state, count) in &p.by_state {
+            let mut l = vec![kv("process", &p.process)];
+            if let Some(pid) = p.pid {
+                l.push(kv("pid", pid));
+            }
+            platform_labels(&mut l, &p.platform);
+            l.push(kv("state", state));
+            set(&procs, &l, *count);
+        }
+    }
+
+    let folded = counter_family(
+        &mut reg,
+        "sockscope_export_folded",
+        "Label sets folded to keep within --max-series (kind=listener: merged into port=\"other\"; kind=process: summed into process=\"other\", also beyond --top; kind=netns: left out), summed over all scrapes.",
+    );
+    for (i, kind) in ["listener", "process", "netns"].into_iter().enumerate() {
+        folded
+            .get_or_create(&vec![kv("kind", kind)])
+            .inc_by(st.folded[i]);
+    }
+    let folded_now = gauge_family(
+        &mut reg,
+        "sockscope_export_folded_series",
+        "Series this scrape did not emit because of --max-series.",
+    );
+    set(&folded_now, &vec![], r.folded.series);
+    let denied = gauge_family(
+        &mut reg,
+        "sockscope_export_owner_scan_denied_processes",
+        "Processes whose fd table the exporter could not read (their sockets count for no process): give it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.",
+    );
+    set(&denied, &vec![], r.owner_scan_denied);
+    let scrapes = counter_family(
+        &mut reg,
+        "sockscope_export_scrapes",
+        "Scrapes served since the exporter started.",
+    );
+    scrapes.get_or_create(&vec![]).inc_by(st.scrapes);
+    let dur = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    reg.register(
+        "sockscope_export_collect_seconds",
+        "Wall time this scrape spent reading the kernel and building the report",
+        dur.clone(),
+    );
+    dur.get_or_create(&vec![]).set(took.as_secs_f64());
+
+    let mut s = String::new();
+    encode(&mut s, &reg).expect("writing to a String cannot fail");
+    s
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The same exposition in the Prometheus text format 0.0.4, for clients
+/// that do not ask for OpenMetrics (and for promtool): a counter's HELP
+/// and TYPE name the `_total` sample, and there is no `# EOF`.
+fn to_prometheus_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len() + 16 * counters.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        if let Some((kind, rest)) = meta
+            && let Some((name, tail)) = rest.split_once(' ')
+            && counters.contains(name)
+        {
+            out.push_str(kind);
+            out.push_str(name);
+            out.push_str("_total ");
+            out.push_str(tail);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    if !head_only {
+        let _ = stream.write_all(body);
+    }
+    let _ = stream.flush();
+}
+
+enum Head {
+    Request {
+        method: String,
+        path: String,
+        /// The client accepts OpenMetrics.
+        openmetrics: bool,
+    },
+    Fail(&'static str),
+    Gone,
+}
+
+/// Read a request head within the deadline and the size bound.
+fn read_head(stream: &mut TcpStream, timeout: Duration) -> Head {
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; MAX_REQUEST_BYTES];
+    let mut n = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Head::Fail("408 Request Timeout");
+        }
+        match stream.read(&mut buf[n..]) {
+            Ok(0) => return Head::Gone,
+            Ok(k) => n += k,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Head::Fail("408 Request Timeout");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Head::Gone,
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf[..n]) {
+            Ok(httparse::Status::Complete(_)) => {
+                let openmetrics = req.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("accept")
+                        && String::from_utf8_lossy(h.value).contains("application/openmetrics-text")
+                });
+                return Head::Request {
+                    method: req.method.unwrap_or("").to_string(),
+                    path: req.path.unwrap_or("").to_string(),
+                    openmetrics,
+                };
+            }
+            Ok(httparse::Status::Partial) if n < buf.len() => continue,
+            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                return Head::Fail("431 Request Header Fields Too Large");
+            }
+            Err(_) => return Head::Fail("400 Bad Request"),
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, ctx: &Ctx) {
+    let _ = stream.set_nonblocking(false);
+    let (method, path, openmetrics) = match read_head(&mut stream, ctx.read_timeout) {
+        Head::Request {
+            method,
+            path,
+            openmetrics,
+        } => (method, path, openmetrics),
+        Head::Fail(status) => {
+            respond(&mut stream, status, "text/plain", status.as_bytes(), false);
+            return;
+        }
+        Head::Gone => return,
+    };
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        let body = b"only GET and HEAD\n";
+        respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            body,
+            false,
+        );
+        return;
+    }
+    match path.split('?').next().unwrap_or("") {
+        "/metrics" => match ctx.scrape() {
+            Ok(body) if openmetrics => respond(
+                &mut stream,
+                "200 OK",
+                OPENMETRICS,
+                body.as_bytes(),
+                head_only,
+            ),
+            Ok(body) => {
+                let text = to_prometheus_text(&body);
+                respond(
+                    &mut stream,
+                    "200 OK",
+                    PROMETHEUS_TEXT,
+                    text.as_bytes(),
+                    head_only,
+                )
+            }
+            Err(f) => {
+                eprintln!("sockscope export: scrape failed: {}", f.message);
+                let body = format!("scrape failed: {}\n", f.message);
+                respond(
+                    &mut stream,
+                    "500 Internal Server Error",
+                    "text/plain",
+                    body.as_bytes(),
+                    head_only,
+                );
+            }
+        },
+        "/" => {
+            let body = b"sockscope export: socket health of this host. Metrics: /metrics\n";
+            respond(&mut stream, "200 OK", "text/plain", body, head_only);
+        }
+        _ => respond(
+            &mut stream,
+            "404 Not Found",
+            "text/plain",
+            b"try /metrics\n",
+            head_only,
+        ),
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, Fail> {
+    TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => Fail::usage(format!(
+            "--listen {addr}: the address is in use (another exporter? see `sockscope ls -tlnp sport = :{}`); \
+stop it or pick another port with --listen ADDR:PORT",
+            addr.port()
+        )),
+        std::io::ErrorKind::PermissionDenied => Fail::privilege(format!(
+            "--listen {addr}: not allowed to bind port {} (ports below 1024 need CAP_NET_BIND_SERVICE); \
+pick a port above 1023, e.g. --listen 127.0.0.1:9469",
+            addr.port()
+        )),
+        std::io::ErrorKind::AddrNotAvailable => Fail::usage(format!(
+            "--listen {addr}: no interface of this host has that address; use 127.0.0.1, 0.0.0.0 or one from `ip addr`"
+        )),
+        _ => Fail::system(format!("--listen {addr}: {e}")),
+    })
+}
+
+pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
+    if !(args.read_timeout > 0.0 && args.read_timeout.is_finite()) {
+        return Err(Fail::usage(format!(
+            "--read-timeout {}: give a positive number of seconds, e.g. --read-timeout 5",
+            args.read_timeout
+        )));
+    }
+    let ctx = Arc::new(Ctx {
+        target: args.ns.target(),
+        opts: Options {
+            top: args.top,
+            max_series: usize::try_from(args.max_series).unwrap_or(usize::MAX),
+        },
+        state: Mutex::new(State::default()),
+        read_timeout: Duration::from_secs_f64(args.read_timeout),
+    });
+    if args.json || args.once {
+        let body = if args.json {
+            let r = ctx.collect()?;
+            serde_json::to_string_pretty(&r).map_err(|e| Fail::system(e.to_string()))? + "\n"
+        } else {
+            to_prometheus_text(&ctx.scrape()?)
+        };
+        return out::print(body.as_bytes());
+    }
+    // Fail early on a namespace that cannot be opened.
+    netns::open(&ctx.target).map_err(|e| source_error(e.into()))?;
+    let listener = bind(args.listen)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Fail::system(format!("--listen {}: {e}", args.listen)))?;
+    install_stop_handler();
+    eprintln!(
+        "sockscope export: serving http://{}/metrics (collects on scrape; SIGINT or SIGTERM stops)",
+        listener.local_addr().unwrap_or(args.listen)
+    );
+    let active = Arc::new(AtomicUsize::new(0));
+    while !STOP.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 250) };
+        if rc <= 0 {
+            continue; // timeout, or EINTR from a signal: check STOP
+        }
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    let body = b"too many connections\n";
+                    respond(
+                        &mut stream,
+                        "503 Service Unavailable",
+                        "text/plain",
+                        body,
+                        false,
+                    );
+                    continue;
+                }
+                active.fetch_add(1, Ordering::Relaxed);
+                let (ctx, done) = (Arc::clone(&ctx), Arc::clone(&active));
+                let spawned = std::thread::Builder::new()
+                    .name("export-conn".into())
+                    .spawn(move || {
+                        serve(stream, &ctx);
+                        done.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Out of fds and the like: say so, and do not spin.
+                eprintln!("sockscope export: accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    Ok(FOUND)
+}

@@ -1,0 +1,39 @@
+//! The `bpf(2)` system call with a caller-built `union bpf_attr`
+//! (include/uapi/linux/bpf.h). Every command used here returns a new fd.
+
+// Unsafe only for bpf(2), which rustix does not wrap.
+#![allow(unsafe_code)]
+
+use rustix::fd::{FromRawFd, OwnedFd};
+
+pub const BPF_PROG_LOAD: libc::c_long = 5;
+pub const BPF_LINK_CREATE: libc::c_long = 28;
+pub const BPF_ITER_CREATE: libc::c_long = 33;
+pub const BPF_PROG_TYPE_TRACING: u32 = 26;
+pub const BPF_TRACE_ITER: u32 = 28;
+
+/// Run `cmd` with `attr` (laid out as the kernel's `union bpf_attr` for
+/// that command, zeroed where unused); the new fd it returns.
+pub fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<OwnedFd> {
+    // SAFETY: `attr` is a buffer we own, laid out as union bpf_attr for
+    // `cmd`; the kernel reads (and for some commands writes) at most
+    // `attr.len()` bytes of it, and pointers inside it point at buffers the
+    // caller keeps alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: on success these commands return a new file descriptor that
+    // nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Store a u32 at `at` in an attr buffer (native endian, as the kernel reads it).
+pub fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// Store a u64 at `at` in an attr buffer.
+pub fn put64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+}
