@@ -96,7 +96,7 @@ pub const PROC_COLS: &[Col] = &[
 ];
 
 pub const LISTEN_COLS: &[Col] = &[
-    col("Local", 12, 26, 9, false),
+    col("Local", 15, 26, 9, false),
     col("Process", 8, 24, 6, false),
     col("AcceptQ", 7, 7, 9, true),
     col("Backlog", 7, 7, 9, true),
@@ -140,19 +140,14 @@ pub fn layout(cols: &[Col], width: u16) -> Vec<(usize, u16, u16)> {
     }
     let mut widths: Vec<u16> = shown.iter().map(|&i| cols[i].min).collect();
     let mut spare = u32::from(width).saturating_sub(need(&shown));
-    // Grow columns towards their preferred width, one cell at a time each.
-    while spare > 0 {
-        let mut grew = false;
-        for (k, &i) in shown.iter().enumerate() {
-            if spare > 0 && widths[k] < cols[i].pref {
-                widths[k] += 1;
-                spare -= 1;
-                grew = true;
-            }
-        }
-        if !grew {
-            break;
-        }
+    // Spare room goes first to the columns that want the most (process
+    // names, addresses), each up to its preferred width.
+    let mut by_want: Vec<usize> = (0..shown.len()).collect();
+    by_want.sort_by_key(|&k| std::cmp::Reverse(cols[shown[k]].pref - cols[shown[k]].min));
+    for k in by_want {
+        let grow = u32::from(cols[shown[k]].pref - widths[k]).min(spare);
+        widths[k] += grow as u16;
+        spare -= grow;
     }
     let mut x = 0u16;
     shown
