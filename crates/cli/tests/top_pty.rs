@@ -28,6 +28,10 @@ struct Pty {
 
 impl Pty {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Pty {
+        Pty::spawn_program(BIN, args, env)
+    }
+
+    fn spawn_program(program: &str, args: &[&str], env: &[(&str, &str)]) -> Pty {
         let (mut m, mut s) = (0, 0);
         let ws = libc::winsize {
             ws_row: ROWS,
@@ -41,7 +45,7 @@ impl Pty {
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
         // SAFETY: both fds are fresh and owned here.
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env("TERM", "xterm-256color")
             .env_remove("NO_COLOR")
@@ -364,4 +368,46 @@ fn panic_restores_the_terminal() {
         .find("panicking on purpose")
         .expect("panic message shown");
     assert!(msg > raw.find("\x1b[?1049l").unwrap());
+}
+
+#[test]
+fn warnings_are_shown_on_the_screen_not_printed_over_it() {
+    // As user nobody the fd tables of root's processes cannot be read.
+    let sc = Scene::start("backlog");
+    let pid = sc.pid.to_string();
+    let mut t = Pty::spawn_program(
+        "nsenter",
+        &[
+            "-t",
+            &pid,
+            "-n",
+            "--",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "top",
+            "-d",
+            "0.5",
+        ],
+        &[("NO_COLOR", "1")],
+    );
+    let l = t.wait_for("the warning line", |l| {
+        l.iter()
+            .any(|r| r.starts_with("! could not read the fd tables"))
+    });
+    assert!(
+        l.iter().any(|r| r.contains("127.0.0.1:7000")),
+        "{}",
+        l.join("\n")
+    );
+    let raw = String::from_utf8_lossy(&t.raw.lock().unwrap()).into_owned();
+    assert!(
+        !raw.contains("sockscope: could not read"),
+        "a warning was printed to stderr, over the screen"
+    );
+    t.send(b"q");
+    assert_eq!(t.wait_exit().code(), Some(0));
+    t.assert_restored();
 }

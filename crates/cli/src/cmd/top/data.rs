@@ -45,6 +45,19 @@ pub struct Sampler {
     counters: HashMap<u64, (Counters, f64)>,
     start: Instant,
     pub filter: Filter,
+    /// What the last owner walk could not read (said, not printed: stderr
+    /// is the screen in the live view).
+    denied: Option<String>,
+}
+
+fn denied(scan: &sockscope::model::OwnerScan, out: &mut Option<String>) {
+    *out = (scan.denied > 0).then(|| {
+        format!(
+            "could not read the fd tables of {} of {} processes, so their sockets show no owner; \
+run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every owner",
+            scan.denied, scan.processes
+        )
+    });
 }
 
 impl Sampler {
@@ -72,6 +85,7 @@ impl Sampler {
             counters: HashMap::new(),
             start: Instant::now(),
             filter,
+            denied: None,
         })
     }
 
@@ -101,17 +115,16 @@ impl Sampler {
         // walk and the dump are not in memory together; again after the
         // dump only when a socket appeared that no walk has seen.
         let mut walked = false;
+        let mut notes = Vec::new();
         let now = self.start.elapsed().as_secs_f64();
         if self.owners.is_old(now) {
             match owners::scan_auto() {
                 Ok((scan, _why)) => {
-                    if self.owners.scan().is_none() {
-                        crate::cmd::warn_denied(&scan);
-                    }
+                    denied(&scan, &mut self.denied);
                     self.owners.replace(scan, now);
                     walked = true;
                 }
-                Err(e) => data.warnings.push(e.to_string()),
+                Err(e) => notes.push(e.to_string()),
             }
             data.owner_walks += 1;
         }
@@ -125,6 +138,7 @@ impl Sampler {
         .map_err(source_error)?;
         let now = self.start.elapsed().as_secs_f64();
         data.warnings = snap.warnings;
+        data.warnings.extend(notes);
         let sockets = snap.sockets;
         if walked {
             // Just walked: what it did not see has no owner (a socket made
@@ -134,9 +148,7 @@ impl Sampler {
         } else if self.owners.needs_scan(&sockets, now) {
             match owners::scan_auto() {
                 Ok((scan, _why)) => {
-                    if self.owners.scan().is_none() {
-                        crate::cmd::warn_denied(&scan);
-                    }
+                    denied(&scan, &mut self.denied);
                     self.owners.store(scan, &sockets, now);
                     walked = true;
                 }
@@ -144,6 +156,7 @@ impl Sampler {
             }
             data.owner_walks += 1;
         }
+        data.warnings.extend(self.denied.clone());
         // After a walk every socket takes its owners from it; otherwise
         // sockets seen before keep theirs (moved, not copied).
         let cache = &self.owners;

@@ -591,7 +591,14 @@ fn draw(
         )),
         Rect::new(0, 2, w, 1),
     );
-    let footer = views::footer(data, app.view);
+    let mut footer = views::footer(data, app.view);
+    // Warnings (namespaces left out, fd tables not readable) are shown, not
+    // printed: stderr is this screen.
+    footer.extend(
+        data.warnings
+            .iter()
+            .map(|w| format!("! {}", sockscope::view::escape::escape_str(w))),
+    );
     let bottom = 1 + footer.len().min(3) as u16 + app.filter_error.len().min(4) as u16;
     app.body_y = 3;
     app.body_h = h.saturating_sub(3 + bottom);
