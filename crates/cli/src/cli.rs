@@ -89,6 +89,8 @@ pub enum Command {
     Stats(crate::cmd::stats::StatsArgs),
     /// A live timeline of what the kernel does to each connection (state changes, retransmits, resets, drops) and the socket syscalls of the process behind it.
     Trace(crate::cmd::trace::TraceArgs),
+    /// A live view of connections, processes, listeners and namespaces with rates (bytes/s, retransmits/s, accepted/s, overflows/s).
+    Top(crate::cmd::top::TopArgs),
     /// Capture packets or read a pcap, decode TCP and follow conversations as Wireshark does, labelled with the owning process.
     Capture(crate::cmd::capture::CaptureArgs),
     /// A web server built from raw socket syscalls, and scripted experiments that make the kernel show its behaviour.

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         cli::Command::Listeners(a) => cmd::listeners::run(a, &args),
         cli::Command::Stats(a) => cmd::stats::run(a, &args),
         cli::Command::Trace(a) => cmd::trace::run(a, &args),
+        cli::Command::Top(a) => cmd::top::run(a, &args),
         cli::Command::Capture(a) => cmd::capture::run(a, &args),
         cli::Command::Lab(a) => cmd::lab::run(a, &args),
         cli::Command::Export(a) => cmd::export::run(a, &args),

@@ -658,6 +658,69 @@ pub struct Chain {
     pub unix_peer: Option<Socket>,
 }
 
+/// Assemble the chain of `s` (one of `all`, the sockets read from
+/// `namespaces`): its /proc row read in its namespace, every owner's fd,
+/// fdinfo and process, its listener health and, for a UNIX socket, its
+/// peer. Used by `who` and by the detail pane of `top`.
+pub fn build_chain(
+    s: &Socket,
+    all: &[Socket],
+    health: &[ListenerHealth],
+    namespaces: &[crate::source::netns::OpenNetns],
+) -> Chain {
+    use crate::source::{netns, process};
+    use std::path::Path;
+    let ns = namespaces
+        .iter()
+        .find(|n| s.netns.as_ref().is_none_or(|x| x.inode == n.id.inode));
+    let proc_line = ns.and_then(|ns| {
+        netns::run_in(ns, || {
+            crate::source::procnet::find_row(Path::new("/proc/thread-self/net"), s)
+                .map(|row| proc_line(&row))
+        })
+        .ok()
+        .flatten()
+    });
+    let owners = s
+        .owners
+        .iter()
+        .map(|o| {
+            let root = Path::new("/proc");
+            let entry = process::read_fd_at(root, o.pid, o.tid, o.fd).ok();
+            OwnerChain {
+                owner: o.clone(),
+                fd_path: o.fd_path(),
+                link: entry
+                    .as_ref()
+                    .map(|e| e.link.clone())
+                    .unwrap_or_else(|| format!("socket:[{}]", s.inode)),
+                fdinfo: entry.and_then(|e| e.info),
+                process: process::read_process(root, o.pid).ok(),
+            }
+        })
+        .collect();
+    let listener = health
+        .iter()
+        .find(|h| h.listener.inode == s.inode && h.listener.cookie == s.cookie && s.is_listener())
+        .cloned();
+    let unix_peer = match &s.peer {
+        Endpoint::Unix { inode, .. } if *inode != 0 => all
+            .iter()
+            .find(|p| p.inode == *inode && p.proto.is_unix())
+            .cloned(),
+        _ => None,
+    };
+    Chain {
+        socket: s.clone(),
+        port_hex: s.local.port().map(|p| format!("{p:04X}")),
+        addr_hex: s.local.ip().map(proc_hex_addr),
+        proc_line,
+        owners,
+        listener,
+        unix_peer,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod abi;
 pub mod escape;
 pub mod explain;
 pub mod join;
+pub mod live;
 pub mod model;
 pub mod query;
 pub mod report;

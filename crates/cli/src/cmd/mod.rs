@@ -8,6 +8,7 @@ pub mod listeners;
 pub mod ls;
 pub mod procfd;
 pub mod stats;
+pub mod top;
 pub mod trace;
 pub mod who;
 

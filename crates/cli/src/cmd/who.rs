@@ -4,11 +4,11 @@
 use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
-use sockscope::explain::{self, Chain, OwnerChain, Target};
-use sockscope::model::{Endpoint, Socket};
-use sockscope::source::netns::{self, NetnsTarget, OpenNetns};
+use sockscope::explain::{self, Target};
+use sockscope::model::Socket;
+use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::source::process::{self, FdTarget, ProcessError};
-use sockscope::source::{self, Kind, Request};
+use sockscope::source::{Kind, Request};
 use sockscope::view::explain as view;
 use std::collections::HashSet;
 use std::io::Write;
@@ -135,7 +135,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
 
     let mut chains = Vec::new();
     for s in primary.iter().take(args.max) {
-        chains.push(build_chain(s, &sockets, &health, &namespaces));
+        chains.push(explain::build_chain(s, &sockets, &health, &namespaces));
     }
     let mut w = out::stdout();
     let color = out::use_color(cli.color);
@@ -167,61 +167,4 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
 
 fn id(s: &Socket) -> (u64, Option<u64>) {
     (s.inode, s.cookie)
-}
-
-fn build_chain(
-    s: &Socket,
-    all: &[Socket],
-    health: &[explain::ListenerHealth],
-    namespaces: &[OpenNetns],
-) -> Chain {
-    let ns = namespaces
-        .iter()
-        .find(|n| s.netns.as_ref().is_none_or(|x| x.inode == n.id.inode));
-    let proc_line = ns.and_then(|ns| {
-        netns::run_in(ns, || {
-            source::procnet::find_row(Path::new("/proc/thread-self/net"), s)
-                .map(|row| explain::proc_line(&row))
-        })
-        .ok()
-        .flatten()
-    });
-    let owners = s
-        .owners
-        .iter()
-        .map(|o| {
-            let root = Path::new("/proc");
-            let entry = process::read_fd_at(root, o.pid, o.tid, o.fd).ok();
-            OwnerChain {
-                owner: o.clone(),
-                fd_path: o.fd_path(),
-                link: entry
-                    .as_ref()
-                    .map(|e| e.link.clone())
-                    .unwrap_or_else(|| format!("socket:[{}]", s.inode)),
-                fdinfo: entry.and_then(|e| e.info),
-                process: process::read_process(root, o.pid).ok(),
-            }
-        })
-        .collect();
-    let listener = health
-        .iter()
-        .find(|h| h.listener.inode == s.inode && h.listener.cookie == s.cookie && s.is_listener())
-        .cloned();
-    let unix_peer = match &s.peer {
-        Endpoint::Unix { inode, .. } if *inode != 0 => all
-            .iter()
-            .find(|p| p.inode == *inode && p.proto.is_unix())
-            .cloned(),
-        _ => None,
-    };
-    Chain {
-        socket: s.clone(),
-        port_hex: s.local.port().map(|p| format!("{p:04X}")),
-        addr_hex: s.local.ip().map(explain::proc_hex_addr),
-        proc_line,
-        owners,
-        listener,
-        unix_peer,
-    }
 }
