@@ -353,7 +353,7 @@ impl OwnerCache {
         if let Some(scan) = &self.scan
             && s.inode != 0
         {
-            s.owners = scan.owners(s.inode).to_vec();
+            s.owners = scan.owners(s.inode);
         }
     }
 

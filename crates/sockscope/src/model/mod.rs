@@ -13,7 +13,7 @@ pub mod owners;
 pub mod process;
 
 pub use counters::Counters;
-pub use owners::OwnerScan;
+pub use owners::{OwnerRef, OwnerScan, OwnerScanBuilder};
 pub use process::{FdEntry, FdInfo, FdTarget, ProcessInfo};
 
 use serde::{Deserialize, Serialize};

@@ -23,7 +23,7 @@
 //! an O_PATH fd on a UNIX socket *file* is not mistaken for a socket. The
 //! processes are split over the machine's cores.
 
-use crate::model::Owner;
+use crate::model::OwnerScanBuilder;
 pub use crate::model::owners::OwnerScan;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, Dir, Mode, OFlags};
@@ -41,8 +41,8 @@ pub enum OwnerError {
 /// by [`plan`], run later by [`Plan::run`], so the expensive part of the
 /// decision (reading kernel BTF) does not overlap the socket dump.
 pub enum Plan {
-    /// The BPF task_file iterator, loaded.
-    Bpf(super::owners_bpf::Loaded),
+    /// The BPF task_file iterator, loaded (once per process).
+    Bpf(&'static super::owners_bpf::Loaded),
     /// The /proc walk, with the reason the iterator is not used.
     Proc(String),
 }
@@ -127,11 +127,11 @@ pub fn scan(proc_root: &str) -> Result<OwnerScan, OwnerError> {
     };
 
     let denied = parts.iter().map(|p| p.denied).sum();
-    let mut pairs = Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum());
+    let mut all = OwnerScanBuilder::with_capacity(parts.iter().map(|p| p.owners.len()).sum());
     for p in parts {
-        pairs.extend(p.pairs);
+        all.append(p.owners);
     }
-    Ok(OwnerScan::from_pairs(pairs, denied, pids.len()))
+    Ok(all.finish(denied, pids.len()))
 }
 
 /// The device number of sockfs, learned from a socket of our own.
@@ -148,7 +148,7 @@ fn sockfs_dev() -> Option<(u32, u32)> {
 
 #[derive(Default)]
 struct Partial {
-    pairs: Vec<(u64, Owner)>,
+    owners: OwnerScanBuilder,
     denied: usize,
 }
 
@@ -266,16 +266,7 @@ fn scan_pids(
                 };
                 let Some(inode) = inode else { continue };
                 let (comm, uid) = proc_info.get_or_insert_with(|| process_info(root, pid));
-                part.pairs.push((
-                    inode,
-                    Owner {
-                        pid,
-                        fd,
-                        comm: comm.clone(),
-                        uid: *uid,
-                        tid,
-                    },
-                ));
+                part.owners.push(inode, pid, fd, tid, comm, *uid);
             }
         }
     }
@@ -334,12 +325,13 @@ mod tests {
             &[std::process::id()],
             &AtomicUsize::new(0),
             None,
-        );
+        )
+        .owners
+        .finish(0, 1);
         assert!(
             via_link
-                .pairs
-                .iter()
-                .any(|(i, o)| *i == ino && o.fd == l.as_raw_fd() as u32)
+                .owner_refs(ino)
+                .any(|o| o.fd == l.as_raw_fd() as u32)
         );
         assert!(sockfs_dev().is_some());
     }
@@ -369,24 +361,6 @@ mod tests {
         assert!(scan.owners(sock_ino).iter().any(|o| o.pid == me));
         drop(l);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn lookup_and_take() {
-        let o = |pid, fd| Owner {
-            pid,
-            fd,
-            comm: format!("c{pid}"),
-            uid: None,
-            tid: None,
-        };
-        let mut s = OwnerScan::from_pairs(vec![(7, o(2, 1)), (5, o(1, 4)), (7, o(1, 9))], 1, 3);
-        assert_eq!(s.owners(7), &[o(1, 9), o(2, 1)]);
-        assert_eq!(s.owners(6), &[]);
-        assert_eq!(s.owners(99), &[]);
-        assert_eq!(s.inode_count(), 2);
-        assert_eq!(s.take(5), vec![o(1, 4)]);
-        assert_eq!(s.denied, 1);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use super::bpf::sys::{
     BPF_ITER_CREATE, BPF_LINK_CREATE, BPF_PROG_LOAD, BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, bpf,
     put32, put64,
 };
-use crate::model::{Owner, OwnerScan};
+use crate::model::{OwnerScan, OwnerScanBuilder};
 use rustix::fd::OwnedFd;
 use std::io::Read;
 
@@ -48,7 +48,7 @@ const REC: usize = 48;
 /// /proc/self/ns/pid of the initial pid namespace (PROC_PID_INIT_INO).
 const INIT_PID_NS: u64 = 0xEFFF_FFFC;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BpfOwnerError {
     #[error("not in the initial pid namespace: the BPF iterator reports global pids")]
     PidNamespace,
@@ -207,76 +207,107 @@ fn load(btf: &Btf) -> Result<OwnedFd, BpfOwnerError> {
     })
 }
 
-/// One record: the socket's inode, its owner (with the writing thread's
-/// id in `tid`), and the address of the fd table it was found in.
+/// One record as the iterator wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub inode: u64,
-    pub owner: Owner,
+    pub pid: u32,
+    pub fd: u32,
+    /// The thread that wrote it (after [`fold_threads`]: 0 for the
+    /// process's main table).
+    pub tid: u32,
+    pub uid: u32,
+    /// The address of the fd table it was found in (compared only).
     pub files: u64,
+    pub comm: [u8; 16],
 }
 
-/// Decode the records the iterator wrote.
-pub fn decode(buf: &[u8]) -> Vec<Record> {
-    buf.chunks_exact(REC)
-        .map(|r| {
-            let u32_at = |i: usize| u32::from_ne_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
-            let u64_at = |i: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&r[i..i + 8]);
-                u64::from_ne_bytes(b)
-            };
-            let comm = &r[32..48];
-            let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
-            Record {
-                inode: u64_at(8),
-                owner: Owner {
-                    pid: u32_at(0),
-                    fd: u32_at(4),
-                    comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
-                    uid: Some(u32_at(16)),
-                    tid: Some(u32_at(20)),
-                },
-                files: u64_at(24),
-            }
-        })
-        .collect()
+impl Record {
+    /// The command name (up to the first NUL).
+    pub fn comm(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.comm.iter().position(|&c| c == 0).unwrap_or(16);
+        String::from_utf8_lossy(&self.comm[..end])
+    }
+}
+
+/// Decode the records the iterator wrote (a torn tail is ignored).
+pub fn decode(buf: &[u8]) -> impl Iterator<Item = Record> + '_ {
+    buf.chunks_exact(REC).map(|r| {
+        let u32_at = |i: usize| u32::from_ne_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&r[i..i + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let mut comm = [0u8; 16];
+        comm.copy_from_slice(&r[32..48]);
+        Record {
+            pid: u32_at(0),
+            fd: u32_at(4),
+            inode: u64_at(8),
+            uid: u32_at(16),
+            tid: u32_at(20),
+            files: u64_at(24),
+            comm,
+        }
+    })
 }
 
 /// One owner per distinct fd table. Records of the leader's table (tid =
-/// pid) are the process's (`tid` None). The kernel also walks every thread
-/// whose table is not the leader's: the threads that share one such table
-/// are folded into the one with the lowest tid, which labels the owners.
-pub fn fold_threads(recs: Vec<Record>) -> Vec<(u64, Owner)> {
+/// pid) are the process's (`tid` set to 0). The kernel also walks every
+/// thread whose table is not the leader's: the threads that share one such
+/// table are folded into the one with the lowest tid, which labels the
+/// owners.
+pub fn fold_threads(recs: Vec<Record>) -> Vec<Record> {
     use std::collections::HashMap;
     let mut lowest: HashMap<(u32, u64), u32> = HashMap::new();
     for r in &recs {
-        let tid = r.owner.tid.unwrap_or(r.owner.pid);
-        if tid != r.owner.pid {
-            let e = lowest.entry((r.owner.pid, r.files)).or_insert(tid);
-            *e = (*e).min(tid);
+        if r.tid != r.pid {
+            let e = lowest.entry((r.pid, r.files)).or_insert(r.tid);
+            *e = (*e).min(r.tid);
         }
     }
     recs.into_iter()
         .filter_map(|mut r| {
-            let tid = r.owner.tid.unwrap_or(r.owner.pid);
-            if tid == r.owner.pid {
-                r.owner.tid = None;
-            } else if lowest.get(&(r.owner.pid, r.files)) != Some(&tid) {
+            if r.tid == r.pid {
+                r.tid = 0;
+            } else if lowest.get(&(r.pid, r.files)) != Some(&r.tid) {
                 return None; // another thread of the same table
             }
-            Some((r.inode, r.owner))
+            Some(r)
         })
         .collect()
 }
 
-/// The iterator program, verified and loaded, ready to run.
-pub struct Loaded(OwnedFd);
+fn push(b: &mut OwnerScanBuilder, r: &Record) {
+    let tid = (r.tid != 0).then_some(r.tid);
+    if b.knows(r.pid, tid) {
+        b.push(r.inode, r.pid, r.fd, tid, "", Some(r.uid));
+    } else {
+        b.push(r.inode, r.pid, r.fd, tid, &r.comm(), Some(r.uid));
+    }
+}
 
-/// Load the iterator: check the pid namespace, read BTF for the offsets,
-/// assemble and load the program. The BTF is released before returning, so
-/// callers can do this before allocating much else.
-pub fn prepare() -> Result<Loaded, BpfOwnerError> {
+/// The iterator program, verified, loaded and attached, ready to run any
+/// number of times.
+pub struct Loaded {
+    _prog: OwnedFd,
+    link: OwnedFd,
+}
+
+/// Loaded once per process: assembling, reading BTF and the verifier cost
+/// more than a walk of a busy host's fd tables.
+static LOADED: std::sync::OnceLock<Result<Loaded, BpfOwnerError>> = std::sync::OnceLock::new();
+
+/// The iterator, loaded on first use: check the pid namespace, read BTF for
+/// the offsets, assemble, load and attach the program. The BTF is released
+/// before returning, so callers can do this before allocating much else.
+/// Later calls return the same program (or the same error).
+pub fn prepare() -> Result<&'static Loaded, BpfOwnerError> {
+    LOADED.get_or_init(load_once).as_ref().map_err(Clone::clone)
+}
+
+fn load_once() -> Result<Loaded, BpfOwnerError> {
     let ns = rustix::fs::stat("/proc/self/ns/pid")
         .map(|s| s.st_ino)
         .map_err(|_| BpfOwnerError::PidNamespace)?;
@@ -286,54 +317,67 @@ pub fn prepare() -> Result<Loaded, BpfOwnerError> {
     let data = std::fs::read("/sys/kernel/btf/vmlinux")
         .map_err(|e| BpfOwnerError::Btf(format!("/sys/kernel/btf/vmlinux: {e}")))?;
     let btf = Btf::parse(data).map_err(|e| BpfOwnerError::Btf(e.to_string()))?;
-    Ok(Loaded(load(&btf)?))
+    let prog = load(&btf)?;
+    drop(btf);
+    let mut attr = [0u8; 64];
+    put32(&mut attr, 0, rustix::fd::AsRawFd::as_raw_fd(&prog) as u32);
+    put32(&mut attr, 8, BPF_TRACE_ITER);
+    let link =
+        bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| BpfOwnerError::Load(format!("link: {e}")))?;
+    Ok(Loaded { _prog: prog, link })
 }
 
-/// Run the iterator once (loading it first).
+/// Run the iterator once (loading it first if this process has not).
 pub fn scan() -> Result<OwnerScan, BpfOwnerError> {
     prepare()?.run()
 }
 
 impl Loaded {
     /// Walk every process's files once and collect the sockets' owners.
-    pub fn run(self) -> Result<OwnerScan, BpfOwnerError> {
-        run(self.0)
-    }
-}
-
-fn run(prog: OwnedFd) -> Result<OwnerScan, BpfOwnerError> {
-    let mut attr = [0u8; 64];
-    put32(&mut attr, 0, rustix::fd::AsRawFd::as_raw_fd(&prog) as u32);
-    put32(&mut attr, 8, BPF_TRACE_ITER);
-    let link =
-        bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| BpfOwnerError::Load(format!("link: {e}")))?;
-    let mut attr = [0u8; 8];
-    put32(&mut attr, 0, rustix::fd::AsRawFd::as_raw_fd(&link) as u32);
-    let iter =
-        bpf(BPF_ITER_CREATE, &mut attr).map_err(|e| BpfOwnerError::Read(format!("iter: {e}")))?;
-    let mut file = std::fs::File::from(iter);
-    // Decode as it arrives: no buffer of the whole output.
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut have = 0;
-    let mut recs = Vec::new();
-    loop {
-        let n = file
-            .read(&mut buf[have..])
-            .map_err(|e| BpfOwnerError::Read(e.to_string()))?;
-        if n == 0 {
-            break;
+    pub fn run(&self) -> Result<OwnerScan, BpfOwnerError> {
+        let mut attr = [0u8; 8];
+        put32(
+            &mut attr,
+            0,
+            rustix::fd::AsRawFd::as_raw_fd(&self.link) as u32,
+        );
+        let iter = bpf(BPF_ITER_CREATE, &mut attr)
+            .map_err(|e| BpfOwnerError::Read(format!("iter: {e}")))?;
+        let mut file = std::fs::File::from(iter);
+        // Decode as it arrives: no buffer of the whole output. Records of a
+        // process's main fd table (nearly all) go straight into the table;
+        // those of other threads' tables wait to be folded.
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut have = 0;
+        let mut b = OwnerScanBuilder::default();
+        let mut threads = Vec::new();
+        let mut pids = std::collections::HashSet::new();
+        loop {
+            let n = file
+                .read(&mut buf[have..])
+                .map_err(|e| BpfOwnerError::Read(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            have += n;
+            let whole = have - have % REC;
+            for mut r in decode(&buf[..whole]) {
+                pids.insert(r.pid);
+                if r.tid == r.pid {
+                    r.tid = 0;
+                    push(&mut b, &r);
+                } else {
+                    threads.push(r);
+                }
+            }
+            buf.copy_within(whole..have, 0);
+            have -= whole;
         }
-        have += n;
-        let whole = have - have % REC;
-        recs.extend(decode(&buf[..whole]));
-        buf.copy_within(whole..have, 0);
-        have -= whole;
+        for r in fold_threads(threads) {
+            push(&mut b, &r);
+        }
+        Ok(b.finish(0, pids.len()))
     }
-    let pairs = fold_threads(recs);
-    let mut pids: Vec<u32> = pairs.iter().map(|(_, o)| o.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    Ok(OwnerScan::from_pairs(pairs, 0, pids.len()))
 }
 
 #[cfg(test)]
@@ -355,20 +399,15 @@ mod tests {
         };
         let mut r = rec(7, 7, 3, 35587, 0xa0);
         r.extend([1, 2, 3]); // a torn tail is ignored
-        let v = decode(&r);
+        let v: Vec<Record> = decode(&r).collect();
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].inode, 35587);
-        assert_eq!(v[0].files, 0xa0);
         assert_eq!(
-            v[0].owner,
-            Owner {
-                pid: 7,
-                fd: 3,
-                comm: "nc".into(),
-                uid: Some(1000),
-                tid: Some(7),
-            }
+            (
+                v[0].inode, v[0].files, v[0].pid, v[0].fd, v[0].uid, v[0].tid
+            ),
+            (35587, 0xa0, 7, 3, 1000, 7)
         );
+        assert_eq!(v[0].comm(), "nc");
         // The leader's table: no tid. A process whose leader exited: its
         // threads 11, 12, 13 share one table (0xb0) and report the same fds;
         // one owner each, labelled 11. Thread 21 of process 20 unshared its
@@ -384,19 +423,31 @@ mod tests {
         ] {
             buf.extend(rec(pid, tid, fd, ino, files));
         }
-        let got: Vec<(u64, u32, Option<u32>, u32)> = fold_threads(decode(&buf))
+        let got: Vec<(u64, u32, u32, u32)> = fold_threads(decode(&buf).collect())
             .into_iter()
-            .map(|(i, o)| (i, o.pid, o.tid, o.fd))
+            .map(|r| (r.inode, r.pid, r.tid, r.fd))
             .collect();
         assert_eq!(
             got,
             vec![
-                (100, 7, None, 3),
-                (200, 10, Some(11), 4),
-                (300, 20, None, 3),
-                (300, 20, Some(21), 5),
+                (100, 7, 0, 3),
+                (200, 10, 11, 4),
+                (300, 20, 0, 3),
+                (300, 20, 21, 5),
             ]
         );
+        // Into a table: the same owners, tid None for the main table.
+        let mut b = OwnerScanBuilder::default();
+        for r in fold_threads(decode(&buf).collect()) {
+            push(&mut b, &r);
+        }
+        let s = b.finish(0, 3);
+        let o = s.owners(300);
+        assert_eq!(
+            o.iter().map(|o| (o.pid, o.tid, o.fd)).collect::<Vec<_>>(),
+            vec![(20, None, 3), (20, Some(21), 5)]
+        );
+        assert_eq!(o[0].comm, "nc");
     }
 
     #[test]
@@ -441,6 +492,8 @@ mod tests {
             Err(BpfOwnerError::PidNamespace) => return, // a container: nothing to compare
             Err(e) => panic!("BPF owner iterator failed as root: {e}"),
         };
+        // Loaded once per process, run any number of times.
+        assert!(std::ptr::eq(prepare().unwrap(), prepare().unwrap()));
         let slow = super::super::owners::scan("/proc").unwrap();
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::MetadataExt;
