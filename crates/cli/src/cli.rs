@@ -162,12 +162,8 @@ pub struct LsArgs {
     /// Do not print the header line.
     #[arg(short = 'H', long)]
     pub no_header: bool,
-    /// Output one JSON array of socket objects (fields documented in the README).
-    #[arg(long, conflicts_with = "jsonl")]
-    pub json: bool,
-    /// Output one JSON object per line.
-    #[arg(long)]
-    pub jsonl: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
     #[command(flatten)]
     pub ns: NetnsArgs,
     /// Kernel interface to read: auto (netlink, /proc where netlink lacks a protocol), netlink, proc.
@@ -279,6 +275,54 @@ mod tests {
                 .find(|a| a.get_id() == name)
                 .unwrap_or_else(|| panic!("--{name} in ls"));
             assert_eq!(a.get_help_heading(), Some(GLOBAL), "--{name}");
+        }
+    }
+
+    /// Every command that prints JSON takes --json and --jsonl from the one
+    /// `OutputArgs` (same help, same meaning), and no command declares its
+    /// own.
+    #[test]
+    fn every_json_output_is_the_shared_one() {
+        let mut cmds = Vec::new();
+        let mut root = Cli::command();
+        root.build();
+        all(&root, &mut cmds);
+        let shared = clap::Command::new("x").args(
+            <crate::out::OutputArgs as clap::Args>::augment_args(clap::Command::new("y"))
+                .get_arguments()
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let help = |c: &clap::Command, id: &str| {
+            c.get_arguments()
+                .find(|a| a.get_id() == id)
+                .map(|a| a.get_help().map(|h| h.to_string()))
+        };
+        let mut with_json = Vec::new();
+        for c in &cmds {
+            let json = help(c, "json");
+            let jsonl = help(c, "jsonl");
+            if json.is_none() && jsonl.is_none() {
+                continue;
+            }
+            with_json.push(c.get_name().to_string());
+            assert_eq!(json, help(&shared, "json"), "--json of {}", c.get_name());
+            assert_eq!(jsonl, help(&shared, "jsonl"), "--jsonl of {}", c.get_name());
+        }
+        for name in [
+            "ls",
+            "who",
+            "proc",
+            "listeners",
+            "stats",
+            "trace",
+            "top",
+            "capture",
+            "export",
+            "list",
+            "run",
+        ] {
+            assert!(with_json.iter().any(|n| n == name), "{name} has no --json");
         }
     }
 }

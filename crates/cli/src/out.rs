@@ -94,6 +94,210 @@ pub fn print(bytes: &[u8]) -> Result<u8, Fail> {
     done(r, &mut w, FOUND)
 }
 
+/// `--json` / `--jsonl`, the same on every command that prints records
+/// (flattened into each command's arguments). What they mean everywhere:
+///
+/// - `--json`: one JSON document. A list of records (sockets, chains,
+///   scenarios) is an array with one record per line; a report (stats,
+///   listeners, proc, export, a lab run) is pretty-printed; a command that
+///   reports again and again (`listeners --interval`, `top --iterations`)
+///   writes each report on a line of its own.
+/// - `--jsonl`: JSON lines, one compact object per line: each record of a
+///   list or a stream (sockets, chains, events, packets), or the report
+///   itself on one line.
+///
+/// Everything goes through [`list`], [`document`], [`line`] and
+/// [`Records`], so that the shapes above hold for every command.
+#[derive(clap::Args, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputArgs {
+    /// Output one JSON document (records one per line inside arrays; fields in the README).
+    #[arg(long, conflicts_with = "jsonl", help_heading = "Output")]
+    pub json: bool,
+    /// Output JSON lines: one compact object per record (or per report).
+    #[arg(long, help_heading = "Output")]
+    pub jsonl: bool,
+}
+
+/// What [`OutputArgs`] asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Jsonl,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else if self.jsonl {
+            Format::Jsonl
+        } else {
+            Format::Text
+        }
+    }
+
+    /// JSON of either kind (not text).
+    pub fn structured(&self) -> bool {
+        self.json || self.jsonl
+    }
+}
+
+fn json_err(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// One value as one line of JSON.
+pub fn line<T: serde::Serialize + ?Sized>(w: &mut impl Write, v: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, v).map_err(json_err)?;
+    w.write_all(b"\n")
+}
+
+/// A list of records: `--json` one array, a record per line; `--jsonl` a
+/// record per line. Text is the caller's: nothing is written for it.
+pub fn list<T: serde::Serialize>(
+    w: &mut impl Write,
+    format: Format,
+    items: &[T],
+) -> io::Result<()> {
+    let mut r = Records::new(format);
+    r.open_list(w)?;
+    for i in items {
+        r.record(w, i)?;
+    }
+    r.close(w)
+}
+
+/// One report: `--json` pretty-printed (on one line when `repeated`: one
+/// of several reports in a stream), `--jsonl` on one line.
+pub fn document<T: serde::Serialize + ?Sized>(
+    w: &mut impl Write,
+    format: Format,
+    v: &T,
+    repeated: bool,
+) -> io::Result<()> {
+    match format {
+        Format::Json if !repeated => {
+            serde_json::to_writer_pretty(&mut *w, v).map_err(json_err)?;
+            w.write_all(b"\n")
+        }
+        Format::Json | Format::Jsonl => line(w, v),
+        Format::Text => Ok(()),
+    }
+}
+
+/// Records written as they come: for `--json` inside one document (a bare
+/// array, or an object whose fields are arrays of records and, last, plain
+/// values), for `--jsonl` one per line. `capture` writes
+/// `{"packets":[...],"conversations":[...],"summary":{...}}` with it.
+pub struct Records {
+    format: Format,
+    /// Inside an object (`--json`): whether a field was written.
+    object: Option<bool>,
+    /// Inside an array (`--json`): whether a record was written.
+    array: Option<bool>,
+}
+
+impl Records {
+    pub fn new(format: Format) -> Records {
+        Records {
+            format,
+            object: None,
+            array: None,
+        }
+    }
+
+    fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// `--json`: a bare array of records follows.
+    pub fn open_list(&mut self, w: &mut impl Write) -> io::Result<()> {
+        if self.json() {
+            w.write_all(b"[")?;
+            self.array = Some(false);
+        }
+        Ok(())
+    }
+
+    /// `--json`: the document is an object; `name` is its next field, an
+    /// array of the records that follow.
+    pub fn field_list(&mut self, w: &mut impl Write, name: &str) -> io::Result<()> {
+        if self.json() {
+            self.end_array(w)?;
+            self.next_field(w, name)?;
+            w.write_all(b"[")?;
+            self.array = Some(false);
+        }
+        Ok(())
+    }
+
+    /// A plain field of the object (`--json`), or one more line (`--jsonl`).
+    pub fn field<T: serde::Serialize + ?Sized>(
+        &mut self,
+        w: &mut impl Write,
+        name: &str,
+        v: &T,
+    ) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                self.end_array(w)?;
+                self.next_field(w, name)?;
+                serde_json::to_writer(&mut *w, v).map_err(json_err)
+            }
+            Format::Jsonl => line(w, v),
+            Format::Text => Ok(()),
+        }
+    }
+
+    /// One record: into the open array (`--json`), or a line (`--jsonl`).
+    pub fn record<T: serde::Serialize + ?Sized>(
+        &mut self,
+        w: &mut impl Write,
+        v: &T,
+    ) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                let first = !self.array.replace(true).unwrap_or(false);
+                w.write_all(if first { b"\n" } else { b",\n" })?;
+                serde_json::to_writer(&mut *w, v).map_err(json_err)
+            }
+            Format::Jsonl => line(w, v),
+            Format::Text => Ok(()),
+        }
+    }
+
+    /// End the document (`--json`: close what is open).
+    pub fn close(&mut self, w: &mut impl Write) -> io::Result<()> {
+        if self.json() {
+            self.end_array(w)?;
+            if self.object.take().is_some() {
+                w.write_all(b"}")?;
+            }
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn next_field(&mut self, w: &mut impl Write, name: &str) -> io::Result<()> {
+        match self.object.replace(true) {
+            None => w.write_all(b"{")?,
+            Some(true) => w.write_all(b",")?,
+            Some(false) => {}
+        }
+        serde_json::to_writer(&mut *w, name).map_err(json_err)?;
+        w.write_all(b":")
+    }
+
+    fn end_array(&mut self, w: &mut impl Write) -> io::Result<()> {
+        match self.array.take() {
+            Some(true) => w.write_all(b"\n]"),
+            Some(false) => w.write_all(b"]"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Stdout written by a thread of its own, for the long-running commands:
 /// they must stop within a second of SIGINT/SIGTERM whatever stdout does,
 /// and a write(2) to a pipe nobody reads blocks for ever (a signal does not
@@ -393,5 +597,60 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    fn written(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut v = Vec::new();
+        f(&mut v).unwrap();
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn one_shape_per_format() {
+        let items = [serde_json::json!({"a": 1}), serde_json::json!({"a": 2})];
+        assert_eq!(
+            written(|w| list(w, Format::Json, &items)),
+            "[\n{\"a\":1},\n{\"a\":2}\n]\n"
+        );
+        assert_eq!(written(|w| list(w, Format::Json, &[] as &[u8])), "[]\n");
+        assert_eq!(
+            written(|w| list(w, Format::Jsonl, &items)),
+            "{\"a\":1}\n{\"a\":2}\n"
+        );
+        assert_eq!(written(|w| list(w, Format::Text, &items)), "");
+        let doc = serde_json::json!({"schema": "x/1", "n": [1]});
+        let pretty = written(|w| document(w, Format::Json, &doc, false));
+        assert!(pretty.contains("\n  \"n\""), "{pretty}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+            doc
+        );
+        let one = "{\"n\":[1],\"schema\":\"x/1\"}\n";
+        assert_eq!(written(|w| document(w, Format::Json, &doc, true)), one);
+        assert_eq!(written(|w| document(w, Format::Jsonl, &doc, false)), one);
+    }
+
+    #[test]
+    fn records_stream_into_one_document_or_lines() {
+        let write = |f: Format| {
+            written(|w| {
+                let mut r = Records::new(f);
+                r.field_list(w, "packets")?;
+                r.record(w, &1)?;
+                r.record(w, &2)?;
+                r.field_list(w, "conversations")?;
+                r.field(w, "summary", &serde_json::json!({"kind": "summary"}))?;
+                r.close(w)
+            })
+        };
+        let doc = write(Format::Json);
+        assert_eq!(
+            doc,
+            "{\"packets\":[\n1,\n2\n],\"conversations\":[],\"summary\":{\"kind\":\"summary\"}}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(v["packets"], serde_json::json!([1, 2]));
+        assert_eq!(write(Format::Jsonl), "1\n2\n{\"kind\":\"summary\"}\n");
+        assert_eq!(write(Format::Text), "");
     }
 }

@@ -104,12 +104,11 @@ pub struct CaptureArgs {
     /// Write the flow diagrams as SVG to FILE.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// One JSON document: {"packets":[...],"conversations":[...],"summary":{...}}.
-    #[arg(long, conflicts_with = "jsonl")]
-    pub json: bool,
-    /// One JSON object per line: packets, then conversations, then a summary.
-    #[arg(long)]
-    pub jsonl: bool,
+    // --json: one document, {"packets":[...],"conversations":[...],
+    // "summary":{...}}; --jsonl: one object per line, packets, then
+    // conversations, then a summary.
+    #[command(flatten)]
+    pub out: out::OutputArgs,
     /// Print packet lines even with -w, --conv or --flow.
     #[arg(long)]
     pub print: bool,
@@ -132,8 +131,8 @@ struct Pipeline {
     reasm: Reassembler,
     analyzer: Analyzer,
     lines: Option<LineWriter>,
-    json: bool,
-    jsonl: bool,
+    /// --json / --jsonl: where the records go.
+    records: Option<out::Records>,
     flows: Option<FlowCollector>,
     writer: Option<PcapngWriter<BufWriter<File>>>,
     labeller: Option<Labeller>,
@@ -146,7 +145,6 @@ struct Pipeline {
     frame: u64,
     summary: Summary,
     count: Option<u64>,
-    json_first: bool,
     snaplen: u32,
     ifname: Option<String>,
 }
@@ -219,16 +217,9 @@ impl Pipeline {
         if let Some(w) = &mut self.lines {
             w.write(&mut self.out, self.frame, &p, &info, procs.as_ref())?;
         }
-        if self.json || self.jsonl {
+        if let Some(r) = &mut self.records {
             let j = json::packet(self.frame, &p, &info, procs.as_ref());
-            if self.json && !self.json_first {
-                self.out.write_all(b",\n")?;
-            }
-            self.json_first = false;
-            serde_json::to_writer(&mut self.out, &j)?;
-            if self.jsonl {
-                self.out.write_all(b"\n")?;
-            }
+            r.record(&mut self.out, &j)?;
         }
         if let Some(w) = &mut self.writer {
             let iface = w.interface(link, self.snaplen, self.ifname.as_deref())?;
@@ -253,33 +244,20 @@ impl Pipeline {
             .filter(|&i| self.conv_shown.get(i).copied().unwrap_or(false))
             .collect();
         let procs_of = |i: usize| self.conv_procs.get(i).cloned().flatten();
-        if self.json || self.jsonl {
-            if self.json {
-                self.out.write_all(b"\n],\"conversations\":[\n")?;
-            }
-            for (n, &i) in shown.iter().enumerate() {
+        if let Some(r) = &mut self.records {
+            r.field_list(&mut self.out, "conversations")?;
+            for &i in &shown {
                 let pr = procs_of(i).unwrap_or_default();
                 let j = json::conversation(&convs[i], pr.src.as_ref(), pr.dst.as_ref());
-                if self.json && n > 0 {
-                    self.out.write_all(b",\n")?;
-                }
-                serde_json::to_writer(&mut self.out, &j)?;
-                if self.jsonl {
-                    self.out.write_all(b"\n")?;
-                }
+                r.record(&mut self.out, &j)?;
             }
             let mut s = self.summary.clone();
             s.kind = "summary";
-            if self.json {
-                self.out.write_all(b"\n],\"summary\":")?;
-                serde_json::to_writer(&mut self.out, &s)?;
-                self.out.write_all(b"}\n")?;
-            } else {
-                serde_json::to_writer(&mut self.out, &s)?;
-                self.out.write_all(b"\n")?;
-            }
+            r.field(&mut self.out, "summary", &s)?;
+            r.close(&mut self.out)?;
         }
-        if args.conv && !(self.json || self.jsonl) {
+        let structured = self.records.is_some();
+        if args.conv && !structured {
             let list: Vec<_> = shown.iter().map(|&i| convs[i].clone()).collect();
             let lookup = |n: usize| shown.get(n).and_then(|&i| procs_of(i));
             let show_procs = shown
@@ -288,7 +266,7 @@ impl Pipeline {
             conv::write_table(&mut self.out, &list, &lookup, show_procs)?;
         }
         if let Some(f) = &self.flows {
-            if args.flow && !(self.json || self.jsonl) {
+            if args.flow && !structured {
                 if args.conv {
                     writeln!(self.out)?;
                 }
@@ -335,7 +313,7 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
             "--duration must be a number of seconds above 0",
         ));
     }
-    let structured = args.json || args.jsonl;
+    let structured = args.out.structured();
     let want_lines =
         !structured && (args.print || (!args.conv && !args.flow && args.write.is_none()));
     let mut pipe = Pipeline {
@@ -348,8 +326,7 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
                 numbered: args.number,
             })
         }),
-        json: args.json,
-        jsonl: args.jsonl,
+        records: structured.then(|| out::Records::new(args.out.format())),
         flows: (args.flow || args.svg.is_some()).then(FlowCollector::new),
         writer: None,
         labeller: None,
@@ -363,7 +340,6 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
             ..Summary::default()
         },
         count: args.count,
-        json_first: true,
         snaplen: args.snaplen,
         ifname: None,
     };
@@ -374,8 +350,8 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
             .map_err(|e| Fail::system(format!("{}: {e}", shown_path(path))))?;
         pipe.writer = Some(w);
     }
-    if args.json
-        && let Err(e) = pipe.out.write_all(b"{\"packets\":[\n")
+    if let Some(r) = &mut pipe.records
+        && let Err(e) = r.field_list(&mut pipe.out, "packets")
     {
         return out::ignore_broken_pipe(e);
     }

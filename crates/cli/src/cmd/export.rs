@@ -87,11 +87,11 @@ pub struct ExportArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub read_timeout: f64,
     /// Print the metrics once to stdout (Prometheus text format) and exit (no server).
-    #[arg(long, conflicts_with = "json")]
+    #[arg(long, conflicts_with_all = ["json", "jsonl"])]
     pub once: bool,
-    /// Print the report as JSON once and exit (no server).
-    #[arg(long)]
-    pub json: bool,
+    // --json / --jsonl: print the report once and exit (no server).
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
     #[command(flatten)]
     pub ns: crate::cli::NetnsArgs,
 }
@@ -723,10 +723,13 @@ pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
         state: Mutex::new(State::default()),
         read_timeout: Duration::from_secs_f64(args.read_timeout),
     });
-    if args.json || args.once {
-        let body = if args.json {
+    if args.out.structured() || args.once {
+        let body = if args.out.structured() {
             let r = ctx.collect()?;
-            serde_json::to_string_pretty(&r).map_err(|e| Fail::system(e.to_string()))? + "\n"
+            let mut b = Vec::new();
+            out::document(&mut b, args.out.format(), &r, false)
+                .map_err(|e| Fail::system(e.to_string()))?;
+            String::from_utf8(b).map_err(|e| Fail::system(e.to_string()))?
         } else {
             to_prometheus_text(&ctx.scrape()?)
         };

@@ -96,18 +96,16 @@ pub struct ServeArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ListArgs {
-    /// One JSON array of {name, summary}.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// The scenario (see `sockscope lab list`).
     pub scenario: String,
-    /// Print the observations as one JSON object instead of the narration.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
 }
 
 pub fn run(args: &LabArgs, cli: &Cli) -> Result<u8, Fail> {
@@ -192,14 +190,12 @@ fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
 
 fn run_list(a: &ListArgs) -> Result<u8, Fail> {
     let mut out = std::io::stdout().lock();
-    let r = if a.json {
+    let r = if a.out.structured() {
         let v: Vec<_> = scenario::SCENARIOS
             .iter()
             .map(|s| serde_json::json!({"name": s.name, "summary": s.summary}))
             .collect();
-        serde_json::to_writer_pretty(&mut out, &v)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(out))
+        out::list(&mut out, a.out.format(), &v)
     } else {
         scenario::SCENARIOS
             .iter()
@@ -228,7 +224,8 @@ fn run_scenario(a: &RunArgs, _cli: &Cli) -> Result<u8, Fail> {
             names.join(", ")
         )));
     };
-    let json = a.json;
+    let format = a.out.format();
+    let json = a.out.structured();
     // The header waits for the first step, so that a run that cannot even
     // create its namespace prints only the error.
     let mut started = false;
@@ -248,7 +245,7 @@ fn run_scenario(a: &RunArgs, _cli: &Cli) -> Result<u8, Fail> {
     // processes) and its output is written: a few seconds at most. The
     // signal stays pending and takes effect when the mask is restored.
     let old = block_stop_signals();
-    let result = finish_run(info.name, json, &mut sink);
+    let result = finish_run(info.name, format, &mut sink);
     restore_signals(&old);
     result
 }
@@ -276,7 +273,7 @@ fn restore_signals(old: &libc::sigset_t) {
 
 fn finish_run(
     name: &str,
-    json: bool,
+    format: out::Format,
     sink: &mut (dyn FnMut(&report::Step) + Send),
 ) -> Result<u8, Fail> {
     let r = scenario::run(name, sink).map_err(|e| {
@@ -287,10 +284,8 @@ fn finish_run(
         }
     })?;
     let mut out = std::io::stdout().lock();
-    let written = if json {
-        serde_json::to_writer_pretty(&mut out, &r)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(out))
+    let written = if format != out::Format::Text {
+        out::document(&mut out, format, &r, false)
     } else {
         report::write_summary(&mut out, &r)
     };

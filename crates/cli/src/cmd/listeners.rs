@@ -42,9 +42,8 @@ pub struct ListenersArgs {
     /// Numeric ports.
     #[arg(short = 'n', long)]
     pub numeric: bool,
-    /// Output JSON (one object per interval with --interval).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
     /// Seconds between reports; each report shows counter deltas.
     #[arg(long, value_name = "SECS")]
     pub interval: Option<f64>,
@@ -102,13 +101,8 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
         let somaxconn = |s: &Socket| report.somaxconn_of(s);
         let mut w = out::stdout();
         let res = (|| -> std::io::Result<()> {
-            if args.json {
-                if args.interval.is_some() {
-                    serde_json::to_writer(&mut w, &report)?;
-                } else {
-                    serde_json::to_writer_pretty(&mut w, &report)?;
-                }
-                writeln!(w)?;
+            if args.out.structured() {
+                out::document(&mut w, args.out.format(), &report, args.interval.is_some())?;
             } else {
                 if args.interval.is_some() {
                     writeln!(w, "--- report {} ---", round + 1)?;

@@ -108,10 +108,8 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     }
 
     let mut w = out::stdout();
-    let written = if args.json {
-        view::write_json(&mut w, &sockets)
-    } else if args.jsonl {
-        view::write_jsonl(&mut w, &sockets)
+    let written = if args.out.structured() {
+        out::list(&mut w, args.out.format(), &sockets)
     } else {
         let cols = Columns {
             netid: view::several_protocols(&sockets)

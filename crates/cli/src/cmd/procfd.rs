@@ -17,9 +17,8 @@ use std::path::Path;
 pub struct ProcArgs {
     /// The process id.
     pub pid: u32,
-    /// Output JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -95,7 +94,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
         })
         .collect();
     let mut w = out::stdout();
-    let res = if args.json {
+    let res = if args.out.structured() {
         let report = ProcReport {
             process: info,
             fds: rows
@@ -104,9 +103,7 @@ pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
                 .collect(),
             totals,
         };
-        serde_json::to_writer_pretty(&mut w, &report)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(w))
+        out::document(&mut w, args.out.format(), &report, false)
     } else {
         (|| {
             writeln!(

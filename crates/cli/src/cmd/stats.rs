@@ -13,9 +13,8 @@ use std::io::Write;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct StatsArgs {
-    /// Output JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
     /// How many processes to list by socket count.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -37,10 +36,8 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
     }
     let stats = got.report;
     let mut w = out::stdout();
-    let res = if args.json {
-        serde_json::to_writer_pretty(&mut w, &stats)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(w))
+    let res = if args.out.structured() {
+        out::document(&mut w, args.out.format(), &stats, false)
     } else {
         write_text(&mut w, &stats, out::use_color(cli.color))
     };

@@ -120,14 +120,13 @@ pub struct TraceArgs {
     /// Leave out the data events (send/recv), the bulk of the volume on a busy host.
     #[arg(long)]
     pub no_data: bool,
-    /// Print one JSON object at the end: {"events": [...], "connections": [...], "stats": {...}}.
-    #[arg(long, conflicts_with_all = ["jsonl", "diagram"])]
-    pub json: bool,
-    /// Print one JSON object per event as it happens, then one per connection and the stats.
-    #[arg(long, conflicts_with = "diagram")]
-    pub jsonl: bool,
+    // --json: one document at the end, {"events": [...], "connections":
+    // [...], "totals": {...}, "stats": {...}}; --jsonl: one object per event
+    // as it happens, then one per connection and the stats.
+    #[command(flatten)]
+    pub out: out::OutputArgs,
     /// Instead of the timeline, a sequence diagram (peer | kernel | application) for each finished connection.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["json", "jsonl"])]
     pub diagram: bool,
     /// Also write each finished connection's diagram as an SVG file into DIR.
     #[arg(long, value_name = "DIR")]
@@ -335,8 +334,7 @@ struct Output {
 
 impl Output {
     fn json_line(&mut self, v: &impl serde::Serialize) -> io::Result<()> {
-        serde_json::to_writer(&mut self.w, v).map_err(io::Error::from)?;
-        self.w.write_all(b"\n")
+        out::line(&mut self.w, v)
     }
 }
 
@@ -451,9 +449,9 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
             None => "Ctrl-C to stop".into(),
         }
     );
-    let mode = if args.json {
+    let mode = if args.out.format() == out::Format::Json {
         Mode::Json
-    } else if args.jsonl {
+    } else if args.out.format() == out::Format::Jsonl {
         Mode::Jsonl
     } else if args.diagram {
         Mode::Diagram
@@ -527,8 +525,7 @@ fn finish(o: &mut Output, stats: &Stats) -> io::Result<()> {
                 "totals": o.collector,
                 "stats": stats,
             });
-            serde_json::to_writer_pretty(&mut o.w, &doc).map_err(io::Error::from)?;
-            o.w.write_all(b"\n")?;
+            out::document(&mut o.w, out::Format::Json, &doc, false)?;
             o.w.items(o.events.len() as u64);
             Ok(())
         }

@@ -30,9 +30,8 @@ Examples:
 pub struct WhoArgs {
     /// :PORT, ADDR:PORT, [ADDR6]:PORT, PORT/udp, inode:N, PID/FD, or a UNIX socket path.
     pub target: String,
-    /// Output the chain as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
     #[command(flatten)]
     pub ns: crate::cli::NetnsArgs,
     /// Show at most this many full chains (the rest are listed in one line each).
@@ -139,10 +138,8 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     }
     let mut w = out::stdout();
     let color = out::use_color(cli.color);
-    let res = if args.json {
-        serde_json::to_writer_pretty(&mut w, &chains)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(w))
+    let res = if args.out.structured() {
+        out::list(&mut w, args.out.format(), &chains)
     } else {
         (|| {
             for (i, c) in chains.iter().enumerate() {

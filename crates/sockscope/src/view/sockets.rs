@@ -528,25 +528,6 @@ pub fn several_protocols(sockets: &[Socket]) -> bool {
         .is_some_and(|f| sockets.iter().any(|s| s.proto != f.proto))
 }
 
-/// Write sockets as one JSON array, streamed (one socket per line).
-pub fn write_json(w: &mut impl Write, sockets: &[Socket]) -> io::Result<()> {
-    w.write_all(b"[")?;
-    for (i, s) in sockets.iter().enumerate() {
-        w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *w, s)?;
-    }
-    w.write_all(if sockets.is_empty() { b"]\n" } else { b"\n]\n" })
-}
-
-/// Write sockets as JSON lines.
-pub fn write_jsonl(w: &mut impl Write, sockets: &[Socket]) -> io::Result<()> {
-    for s in sockets {
-        serde_json::to_writer(&mut *w, s)?;
-        w.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
 /// Family of an address as shown (used by tests and filters).
 pub fn family_of(addr: IpAddr) -> Family {
     match addr {
@@ -702,7 +683,7 @@ mod tests {
     }
 
     #[test]
-    fn json_array_and_lines() {
+    fn socket_json_round_trips() {
         let v = vec![s(
             Proto::Tcp,
             Endpoint::Inet {
@@ -714,19 +695,14 @@ mod tests {
                 port: 0,
             },
         )];
-        let mut out = Vec::new();
-        write_json(&mut out, &v).unwrap();
+        // The socket objects of `--json` / `--jsonl` (written by the cli's
+        // shared writer).
+        let out = serde_json::to_vec(&v).unwrap();
         let parsed: Vec<Socket> = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, v);
         let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(j[0]["local"]["addr"], "::ffff:127.0.0.1");
         assert_eq!(j[0]["state"], "listening");
         assert_eq!(j[0]["send_q"], serde_json::Value::Null);
-        let mut empty = Vec::new();
-        write_json(&mut empty, &[]).unwrap();
-        assert_eq!(empty, b"[]\n");
-        let mut l = Vec::new();
-        write_jsonl(&mut l, &v).unwrap();
-        assert_eq!(l.iter().filter(|&&c| c == b'\n').count(), 1);
     }
 }

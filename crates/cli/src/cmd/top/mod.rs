@@ -44,9 +44,10 @@ pub struct TopArgs {
     /// Print N refreshes and exit.
     #[arg(long, short = 'n', value_name = "N")]
     pub iterations: Option<u64>,
-    /// With --once / --iterations: one JSON object per refresh.
-    #[arg(long)]
-    pub json: bool,
+    // --json / --jsonl, with --once / --iterations: one JSON object per
+    // refresh, a line each.
+    #[command(flatten)]
+    pub out: crate::out::OutputArgs,
     /// The view to start in (interactive) or to print (--once; default: all).
     #[arg(long, value_enum)]
     pub view: Option<View>,
@@ -72,9 +73,10 @@ pub fn run(args: &TopArgs, cli: &Cli) -> Result<u8, Fail> {
             "--iterations 0: give at least 1 (or --once)".to_string(),
         ));
     }
-    if args.json && !args.once && args.iterations.is_none() {
+    if args.out.structured() && !args.once && args.iterations.is_none() {
         return Err(Fail::usage(
-            "--json prints refreshes for scripts: add --once or --iterations N".to_string(),
+            "--json and --jsonl print refreshes for scripts: add --once or --iterations N"
+                .to_string(),
         ));
     }
     let filter = sockscope::query::parse(&args.filter).map_err(|e| Fail::usage(e.to_string()))?;
@@ -126,7 +128,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
     let mut data = Data::default();
     // Every view for JSON; the one asked for (or all) as text.
     let views: Vec<View> = match args.view {
-        Some(v) if !args.json => vec![v],
+        Some(v) if !args.out.structured() => vec![v],
         _ => View::ALL.to_vec(),
     };
     // The first read is the baseline the rates are taken against.
@@ -150,7 +152,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
         next += interval;
         sampler.refresh(&mut data, &views)?;
         let mut w = std::io::BufWriter::new(stdout.lock());
-        let res = if args.json {
+        let res = if args.out.structured() {
             let r = Refresh {
                 schema: "sockscope.top/1",
                 iteration: it,
@@ -169,9 +171,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
                 listeners: &data.listeners,
                 namespaces: &data.namespaces,
             };
-            serde_json::to_writer(&mut w, &r)
-                .map_err(std::io::Error::other)
-                .and_then(|_| writeln!(w))
+            crate::out::document(&mut w, args.out.format(), &r, true)
         } else {
             (|| {
                 if n > 1 {
