@@ -190,65 +190,149 @@ impl Tracker {
     pub fn update_owned(
         &mut self,
         frame: &mut Frame,
-        mut sockets: Vec<Socket>,
+        sockets: Vec<Socket>,
         now_s: f64,
         carry: bool,
         fill: impl Fn(&mut Socket),
     ) {
-        let mut old_sockets = std::mem::take(&mut frame.sockets);
-        let dt = self.last_s.map(|l| now_s - l);
-        let first = self.last_s.is_none();
-        let mut next: FastMap<Key, Counts> =
-            FastMap::with_capacity_and_hasher(sockets.len(), Default::default());
-        let mut info = Vec::with_capacity(sockets.len());
-        let mut new_keys = KeySet::default();
-        for (row, s) in sockets.iter_mut().enumerate() {
-            let k = key_of(s);
-            let mut c = counts(s);
-            c.row = row;
-            let before = self.prev.get(&k);
-            match before.and_then(|b| old_sockets.get_mut(b.row)) {
-                Some(old) if carry && key_of(old) == k => {
-                    s.owners = std::mem::take(&mut old.owners);
-                }
-                _ => fill(s),
-            }
-            let status = if before.is_some() || first {
-                RowStatus::Open
-            } else {
-                new_keys.insert(k);
-                RowStatus::New
-            };
-            let d = dt.unwrap_or(0.0);
-            let (i, o, r) = match before {
-                Some(b) => (
-                    rate(c.bytes_in, b.bytes_in, d),
-                    rate(c.bytes_out, b.bytes_out, d),
-                    rate(c.retrans, b.retrans, d),
-                ),
-                None => (None, None, None),
-            };
-            info.push(RowInfo {
-                status,
-                in_bytes_per_s: i,
-                out_bytes_per_s: o,
-                retrans_per_s: r,
-                // A listener or a socket that never exchanged data has no rtt
-                // (the kernel reports 0).
-                rtt_us: s.tcp_info.as_ref().map(|t| t.rtt_us).filter(|r| *r > 0),
-                closed_s_ago: None,
-            });
-            next.insert(k, c);
-            if self.strip_tcp_info {
-                s.tcp_info = None;
-            }
+        let mut f = self.begin(frame, now_s, carry, sockets.len());
+        for s in sockets {
+            f.push(s, &fill);
         }
-        // Rows of the previous frame that are gone now.
+        f.finish();
+    }
+
+    /// Start folding the sockets read at `now_s` into `frame` one at a
+    /// time, as a dump hands them over ([`Fold::push`], then
+    /// [`Fold::finish`]); `carry` as in [`Tracker::update_owned`]. Only the
+    /// rows are kept: a socket's tcp_info is dropped as soon as its rates
+    /// are taken when `strip_tcp_info` is set. `expect` sizes the new
+    /// frame (0: as large as the last one).
+    pub fn begin<'a>(
+        &'a mut self,
+        frame: &'a mut Frame,
+        now_s: f64,
+        carry: bool,
+        expect: usize,
+    ) -> Fold<'a> {
+        let old_sockets = std::mem::take(&mut frame.sockets);
         let old_info = std::mem::take(&mut frame.info);
+        let cap = if expect > 0 {
+            expect
+        } else {
+            let open = old_info
+                .iter()
+                .filter(|i| i.status != RowStatus::Closed)
+                .count();
+            open + open / 16 + 16
+        };
+        Fold {
+            dt: self.last_s.map(|l| now_s - l),
+            first: self.last_s.is_none(),
+            now_s,
+            carry,
+            next: FastMap::with_capacity_and_hasher(cap, Default::default()),
+            sockets: Vec::with_capacity(cap),
+            info: Vec::with_capacity(cap),
+            new_keys: KeySet::default(),
+            old_sockets,
+            old_info,
+            tracker: self,
+            frame,
+        }
+    }
+}
+
+/// A refresh being folded: see [`Tracker::begin`].
+pub struct Fold<'a> {
+    tracker: &'a mut Tracker,
+    frame: &'a mut Frame,
+    old_sockets: Vec<Socket>,
+    old_info: Vec<RowInfo>,
+    sockets: Vec<Socket>,
+    info: Vec<RowInfo>,
+    next: FastMap<Key, Counts>,
+    new_keys: KeySet,
+    dt: Option<f64>,
+    first: bool,
+    now_s: f64,
+    carry: bool,
+}
+
+impl Fold<'_> {
+    /// Fold one socket; `fill` gives it owners unless carried over.
+    pub fn push(&mut self, mut s: Socket, fill: impl FnOnce(&mut Socket)) {
+        let k = key_of(&s);
+        let mut c = counts(&s);
+        c.row = self.sockets.len();
+        let before = self.tracker.prev.get(&k);
+        match before.and_then(|b| self.old_sockets.get_mut(b.row)) {
+            Some(old) if self.carry && key_of(old) == k => {
+                s.owners = std::mem::take(&mut old.owners);
+            }
+            _ => fill(&mut s),
+        }
+        let status = if before.is_some() || self.first {
+            RowStatus::Open
+        } else {
+            self.new_keys.insert(k);
+            RowStatus::New
+        };
+        let d = self.dt.unwrap_or(0.0);
+        let (i, o, r) = match before {
+            Some(b) => (
+                rate(c.bytes_in, b.bytes_in, d),
+                rate(c.bytes_out, b.bytes_out, d),
+                rate(c.retrans, b.retrans, d),
+            ),
+            None => (None, None, None),
+        };
+        self.info.push(RowInfo {
+            status,
+            in_bytes_per_s: i,
+            out_bytes_per_s: o,
+            retrans_per_s: r,
+            // A listener or a socket that never exchanged data has no rtt
+            // (the kernel reports 0).
+            rtt_us: s.tcp_info.as_ref().map(|t| t.rtt_us).filter(|r| *r > 0),
+            closed_s_ago: None,
+        });
+        self.next.insert(k, c);
+        if self.tracker.strip_tcp_info {
+            s.tcp_info = None;
+        }
+        self.sockets.push(s);
+    }
+
+    /// Rows folded so far.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// The new frame: the folded rows, then the rows that closed.
+    pub fn finish(self) {
+        let Fold {
+            tracker,
+            frame,
+            old_sockets,
+            old_info,
+            mut sockets,
+            mut info,
+            next,
+            new_keys,
+            dt,
+            now_s,
+            ..
+        } = self;
+        // Rows of the previous frame that are gone now.
         let mut closed_now = 0;
         for (s, mut i) in old_sockets.into_iter().zip(old_info) {
             if i.status == RowStatus::Closed {
-                continue; // already in self.closed
+                continue; // already in tracker.closed
             }
             if !next.contains_key(&key_of(&s)) {
                 closed_now += 1;
@@ -256,19 +340,19 @@ impl Tracker {
                 i.in_bytes_per_s = None;
                 i.out_bytes_per_s = None;
                 i.retrans_per_s = None;
-                self.closed.push((s, i, now_s));
+                tracker.closed.push((s, i, now_s));
             }
         }
-        let keep = self.keep_closed_s;
-        self.closed.retain(|(_, _, t)| now_s - t < keep);
-        for (s, i, t) in &self.closed {
+        let keep = tracker.keep_closed_s;
+        tracker.closed.retain(|(_, _, t)| now_s - t < keep);
+        for (s, i, t) in &tracker.closed {
             let mut i = i.clone();
             i.closed_s_ago = Some(now_s - t);
             sockets.push(s.clone());
             info.push(i);
         }
-        self.prev = next;
-        self.last_s = Some(now_s);
+        tracker.prev = next;
+        tracker.last_s = Some(now_s);
         *frame = Frame {
             sockets,
             info,
@@ -339,6 +423,31 @@ impl OwnerCache {
     pub fn store_known(&mut self, sockets: &[Socket]) {
         self.known
             .extend(sockets.iter().map(|s| s.inode).filter(|i| *i != 0));
+    }
+
+    /// Did the last walk see socket `inode` (or is it 0: no file)?
+    pub fn knows(&self, inode: u64) -> bool {
+        inode == 0 || self.known.contains(&inode)
+    }
+
+    /// After a walk: give the open rows of `frame` the owners the walk
+    /// found, touching only rows whose owners changed (no allocation for
+    /// the others). Closed rows keep their last owners.
+    pub fn refresh_owners(&self, frame: &mut Frame) {
+        let Some(scan) = &self.scan else { return };
+        for (s, i) in frame.sockets.iter_mut().zip(&frame.info) {
+            if i.status == RowStatus::Closed || s.inode == 0 {
+                continue;
+            }
+            let mut now = scan.owner_refs(s.inode);
+            let same = s.owners.iter().all(|o| {
+                now.next()
+                    .is_some_and(|n| (n.pid, n.fd, n.tid) == (o.pid, o.fd, o.tid))
+            }) && now.next().is_none();
+            if !same {
+                s.owners = scan.owners(s.inode);
+            }
+        }
     }
 
     /// Give every socket its owners from the last walk.
@@ -808,6 +917,46 @@ mod tests {
         assert_eq!(rows[0].children, 3);
         assert_eq!(rows[0].accepted_per_s, Some(4.0));
         assert_eq!(rows[0].reuseport_group, 1);
+    }
+
+    #[test]
+    fn folding_one_by_one_drops_tcp_info_and_refreshes_changed_owners() {
+        use crate::model::OwnerScan;
+        let mut t = Tracker::new(3.0);
+        t.strip_tcp_info = true;
+        let mut f = Frame::default();
+        let mut fold = t.begin(&mut f, 0.0, true, 0);
+        fold.push(sock(1, 80, 5000, State::Established, 100, 0), |_| {});
+        fold.push(sock(2, 80, 5001, State::Established, 0, 0), |_| {});
+        assert_eq!(fold.len(), 2);
+        fold.finish();
+        let mut fold = t.begin(&mut f, 1.0, true, 0);
+        fold.push(sock(1, 80, 5000, State::Established, 600, 0), |_| {
+            panic!("carried")
+        });
+        fold.finish();
+        assert_eq!(f.info[0].in_bytes_per_s, Some(500.0));
+        assert!(f.sockets.iter().all(|s| s.tcp_info.is_none()));
+        assert_eq!(f.info[1].status, RowStatus::Closed);
+        // A walk that moved socket 1 to another process: its row changes,
+        // the closed row keeps its last owner.
+        let mut c = OwnerCache::new(10.0);
+        let moved = Owner {
+            pid: 43,
+            fd: 7,
+            comm: "new".into(),
+            uid: Some(0),
+            tid: None,
+        };
+        c.store(
+            OwnerScan::from_pairs(vec![(f.sockets[0].inode, moved.clone())], 0, 1),
+            &f.sockets,
+            1.0,
+        );
+        c.refresh_owners(&mut f);
+        assert_eq!(f.sockets[0].owners, vec![moved]);
+        assert_eq!(f.sockets[1].owners[0].pid, 42);
+        assert!(c.knows(f.sockets[0].inode) && c.knows(0) && !c.knows(99));
     }
 
     #[test]

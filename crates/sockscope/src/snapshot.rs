@@ -35,6 +35,37 @@ pub fn snapshot(
     snapshot_port(namespaces, req, label, want_owners, tolerant, None)
 }
 
+/// Read `req` from every namespace in `namespaces`, handing each socket to
+/// `each` as it is read (no owners: a caller folding sockets attaches
+/// them from its own owner table). The returned snapshot has the notes
+/// and warnings, no sockets. `tolerant` as in [`snapshot`].
+pub fn snapshot_each(
+    namespaces: &[OpenNetns],
+    req: &Request,
+    label: bool,
+    tolerant: bool,
+    each: &mut (dyn FnMut(Socket) + Send),
+) -> Result<Snapshot, SourceError> {
+    let mut snap = Snapshot::default();
+    for ns in namespaces {
+        match crate::source::each(ns, req, label, each) {
+            Ok(c) => {
+                for n in c.notes {
+                    if !snap.notes.contains(&n) {
+                        snap.notes.push(n);
+                    }
+                }
+                snap.warnings.extend(c.warnings);
+            }
+            Err(e) if tolerant => snap
+                .warnings
+                .push(format!("namespace {} left out: {e}", ns.id)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(snap)
+}
+
 /// [`snapshot`] with the local-port filter of [`collect_here_port`].
 pub fn snapshot_port(
     namespaces: &[OpenNetns],

@@ -17,6 +17,7 @@ pub use owners::{OwnerRef, OwnerScan, OwnerScanBuilder};
 pub use process::{FdEntry, FdInfo, FdTarget, ProcessInfo};
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -470,13 +471,14 @@ pub struct TcpInfo {
     /// Bytes of tcp_info the kernel sent.
     pub len: usize,
     /// Congestion avoidance state: open, disorder, cwr, recovery, loss.
-    pub ca_state: String,
+    /// (A `Cow`: decoding borrows a static name, no allocation.)
+    pub ca_state: Cow<'static, str>,
     /// Unrecovered RTO timeouts in a row.
     pub retransmits: u8,
     pub probes: u8,
     pub backoff: u8,
     /// Negotiated options: timestamps, sack, wscale, ecn, ecn_seen, syn_data.
-    pub options: Vec<String>,
+    pub options: Vec<Cow<'static, str>>,
     pub snd_wscale: u8,
     pub rcv_wscale: u8,
     pub rto_us: u32,

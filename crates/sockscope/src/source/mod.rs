@@ -275,34 +275,96 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
 /// thread's namespace knows it (the index means nothing elsewhere). An
 /// index that names no interface (it went away) reads `ifN`, as in ss.
 fn name_interfaces(sockets: &mut [Socket]) {
-    let mut names: Vec<(u32, Box<str>)> = Vec::new();
-    let mut probe: Option<rustix::fd::OwnedFd> = None;
+    let mut names = IfNames::default();
     for s in sockets.iter_mut() {
+        names.name(s);
+    }
+}
+
+/// Interface names by index, looked up once each.
+#[derive(Default)]
+struct IfNames {
+    names: Vec<(u32, Box<str>)>,
+    probe: Option<rustix::fd::OwnedFd>,
+}
+
+impl IfNames {
+    fn name(&mut self, s: &mut Socket) {
         let Some(index) = s.bound_ifindex else {
-            continue;
+            return;
         };
-        let name = match names.iter().find(|(i, _)| *i == index) {
+        let name = match self.names.iter().find(|(i, _)| *i == index) {
             Some((_, n)) => n.clone(),
             None => {
-                if probe.is_none() {
-                    probe = rustix::net::socket(
+                if self.probe.is_none() {
+                    self.probe = rustix::net::socket(
                         rustix::net::AddressFamily::INET,
                         rustix::net::SocketType::DGRAM,
                         None,
                     )
                     .ok();
                 }
-                let n: Box<str> = probe
+                let n: Box<str> = self
+                    .probe
                     .as_ref()
                     .and_then(|fd| rustix::net::netdevice::index_to_name(fd, index).ok())
                     .unwrap_or_else(|| format!("if{index}"))
                     .into();
-                names.push((index, n.clone()));
+                self.names.push((index, n.clone()));
                 n
             }
         };
         s.bound_ifname = Some(name);
     }
+}
+
+/// Like [`collect_here`], but each socket goes to `each` as it is read
+/// instead of into one vector: a caller that folds sockets into something
+/// smaller (a live view, counts) never holds the whole table. TCP of both
+/// families comes from one netlink walk, in the kernel's order (not IPv4
+/// first); other requests, and a kernel that refuses that walk before
+/// sending anything, are read as [`collect_here`] reads them. The
+/// returned [`Collected`] has the notes and warnings, no sockets.
+pub fn each_here(req: &Request, each: &mut dyn FnMut(Socket)) -> Result<Collected, SourceError> {
+    let both_tcp = req.kinds == [Kind::Tcp] && req.ipv4 && req.ipv6;
+    if both_tcp && req.source != SourceChoice::Proc {
+        let mut d = DiagSocket::open()?;
+        let mut names = IfNames::default();
+        let mut sent = 0usize;
+        let r = d.dump_tcp_both_each(req.states, req.ext, &[], |mut s| {
+            names.name(&mut s);
+            sent += 1;
+            each(s);
+        });
+        match r {
+            Ok(()) => return Ok(Collected::default()),
+            Err(e) if sent > 0 => return Err(e.into()),
+            Err(_) => {} // refused at once: the per-family dumps
+        }
+    }
+    let mut c = collect_here(req)?;
+    for s in c.sockets.drain(..) {
+        each(s);
+    }
+    Ok(c)
+}
+
+/// [`each_here`] in namespace `ns`, labelling each socket with it when
+/// `label` is set.
+pub fn each(
+    ns: &OpenNetns,
+    req: &Request,
+    label: bool,
+    each: &mut (dyn FnMut(Socket) + Send),
+) -> Result<Collected, SourceError> {
+    netns::run_in(ns, || {
+        each_here(req, &mut |mut s: Socket| {
+            if label {
+                s.netns = Some(Box::new(ns.id.clone()));
+            }
+            each(s)
+        })
+    })?
 }
 
 /// Read the requested sockets in namespace `ns`, labelling each socket with
@@ -350,3 +412,52 @@ pub fn listening_states() -> StateSet {
 
 /// Every kind of socket sockscope reads.
 pub const ALL_KINDS: [Kind; 5] = [Kind::Tcp, Kind::Udp, Kind::Udplite, Kind::Raw, Kind::Unix];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_here_hands_over_what_collect_here_lists() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(v4.local_addr().unwrap()).unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").ok();
+        let mut ports = vec![
+            v4.local_addr().unwrap().port(),
+            c.local_addr().unwrap().port(),
+        ];
+        ports.extend(v6.as_ref().map(|l| l.local_addr().unwrap().port()));
+        let req = Request {
+            kinds: vec![Kind::Tcp],
+            ipv4: true,
+            ipv6: true,
+            states: StateSet::ALL,
+            source: SourceChoice::Auto,
+            ext: Extensions {
+                info: true,
+                skmem: false,
+                cong: false,
+            },
+        };
+        let mine = |v: Vec<Socket>| {
+            let mut v: Vec<(u16, State, bool, u64)> = v
+                .into_iter()
+                .filter(|s| s.local.port().is_some_and(|p| ports.contains(&p)))
+                .map(|s| {
+                    let p = s.local.port().unwrap();
+                    (p, s.state, s.tcp_info.is_some(), s.inode)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let mut handed = Vec::new();
+        let got = each_here(&req, &mut |s| handed.push(s)).unwrap();
+        assert!(got.sockets.is_empty());
+        let want = mine(collect_here(&req).unwrap().sockets);
+        assert_eq!(mine(handed), want);
+        // The listener(s) and both ends of the connection, with tcp_info.
+        assert_eq!(want.len(), 3 + usize::from(v6.is_some()), "{want:?}");
+        assert!(want.iter().all(|w| w.2));
+    }
+}

@@ -212,6 +212,24 @@ impl DiagSocket {
         local_ports: &[u16],
         out: &mut Vec<Socket>,
     ) -> Result<(), DiagError> {
+        let start = out.len();
+        self.dump_tcp_both_each(states, ext, local_ports, |s| out.push(s))?;
+        // The kernel interleaves the families in hash order; list IPv4
+        // first (stable), as two per-family dumps would.
+        out[start..].sort_by_key(|s| s.family != Family::Inet);
+        Ok(())
+    }
+
+    /// [`dump_tcp_both`](Self::dump_tcp_both) handing each socket to
+    /// `each` as its message is decoded, in the kernel's order (families
+    /// interleaved): nothing of the dump is kept but what `each` keeps.
+    pub fn dump_tcp_both_each(
+        &mut self,
+        states: StateSet,
+        ext: Extensions,
+        local_ports: &[u16],
+        mut each: impl FnMut(Socket),
+    ) -> Result<(), DiagError> {
         let mut req = vec![0u8; sock_diag::COMPAT_REQ_LEN];
         req[0] = 0; // idiag_family: ignored by the dump (AF_UNSPEC)
         req[3] = ext.bits();
@@ -222,17 +240,12 @@ impl DiagSocket {
         if !local_ports.is_empty() {
             req.extend_from_slice(&ports_filter_attr(local_ports)?);
         }
-        let start = out.len();
         self.dump_typed(sock_diag::TCPDIAG_GETSOCK, &req, "tcp", |msg| {
             if let Some(s) = parse_inet_msg(msg, Proto::Tcp)? {
-                out.push(s);
+                each(s);
             }
             Ok(())
-        })?;
-        // The kernel interleaves the families in hash order; list IPv4
-        // first (stable), as two per-family dumps would.
-        out[start..].sort_by_key(|s| s.family != Family::Inet);
-        Ok(())
+        })
     }
 
     /// Send one SOCK_DIAG_BY_FAMILY dump request and feed each reply

@@ -68,7 +68,7 @@ pub fn decode_tcp_info(raw: &[u8]) -> Option<TcpInfo> {
         (off::OPT_USEC_TS, "usec_ts"),
     ] {
         if opts & bit != 0 {
-            options.push(name.to_string());
+            options.push(name.into());
         }
     }
     let ws = b.u8(off::WSCALE);

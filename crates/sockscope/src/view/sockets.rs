@@ -408,7 +408,7 @@ fn word(d: &mut String, w: &str) {
 
 pub fn format_tcp_info(d: &mut String, i: &TcpInfo) {
     for o in &i.options {
-        match o.as_str() {
+        match o.as_ref() {
             "timestamps" => word(d, "ts"),
             "sack" => word(d, "sack"),
             "ecn" => word(d, "ecn"),
@@ -518,7 +518,7 @@ pub fn format_tcp_info(d: &mut String, i: &TcpInfo) {
     if let Some(v) = i.rcv_wnd_bytes {
         kv(d, "rcv_wnd", v.to_string());
     }
-    kv(d, "ca_state", i.ca_state.clone());
+    kv(d, "ca_state", i.ca_state.to_string());
 }
 
 /// Whether a set of sockets spans several protocols (ss then shows Netid).

@@ -128,42 +128,47 @@ impl Sampler {
             }
             data.owner_walks += 1;
         }
-        let snap = sockscope::snapshot::snapshot(
+        // Fold the sockets into the frame while the dump runs: the table
+        // is never held twice, and tcp_info lives only until its rates are
+        // taken. Sockets seen before keep their owners (moved, not
+        // copied); the others take theirs from the last walk. A socket no
+        // walk has seen is noted, and makes a walk after the dump.
+        let now = self.start.elapsed().as_secs_f64();
+        let label = self.label();
+        let cache = &self.owners;
+        let mut unseen = false;
+        let mut fold = self.tracker.begin(&mut data.frame, now, !walked, 0);
+        let snap = sockscope::snapshot::snapshot_each(
             &self.namespaces,
             &self.req,
-            self.label(),
-            false,
+            label,
             self.target == NetnsTarget::All,
-        )
-        .map_err(source_error)?;
-        let now = self.start.elapsed().as_secs_f64();
+            &mut |s| {
+                unseen |= !cache.knows(s.inode);
+                fold.push(s, |s| cache.attach_one(s));
+            },
+        );
+        fold.finish();
+        let snap = snap.map_err(source_error)?;
         data.warnings = snap.warnings;
         data.warnings.extend(notes);
-        let sockets = snap.sockets;
         if walked {
             // Just walked: what it did not see has no owner (a socket made
             // in the few ms between the walk and the dump waits for the
             // next walk).
-            self.owners.store_known(&sockets);
-        } else if self.owners.needs_scan(&sockets, now) {
+            self.owners.store_known(&data.frame.sockets);
+        } else if unseen || self.owners.is_old(now) {
             match owners::scan_auto() {
                 Ok((scan, _why)) => {
                     denied(&scan, &mut self.denied);
-                    self.owners.store(scan, &sockets, now);
-                    walked = true;
+                    self.owners.store(scan, &data.frame.sockets, now);
+                    self.owners.refresh_owners(&mut data.frame);
                 }
                 Err(e) => data.warnings.push(e.to_string()),
             }
             data.owner_walks += 1;
         }
         data.warnings.extend(self.denied.clone());
-        // After a walk every socket takes its owners from it; otherwise
-        // sockets seen before keep theirs (moved, not copied).
-        let cache = &self.owners;
-        self.tracker
-            .update_owned(&mut data.frame, sockets, now, !walked, |s| {
-                cache.attach_one(s)
-            });
         let mut rates = HashMap::new();
         for ns in &self.namespaces {
             // The namespace's counters as `listeners` reads them.
@@ -183,12 +188,15 @@ impl Sampler {
             self.derive(data, *v);
         }
         self.apply_filter(data);
-        // Give the dump's memory back now rather than let the heap grow
-        // with fragments from refresh to refresh.
+        // Give freed memory back every 10th refresh (and after the first)
+        // rather than let the heap grow with fragments; trimming walks the
+        // whole heap, too dear to do every second.
         #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free heap pages.
-        unsafe {
-            libc::malloc_trim(0);
+        if data.refreshes.is_multiple_of(10) {
+            // SAFETY: malloc_trim only releases free heap pages.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
         data.took_ms = t0.elapsed().as_secs_f64() * 1000.0;
         data.refreshes += 1;
