@@ -352,18 +352,18 @@ pub struct DirStats {
     pub syn: bool,
     pub fin: bool,
     pub rst: bool,
-    pub retransmissions: u64,
-    pub fast_retransmissions: u64,
-    pub spurious_retransmissions: u64,
-    pub out_of_order: u64,
-    pub lost_segments: u64,
-    pub ack_lost_segments: u64,
-    pub duplicate_acks: u64,
-    pub zero_windows: u64,
-    pub zero_window_probes: u64,
-    pub window_full: u64,
-    pub window_updates: u64,
-    pub keep_alives: u64,
+    pub retransmissions: u32,
+    pub fast_retransmissions: u32,
+    pub spurious_retransmissions: u32,
+    pub out_of_order: u32,
+    pub lost_segments: u32,
+    pub ack_lost_segments: u32,
+    pub duplicate_acks: u32,
+    pub zero_windows: u32,
+    pub zero_window_probes: u32,
+    pub window_full: u32,
+    pub window_updates: u32,
+    pub keep_alives: u32,
 }
 
 /// How a conversation ended.
@@ -391,7 +391,8 @@ impl End {
     }
 }
 
-/// One TCP conversation or UDP flow.
+/// One TCP conversation or UDP flow: what the `--conv` table and the JSON
+/// conversation objects show (the analysis state lives in the tracker).
 #[derive(Clone, Debug)]
 pub struct Conversation {
     pub udp: bool,
@@ -416,13 +417,6 @@ pub struct Conversation {
     pub closed_by_client: Option<bool>,
     /// Which side sent the first RST: true for the client.
     pub reset_by_client: Option<bool>,
-    /// Whether the `lo` side of the key is the client.
-    lo_is_client: bool,
-    // Analysis state.
-    flows: [Flow; 2],
-    ts_mru_syn: u64,
-    ts_first_rtt: u64,
-    syn_ts: Option<u64>,
 }
 
 impl Conversation {
@@ -448,7 +442,7 @@ impl Conversation {
     }
     /// Retransmissions of every kind, both directions.
     pub fn retransmissions(&self) -> u64 {
-        self.c2s.retransmissions + self.s2c.retransmissions
+        u64::from(self.c2s.retransmissions) + u64::from(self.s2c.retransmissions)
     }
 }
 
@@ -497,21 +491,116 @@ pub enum Info {
     None,
 }
 
-/// Follows every conversation of a capture.
-#[derive(Default)]
+/// Conversations followed at once by default ([`Analyzer::with_limits`]).
+pub const DEFAULT_MAX_TRACKED: usize = 262_144;
+
+/// The analysis state of one followed conversation: a slot of the
+/// tracker's pool, found through the hash table by its key.
+#[derive(Clone, Debug)]
+struct Track {
+    key: Key,
+    /// Conversation number (order of first packet, TCP and UDP together):
+    /// the index in [`Analyzer::conversations`] when summaries are kept.
+    conv: u32,
+    stream: u32,
+    /// Whether the `lo` side of the key is the client.
+    lo_is_client: bool,
+    /// A packet of this conversation was seen.
+    seen: bool,
+    /// Used since the clock hand last passed (second-chance eviction).
+    recent: bool,
+    synack_seen: bool,
+    flows: [Flow; 2],
+    ts_mru_syn: u64,
+    ts_first_rtt: u64,
+    syn_ts: Option<u64>,
+}
+
+impl Track {
+    fn new(key: Key, conv: u32, stream: u32, lo_is_client: bool) -> Track {
+        Track {
+            key,
+            conv,
+            stream,
+            lo_is_client,
+            seen: false,
+            recent: false,
+            synack_seen: false,
+            flows: [Flow::new(), Flow::new()],
+            ts_mru_syn: 0,
+            ts_first_rtt: 0,
+            syn_ts: None,
+        }
+    }
+}
+
+/// Counts of the tracker ([`Analyzer::tracking`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tracking {
+    /// Conversations seen (TCP and UDP).
+    pub conversations: u64,
+    /// Conversations followed right now.
+    pub tracked: usize,
+    /// The most followed at once (`--max-tracked`).
+    pub max_tracked: usize,
+    /// Conversations whose analysis state was dropped to make room for a
+    /// new one; a later packet of one of them starts a new stream.
+    pub evicted: u64,
+}
+
+/// Follows the conversations of a capture.
+///
+/// Memory: the analysis state of at most `max_tracked` conversations (a
+/// pool of slots; when it is full the least recently used one, by the
+/// clock algorithm, is dropped and counted in [`Tracking::evicted`]), plus,
+/// only when asked for, one compact [`Conversation`] summary per
+/// conversation for the table and JSON.
 pub struct Analyzer {
     map: HashMap<Key, u32, FxBuild>,
+    slots: Vec<Track>,
+    hand: usize,
+    max_tracked: usize,
+    keep_summaries: bool,
     convs: Vec<Conversation>,
+    nconv: u32,
     tcp_streams: u32,
     udp_streams: u32,
+    evicted: u64,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new()
+    }
 }
 
 impl Analyzer {
+    /// Keeps a summary of every conversation, follows up to
+    /// [`DEFAULT_MAX_TRACKED`] at once.
     pub fn new() -> Analyzer {
-        Analyzer::default()
+        Analyzer::with_limits(true, DEFAULT_MAX_TRACKED)
     }
 
-    /// All conversations, in order of first packet.
+    /// `keep_summaries`: keep a [`Conversation`] per conversation (for the
+    /// table, JSON and diagrams; packet lines need none). `max_tracked`
+    /// (at least 1): conversations followed at once.
+    pub fn with_limits(keep_summaries: bool, max_tracked: usize) -> Analyzer {
+        Analyzer {
+            map: HashMap::default(),
+            slots: Vec::new(),
+            hand: 0,
+            max_tracked: max_tracked.max(1),
+            keep_summaries,
+            convs: Vec::new(),
+            nconv: 0,
+            tcp_streams: 0,
+            udp_streams: 0,
+            evicted: 0,
+        }
+    }
+
+    /// All conversations, in order of first packet (empty when summaries
+    /// are not kept).
     pub fn conversations(&self) -> &[Conversation] {
         &self.convs
     }
@@ -520,12 +609,49 @@ impl Analyzer {
         self.tcp_streams
     }
 
-    /// Index into [`Analyzer::conversations`] of the TCP stream `s`.
+    pub fn udp_streams(&self) -> u32 {
+        self.udp_streams
+    }
+
+    pub fn tracking(&self) -> Tracking {
+        Tracking {
+            conversations: u64::from(self.nconv),
+            tracked: self.map.len(),
+            max_tracked: self.max_tracked,
+            evicted: self.evicted,
+        }
+    }
+
+    /// Conversation `i` ([`Analyzer::conversations`]).
     pub fn by_index(&self, i: usize) -> Option<&Conversation> {
         self.convs.get(i)
     }
 
-    fn new_conv(&mut self, key: Key, src_is_lo: bool, frame: u64, ts: u64) -> u32 {
+    /// A slot for a new conversation: a new one while the pool is below
+    /// its size, else the one the clock hand finds unused since its last
+    /// pass (its conversation is dropped and counted).
+    fn alloc_slot(&mut self, key: Key) -> usize {
+        if self.slots.len() < self.max_tracked {
+            self.slots.push(Track::new(key, 0, 0, true));
+            return self.slots.len() - 1;
+        }
+        loop {
+            let h = self.hand;
+            self.hand = (h + 1) % self.slots.len();
+            let t = &mut self.slots[h];
+            if t.recent {
+                t.recent = false;
+            } else {
+                self.map.remove(&t.key);
+                self.evicted += 1;
+                return h;
+            }
+        }
+    }
+
+    /// Start conversation `key` in slot `s` (new, or reused for a new
+    /// stream on the same 4-tuple).
+    fn begin(&mut self, s: usize, key: Key, src_is_lo: bool, frame: u64, ts: u64) {
         let udp = key.udp;
         let stream = if udp {
             self.udp_streams += 1;
@@ -534,38 +660,55 @@ impl Analyzer {
             self.tcp_streams += 1;
             self.tcp_streams - 1
         };
-        let (client, server) = if src_is_lo {
-            (key.lo, key.hi)
-        } else {
-            (key.hi, key.lo)
-        };
-        self.convs.push(Conversation {
-            udp,
-            stream,
-            client,
-            server,
-            first_frame: frame,
-            last_frame: frame,
-            start_ns: ts,
-            end_ns: ts,
-            c2s: DirStats::default(),
-            s2c: DirStats::default(),
-            handshake_rtt_ns: None,
-            synack_ns: None,
-            closed_by_client: None,
-            reset_by_client: None,
-            lo_is_client: src_is_lo,
-            flows: [Flow::new(), Flow::new()],
-            ts_mru_syn: 0,
-            ts_first_rtt: 0,
-            syn_ts: None,
-        });
-        let idx = self.convs.len() as u32 - 1;
-        self.map.insert(key, idx);
-        idx
+        let conv = self.nconv;
+        self.nconv += 1;
+        self.slots[s] = Track::new(key, conv, stream, src_is_lo);
+        self.map.insert(key, s as u32);
+        if self.keep_summaries {
+            let (client, server) = if src_is_lo {
+                (key.lo, key.hi)
+            } else {
+                (key.hi, key.lo)
+            };
+            self.convs.push(Conversation {
+                udp,
+                stream,
+                client,
+                server,
+                first_frame: frame,
+                last_frame: frame,
+                start_ns: ts,
+                end_ns: ts,
+                c2s: DirStats::default(),
+                s2c: DirStats::default(),
+                handshake_rtt_ns: None,
+                synack_ns: None,
+                closed_by_client: None,
+                reset_by_client: None,
+            });
+        }
+    }
+
+    /// The slot of `key`, starting a conversation when it has none.
+    fn slot(&mut self, key: Key, src_lo: bool, frame: u64, ts: u64) -> usize {
+        // A conversation's second packet marks it used: one-packet
+        // conversations (scans, lone SYNs) are the first to go.
+        match self.map.get(&key) {
+            Some(&s) => {
+                self.slots[s as usize].recent = true;
+                s as usize
+            }
+            None => {
+                let s = self.alloc_slot(key);
+                self.begin(s, key, src_lo, frame, ts);
+                s
+            }
+        }
     }
 
     /// Analyse one packet; `frame` is its 1-based number in the capture.
+    /// The number returned with it is its conversation's (the index in
+    /// [`Analyzer::conversations`] when summaries are kept).
     pub fn process(&mut self, frame: u64, p: &Packet) -> (Info, Option<usize>) {
         let Some((src, dst)) = endpoints(p) else {
             return (Info::None, None);
@@ -579,24 +722,25 @@ impl Analyzer {
             }
             Transport::Udp(u) => {
                 let (key, src_lo) = Key::of(src, dst, true);
-                let idx = match self.map.get(&key) {
-                    Some(&i) => i,
-                    None => self.new_conv(key, src_lo, frame, p.ts_ns),
-                };
-                let c = &mut self.convs[idx as usize];
-                let from_client = src_lo == c.lo_is_client;
-                c.last_frame = frame;
-                c.end_ns = c.end_ns.max(p.ts_ns);
-                let d = if from_client { &mut c.c2s } else { &mut c.s2c };
-                d.packets += 1;
-                d.bytes += p.wire_len as u64;
-                d.payload_bytes += u.payload_len as u64;
+                let s = self.slot(key, src_lo, frame, p.ts_ns);
+                let tr = &mut self.slots[s];
+                tr.seen = true;
+                let from_client = src_lo == tr.lo_is_client;
+                let (stream, conv) = (tr.stream, tr.conv);
+                if let Some(c) = self.convs.get_mut(conv as usize) {
+                    c.last_frame = frame;
+                    c.end_ns = c.end_ns.max(p.ts_ns);
+                    let d = if from_client { &mut c.c2s } else { &mut c.s2c };
+                    d.packets += 1;
+                    d.bytes += p.wire_len as u64;
+                    d.payload_bytes += u.payload_len as u64;
+                }
                 (
                     Info::Udp {
-                        stream: c.stream,
+                        stream,
                         from_client,
                     },
-                    Some(idx as usize),
+                    Some(conv as usize),
                 )
             }
             _ => (Info::None, None),
@@ -615,10 +759,7 @@ impl Analyzer {
         let syn = t.has(tf::SYN);
         let ackf = t.has(tf::ACK);
         let mut ta: u32 = 0;
-        let mut idx = match self.map.get(&key) {
-            Some(&i) => i,
-            None => self.new_conv(key, src_lo, frame, now),
-        };
+        let s = self.slot(key, src_lo, frame, now);
         // Flow index: 0 for packets from the `lo` side.
         let fi = if src_lo { 0 } else { 1 };
         let ri = 1 - fi;
@@ -626,20 +767,23 @@ impl Analyzer {
         // A SYN with a new ISN on a known 4-tuple starts a new stream; the
         // same ISN is a retransmitted SYN (restore nextseq, RFC 793 3.4).
         if syn && !ackf {
-            let f = &self.convs[idx as usize].flows[fi];
-            if f.base_set {
-                if t.seq != f.base_seq {
-                    idx = self.new_conv(key, src_lo, frame, now);
-                    ta |= flags::REUSED_PORTS;
-                } else {
-                    let f = &mut self.convs[idx as usize].flows[fi];
-                    f.nextseq = f.maxseqtobeacked;
-                }
+            let f = &mut self.slots[s].flows[fi];
+            if f.base_set && t.seq == f.base_seq {
+                f.nextseq = f.maxseqtobeacked;
+            } else if f.base_set {
+                self.begin(s, key, src_lo, frame, now);
+                ta |= flags::REUSED_PORTS;
             }
         }
-        let c = &mut self.convs[idx as usize];
+        let keep = self.keep_summaries;
+        let tr = &mut self.slots[s];
+        let mut summary = if keep {
+            self.convs.get_mut(tr.conv as usize)
+        } else {
+            None
+        };
         if syn && ackf {
-            let f = &mut c.flows[fi];
+            let f = &mut tr.flows[fi];
             if f.base_set && t.seq != f.base_seq {
                 f.base_seq = t.seq;
                 ta |= flags::REUSED_PORTS;
@@ -648,15 +792,18 @@ impl Analyzer {
         // The first packet is a SYN-ACK: its sender is the server. Without
         // a handshake, guess that the side on the lower port is the server.
         let (sport, dport) = (t.sport, t.dport);
-        if c.packets() == 0 && ((syn && ackf) || (!syn && sport < dport)) {
-            std::mem::swap(&mut c.client, &mut c.server);
-            c.lo_is_client = !c.lo_is_client;
+        if !tr.seen && ((syn && ackf) || (!syn && sport < dport)) {
+            if let Some(c) = summary.as_deref_mut() {
+                std::mem::swap(&mut c.client, &mut c.server);
+            }
+            tr.lo_is_client = !tr.lo_is_client;
         }
-        let from_client = src_lo == c.lo_is_client;
+        tr.seen = true;
+        let from_client = src_lo == tr.lo_is_client;
 
         // Base sequence numbers.
         {
-            let (a, b) = c.flows.split_at_mut(1);
+            let (a, b) = tr.flows.split_at_mut(1);
             let (fwd, rev) = if fi == 0 {
                 (&mut a[0], &mut b[0])
             } else {
@@ -674,14 +821,14 @@ impl Analyzer {
         }
 
         let mut info = TcpInfo {
-            stream: c.stream,
+            stream: tr.stream,
             from_client,
             ..TcpInfo::default()
         };
-        analyze_seq(c, fi, ri, frame, now, t, &mut ta, &mut info);
+        analyze_seq(tr, fi, frame, now, t, &mut ta, &mut info);
 
-        let fwd_base = c.flows[fi].base_seq;
-        let rev_base = c.flows[ri].base_seq;
+        let fwd_base = tr.flows[fi].base_seq;
+        let rev_base = tr.flows[ri].base_seq;
         info.seq_base = fwd_base;
         info.ack_base = rev_base;
         info.seq_rel = t.seq.wrapping_sub(fwd_base);
@@ -697,7 +844,7 @@ impl Analyzer {
             0
         };
         info.next_seq_rel = info.seq_rel.wrapping_add(t.payload_len).wrapping_add(sf);
-        let ws = c.flows[fi].win_scale;
+        let ws = tr.flows[fi].win_scale;
         info.window = if !syn && ws >= 0 {
             (t.window as u32) << ws
         } else {
@@ -707,25 +854,30 @@ impl Analyzer {
 
         if syn {
             if !ackf {
-                c.ts_mru_syn = now;
-                if c.syn_ts.is_none() {
-                    c.syn_ts = Some(now);
+                tr.ts_mru_syn = now;
+                if tr.syn_ts.is_none() {
+                    tr.syn_ts = Some(now);
                 }
-            } else if c.synack_ns.is_none()
-                && let Some(s) = c.syn_ts
+            } else if !tr.synack_seen
+                && let Some(s) = tr.syn_ts
             {
-                c.synack_ns = Some(now.saturating_sub(s));
+                tr.synack_seen = true;
+                if let Some(c) = summary.as_deref_mut() {
+                    c.synack_ns = Some(now.saturating_sub(s));
+                }
             }
-            c.flows[fi].is_first_ack = true;
+            tr.flows[fi].is_first_ack = true;
         }
         if t.flags & (tf::SYN | tf::ACK) == tf::ACK {
-            if c.ts_mru_syn != 0 && c.ts_first_rtt == 0 {
-                c.ts_first_rtt = now.saturating_sub(c.ts_mru_syn);
-                if c.ts_first_rtt != 0 {
-                    c.handshake_rtt_ns = Some(c.ts_first_rtt);
+            if tr.ts_mru_syn != 0 && tr.ts_first_rtt == 0 {
+                tr.ts_first_rtt = now.saturating_sub(tr.ts_mru_syn);
+                if tr.ts_first_rtt != 0
+                    && let Some(c) = summary.as_deref_mut()
+                {
+                    c.handshake_rtt_ns = Some(tr.ts_first_rtt);
                 }
             }
-            c.flows[fi].is_first_ack = false;
+            tr.flows[fi].is_first_ack = false;
         }
 
         // Options: SACK blocks of this segment, window scale.
@@ -736,7 +888,7 @@ impl Analyzer {
                 crate::decode::TcpOption::Sack { blocks, count } => {
                     for b in blocks.iter().take(count as usize) {
                         if nsack < 3 {
-                            c.flows[fi].sack[nsack] = *b;
+                            tr.flows[fi].sack[nsack] = *b;
                             nsack += 1;
                         }
                     }
@@ -745,76 +897,85 @@ impl Analyzer {
                 _ => {}
             }
         }
-        c.flows[fi].nsack = nsack as u8;
+        tr.flows[fi].nsack = nsack as u8;
         if let Some(s) = wscale {
-            c.flows[fi].win_scale = s.min(14) as i8;
+            tr.flows[fi].win_scale = s.min(14) as i8;
         }
         if syn {
             // Window scaling is used only if both SYNs offered it.
-            let rev_ws = c.flows[ri].win_scale;
-            if c.flows[fi].win_scale == -1 {
-                c.flows[fi].win_scale = -2;
-                c.flows[ri].win_scale = -2;
+            let rev_ws = tr.flows[ri].win_scale;
+            if tr.flows[fi].win_scale == -1 {
+                tr.flows[fi].win_scale = -2;
+                tr.flows[ri].win_scale = -2;
             } else if ackf && rev_ws == -2 {
-                c.flows[fi].win_scale = -2;
+                tr.flows[fi].win_scale = -2;
             }
         }
+        let conv = tr.conv as usize;
 
         // Summary.
-        c.last_frame = frame;
-        c.end_ns = c.end_ns.max(now);
-        let d = if from_client { &mut c.c2s } else { &mut c.s2c };
-        d.packets += 1;
-        d.bytes += p.wire_len as u64;
-        d.payload_bytes += t.payload_len as u64;
-        if syn {
-            d.syn = true;
-            if d.isn.is_none() {
-                d.isn = Some(t.seq);
-                d.mss = t.options.mss();
-                d.wscale = t.options.window_scale();
-                d.sack_permitted = t.options.sack_permitted();
+        if let Some(c) = summary {
+            c.last_frame = frame;
+            c.end_ns = c.end_ns.max(now);
+            let d = if from_client { &mut c.c2s } else { &mut c.s2c };
+            d.packets += 1;
+            d.bytes += p.wire_len as u64;
+            d.payload_bytes += t.payload_len as u64;
+            if syn {
+                d.syn = true;
+                if d.isn.is_none() {
+                    d.isn = Some(t.seq);
+                    d.mss = t.options.mss();
+                    d.wscale = t.options.window_scale();
+                    d.sack_permitted = t.options.sack_permitted();
+                }
             }
-        }
-        if t.has(tf::FIN) {
-            d.fin = true;
-            if c.closed_by_client.is_none() {
-                c.closed_by_client = Some(from_client);
+            if t.has(tf::FIN) {
+                d.fin = true;
+                if c.closed_by_client.is_none() {
+                    c.closed_by_client = Some(from_client);
+                }
             }
-        }
-        if t.has(tf::RST) {
-            d.rst = true;
-            if c.reset_by_client.is_none() {
-                c.reset_by_client = Some(from_client);
+            if t.has(tf::RST) {
+                d.rst = true;
+                if c.reset_by_client.is_none() {
+                    c.reset_by_client = Some(from_client);
+                }
             }
+            let d = if from_client { &mut c.c2s } else { &mut c.s2c };
+            let count = |n: &mut u32, bit: u32| {
+                if ta & bit != 0 {
+                    *n = n.saturating_add(1);
+                }
+            };
+            count(
+                &mut d.retransmissions,
+                flags::RETRANSMISSION | flags::FAST_RETRANSMISSION | flags::SPURIOUS_RETRANSMISSION,
+            );
+            count(&mut d.fast_retransmissions, flags::FAST_RETRANSMISSION);
+            count(
+                &mut d.spurious_retransmissions,
+                flags::SPURIOUS_RETRANSMISSION,
+            );
+            count(&mut d.out_of_order, flags::OUT_OF_ORDER);
+            count(&mut d.lost_segments, flags::LOST_SEGMENT);
+            count(&mut d.ack_lost_segments, flags::ACK_LOST_SEGMENT);
+            count(&mut d.duplicate_acks, flags::DUPLICATE_ACK);
+            count(&mut d.zero_windows, flags::ZERO_WINDOW);
+            count(&mut d.zero_window_probes, flags::ZERO_WINDOW_PROBE);
+            count(&mut d.window_full, flags::WINDOW_FULL);
+            count(&mut d.window_updates, flags::WINDOW_UPDATE);
+            count(&mut d.keep_alives, flags::KEEP_ALIVE);
         }
-        let d = if from_client { &mut c.c2s } else { &mut c.s2c };
-        let count = |bit: u32| u64::from(ta & bit != 0);
-        d.retransmissions += count(
-            flags::RETRANSMISSION | flags::FAST_RETRANSMISSION | flags::SPURIOUS_RETRANSMISSION,
-        );
-        d.fast_retransmissions += count(flags::FAST_RETRANSMISSION);
-        d.spurious_retransmissions += count(flags::SPURIOUS_RETRANSMISSION);
-        d.out_of_order += count(flags::OUT_OF_ORDER);
-        d.lost_segments += count(flags::LOST_SEGMENT);
-        d.ack_lost_segments += count(flags::ACK_LOST_SEGMENT);
-        d.duplicate_acks += count(flags::DUPLICATE_ACK);
-        d.zero_windows += count(flags::ZERO_WINDOW);
-        d.zero_window_probes += count(flags::ZERO_WINDOW_PROBE);
-        d.window_full += count(flags::WINDOW_FULL);
-        d.window_updates += count(flags::WINDOW_UPDATE);
-        d.keep_alives += count(flags::KEEP_ALIVE);
-        (info, idx as usize)
+        (info, conv)
     }
 }
-
 /// Wireshark's `tcp_analyze_sequence_number`, on conversation `c` for a
 /// segment in direction `fi`.
 #[allow(clippy::too_many_arguments)]
 fn analyze_seq(
-    c: &mut Conversation,
+    c: &mut Track,
     fi: usize,
-    ri: usize,
     frame: u64,
     now: u64,
     t: &crate::decode::Tcp,
@@ -835,7 +996,6 @@ fn analyze_seq(
     } else {
         (&mut b[0], &mut a[0])
     };
-    let _ = ri;
 
     if fl & tf::ACK != 0 {
         rev.valid_bif = true;
@@ -1257,5 +1417,112 @@ mod tests {
         assert_eq!(v[4].flags, flags::KEEP_ALIVE_ACK);
         assert_eq!((v[5].stream, v[5].flags), (1, flags::REUSED_PORTS));
         assert_eq!(an.conversations().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod tracking_tests {
+    use super::*;
+    use crate::decode::{Ipv4, Tcp, TcpOptions};
+    use std::net::Ipv4Addr;
+
+    /// A SYN from 10.0.0.1:`sport` to 10.0.0.2:80.
+    fn syn(sport: u16, seq: u32) -> Packet {
+        Packet {
+            ts_ns: 1_000_000_000 + u64::from(sport),
+            iface: 0,
+            link: 1,
+            captured_len: 54,
+            wire_len: 54,
+            pkttype: None,
+            vlan: None,
+            ethertype: 0x800,
+            llc: None,
+            tunnel: None,
+            udp_payload_at: None,
+            net_at: None,
+            net: Net::Ipv4(Ipv4 {
+                src: Ipv4Addr::new(10, 0, 0, 1),
+                dst: Ipv4Addr::new(10, 0, 0, 2),
+                tos: 0,
+                ttl: 64,
+                id: 0,
+                proto: 6,
+                header_len: 20,
+                total_len: 40,
+                dont_fragment: true,
+                more_fragments: false,
+                frag_offset: 0,
+            }),
+            transport: Transport::Tcp(Tcp {
+                sport,
+                dport: 80,
+                seq,
+                ack: 0,
+                flags: tf::SYN,
+                window: 1000,
+                checksum: 0,
+                urgent: 0,
+                header_len: 20,
+                payload_len: 0,
+                options: TcpOptions::from_bytes(&[]),
+            }),
+            malformed: None,
+        }
+    }
+
+    fn stream_of(an: &mut Analyzer, frame: u64, p: &Packet) -> u32 {
+        match an.process(frame, p).0 {
+            Info::Tcp(t) => t.stream,
+            other => panic!("not tcp: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn state_is_bounded_and_the_least_recently_used_is_evicted_and_counted() {
+        let mut an = Analyzer::with_limits(true, 3);
+        // Conversations 0, 1, 2 fill the pool; 0 is used again.
+        for (f, port) in [(1, 1000), (2, 1001), (3, 1002), (4, 1000)] {
+            stream_of(&mut an, f, &syn(port, 7));
+        }
+        // A fourth conversation evicts one not used since: 1 (0 was used).
+        assert_eq!(stream_of(&mut an, 5, &syn(1003, 7)), 3);
+        let t = an.tracking();
+        assert_eq!((t.tracked, t.max_tracked, t.evicted), (3, 3, 1));
+        assert_eq!(t.conversations, 4);
+        // 0 is still followed: a retransmitted SYN keeps its stream.
+        assert_eq!(stream_of(&mut an, 6, &syn(1000, 7)), 0);
+        // 1 was dropped: it comes back as a new stream, and that is counted.
+        assert_eq!(stream_of(&mut an, 7, &syn(1001, 7)), 4);
+        let t = an.tracking();
+        assert_eq!((t.tracked, t.evicted, t.conversations), (3, 2, 5));
+        // Summaries stay for every conversation, evicted or not.
+        let streams: Vec<u32> = an.conversations().iter().map(|c| c.stream).collect();
+        assert_eq!(streams, vec![0, 1, 2, 3, 4]);
+        assert_eq!(an.conversations()[0].c2s.packets, 3);
+    }
+
+    #[test]
+    fn without_summaries_the_analysis_is_the_same() {
+        let pkts: Vec<Packet> = (0..50u16).map(|i| syn(2000 + i % 7, 100)).collect();
+        let mut with = Analyzer::with_limits(true, 4);
+        let mut without = Analyzer::with_limits(false, 4);
+        for (i, p) in pkts.iter().enumerate() {
+            let f = i as u64 + 1;
+            assert_eq!(with.process(f, p), without.process(f, p));
+        }
+        assert!(without.conversations().is_empty());
+        assert_eq!(with.tracking(), without.tracking());
+        assert!(with.tracking().evicted > 0);
+    }
+
+    #[test]
+    fn per_conversation_memory_is_compact() {
+        // What a million conversations cost: the summary always (--conv),
+        // the analysis state for the followed ones only.
+        let summary = std::mem::size_of::<Conversation>();
+        let track = std::mem::size_of::<Track>();
+        assert!(summary <= 320, "Conversation is {summary} bytes");
+        assert!(track <= 360, "Track is {track} bytes");
     }
 }

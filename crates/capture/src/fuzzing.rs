@@ -62,7 +62,8 @@ pub fn read_file(data: &[u8]) {
         }
     }
     let mut sink = std::io::sink();
-    let _ = crate::view::conv::write_table(&mut sink, an.conversations(), &|_| None, false);
+    let all: Vec<_> = an.conversations().iter().collect();
+    let _ = crate::view::conv::write_table(&mut sink, &all, &|_| None, false);
 }
 
 /// Parse `data` (as UTF-8, lossy) as filter words and, when it parses,

@@ -31,8 +31,11 @@
 //! - [`procs`] labels packets with the process that owns the local socket.
 //! - [`view`] renders lines, conversation tables, flow diagrams and JSON.
 //!
-//! Memory is bounded by the number of conversations: nothing holds the
-//! whole capture.
+//! Memory: nothing holds the whole capture. The analysis state is kept for
+//! at most `--max-tracked` conversations at once (a slot pool; the least
+//! recently used is dropped, counted and reported); conversation summaries
+//! (compact, one per conversation) only when a view needs them (`--conv`,
+//! JSON, diagrams), not for packet lines.
 
 pub mod analysis;
 pub mod decode;

@@ -24,14 +24,16 @@ fn ep(e: &crate::analysis::Ep) -> String {
 }
 
 /// Write the table. `procs(i)` gives the labels recorded for conversation
-/// `i` (client side as `src`); `show_procs` adds the process columns.
+/// `convs[i]` (client side as `src`); `show_procs` adds the process columns.
+/// Rows are formatted twice (once for the column widths, once to print)
+/// rather than held: the table of a million conversations costs no more
+/// memory than one row.
 pub fn write_table<W: Write>(
     w: &mut W,
-    convs: &[Conversation],
+    convs: &[&Conversation],
     procs: &dyn Fn(usize) -> Option<Procs>,
     show_procs: bool,
 ) -> io::Result<()> {
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(convs.len() + 1);
     let mut head: Vec<String> = [
         "STREAM", "PROTO", "CLIENT", "SERVER", "PKTS>", "BYTES>", "PKTS<", "BYTES<", "DURATION",
         "RTT", "RETRANS", "END",
@@ -43,8 +45,7 @@ pub fn write_table<W: Write>(
         head.push("CLIENT PROCESS".into());
         head.push("SERVER PROCESS".into());
     }
-    rows.push(head);
-    for (i, c) in convs.iter().enumerate() {
+    let row = |i: usize, c: &Conversation| {
         let mut r = vec![
             c.stream.to_string(),
             if c.udp { "udp" } else { "tcp" }.to_string(),
@@ -73,17 +74,22 @@ pub fn write_table<W: Write>(
             r.push(f(&p.src));
             r.push(f(&p.dst));
         }
-        rows.push(r);
-    }
-    let ncol = rows[0].len();
+        r
+    };
+    let ncol = head.len();
     let mut width = vec![0usize; ncol];
-    for r in &rows {
+    let mut measure = |r: &[String]| {
         for (i, c) in r.iter().enumerate() {
             width[i] = width[i].max(c.chars().count());
         }
+    };
+    measure(&head);
+    for (i, c) in convs.iter().enumerate() {
+        measure(&row(i, c));
     }
-    for r in &rows {
-        let mut line = String::new();
+    let mut line = String::new();
+    let mut print = |r: &[String]| {
+        line.clear();
         for (i, c) in r.iter().enumerate() {
             line.push_str(c);
             if i + 1 < ncol {
@@ -92,7 +98,11 @@ pub fn write_table<W: Write>(
                 }
             }
         }
-        writeln!(w, "{}", line.trim_end())?;
+        writeln!(w, "{}", line.trim_end())
+    };
+    print(&head)?;
+    for (i, c) in convs.iter().enumerate() {
+        print(&row(i, c))?;
     }
     Ok(())
 }

@@ -371,6 +371,11 @@ pub struct Summary {
     /// IPv4 fragments given up (memory caps, bad offsets) or left waiting
     /// for the rest of their datagram at the end.
     pub fragments_dropped: u64,
+    /// Conversations followed at once at most (`--max-tracked`).
+    pub max_tracked: u64,
+    /// Conversations dropped from the analysis to make room for newer
+    /// ones (a later packet of one starts a new stream).
+    pub conversations_evicted: u64,
     /// Live capture: packets the kernel dropped because the ring was full.
     pub dropped_by_kernel: Option<u64>,
     /// Live capture: packets the kernel's filter passed.

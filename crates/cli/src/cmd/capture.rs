@@ -18,6 +18,7 @@ use sockscope_capture::view::flow::FlowCollector;
 use sockscope_capture::view::json::{self, Summary};
 use sockscope_capture::view::line::{LineOptions, LineWriter};
 use sockscope_capture::view::{Procs, conv};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -109,6 +110,11 @@ pub struct CaptureArgs {
     // conversations, then a summary.
     #[command(flatten)]
     pub out: out::OutputArgs,
+    /// Follow at most N conversations at once; beyond it the least recently
+    /// used one is dropped (counted and reported) and a later packet of it
+    /// starts a new stream.
+    #[arg(long, value_name = "N", default_value_t = sockscope_capture::analysis::DEFAULT_MAX_TRACKED)]
+    pub max_tracked: usize,
     /// Print packet lines even with -w, --conv or --flow.
     #[arg(long)]
     pub print: bool,
@@ -137,11 +143,14 @@ struct Pipeline {
     writer: Option<PcapngWriter<BufWriter<File>>>,
     labeller: Option<Labeller>,
     labeller_warned: bool,
-    /// Process labels per conversation index (client side as `src`).
-    conv_procs: Vec<Option<Procs>>,
-    /// Conversations that had at least one shown packet.
+    /// Process labels per conversation number (client side as `src`).
+    conv_procs: HashMap<usize, Procs>,
+    /// Conversations that had at least one shown packet (only kept when
+    /// the analyzer keeps summaries).
     conv_shown: Vec<bool>,
     out: BufWriter<io::StdoutLock<'static>>,
+    /// Conversation summaries are needed (table, JSON, diagrams).
+    keep_convs: bool,
     frame: u64,
     summary: Summary,
     count: Option<u64>,
@@ -186,12 +195,13 @@ impl Pipeline {
             None => None,
         };
         if let Some(i) = idx {
-            if self.conv_shown.len() <= i {
-                self.conv_shown.resize(i + 1, false);
-                self.conv_procs.resize(i + 1, None);
+            if self.keep_convs {
+                if self.conv_shown.len() <= i {
+                    self.conv_shown.resize(i + 1, false);
+                }
+                self.conv_shown[i] = true;
             }
-            self.conv_shown[i] = true;
-            if let Some(pr) = &procs {
+            if let Some(pr) = procs.as_ref().filter(|p| self.keep_convs && !p.is_empty()) {
                 let from_client = match info {
                     Info::Tcp(t) => t.from_client,
                     Info::Udp { from_client, .. } => from_client,
@@ -202,7 +212,7 @@ impl Pipeline {
                 } else {
                     (&pr.dst, &pr.src)
                 };
-                let slot = self.conv_procs[i].get_or_insert_with(Procs::default);
+                let slot = self.conv_procs.entry(i).or_default();
                 if slot.src.is_none() {
                     slot.src.clone_from(c);
                 }
@@ -235,15 +245,18 @@ impl Pipeline {
     /// Conversations, flows and the summary, after the last packet.
     fn finish(&mut self, args: &CaptureArgs) -> io::Result<()> {
         let convs = self.analyzer.conversations();
-        self.summary.tcp_conversations = convs.iter().filter(|c| !c.udp).count() as u64;
-        self.summary.udp_flows = convs.iter().filter(|c| c.udp).count() as u64;
+        self.summary.tcp_conversations = u64::from(self.analyzer.tcp_streams());
+        self.summary.udp_flows = u64::from(self.analyzer.udp_streams());
+        let tracking = self.analyzer.tracking();
+        self.summary.max_tracked = tracking.max_tracked as u64;
+        self.summary.conversations_evicted = tracking.evicted;
         let r = self.reasm.stats();
         self.summary.reassembled = r.reassembled;
         self.summary.fragments_dropped = r.dropped;
         let shown: Vec<usize> = (0..convs.len())
             .filter(|&i| self.conv_shown.get(i).copied().unwrap_or(false))
             .collect();
-        let procs_of = |i: usize| self.conv_procs.get(i).cloned().flatten();
+        let procs_of = |i: usize| self.conv_procs.get(&i).cloned();
         if let Some(r) = &mut self.records {
             r.field_list(&mut self.out, "conversations")?;
             for &i in &shown {
@@ -258,7 +271,7 @@ impl Pipeline {
         }
         let structured = self.records.is_some();
         if args.conv && !structured {
-            let list: Vec<_> = shown.iter().map(|&i| convs[i].clone()).collect();
+            let list: Vec<_> = shown.iter().map(|&i| &convs[i]).collect();
             let lookup = |n: usize| shown.get(n).and_then(|&i| procs_of(i));
             let show_procs = shown
                 .iter()
@@ -313,13 +326,17 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
             "--duration must be a number of seconds above 0",
         ));
     }
+    if args.max_tracked == 0 {
+        return Err(Fail::usage("--max-tracked must be at least 1"));
+    }
     let structured = args.out.structured();
+    let keep_convs = structured || args.conv || args.flow || args.svg.is_some();
     let want_lines =
         !structured && (args.print || (!args.conv && !args.flow && args.write.is_none()));
     let mut pipe = Pipeline {
         filter: FileMatcher::new(filter),
         reasm: Reassembler::new(),
-        analyzer: Analyzer::new(),
+        analyzer: Analyzer::with_limits(keep_convs, args.max_tracked),
         lines: want_lines.then(|| {
             LineWriter::new(LineOptions {
                 absolute: args.absolute,
@@ -331,7 +348,8 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
         writer: None,
         labeller: None,
         labeller_warned: false,
-        conv_procs: Vec::new(),
+        conv_procs: HashMap::new(),
+        keep_convs,
         conv_shown: Vec::new(),
         out: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
         frame: 0,
@@ -371,6 +389,14 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
     }
     if let Err(e) = pipe.finish(args) {
         return out::ignore_broken_pipe(e);
+    }
+    if pipe.summary.conversations_evicted > 0 {
+        eprintln!(
+            "sockscope: {} conversations were dropped from the analysis to follow newer ones \
+             (--max-tracked {}); a later packet of one of them started a new stream. \
+             Raise --max-tracked to follow more at once.",
+            pipe.summary.conversations_evicted, pipe.summary.max_tracked
+        );
     }
     if let Some(s) = live_stats {
         eprintln!(
