@@ -62,7 +62,11 @@ fn conversations_beyond_max_tracked_are_dropped_counted_and_reported() {
     assert_eq!(s["conversations_evicted"], 0);
     assert_eq!(s["max_tracked"], 262144);
     assert_eq!(streams.last(), Some(&0));
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // Room for 50: 150 dropped, and stream 0's SYN comes back as a new
     // stream (dropping one more), which stderr explains.
