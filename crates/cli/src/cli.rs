@@ -156,7 +156,7 @@ pub struct LsArgs {
     /// Socket memory under each socket (ss -m): skmem:(r,rb,t,tb,f,w,o,bl,d).
     #[arg(short = 'm', long)]
     pub memory: bool,
-    /// Sort rows by: proto, state, local, peer, port, recv-q, send-q (largest first), pid, inode (default: the kernel's order, as ss).
+    /// Sort rows by: proto, state, local, peer, port, recv-q, send-q (largest first), pid, inode (default: the kernel's order, as ss, written as the kernel hands the rows over; a table's column widths are then measured on its first 4096 rows, and sorting holds the whole table in memory first).
     #[arg(long, value_name = "KEY", value_parser = parse_sort)]
     pub sort: Option<sockscope::query::sort::SortKey>,
     /// Do not print the header line.

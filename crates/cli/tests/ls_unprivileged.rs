@@ -104,3 +104,57 @@ fn nobody_cannot_enter_another_namespace() {
     );
     assert!(run.stdout.is_empty(), "nothing on stdout: {}", run.stdout);
 }
+
+/// The fallbacks an unprivileged user gets, chosen without being asked:
+/// sockets from netlink sock_diag, owners from the /proc walk instead of
+/// the BPF iterator (which needs CAP_BPF and CAP_PERFMON), named by `-v`;
+/// the walk still finds the owner of a socket the user holds itself. As
+/// root the iterator is used and no fallback is named.
+#[test]
+fn nobody_gets_netlink_and_the_proc_walk_and_sees_its_own_sockets() {
+    let fx = Fixture::start();
+    let script = r#"
+import json, socket, subprocess, sys, os
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+port = s.getsockname()[1]
+r = subprocess.run([sys.argv[1], "ls", "-tlnp", "-v", "--json", f"sport = :{port}"],
+                   capture_output=True, text=True)
+print(json.dumps({"pid": os.getpid(), "port": port, "code": r.returncode,
+                  "stdout": r.stdout, "stderr": r.stderr}))
+"#;
+    // The system's python: a per-user install (pyenv shims under /root)
+    // is not executable by nobody.
+    let mut cmd: Vec<&str> = DROP.to_vec();
+    cmd.extend_from_slice(&["/usr/bin/python3", "-c", script, BIN]);
+    let run = fx.nsenter(&cmd);
+    run.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("script output");
+    let err = v["stderr"].as_str().unwrap_or_default();
+    assert_eq!(v["code"], json!(0), "sockscope as nobody: {v}");
+    assert!(
+        err.contains("owners: walked /proc (the BPF owner iterator needs CAP_BPF and CAP_PERFMON)"),
+        "-v names the /proc walk and why: {err}"
+    );
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(v["stdout"].as_str().unwrap_or_default()).expect("--json");
+    assert_eq!(list.len(), 1, "the one listener: {list:?}");
+    assert_eq!(field(&list[0], "source"), &json!("netlink"));
+    let owners = field(&list[0], "owners").as_array().expect("owners");
+    assert_eq!(
+        owners.len(),
+        1,
+        "nobody's own socket has its owner: {list:?}"
+    );
+    assert_eq!(owners[0]["pid"], v["pid"]);
+
+    let root = fx.ls(&["-tlnp", "-v"]);
+    root.expect_code(0);
+    assert!(
+        !root.stderr.contains("owners: walked /proc"),
+        "as root the BPF iterator finds the owners: {}",
+        root.stderr
+    );
+    assert!(root.stdout.contains("python3(pid="), "{}", root.stdout);
+}

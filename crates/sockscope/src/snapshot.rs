@@ -5,7 +5,8 @@
 
 use crate::model::{OwnerScan, Socket};
 use crate::source::netns::OpenNetns;
-use crate::source::{Request, SourceError, collect_port, owners};
+use crate::source::{Request, SourceError, collect_each, collect_port, owners};
+use std::sync::mpsc;
 
 /// Sockets of one or more namespaces, with owners attached when asked.
 #[derive(Debug, Default)]
@@ -120,6 +121,126 @@ pub fn snapshot_port(
                 }
                 Err(e) => snap.notes.push(e.to_string()),
             }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(snap),
+        }
+    })
+}
+
+/// Rows per batch handed from the dump thread to the caller of [`stream`].
+pub const BATCH: usize = 1024;
+
+/// Batches the dump thread may run ahead of the caller: while the owner
+/// scan runs (it must finish before the first row can be joined) the dump
+/// fills this many, then waits. Bounds the rows held at once to
+/// `BATCH * (QUEUE + 2)` whatever the size of the table.
+pub const QUEUE: usize = 24;
+
+/// [`snapshot_port`] without holding the table: a dump thread reads the
+/// namespaces in order and sends batches of [`BATCH`] rows over a bounded
+/// channel while the owner scan runs in a second thread; this thread waits
+/// for the scan, attaches owners to each batch and hands it to `rows`
+/// (which may drain it; it is dropped after). The order of
+/// the rows is that of [`snapshot_port`]. When `rows` returns false
+/// (output closed, say) the dump stops. An error reading a namespace
+/// (without `tolerant`) ends the stream after the rows already handed
+/// over. The returned [`Snapshot`] has
+/// empty `sockets` and carries the notes, warnings and owner counts, to be
+/// reported after the rows.
+pub fn stream(
+    namespaces: &[OpenNetns],
+    req: &Request,
+    label: bool,
+    want_owners: bool,
+    tolerant: bool,
+    local_port: Option<u16>,
+    mut rows: impl FnMut(&mut Vec<Socket>) -> bool,
+) -> Result<Snapshot, SourceError> {
+    std::thread::scope(|s| {
+        let plan = want_owners.then(owners::plan);
+        let scan = plan.map(|p| s.spawn(move || p.run()));
+        let (tx, rx) = mpsc::sync_channel::<Vec<Socket>>(QUEUE);
+        let dump = s.spawn(move || {
+            let mut out = Snapshot::default();
+            let mut err = None;
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut open = true;
+            for ns in namespaces {
+                let r = collect_each(ns, req, label, local_port, &mut |sock| {
+                    batch.push(sock);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        open = tx.send(full).is_ok();
+                    }
+                    open
+                });
+                match r {
+                    Ok(c) => {
+                        for n in c.notes {
+                            if !out.notes.contains(&n) {
+                                out.notes.push(n);
+                            }
+                        }
+                        out.warnings.extend(c.warnings);
+                    }
+                    Err(e) if tolerant => out
+                        .warnings
+                        .push(format!("namespace {} left out: {e}", ns.id)),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+                if !open {
+                    break;
+                }
+            }
+            if open && !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            (out, err)
+        });
+        // Owners first: no row can be joined before the scan is complete.
+        let mut scan = scan.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Ok((OwnerScan::default(), None)))
+        });
+        let mut notes = Vec::new();
+        if let Some(Err(e)) = &scan {
+            notes.push(e.to_string());
+        }
+        let owners = match &mut scan {
+            Some(Ok((o, why_not_bpf))) => {
+                notes.extend(why_not_bpf.take());
+                Some(o)
+            }
+            _ => None,
+        };
+        for mut batch in rx {
+            if let Some(o) = &owners {
+                crate::join::attach_owners(&mut batch, o);
+            }
+            if !rows(&mut batch) {
+                break;
+            }
+        }
+        // The loop owned the receiver: dropped now, it stops a dump
+        // still running after `rows` refused more.
+        let (mut snap, err) = dump.join().unwrap_or_else(|_| {
+            (
+                Snapshot::default(),
+                Some(SourceError::Netns(crate::source::netns::NetnsError::Io {
+                    what: "socket dump".into(),
+                    source: std::io::Error::other("dump thread panicked"),
+                })),
+            )
+        });
+        snap.notes.extend(notes);
+        if let Some(Ok((mut o, _))) = scan {
+            o.clear();
+            snap.owners = Some(o);
         }
         match err {
             Some(e) => Err(e),

@@ -7,7 +7,7 @@ use sockscope::query::{self, services::Services};
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope::source::sock_diag::Extensions;
 use sockscope::source::{self, Kind, Request, SourceChoice, SourceError};
-use sockscope::view::sockets::{self as view, Columns};
+use sockscope::view::sockets::{self as view, Columns, StreamWriter};
 use std::io::Write;
 
 /// Which states the flags and filter ask for.
@@ -90,59 +90,116 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let label = target != NetnsTarget::Current;
     let namespaces = super::open_netns(&target).map_err(|e| source_error(e.into()))?;
 
-    let snap = sockscope::snapshot::snapshot(
-        &namespaces,
-        &req,
-        label,
-        want_owners,
-        target == NetnsTarget::All,
-    )
-    .map_err(source_error)?;
+    let cols = Columns {
+        // One kind other than UNIX gives rows of one protocol only.
+        netid: req.kinds.len() > 1 || req.kinds.contains(&Kind::Unix),
+        netns: label && namespaces.len() > 1,
+        process: args.processes,
+        extended: args.extended,
+        timers: args.options,
+        info: args.info,
+        mem: args.memory,
+    };
+    let services = (!args.numeric).then(Services::system);
+    let namer = |port: u16, proto: Proto| -> Option<&str> {
+        let p = match proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp | Proto::Udplite => "udp",
+            _ => return None,
+        };
+        services.and_then(|s| s.name(port, p))
+    };
+    let color = out::use_color(cli.color);
+    let header = !args.no_header;
+    let all = target == NetnsTarget::All;
+
+    // Kernel order (no --sort): rows are joined and written as the dump
+    // produces them, in memory that does not grow with the table.
+    let Some(key) = args.sort else {
+        let mut sink = if args.out.structured() {
+            Sink::Records(out::Records::new(args.out.format()), out::stdout())
+        } else {
+            Sink::Table(StreamWriter::new(
+                out::stdout(),
+                cols,
+                Some(&namer),
+                color,
+                header,
+            ))
+        };
+        let mut rows = 0;
+        let mut failed = None;
+        if let Sink::Records(r, w) = &mut sink {
+            failed = r.open_list(w).err();
+        }
+        let snap = sockscope::snapshot::stream(
+            &namespaces,
+            &req,
+            label,
+            want_owners,
+            all,
+            None,
+            |batch| {
+                if failed.is_some() {
+                    return false;
+                }
+                if !filter.is_empty() {
+                    batch.retain(|s| filter.matches(s));
+                }
+                rows += batch.len();
+                let r = match &mut sink {
+                    Sink::Table(t) => t.push(batch),
+                    Sink::Records(r, w) => batch.iter().try_for_each(|s| r.record(w, s)),
+                };
+                failed = r.err();
+                failed.is_none()
+            },
+        );
+        let (written, mut w) = match sink {
+            Sink::Table(t) => match failed {
+                Some(e) => (Err(e), None),
+                None => match t.finish() {
+                    Ok((_, w)) => (Ok(()), Some(w)),
+                    Err(e) => (Err(e), None),
+                },
+            },
+            Sink::Records(mut r, mut w) => {
+                let done = match failed {
+                    Some(e) => Err(e),
+                    None => r.close(&mut w),
+                };
+                (done, Some(w))
+            }
+        };
+        let snap = snap.map_err(source_error)?;
+        super::report_snapshot(&snap, cli.verbose);
+        let code = if rows == 0 { NOTHING } else { FOUND };
+        return match &mut w {
+            Some(w) => out::done(written, w, code),
+            None => written.map(|_| code).or_else(out::ignore_broken_pipe),
+        };
+    };
+
+    let snap = sockscope::snapshot::snapshot(&namespaces, &req, label, want_owners, all)
+        .map_err(source_error)?;
     super::report_snapshot(&snap, cli.verbose);
     let mut sockets = snap.sockets;
     if !filter.is_empty() {
         sockets.retain(|s| filter.matches(s));
     }
-    if let Some(key) = args.sort {
-        sockscope::query::sort::sort(&mut sockets, key);
-    }
-
+    sockscope::query::sort::sort(&mut sockets, key);
     let mut w = out::stdout();
     let written = if args.out.structured() {
         out::list(&mut w, args.out.format(), &sockets)
     } else {
-        let cols = Columns {
-            netid: view::several_protocols(&sockets)
-                || req.kinds.len() > 1
-                || req.kinds.contains(&Kind::Unix),
-            netns: label && namespaces.len() > 1,
-            process: args.processes,
-            extended: args.extended,
-            timers: args.options,
-            info: args.info,
-            mem: args.memory,
-        };
-        let services = (!args.numeric).then(Services::system);
-        let namer = |port: u16, proto: Proto| -> Option<&str> {
-            let p = match proto {
-                Proto::Tcp => "tcp",
-                Proto::Udp | Proto::Udplite => "udp",
-                _ => return None,
-            };
-            services.and_then(|s| s.name(port, p))
-        };
-        view::write_table(
-            &mut w,
-            &sockets,
-            cols,
-            Some(&namer),
-            out::use_color(cli.color),
-            !args.no_header,
-        )
+        view::write_table(&mut w, &sockets, cols, Some(&namer), color, header)
     };
     let code = if sockets.is_empty() { NOTHING } else { FOUND };
-    written
-        .and_then(|_| w.flush())
-        .map(|_| code)
-        .or_else(out::ignore_broken_pipe)
+    out::done(written, &mut w, code)
+}
+
+/// Where streamed rows go: the table, or JSON records.
+enum Sink<'a, W: Write> {
+    Table(StreamWriter<'a, W>),
+    Records(out::Records, W),
 }

@@ -173,9 +173,41 @@ pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
 /// that local port are kept, filtered by the kernel where netlink is used
 /// (UNIX sockets are not affected).
 pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Collected, SourceError> {
+    let mut sockets = Vec::new();
+    let mut c = collect_here_each(req, local_port, &mut |s| {
+        sockets.push(s);
+        true
+    })?;
+    c.sockets = sockets;
+    Ok(c)
+}
+
+/// [`collect_here_port`] without collecting: each socket is handed to
+/// `each` as soon as it is decoded, in the order `collect_here_port` lists
+/// them (so a caller can stream a table of any size in constant memory).
+/// When `each` returns false the read stops at once. The returned
+/// [`Collected`] carries the notes and warnings; its `sockets` is empty.
+///
+/// The one-walk TCP dump interleaves the families; its IPv6 rows are held
+/// back until the walk ends so that IPv4 comes first, as ss lists them.
+pub fn collect_here_each(
+    req: &Request,
+    local_port: Option<u16>,
+    each: &mut dyn FnMut(Socket) -> bool,
+) -> Result<Collected, SourceError> {
     let mut c = Collected::default();
     let proc_dir = Path::new("/proc/thread-self/net");
     let mut diag: Option<DiagSocket> = None;
+    let mut names = IfNames::default();
+    // Every row goes through here: interface names, then the caller.
+    let mut stopped = false;
+    let mut emit = |mut s: Socket, stopped: &mut bool| -> bool {
+        names.name(&mut s);
+        if !each(s) {
+            *stopped = true;
+        }
+        !*stopped
+    };
     let mut families = Vec::new();
     if req.ipv4 {
         families.push(Family::Inet);
@@ -183,6 +215,10 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
     if req.ipv6 {
         families.push(Family::Inet6);
     }
+    let ports: &[u16] = match &local_port {
+        Some(p) => std::slice::from_ref(p),
+        None => &[],
+    };
     for &kind in &req.kinds {
         let fams: &[Family] = if kind == Kind::Unix {
             &[Family::Unix]
@@ -193,20 +229,36 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
         let states = req.states;
         // TCP of both families: one walk of the kernel's tables instead of
         // one per family (the older request type dumps both at once). If
-        // that request is refused, the per-family dumps below run.
+        // that request is refused before it yields a row, the per-family
+        // dumps below run.
         if kind == Kind::Tcp && fams.len() == 2 && req.source != SourceChoice::Proc {
             if diag.is_none() {
                 diag = Some(DiagSocket::open()?);
             }
             let d = diag.as_mut().expect("opened above");
-            let before = c.sockets.len();
-            let ports: &[u16] = match &local_port {
-                Some(p) => std::slice::from_ref(p),
-                None => &[],
-            };
-            match d.dump_tcp_both(states, req.ext, ports, &mut c.sockets) {
-                Ok(()) => continue,
-                Err(_) => c.sockets.truncate(before),
+            let mut v6 = Vec::new();
+            let mut emitted = 0usize;
+            let r = d.dump_tcp_both_each(states, req.ext, ports, &mut |s| {
+                if s.family == Family::Inet {
+                    emitted += 1;
+                    emit(s, &mut stopped)
+                } else {
+                    v6.push(s);
+                    true
+                }
+            });
+            match r {
+                Ok(()) if stopped => return Ok(c),
+                Ok(()) => {
+                    for s in v6 {
+                        if !emit(s, &mut stopped) {
+                            return Ok(c);
+                        }
+                    }
+                    continue;
+                }
+                Err(_) if emitted == 0 => {}
+                Err(e) => return Err(e.into()),
             }
         }
         for &fam in fams {
@@ -215,19 +267,14 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
                     diag = Some(DiagSocket::open()?);
                 }
                 let d = diag.as_mut().expect("opened above");
+                let mut pass = |s| emit(s, &mut stopped);
                 let r = if kind == Kind::Unix {
-                    d.dump_unix_ext(states, req.ext, &mut c.sockets)
+                    d.dump_unix_each(states, req.ext, &mut pass)
                 } else {
-                    d.dump_inet_port(
-                        kind.proto(),
-                        fam,
-                        states,
-                        req.ext,
-                        local_port,
-                        &mut c.sockets,
-                    )
+                    d.dump_inet_ports_each(kind.proto(), fam, states, req.ext, ports, &mut pass)
                 };
                 match r {
+                    Ok(()) if stopped => return Ok(c),
                     Ok(()) => continue,
                     Err(e @ DiagError::Unsupported(_)) if req.source == SourceChoice::Netlink => {
                         return Err(SourceError::NetlinkOnly {
@@ -247,41 +294,30 @@ pub fn collect_here_port(req: &Request, local_port: Option<u16>) -> Result<Colle
                     Err(e) => return Err(e.into()),
                 }
             }
-            let before = c.sockets.len();
+            let mut rows = Vec::new();
             read_proc(
                 proc_dir,
                 proc_table(kind, fam),
                 states,
-                &mut c.sockets,
+                &mut rows,
                 &mut c.warnings,
             )?;
-            if let Some(p) = local_port {
-                let mut i = before;
-                while i < c.sockets.len() {
-                    if c.sockets[i].local.port() == Some(p) {
-                        i += 1;
-                    } else {
-                        c.sockets.swap_remove(i);
-                    }
+            for s in rows {
+                if local_port.is_some_and(|p| s.local.port() != Some(p)) {
+                    continue;
+                }
+                if !emit(s, &mut stopped) {
+                    return Ok(c);
                 }
             }
         }
     }
-    name_interfaces(&mut c.sockets);
     Ok(c)
 }
 
-/// Give every socket bound to an interface that interface's name, as this
-/// thread's namespace knows it (the index means nothing elsewhere). An
-/// index that names no interface (it went away) reads `ifN`, as in ss.
-fn name_interfaces(sockets: &mut [Socket]) {
-    let mut names = IfNames::default();
-    for s in sockets.iter_mut() {
-        names.name(s);
-    }
-}
-
-/// Interface names by index, looked up once each.
+/// Interface names for sockets bound to one, as this thread's namespace
+/// knows them (an index means nothing elsewhere), looked up once per index.
+/// An index that names no interface (it went away) reads `ifN`, as in ss.
 #[derive(Default)]
 struct IfNames {
     names: Vec<(u32, Box<str>)>,
@@ -320,33 +356,15 @@ impl IfNames {
 
 /// Like [`collect_here`], but each socket goes to `each` as it is read
 /// instead of into one vector: a caller that folds sockets into something
-/// smaller (a live view, counts) never holds the whole table. TCP of both
-/// families comes from one netlink walk, in the kernel's order (not IPv4
-/// first); other requests, and a kernel that refuses that walk before
-/// sending anything, are read as [`collect_here`] reads them. The
-/// returned [`Collected`] has the notes and warnings, no sockets.
+/// smaller (a live view, counts) never holds the whole table (only the
+/// IPv6 rows of the one-walk TCP dump wait for its end; see
+/// [`collect_here_each`]). The returned [`Collected`] has the notes and
+/// warnings, no sockets.
 pub fn each_here(req: &Request, each: &mut dyn FnMut(Socket)) -> Result<Collected, SourceError> {
-    let both_tcp = req.kinds == [Kind::Tcp] && req.ipv4 && req.ipv6;
-    if both_tcp && req.source != SourceChoice::Proc {
-        let mut d = DiagSocket::open()?;
-        let mut names = IfNames::default();
-        let mut sent = 0usize;
-        let r = d.dump_tcp_both_each(req.states, req.ext, &[], |mut s| {
-            names.name(&mut s);
-            sent += 1;
-            each(s);
-        });
-        match r {
-            Ok(()) => return Ok(Collected::default()),
-            Err(e) if sent > 0 => return Err(e.into()),
-            Err(_) => {} // refused at once: the per-family dumps
-        }
-    }
-    let mut c = collect_here(req)?;
-    for s in c.sockets.drain(..) {
+    collect_here_each(req, None, &mut |s| {
         each(s);
-    }
-    Ok(c)
+        true
+    })
 }
 
 /// [`each_here`] in namespace `ns`, labelling each socket with it when
@@ -357,14 +375,10 @@ pub fn each(
     label: bool,
     each: &mut (dyn FnMut(Socket) + Send),
 ) -> Result<Collected, SourceError> {
-    netns::run_in(ns, || {
-        each_here(req, &mut |mut s: Socket| {
-            if label {
-                s.netns = Some(Box::new(ns.id.clone()));
-            }
-            each(s)
-        })
-    })?
+    collect_each(ns, req, label, None, &mut |s| {
+        each(s);
+        true
+    })
 }
 
 /// Read the requested sockets in namespace `ns`, labelling each socket with
@@ -387,6 +401,27 @@ pub fn collect_port(
         }
     }
     Ok(c)
+}
+
+/// [`collect_port`] without collecting: each socket, labelled with the
+/// namespace when `label`, is handed to `each` as it is read (see
+/// [`collect_here_each`]).
+pub fn collect_each(
+    ns: &OpenNetns,
+    req: &Request,
+    label: bool,
+    local_port: Option<u16>,
+    each: &mut (dyn FnMut(Socket) -> bool + Send),
+) -> Result<Collected, SourceError> {
+    let id = label.then(|| ns.id.clone());
+    netns::run_in(ns, || {
+        collect_here_each(req, local_port, &mut |mut s| {
+            if let Some(id) = &id {
+                s.netns = Some(Box::new(id.clone()));
+            }
+            each(s)
+        })
+    })?
 }
 
 /// The states ss shows when neither -a nor -l nor a state filter is given:

@@ -130,6 +130,24 @@ impl DiagSocket {
         local_ports: &[u16],
         out: &mut Vec<Socket>,
     ) -> Result<(), DiagError> {
+        self.dump_inet_ports_each(proto, family, states, ext, local_ports, &mut |s| {
+            out.push(s);
+            true
+        })
+    }
+
+    /// [`dump_inet_ports`](Self::dump_inet_ports), handing each socket to
+    /// `each` as its message is decoded instead of collecting them; the
+    /// dump stops early (Ok) when `each` returns false.
+    pub fn dump_inet_ports_each(
+        &mut self,
+        proto: Proto,
+        family: Family,
+        states: StateSet,
+        ext: Extensions,
+        local_ports: &[u16],
+        each: &mut dyn FnMut(Socket) -> bool,
+    ) -> Result<(), DiagError> {
         let (ipproto, what) = match proto {
             Proto::Tcp => (consts::IPPROTO_TCP, "tcp"),
             Proto::Udp => (consts::IPPROTO_UDP, "udp"),
@@ -162,10 +180,10 @@ impl DiagSocket {
             req.extend_from_slice(&ports_filter_attr(local_ports)?);
         }
         self.dump(&req, what, |msg| {
-            if let Some(s) = parse_inet_msg(msg, proto)? {
-                out.push(s);
-            }
-            Ok(())
+            Ok(match parse_inet_msg(msg, proto)? {
+                Some(s) => each(s),
+                None => true,
+            })
         })
     }
 
@@ -181,6 +199,20 @@ impl DiagSocket {
         ext: Extensions,
         out: &mut Vec<Socket>,
     ) -> Result<(), DiagError> {
+        self.dump_unix_each(states, ext, &mut |s| {
+            out.push(s);
+            true
+        })
+    }
+
+    /// [`dump_unix_ext`](Self::dump_unix_ext), handing each socket to
+    /// `each` as it is decoded; stops early (Ok) when `each` returns false.
+    pub fn dump_unix_each(
+        &mut self,
+        states: StateSet,
+        ext: Extensions,
+        each: &mut dyn FnMut(Socket) -> bool,
+    ) -> Result<(), DiagError> {
         let mut req = [0u8; unix_diag::REQ_LEN];
         req[0] = consts::AF_UNIX;
         req[4..8].copy_from_slice(&states.0.to_ne_bytes());
@@ -194,10 +226,10 @@ impl DiagSocket {
         req[12..16].copy_from_slice(&show.to_ne_bytes());
         req[16..24].fill(0xff);
         self.dump(&req, "unix", |msg| {
-            if let Some(s) = parse_unix_msg(msg)? {
-                out.push(s);
-            }
-            Ok(())
+            Ok(match parse_unix_msg(msg)? {
+                Some(s) => each(s),
+                None => true,
+            })
         })
     }
 
@@ -213,22 +245,26 @@ impl DiagSocket {
         out: &mut Vec<Socket>,
     ) -> Result<(), DiagError> {
         let start = out.len();
-        self.dump_tcp_both_each(states, ext, local_ports, |s| out.push(s))?;
+        self.dump_tcp_both_each(states, ext, local_ports, &mut |s| {
+            out.push(s);
+            true
+        })?;
         // The kernel interleaves the families in hash order; list IPv4
         // first (stable), as two per-family dumps would.
         out[start..].sort_by_key(|s| s.family != Family::Inet);
         Ok(())
     }
 
-    /// [`dump_tcp_both`](Self::dump_tcp_both) handing each socket to
-    /// `each` as its message is decoded, in the kernel's order (families
-    /// interleaved): nothing of the dump is kept but what `each` keeps.
+    /// The one-walk TCP dump of [`dump_tcp_both`](Self::dump_tcp_both),
+    /// handing each socket to `each` in the kernel's order (the families
+    /// interleaved) as it is decoded; stops early (Ok) when `each` returns
+    /// false.
     pub fn dump_tcp_both_each(
         &mut self,
         states: StateSet,
         ext: Extensions,
         local_ports: &[u16],
-        mut each: impl FnMut(Socket),
+        each: &mut dyn FnMut(Socket) -> bool,
     ) -> Result<(), DiagError> {
         let mut req = vec![0u8; sock_diag::COMPAT_REQ_LEN];
         req[0] = 0; // idiag_family: ignored by the dump (AF_UNSPEC)
@@ -241,32 +277,34 @@ impl DiagSocket {
             req.extend_from_slice(&ports_filter_attr(local_ports)?);
         }
         self.dump_typed(sock_diag::TCPDIAG_GETSOCK, &req, "tcp", |msg| {
-            if let Some(s) = parse_inet_msg(msg, Proto::Tcp)? {
-                each(s);
-            }
-            Ok(())
+            Ok(match parse_inet_msg(msg, Proto::Tcp)? {
+                Some(s) => each(s),
+                None => true,
+            })
         })
     }
 
     /// Send one SOCK_DIAG_BY_FAMILY dump request and feed each reply
-    /// payload to `each` until NLMSG_DONE.
+    /// payload to `each` until NLMSG_DONE (or until `each` returns false).
     fn dump(
         &mut self,
         payload: &[u8],
         what: &'static str,
-        each: impl FnMut(&[u8]) -> Result<(), DiagError>,
+        each: impl FnMut(&[u8]) -> Result<bool, DiagError>,
     ) -> Result<(), DiagError> {
         self.dump_typed(sock_diag::SOCK_DIAG_BY_FAMILY, payload, what, each)
     }
 
     /// Send one dump request of netlink type `ty` and feed each reply
-    /// payload to `each` until NLMSG_DONE.
+    /// payload to `each` until NLMSG_DONE. When `each` returns false the
+    /// rest of the dump is left unread and the kernel still holds it: this
+    /// socket then refuses new dumps (EBUSY), so the caller drops it.
     fn dump_typed(
         &mut self,
         ty: u16,
         payload: &[u8],
         what: &'static str,
-        mut each: impl FnMut(&[u8]) -> Result<(), DiagError>,
+        mut each: impl FnMut(&[u8]) -> Result<bool, DiagError>,
     ) -> Result<(), DiagError> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
@@ -327,7 +365,11 @@ impl DiagSocket {
                         return Err(DiagError::Io(std::io::Error::from_raw_os_error(errno)));
                     }
                     // Replies carry the request's type.
-                    t if t == ty => each(body)?,
+                    t if t == ty => {
+                        if !each(body)? {
+                            return Ok(());
+                        }
+                    }
                     _ => {}
                 }
             }

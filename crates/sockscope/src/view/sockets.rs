@@ -299,54 +299,179 @@ pub fn write_table(
     color: bool,
     header: bool,
 ) -> io::Result<()> {
-    let spec = spec(cols);
-    let align: Vec<Align> = spec.iter().map(|c| c.1).collect();
-    // Header widths count even without a header, so columns sit where
-    // they would with one.
-    let mut widths: Vec<usize> = spec.iter().map(|c| Table::width(c.0)).collect();
-    let mut buf = String::with_capacity(256);
-    let mut cells = Vec::with_capacity(spec.len());
-    for s in sockets {
-        row_cells(s, cols, names, &mut buf, &mut cells);
-        let mut start = 0;
-        for (c, &(end, _)) in cells.iter().enumerate() {
-            widths[c] = widths[c].max(Table::width(&buf[start..end]));
-            start = end;
+    let mut t = Rows::new(cols, names, color);
+    t.measure(sockets);
+    if header {
+        t.header(w)?;
+    }
+    t.rows(w, sockets)
+}
+
+/// Column widths and scratch buffers shared by [`write_table`] and
+/// [`StreamWriter`].
+struct Rows<'a> {
+    cols: Columns,
+    names: Option<PortNamer<'a>>,
+    color: bool,
+    spec: Vec<(&'static str, Align)>,
+    align: Vec<Align>,
+    widths: Vec<usize>,
+    buf: String,
+    cells: Vec<(usize, Option<Color>)>,
+    line: String,
+}
+
+impl<'a> Rows<'a> {
+    fn new(cols: Columns, names: Option<PortNamer<'a>>, color: bool) -> Rows<'a> {
+        let spec = spec(cols);
+        Rows {
+            cols,
+            names,
+            color,
+            align: spec.iter().map(|c| c.1).collect(),
+            // Header widths count even without a header, so columns sit
+            // where they would with one.
+            widths: spec.iter().map(|c| Table::width(c.0)).collect(),
+            cells: Vec::with_capacity(spec.len()),
+            spec,
+            buf: String::with_capacity(256),
+            line: String::with_capacity(256),
         }
     }
-    let mut line = String::with_capacity(256);
-    if header {
-        for (c, h) in spec.iter().enumerate() {
+
+    /// Widen the columns to fit `sockets`.
+    fn measure(&mut self, sockets: &[Socket]) {
+        for s in sockets {
+            row_cells(s, self.cols, self.names, &mut self.buf, &mut self.cells);
+            let mut start = 0;
+            for (c, &(end, _)) in self.cells.iter().enumerate() {
+                self.widths[c] = self.widths[c].max(Table::width(&self.buf[start..end]));
+                start = end;
+            }
+        }
+    }
+
+    fn header(&mut self, w: &mut impl Write) -> io::Result<()> {
+        self.line.clear();
+        for (c, h) in self.spec.iter().enumerate() {
             emit_cell(
-                &mut line,
+                &mut self.line,
                 c,
                 h.0,
-                color.then_some(Color::Bold),
-                &widths,
-                &align,
-                color,
+                self.color.then_some(Color::Bold),
+                &self.widths,
+                &self.align,
+                self.color,
             );
         }
-        w.write_all(line.trim_end().as_bytes())?;
-        w.write_all(b"\n")?;
+        w.write_all(self.line.trim_end().as_bytes())?;
+        w.write_all(b"\n")
     }
-    for s in sockets {
-        row_cells(s, cols, names, &mut buf, &mut cells);
-        line.clear();
-        let mut start = 0;
-        for (c, &(end, col)) in cells.iter().enumerate() {
-            emit_cell(&mut line, c, &buf[start..end], col, &widths, &align, color);
-            start = end;
-        }
-        w.write_all(line.trim_end().as_bytes())?;
-        w.write_all(b"\n")?;
-        if let Some(d) = detail(s, cols) {
-            w.write_all(b"\t ")?;
-            w.write_all(d.as_bytes())?;
+
+    fn rows(&mut self, w: &mut impl Write, sockets: &[Socket]) -> io::Result<()> {
+        for s in sockets {
+            row_cells(s, self.cols, self.names, &mut self.buf, &mut self.cells);
+            self.line.clear();
+            let mut start = 0;
+            for (c, &(end, col)) in self.cells.iter().enumerate() {
+                emit_cell(
+                    &mut self.line,
+                    c,
+                    &self.buf[start..end],
+                    col,
+                    &self.widths,
+                    &self.align,
+                    self.color,
+                );
+                start = end;
+            }
+            w.write_all(self.line.trim_end().as_bytes())?;
             w.write_all(b"\n")?;
+            if let Some(d) = detail(s, self.cols) {
+                w.write_all(b"\t ")?;
+                w.write_all(d.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many rows [`StreamWriter`] holds to measure the column widths.
+pub const MEASURE_ROWS: usize = 4096;
+
+/// The socket table written as the rows arrive, in memory that does not
+/// grow with the table: it holds its first [`MEASURE_ROWS`] rows to
+/// measure the column widths, then writes them and every later row at
+/// once; a wider cell further down is written whole and pushes the rest of
+/// its line to the right. Up to `MEASURE_ROWS` rows the output is byte for
+/// byte that of [`write_table`].
+pub struct StreamWriter<'a, W: Write> {
+    w: W,
+    header: bool,
+    t: Rows<'a>,
+    held: Vec<Socket>,
+    measured: bool,
+    written: usize,
+}
+
+impl<'a, W: Write> StreamWriter<'a, W> {
+    pub fn new(
+        w: W,
+        cols: Columns,
+        names: Option<PortNamer<'a>>,
+        color: bool,
+        header: bool,
+    ) -> StreamWriter<'a, W> {
+        StreamWriter {
+            w,
+            header,
+            t: Rows::new(cols, names, color),
+            held: Vec::new(),
+            measured: false,
+            written: 0,
         }
     }
-    Ok(())
+
+    /// Write (or, for the first rows, hold) the sockets of `batch`,
+    /// leaving it empty.
+    pub fn push(&mut self, batch: &mut Vec<Socket>) -> io::Result<()> {
+        if self.measured {
+            self.t.rows(&mut self.w, batch)?;
+            self.written += batch.len();
+            batch.clear();
+            return Ok(());
+        }
+        if self.held.is_empty() {
+            std::mem::swap(&mut self.held, batch);
+        } else {
+            self.held.append(batch);
+        }
+        if self.held.len() >= MEASURE_ROWS {
+            self.flush_held()?;
+        }
+        Ok(())
+    }
+
+    fn flush_held(&mut self) -> io::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        self.t.measure(&held);
+        self.measured = true;
+        if self.header {
+            self.t.header(&mut self.w)?;
+        }
+        self.t.rows(&mut self.w, &held)?;
+        self.written += held.len();
+        Ok(())
+    }
+
+    /// Write what is still held; the number of rows written and the writer.
+    pub fn finish(mut self) -> io::Result<(usize, W)> {
+        if !self.measured {
+            self.flush_held()?;
+        }
+        Ok((self.written, self.w))
+    }
 }
 
 fn sep(d: &mut String) {
@@ -680,6 +805,91 @@ mod tests {
             write_table(&mut b, &v, cols, None, color, header).unwrap();
             assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         }
+    }
+
+    /// Every socket of `v` written through a [`StreamWriter`] in batches
+    /// of `batch` rows.
+    fn streamed(v: &[Socket], header: bool, cols: Columns, batch: usize) -> String {
+        let mut sw = StreamWriter::new(Vec::new(), cols, None, false, header);
+        for chunk in v.chunks(batch) {
+            let mut b = chunk.to_vec();
+            sw.push(&mut b).unwrap();
+            assert!(b.is_empty(), "push leaves the batch empty");
+        }
+        let (n, out) = sw.finish().unwrap();
+        assert_eq!(n, v.len());
+        String::from_utf8(out).unwrap()
+    }
+
+    fn many(n: usize) -> Vec<Socket> {
+        (0..n)
+            .map(|i| {
+                let mut x = s(
+                    Proto::Tcp,
+                    Endpoint::Inet {
+                        addr: "10.0.0.1".parse().unwrap(),
+                        port: (i % 60000) as u16 + 1,
+                    },
+                    Endpoint::Inet {
+                        addr: "10.0.0.2".parse().unwrap(),
+                        port: 80,
+                    },
+                );
+                x.inode = i as u64 + 1;
+                x
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_writer_equals_write_table_up_to_the_measured_rows() {
+        let cols = Columns {
+            process: true,
+            extended: true,
+            ..Default::default()
+        };
+        for n in [0, 1, 1500, MEASURE_ROWS] {
+            let v = many(n);
+            for header in [true, false] {
+                let mut want = Vec::new();
+                write_table(&mut want, &v, cols, None, false, header).unwrap();
+                for batch in [7, 1024] {
+                    let got = streamed(&v, header, cols, batch);
+                    assert_eq!(got, String::from_utf8(want.clone()).unwrap(), "{n} rows");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stream_writer_past_the_measured_rows_has_the_same_cells() {
+        let cols = Columns {
+            process: true,
+            ..Default::default()
+        };
+        let mut v = many(MEASURE_ROWS + 900);
+        // A row wider than any of the measured ones, past them.
+        let last = v.len() - 1;
+        v[last].local = Endpoint::Inet {
+            addr: "2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap(),
+            port: 65535,
+        };
+        let mut want = Vec::new();
+        write_table(&mut want, &v, cols, None, false, true).unwrap();
+        let want = String::from_utf8(want).unwrap();
+        let got = streamed(&v, true, cols, 1024);
+        assert_ne!(got, want, "widths come from the first rows only");
+        let cells = |t: &str| -> Vec<Vec<String>> {
+            t.lines()
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .collect()
+        };
+        assert_eq!(cells(&got), cells(&want));
+        assert_eq!(got.lines().count(), v.len() + 1);
+        // Rows before the wide one are aligned as in the measured part.
+        let first = got.lines().nth(1).unwrap();
+        let later = got.lines().nth(MEASURE_ROWS + 5).unwrap();
+        assert_eq!(first.find("10.0.0.2"), later.find("10.0.0.2"));
     }
 
     #[test]
