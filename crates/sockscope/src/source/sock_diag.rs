@@ -365,11 +365,7 @@ impl DiagSocket {
                         return Err(DiagError::Io(std::io::Error::from_raw_os_error(errno)));
                     }
                     // Replies carry the request's type.
-                    t if t == ty => {
-                        if !each(body)? {
-                            return Ok(());
-                        }
-                    }
+                    t if t == ty && !each(body)? => return Ok(()),
                     _ => {}
                 }
             }
