@@ -439,6 +439,21 @@ impl Capture {
         deadline: Option<Instant>,
         mut f: impl FnMut(Frame<'_>) -> bool,
     ) -> Result<(), LiveError> {
+        self.run_ticks(stop, deadline, |fr| match fr {
+            Some(fr) => f(fr),
+            None => true,
+        })
+    }
+
+    /// [`Capture::run`], also calling `f(None)` each time the wait for
+    /// packets times out (at least every 100 ms while nothing arrives), so
+    /// that the caller can finish work it deferred.
+    pub fn run_ticks(
+        &mut self,
+        stop: &AtomicBool,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(Option<Frame<'_>>) -> bool,
+    ) -> Result<(), LiveError> {
         loop {
             if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
@@ -467,10 +482,13 @@ impl Capture {
                         return Err(io_err("waiting for packets")(e));
                     }
                 }
+                if r == 0 && !f(None) {
+                    return Ok(());
+                }
                 continue;
             }
             fence(Ordering::Acquire);
-            let keep_going = self.walk_block(blk, &mut f);
+            let keep_going = self.walk_block(blk, &mut |fr| f(Some(fr)));
             fence(Ordering::Release);
             // SAFETY: hand the block back to the kernel.
             unsafe {

@@ -12,12 +12,16 @@
 //! from the other side. On loopback both ends are local, so both get a
 //! label.
 //!
-//! Connections come and go while we capture: a packet whose 4-tuple is not
-//! in the table triggers a new read, at most once per
-//! [`Labeller::min_interval`], and a 4-tuple still unknown after a read made
-//! since it first appeared is not retried. A connection that opens and
-//! closes between two reads can stay unlabelled (its socket is gone, or in
-//! TIME-WAIT without an owner).
+//! Connections come and go while we capture. A packet whose local end is
+//! not in the tables asks a background thread for a new read (at most one
+//! at a time, at most once per [`Labeller::min_interval`]); the packet loop
+//! never waits for it. [`Labeller::label`] says whether a read that may
+//! name the packet's processes is under way, so the caller can hold the
+//! packet back briefly (the capture command waits at most 100 ms). A read
+//! adds to what earlier reads found: a connection that closed keeps the
+//! label it had (remembered), a socket seen again takes its new owner. A
+//! 4-tuple still unknown after a read that started after it first
+//! appeared is not asked about again.
 
 use crate::analysis::{Ep, endpoints};
 use crate::decode::{Packet, Transport};
@@ -27,6 +31,7 @@ use sockscope::model::{Endpoint, Proto, Socket, StateSet};
 use sockscope::source::{self, Kind, Request, SourceChoice};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 /// A process at one end of a packet.
@@ -42,16 +47,69 @@ pub enum ProcsError {
     Sockets(#[from] sockscope::source::SourceError),
     #[error("reading process fd tables for process labels: {0}")]
     Owners(String),
+    #[error("the process-label reader stopped")]
+    Stopped,
 }
 
 type TupleKey = (Ep, Ep, bool);
 
-/// Maps packets to the processes owning their local sockets.
-pub struct Labeller {
+/// What one read of the socket table gives: sockets with their owners, and
+/// this namespace's addresses.
+pub type Snapshot = (Vec<Socket>, Vec<IpAddr>);
+
+/// A function that reads a [`Snapshot`] (the real one is [`read_snapshot`];
+/// tests give their own).
+pub type Scanner = Box<dyn Fn() -> Result<Snapshot, ProcsError> + Send>;
+
+/// Remembered labels beyond this many 4-tuples are forgotten (the tables
+/// are rebuilt from the latest read alone).
+const MAX_REMEMBERED: usize = 1 << 20;
+
+#[derive(Default)]
+struct Tables {
     exact: HashMap<TupleKey, Label>,
     bound: HashMap<(Ep, bool), Label>,
     local_addrs: HashSet<[u8; 16]>,
+}
+
+/// The background reader: requests go in with the time they were made,
+/// snapshots come out with the same time.
+struct Worker {
+    requests: Sender<Instant>,
+    results: Receiver<(Instant, Result<Snapshot, ProcsError>)>,
+}
+
+impl Worker {
+    fn start(scan: Scanner) -> std::io::Result<Worker> {
+        let (req_tx, req_rx) = mpsc::channel::<Instant>();
+        let (res_tx, res_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sockscope-labels".into())
+            .spawn(move || {
+                while let Ok(t) = req_rx.recv() {
+                    if res_tx.send((t, scan())).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Worker {
+            requests: req_tx,
+            results: res_rx,
+        })
+    }
+}
+
+/// Maps packets to the processes owning their local sockets.
+pub struct Labeller {
+    tables: Tables,
+    worker: Option<Worker>,
+    scanner: Option<Scanner>,
+    /// When the read under way was asked for.
+    pending: Option<Instant>,
+    /// When the last finished read was asked for.
     last_scan: Option<Instant>,
+    /// When the last read was asked for (for the rate limit).
+    last_request: Option<Instant>,
     unknown: HashMap<TupleKey, Instant>,
     /// Minimum time between two reads of the socket table.
     pub min_interval: Duration,
@@ -98,29 +156,70 @@ fn unspecified(e: &Ep) -> bool {
     }
 }
 
+/// Read the socket table and owners of the current network namespace.
+pub fn read_snapshot() -> Result<Snapshot, ProcsError> {
+    let req = Request {
+        kinds: vec![Kind::Tcp, Kind::Udp],
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::ALL,
+        source: SourceChoice::Auto,
+        ext: Default::default(),
+    };
+    let mut c = source::collect_here(&req)?;
+    let scan = source::owners::scan("/proc").map_err(|e| ProcsError::Owners(e.to_string()))?;
+    sockscope::join::attach_owners(&mut c.sockets, &scan);
+    Ok((c.sockets, local_addresses()))
+}
+
+fn tuple_key(src: Ep, dst: Ep, udp: bool) -> TupleKey {
+    if (src.addr, src.port) <= (dst.addr, dst.port) {
+        (src, dst, udp)
+    } else {
+        (dst, src, udp)
+    }
+}
+
 impl Labeller {
+    /// A labeller reading this namespace's tables ([`read_snapshot`]).
     pub fn new() -> Labeller {
+        Labeller::with_scanner(Box::new(read_snapshot))
+    }
+
+    /// A labeller whose reads are `scan` (run on a background thread once
+    /// the first [`Labeller::label`] needs one).
+    pub fn with_scanner(scan: Scanner) -> Labeller {
         Labeller {
-            exact: HashMap::new(),
-            bound: HashMap::new(),
-            local_addrs: HashSet::new(),
+            tables: Tables::default(),
+            worker: None,
+            scanner: Some(scan),
+            pending: None,
             last_scan: None,
+            last_request: None,
             unknown: HashMap::new(),
             min_interval: Duration::from_millis(100),
             scans: 0,
         }
     }
 
-    /// Build the tables from sockets that already carry their owners (pure:
-    /// used by [`Labeller::refresh`] and by tests).
+    /// Replace the tables with these sockets (that already carry their
+    /// owners).
     pub fn load(&mut self, sockets: &[Socket], local_addrs: &[IpAddr]) {
-        self.exact.clear();
-        self.bound.clear();
-        self.local_addrs.clear();
+        self.tables = Tables::default();
+        self.merge(sockets, local_addrs);
+    }
+
+    /// Add these sockets to the tables: new sockets and new owners win,
+    /// what is not in them is remembered.
+    pub fn merge(&mut self, sockets: &[Socket], local_addrs: &[IpAddr]) {
+        let t = &mut self.tables;
+        if t.exact.len() > MAX_REMEMBERED {
+            *t = Tables::default();
+        }
         for a in local_addrs {
             let e = ep_of(&Endpoint::Inet { addr: *a, port: 0 });
             if let Some(e) = e {
-                self.local_addrs.insert(e.addr);
+                t.local_addrs.insert(e.addr);
             }
         }
         for s in sockets {
@@ -138,7 +237,7 @@ impl Labeller {
                 comm: o.comm.clone(),
             };
             if p.port == 0 {
-                self.bound.insert((l, udp), label);
+                t.bound.insert((l, udp), label);
                 // A dual-stack wildcard listener also takes IPv4.
                 if l.v6 && unspecified(&l) && s.v6only != Some(true) {
                     let v4 = Ep {
@@ -146,38 +245,81 @@ impl Labeller {
                         port: l.port,
                         v6: false,
                     };
-                    self.bound.entry((v4, udp)).or_insert_with(|| Label {
-                        pid: o.pid,
-                        comm: o.comm.clone(),
-                    });
+                    t.bound.insert(
+                        (v4, udp),
+                        Label {
+                            pid: o.pid,
+                            comm: o.comm.clone(),
+                        },
+                    );
                 }
             } else {
-                self.exact.insert((l, p, udp), label);
+                t.exact.insert((l, p, udp), label);
             }
         }
     }
 
-    /// Read the socket table and owners of the current network namespace.
+    /// Read the tables now, on this thread (before a capture starts).
     pub fn refresh(&mut self) -> Result<(), ProcsError> {
-        let req = Request {
-            kinds: vec![Kind::Tcp, Kind::Udp],
-            ipv4: true,
-            ipv6: true,
-            states: StateSet::ALL,
-            source: SourceChoice::Auto,
-            ext: Default::default(),
-        };
-        let mut c = source::collect_here(&req)?;
-        let scan = source::owners::scan("/proc").map_err(|e| ProcsError::Owners(e.to_string()))?;
-        sockscope::join::attach_owners(&mut c.sockets, &scan);
-        let addrs = local_addresses();
-        self.load(&c.sockets, &addrs);
-        self.last_scan = Some(Instant::now());
+        let started = Instant::now();
+        let scan = self.scanner.as_ref().ok_or(ProcsError::Stopped)?;
+        let (socks, addrs) = scan()?;
+        self.load(&socks, &addrs);
+        self.last_scan = Some(started);
+        self.last_request = Some(started);
         self.scans += 1;
-        if self.unknown.len() > 100_000 {
-            self.unknown.clear();
-        }
         Ok(())
+    }
+
+    /// Take the result of a finished background read, if there is one.
+    /// Errors are returned once the old tables are kept.
+    pub fn poll(&mut self) -> Option<ProcsError> {
+        let w = self.worker.as_ref()?;
+        match w.results.try_recv() {
+            Ok((started, res)) => {
+                self.pending = None;
+                self.last_scan = Some(started);
+                self.scans += 1;
+                if self.unknown.len() > 100_000 {
+                    self.unknown.clear();
+                }
+                match res {
+                    Ok((socks, addrs)) => {
+                        self.merge(&socks, &addrs);
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            }
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.pending = None;
+                self.worker = None;
+                Some(ProcsError::Stopped)
+            }
+        }
+    }
+
+    /// A background read is under way.
+    pub fn pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn request(&mut self, now: Instant) {
+        if self.worker.is_none() {
+            // Without a thread the old tables stay (labels of connections
+            // made during the capture are then missing, never wrong).
+            match self.scanner.take().map(Worker::start) {
+                Some(Ok(w)) => self.worker = Some(w),
+                _ => return,
+            }
+        }
+        if let Some(w) = &self.worker
+            && w.requests.send(now).is_ok()
+        {
+            self.pending = Some(now);
+            self.last_request = Some(now);
+        }
     }
 
     fn is_local(&self, e: &Ep) -> bool {
@@ -186,15 +328,16 @@ impl Labeller {
         } else {
             e.addr[12] == 127
         };
-        loopback || self.local_addrs.contains(&e.addr)
+        loopback || self.tables.local_addrs.contains(&e.addr)
     }
 
     /// The label of `local` talking to `peer`, from the tables only.
     pub fn lookup(&self, local: &Ep, peer: &Ep, udp: bool) -> Option<&Label> {
-        if let Some(l) = self.exact.get(&(*local, *peer, udp)) {
+        let t = &self.tables;
+        if let Some(l) = t.exact.get(&(*local, *peer, udp)) {
             return Some(l);
         }
-        if let Some(l) = self.bound.get(&(*local, udp)) {
+        if let Some(l) = t.bound.get(&(*local, udp)) {
             return Some(l);
         }
         if !self.is_local(local) {
@@ -209,41 +352,69 @@ impl Labeller {
             port: local.port,
             v6: local.v6,
         };
-        self.bound.get(&(any, udp))
+        t.bound.get(&(any, udp))
     }
 
-    /// Labels for a packet, reading the socket table again when its 4-tuple
-    /// is new (rate-limited). Errors of a re-read are returned once the
-    /// labels are computed from the old tables.
-    pub fn label(&mut self, p: &Packet) -> (Procs, Option<ProcsError>) {
+    /// Labels for a packet from the tables as they are, and whether a read
+    /// that may still name a missing local end is under way (or was just
+    /// asked for). Never waits for the read. An error of a finished read
+    /// is returned once.
+    pub fn label(&mut self, p: &Packet) -> (Procs, bool, Option<ProcsError>) {
+        let err = self.poll();
         let Some((src, dst)) = endpoints(p) else {
-            return (Procs::default(), None);
+            return (Procs::default(), false, err);
         };
         let udp = matches!(p.transport, Transport::Udp(_));
-        let mut err = None;
-        let mut procs = self.both(&src, &dst, udp);
-        if procs.src.is_none() || procs.dst.is_none() {
-            let key = if (src.addr, src.port) <= (dst.addr, dst.port) {
-                (src, dst, udp)
-            } else {
-                (dst, src, udp)
-            };
-            let now = Instant::now();
-            let first_seen = *self.unknown.entry(key).or_insert(now);
-            let scanned_since = self.last_scan.is_some_and(|t| t >= first_seen);
-            let due = self
-                .last_scan
-                .is_none_or(|t| now.duration_since(t) >= self.min_interval);
-            if !scanned_since && due {
-                if let Err(e) = self.refresh() {
-                    err = Some(e);
-                    // Do not retry at once.
-                    self.last_scan = Some(now);
-                }
-                procs = self.both(&src, &dst, udp);
-            }
+        let procs = self.both(&src, &dst, udp);
+        let missing = (procs.src.is_none() && self.is_local(&src))
+            || (procs.dst.is_none() && self.is_local(&dst));
+        if !missing {
+            return (procs, false, err);
         }
-        (procs, err)
+        self.unknown
+            .entry(tuple_key(src, dst, udp))
+            .or_insert_with(Instant::now);
+        let wait = self.waiting(p);
+        (procs, wait, err)
+    }
+
+    /// Whether a read that may name this packet's missing local ends is
+    /// under way: it was asked for after the packet's 4-tuple appeared,
+    /// or a read will be asked for once the rate limit allows.
+    pub fn waiting(&mut self, p: &Packet) -> bool {
+        let Some((src, dst)) = endpoints(p) else {
+            return false;
+        };
+        let udp = matches!(p.transport, Transport::Udp(_));
+        let procs = self.both(&src, &dst, udp);
+        let missing = (procs.src.is_none() && self.is_local(&src))
+            || (procs.dst.is_none() && self.is_local(&dst));
+        if !missing {
+            return false;
+        }
+        let Some(&first_seen) = self.unknown.get(&tuple_key(src, dst, udp)) else {
+            return false;
+        };
+        if self.last_scan.is_some_and(|t| t >= first_seen) {
+            return false;
+        }
+        let now = Instant::now();
+        if self.pending.is_none()
+            && self
+                .last_request
+                .is_none_or(|t| now.duration_since(t) >= self.min_interval)
+        {
+            self.request(now);
+        }
+        self.pending.is_some() || self.worker.is_some() || self.scanner.is_some()
+    }
+
+    /// Labels from the tables only.
+    pub fn both_of(&self, p: &Packet) -> Procs {
+        match endpoints(p) {
+            Some((src, dst)) => self.both(&src, &dst, matches!(p.transport, Transport::Udp(_))),
+            None => Procs::default(),
+        }
     }
 
     fn both(&self, src: &Ep, dst: &Ep, udp: bool) -> Procs {
@@ -349,5 +520,78 @@ mod tests {
         assert_eq!(l.lookup(&ep("192.0.2.9", 8080), &c, false), None);
         assert_eq!(l.lookup(&ep("10.1.1.1", 8080), &c, false).unwrap().pid, 20);
         assert_eq!(l.lookup(&c, &s, true), None, "UDP is a different table");
+    }
+
+    /// A TCP packet 127.0.0.1:`sport` > 127.0.0.1:`dport` (raw IP).
+    fn packet(sport: u16, dport: u16) -> Packet {
+        let mut v = vec![
+            0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ];
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x10, 0, 0, 0, 0, 0]);
+        crate::decode::decode(crate::decode::linktype::RAW, &v, 0, 40)
+    }
+
+    #[test]
+    fn new_connections_are_read_in_the_background_and_remembered() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = calls.clone();
+        // Read 1 (before the capture): the listener only. Read 2 (slow):
+        // the new connection's client too. Later reads: the listener only
+        // (the connection has closed).
+        let scanner: Scanner = Box::new(move || {
+            let n = c2.fetch_add(1, Ordering::SeqCst);
+            let mut socks = vec![sock("127.0.0.1", 8080, "0.0.0.0", 0, 20, "server")];
+            if n == 1 {
+                std::thread::sleep(Duration::from_millis(400));
+                socks.push(sock("127.0.0.1", 40000, "127.0.0.1", 8080, 10, "client"));
+            }
+            Ok((socks, vec![]))
+        });
+        let mut l = Labeller::with_scanner(scanner);
+        l.min_interval = Duration::ZERO;
+        l.refresh().unwrap();
+        let p = packet(40000, 8080);
+        let t = Instant::now();
+        let (procs, wait, err) = l.label(&p);
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "label() waited for the read: {:?}",
+            t.elapsed()
+        );
+        assert!(err.is_none());
+        assert!(wait, "a read that can name the client is under way");
+        assert_eq!(procs.src, None);
+        assert_eq!(procs.dst.as_ref().map(|l| l.pid), Some(20));
+        let until = Instant::now() + Duration::from_secs(10);
+        while l.waiting(&p) {
+            assert!(Instant::now() < until, "the background read never finished");
+            std::thread::sleep(Duration::from_millis(5));
+            assert!(l.poll().is_none());
+        }
+        assert_eq!(l.both_of(&p).src.map(|l| l.comm), Some("client".into()));
+        let (procs, wait, _) = l.label(&p);
+        assert!(!wait);
+        assert_eq!(procs.src.map(|l| l.pid), Some(10));
+
+        // Another unknown client: one more read, which does not name it
+        // and no longer has the first connection.
+        let q = packet(40001, 8080);
+        let (_, wait, _) = l.label(&q);
+        assert!(wait);
+        while l.waiting(&q) {
+            assert!(Instant::now() < until, "the background read never finished");
+            std::thread::sleep(Duration::from_millis(5));
+            l.poll();
+        }
+        // Unknown after a read made since it appeared: not asked again.
+        let (procs, wait, _) = l.label(&q);
+        assert!(!wait && procs.src.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // The closed connection keeps the label it had.
+        assert_eq!(l.both_of(&p).src.map(|l| l.pid), Some(10));
     }
 }

@@ -105,6 +105,78 @@ fn live_capture_on(iface: &str) {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// A client process started after the capture (issue 13 item 4): every
+/// packet of its connection names it and the server, in the JSON lines
+/// and in the pcapng comments, although its socket was not in the table
+/// read when the capture began. The table is read again on a background
+/// thread; packets wait for it at most 100 ms.
+#[test]
+fn live_capture_labels_a_client_started_after_the_capture() {
+    require_root();
+    let d = scratch("live-newclient");
+    let o = Command::new("unshare")
+        .args(["-n", &format!("{DIR}/live_newclient.sh"), BIN])
+        .arg(&d)
+        .output()
+        .expect("run live_newclient.sh");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rd = |n: &str| std::fs::read_to_string(d.join(n)).unwrap_or_default();
+    let err = rd("live.err");
+    assert_eq!(rd("live.rc").trim(), "0", "sockscope failed: {err}");
+    let client: u64 = rd("client.pid").trim().parse().expect("client pid");
+    let server: u64 = rd("server.pid").trim().parse().expect("server pid");
+    let objs: Vec<Value> = rd("live.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let packets: Vec<&Value> = objs.iter().filter(|o| o["type"] == "packet").collect();
+    // Handshake, request, reply, their ACKs and the close: at least 8.
+    assert!(packets.len() >= 8, "{} packets: {objs:?}", packets.len());
+    assert_eq!(packets[0]["tcp"]["flags"], serde_json::json!(["syn"]));
+    let mut want_comments = Vec::new();
+    for p in &packets {
+        let (c_side, s_side) = if p["dport"] == 9000 {
+            ("src", "dst")
+        } else {
+            ("dst", "src")
+        };
+        assert_eq!(
+            p["process"][c_side]["pid"].as_u64(),
+            Some(client),
+            "client side of {p}"
+        );
+        assert_eq!(
+            p["process"][s_side]["pid"].as_u64(),
+            Some(server),
+            "server side of {p}"
+        );
+        let (src, dst) = if c_side == "src" {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        want_comments.push(format!("python3 pid {src} > python3 pid {dst}"));
+    }
+    let conv = objs
+        .iter()
+        .find(|o| o["type"] == "conversation")
+        .expect("conversation");
+    assert_eq!(conv["client_process"]["pid"].as_u64(), Some(client));
+    assert_eq!(conv["server_process"]["pid"].as_u64(), Some(server));
+    let t = Command::new("tshark")
+        .arg("-r")
+        .arg(d.join("live.pcapng"))
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output()
+        .expect("tshark");
+    let comments: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(comments, want_comments);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn ctrl_c_stops_and_prints_the_summary() {
     require_root();

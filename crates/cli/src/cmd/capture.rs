@@ -12,13 +12,13 @@ use sockscope_capture::decode::{self, linktype};
 use sockscope_capture::filter::{self, FileMatcher};
 use sockscope_capture::live::{self, Capture};
 use sockscope_capture::pcap::{PcapError, PcapngWriter, Reader};
-use sockscope_capture::procs::Labeller;
+use sockscope_capture::procs::{Labeller, ProcsError};
 use sockscope_capture::reasm::Reassembler;
 use sockscope_capture::view::flow::FlowCollector;
 use sockscope_capture::view::json::{self, Summary};
 use sockscope_capture::view::line::{LineOptions, LineWriter};
 use sockscope_capture::view::{Procs, conv};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -129,6 +129,25 @@ pub struct CaptureArgs {
     pub filter: Vec<String>,
 }
 
+/// How long a shown packet may wait for the read of the socket table that
+/// may name its process.
+const HOLD_MAX: Duration = Duration::from_millis(100);
+/// Held packets beyond this many bytes are printed without waiting.
+const HOLD_MAX_BYTES: usize = 16 << 20;
+
+/// A shown packet waiting for its process labels.
+struct Held {
+    frame: u64,
+    link: u32,
+    ts_ns: u64,
+    wire_len: u32,
+    data: Vec<u8>,
+    p: decode::Packet,
+    info: Info,
+    idx: Option<usize>,
+    since: Instant,
+}
+
 /// Everything a packet goes through once it is read.
 struct Pipeline {
     /// The filter for frames read from files (live frames were filtered by
@@ -143,6 +162,9 @@ struct Pipeline {
     writer: Option<PcapngWriter<BufWriter<File>>>,
     labeller: Option<Labeller>,
     labeller_warned: bool,
+    /// Shown packets waiting for a process-label read (live capture).
+    held: VecDeque<Held>,
+    held_bytes: usize,
     /// Process labels per conversation number (client side as `src`).
     conv_procs: HashMap<usize, Procs>,
     /// Conversations that had at least one shown packet (only kept when
@@ -181,19 +203,100 @@ impl Pipeline {
         if p.malformed.is_some() {
             self.summary.malformed += 1;
         }
-        let procs = match &mut self.labeller {
+        let (procs, wait) = match &mut self.labeller {
             Some(l) => {
-                let (pr, err) = l.label(&p);
-                if let Some(e) = err
-                    && !self.labeller_warned
-                {
-                    self.labeller_warned = true;
-                    eprintln!("sockscope: process labels unavailable: {e}");
+                let (pr, wait, err) = l.label(&p);
+                if let Some(e) = err {
+                    self.warn_labels(&e);
                 }
-                Some(pr)
+                (Some(pr), wait)
             }
-            None => None,
+            None => (None, false),
         };
+        if wait || !self.held.is_empty() {
+            // A read of the socket table that may name this packet's
+            // process is under way: hold the packet (and, to keep the
+            // order, those after it) until it is done, at most HOLD_MAX.
+            self.held_bytes += data.len();
+            self.held.push_back(Held {
+                frame: self.frame,
+                link,
+                ts_ns,
+                wire_len,
+                data: data.to_vec(),
+                p,
+                info,
+                idx,
+                since: Instant::now(),
+            });
+            self.release(false)?;
+        } else {
+            let frame = self.frame;
+            self.emit(frame, link, ts_ns, wire_len, data, &p, &info, idx, procs)?;
+        }
+        Ok(self.count.is_none_or(|c| self.summary.packets_shown < c))
+    }
+
+    fn warn_labels(&mut self, e: &ProcsError) {
+        if !self.labeller_warned {
+            self.labeller_warned = true;
+            eprintln!("sockscope: process labels unavailable: {e}");
+        }
+    }
+
+    /// Print the held packets whose label read is done, that waited
+    /// HOLD_MAX, or (with `all`) every one; in capture order.
+    fn release(&mut self, all: bool) -> io::Result<()> {
+        if let Some(e) = self.labeller.as_mut().and_then(|l| l.poll()) {
+            self.warn_labels(&e);
+        }
+        while let Some(h) = self.held.front() {
+            let over = self.held_bytes > HOLD_MAX_BYTES;
+            let due = all
+                || over
+                || h.since.elapsed() >= HOLD_MAX
+                || self.labeller.as_mut().is_none_or(|l| !l.waiting(&h.p));
+            if !due {
+                break;
+            }
+            let Some(h) = self.held.pop_front() else {
+                break;
+            };
+            self.held_bytes -= h.data.len();
+            let procs = self.labeller.as_ref().map(|l| l.both_of(&h.p));
+            self.emit(
+                h.frame, h.link, h.ts_ns, h.wire_len, &h.data, &h.p, &h.info, h.idx, procs,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// At the end of a live capture: give the held packets' label reads
+    /// their remaining time (at most HOLD_MAX), then print them.
+    fn release_all(&mut self) -> io::Result<()> {
+        while !self.held.is_empty() {
+            self.release(false)?;
+            if !self.held.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        Ok(())
+    }
+
+    /// Record and print one shown packet with its labels.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        frame: u64,
+        link: u32,
+        ts_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+        p: &decode::Packet,
+        info: &Info,
+        idx: Option<usize>,
+        procs: Option<Procs>,
+    ) -> io::Result<()> {
         if let Some(i) = idx {
             if self.keep_convs {
                 if self.conv_shown.len() <= i {
@@ -204,7 +307,7 @@ impl Pipeline {
             if let Some(pr) = procs.as_ref().filter(|p| self.keep_convs && !p.is_empty()) {
                 let from_client = match info {
                     Info::Tcp(t) => t.from_client,
-                    Info::Udp { from_client, .. } => from_client,
+                    Info::Udp { from_client, .. } => *from_client,
                     Info::None => true,
                 };
                 let (c, s) = if from_client {
@@ -221,14 +324,14 @@ impl Pipeline {
                 }
             }
             if let Some(f) = &mut self.flows {
-                f.add(i, self.frame, &p, &info);
+                f.add(i, frame, p, info);
             }
         }
         if let Some(w) = &mut self.lines {
-            w.write(&mut self.out, self.frame, &p, &info, procs.as_ref())?;
+            w.write(&mut self.out, frame, p, info, procs.as_ref())?;
         }
         if let Some(r) = &mut self.records {
-            let j = json::packet(self.frame, &p, &info, procs.as_ref());
+            let j = json::packet(frame, p, info, procs.as_ref());
             r.record(&mut self.out, &j)?;
         }
         if let Some(w) = &mut self.writer {
@@ -239,7 +342,7 @@ impl Pipeline {
                 .map(|p| p.describe());
             w.packet(iface, ts_ns, wire_len, data, comment.as_deref())?;
         }
-        Ok(self.count.is_none_or(|c| self.summary.packets_shown < c))
+        Ok(())
     }
 
     /// Conversations, flows and the summary, after the last packet.
@@ -348,6 +451,8 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
         writer: None,
         labeller: None,
         labeller_warned: false,
+        held: VecDeque::new(),
+        held_bytes: 0,
         conv_procs: HashMap::new(),
         keep_convs,
         conv_shown: Vec::new(),
@@ -519,8 +624,14 @@ fn capture_live(
     // The kernel filter already selected the packets.
     let link = cap.link;
     let mut io_err = None;
-    let res = cap.run(&live::INTERRUPTED, deadline, |fr| {
-        match pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data, true) {
+    // Frames as they come; on each idle tick, the held packets whose
+    // process-label read is done.
+    let res = cap.run_ticks(&live::INTERRUPTED, deadline, |fr| {
+        let r = match fr {
+            Some(fr) => pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data, true),
+            None => pipe.release(false).map(|()| true),
+        };
+        match r {
             Ok(more) => more,
             Err(e) => {
                 io_err = Some(e);
@@ -528,7 +639,7 @@ fn capture_live(
             }
         }
     });
-    if let Some(e) = io_err {
+    if let Some(e) = io_err.or_else(|| pipe.release_all().err()) {
         return Err(Stop::Io(e));
     }
     res.map_err(|e| Stop::Fail(Fail::system(e.to_string())))?;
