@@ -41,7 +41,8 @@ enum ss_kind {
 	SS_SYSCALL = 8,		 /* raw_syscalls:sys_enter / sys_exit */
 	SS_SEND = 9,		 /* sock:sock_send_length */
 	SS_RECV = 10,		 /* sock:sock_recv_length */
-	SS_KIND_MAX = 11,
+	SS_PACKET = 11,		 /* net:net_dev_queue / net:netif_receive_skb */
+	SS_KIND_MAX = 12,
 };
 
 /* Where the owner fields came from. */
@@ -147,6 +148,36 @@ struct ss_io_body {
 	__s32 flags;
 };
 
+/* A TCP segment at a device: leaving (net:net_dev_queue, before the
+ * qdisc, where tcpdump sees it too) or arriving (net:netif_receive_skb,
+ * which every receive path goes through, GRO included). The event's tuple
+ * is the local end's first (saddr/sport local) in both directions. */
+#define SS_PKT_IN 1
+#define SS_PKT_OUT 2
+/* opts bits */
+#define SS_PKT_SACK_PERM 1
+#define SS_PKT_TS 2
+#define SS_PKT_MSS 4
+#define SS_PKT_WSCALE 8
+struct ss_packet_body {
+	__u8 dir;	/* SS_PKT_IN / SS_PKT_OUT */
+	__u8 tcp_flags; /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80 */
+	__u8 wscale;	/* window scale option (SS_PKT_WSCALE) */
+	__u8 opts;	/* SS_PKT_* */
+	__u32 ifindex;
+	__u32 seq;	/* host order, absolute */
+	__u32 ack;
+	__u32 len;	/* TCP payload bytes */
+	__u16 window;	/* as on the wire (unscaled) */
+	__u16 mss;	/* MSS option (SS_PKT_MSS) */
+	__u8 sack_n;	/* SACK blocks (up to 4 kept) */
+	__u8 softirq;	/* softirq vector + 1 running on this CPU, 0: none */
+	__u16 _pad;
+	__u32 tsval;	/* timestamps option (SS_PKT_TS) */
+	__u32 tsecr;
+	__u32 sack[8];	/* left, right edges of each block */
+};
+
 struct ss_event {
 	__u8 version;
 	__u8 kind;
@@ -177,6 +208,7 @@ struct ss_event {
 		struct ss_drop_body drop;
 		struct ss_sys_body sys;
 		struct ss_io_body io;
+		struct ss_packet_body pkt;
 		__u8 raw[72];
 	} u;
 };

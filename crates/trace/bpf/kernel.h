@@ -145,6 +145,7 @@ struct task_struct {
 /* include/linux/netdevice.h */
 struct net_device {
 	possible_net_t nd_net;
+	int ifindex;
 } __core;
 
 /* include/linux/skbuff.h */
@@ -156,6 +157,7 @@ struct sk_buff {
 	__u16 transport_header;
 	__u16 network_header;
 	unsigned char *head;
+	unsigned char *data;
 } __core;
 
 /* arch/x86/include/asm/ptrace.h, arch/arm64/include/asm/ptrace.h.

@@ -20,6 +20,7 @@
 #include "drop.c"
 #include "syscalls.c"
 #include "io.c"
+#include "netdev.c"
 
 /* GPL-compatible: the probe_read and task helpers are GPL-only. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

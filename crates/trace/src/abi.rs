@@ -39,10 +39,11 @@ pub enum Kind {
     Syscall = 8,
     Send = 9,
     Recv = 10,
+    Packet = 11,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::State,
         Kind::Retransmit,
         Kind::RetransmitSynack,
@@ -53,6 +54,7 @@ impl Kind {
         Kind::Syscall,
         Kind::Send,
         Kind::Recv,
+        Kind::Packet,
     ];
     pub fn from_u8(n: u8) -> Option<Kind> {
         Kind::ALL.get((n as usize).wrapping_sub(1)).copied()
@@ -70,6 +72,7 @@ impl Kind {
             Kind::Syscall => "syscall",
             Kind::Send => "send",
             Kind::Recv => "recv",
+            Kind::Packet => "packet",
         }
     }
     /// The tracepoint behind it.
@@ -85,6 +88,7 @@ impl Kind {
             Kind::Syscall => "raw_syscalls:sys_enter/sys_exit",
             Kind::Send => "sock:sock_send_length",
             Kind::Recv => "sock:sock_recv_length",
+            Kind::Packet => "net:net_dev_queue/netif_receive_skb",
         }
     }
     pub fn bit(self) -> u32 {
@@ -411,7 +415,32 @@ pub mod body {
     pub const IO_FD: usize = 4;
     pub const IO_RET: usize = 8;
     pub const IO_FLAGS: usize = 12;
+    // struct ss_packet_body
+    pub const PKT_DIR: usize = 0;
+    pub const PKT_FLAGS: usize = 1;
+    pub const PKT_WSCALE: usize = 2;
+    pub const PKT_OPTS: usize = 3;
+    pub const PKT_IFINDEX: usize = 4;
+    pub const PKT_SEQ: usize = 8;
+    pub const PKT_ACK: usize = 12;
+    pub const PKT_LEN: usize = 16;
+    pub const PKT_WINDOW: usize = 20;
+    pub const PKT_MSS: usize = 22;
+    pub const PKT_SACK_N: usize = 24;
+    pub const PKT_SOFTIRQ: usize = 25;
+    pub const PKT_TSVAL: usize = 28;
+    pub const PKT_TSECR: usize = 32;
+    pub const PKT_SACK: usize = 36;
 }
+
+/// `SS_PKT_IN` / `SS_PKT_OUT` (struct ss_packet_body's dir).
+pub const PKT_IN: u8 = 1;
+pub const PKT_OUT: u8 = 2;
+/// `SS_PKT_*` option bits (struct ss_packet_body's opts).
+pub const PKT_SACK_PERM: u8 = 1;
+pub const PKT_TS: u8 = 2;
+pub const PKT_MSS: u8 = 4;
+pub const PKT_WSCALE: u8 = 8;
 
 #[cfg(test)]
 mod tests {

@@ -135,6 +135,47 @@ pub enum What {
         bytes: Option<u32>,
         errno: Option<&'static str>,
     },
+    /// A TCP segment at a network device: leaving (net:net_dev_queue,
+    /// where tcpdump sees it too) or arriving (net:netif_receive_skb).
+    /// `local`/`peer` are the connection's ends in both directions.
+    Packet {
+        /// "in" (arriving at `local`) or "out" (sent by `local`).
+        direction: &'static str,
+        /// "SYN|ACK", as the drop events write them (ECE, CWR included).
+        tcp_flags: String,
+        /// Sequence and acknowledgement numbers as on the wire.
+        seq: u32,
+        ack: u32,
+        /// Relative to the sender's initial sequence number (the first
+        /// seen, minus one, when the SYN was not): what tcpdump -S leaves
+        /// out and Wireshark shows; `rel_ack` is null without ACK.
+        rel_seq: Option<u32>,
+        rel_ack: Option<u32>,
+        /// TCP payload bytes (a GSO packet counts all of its segments).
+        len: u32,
+        /// Window field as on the wire (not scaled).
+        window: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mss: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wscale: Option<u8>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        sack_permitted: bool,
+        /// SACK blocks [left, right) relative as `rel_ack` is.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        sack: Vec<[u32; 2]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ts_val: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ts_ecr: Option<u32>,
+        /// Interface index (of the network namespace `netns`).
+        ifindex: u32,
+        /// CPU that handled it.
+        cpu: u32,
+        /// It ran in a softirq (the receive path, or a segment the kernel
+        /// sent in answer, such as a SYN-ACK): no process was involved.
+        softirq: bool,
+    },
     /// Data read from the socket (sock:sock_recv_length); 0 bytes is EOF.
     Recv {
         syscall: &'static str,
@@ -335,6 +376,7 @@ impl Event {
                 }
             }
             Kind::Syscall => syscall(r),
+            Kind::Packet => packet_what(r),
             Kind::Send | Kind::Recv => {
                 let sys = Sys::from_u16(r.b_u16(body::IO_SYS));
                 let fd = r.b_i32(body::IO_FD);
@@ -426,6 +468,7 @@ impl Event {
             What::Syscall { .. } => "syscall",
             What::Send { .. } => "send",
             What::Recv { .. } => "recv",
+            What::Packet { .. } => "packet",
         }
     }
 
@@ -588,6 +631,7 @@ impl Event {
                 bytes,
                 errno,
             } => io_text(syscall, *fd, *bytes, *errno, "sent"),
+            What::Packet { .. } => packet_text(&self.what),
             What::Recv {
                 syscall,
                 sys_fd: fd,
@@ -606,6 +650,94 @@ impl Event {
             }
         }
     }
+}
+
+fn packet_what(r: &RawEvent) -> What {
+    let b = &r.body;
+    let opts = b[body::PKT_OPTS];
+    let has = |bit: u8| opts & bit != 0;
+    let n = usize::from(b[body::PKT_SACK_N].min(4));
+    let sack = (0..n)
+        .map(|i| {
+            [
+                r.b_u32(body::PKT_SACK + 8 * i),
+                r.b_u32(body::PKT_SACK + 8 * i + 4),
+            ]
+        })
+        .collect();
+    What::Packet {
+        direction: if b[body::PKT_DIR] == abi::PKT_IN {
+            "in"
+        } else {
+            "out"
+        },
+        tcp_flags: names::tcp_flags(b[body::PKT_FLAGS]),
+        seq: r.b_u32(body::PKT_SEQ),
+        ack: r.b_u32(body::PKT_ACK),
+        rel_seq: None,
+        rel_ack: None,
+        len: r.b_u32(body::PKT_LEN),
+        window: r.b_u16(body::PKT_WINDOW),
+        mss: has(abi::PKT_MSS).then(|| r.b_u16(body::PKT_MSS)),
+        wscale: has(abi::PKT_WSCALE).then_some(b[body::PKT_WSCALE]),
+        sack_permitted: has(abi::PKT_SACK_PERM),
+        sack,
+        ts_val: has(abi::PKT_TS).then(|| r.b_u32(body::PKT_TSVAL)),
+        ts_ecr: has(abi::PKT_TS).then(|| r.b_u32(body::PKT_TSECR)),
+        ifindex: r.b_u32(body::PKT_IFINDEX),
+        cpu: r.cpu,
+        softirq: b[body::PKT_SOFTIRQ] != 0,
+    }
+}
+
+/// A packet's one-line text: direction, flags, seq/ack (relative when
+/// known), length, window and options.
+fn packet_text(w: &What) -> String {
+    let What::Packet {
+        direction,
+        tcp_flags,
+        seq,
+        ack,
+        rel_seq,
+        rel_ack,
+        len,
+        window,
+        mss,
+        wscale,
+        sack_permitted,
+        sack,
+        softirq,
+        ..
+    } = w
+    else {
+        return String::new();
+    };
+    let arrow = if *direction == "in" {
+        "← in "
+    } else {
+        "→ out"
+    };
+    let mut s = format!("{arrow} [{tcp_flags}] seq {}", rel_seq.unwrap_or(*seq));
+    if tcp_flags.contains("ACK") {
+        s.push_str(&format!(" ack {}", rel_ack.unwrap_or(*ack)));
+    }
+    s.push_str(&format!(" win {window} len {len}"));
+    if let Some(m) = mss {
+        s.push_str(&format!(" mss {m}"));
+    }
+    if let Some(w) = wscale {
+        s.push_str(&format!(" wscale {w}"));
+    }
+    if *sack_permitted {
+        s.push_str(" sackOK");
+    }
+    for [l, r] in sack {
+        s.push_str(&format!(" sack {l}-{r}"));
+    }
+    if *softirq {
+        s.push_str("  (softirq)");
+    }
+    s
 }
 
 fn fd_text(fd: Option<i32>) -> String {
@@ -858,6 +990,56 @@ mod tests {
         assert_eq!(
             e.describe(),
             "packet dropped: TCP_LISTEN_OVERFLOW  127.0.0.1:5000 → 127.0.0.1:40312 [ACK] 0 bytes"
+        );
+    }
+
+    #[test]
+    fn packet_events() {
+        let mut r = raw(Kind::Packet);
+        r.owner_src = OwnerSrc::None;
+        r.pid = 0;
+        r.cpu = 1;
+        r.body[body::PKT_DIR] = abi::PKT_OUT;
+        r.body[body::PKT_FLAGS] = 0x12;
+        r.body[body::PKT_OPTS] = abi::PKT_MSS | abi::PKT_WSCALE | abi::PKT_SACK_PERM | abi::PKT_TS;
+        r.body[body::PKT_WSCALE] = 7;
+        r.body[body::PKT_IFINDEX] = 1;
+        r.body[8..12].copy_from_slice(&100u32.to_le_bytes());
+        r.body[12..16].copy_from_slice(&201u32.to_le_bytes());
+        r.body[20..22].copy_from_slice(&65483u16.to_le_bytes());
+        r.body[22..24].copy_from_slice(&65495u16.to_le_bytes());
+        r.body[body::PKT_SOFTIRQ] = 4;
+        r.body[28..32].copy_from_slice(&9u32.to_le_bytes());
+        let e = Event::from_raw(&r, &Reasons::default(), 0);
+        let j = serde_json::to_value(&e).unwrap();
+        assert_eq!(j["kind"], "packet");
+        assert_eq!(j["direction"], "out");
+        assert_eq!(j["tcp_flags"], "SYN|ACK");
+        assert_eq!(
+            (j["seq"].as_u64(), j["ack"].as_u64()),
+            (Some(100), Some(201))
+        );
+        assert_eq!(
+            (j["mss"].as_u64(), j["wscale"].as_u64()),
+            (Some(65495), Some(7))
+        );
+        assert_eq!(
+            (j["ts_val"].as_u64(), j["ts_ecr"].as_u64()),
+            (Some(9), Some(0))
+        );
+        assert_eq!(j["sack_permitted"], true);
+        assert!(j.get("sack").is_none(), "no blocks: {j}");
+        assert_eq!(
+            (j["softirq"].as_bool(), j["cpu"].as_u64()),
+            (Some(true), Some(1))
+        );
+        assert_eq!(
+            j["local"],
+            serde_json::json!({"addr": "127.0.0.1", "port": 5000})
+        );
+        assert_eq!(
+            e.describe(),
+            "→ out [SYN|ACK] seq 100 ack 201 win 65483 len 0 mss 65495 wscale 7 sackOK  (softirq)"
         );
     }
 

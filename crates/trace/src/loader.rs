@@ -87,7 +87,7 @@ pub struct Probe {
 /// Every program, in attach order. The syscall programs (`ss_sc_*`)
 /// attach to the per-syscall tracepoints of [`SYSCALLS`] (perf events,
 /// found through tracefs); the others are BTF tracepoints.
-pub const PROBES: [Probe; 11] = [
+pub const PROBES: [Probe; 15] = [
     Probe {
         program: "ss_state",
         tracepoint: "inet_sock_set_state",
@@ -175,6 +175,39 @@ pub const PROBES: [Probe; 11] = [
         required: false,
         kinds: &[Kind::Recv],
         keeps_owners: true,
+    },
+    // Packets: the softirq flag first, so that the first packets see it.
+    Probe {
+        program: "ss_softirq_entry",
+        tracepoint: "softirq_entry",
+        event: "irq:softirq_entry",
+        required: false,
+        kinds: &[Kind::Packet],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_softirq_exit",
+        tracepoint: "softirq_exit",
+        event: "irq:softirq_exit",
+        required: false,
+        kinds: &[Kind::Packet],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_pkt_out",
+        tracepoint: "net_dev_queue",
+        event: "net:net_dev_queue",
+        required: false,
+        kinds: &[Kind::Packet],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_pkt_in",
+        tracepoint: "netif_receive_skb",
+        event: "net:netif_receive_skb",
+        required: false,
+        kinds: &[Kind::Packet],
+        keeps_owners: false,
     },
 ];
 

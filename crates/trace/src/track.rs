@@ -161,6 +161,9 @@ pub struct Conn {
     pub drops: u32,
     pub resets_sent: u32,
     pub resets_received: u32,
+    /// TCP segments seen at the devices (packet events), each way.
+    pub packets_in: u64,
+    pub packets_out: u64,
     /// tcp_destroy_sock's totals, when it was destroyed during the trace.
     pub summary: Option<What>,
     /// When it was destroyed (or closed, for non-TCP sockets).
@@ -187,6 +190,11 @@ pub struct Conn {
     tuple_key: Option<(SocketAddr, SocketAddr)>,
     #[serde(skip)]
     in_unbound: bool,
+    /// What sequence numbers are made relative to: [sent by the local
+    /// end, sent by the peer] (the ISN, or the first seen minus one, as
+    /// capture does).
+    #[serde(skip)]
+    seq_base: [Option<u32>; 2],
 }
 
 fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -228,6 +236,9 @@ impl Conn {
             born_ns: None,
             tuple_key: None,
             in_unbound: false,
+            packets_in: 0,
+            packets_out: 0,
+            seq_base: [None; 2],
         }
     }
 
@@ -584,6 +595,9 @@ impl Tracker {
             }
             return self.live.get(&sk).copied().filter(|_| sk != 0);
         }
+        if let What::Packet { .. } = &ev.what {
+            return self.route_packet(ev, sk);
+        }
         if matches!(
             ev.what,
             What::ResetSent {
@@ -644,6 +658,58 @@ impl Tracker {
         Some(self.create(sk, ev))
     }
 
+    /// The connection of a segment at a device: by its tuple (the local end
+    /// first in both directions), by the socket that sent it, by the peer
+    /// of a connect() whose local port is not known yet; a SYN arriving
+    /// for a listener (or the SYN-ACK leaving it) starts a half-open
+    /// connection that the kernel's new socket continues. None: a segment
+    /// of no connection sockscope knows.
+    fn route_packet(&mut self, ev: &Event, sk: u64) -> Option<u64> {
+        let What::Packet {
+            direction,
+            tcp_flags,
+            ..
+        } = &ev.what
+        else {
+            return None;
+        };
+        let netns = ev.netns;
+        let (l, p) = (sockaddr(&ev.local)?, sockaddr(&ev.peer)?);
+        let syn = has_flag(tcp_flags, "SYN");
+        let ack = has_flag(tcp_flags, "ACK");
+        let dead = |id: u64| self.conns.get(&id).is_none_or(|c| c.closed_ns.is_some());
+        if let Some(&id) = self.tuples.get(&(netns, l, p)) {
+            // A new SYN on the tuple of a connection that is over starts
+            // another one.
+            if !(syn && !ack && dead(id)) {
+                return Some(id);
+            }
+        }
+        if sk != 0
+            && let Some(&id) = self.live.get(&sk)
+        {
+            return Some(id);
+        }
+        if let Some(&id) = self.unbound.get(&(netns, p))
+            && let Some(c) = self.conns.get(&id)
+            && c.local
+                .is_none_or(|a| a.ip() == l.ip() || a.ip().is_unspecified())
+        {
+            return Some(id);
+        }
+        // A SYN arriving, or a SYN-ACK leaving.
+        let opens = syn && ack == (*direction == "out");
+        if !opens || !self.listeners.contains_key(&(netns, l.port())) {
+            return None;
+        }
+        let id = self.create(0, ev);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.role = Role::Server;
+        }
+        self.tuples.insert((netns, l, p), id);
+        Some(id)
+    }
+
     /// Feed one event (in time order). Events to show go to `out`;
     /// connections that end (when an address is reused) go to `done`.
     pub fn push(&mut self, mut ev: Event, sk: u64, out: &mut Vec<Event>, done: &mut Vec<Conn>) {
@@ -666,9 +732,10 @@ impl Tracker {
         ev.conn = Some(id);
         // A connection the kernel made for a listener (not accepted yet)
         // belongs to the listener's owner.
+        let half_open = c.sk == 0 && c.role == Role::Server;
         if c.owner.is_none()
             && ev.pid.is_none()
-            && queued_for_listener(&ev)
+            && (queued_for_listener(&ev) || (half_open && matches!(ev.what, What::Packet { .. })))
             && let Some(local) = sockaddr(&ev.local)
             && let Some(l) = self
                 .listeners
@@ -963,6 +1030,56 @@ fn queued_for_listener(ev: &Event) -> bool {
     }
 }
 
+/// Whether a flags text ("SYN|ACK") has this flag.
+pub fn has_flag(flags: &str, name: &str) -> bool {
+    flags.split('|').any(|f| f == name)
+}
+
+/// A packet's sequence numbers made relative to the connection's bases
+/// (set from the first packet each way, as capture does), and counted.
+fn relative(c: &mut Conn, what: &mut What) {
+    let What::Packet {
+        direction,
+        tcp_flags,
+        seq,
+        ack,
+        rel_seq,
+        rel_ack,
+        sack,
+        ..
+    } = what
+    else {
+        return;
+    };
+    let out = *direction == "out";
+    if out {
+        c.packets_out += 1;
+    } else {
+        c.packets_in += 1;
+    }
+    let (fwd, rev) = if out { (0, 1) } else { (1, 0) };
+    let syn = has_flag(tcp_flags, "SYN");
+    let ackf = has_flag(tcp_flags, "ACK");
+    // A SYN always sets its side's base: the ISN.
+    if syn || c.seq_base[fwd].is_none() {
+        c.seq_base[fwd] = Some(if syn { *seq } else { seq.wrapping_sub(1) });
+    }
+    if ackf && c.seq_base[rev].is_none() {
+        c.seq_base[rev] = Some(ack.wrapping_sub(1));
+    }
+    *rel_seq = c.seq_base[fwd].map(|b| seq.wrapping_sub(b));
+    *rel_ack = if ackf {
+        c.seq_base[rev].map(|b| ack.wrapping_sub(b))
+    } else {
+        None
+    };
+    if let Some(b) = c.seq_base[rev] {
+        for e in sack.iter_mut() {
+            *e = [e[0].wrapping_sub(b), e[1].wrapping_sub(b)];
+        }
+    }
+}
+
 /// Learn from an event, and fill in what the event lacks from what the
 /// connection knows.
 fn update(c: &mut Conn, ev: &mut Event) {
@@ -1097,6 +1214,7 @@ fn update(c: &mut Conn, ev: &mut Event) {
         What::Retransmit { .. } => c.retransmits += 1,
         What::RetransmitSynack {} => c.synack_retransmits += 1,
         What::Drop { .. } => c.drops += 1,
+        What::Packet { .. } => relative(c, &mut ev.what),
         // The kernel may move the socket to CLOSE before it sends or
         // handles the reset (an abortive close sets CLOSE, then sends).
         What::ResetSent { .. } => {
@@ -1219,6 +1337,146 @@ pub(crate) mod tests {
         });
         e.owner = Some("task");
         e
+    }
+
+    /// A segment at a device, local end first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pkt(
+        t: u64,
+        dir: &'static str,
+        flags: &str,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        local: &str,
+        peer: &str,
+    ) -> Event {
+        ev(
+            t,
+            What::Packet {
+                direction: dir,
+                tcp_flags: flags.into(),
+                seq,
+                ack,
+                rel_seq: None,
+                rel_ack: None,
+                len,
+                window: 512,
+                mss: None,
+                wscale: None,
+                sack_permitted: false,
+                sack: vec![[ack.wrapping_add(10), ack.wrapping_add(20)]],
+                ts_val: None,
+                ts_ecr: None,
+                ifindex: 1,
+                cpu: 0,
+                softirq: dir == "in",
+            },
+            local,
+            peer,
+        )
+    }
+
+    #[test]
+    fn packets_join_their_connection_with_relative_numbers() {
+        // The seed's server side: the SYN and SYN-ACK come before any
+        // socket event of the server's connection, and land on the
+        // connection the kernel's new socket then continues.
+        let mut t = Tracker::new(UserFilter::default(), true);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let (srv, cli) = ("127.0.0.1:5000", "127.0.0.1:40312");
+        let mut push = |e: Event, sk: u64| {
+            out.clear();
+            t.push(e, sk, &mut out, &mut done);
+            out.last().cloned().expect("shown")
+        };
+        let listener = push(sys(1, "listen", 3, 0, 7, srv, "0.0.0.0:0"), 0x10).conn;
+        let (isn_c, isn_s) = (1_000_000u32, u32::MAX - 2);
+        let syn = push(pkt(2, "in", "SYN", isn_c, 0, 0, srv, cli), 0);
+        let conn = syn.conn;
+        assert!(conn.is_some() && conn != listener, "{syn:?}");
+        assert_eq!((syn.pid, syn.owner), (Some(7), Some("listener")));
+        let synack = push(pkt(3, "out", "SYN|ACK", isn_s, isn_c + 1, 0, srv, cli), 0);
+        let ack = push(
+            pkt(
+                4,
+                "in",
+                "ACK",
+                isn_c + 1,
+                isn_s.wrapping_add(1),
+                0,
+                srv,
+                cli,
+            ),
+            0,
+        );
+        let born = push(st(5, State::Listen, State::SynRecv, srv, cli), 0x20);
+        assert_eq!([synack.conn, ack.conn, born.conn], [conn; 3]);
+        let data = push(
+            pkt(
+                6,
+                "out",
+                "ACK|PSH",
+                isn_s.wrapping_add(1),
+                isn_c + 1,
+                6,
+                srv,
+                cli,
+            ),
+            0x20,
+        );
+        let rst = push(
+            pkt(
+                7,
+                "in",
+                "ACK|RST",
+                isn_c + 1,
+                isn_s.wrapping_add(7),
+                0,
+                srv,
+                cli,
+            ),
+            0,
+        );
+        let rel = |e: &Event| match &e.what {
+            What::Packet {
+                rel_seq,
+                rel_ack,
+                sack,
+                ..
+            } => (*rel_seq, *rel_ack, sack[0]),
+            _ => panic!("not a packet"),
+        };
+        // SACK edges are in the acknowledged side's numbers: absolute
+        // until its base is known.
+        assert_eq!(rel(&syn), (Some(0), None, [10, 20]));
+        assert_eq!((rel(&synack).0, rel(&synack).1), (Some(0), Some(1)));
+        assert_eq!((rel(&ack).0, rel(&ack).1), (Some(1), Some(1)));
+        assert_eq!((rel(&data).0, rel(&data).1), (Some(1), Some(1)), "wraps");
+        assert_eq!(rel(&rst), (Some(1), Some(7), [17, 27]));
+        assert_eq!(rst.conn, conn);
+        // The client's SYN leaves before connect() has told its port: it
+        // finds the connection by its peer.
+        let c = push(
+            st(8, State::Close, State::SynSent, "127.0.0.1:0", srv),
+            0x30,
+        );
+        let out_syn = push(pkt(9, "out", "SYN", 5, 0, 0, "127.0.0.1:40400", srv), 0x30);
+        assert_eq!(out_syn.conn, c.conn);
+        // A packet of no known connection stands alone.
+        let lone = push(
+            pkt(10, "in", "ACK", 1, 1, 0, "127.0.0.1:9", "127.0.0.1:10"),
+            0,
+        );
+        assert_eq!(lone.conn, None);
+        let mut all = Vec::new();
+        t.finish(&mut all);
+        let c = all
+            .iter()
+            .find(|c| Some(c.id) == conn)
+            .expect("server conn");
+        assert_eq!((c.packets_in, c.packets_out, c.role), (3, 2, Role::Server));
+        assert_eq!(c.sk, 0x20);
     }
 
     #[test]

@@ -49,6 +49,10 @@ What is traced (tracepoints only; no kprobes):
               private mount namespace when the host has not mounted it)
   data        sock:sock_send_length / sock_recv_length: read, write, send*,
               recv*
+  packet      net:net_dev_queue (out) and net:netif_receive_skb (in): each
+              TCP segment at a device with flags, seq/ack (relative per
+              connection), window, length, MSS/wscale/SACK options, interface,
+              CPU and softirq; default only with --port, --addr or --pid
 
 Events are attributed to the process that owns the socket (state changes run
 in softirq, where the running task is unrelated); a connection not accepted
@@ -74,6 +78,7 @@ pub enum EventClass {
     Drop,
     Syscall,
     Data,
+    Packet,
 }
 
 impl EventClass {
@@ -86,6 +91,7 @@ impl EventClass {
             EventClass::Drop => &[Kind::Drop],
             EventClass::Syscall => &[Kind::Syscall],
             EventClass::Data => &[Kind::Send, Kind::Recv],
+            EventClass::Packet => &[Kind::Packet],
         }
     }
 }
@@ -114,7 +120,7 @@ pub struct TraceArgs {
     /// Only the network namespace of process PID.
     #[arg(long, value_name = "PID")]
     pub netns_pid: Option<u32>,
-    /// Event classes to show, comma-separated (default: all).
+    /// Event classes to show, comma-separated (default: all but packet; packet too with --port, --addr or --pid).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CLASS")]
     pub events: Vec<EventClass>,
     /// Leave out the data events (send/recv), the bulk of the volume on a busy host.
@@ -259,8 +265,15 @@ fn options(args: &TraceArgs) -> Result<Options, Fail> {
         .collect::<Result<Vec<_>, _>>()?;
     let states = parse_states(&args.state)?;
     let mut kinds = 0u32;
+    // Packet events cost every packet of the host a program run: part of
+    // the default only when a filter narrows them to some connections.
+    let narrowed = !args.port.is_empty() || !args.addr.is_empty() || !args.pid.is_empty();
     let classes: Vec<EventClass> = if args.events.is_empty() {
-        EventClass::value_variants().to_vec()
+        EventClass::value_variants()
+            .iter()
+            .copied()
+            .filter(|c| *c != EventClass::Packet || narrowed)
+            .collect()
     } else {
         args.events.clone()
     };

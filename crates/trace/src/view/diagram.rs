@@ -189,10 +189,21 @@ pub fn build(c: &Conn) -> Diagram {
     );
 
     let mut steps: Vec<Step> = Vec::new();
-    let mut handshake_drawn = false;
+    // With packet events the segments are drawn as the devices saw them,
+    // and nothing is inferred: state changes, resets and retransmits
+    // become notes on the kernel's lane.
+    let wire = c
+        .events
+        .iter()
+        .any(|e| matches!(e.what, What::Packet { .. }));
+    let mut handshake_drawn = wire;
     for e in &c.events {
         let t = Some(e.t_ns);
         use Lane::*;
+        if wire && let Some(s) = wire_note(e) {
+            steps.push(s);
+            continue;
+        }
         match &e.what {
             What::RetransmitSynack {}
             | What::State {
@@ -352,6 +363,20 @@ pub fn build(c: &Conn) -> Diagram {
                     steps.push(step(t, App, Kernel, label, sys_note(e), tone));
                 }
             }
+            What::Packet { direction, .. } => {
+                let (label, note) = packet_label(&e.what);
+                let (from, to) = if *direction == "in" {
+                    (Peer, Kernel)
+                } else {
+                    (Kernel, Peer)
+                };
+                let tone = if label.contains("RST") {
+                    Tone::Bad
+                } else {
+                    Tone::Normal
+                };
+                steps.push(step(t, from, to, label, note, tone));
+            }
             What::Send {
                 syscall,
                 sys_fd: fd,
@@ -360,6 +385,14 @@ pub fn build(c: &Conn) -> Diagram {
             } => {
                 let fd = fd.map_or_else(String::new, |f| f.to_string());
                 match (bytes, errno) {
+                    (Some(b), _) if wire => steps.push(step(
+                        t,
+                        App,
+                        Kernel,
+                        format!("{syscall}({fd}): {}", fmt_bytes(u64::from(*b))),
+                        "",
+                        Tone::Normal,
+                    )),
                     (Some(b), _) => {
                         steps.push(step(
                             t,
@@ -404,6 +437,14 @@ pub fn build(c: &Conn) -> Diagram {
                         Kernel,
                         App,
                         format!("{syscall}({fd}) = 0: EOF"),
+                        "",
+                        Tone::Normal,
+                    )),
+                    (Some(b), _) if wire => steps.push(step(
+                        t,
+                        Kernel,
+                        App,
+                        format!("{syscall}({fd}): {}", fmt_bytes(u64::from(*b))),
                         "",
                         Tone::Normal,
                     )),
@@ -465,6 +506,88 @@ pub fn build(c: &Conn) -> Diagram {
         kernel: "kernel".into(),
         app,
         steps,
+    }
+}
+
+/// A packet as an arrow's label ("[PSH|ACK] len 6") and its note
+/// ("seq 1 ack 1 win 512, softirq").
+pub fn packet_label(w: &What) -> (String, String) {
+    let What::Packet {
+        tcp_flags,
+        seq,
+        ack,
+        rel_seq,
+        rel_ack,
+        len,
+        window,
+        mss,
+        wscale,
+        sack,
+        softirq,
+        cpu,
+        ..
+    } = w
+    else {
+        return (String::new(), String::new());
+    };
+    let label = format!("[{tcp_flags}] len {len}");
+    let mut note = format!("seq {}", rel_seq.unwrap_or(*seq));
+    if crate::track::has_flag(tcp_flags, "ACK") {
+        note.push_str(&format!(" ack {}", rel_ack.unwrap_or(*ack)));
+    }
+    note.push_str(&format!(" win {window}"));
+    if let Some(m) = mss {
+        note.push_str(&format!(" mss {m}"));
+    }
+    if let Some(w) = wscale {
+        note.push_str(&format!(" wscale {w}"));
+    }
+    for [l, r] in sack {
+        note.push_str(&format!(" sack {l}-{r}"));
+    }
+    note.push_str(&format!(", cpu {cpu}"));
+    if *softirq {
+        note.push_str(" softirq");
+    }
+    (label, note)
+}
+
+/// With packet events: what an event that otherwise implies a segment
+/// draws instead (a note on the kernel's lane); None for the others.
+fn wire_note(e: &Event) -> Option<Step> {
+    let t = Some(e.t_ns);
+    let note = |label: &str, note: String, tone: Tone| {
+        Some(step(t, Lane::Kernel, Lane::Kernel, label, note, tone))
+    };
+    match &e.what {
+        What::State {
+            old_state,
+            new_state,
+        } => {
+            let n = format!("{} → {}", label(*old_state), label(*new_state));
+            if (*old_state, *new_state) == (State::SynRecv, State::Established) {
+                note("queued for accept()", n, Tone::Normal)
+            } else {
+                note("", n, Tone::Normal)
+            }
+        }
+        What::TimeWaitCheck { found, table_state } => note(
+            "",
+            match (found, table_state) {
+                (true, Some(s)) => format!("socket table: timewait socket in {}", label(*s)),
+                _ => "socket table: no timewait socket".into(),
+            },
+            Tone::Normal,
+        ),
+        What::ResetSent { reason, .. } => note("", format!("RST sent: {reason}"), Tone::Bad),
+        What::ResetReceived { meaning } => note("", format!("RST received: {meaning}"), Tone::Bad),
+        What::Retransmit { bytes, .. } => note(
+            "",
+            format!("retransmit {}", fmt_bytes(u64::from(*bytes))),
+            Tone::Warn,
+        ),
+        What::RetransmitSynack {} => note("", "SYN-ACK retransmitted".into(), Tone::Warn),
+        _ => None,
     }
 }
 

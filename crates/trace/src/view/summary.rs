@@ -38,6 +38,9 @@ pub struct Row {
     pub bytes_received: Option<u64>,
     pub retransmits: u32,
     pub drops: u32,
+    /// TCP segments seen at the devices (with packet events).
+    pub packets_in: u64,
+    pub packets_out: u64,
     pub preexisting: bool,
 }
 
@@ -70,6 +73,8 @@ impl Row {
             bytes_received: received,
             retransmits: retrans.max(c.retransmits),
             drops: c.drops,
+            packets_in: c.packets_in,
+            packets_out: c.packets_out,
             preexisting: c.preexisting,
         }
     }
