@@ -469,8 +469,9 @@ pub struct TcpInfo {
     pub dup_ack_frame: u64,
     /// The frame this packet acknowledges, 0 if none.
     pub acks_frame: u64,
-    /// Time since that frame, ns (0 if none).
-    pub ack_rtt_ns: u64,
+    /// Time since that frame, ns (0 if none); negative when the
+    /// timestamps go backwards, as Wireshark shows it.
+    pub ack_rtt_ns: i64,
     /// Bytes in flight after this segment, 0 if not computed.
     pub bytes_in_flight: u32,
     pub push_bytes_sent: u32,
@@ -1164,7 +1165,8 @@ fn analyze_seq(
         let u = &mut rev.segments[i];
         if ack == u.nextseq {
             info.acks_frame = u.frame;
-            info.ack_rtt_ns = now.saturating_sub(u.ts);
+            info.ack_rtt_ns =
+                (now as i128 - u.ts as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         } else if gt(ack, u.seq) && le(ack, u.nextseq) {
             u.seq = ack;
             continue;

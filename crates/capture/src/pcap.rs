@@ -98,6 +98,11 @@ pub struct Record<'a> {
     pub comment: Option<&'a str>,
     /// `epb_flags` (bits 0-1: direction, 1 inbound, 2 outbound).
     pub flags: Option<u32>,
+    /// Records just before this packet that are not packets but that
+    /// Wireshark numbers as frames (pcapng Custom Blocks and systemd
+    /// Journal Export Blocks): add them to the frame count first to keep
+    /// Wireshark's frame numbers.
+    pub other_records_before: u64,
 }
 
 /// Streaming reader of pcap and pcapng.
@@ -113,6 +118,9 @@ pub struct Reader<R: Read> {
     /// pcapng: byte order of the current section is swapped.
     swapped: bool,
     ifaces: Vec<Interface>,
+    /// Records read since the last packet that are not packets but take a
+    /// frame number in Wireshark.
+    other_records: u64,
 }
 
 fn u16_at(b: &[u8], at: usize, sw: bool) -> u16 {
@@ -141,6 +149,7 @@ impl<R: Read> Reader<R> {
             format: Format::Pcapng,
             swapped: false,
             ifaces: Vec::new(),
+            other_records: 0,
         };
         if !r.fill(4)? {
             return if r.end == r.pos {
@@ -349,6 +358,7 @@ impl<R: Read> Reader<R> {
             data: &self.buf[start..start + incl],
             comment: None,
             flags: None,
+            other_records_before: 0,
         }))
     }
 
@@ -378,8 +388,24 @@ impl<R: Read> Reader<R> {
                     self.read_idb(len)?;
                     self.consume(len);
                 }
-                6 | 2 => return self.read_epb(btype, len).map(Some),
-                3 => return self.read_spb(len).map(Some),
+                6 | 2 | 3 => {
+                    let n = std::mem::take(&mut self.other_records);
+                    let rec = if btype == 3 {
+                        self.read_spb(len)
+                    } else {
+                        self.read_epb(btype, len)
+                    };
+                    return rec.map(|mut r| {
+                        r.other_records_before = n;
+                        Some(r)
+                    });
+                }
+                // Custom Blocks (copiable or not) and systemd Journal
+                // Export Blocks: Wireshark shows each as a frame.
+                0x0000_0bad | 0x4000_0bad | 9 => {
+                    self.other_records += 1;
+                    self.consume(len);
+                }
                 _ => self.consume(len),
             }
         }
@@ -475,6 +501,7 @@ impl<R: Read> Reader<R> {
             data: &self.buf[start + 28..start + data_end],
             comment,
             flags,
+            other_records_before: 0,
         })
     }
 
@@ -503,6 +530,7 @@ impl<R: Read> Reader<R> {
             data: &self.buf[start + 12..start + 12 + caplen],
             comment: None,
             flags: None,
+            other_records_before: 0,
         })
     }
 }

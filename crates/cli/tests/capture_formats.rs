@@ -2,7 +2,9 @@
 //! built byte by byte: `-r -` reads standard input; a pcap link-type field
 //! with FCS bits set is still Ethernet; 802.3/LLC frames print as LLC; an
 //! unknown link type prints as such; `ack` is null in JSON without the ACK
-//! flag, `ack_rtt_ns` null where nothing was acknowledged.
+//! flag, `ack_rtt_ns` null where nothing was acknowledged or the time
+//! between the frames is zero (negative when it runs backwards, as tshark);
+//! pcapng Custom Blocks take frame numbers as in tshark.
 
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
@@ -144,5 +146,95 @@ fn link_types_llc_and_json_nulls() {
         (&t[2]["acks_frame"], &t[2]["ack_rtt_ns"]),
         (&2.into(), &1_000_000.into())
     );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// One pcapng block (little-endian): type, length, body padded, length.
+fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let mut b = body.to_vec();
+    while b.len() % 4 != 0 {
+        b.push(0);
+    }
+    let len = (12 + b.len()) as u32;
+    let mut v = kind.to_le_bytes().to_vec();
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&b);
+    v.extend_from_slice(&len.to_le_bytes());
+    v
+}
+
+/// An Enhanced Packet Block on interface 0 at `ts_us`.
+fn epb(ts_us: u64, d: &[u8]) -> Vec<u8> {
+    let mut b = 0u32.to_le_bytes().to_vec();
+    b.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
+    b.extend_from_slice(&(ts_us as u32).to_le_bytes());
+    b.extend_from_slice(&(d.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(d.len() as u32).to_le_bytes());
+    b.extend_from_slice(d);
+    block(6, &b)
+}
+
+/// Ethernet / IPv4 / TCP with `n` payload bytes.
+fn data_frame(c2s: bool, seq: u32, ack: u32, flags: u8, n: usize) -> Vec<u8> {
+    let mut v = tcp_frame(c2s, seq, ack, flags);
+    let total = (40 + n) as u16;
+    v[16..18].copy_from_slice(&total.to_be_bytes());
+    v.extend(std::iter::repeat_n(b'x', n));
+    v
+}
+
+#[test]
+fn custom_blocks_keep_tshark_frame_numbers_and_rtt_nulls_match() {
+    let d = scratch("custom-blocks");
+    let f = d.join("custom.pcapng");
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    let mut v = block(0x0a0d_0d0a, &shb);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&[0, 0]);
+    idb.extend_from_slice(&65535u32.to_le_bytes());
+    v.extend(block(1, &idb));
+    // Custom Blocks (copiable and not), PEN 32473, between the packets.
+    let mut cb = 32473u32.to_le_bytes().to_vec();
+    cb.extend_from_slice(b"note");
+    let custom = block(0x0000_0bad, &cb);
+    let custom_nocopy = block(0x4000_0bad, &cb);
+    let [syn, synack, ack] = <[Vec<u8>; 3]>::try_from(handshake()).expect("three frames");
+    v.extend(epb(1_000, &syn));
+    v.extend(&custom);
+    v.extend(&custom_nocopy);
+    v.extend(epb(2_000, &synack));
+    v.extend(epb(3_000, &ack));
+    v.extend(&custom);
+    // Data acknowledged in the same microsecond (no RTT in tshark), then
+    // data acknowledged "before" it was sent (a negative RTT).
+    v.extend(epb(4_000, &data_frame(true, 1001, 5001, 0x18, 10)));
+    v.extend(epb(4_000, &data_frame(false, 5001, 1011, 0x10, 0)));
+    v.extend(epb(5_000, &data_frame(true, 1011, 5001, 0x18, 10)));
+    v.extend(epb(4_500, &data_frame(false, 5001, 1021, 0x10, 0)));
+    std::fs::write(&f, &v).unwrap();
+    let (n, _) = compare_with_tshark(&f);
+    assert_eq!(n, 7);
+    let objs = jsonl(&f, &[]);
+    let frames: Vec<u64> = objs
+        .iter()
+        .filter(|o| o["type"] == "packet")
+        .map(|o| o["frame"].as_u64().expect("frame"))
+        .collect();
+    assert_eq!(frames, vec![1, 4, 5, 7, 8, 9, 10]);
+    let rtt: Vec<&serde_json::Value> = objs
+        .iter()
+        .filter(|o| o["type"] == "packet")
+        .map(|o| &o["tcp"]["ack_rtt_ns"])
+        .collect();
+    let acks: Vec<&serde_json::Value> = objs
+        .iter()
+        .filter(|o| o["type"] == "packet")
+        .map(|o| &o["tcp"]["acks_frame"])
+        .collect();
+    assert_eq!((acks[4], acks[6]), (&7.into(), &9.into()));
+    assert!(rtt[4].is_null(), "zero RTT: {}", rtt[4]);
+    assert_eq!(rtt[6], -500_000);
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -87,7 +87,7 @@ pub struct TcpJson {
     pub dup_ack_num: Option<u32>,
     pub dup_ack_frame: Option<u64>,
     pub acks_frame: Option<u64>,
-    pub ack_rtt_ns: Option<u64>,
+    pub ack_rtt_ns: Option<i64>,
     pub bytes_in_flight: Option<u32>,
     pub push_bytes_sent: Option<u32>,
     pub rto_ns: Option<u64>,
@@ -223,7 +223,10 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
             dup_ack_num: ti.and_then(|i| nz32(i.dup_ack_num)),
             dup_ack_frame: ti.and_then(|i| (i.dup_ack_num != 0).then_some(i.dup_ack_frame)),
             acks_frame: ti.and_then(|i| nz64(i.acks_frame)),
-            ack_rtt_ns: ti.and_then(|i| (i.acks_frame != 0).then_some(i.ack_rtt_ns)),
+            // Wireshark gives no RTT when the time between the two frames
+            // is zero (a negative one it shows).
+            ack_rtt_ns: ti
+                .and_then(|i| (i.acks_frame != 0 && i.ack_rtt_ns != 0).then_some(i.ack_rtt_ns)),
             bytes_in_flight: ti.and_then(|i| nz32(i.bytes_in_flight)),
             push_bytes_sent: ti.and_then(|i| (i.bytes_in_flight != 0).then_some(i.push_bytes_sent)),
             rto_ns: ti.and_then(|i| (i.flags & flags::RETRANSMISSION != 0).then_some(i.rto_ns)),

@@ -567,6 +567,8 @@ fn read_file(
                 linktype::name(rec.link)
             );
         }
+        // Records Wireshark numbers as frames but that carry no packet.
+        pipe.frame += rec.other_records_before;
         let (link, ts, wl) = (rec.link, rec.ts_ns, rec.wire_len);
         let data = rec.data;
         let shown = pipe
