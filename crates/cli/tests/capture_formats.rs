@@ -152,7 +152,7 @@ fn link_types_llc_and_json_nulls() {
 /// One pcapng block (little-endian): type, length, body padded, length.
 fn block(kind: u32, body: &[u8]) -> Vec<u8> {
     let mut b = body.to_vec();
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
     let len = (12 + b.len()) as u32;
