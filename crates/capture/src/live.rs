@@ -115,10 +115,15 @@ pub enum LiveError {
     Io { what: &'static str, err: io::Error },
 }
 
-impl LiveError {
-    /// True when the fix is privilege (exit 3) rather than arguments.
-    pub fn is_privilege(&self) -> bool {
-        matches!(self, LiveError::Privilege(_))
+impl sockscope::error::Classify for LiveError {
+    fn kind(&self) -> sockscope::error::Kind {
+        use sockscope::error::Kind;
+        match self {
+            LiveError::Privilege(_) => Kind::Privilege,
+            LiveError::NoSuchInterface { .. } | LiveError::Filter(_) => Kind::Usage,
+            LiveError::NoRing(_) => Kind::KernelFeature,
+            LiveError::Io { .. } => Kind::System,
+        }
     }
 }
 

@@ -47,6 +47,14 @@ pub enum PcapError {
     Corrupt { offset: u64, reason: String },
 }
 
+impl sockscope::error::Classify for PcapError {
+    fn kind(&self) -> sockscope::error::Kind {
+        // The file is the problem, whatever went wrong reading it (as for
+        // a file that does not exist: the path given is the fix).
+        sockscope::error::Kind::Input
+    }
+}
+
 /// One interface of a capture file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interface {

@@ -8,40 +8,105 @@ mod out;
 use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 
-/// An error that ends the program with a given exit code.
+/// Why a command failed: the one error type of the binary. Each variant
+/// carries the whole message (the problem and its fix); [`Fail::code`] is
+/// the one place where a failure becomes an exit status. Errors of the
+/// library crates come in through [`From`], by their
+/// [`Kind`](sockscope::error::Kind).
 #[derive(Debug)]
-pub struct Fail {
-    pub code: u8,
-    pub message: String,
+pub enum Fail {
+    /// Bad usage: another argument fixes it.
+    Usage(String),
+    /// Input that cannot be read as what it should be.
+    Input(String),
+    /// A capability or root is needed.
+    Privilege(String),
+    /// The running kernel lacks a feature.
+    KernelFeature(String),
+    /// The system refused or failed at something else.
+    System(String),
+    /// The output could not be written ([`out::OUTPUT_FAILED`]).
+    Output(String),
 }
 
 impl Fail {
+    /// The exit status (README "Exit status"; the man page): 2 bad usage or
+    /// input, 3 a missing privilege or kernel feature (or another system
+    /// failure: the fix is on the system's side), 4 output not written.
+    pub fn code(&self) -> u8 {
+        match self {
+            Fail::Usage(_) | Fail::Input(_) => 2,
+            Fail::Privilege(_) | Fail::KernelFeature(_) | Fail::System(_) => 3,
+            Fail::Output(_) => out::OUTPUT_FAILED,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Fail::Usage(m)
+            | Fail::Input(m)
+            | Fail::Privilege(m)
+            | Fail::KernelFeature(m)
+            | Fail::System(m)
+            | Fail::Output(m) => m,
+        }
+    }
+
     /// Bad usage or input: exit 2.
     pub fn usage(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 2,
-            message: m.into(),
-        }
+        Fail::Usage(m.into())
     }
-    /// Missing privilege or kernel feature: exit 3.
+    /// Missing privilege: exit 3.
     pub fn privilege(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 3,
-            message: m.into(),
+        Fail::Privilege(m.into())
+    }
+    /// Anything else that went wrong on the system's side: exit 3 too.
+    pub fn system(m: impl Into<String>) -> Fail {
+        Fail::System(m.into())
+    }
+
+    /// A failure of this kind with this message.
+    pub fn of(kind: sockscope::error::Kind, message: String) -> Fail {
+        use sockscope::error::Kind;
+        match kind {
+            Kind::Usage => Fail::Usage(message),
+            Kind::Input => Fail::Input(message),
+            Kind::Privilege => Fail::Privilege(message),
+            Kind::KernelFeature => Fail::KernelFeature(message),
+            Kind::System => Fail::System(message),
         }
     }
-    /// Anything else that went wrong while reading the kernel: exit 3 too,
-    /// since the fix is on the system side.
-    pub fn system(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 3,
-            message: m.into(),
+
+    /// A bare I/O error while doing `what`: its kind, and the general fix
+    /// since an I/O error names none.
+    pub fn io(what: impl std::fmt::Display, e: &std::io::Error) -> Fail {
+        let kind = sockscope::error::Kind::of_io(e);
+        Fail::of(kind, format!("{what}: {e}; {}", kind.remedy()))
+    }
+
+    /// The same failure, its message prefixed with what it was about (a
+    /// file name).
+    pub fn about(self, what: impl std::fmt::Display) -> Fail {
+        let m = format!("{what}: {}", self.message());
+        match self {
+            Fail::Usage(_) => Fail::Usage(m),
+            Fail::Input(_) => Fail::Input(m),
+            Fail::Privilege(_) => Fail::Privilege(m),
+            Fail::KernelFeature(_) => Fail::KernelFeature(m),
+            Fail::System(_) => Fail::System(m),
+            Fail::Output(_) => Fail::Output(m),
         }
     }
 }
 
-/// Exit codes (README): 0 found, 1 nothing matched (2 usage, 3 privilege
-/// or kernel feature: [`Fail`]; 4 output not written: [`out::OUTPUT_FAILED`]).
+impl<E: sockscope::error::Classify> From<E> for Fail {
+    fn from(e: E) -> Fail {
+        Fail::of(e.kind(), e.to_string())
+    }
+}
+
+/// Exit codes (README) of a command that ran: 0 found, 1 nothing matched
+/// (failures: [`Fail::code`]).
 pub const FOUND: u8 = 0;
 pub const NOTHING: u8 = 1;
 
@@ -93,8 +158,8 @@ fn exit(result: Result<u8, Fail>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("sockscope: {}", f.message);
-            ExitCode::from(f.code)
+            eprintln!("sockscope: {}", f.message());
+            ExitCode::from(f.code())
         }
     }
 }

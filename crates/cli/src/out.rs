@@ -37,12 +37,9 @@ pub fn stdout() -> BufWriter<StdoutLock<'static>> {
 
 /// The error for output that could not be written (not a closed pipe).
 pub fn write_failed(e: &io::Error) -> Fail {
-    Fail {
-        code: OUTPUT_FAILED,
-        message: format!(
-            "could not write the output: {e}; check where standard output goes (a full disk, /dev/full, a closed terminal)"
-        ),
-    }
+    Fail::Output(format!(
+        "could not write the output: {e}; check where standard output goes (a full disk, /dev/full, a closed terminal)"
+    ))
 }
 
 /// A write error as an exit status: a reader of our output that went away
@@ -589,13 +586,13 @@ mod tests {
         assert_eq!(ignore_broken_pipe(wrapped).unwrap(), FOUND);
         let mut w = WriteFails(io::ErrorKind::StorageFull);
         let wrapped = io::Error::other(serde_json::to_writer(&mut w, &[1]).unwrap_err());
-        assert_eq!(ignore_broken_pipe(wrapped).unwrap_err().code, 4);
+        assert_eq!(ignore_broken_pipe(wrapped).unwrap_err().code(), 4);
         let f = ignore_broken_pipe(io::Error::from_raw_os_error(libc::ENOSPC)).unwrap_err();
-        assert_eq!(f.code, 4);
+        assert_eq!(f.code(), 4);
         assert!(
-            f.message.contains("could not write the output"),
+            f.message().contains("could not write the output"),
             "{}",
-            f.message
+            f.message()
         );
     }
 

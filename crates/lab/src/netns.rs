@@ -32,9 +32,12 @@ pub enum NetnsError {
     Panicked(String),
 }
 
-impl NetnsError {
-    pub fn is_privilege(&self) -> bool {
-        matches!(self, NetnsError::Denied(_))
+impl sockscope::error::Classify for NetnsError {
+    fn kind(&self) -> sockscope::error::Kind {
+        match self {
+            NetnsError::Denied(_) => sockscope::error::Kind::Privilege,
+            _ => sockscope::error::Kind::System,
+        }
     }
 }
 
@@ -238,7 +241,11 @@ mod tests {
         if !rustix::process::geteuid().is_root() {
             // Without CAP_SYS_ADMIN the error must say what to do.
             let e = run_private(|| ()).unwrap_err();
-            assert!(e.is_privilege(), "{e}");
+            assert_eq!(
+                sockscope::error::Classify::kind(&e),
+                sockscope::error::Kind::Privilege,
+                "{e}"
+            );
             assert!(e.to_string().contains("run it as root"), "{e}");
             return;
         }
@@ -262,7 +269,11 @@ mod tests {
             let e = Peer::new()
                 .err()
                 .expect("a peer namespace without privilege");
-            assert!(e.is_privilege(), "{e}");
+            assert_eq!(
+                sockscope::error::Classify::kind(&e),
+                sockscope::error::Kind::Privilege,
+                "{e}"
+            );
             return;
         }
         let (here, there, tso) = run_private(|| {

@@ -131,17 +131,28 @@ pub enum ServeError {
     Workers(usize),
 }
 
-impl ServeError {
-    /// A port below 1024 without the privilege to bind it.
-    pub fn is_privilege(&self) -> bool {
-        matches!(self, ServeError::Listen { source, .. }
-            if source.kind() == std::io::ErrorKind::PermissionDenied)
-    }
-    /// The user can fix it with other arguments.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, ServeError::Root { .. } | ServeError::Config(_))
-            || matches!(self, ServeError::Listen { source, .. }
-                if matches!(source.raw_os_error(), Some(libc::EADDRINUSE | libc::EADDRNOTAVAIL)))
+impl sockscope::error::Classify for ServeError {
+    fn kind(&self) -> sockscope::error::Kind {
+        use sockscope::error::Kind;
+        match self {
+            ServeError::Root { .. } | ServeError::Config(_) => Kind::Usage,
+            // A port in use or an address not here: another --addr fixes it.
+            ServeError::Listen { source, .. }
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EADDRINUSE | libc::EADDRNOTAVAIL)
+                ) =>
+            {
+                Kind::Usage
+            }
+            // A port below 1024 without the privilege to bind it.
+            ServeError::Listen { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Kind::Privilege
+            }
+            _ => Kind::System,
+        }
     }
 }
 
@@ -842,7 +853,11 @@ mod tests {
             ..Config::default()
         };
         let e = serve(&cfg, |_| {}).unwrap_err();
-        assert!(e.is_usage(), "{e}");
+        assert_eq!(
+            sockscope::error::Classify::kind(&e),
+            sockscope::error::Kind::Usage,
+            "{e}"
+        );
         assert_eq!(
             e.to_string(),
             "prefork 0: the number of workers must be 1 to 256"

@@ -208,7 +208,7 @@ impl Wire {
             block_count: 8,
         };
         let mut cap = Capture::open(&opts, &f).map_err(|e| {
-            if e.is_privilege() {
+            if sockscope::error::Classify::kind(&e) == sockscope::error::Kind::Privilege {
                 LabError::Sys {
                     what: "opening a packet capture".into(),
                     source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),

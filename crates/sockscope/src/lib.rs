@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod abi;
+pub mod error;
 pub mod escape;
 pub mod explain;
 pub mod join;

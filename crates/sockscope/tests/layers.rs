@@ -8,7 +8,7 @@ use std::path::Path;
 /// Top-level modules, lowest layer first. A module may use its own layer
 /// and the ones below.
 const LAYERS: &[&[&str]] = &[
-    &["abi", "escape"],
+    &["abi", "error", "escape"],
     &["model"],
     &["source"],
     &["join", "query"],

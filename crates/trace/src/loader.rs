@@ -246,11 +246,16 @@ pub enum TraceError {
     Poll(io::Error),
 }
 
-impl TraceError {
-    /// True when the fix is privilege or a kernel feature (exit 3 either
-    /// way, but the wording differs).
-    pub fn is_privilege(&self) -> bool {
-        matches!(self, TraceError::Privilege { .. } | TraceError::Denied(_))
+impl sockscope::error::Classify for TraceError {
+    fn kind(&self) -> sockscope::error::Kind {
+        use sockscope::error::Kind;
+        match self {
+            TraceError::Privilege { .. } | TraceError::Denied(_) => Kind::Privilege,
+            TraceError::NoBtf(_) | TraceError::Arch | TraceError::Required { .. } => {
+                Kind::KernelFeature
+            }
+            TraceError::Load(_) | TraceError::Map { .. } | TraceError::Poll(_) => Kind::System,
+        }
     }
 }
 

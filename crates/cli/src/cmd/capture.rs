@@ -11,7 +11,7 @@ use sockscope_capture::analysis::{Analyzer, Info};
 use sockscope_capture::decode::{self, linktype};
 use sockscope_capture::filter::{self, FileMatcher};
 use sockscope_capture::live::{self, Capture};
-use sockscope_capture::pcap::{PcapError, PcapngWriter, Reader};
+use sockscope_capture::pcap::{PcapngWriter, Reader};
 use sockscope_capture::procs::{Labeller, ProcsError};
 use sockscope_capture::reasm::Reassembler;
 use sockscope_capture::view::flow::FlowCollector;
@@ -402,10 +402,6 @@ impl Pipeline {
     }
 }
 
-fn pcap_fail(path: &std::path::Path, e: PcapError) -> Fail {
-    Fail::usage(format!("{}: {e}", shown_path(path)))
-}
-
 /// A file name for messages: escaped, and `-` as "standard input".
 fn shown_path(path: &std::path::Path) -> String {
     if path.as_os_str() == "-" {
@@ -544,13 +540,13 @@ fn read_file(
             )))
         })?)
     };
-    let mut r = Reader::new(src).map_err(|e| Stop::Fail(pcap_fail(path, e)))?;
+    let mut r = Reader::new(src).map_err(|e| Stop::Fail(Fail::from(e).about(shown_path(path))))?;
     let mut warned_link = false;
     loop {
         let rec = match r.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
-            Err(e) => return Err(Stop::Late(pcap_fail(path, e))),
+            Err(e) => return Err(Stop::Late(Fail::from(e).about(shown_path(path)))),
         };
         if !warned_link && !linktype::supported(rec.link) {
             warned_link = true;
@@ -594,15 +590,8 @@ fn capture_live(
         snaplen: args.snaplen,
         ..live::Options::default()
     };
-    let mut cap = Capture::open(&opts, pipe.filter.filter()).map_err(|e| {
-        Stop::Fail(match &e {
-            e if e.is_privilege() => Fail::privilege(e.to_string()),
-            live::LiveError::NoSuchInterface { .. } | live::LiveError::Filter(_) => {
-                Fail::usage(e.to_string())
-            }
-            _ => Fail::system(e.to_string()),
-        })
-    })?;
+    let mut cap =
+        Capture::open(&opts, pipe.filter.filter()).map_err(|e| Stop::Fail(Fail::from(e)))?;
     pipe.ifname = Some(opts.interface.clone());
     if !args.no_procs {
         let mut l = Labeller::new();

@@ -18,7 +18,6 @@
 //! hyper needs an async runtime, which costs compile time and binary size
 //! for one endpoint.
 
-use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
 use prometheus_client::encoding::text::encode;
@@ -146,11 +145,11 @@ struct Ctx {
 
 impl Ctx {
     fn collect(&self) -> Result<ExportReport, Fail> {
-        let namespaces = netns::open(&self.target).map_err(|e| source_error(e.into()))?;
+        let namespaces = netns::open(&self.target).map_err(Fail::from)?;
         let label = self.target != NetnsTarget::Current;
         export::collect(&namespaces, label, self.opts)
             .map(|c| c.report)
-            .map_err(source_error)
+            .map_err(Fail::from)
     }
 
     /// Collect and render, one at a time.
@@ -663,8 +662,8 @@ fn serve(mut stream: TcpStream, ctx: &Ctx) {
                 )
             }
             Err(f) => {
-                eprintln!("sockscope export: scrape failed: {}", f.message);
-                let body = format!("scrape failed: {}\n", f.message);
+                eprintln!("sockscope export: scrape failed: {}", f.message());
+                let body = format!("scrape failed: {}\n", f.message());
                 respond(
                     &mut stream,
                     "500 Internal Server Error",
@@ -736,7 +735,7 @@ pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
         return out::print(body.as_bytes());
     }
     // Fail early on a namespace that cannot be opened.
-    netns::open(&ctx.target).map_err(|e| source_error(e.into()))?;
+    netns::open(&ctx.target).map_err(Fail::from)?;
     let listener = bind(args.listen)?;
     listener
         .set_nonblocking(true)

@@ -180,12 +180,7 @@ fn run_serve(a: &ServeArgs) -> Result<u8, Fail> {
         );
         let _ = out.flush();
     });
-    match r {
-        Ok(()) => Ok(FOUND),
-        Err(e) if e.is_usage() => Err(Fail::usage(e.to_string())),
-        Err(e) if e.is_privilege() => Err(Fail::privilege(e.to_string())),
-        Err(e) => Err(Fail::system(e.to_string())),
-    }
+    r.map(|()| FOUND).map_err(Fail::from)
 }
 
 fn run_list(a: &ListArgs) -> Result<u8, Fail> {
@@ -276,13 +271,7 @@ fn finish_run(
     format: out::Format,
     sink: &mut (dyn FnMut(&report::Step) + Send),
 ) -> Result<u8, Fail> {
-    let r = scenario::run(name, sink).map_err(|e| {
-        if e.is_privilege() {
-            Fail::privilege(e.to_string())
-        } else {
-            Fail::system(e.to_string())
-        }
-    })?;
+    let r = scenario::run(name, sink).map_err(Fail::from)?;
     let mut out = std::io::stdout().lock();
     let written = if format != out::Format::Text {
         out::document(&mut out, format, &r, false)

@@ -2,7 +2,6 @@
 //! connections it produced, its reuseport group, and the namespace's listen
 //! counters; with --interval, what changed.
 
-use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
 use sockscope::model::{Proto, Socket};
@@ -63,7 +62,7 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
         )));
     }
     let target = args.ns.target();
-    let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
+    let namespaces = netns::open(&target).map_err(Fail::from)?;
     let label = target != NetnsTarget::Current;
     let opts = listeners::Options {
         ipv4: args.ipv4 || !args.ipv6,
@@ -82,7 +81,7 @@ pub fn run(args: &ListenersArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut round = 0u64;
     let mut any = false;
     loop {
-        let got = listeners::collect(&namespaces, opts, previous.as_ref()).map_err(source_error)?;
+        let got = listeners::collect(&namespaces, opts, previous.as_ref()).map_err(Fail::from)?;
         if round == 0
             && let Some(scan) = &got.owners
         {

@@ -4,9 +4,9 @@ use crate::cli::{Cli, LsArgs, Source};
 use crate::{FOUND, Fail, NOTHING, out};
 use sockscope::model::{Proto, StateSet};
 use sockscope::query::{self, services::Services};
-use sockscope::source::netns::{self, NetnsTarget};
+use sockscope::source::netns::NetnsTarget;
 use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind, Request, SourceChoice, SourceError};
+use sockscope::source::{self, Kind, Request, SourceChoice};
 use sockscope::view::sockets::{self as view, Columns, StreamWriter};
 use std::io::Write;
 
@@ -54,19 +54,6 @@ fn kinds(args: &LsArgs) -> Vec<Kind> {
     k
 }
 
-pub fn source_error(e: SourceError) -> Fail {
-    if e.is_privilege() {
-        Fail::privilege(e.to_string())
-    } else {
-        match e {
-            SourceError::Netns(netns::NetnsError::NoSuchName { .. })
-            | SourceError::Netns(netns::NetnsError::NoSuchPid { .. })
-            | SourceError::Netns(netns::NetnsError::BadName(_)) => Fail::usage(e.to_string()),
-            e => Fail::system(e.to_string()),
-        }
-    }
-}
-
 pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let filter = query::parse(&args.filter).map_err(|e| Fail::usage(e.to_string()))?;
     let req = Request {
@@ -88,7 +75,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let want_owners = args.processes || filter.needs_owners();
     let target = args.ns.target();
     let label = target != NetnsTarget::Current;
-    let namespaces = super::open_netns(&target).map_err(|e| source_error(e.into()))?;
+    let namespaces = super::open_netns(&target).map_err(Fail::from)?;
 
     let cols = Columns {
         // One kind other than UNIX gives rows of one protocol only.
@@ -171,7 +158,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
                 (done, Some(w))
             }
         };
-        let snap = snap.map_err(source_error)?;
+        let snap = snap.map_err(Fail::from)?;
         super::report_snapshot(&snap, cli.verbose);
         let code = if rows == 0 { NOTHING } else { FOUND };
         return match &mut w {
@@ -181,7 +168,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     };
 
     let snap = sockscope::snapshot::snapshot(&namespaces, &req, label, want_owners, all)
-        .map_err(source_error)?;
+        .map_err(Fail::from)?;
     super::report_snapshot(&snap, cli.verbose);
     let mut sockets = snap.sockets;
     if !filter.is_empty() {

@@ -114,9 +114,14 @@ const BEYOND_CAPABILITIES: &str = "something other than capabilities refuses it:
 (SELinux, AppArmor, Landlock), /proc mounted with hidepid=, or a sandbox or container that shields \
 that process";
 
-/// A process that could not be read, as an exit status and a message that
-/// is true for whoever runs sockscope.
-pub fn process_error(e: sockscope::source::process::ProcessError, privileged: bool) -> Fail {
+/// A process that could not be read, as a failure whose message is true
+/// for whoever runs sockscope (the library's says "run as root", which is
+/// no advice to root).
+pub fn process_error(e: sockscope::source::process::ProcessError) -> Fail {
+    process_error_as(e, can_read_every_process())
+}
+
+fn process_error_as(e: sockscope::source::process::ProcessError, privileged: bool) -> Fail {
     use sockscope::source::process::ProcessError;
     match e {
         ProcessError::Denied { path } if privileged => Fail::privilege(format!(
@@ -129,8 +134,7 @@ pub fn process_error(e: sockscope::source::process::ProcessError, privileged: bo
                  CAP_DAC_READ_SEARCH (whatever started it dropped them); run it with those capabilities"
             ))
         }
-        e @ ProcessError::Denied { .. } => Fail::privilege(e.to_string()),
-        e => Fail::usage(e.to_string()),
+        e => Fail::from(e),
     }
 }
 
@@ -196,27 +200,31 @@ mod tests {
         let denied = || ProcessError::Denied {
             path: "/proc/1/fd/0".into(),
         };
-        let root = process_error(denied(), true);
-        assert_eq!(root.code, 3);
-        assert!(!root.message.contains("run as root"), "{}", root.message);
+        let root = process_error_as(denied(), true);
+        assert_eq!(root.code(), 3);
         assert!(
-            root.message
-                .contains("although sockscope runs with CAP_SYS_PTRACE")
-                && root.message.contains("hidepid"),
+            !root.message().contains("run as root"),
             "{}",
-            root.message
+            root.message()
         );
-        let user = process_error(denied(), false);
+        assert!(
+            root.message()
+                .contains("although sockscope runs with CAP_SYS_PTRACE")
+                && root.message().contains("hidepid"),
+            "{}",
+            root.message()
+        );
+        let user = process_error_as(denied(), false);
         if rustix::process::geteuid().is_root() {
             assert!(
-                user.message
+                user.message()
                     .contains("runs as root but without CAP_SYS_PTRACE"),
                 "{}",
-                user.message
+                user.message()
             );
         } else {
-            assert!(user.message.contains("run as root"), "{}", user.message);
+            assert!(user.message().contains("run as root"), "{}", user.message());
         }
-        assert_eq!(process_error(ProcessError::Gone(7), true).code, 2);
+        assert_eq!(process_error_as(ProcessError::Gone(7), true).code(), 2);
     }
 }

@@ -1,12 +1,11 @@
 //! `sockscope proc PID`: a process's fd table decoded: every socket shown as
 //! protocol, state and endpoints; pipes, anonymous inodes and files named.
 
-use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
 use sockscope::model::Socket;
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::process::{self, FdEntry, FdTarget, ProcessError};
+use sockscope::source::process::{self, FdEntry, FdTarget};
 use sockscope::source::{ALL_KINDS, Request};
 use sockscope::view::explain as view;
 use std::collections::{BTreeMap, HashMap};
@@ -35,20 +34,15 @@ struct ProcReport {
     totals: BTreeMap<String, usize>,
 }
 
-fn proc_err(e: ProcessError) -> Fail {
-    super::process_error(e, super::can_read_every_process())
-}
-
 pub fn run(args: &ProcArgs, cli: &Cli) -> Result<u8, Fail> {
     let root = Path::new("/proc");
-    let info = process::read_process(root, args.pid).map_err(proc_err)?;
-    let fds = process::read_fds(root, args.pid).map_err(proc_err)?;
+    let info = process::read_process(root, args.pid).map_err(super::process_error)?;
+    let fds = process::read_fds(root, args.pid).map_err(super::process_error)?;
     // Sockets live in the process's network namespace.
-    let namespaces =
-        netns::open(&NetnsTarget::Pid(args.pid)).map_err(|e| source_error(e.into()))?;
+    let namespaces = netns::open(&NetnsTarget::Pid(args.pid)).map_err(Fail::from)?;
     let req = Request::all_states(&ALL_KINDS);
-    let mut snap = sockscope::snapshot::snapshot(&namespaces, &req, false, true, false)
-        .map_err(source_error)?;
+    let mut snap =
+        sockscope::snapshot::snapshot(&namespaces, &req, false, true, false).map_err(Fail::from)?;
     super::report_snapshot(&snap, cli.verbose);
     // A socket passed in from another namespace is not in this one's
     // tables: ask each such socket for its namespace and read that one too.

@@ -2,7 +2,6 @@
 //! the most, the kernel's socket memory, and the TCP settings that shape
 //! queues and buffers, each explained.
 
-use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, out};
 use sockscope::model::State;
@@ -29,8 +28,8 @@ pub fn run(args: &StatsArgs, cli: &Cli) -> Result<u8, Fail> {
             "stats reports one network namespace: name it with --netns NAME or --netns-pid PID",
         ));
     }
-    let namespaces = netns::open(&target).map_err(|e| source_error(e.into()))?;
-    let got = stats::collect(&namespaces[0], args.top).map_err(source_error)?;
+    let namespaces = netns::open(&target).map_err(Fail::from)?;
+    let got = stats::collect(&namespaces[0], args.top).map_err(Fail::from)?;
     if let Some(scan) = &got.owners {
         super::warn_denied(scan);
     }

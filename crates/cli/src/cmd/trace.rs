@@ -12,7 +12,7 @@ use sockscope::query::{self, services::Services};
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope_trace::abi::Kind;
 use sockscope_trace::event::Event;
-use sockscope_trace::loader::{Config, TraceError};
+use sockscope_trace::loader::Config;
 use sockscope_trace::session::{Options, Session, Sink, Stats};
 use sockscope_trace::tracefs;
 use sockscope_trace::track::{Conn, Role, UserFilter};
@@ -233,13 +233,7 @@ fn netns_inode(args: &TraceArgs) -> Result<Option<(NetnsTarget, u32)>, Fail> {
     } else {
         return Ok(None);
     };
-    let ns = netns::open(&target).map_err(|e| {
-        if e.is_privilege() {
-            Fail::privilege(e.to_string())
-        } else {
-            Fail::usage(e.to_string())
-        }
-    })?;
+    let ns = netns::open(&target).map_err(Fail::from)?;
     let ino = ns
         .first()
         .and_then(|n| u32::try_from(n.id.inode).ok())
@@ -312,14 +306,6 @@ fn options(args: &TraceArgs) -> Result<Options, Fail> {
         snapshot: !args.no_snapshot,
         check_time_wait: true,
     })
-}
-
-fn trace_error(e: TraceError) -> Fail {
-    if e.is_privilege() {
-        Fail::privilege(e.to_string())
-    } else {
-        Fail::system(e.to_string())
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -443,7 +429,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
             .map_err(|e| Fail::usage(format!("--svg {}: {e}", dir.display())))?;
     }
     install_stop_handler();
-    let mut session = Session::start(opts).map_err(trace_error)?;
+    let mut session = Session::start(opts).map_err(Fail::from)?;
     for n in &session.notes {
         eprintln!("sockscope: {n}");
     }
@@ -568,14 +554,14 @@ mod tests {
     fn argument_parsing() {
         assert_eq!(parse_port(":8080").unwrap(), 8080);
         assert_eq!(parse_port("22").unwrap(), 22);
-        assert_eq!(parse_port("nosuchservice").unwrap_err().code, 2);
+        assert_eq!(parse_port("nosuchservice").unwrap_err().code(), 2);
         assert_eq!(
             parse_addr("10.0.0.0/8").unwrap(),
             ("10.0.0.0".parse().unwrap(), 8)
         );
         assert_eq!(parse_addr("[::1]").unwrap(), ("::1".parse().unwrap(), 128));
-        assert_eq!(parse_addr("10.0.0.1/33").unwrap_err().code, 2);
-        assert_eq!(parse_addr("host").unwrap_err().code, 2);
+        assert_eq!(parse_addr("10.0.0.1/33").unwrap_err().code(), 2);
+        assert_eq!(parse_addr("host").unwrap_err().code(), 2);
         let s = parse_states(&["time-wait".into()]).unwrap();
         assert_eq!(
             s,
@@ -585,6 +571,6 @@ mod tests {
             parse_states(&["estab".into()]).unwrap(),
             State::Established.bit()
         );
-        assert_eq!(parse_states(&["bogus".into()]).unwrap_err().code, 2);
+        assert_eq!(parse_states(&["bogus".into()]).unwrap_err().code(), 2);
     }
 }

@@ -1,13 +1,12 @@
 //! `sockscope who TARGET`: the chain from a port (or inode, fd, path) to
 //! the kernel's row, the inode, every fd that holds it and the process.
 
-use super::ls::source_error;
 use crate::cli::Cli;
 use crate::{FOUND, Fail, NOTHING, out};
 use sockscope::explain::{self, Target};
 use sockscope::model::Socket;
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::process::{self, FdTarget, ProcessError};
+use sockscope::source::process::{self, FdTarget};
 use sockscope::source::{Kind, Request};
 use sockscope::view::explain as view;
 use std::collections::HashSet;
@@ -39,10 +38,6 @@ pub struct WhoArgs {
     pub max: usize,
 }
 
-fn proc_err(e: ProcessError) -> Fail {
-    super::process_error(e, super::can_read_every_process())
-}
-
 pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     let mut target = explain::parse_target(&args.target).map_err(|e| Fail::usage(e.to_string()))?;
     let mut ns_target = args.ns.target();
@@ -51,7 +46,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     // PID/FD: the fd names an inode, in the socket's namespace (usually,
     // but not always, the process's: a socket can be passed across).
     if let Target::PidFd { pid, fd } = target {
-        let e = process::find_fd(Path::new("/proc"), pid, fd).map_err(proc_err)?;
+        let e = process::find_fd(Path::new("/proc"), pid, fd).map_err(super::process_error)?;
         match e.target {
             FdTarget::Socket { inode } => {
                 target = Target::Inode { inode };
@@ -71,7 +66,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
     }
     let namespaces = match socket_ns {
         Some(ns) => vec![ns],
-        None => super::open_netns(&ns_target).map_err(|e| source_error(e.into()))?,
+        None => super::open_netns(&ns_target).map_err(Fail::from)?,
     };
     let label = ns_target != NetnsTarget::Current;
     let mut kinds = target.kinds();
@@ -94,7 +89,7 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         ns_target == NetnsTarget::All,
         local_port,
     )
-    .map_err(source_error)?;
+    .map_err(Fail::from)?;
     super::report_snapshot(&snap, cli.verbose);
     let sockets = snap.sockets;
     let matched: Vec<&Socket> = sockets.iter().filter(|s| target.matches(s)).collect();

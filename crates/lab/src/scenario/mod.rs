@@ -146,13 +146,14 @@ pub enum LabError {
     Other(String),
 }
 
-impl LabError {
-    /// The fix is more privilege or a missing system piece (exit 3).
-    pub fn is_privilege(&self) -> bool {
+impl sockscope::error::Classify for LabError {
+    fn kind(&self) -> sockscope::error::Kind {
+        use sockscope::error::Kind;
         match self {
-            LabError::Netns(e) => e.is_privilege(),
-            LabError::Sys { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
-            _ => false,
+            LabError::Netns(e) => e.kind(),
+            LabError::Sys { source, .. } => Kind::of_io(source),
+            LabError::MissingTool { .. } => Kind::KernelFeature,
+            _ => Kind::System,
         }
     }
 }

@@ -89,13 +89,14 @@ pub enum SourceError {
     Proc(#[from] ProcReadError),
 }
 
-impl SourceError {
-    /// True when the fix is more privilege rather than other arguments.
-    pub fn is_privilege(&self) -> bool {
+impl crate::error::Classify for SourceError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
         match self {
-            SourceError::Netns(e) => e.is_privilege(),
-            SourceError::Diag(DiagError::Io(e)) => e.kind() == std::io::ErrorKind::PermissionDenied,
-            _ => false,
+            SourceError::Netns(e) => e.kind(),
+            SourceError::Diag(e) => e.kind(),
+            SourceError::NetlinkOnly { .. } => Kind::KernelFeature,
+            SourceError::Proc(e) => e.kind(),
         }
     }
 }

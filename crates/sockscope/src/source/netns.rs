@@ -58,10 +58,16 @@ pub enum NetnsError {
     BadName(String),
 }
 
-impl NetnsError {
-    /// True when the fix is privilege, not a different argument.
-    pub fn is_privilege(&self) -> bool {
-        matches!(self, NetnsError::Denied { .. })
+impl crate::error::Classify for NetnsError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            NetnsError::NoSuchName { .. }
+            | NetnsError::NoSuchPid { .. }
+            | NetnsError::BadName(_) => Kind::Usage,
+            NetnsError::Denied { .. } => Kind::Privilege,
+            NetnsError::Io { .. } => Kind::System,
+        }
     }
 }
 

@@ -25,6 +25,22 @@ pub enum ProcessError {
     Format { path: String, what: String },
 }
 
+impl crate::error::Classify for ProcessError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            ProcessError::Gone(_) => Kind::Usage,
+            ProcessError::Denied { .. } => Kind::Privilege,
+            // The fd (or task) the arguments name is not there.
+            ProcessError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Kind::Usage
+            }
+            ProcessError::Io { source, .. } => Kind::of_io(source),
+            ProcessError::Format { .. } => Kind::System,
+        }
+    }
+}
+
 fn io_err(pid: u32, path: &Path, e: std::io::Error) -> ProcessError {
     match e.kind() {
         std::io::ErrorKind::NotFound => ProcessError::Gone(pid),

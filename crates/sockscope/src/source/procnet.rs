@@ -96,6 +96,17 @@ pub enum ProcReadError {
     },
 }
 
+impl crate::error::Classify for ProcReadError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            ProcReadError::NotAvailable { .. } => Kind::KernelFeature,
+            ProcReadError::Io { source, .. } => Kind::of_io(source),
+            ProcReadError::Parse { .. } => Kind::System,
+        }
+    }
+}
+
 /// One of the socket tables under /proc/net.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProcTable {

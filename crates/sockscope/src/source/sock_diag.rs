@@ -32,6 +32,17 @@ pub enum DiagError {
     Malformed(&'static str),
 }
 
+impl crate::error::Classify for DiagError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            DiagError::Unsupported(_) => Kind::KernelFeature,
+            DiagError::Io(e) => Kind::of_io(e),
+            DiagError::Malformed(_) => Kind::System,
+        }
+    }
+}
+
 /// Which extensions to ask inet_diag for (bits of `idiag_ext`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extensions {

@@ -4,7 +4,6 @@
 
 use super::views::View;
 use crate::Fail;
-use crate::cmd::ls::source_error;
 use sockscope::live::{self, Frame, ListenerRow, NsRow, OwnerCache, ProcRow, RowStatus, Tracker};
 use sockscope::model::{Netns, StateSet};
 use sockscope::query::Filter;
@@ -62,7 +61,7 @@ run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see every owner"
 
 impl Sampler {
     pub fn new(target: NetnsTarget, filter: Filter) -> Result<Sampler, Fail> {
-        let namespaces = crate::cmd::open_netns(&target).map_err(|e| source_error(e.into()))?;
+        let namespaces = crate::cmd::open_netns(&target).map_err(Fail::from)?;
         let mut tracker = Tracker::new(3.0);
         tracker.strip_tcp_info = true;
         Ok(Sampler {
@@ -149,7 +148,7 @@ impl Sampler {
             },
         );
         fold.finish();
-        let snap = snap.map_err(source_error)?;
+        let snap = snap.map_err(Fail::from)?;
         data.warnings = snap.warnings;
         data.warnings.extend(notes);
         if walked {
