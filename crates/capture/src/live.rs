@@ -607,24 +607,3 @@ impl Capture {
 
 // SAFETY: the ring pointer is owned by this Capture alone.
 unsafe impl Send for Capture {}
-
-/// Set by [`install_interrupt_handler`] on SIGINT / SIGTERM.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Make Ctrl-C (and SIGTERM) set [`INTERRUPTED`] instead of killing the
-/// process, without SA_RESTART so a blocked poll wakes up.
-pub fn install_interrupt_handler() {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        sa.sa_flags = 0;
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
-    }
-}

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod out;
+mod signals;
 
 use clap::{CommandFactory, Parser};
 use std::process::ExitCode;

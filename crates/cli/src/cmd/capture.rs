@@ -22,7 +22,6 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const CAPTURE_EXAMPLES: &str = "\
@@ -600,7 +599,7 @@ fn capture_live(
             Err(e) => eprintln!("sockscope: process labels unavailable: {e}"),
         }
     }
-    live::install_interrupt_handler();
+    let stop = crate::signals::install();
     if cli.verbose {
         eprintln!(
             "sockscope: listening on {}, link-type {}, snapshot length {} bytes",
@@ -617,7 +616,7 @@ fn capture_live(
     let mut io_err = None;
     // Frames as they come; on each idle tick, the held packets whose
     // process-label read is done.
-    let res = cap.run_ticks(&live::INTERRUPTED, deadline, |fr| {
+    let res = cap.run_ticks(stop, deadline, |fr| {
         let r = match fr {
             Some(fr) => pipe.packet(link, fr.ts_ns, fr.wire_len, fr.data, true),
             None => pipe.release(false).map(|()| true),
@@ -634,6 +633,5 @@ fn capture_live(
         return Err(Stop::Io(e));
     }
     res.map_err(|e| Stop::Fail(Fail::system(e.to_string())))?;
-    let _ = live::INTERRUPTED.load(Ordering::Relaxed);
     Ok(Some(cap.stats()))
 }

@@ -31,7 +31,7 @@ use sockscope::source::netns::{self, NetnsTarget};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,27 +105,6 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
             "'{s}' is not ADDR:PORT; use e.g. 127.0.0.1:9469, [::1]:9469 or :9469 (every address)"
         )
     })
-}
-
-/// Set by SIGINT / SIGTERM.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn install_stop_handler() {
-    // SAFETY: the handler only stores to an atomic (async-signal-safe);
-    // sigaction gets a fully initialised struct. No SA_RESTART: poll()
-    // returns EINTR at once.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_stop as *const () as libc::sighandler_t;
-        libc::sigemptyset(&mut sa.sa_mask);
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
 }
 
 /// What one exporter remembers between scrapes.
@@ -740,13 +719,13 @@ pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
     listener
         .set_nonblocking(true)
         .map_err(|e| Fail::system(format!("--listen {}: {e}", args.listen)))?;
-    install_stop_handler();
+    crate::signals::install();
     eprintln!(
         "sockscope export: serving http://{}/metrics (collects on scrape; SIGINT or SIGTERM stops)",
         listener.local_addr().unwrap_or(args.listen)
     );
     let active = Arc::new(AtomicUsize::new(0));
-    while !STOP.load(Ordering::Relaxed) {
+    while !crate::signals::stop_requested() {
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
             events: libc::POLLIN,
@@ -755,7 +734,7 @@ pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
         // SAFETY: one valid pollfd for the duration of the call.
         let rc = unsafe { libc::poll(&mut pfd, 1, 250) };
         if rc <= 0 {
-            continue; // timeout, or EINTR from a signal: check STOP
+            continue; // timeout, or EINTR from a signal: check for a stop
         }
         match listener.accept() {
             Ok((mut stream, _)) => {

@@ -239,31 +239,7 @@ fn run_scenario(a: &RunArgs, _cli: &Cli) -> Result<u8, Fail> {
     // (its namespace, nftables table, temporary socket file, child
     // processes) and its output is written: a few seconds at most. The
     // signal stays pending and takes effect when the mask is restored.
-    let old = block_stop_signals();
-    let result = finish_run(info.name, format, &mut sink);
-    restore_signals(&old);
-    result
-}
-
-fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: signal mask calls on local sets.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: restoring a mask obtained from pthread_sigmask.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-    }
+    crate::signals::deferred(|| finish_run(info.name, format, &mut sink))
 }
 
 fn finish_run(

@@ -20,7 +20,6 @@ use sockscope_trace::view::{diagram, summary, timeline};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const TRACE_EXAMPLES: &str = "\
@@ -152,26 +151,6 @@ pub struct TraceArgs {
     /// Filter (ss syntax, as for `ls`) on each connection, applied in user space.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,
-}
-
-/// Set by SIGINT / SIGTERM.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn install_stop_handler() {
-    // SAFETY: the handler only stores to an atomic, which is
-    // async-signal-safe; sigaction is given a fully initialised struct.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_stop as *const () as libc::sighandler_t;
-        libc::sigemptyset(&mut sa.sa_mask);
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
 }
 
 fn parse_port(s: &str) -> Result<u16, Fail> {
@@ -428,7 +407,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Fail::usage(format!("--svg {}: {e}", dir.display())))?;
     }
-    install_stop_handler();
+    let stop = crate::signals::install();
     let mut session = Session::start(opts).map_err(Fail::from)?;
     for n in &session.notes {
         eprintln!("sockscope: {n}");
@@ -459,7 +438,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     } else {
         Mode::Timeline
     };
-    let mut w = out::Background::spawn(&STOP)
+    let mut w = out::Background::spawn(stop)
         .map_err(|e| Fail::system(format!("starting the output thread: {e}")))?;
     w.stop_at(until);
     let mut output = Output {
@@ -472,7 +451,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
         shown: 0,
         svg_error: None,
     };
-    let mut stats = match session.run(&mut output, &STOP, until) {
+    let mut stats = match session.run(&mut output, stop, until) {
         Ok(s) => s,
         // The output failed (a closed pipe: quietly), not the trace.
         Err(e) if output.w.failed() => return out::ignore_broken_pipe(e),

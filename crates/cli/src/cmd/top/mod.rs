@@ -146,7 +146,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
     let stdout = std::io::stdout();
     for it in 1..=n {
         let now = Instant::now();
-        if next > now && tui::signals::wait(next - now) {
+        if next > now && crate::signals::wait(next - now) {
             break;
         }
         next += interval;
@@ -196,7 +196,7 @@ fn print(args: &TopArgs, sampler: &mut Sampler, interval: Duration) -> Result<u8
         if let Err(e) = res.and_then(|_| w.flush()) {
             return out::ignore_broken_pipe(e);
         }
-        if tui::signals::stop_requested() {
+        if crate::signals::stop_requested() {
             break;
         }
     }

@@ -19,48 +19,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// SIGINT / SIGTERM: a flag the loops poll (the handler only stores it).
-pub mod signals {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
-
-    static STOP: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        STOP.store(true, Ordering::SeqCst);
-    }
-
-    /// Route SIGINT and SIGTERM to the flag.
-    pub fn install() {
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: the handler only stores to an atomic, which is
-            // async-signal-safe; the sigaction struct is zeroed then filled.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as *const () as usize;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-        }
-    }
-
-    pub fn stop_requested() -> bool {
-        STOP.load(Ordering::SeqCst)
-    }
-
-    /// Sleep up to `d`, waking early on a signal; true if one came.
-    pub fn wait(d: Duration) -> bool {
-        install();
-        let end = Instant::now() + d;
-        while !stop_requested() {
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            std::thread::sleep((end - now).min(Duration::from_millis(50)));
-        }
-        true
-    }
-}
+use crate::signals;
 
 fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
