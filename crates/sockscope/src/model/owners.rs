@@ -77,6 +77,8 @@ pub struct OwnerScanBuilder {
     entries: Vec<Entry>,
     tasks: Vec<Task>,
     index: HashMap<(u32, u32), u32>,
+    /// The last task pushed: fds arrive grouped by process.
+    last: Option<((u32, u32), u32)>,
 }
 
 impl OwnerScanBuilder {
@@ -90,7 +92,8 @@ impl OwnerScanBuilder {
     /// Is the task (pid, tid) known already? Then [`Self::push`] ignores
     /// the name and uid it is given, and the caller may skip reading them.
     pub fn knows(&self, pid: u32, tid: Option<u32>) -> bool {
-        self.index.contains_key(&(pid, tid.unwrap_or(0)))
+        let key = (pid, tid.unwrap_or(0));
+        self.last.is_some_and(|(k, _)| k == key) || self.index.contains_key(&key)
     }
 
     /// Add one socket fd. `comm` and `uid` are kept from the first fd of
@@ -105,14 +108,21 @@ impl OwnerScanBuilder {
         uid: Option<u32>,
     ) {
         let tid = tid.unwrap_or(0);
-        let tasks = &mut self.tasks;
-        let task = *self.index.entry((pid, tid)).or_insert_with(|| {
-            tasks.push(Task {
-                comm: comm.into(),
-                uid,
-            });
-            (tasks.len() - 1) as u32
-        });
+        let task = match self.last {
+            Some((k, t)) if k == (pid, tid) => t,
+            _ => {
+                let tasks = &mut self.tasks;
+                let t = *self.index.entry((pid, tid)).or_insert_with(|| {
+                    tasks.push(Task {
+                        comm: comm.into(),
+                        uid,
+                    });
+                    (tasks.len() - 1) as u32
+                });
+                self.last = Some(((pid, tid), t));
+                t
+            }
+        };
         self.entries.push(Entry {
             inode,
             pid,
@@ -133,6 +143,7 @@ impl OwnerScanBuilder {
                 (tasks.len() - 1) as u32
             });
         }
+        self.last = None;
         self.entries.extend(other.entries.into_iter().map(|mut e| {
             e.task = map[e.task as usize];
             e

@@ -13,8 +13,8 @@
 
 use super::labels::{self, Platform};
 use super::listeners;
-use super::stats::{self, ByProtocol};
-use crate::model::{Netns, Proto, Socket, State};
+use super::stats::ByProtocol;
+use crate::model::{Netns, OwnerScan, Proto, Socket, State};
 use crate::source::counters::Counters;
 use crate::source::netns::OpenNetns;
 use crate::source::{ALL_KINDS, Request, SourceError};
@@ -140,6 +140,118 @@ fn ns_label(s: &Socket, single: &str) -> String {
         .unwrap_or_else(|| single.to_string())
 }
 
+/// Sockets by protocol (`Proto as usize`) and state (`State as usize`,
+/// the kernel's number).
+type Grid = [[usize; 14]; 7];
+
+const PROTOS: [Proto; 7] = [
+    Proto::Tcp,
+    Proto::Udp,
+    Proto::Udplite,
+    Proto::Raw,
+    Proto::UnixStream,
+    Proto::UnixDgram,
+    Proto::UnixSeqpacket,
+];
+
+/// What the series are computed from, gathered one socket at a time (so
+/// a scrape never holds the whole socket table): sockets by namespace,
+/// protocol and state; per process, distinct sockets by state; and only
+/// the sockets the listener series need (TCP listeners with their owners,
+/// half-open connections). Counting is array indexing; the owners of the
+/// sockets read without them are joined once at the end, by a merge of
+/// the sorted (inode, state) list with the sorted owner table.
+#[derive(Debug, Default)]
+pub struct Tally {
+    per_ns: Vec<(Option<u64>, Box<Grid>)>,
+    relevant: Vec<Socket>,
+    /// (inode, state) of the sockets whose owners are still to be joined.
+    unjoined: Vec<(u64, u8)>,
+    per_pid: HashMap<u32, (String, [u64; 14], u64)>,
+}
+
+fn relevant(s: &Socket) -> bool {
+    s.proto == Proto::Tcp && matches!(s.state, State::Listen | State::SynRecv | State::NewSynRecv)
+}
+
+impl Tally {
+    fn count(&mut self, s: &Socket) {
+        let ns = s.netns.as_ref().map(|n| n.inode);
+        // Sockets arrive namespace by namespace: the last one is the hit.
+        let i = match self.per_ns.iter().rposition(|(n, _)| *n == ns) {
+            Some(i) => i,
+            None => {
+                self.per_ns.push((ns, Box::new([[0; 14]; 7])));
+                self.per_ns.len() - 1
+            }
+        };
+        self.per_ns[i].1[s.proto as usize][s.state as usize] += 1;
+    }
+
+    fn count_pid(&mut self, pid: u32, comm: &str, state: u8) {
+        let e = self
+            .per_pid
+            .entry(pid)
+            .or_insert_with(|| (comm.to_string(), [0; 14], 0));
+        e.1[usize::from(state) % 14] += 1;
+        e.2 += 1;
+    }
+
+    /// Count a socket whose owners are attached.
+    pub fn add(&mut self, s: Socket) {
+        self.count(&s);
+        for (i, o) in s.owners.iter().enumerate() {
+            if !s.owners[..i].iter().any(|p| p.pid == o.pid) {
+                self.count_pid(o.pid, &o.comm, s.state as u8);
+            }
+        }
+        if relevant(&s) {
+            self.relevant.push(s);
+        }
+    }
+
+    /// Count a socket read without owners; they are joined from `scan`
+    /// in [`Tally::join`] (and attached now only to the sockets kept for
+    /// the listener series).
+    pub fn add_scanned(&mut self, mut s: Socket, scan: &OwnerScan) {
+        self.count(&s);
+        if s.inode != 0 {
+            self.unjoined.push((s.inode, s.state as u8));
+        }
+        if relevant(&s) {
+            if s.inode != 0 {
+                s.owners = scan.owners(s.inode);
+            }
+            self.relevant.push(s);
+        }
+    }
+
+    /// Count the processes of the sockets added with [`Tally::add_scanned`]:
+    /// both lists sorted by inode, walked once together.
+    pub fn join(&mut self, scan: &OwnerScan) {
+        let mut un = std::mem::take(&mut self.unjoined);
+        un.sort_unstable();
+        let entries = scan.entries();
+        let mut j = 0;
+        for (inode, state) in un {
+            while j < entries.len() && entries[j].inode < inode {
+                j += 1;
+            }
+            let mut k = j;
+            let mut last = None;
+            while k < entries.len() && entries[k].inode == inode {
+                let e = &entries[k];
+                if last != Some(e.pid) {
+                    last = Some(e.pid);
+                    let comm = scan.entry_owner(e).comm;
+                    self.count_pid(e.pid, comm, state);
+                }
+                k += 1;
+            }
+        }
+    }
+}
+
 /// Pure: the series of `sockets` (every kind and state of `namespaces`,
 /// owners joined). `platform` says where a pid runs.
 pub fn build(
@@ -149,6 +261,28 @@ pub fn build(
     opts: Options,
     owner_scan_denied: u64,
 ) -> ExportReport {
+    let mut t = Tally::default();
+    for s in sockets {
+        t.add(s.clone());
+    }
+    build_tally(t, namespaces, platform, opts, owner_scan_denied)
+}
+
+/// [`build`] from a [`Tally`].
+pub fn build_tally(
+    tally: Tally,
+    namespaces: Vec<(Netns, Counters, Option<u32>)>,
+    platform: &mut dyn FnMut(u32) -> Platform,
+    opts: Options,
+    owner_scan_denied: u64,
+) -> ExportReport {
+    let Tally {
+        per_ns,
+        relevant,
+        per_pid,
+        ..
+    } = tally;
+    let mut per_ns: HashMap<Option<u64>, Grid> = per_ns.into_iter().map(|(n, g)| (n, *g)).collect();
     let single = namespaces
         .first()
         .map(|n| n.0.to_string())
@@ -158,26 +292,30 @@ pub fn build(
 
     // Namespaces: sockets by protocol and state, counters. Sockets without
     // a namespace label belong to the one namespace read.
-    let mut per_ns: HashMap<Option<u64>, Vec<&Socket>> = HashMap::new();
-    for s in sockets {
-        per_ns
-            .entry(s.netns.as_ref().map(|n| n.inode))
-            .or_default()
-            .push(s);
-    }
     let mut ns_out = Vec::new();
-    let unlabelled = per_ns.remove(&None).unwrap_or_default();
+    let mut unlabelled = per_ns.remove(&None);
     for (i, (id, counters, somaxconn)) in namespaces.into_iter().enumerate() {
         let label = id.to_string();
-        let mine = per_ns
-            .get(&Some(id.inode))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let (by, _) = if i == 0 && !unlabelled.is_empty() {
-            stats::count(unlabelled.iter().chain(mine).copied())
-        } else {
-            stats::count(mine.iter().copied())
-        };
+        let mut counts: Grid = per_ns.remove(&Some(id.inode)).unwrap_or_default();
+        if i == 0
+            && let Some(u) = unlabelled.take()
+        {
+            for (p, row) in u.iter().enumerate() {
+                for (st, n) in row.iter().enumerate() {
+                    counts[p][st] += n;
+                }
+            }
+        }
+        let mut by = ByProtocol::new();
+        for (p, row) in counts.iter().enumerate() {
+            for (st, &n) in row.iter().enumerate() {
+                if let (true, Some(state)) = (n > 0, State::from_kernel(st as u8)) {
+                    by.entry(PROTOS[p].short().to_string())
+                        .or_default()
+                        .insert(state.name().to_string(), n);
+                }
+            }
+        }
         let n = NsSeries {
             netns: label,
             sockets: by,
@@ -196,17 +334,8 @@ pub fn build(
     }
 
     // Listeners, keyed by their label set. Only listeners, their half-open
-    // connections and their reuseport siblings matter here: leaving the
-    // established children out spares cloning them (tens of thousands on
-    // a busy host).
-    let relevant: Vec<Socket> = sockets
-        .iter()
-        .filter(|s| {
-            s.proto == Proto::Tcp
-                && matches!(s.state, State::Listen | State::SynRecv | State::NewSynRecv)
-        })
-        .cloned()
-        .collect();
+    // connections and their reuseport siblings matter here (the tally kept
+    // only those).
     let health = crate::explain::listener_health(&relevant);
     let mut keyed: BTreeMap<(String, String, u16, Option<u32>), ListenerSeries> = BTreeMap::new();
     for h in &health {
@@ -280,29 +409,22 @@ pub fn build(
     listeners_out.extend(other);
 
     // Processes: distinct sockets per pid and state.
-    let mut per_pid: HashMap<u32, (&str, BTreeMap<&'static str, u64>, u64)> = HashMap::new();
-    for s in sockets {
-        for (i, o) in s.owners.iter().enumerate() {
-            if s.owners[..i].iter().any(|p| p.pid == o.pid) {
-                continue;
-            }
-            let e = per_pid
-                .entry(o.pid)
-                .or_insert_with(|| (o.comm.as_str(), BTreeMap::new(), 0));
-            *e.1.entry(s.state.name()).or_default() += 1;
-            e.2 += 1;
-        }
-    }
     let mut procs: Vec<_> = per_pid.into_iter().collect();
     procs.sort_by(|a, b| b.1.2.cmp(&a.1.2).then(a.0.cmp(&b.0)));
     let mut procs_out = Vec::new();
     let mut rest: Option<ProcSeries> = None;
-    for (i, (pid, (comm, by_state, _))) in procs.into_iter().enumerate() {
+    for (i, (pid, (comm, grid, _))) in procs.into_iter().enumerate() {
+        let by_state: BTreeMap<&'static str, u64> = grid
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(st, n)| Some((State::from_kernel(st as u8)?.name(), *n)))
+            .collect();
         if i < opts.top && by_state.len() <= budget && rest.is_none() {
             budget -= by_state.len();
             procs_out.push(ProcSeries {
                 pid: Some(pid),
-                process: comm.to_string(),
+                process: comm,
                 platform: platform(pid),
                 by_state: by_state
                     .into_iter()
@@ -341,15 +463,27 @@ pub struct Collected {
     pub notes: Vec<String>,
 }
 
-/// Read every socket of `namespaces` with owners, their counters, and the
-/// cgroups of the processes that get series of their own.
+/// Read every socket of `namespaces`, their owners and counters, and the
+/// cgroups of the processes that get series of their own. The fd tables
+/// are scanned first (the BPF iterator, loaded once per process, or the
+/// /proc walk), then the sockets are tallied as the dump hands them over:
+/// owners are looked up in the compact table, never attached to the tens
+/// of thousands of connections.
 pub fn collect(
     namespaces: &[OpenNetns],
     label: bool,
     opts: Options,
 ) -> Result<Collected, SourceError> {
     let req = Request::all_states(&ALL_KINDS);
-    let snap = crate::snapshot::snapshot(namespaces, &req, label, true, true)?;
+    let (scan, why_not_bpf) = match crate::source::owners::scan_auto() {
+        Ok((s, why)) => (s, why),
+        Err(e) => (OwnerScan::default(), Some(e.to_string())),
+    };
+    let mut tally = Tally::default();
+    let mut snap = crate::snapshot::snapshot_each(namespaces, &req, label, true, &mut |s| {
+        tally.add_scanned(s, &scan)
+    })?;
+    snap.notes.extend(why_not_bpf);
     let ns: Vec<_> = namespaces
         .iter()
         .map(|n| {
@@ -364,9 +498,11 @@ pub fn collect(
             .or_insert_with(|| labels::read(Path::new("/proc"), pid))
             .clone()
     };
-    let denied = snap.owners.as_ref().map_or(0, |o| o.denied as u64);
+    tally.join(&scan);
+    let denied = scan.denied as u64;
+    drop(scan);
     Ok(Collected {
-        report: build(&snap.sockets, ns, &mut platform, opts, denied),
+        report: build_tally(tally, ns, &mut platform, opts, denied),
         notes: snap.notes,
     })
 }
@@ -424,6 +560,49 @@ mod tests {
             unit: Some(format!("svc{pid}.service")),
             ..Platform::default()
         }
+    }
+
+    #[test]
+    fn owners_joined_from_the_scan_give_the_same_report() {
+        // Sockets with owners attached, and the same sockets read bare
+        // with their owners in a scan (two fds of pid 10 on one socket
+        // count once; a socket shared by pids 10 and 30 counts for both).
+        let mut v = vec![
+            sock(State::Listen, 81, 0, Some((10, "a"))),
+            sock(State::SynRecv, 81, 999, None),
+            sock(State::Established, 81, 1000, Some((10, "a"))),
+            sock(State::Established, 2000, 81, Some((30, "b"))),
+            sock(State::Close, 53, 0, Some((30, "b"))),
+        ];
+        let a = v[0].owners[0].clone();
+        v[2].owners.push(Owner { fd: 9, ..a.clone() });
+        v[3].owners.insert(0, a);
+        let mut pairs = Vec::new();
+        for (i, s) in v.iter_mut().enumerate() {
+            s.inode = 100 + i as u64;
+            pairs.extend(s.owners.iter().map(|o| (s.inode, o.clone())));
+        }
+        let scan = OwnerScan::from_pairs(pairs, 0, 2);
+        let mut t = Tally::default();
+        for s in &v {
+            let mut bare = s.clone();
+            bare.owners.clear();
+            t.add_scanned(bare, &scan);
+        }
+        t.join(&scan);
+        let opts = Options {
+            top: 5,
+            max_series: 1000,
+        };
+        let joined = build_tally(t, ns(), &mut unit, opts, 0);
+        let attached = build(&v, ns(), &mut unit, opts, 0);
+        assert_eq!(joined, attached);
+        let p10 = &joined.processes[0];
+        assert_eq!(p10.pid, Some(10));
+        assert_eq!(p10.by_state["established"], 2);
+        assert_eq!(p10.by_state["listening"], 1);
+        assert_eq!(joined.processes[1].by_state["closed"], 1);
+        assert_eq!(joined.listeners[0].process.as_deref(), Some("a"));
     }
 
     #[test]

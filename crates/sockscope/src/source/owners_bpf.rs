@@ -352,6 +352,7 @@ impl Loaded {
         let mut b = OwnerScanBuilder::default();
         let mut threads = Vec::new();
         let mut pids = std::collections::HashSet::new();
+        let mut last_pid = None;
         loop {
             let n = file
                 .read(&mut buf[have..])
@@ -362,7 +363,10 @@ impl Loaded {
             have += n;
             let whole = have - have % REC;
             for mut r in decode(&buf[..whole]) {
-                pids.insert(r.pid);
+                if last_pid != Some(r.pid) {
+                    last_pid = Some(r.pid);
+                    pids.insert(r.pid);
+                }
                 if r.tid == r.pid {
                     r.tid = 0;
                     push(&mut b, &r);
