@@ -17,7 +17,7 @@
 //! at a time, at most once per [`Labeller::min_interval`]); the packet loop
 //! never waits for it. [`Labeller::label`] says whether a read that may
 //! name the packet's processes is under way, so the caller can hold the
-//! packet back briefly (the capture command waits at most 100 ms). A read
+//! packet back briefly (the capture command waits at most 2 s). A read
 //! adds to what earlier reads found: a connection that closed keeps the
 //! label it had (remembered), a socket seen again takes its new owner. A
 //! 4-tuple still unknown after a read that started after it first
@@ -53,13 +53,22 @@ pub enum ProcsError {
 
 type TupleKey = (Ep, Ep, bool);
 
-/// What one read of the socket table gives: sockets with their owners, and
-/// this namespace's addresses.
-pub type Snapshot = (Vec<Socket>, Vec<IpAddr>);
+/// What one read of the socket table gives.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Sockets, with the owners found for them.
+    pub sockets: Vec<Socket>,
+    /// This namespace's addresses.
+    pub addrs: Vec<IpAddr>,
+    /// Owners found for socket inodes outside `sockets[].owners` (the
+    /// quick pass over new processes).
+    pub by_inode: HashMap<u64, Label>,
+}
 
-/// A function that reads a [`Snapshot`] (the real one is [`read_snapshot`];
-/// tests give their own).
-pub type Scanner = Box<dyn Fn() -> Result<Snapshot, ProcsError> + Send>;
+/// A function that reads a [`Snapshot`]: with `true` the quick pass
+/// (`None` when there is none to make), with `false` the full read. The
+/// real one is [`SystemScanner`]; tests give their own.
+pub type Scanner = Box<dyn FnMut(bool) -> Result<Option<Snapshot>, ProcsError> + Send>;
 
 /// Remembered labels beyond this many 4-tuples are forgotten (the tables
 /// are rebuilt from the latest read alone).
@@ -76,18 +85,27 @@ struct Tables {
 /// snapshots come out with the same time.
 struct Worker {
     requests: Sender<Instant>,
-    results: Receiver<(Instant, Result<Snapshot, ProcsError>)>,
+    /// (asked at, full read, result).
+    results: Receiver<(Instant, bool, Result<Snapshot, ProcsError>)>,
 }
 
 impl Worker {
-    fn start(scan: Scanner) -> std::io::Result<Worker> {
+    fn start(mut scan: Scanner) -> std::io::Result<Worker> {
         let (req_tx, req_rx) = mpsc::channel::<Instant>();
         let (res_tx, res_rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("sockscope-labels".into())
             .spawn(move || {
                 while let Ok(t) = req_rx.recv() {
-                    if res_tx.send((t, scan())).is_err() {
+                    // The quick pass first (its labels may release held
+                    // packets early), then the full read.
+                    if let Ok(Some(quick)) = scan(true)
+                        && res_tx.send((t, false, Ok(quick))).is_err()
+                    {
+                        break;
+                    }
+                    let r = scan(false).and_then(|r| r.ok_or(ProcsError::Stopped));
+                    if res_tx.send((t, true, r)).is_err() {
                         break;
                     }
                 }
@@ -156,20 +174,124 @@ fn unspecified(e: &Ep) -> bool {
     }
 }
 
-/// Read the socket table and owners of the current network namespace.
-pub fn read_snapshot() -> Result<Snapshot, ProcsError> {
-    let req = Request {
+fn socket_request() -> Request {
+    Request {
         kinds: vec![Kind::Tcp, Kind::Udp],
         ipv4: true,
         ipv6: true,
         states: StateSet::ALL,
         source: SourceChoice::Auto,
         ext: Default::default(),
-    };
-    let mut c = source::collect_here(&req)?;
-    let scan = source::owners::scan("/proc").map_err(|e| ProcsError::Owners(e.to_string()))?;
-    sockscope::join::attach_owners(&mut c.sockets, &scan);
-    Ok((c.sockets, local_addresses()))
+    }
+}
+
+/// The pids under /proc.
+fn list_pids() -> HashSet<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads this network namespace's socket table and the sockets' owners.
+///
+/// The full read walks every process's fds (the BPF task_file iterator
+/// where this process may load it, else /proc): seconds on a host where
+/// processes hold hundreds of thousands of fds. A connection made during a
+/// capture is most often a new process's, so before each full read a quick
+/// pass looks only at the processes the last full read did not see.
+#[derive(Default)]
+pub struct SystemScanner {
+    known: Option<HashSet<u32>>,
+}
+
+impl SystemScanner {
+    pub fn new() -> SystemScanner {
+        SystemScanner::default()
+    }
+
+    /// `quick`: the pass over new processes (`None` before a full read or
+    /// when no process is new); else the full read.
+    pub fn read(&mut self, quick: bool) -> Result<Option<Snapshot>, ProcsError> {
+        if quick {
+            let Some(known) = &self.known else {
+                return Ok(None);
+            };
+            let new: Vec<u32> = list_pids().difference(known).copied().collect();
+            if new.is_empty() {
+                return Ok(None);
+            }
+            let c = source::collect_here(&socket_request())?;
+            let want: HashSet<u64> = c
+                .sockets
+                .iter()
+                .filter(|s| s.inode != 0)
+                .map(|s| s.inode)
+                .collect();
+            let by_inode = owners_among(&new, &want);
+            return Ok(Some(Snapshot {
+                sockets: c.sockets,
+                addrs: local_addresses(),
+                by_inode,
+            }));
+        }
+        let pids = list_pids();
+        let mut c = source::collect_here(&socket_request())?;
+        // The BPF task_file iterator where this process may load it (much
+        // faster than walking /proc), else /proc.
+        let (scan, _) =
+            source::owners::scan_auto().map_err(|e| ProcsError::Owners(e.to_string()))?;
+        sockscope::join::attach_owners(&mut c.sockets, &scan);
+        self.known = Some(pids);
+        Ok(Some(Snapshot {
+            sockets: c.sockets,
+            addrs: local_addresses(),
+            by_inode: HashMap::new(),
+        }))
+    }
+}
+
+/// Owners of the sockets `want` among the processes `pids` (their fds read
+/// through /proc; processes that vanish or deny access are skipped).
+fn owners_among(pids: &[u32], want: &HashSet<u64>) -> HashMap<u64, Label> {
+    let mut out = HashMap::new();
+    for &pid in pids {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let mut comm = None;
+        for e in dir.flatten() {
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if !want.contains(&inode) || out.contains_key(&inode) {
+                continue;
+            }
+            let comm = comm.get_or_insert_with(|| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_default()
+            });
+            out.insert(
+                inode,
+                Label {
+                    pid,
+                    comm: comm.clone(),
+                },
+            );
+        }
+    }
+    out
 }
 
 fn tuple_key(src: Ep, dst: Ep, udp: bool) -> TupleKey {
@@ -183,7 +305,8 @@ fn tuple_key(src: Ep, dst: Ep, udp: bool) -> TupleKey {
 impl Labeller {
     /// A labeller reading this namespace's tables ([`read_snapshot`]).
     pub fn new() -> Labeller {
-        Labeller::with_scanner(Box::new(read_snapshot))
+        let mut sys = SystemScanner::new();
+        Labeller::with_scanner(Box::new(move |quick| sys.read(quick)))
     }
 
     /// A labeller whose reads are `scan` (run on a background thread once
@@ -206,12 +329,18 @@ impl Labeller {
     /// owners).
     pub fn load(&mut self, sockets: &[Socket], local_addrs: &[IpAddr]) {
         self.tables = Tables::default();
-        self.merge(sockets, local_addrs);
+        self.merge(sockets, local_addrs, &HashMap::new());
     }
 
     /// Add these sockets to the tables: new sockets and new owners win,
     /// what is not in them is remembered.
-    pub fn merge(&mut self, sockets: &[Socket], local_addrs: &[IpAddr]) {
+    /// Owners missing from a socket are looked up in `by_inode`.
+    pub fn merge(
+        &mut self,
+        sockets: &[Socket],
+        local_addrs: &[IpAddr],
+        by_inode: &HashMap<u64, Label>,
+    ) {
         let t = &mut self.tables;
         if t.exact.len() > MAX_REMEMBERED {
             *t = Tables::default();
@@ -223,7 +352,16 @@ impl Labeller {
             }
         }
         for s in sockets {
-            let Some(o) = s.owners.first() else { continue };
+            let label = match s.owners.first() {
+                Some(o) => Label {
+                    pid: o.pid,
+                    comm: o.comm.clone(),
+                },
+                None => match by_inode.get(&s.inode) {
+                    Some(l) if s.inode != 0 => l.clone(),
+                    _ => continue,
+                },
+            };
             let udp = match s.proto {
                 Proto::Tcp => false,
                 Proto::Udp | Proto::Udplite => true,
@@ -232,12 +370,8 @@ impl Labeller {
             let (Some(l), Some(p)) = (ep_of(&s.local), ep_of(&s.peer)) else {
                 continue;
             };
-            let label = Label {
-                pid: o.pid,
-                comm: o.comm.clone(),
-            };
             if p.port == 0 {
-                t.bound.insert((l, udp), label);
+                t.bound.insert((l, udp), label.clone());
                 // A dual-stack wildcard listener also takes IPv4.
                 if l.v6 && unspecified(&l) && s.v6only != Some(true) {
                     let v4 = Ep {
@@ -245,13 +379,7 @@ impl Labeller {
                         port: l.port,
                         v6: false,
                     };
-                    t.bound.insert(
-                        (v4, udp),
-                        Label {
-                            pid: o.pid,
-                            comm: o.comm.clone(),
-                        },
-                    );
+                    t.bound.insert((v4, udp), label);
                 }
             } else {
                 t.exact.insert((l, p, udp), label);
@@ -262,9 +390,9 @@ impl Labeller {
     /// Read the tables now, on this thread (before a capture starts).
     pub fn refresh(&mut self) -> Result<(), ProcsError> {
         let started = Instant::now();
-        let scan = self.scanner.as_ref().ok_or(ProcsError::Stopped)?;
-        let (socks, addrs) = scan()?;
-        self.load(&socks, &addrs);
+        let scan = self.scanner.as_mut().ok_or(ProcsError::Stopped)?;
+        let snap = scan(false)?.ok_or(ProcsError::Stopped)?;
+        self.load(&snap.sockets, &snap.addrs);
         self.last_scan = Some(started);
         self.last_request = Some(started);
         self.scans += 1;
@@ -274,28 +402,43 @@ impl Labeller {
     /// Take the result of a finished background read, if there is one.
     /// Errors are returned once the old tables are kept.
     pub fn poll(&mut self) -> Option<ProcsError> {
-        let w = self.worker.as_ref()?;
-        match w.results.try_recv() {
-            Ok((started, res)) => {
-                self.pending = None;
-                self.last_scan = Some(started);
-                self.scans += 1;
-                if self.unknown.len() > 100_000 {
-                    self.unknown.clear();
-                }
-                match res {
-                    Ok((socks, addrs)) => {
-                        self.merge(&socks, &addrs);
-                        None
-                    }
-                    Err(e) => Some(e),
+        let mut err = None;
+        while self.worker.is_some() && self.pending.is_some() {
+            match self.poll_one() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    err.get_or_insert(e);
                 }
             }
-            Err(TryRecvError::Empty) => None,
+        }
+        err
+    }
+
+    /// One result: Ok(true) when one was taken.
+    fn poll_one(&mut self) -> Result<bool, ProcsError> {
+        let Some(w) = self.worker.as_ref() else {
+            return Ok(false);
+        };
+        match w.results.try_recv() {
+            Ok((started, full, res)) => {
+                if full {
+                    self.pending = None;
+                    self.last_scan = Some(started);
+                    self.scans += 1;
+                    if self.unknown.len() > 100_000 {
+                        self.unknown.clear();
+                    }
+                }
+                let snap = res?;
+                self.merge(&snap.sockets, &snap.addrs, &snap.by_inode);
+                Ok(true)
+            }
+            Err(TryRecvError::Empty) => Ok(false),
             Err(TryRecvError::Disconnected) => {
                 self.pending = None;
                 self.worker = None;
-                Some(ProcsError::Stopped)
+                Err(ProcsError::Stopped)
             }
         }
     }
@@ -542,14 +685,20 @@ mod tests {
         // Read 1 (before the capture): the listener only. Read 2 (slow):
         // the new connection's client too. Later reads: the listener only
         // (the connection has closed).
-        let scanner: Scanner = Box::new(move || {
+        let scanner: Scanner = Box::new(move |quick| {
+            if quick {
+                return Ok(None);
+            }
             let n = c2.fetch_add(1, Ordering::SeqCst);
             let mut socks = vec![sock("127.0.0.1", 8080, "0.0.0.0", 0, 20, "server")];
             if n == 1 {
                 std::thread::sleep(Duration::from_millis(400));
                 socks.push(sock("127.0.0.1", 40000, "127.0.0.1", 8080, 10, "client"));
             }
-            Ok((socks, vec![]))
+            Ok(Some(Snapshot {
+                sockets: socks,
+                ..Snapshot::default()
+            }))
         });
         let mut l = Labeller::with_scanner(scanner);
         l.min_interval = Duration::ZERO;

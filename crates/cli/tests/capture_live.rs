@@ -109,7 +109,7 @@ fn live_capture_on(iface: &str) {
 /// packet of its connection names it and the server, in the JSON lines
 /// and in the pcapng comments, although its socket was not in the table
 /// read when the capture began. The table is read again on a background
-/// thread; packets wait for it at most 100 ms.
+/// thread; printing waits for it (at most 2 s), the capture does not.
 #[test]
 fn live_capture_labels_a_client_started_after_the_capture() {
     require_root();

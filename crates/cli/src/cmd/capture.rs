@@ -129,8 +129,11 @@ pub struct CaptureArgs {
 }
 
 /// How long a shown packet may wait for the read of the socket table that
-/// may name its process.
-const HOLD_MAX: Duration = Duration::from_millis(100);
+/// may name its process. The read takes a few ms on a quiet host, but a
+/// second or more where one process holds hundreds of thousands of fds or
+/// the CPUs are busy; the packet loop goes on meanwhile (only printing
+/// waits), and HOLD_MAX_BYTES bounds what is held.
+const HOLD_MAX: Duration = Duration::from_secs(2);
 /// Held packets beyond this many bytes are printed without waiting.
 const HOLD_MAX_BYTES: usize = 16 << 20;
 
