@@ -16,17 +16,30 @@
 # Markdown table per case and the ratios that sockscope's targets are about,
 # with PASS/FAIL.
 #
-# Usage: bench/ls.sh [--quick] [--runs N] [--case N:P]... [--sockscope PATH]
-#   --quick        smoke run: one small case (4000 sockets / 10 processes)
+# Then (unless --no-netns) the --all-netns case: bench/mknetns.py builds C
+# named namespaces with N established sockets each, and `sockscope ls -tan
+# --all-netns` (which reads every namespace on the host, these and any
+# other) is timed against a shell loop of `ip netns exec NS ss -tan` over
+# the C namespaces.
+#
+# Usage: bench/ls.sh [--quick] [--runs N] [--case N:P]... [--netns-case C:N]
+#                    [--no-netns] [--sockscope PATH]
+#   --quick        smoke run: one small case (4000 sockets / 10 processes,
+#                  10 namespaces x 100 sockets)
 #   --runs N       timed runs per command (default 5; 1 warm-up run before)
 #   --case N:P     run this case instead of the defaults (repeatable)
+#   --netns-case C:N  namespaces and sockets each (default 100:1000)
+#   --no-netns     skip the --all-netns case
 #   --sockscope P  binary to test (default: target/release/sockscope of this
 #                  repo, or $SOCKSCOPE)
-# Default cases: 40000:100 and 90000:180.
-# Needs root (unshare, nsenter, sysctls inside the namespace), python3,
-# ss, netstat, lsof, /usr/bin/time; hyperfine is used when installed
+# Default cases: 40000:100, 90000:180 and 500000:100. Above SLOW_MAX
+# sockets (default 100000) ss -tanp, netstat -tanp and lsof are not run
+# (each takes minutes there: ss -tanp 268 s at 500k, lsof 20 s).
+# Needs root (unshare, nsenter, sysctls inside the namespace, ip netns),
+# python3, ss, netstat, lsof, /usr/bin/time; hyperfine is used when installed
 # (NO_HYPERFINE=1 forces the fallback loop). Other environment knobs:
-# SOCKSCOPE, PYTHON, RSS_RUNS (3), READY_TIMEOUT (300 s), CMD_TIMEOUT (600 s).
+# SOCKSCOPE, PYTHON, RSS_RUNS (3), READY_TIMEOUT (300 s), CMD_TIMEOUT (600 s),
+# SLOW_MAX (100000).
 # Exit: 0 all targets met (or not measurable), 1 a target failed,
 #       2 setup error.
 
@@ -44,6 +57,10 @@ READY_TIMEOUT=${READY_TIMEOUT:-300}
 CMD_TIMEOUT=${CMD_TIMEOUT:-600}
 CASES=()
 QUICK=0
+NETNS_CASE=
+NETNS=1
+SLOW_MAX=${SLOW_MAX:-100000}
+NETNS_PREFIX=sockscope-bench-$$
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 die() { echo "ls.sh: $*" >&2; exit 2; }
@@ -53,6 +70,8 @@ while (($#)); do
         --quick) QUICK=1 ;;
         --runs) shift; RUNS=${1:?--runs needs a number} ;;
         --case) shift; CASES+=("${1:?--case needs N:P}") ;;
+        --netns-case) shift; NETNS_CASE=${1:?--netns-case needs C:N} ;;
+        --no-netns) NETNS=0 ;;
         --sockscope) shift; SOCKSCOPE=${1:?--sockscope needs a path} ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -61,15 +80,20 @@ while (($#)); do
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 if ((${#CASES[@]} == 0)); then
-    if ((QUICK)); then CASES=(4000:10); else CASES=(40000:100 90000:180); fi
+    if ((QUICK)); then CASES=(4000:10); else CASES=(40000:100 90000:180 500000:100); fi
 fi
+if [[ -z $NETNS_CASE ]]; then
+    if ((QUICK)); then NETNS_CASE=10:100; else NETNS_CASE=100:1000; fi
+fi
+[[ $NETNS_CASE =~ ^[1-9][0-9]*:[0-9]+$ ]] || die "bad --netns-case '$NETNS_CASE' (want C:N)"
+(( ${NETNS_CASE##*:} % 2 == 0 )) || die "bad --netns-case '$NETNS_CASE': N must be even"
 for c in "${CASES[@]}"; do
     [[ $c =~ ^[0-9]+:[1-9][0-9]*$ ]] || die "bad case '$c' (want N:P, N even)"
     (( ${c%%:*} % 2 == 0 )) || die "bad case '$c': N must be even"
 done
 
 ((EUID == 0)) || die "must run as root (unshare -n, nsenter, netns sysctls)"
-for t in unshare nsenter ip ss netstat lsof "$PYTHON" timeout; do
+for t in unshare nsenter ip ss netstat lsof find "$PYTHON" timeout; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 [[ -x /usr/bin/time ]] || die "missing /usr/bin/time (apt-get install -y time)"
@@ -190,7 +214,10 @@ expected_rows() { # name N P
         "netstat -tanp") echo $((n + LISTENERS + 2)) ;;        # + 2 header lines
         "lsof -nP -iTCP") echo $((n + LISTENERS * p + 1)) ;;   # + header
         "sockscope ls -tanp --json") echo $((n + LISTENERS)) ;; # array length
-        "sockscope ls -tanp") echo $((n + LISTENERS + 1)) ;;   # + header
+        "sockscope ls -tanp"|"sockscope ls -tan") echo $((n + LISTENERS + 1)) ;; # + header
+        # Every socket fd of every process on the host: at least the N
+        # established ones and the listeners in each of the P processes.
+        "floor: find /proc/*/fd -lname socket:*") echo "min $((n + LISTENERS * p))" ;;
     esac
 }
 
@@ -215,7 +242,8 @@ time_cmd() { # out_json cmd...
     local out=$1; shift
     if [[ -n $HYPERFINE ]]; then
         in_ns /dev/null "$WORK/hf.err" "$HYPERFINE" -N --warmup "$WARMUP" \
-            --runs "$RUNS" --style none --output null --export-json "$out" "$*" ||
+            --runs "$RUNS" --style none --output null --export-json "$out" \
+            "$(printf '%q ' "$@")" ||
             { cat "$WORK/hf.err" >&2; die "hyperfine failed on: $*"; }
     else
         # Fallback: one shell inside the netns, date +%s%N around each run.
@@ -288,8 +316,13 @@ for c in "${CASES[@]}"; do
     echo "  build: ${BUILD_S}s until READY (namespace of pid $NSPID)"
     echo "  load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-    names=("ss -tanp" "ss -tan" "netstat -tanp" "lsof -nP -iTCP"
-        "sockscope ls -tanp" "sockscope ls -tanp --json")
+    names=("ss -tan" "sockscope ls -tanp" "sockscope ls -tanp --json" "sockscope ls -tan"
+        "floor: find /proc/*/fd -lname socket:*")
+    if ((N <= SLOW_MAX)); then
+        names=("ss -tanp" "netstat -tanp" "lsof -nP -iTCP" "${names[@]}")
+    else
+        echo "  (ss -tanp, netstat -tanp, lsof: not run above $SLOW_MAX sockets; they take minutes)"
+    fi
     echo "  output check (rows printed vs expected):"
     for name in "${names[@]}"; do
         if [[ $name == sockscope* ]]; then
@@ -300,6 +333,10 @@ for c in "${CASES[@]}"; do
             fi
             # shellcheck disable=SC2206 # split the flags on purpose
             cmd=("$SOCKSCOPE" ${name#sockscope })
+        elif [[ $name == floor:* ]]; then
+            # The /proc walk's floor: one readlink per fd of every process
+            # (what any /proc-based owner scan must at least do).
+            cmd=(bash -c 'find /proc/[0-9]*/fd -mindepth 1 -lname "socket:*" 2>/dev/null; true')
         else
             # shellcheck disable=SC2206
             cmd=($name)
@@ -315,7 +352,13 @@ for c in "${CASES[@]}"; do
         owners_ok=1
         [[ $name == *--json && $owned != "$exp_owned" ]] && owners_ok=0
         # Allow a few rows of slack (a header line more or less), never more.
-        if ((rc == 0 && owners_ok && got >= exp - 2 && got <= exp + 2)); then
+        if [[ $exp == min\ * ]]; then
+            exp=${exp#min }
+            ok_rows=$((got >= exp))
+        else
+            ok_rows=$((got >= exp - 2 && got <= exp + 2))
+        fi
+        if ((rc == 0 && owners_ok && ok_rows)); then
             unit=rows; [[ $name == *--json ]] && unit="objects"
             note=""; ((owned >= 0)) && note=", $owned with owners"
             printf '    %-26s %7d %s (expected %d%s) ok\n' "$name" "$got" "$unit" "$exp" "$note"
@@ -385,15 +428,25 @@ def get(name, key):
     return r.get(key) if r and r["status"] == "ok" else None
 
 # (label, numerator, denominator, metric, {N: target})
+# (label, numerator, denominator, metric, {N: target}; ALL: each of the
+# issue's sizes). A denominator of None: the numerator's own value (RSS in
+# MiB).
+ALL = "*"
+SIZES = (40000, 90000, 500000)
 checks = [
     ("sockscope -tanp / ss -tanp (wall)", "sockscope ls -tanp", "ss -tanp", "med",
      {40000: 0.2, 90000: 0.1}),
-    ("sockscope -tanp / ss -tan (wall)", "sockscope ls -tanp", "ss -tan", "med",
-     {40000: 2.0}),
+    ("sockscope -tanp / ss -tan (wall: owners for free)", "sockscope ls -tanp", "ss -tan",
+     "med", {ALL: 1.0}),
     ("sockscope -tanp RSS / ss -tanp RSS", "sockscope ls -tanp", "ss -tanp", "rss",
-     {40000: 2.0, 90000: 2.0}),
-    ("sockscope --json / ss -tanp (wall, info)", "sockscope ls -tanp --json", "ss -tanp",
+     {ALL: 1.0}),
+    ("sockscope -tanp peak RSS, MiB", "sockscope ls -tanp", None, "rss", {500000: 64}),
+    ("sockscope -tanp --json / sockscope -tanp (wall)", "sockscope ls -tanp --json",
+     "sockscope ls -tanp", "med", {ALL: 1.2}),
+    ("sockscope -tan / ss -tan (wall, info: without owners)", "sockscope ls -tan", "ss -tan",
      "med", {}),
+    ("sockscope -tanp / fd-walk floor (wall, info)", "sockscope ls -tanp",
+     "floor: find /proc/*/fd -lname socket:*", "med", {}),
     ("sockscope -tanp / ss -tanp (CPU user+sys, info)", "sockscope ls -tanp", "ss -tanp",
      "cpu", {}),
     ("sockscope -tanp / ss -tan (CPU user+sys, info)", "sockscope ls -tanp", "ss -tan",
@@ -411,12 +464,16 @@ if bad:
 print("| ratio | value | target | verdict |")
 print("|---|---:|---:|---|")
 for label, a, b, key, targets in checks:
-    x, y = get(a, key), get(b, key)
-    target = targets.get(n)
+    x = get(a, key)
+    y = get(b, key) if b is not None else 1.0
+    target = targets.get(n, targets.get(ALL) if n in SIZES else None)
     tstr = f"≤ {target}" if target is not None else "—"
     if x is None or y is None or y == 0:
-        st = {rows.get(a, {}).get("status"), rows.get(b, {}).get("status")}
+        st = {rows.get(a, {}).get("status")}
+        if b is not None:
+            st.add(rows.get(b, {}).get("status"))
         why = ("pending (sockscope not built)" if "skip" in st
+               else "n/a (not run at this size)" if None in st
                else "n/a (a command was not timed)" if st != {"ok"}
                else "n/a (not measured; CPU needs hyperfine)")
         print(f"| {label} | — | {tstr} | {why} |")
@@ -435,6 +492,115 @@ with open(path + ".fails", "a") as f:
     f.write(f"{fails} {evaluated}\n")
 EOF
 done
+
+# ------------------------------------------------------ --all-netns case --
+if ((NETNS)); then
+    C=${NETNS_CASE%%:*} NN=${NETNS_CASE##*:}
+    echo "## Case: --all-netns, $C namespaces x $NN established TCP sockets (+1 listener each)"
+    echo
+    rm -f "$WORK/ctl" "$WORK/mk.out" "$WORK/mk.err"
+    mkfifo "$WORK/ctl"
+    exec 9<>"$WORK/ctl"
+    CTL_OPEN=1
+    t0=$(date +%s%N)
+    "$PYTHON" "$HERE/mknetns.py" -c "$C" -n "$NN" --prefix "$NETNS_PREFIX" \
+        <"$WORK/ctl" >"$WORK/mk.out" 2>"$WORK/mk.err" 9>&- &
+    MKPID=$!
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until grep -q '^READY ' "$WORK/mk.out" 2>/dev/null; do
+        if ! kill -0 "$MKPID" 2>/dev/null; then
+            cat "$WORK/mk.err" >&2
+            die "mknetns exited before it was ready"
+        fi
+        ((SECONDS < deadline)) || die "mknetns not ready after ${READY_TIMEOUT}s"
+        sleep 0.05
+    done
+    sed 's/^/  /' "$WORK/mk.err"
+    echo "  build: $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN{printf "%.2f", (b-a)/1e9}')s until READY"
+    echo "  load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "  namespaces on the host (all read by --all-netns): $(
+        for f in /proc/[0-9]*/ns/net /run/netns/*; do stat -L -c %i "$f" 2>/dev/null; done | sort -u | wc -l)"
+    NSPID=$$ # in_ns: nsenter into our own namespace, i.e. the host's
+    nsnames=()
+    for ((i = 1; i <= C; i++)); do nsnames+=("$(printf '%s-%03d' "$NETNS_PREFIX" "$i")"); done
+    ncase=netns
+    for name in "ss -tan loop" "sockscope ls -tan --all-netns"; do
+        if [[ $name == sockscope* ]]; then
+            ((HAVE_SOCKSCOPE)) || { printf '%s\t0\t0\t%s\tskip\n' "$ncase" "$name" >>"$RESULTS"; continue; }
+            cmd=("$SOCKSCOPE" ls -tan --all-netns)
+            exp="min $((C * (NN + 1) + 1))"
+        else
+            # shellcheck disable=SC2016 # expanded by the inner shell
+            cmd=(bash -c 'for ns in "$@"; do ip netns exec "$ns" ss -tan; done' _ "${nsnames[@]}")
+            exp=$((C * (NN + 2)))
+        fi
+        rc=0
+        in_ns "$WORK/out" "$WORK/err" timeout "$CMD_TIMEOUT" "${cmd[@]}" || rc=$?
+        got=$(wc -l <"$WORK/out")
+        if [[ $exp == min\ * ]]; then ok_rows=$((got >= ${exp#min })); else ok_rows=$((got == exp)); fi
+        if ((rc != 0 || !ok_rows)); then
+            printf '    %-32s %7d rows (expected %s), exit %d: BAD OUTPUT, not timed\n' "$name" "$got" "$exp" "$rc"
+            head -n3 "$WORK/err" | sed 's/^/      stderr: /'
+            printf '%s\t0\t0\t%s\tbad\t\t%s\n' "$ncase" "$name" "$got" >>"$RESULTS"
+            continue
+        fi
+        printf '    %-32s %7d rows (expected %s) ok\n' "$name" "$got" "$exp"
+        time_cmd "$WORK/t.json" "${cmd[@]}"
+        peak_rss_kib "${cmd[@]}"
+        "$PYTHON" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+cpu = (r["user"] + r["system"]) * 1000 if "user" in r else ""
+print(" ".join(f"{t * 1000:.3f}" for t in r["times"]), cpu, sep="\t")' \
+            "$WORK/t.json" >"$WORK/t.txt"
+        IFS=$'\t' read -r times cpu <"$WORK/t.txt"
+        printf '%s\t0\t0\t%s\tok\t%s\t%s\t%s\t%s\n' "$ncase" "$name" "$RSS" "$got" "$times" "$cpu" >>"$RESULTS"
+    done
+    stop_sockets
+    echo
+    "$PYTHON" - "$RESULTS" <<'EOF2'
+import statistics, sys
+path = sys.argv[1]
+rows = {}
+for line in open(path):
+    f = line.rstrip("\n").split("\t")
+    if f[0] != "netns":
+        continue
+    r = {"status": f[4]}
+    if f[4] == "ok":
+        t = [float(x) for x in f[7].split()]
+        r.update(med=statistics.median(t), min=min(t), max=max(t),
+                 rss=int(f[5]) / 1024, rows=int(f[6]),
+                 cpu=float(f[8]) if len(f) > 8 and f[8] else None)
+    rows[f[3]] = r
+print("| command | median ms | min–max ms | CPU ms | peak RSS MiB | rows |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, r in rows.items():
+    if r["status"] == "ok":
+        cpu = f"{r['cpu']:.1f}" if r["cpu"] is not None else "—"
+        print(f"| `{name}` | {r['med']:.1f} | {r['min']:.1f}–{r['max']:.1f} | {cpu} | "
+              f"{r['rss']:.1f} | {r['rows']} |")
+    else:
+        print(f"| `{name}` | {r['status']} | | | | |")
+print()
+a, b = rows.get("sockscope ls -tan --all-netns"), rows.get("ss -tan loop")
+fails = evaluated = 0
+if a and b and a["status"] == b["status"] == "ok":
+    v = a["med"] / b["med"]
+    evaluated = 1
+    fails = int(v > 0.5)
+    print("| ratio | value | target | verdict |")
+    print("|---|---:|---:|---|")
+    print(f"| sockscope --all-netns / loop of ip netns exec NS ss -tan (wall) | {v:.3f} | ≤ 0.5 | "
+          f"{'FAIL' if fails else 'PASS'} |")
+elif any(r["status"] == "bad" for r in rows.values()):
+    fails = 1
+    print("FAIL: wrong output (see the output check above)")
+print()
+with open(path + ".fails", "a") as f:
+    f.write(f"{fails} {evaluated}\n")
+EOF2
+fi
 
 echo "Notes:"
 echo "- All commands run inside the benchmark's network namespace (nsenter -n), so"
