@@ -294,6 +294,25 @@ static __always_inline __u64 sk_cookie_peek(const void *skp)
 
 /* ---- filters ---- */
 
+/* Sockets whose local port the port filter wanted, by address. Closing a
+ * socket gives its port back (inet_put_port sets skc_num to 0) before the
+ * CLOSE state change, the reset's aftermath, the last read, close() and
+ * destroy are reported: a server-side socket then shows port 0 and the
+ * client's ephemeral port, which the filter would reject. Written at
+ * state changes (a few per connection), read only for a socket whose
+ * local port reads 0, forgotten at destroy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} port_passed SEC(".maps");
+
+static __always_inline bool port_was_wanted(__u64 sk, __u16 sport)
+{
+	return sport == 0 && sk && bpf_map_lookup_elem(&port_passed, &sk) != NULL;
+}
+
 static __always_inline bool addr_wanted(const __u8 *addr, __u8 family)
 {
 	struct ss_addr_key k = {};
@@ -321,7 +340,8 @@ static __always_inline bool ports_rejected(const struct sock_common *skc)
 		return false;
 	__u16 sport = skc->skc_num;
 	__u16 dport = __builtin_bswap16(skc->skc_dport);
-	return (sport || dport) && !port_wanted(sport) && !port_wanted(dport);
+	return (sport || dport) && !port_wanted(sport) && !port_wanted(dport) &&
+	       !port_was_wanted((__u64)skc, sport);
 }
 
 static __always_inline bool is_zero16(const __u8 *a)
@@ -336,7 +356,7 @@ static __always_inline bool is_zero16(const __u8 *a)
 static __always_inline bool tuple_passes(const struct ss_event *e)
 {
 	if (cfg_filter_port && (e->sport != 0 || e->dport != 0) && !port_wanted(e->sport) &&
-	    !port_wanted(e->dport))
+	    !port_wanted(e->dport) && !port_was_wanted(e->sk, e->sport))
 		return false;
 	if (cfg_filter_addr && !(is_zero16(e->saddr) && is_zero16(e->daddr))) {
 		if (!addr_wanted(e->saddr, e->family) && !addr_wanted(e->daddr, e->family))

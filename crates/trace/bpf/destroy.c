@@ -18,6 +18,9 @@ int ss_destroy(unsigned long long *ctx)
 		filtered(SS_DESTROY);
 		return 0;
 	}
+	bool port_known = cfg_filter_port && port_was_wanted(skp, sk->__sk_common.skc_num);
+	if (cfg_filter_port)
+		bpf_map_delete_elem(&port_passed, &skp);
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = SS_DESTROY;
@@ -43,7 +46,7 @@ int ss_destroy(unsigned long long *ctx)
 		return 0;
 	if (!kind_on(SS_DESTROY))
 		return 0;
-	if (!state_passes(e.state, e.state) || !tuple_passes(&e)) {
+	if (!state_passes(e.state, e.state) || (!port_known && !tuple_passes(&e))) {
 		filtered(SS_DESTROY);
 		return 0;
 	}

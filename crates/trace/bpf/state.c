@@ -49,6 +49,10 @@ int ss_state(unsigned long long *ctx)
 		filtered(SS_STATE);
 		return 0;
 	}
+	if (cfg_filter_port && e.sport && port_wanted(e.sport)) {
+		__u8 one = 1;
+		bpf_map_update_elem(&port_passed, &skp, &one, BPF_ANY);
+	}
 	if (cfg_kernel_births) {
 		__u64 *born = bpf_map_lookup_elem(&births, &skp);
 		if (born) {

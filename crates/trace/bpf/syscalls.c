@@ -305,6 +305,7 @@ static __always_inline int enter_common(__u16 sys, long fd)
 		in->sk = fd_fill(&in->id, (long)(int)fd);
 		if (!in->sk)
 			return 0;
+		in->id.sk = in->sk;
 		/* With a port or address filter, a socket whose ports are
 		 * known and do not match is done with here. */
 		if ((cfg_filter_port || cfg_filter_addr) && (in->id.sport || in->id.dport) &&
@@ -381,7 +382,9 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		return 0;
 	/* A socket the port or address filter rejects needs no owner either
 	 * (its other events are filtered out the same way). */
-	bool wanted = tuple_passes(&e);
+	/* A close passed the filter at entry (its exit may come after the
+	 * socket was destroyed and its port given back). */
+	bool wanted = (sys == SYS_CLOSE && in) || tuple_passes(&e);
 	if (!wanted && !owner_filtering()) {
 		filtered(SS_SYSCALL);
 		return 0;
