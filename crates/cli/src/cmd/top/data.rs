@@ -112,11 +112,15 @@ impl Sampler {
         let t0 = Instant::now();
         // The fd tables every 10 s, walked before the dump so that the
         // walk and the dump are not in memory together; again after the
-        // dump only when a socket appeared that no walk has seen.
+        // dump only when a socket appeared that no walk has seen. The very
+        // first walk (which also loads the BPF iterator) runs alongside
+        // the first dump instead, so the first screen waits for the
+        // longer of the two, not for both.
+        let first = self.owners.scan().is_none();
         let mut walked = false;
         let mut notes = Vec::new();
         let now = self.start.elapsed().as_secs_f64();
-        if self.owners.is_old(now) {
+        if !first && self.owners.is_old(now) {
             match owners::scan_auto() {
                 Ok((scan, _why)) => {
                     denied(&scan, &mut self.denied);
@@ -135,23 +139,39 @@ impl Sampler {
         let now = self.start.elapsed().as_secs_f64();
         let label = self.label();
         let cache = &self.owners;
+        let tracker = &mut self.tracker;
+        let (namespaces, req) = (&self.namespaces, &self.req);
+        let tolerant = self.target == NetnsTarget::All;
+        let frame = &mut data.frame;
         let mut unseen = false;
-        let mut fold = self.tracker.begin(&mut data.frame, now, !walked, 0);
-        let snap = sockscope::snapshot::snapshot_each(
-            &self.namespaces,
-            &self.req,
-            label,
-            self.target == NetnsTarget::All,
-            &mut |s| {
-                unseen |= !cache.knows(s.inode);
-                fold.push(s, |s| cache.attach_one(s));
-            },
-        );
-        fold.finish();
+        let (snap, first_walk) = std::thread::scope(|sc| {
+            let walk = first.then(|| sc.spawn(owners::scan_auto));
+            let mut fold = tracker.begin(frame, now, !walked, 0);
+            let snap =
+                sockscope::snapshot::snapshot_each(namespaces, req, label, tolerant, &mut |s| {
+                    unseen |= !cache.knows(s.inode);
+                    fold.push(s, |s| cache.attach_one(s));
+                });
+            fold.finish();
+            (snap, walk.map(|h| h.join()))
+        });
         let snap = snap.map_err(Fail::from)?;
         data.warnings = snap.warnings;
         data.warnings.extend(notes);
-        if walked {
+        if let Some(walk) = first_walk {
+            match walk {
+                Ok(Ok((scan, _why))) => {
+                    denied(&scan, &mut self.denied);
+                    self.owners.store(scan, &data.frame.sockets, now);
+                    self.owners.refresh_owners(&mut data.frame);
+                }
+                Ok(Err(e)) => data.warnings.push(e.to_string()),
+                Err(_) => data
+                    .warnings
+                    .push("the owner walk failed (panicked)".into()),
+            }
+            data.owner_walks += 1;
+        } else if walked {
             // Just walked: what it did not see has no owner (a socket made
             // in the few ms between the walk and the dump waits for the
             // next walk).
