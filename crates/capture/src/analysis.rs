@@ -1247,6 +1247,7 @@ mod tests {
             llc: None,
             tunnel: None,
             udp_payload_at: None,
+            gre_at: None,
             net_at: None,
             net: Net::Ipv4(Ipv4 {
                 src,
@@ -1442,6 +1443,7 @@ mod tracking_tests {
             llc: None,
             tunnel: None,
             udp_payload_at: None,
+            gre_at: None,
             net_at: None,
             net: Net::Ipv4(Ipv4 {
                 src: Ipv4Addr::new(10, 0, 0, 1),

@@ -72,6 +72,13 @@ pub mod ethertype {
     pub const QINQ: u16 = 0x88a8;
     pub const QINQ_OLD: u16 = 0x9100;
     pub const IPV6: u16 = 0x86dd;
+    pub const MPLS: u16 = 0x8847;
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    pub const PPPOE_SESSION: u16 = 0x8864;
+    /// Transparent Ethernet Bridging (GRE carrying Ethernet).
+    pub const TEB: u16 = 0x6558;
+    pub const ERSPAN_2: u16 = 0x88be;
+    pub const ERSPAN_3: u16 = 0x22eb;
 }
 
 /// IP protocol numbers we look at.
@@ -80,6 +87,7 @@ pub mod ipproto {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
     pub const ROUTING: u8 = 43;
     pub const FRAGMENT: u8 = 44;
     pub const ESP: u8 = 50;
@@ -254,7 +262,7 @@ pub struct Llc {
     pub length: u16,
 }
 
-/// A UDP tunnel carrying Ethernet frames.
+/// A tunnel the packet came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TunnelKind {
@@ -262,13 +270,21 @@ pub enum TunnelKind {
     Vxlan,
     /// RFC 8926, UDP port 6081.
     Geneve,
+    /// RFC 2784/2890, IP protocol 47, carrying IP or Ethernet (the key,
+    /// if any, in `vni`).
+    Gre,
+    /// Cisco ERSPAN type I, II or III in GRE (the session id in `vni`).
+    Erspan,
+    /// 3GPP GTP-U, UDP port 2152 (the TEID in `vni`).
+    GtpU,
 }
 
 /// The outer headers of a decapsulated packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tunnel {
     pub kind: TunnelKind,
-    /// The 24-bit virtual network identifier.
+    /// VXLAN and Geneve: the 24-bit virtual network identifier; GRE: the
+    /// key (0 without one); ERSPAN: the session id; GTP-U: the TEID.
     pub vni: u32,
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -613,6 +629,8 @@ pub struct Packet {
     pub tunnel: Option<Tunnel>,
     /// Offset of the UDP payload in the frame (to look for a tunnel).
     pub(crate) udp_payload_at: Option<usize>,
+    /// Offset of a GRE header in the frame.
+    pub(crate) gre_at: Option<usize>,
     /// Offset of the IPv4 header in the frame (for reassembly).
     pub(crate) net_at: Option<usize>,
     pub net: Net,
@@ -634,6 +652,7 @@ impl Packet {
             llc: None,
             tunnel: None,
             udp_payload_at: None,
+            gre_at: None,
             net_at: None,
             net: Net::None,
             transport: Transport::None,
@@ -688,15 +707,16 @@ impl Packet {
 /// (before the snap length cut it).
 pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     let mut p = decode_frame(link, data, ts_ns, wire_len);
-    if p.udp_payload_at.is_some() {
+    if p.udp_payload_at.is_some() || p.gre_at.is_some() {
         decapsulate(&mut p, data);
     }
     p
 }
 
-/// VXLAN (UDP port 4789) and Geneve (6081) carrying Ethernet: the inner
-/// frame's header and payload offset; None for anything else.
-fn tunnel_header(dport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize)> {
+/// The tunnel header at the start of `b`: its kind, identifier, length and
+/// the link type of what follows (Ethernet or raw IP); None when it is not
+/// one we decode.
+fn tunnel_header(dport: u16, sport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
     let vni = |o: usize| {
         Some(u32::from_be_bytes([
             0,
@@ -705,41 +725,142 @@ fn tunnel_header(dport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize)> {
             *b.get(o + 2)?,
         ]))
     };
+    let eth = linktype::ETHERNET;
     match dport {
         // Whatever the flags say, as Wireshark and tcpdump decode it.
-        4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, vni(4)?, 8)),
+        4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, vni(4)?, 8, eth)),
         // Version 0, protocol type Transparent Ethernet Bridging.
-        6081 if b.len() >= 8 && b[0] >> 6 == 0 && be16(b, 2) == 0x6558 => {
+        6081 if b.len() >= 8 && b[0] >> 6 == 0 && be16(b, 2) == ethertype::TEB => {
             let opts = (b[0] & 0x3f) as usize * 4;
-            Some((TunnelKind::Geneve, vni(4)?, 8 + opts))
+            Some((TunnelKind::Geneve, vni(4)?, 8 + opts, eth))
+        }
+        _ if dport == 2152 || sport == 2152 => gtp_u(b),
+        _ => None,
+    }
+}
+
+/// GTP-U version 1, a G-PDU (message type 255) carrying IP: the TEID and
+/// the header length (with the optional fields and extension headers).
+fn gtp_u(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
+    if b.len() < 8 || b[0] >> 5 != 1 || b[0] & 0x10 == 0 || b[1] != 0xff {
+        return None;
+    }
+    let teid = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+    let mut at = 8;
+    if b[0] & 0x07 != 0 {
+        // Sequence number, N-PDU number, next extension header type.
+        at += 4;
+        let mut next = *b.get(at - 1)?;
+        while next != 0 {
+            // Each extension header: length in 4-byte units, content, next type.
+            let units = *b.get(at)? as usize;
+            if units == 0 {
+                return None;
+            }
+            at += units * 4;
+            next = *b.get(at - 1)?;
+        }
+    }
+    match b.get(at)? >> 4 {
+        4 | 6 => Some((TunnelKind::GtpU, teid, at, linktype::RAW)),
+        _ => None,
+    }
+}
+
+/// A GRE header (RFC 2784, key and sequence of RFC 2890) and, for ERSPAN,
+/// its own header: the kind, key or session id, length of both, and the
+/// link type of the payload.
+fn gre_header(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
+    if b.len() < 4 {
+        return None;
+    }
+    let flags = be16(b, 0);
+    // Version 0 only (1 is PPTP's enhanced GRE).
+    if flags & 0x7 != 0 {
+        return None;
+    }
+    let proto = be16(b, 2);
+    let mut at = 4;
+    if flags & 0x8000 != 0 {
+        at += 4; // checksum and reserved
+    }
+    let mut key = 0;
+    if flags & 0x2000 != 0 {
+        key = u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?);
+        at += 4;
+    }
+    let seq = flags & 0x1000 != 0;
+    if seq {
+        at += 4;
+    }
+    if b.len() < at {
+        return None;
+    }
+    match proto {
+        ethertype::IPV4 | ethertype::IPV6 => Some((TunnelKind::Gre, key, at, linktype::RAW)),
+        ethertype::TEB => Some((TunnelKind::Gre, key, at, linktype::ETHERNET)),
+        // Type I has no sequence number and no header of its own.
+        ethertype::ERSPAN_2 if !seq => Some((TunnelKind::Erspan, 0, at, linktype::ETHERNET)),
+        ethertype::ERSPAN_2 => {
+            let e = b.get(at..at + 8)?;
+            (e[0] >> 4 == 1).then_some(())?;
+            let session = u32::from(be16(e, 2) & 0x03ff);
+            Some((TunnelKind::Erspan, session, at + 8, linktype::ETHERNET))
+        }
+        ethertype::ERSPAN_3 => {
+            let e = b.get(at..at + 12)?;
+            (e[0] >> 4 == 2).then_some(())?;
+            let session = u32::from(be16(e, 2) & 0x03ff);
+            // The O flag: an 8-byte platform-specific subheader follows.
+            let sub = if e[11] & 0x01 != 0 { 8 } else { 0 };
+            Some((
+                TunnelKind::Erspan,
+                session,
+                at + 12 + sub,
+                linktype::ETHERNET,
+            ))
         }
         _ => None,
     }
 }
 
-/// One level of tunnel: a packet whose UDP payload is VXLAN or Geneve with
-/// an IP packet inside becomes the inner packet, with the outer headers in
+/// One level of tunnel: a packet whose UDP payload is VXLAN, Geneve or
+/// GTP-U, or whose IP payload is GRE (or ERSPAN in GRE), with an IP packet
+/// inside becomes the inner packet, with the outer headers in
 /// [`Packet::tunnel`] (and its frame lengths and capture metadata).
 fn decapsulate(p: &mut Packet, data: &[u8]) {
-    let (Transport::Udp(u), Some(at)) = (p.transport, p.udp_payload_at) else {
+    let (at, sport, dport, payload_len, head) = match (p.transport, p.udp_payload_at, p.gre_at) {
+        (Transport::Udp(u), Some(at), _) => {
+            let Some(b) = data.get(at..) else {
+                return;
+            };
+            (
+                at,
+                u.sport,
+                u.dport,
+                u.payload_len,
+                tunnel_header(u.dport, u.sport, b),
+            )
+        }
+        (Transport::Other { len, .. }, _, Some(at)) => {
+            let Some(b) = data.get(at..) else {
+                return;
+            };
+            (at, 0, 0, len, gre_header(b))
+        }
+        _ => return,
+    };
+    let Some((kind, vni, hdr, inner_link)) = head else {
         return;
     };
-    let Some(b) = data.get(at..) else {
-        return;
-    };
-    let Some((kind, vni, hdr)) = tunnel_header(u.dport, b) else {
-        return;
-    };
-    let Some(inner) = b.get(hdr..) else {
+    let Some(inner) = data.get(at + hdr..) else {
         return;
     };
     let (Some(src), Some(dst)) = (p.src_ip(), p.dst_ip()) else {
         return;
     };
-    let inner_wire = (u.payload_len as usize)
-        .saturating_sub(hdr)
-        .max(inner.len());
-    let mut q = decode_frame(linktype::ETHERNET, inner, p.ts_ns, inner_wire as u32);
+    let inner_wire = (payload_len as usize).saturating_sub(hdr).max(inner.len());
+    let mut q = decode_frame(inner_link, inner, p.ts_ns, inner_wire as u32);
     if !matches!(q.net, Net::Ipv4(_) | Net::Ipv6(_)) {
         return;
     }
@@ -748,8 +869,8 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
         vni,
         src,
         dst,
-        sport: u.sport,
-        dport: u.dport,
+        sport,
+        dport,
     });
     q.iface = p.iface;
     q.link = p.link;
@@ -757,6 +878,7 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
     q.wire_len = p.wire_len;
     q.pkttype = p.pkttype;
     q.udp_payload_at = None;
+    q.gre_at = None;
     // Offsets in the frame, not in the inner slice.
     q.net_at = q.net_at.map(|n| n + at + hdr);
     if q.malformed.is_none() {
@@ -842,6 +964,10 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
             return p;
         }
     };
+    let (ethertype, off) = match shims(data, ethertype, off, &mut p) {
+        Some(x) => x,
+        None => return p,
+    };
     let rest = &data[off.min(data.len())..];
     if ethertype < 0x0600 && matches!(link, linktype::ETHERNET) {
         if rest.len() < 3 {
@@ -885,6 +1011,55 @@ fn ethernet(data: &[u8], p: &mut Packet) -> Option<(u16, usize)> {
         return None;
     }
     vlan_tags(data, be16(data, 12), 14, p)
+}
+
+/// Skip MPLS label stacks and PPPoE session headers (with VLAN tags
+/// between them) that carry IP: the ethertype of what they carry and
+/// where it starts. Anything else is left as it is.
+fn shims(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option<(u16, usize)> {
+    for _ in 0..8 {
+        match et {
+            ethertype::MPLS | ethertype::MPLS_MULTICAST => {
+                // Label stack entries up to the bottom-of-stack bit.
+                let mut n = 0;
+                loop {
+                    let Some(e) = data.get(off..off + 4) else {
+                        p.malformed = Some(trunc(Layer::Link, off + 4, data.len()));
+                        return None;
+                    };
+                    off += 4;
+                    n += 1;
+                    if e[2] & 0x01 != 0 || n > 16 {
+                        break;
+                    }
+                }
+                // What follows has no type: IP by its version nibble, as
+                // Wireshark and tcpdump guess it.
+                et = match data.get(off).map(|b| b >> 4) {
+                    Some(4) => ethertype::IPV4,
+                    Some(6) => ethertype::IPV6,
+                    _ => return Some((et, off)),
+                };
+            }
+            ethertype::PPPOE_SESSION => {
+                let Some(h) = data.get(off..off + 8) else {
+                    p.malformed = Some(trunc(Layer::Link, off + 8, data.len()));
+                    return None;
+                };
+                et = match be16(h, 6) {
+                    0x0021 => ethertype::IPV4,
+                    0x0057 => ethertype::IPV6,
+                    _ => return Some((et, off)),
+                };
+                off += 8;
+            }
+            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+                (et, off) = vlan_tags(data, et, off, p)?;
+            }
+            _ => break,
+        }
+    }
+    Some((et, off))
 }
 
 /// Skip 802.1Q / 802.1ad tags starting at `off` (just after an ethertype).
@@ -1118,6 +1293,13 @@ fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut
                 payload_len: payload_len.saturating_sub(8),
             });
             p.udp_payload_at = Some(at + 8);
+        }
+        ipproto::GRE => {
+            p.transport = Transport::Other {
+                proto,
+                len: payload_len,
+            };
+            p.gre_at = Some(at);
         }
         ipproto::ICMP | ipproto::ICMPV6 if (proto == ipproto::ICMPV6) == v6 => {
             if b.len() < 8 {

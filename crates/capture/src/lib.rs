@@ -17,10 +17,11 @@
 //! - [`decode`] turns the bytes of one frame into a [`decode::Packet`]:
 //!   Ethernet, 802.1Q, Linux cooked v1/v2, raw IP, BSD loopback; IPv4 and
 //!   IPv6 (extension headers skipped); TCP with all flags and options; UDP;
-//!   ICMP; ARP; 802.3/LLC; VXLAN and Geneve (the inner packet is decoded,
-//!   the outer headers kept). Bad input gives a packet marked malformed,
-//!   never a panic; an IP header that counts bytes never sent is flagged
-//!   and lengths use the bytes that were there.
+//!   ICMP; ARP; 802.3/LLC; MPLS and PPPoE sessions carrying IP; tunnels:
+//!   VXLAN, Geneve, GRE (IP or Ethernet), ERSPAN I/II/III and GTP-U (the
+//!   inner packet is decoded, the outer headers kept). Bad input gives a
+//!   packet marked malformed, never a panic; an IP header that counts bytes
+//!   never sent is flagged and lengths use the bytes that were there.
 //! - [`analysis`] follows TCP conversations as Wireshark 4.0 does: relative
 //!   sequence numbers, handshake RTT, window scaling and the `tcp.analysis.*`
 //!   flags, with the same definitions.

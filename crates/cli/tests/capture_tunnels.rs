@@ -159,3 +159,144 @@ fn tunnelled_tcp_is_followed_like_tshark() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Ethernet with ethertype `et` around `payload`.
+fn ether_type(et: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    v.extend_from_slice(&et.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// `payload` in IPv4 protocol `proto` between 172.16.0.1 and 172.16.0.2.
+fn outer_ip(c2s: bool, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let (src, dst) = if c2s {
+        ([172, 16, 0, 1], [172, 16, 0, 2])
+    } else {
+        ([172, 16, 0, 2], [172, 16, 0, 1])
+    };
+    ether(&ipv4(src, dst, proto, payload))
+}
+
+/// How each encapsulation wraps an inner Ethernet frame (or its IP packet).
+fn wrap(kind: &str, c2s: bool, eth: &[u8]) -> Vec<u8> {
+    let ip = &eth[14..];
+    let cat = |a: &[u8], b: &[u8]| [a, b].concat();
+    match kind {
+        // GRE with a key (5), carrying IPv4.
+        "gre" => outer_ip(c2s, 47, &cat(&[0x20, 0, 0x08, 0, 0, 0, 0, 5], ip)),
+        // GRE with a checksum, Transparent Ethernet Bridging.
+        "gre-teb" => outer_ip(c2s, 47, &cat(&[0x80, 0, 0x65, 0x58, 0, 0, 0, 0], eth)),
+        // ERSPAN II: GRE with a sequence number, then version 1, session 9.
+        "erspan2" => outer_ip(
+            c2s,
+            47,
+            &cat(
+                &[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 9, 0, 0, 0, 0],
+                eth,
+            ),
+        ),
+        // ERSPAN III: version 2, session 12, no platform subheader.
+        "erspan3" => outer_ip(
+            c2s,
+            47,
+            &cat(
+                &[
+                    0x10, 0, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+                eth,
+            ),
+        ),
+        // GTP-U G-PDU, TEID 0x1234, on UDP 2152.
+        "gtpu" => {
+            let mut h = vec![0x30, 0xff];
+            h.extend_from_slice(&(ip.len() as u16).to_be_bytes());
+            h.extend_from_slice(&0x1234u32.to_be_bytes());
+            let mut u = Vec::new();
+            u.extend_from_slice(&2152u16.to_be_bytes());
+            u.extend_from_slice(&2152u16.to_be_bytes());
+            u.extend_from_slice(&((8 + h.len() + ip.len()) as u16).to_be_bytes());
+            u.extend_from_slice(&[0, 0]);
+            outer_ip(c2s, 17, &cat(&cat(&u, &h), ip))
+        }
+        // Two MPLS labels (100, then 200 with bottom of stack).
+        "mpls" => ether_type(
+            0x8847,
+            &cat(&[0x00, 0x06, 0x40, 64, 0x00, 0x0c, 0x81, 64], ip),
+        ),
+        // PPPoE session 0x0042, PPP protocol IPv4.
+        "pppoe" => {
+            let mut h = vec![0x11, 0, 0, 0x42];
+            h.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+            h.extend_from_slice(&[0, 0x21]);
+            ether_type(0x8864, &cat(&h, ip))
+        }
+        _ => unreachable!("{kind}"),
+    }
+}
+
+#[test]
+fn gre_erspan_gtpu_mpls_pppoe_are_decoded_like_tshark() {
+    let d = scratch("tunnels-more");
+    let f = d.join("t.pcap");
+    let kinds = [
+        "gre", "gre-teb", "erspan2", "erspan3", "gtpu", "mpls", "pppoe",
+    ];
+    let mut frames = Vec::new();
+    for (i, k) in kinds.iter().enumerate() {
+        let c = 41000 + i as u16;
+        frames.push(wrap(k, true, &inner(c, true, 100, 0, 0x02, 0)));
+        frames.push(wrap(k, false, &inner(c, false, 900, 101, 0x12, 0)));
+        frames.push(wrap(k, true, &inner(c, true, 101, 901, 0x18, 30)));
+    }
+    let mut v = Vec::new();
+    write_pcap_header(&mut v, 1, 65535, false).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        let ts = (i as u64 + 1) * 1_000_000;
+        write_pcap_record(&mut v, ts, false, fr.len() as u32, fr).unwrap();
+    }
+    std::fs::write(&f, v).unwrap();
+
+    let objs = jsonl(&f, &[]);
+    let pk: Vec<_> = objs.iter().filter(|o| o["type"] == "packet").collect();
+    assert_eq!(pk.len(), 21);
+    let want = [
+        ("gre", 5),
+        ("gre", 0),
+        ("erspan", 9),
+        ("erspan", 12),
+        ("gtp_u", 0x1234),
+        ("", 0),
+        ("", 0),
+    ];
+    for (i, (kind, id)) in want.iter().enumerate() {
+        let p = pk[i * 3];
+        assert_eq!(p["proto"], "tcp", "{}: {p}", kinds[i]);
+        assert_eq!(p["sport"], 41000 + i as u64, "{}: {p}", kinds[i]);
+        if kind.is_empty() {
+            assert!(p["tunnel"].is_null(), "{}: {p}", kinds[i]);
+        } else {
+            assert_eq!(p["tunnel"]["kind"], *kind, "{}: {p}", kinds[i]);
+            assert_eq!(p["tunnel"]["vni"], *id, "{}: {p}", kinds[i]);
+            assert_eq!(p["tunnel"]["src"], "172.16.0.1", "{}: {p}", kinds[i]);
+        }
+    }
+    let convs = objs
+        .iter()
+        .filter(|o| o["type"] == "conversation" && o["proto"] == "tcp")
+        .count();
+    assert_eq!(convs, kinds.len());
+    // Every TCP field as tshark decodes these encapsulations.
+    let (n, _) = compare_with_tshark(&f);
+    assert_eq!(n, 21);
+    let o = sockscope(&["capture", "-r", f.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .starts_with("00:00:00.001000 IP 172.16.0.1 > 172.16.0.2: GRE key 5: IP 192.168.0.1.41000 > 192.168.0.2.80: Flags [S]"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -45,14 +45,14 @@ pub struct PacketJson<'a> {
     pub icmp: Option<IcmpJson>,
     pub malformed: Option<String>,
     pub process: Option<ProcsJson<'a>>,
-    /// The outer headers when the packet came through VXLAN or Geneve
+    /// The outer headers when the packet came through a tunnel
     /// (then the fields above are the inner packet's).
     pub tunnel: Option<TunnelJson>,
 }
 
 #[derive(Serialize)]
 pub struct TunnelJson {
-    /// "vxlan" or "geneve".
+    /// "vxlan", "geneve", "gre", "erspan" or "gtp_u".
     pub kind: crate::decode::TunnelKind,
     pub vni: u32,
     pub src: IpAddr,

@@ -129,16 +129,24 @@ impl LineWriter {
         if let Some(t) = &p.tunnel {
             self.buf
                 .extend_from_slice(if t.src.is_ipv6() { b"IP6 " } else { b"IP " });
+            let ports = !matches!(t.kind, TunnelKind::Gre | TunnelKind::Erspan);
             self.ip(t.src);
-            self.buf.push(b'.');
-            push_u64(&mut self.buf, t.sport as u64);
+            if ports {
+                self.buf.push(b'.');
+                push_u64(&mut self.buf, t.sport as u64);
+            }
             self.buf.extend_from_slice(b" > ");
             self.ip(t.dst);
-            self.buf.push(b'.');
-            push_u64(&mut self.buf, t.dport as u64);
+            if ports {
+                self.buf.push(b'.');
+                push_u64(&mut self.buf, t.dport as u64);
+            }
             self.buf.extend_from_slice(match t.kind {
                 TunnelKind::Vxlan => b": VXLAN vni ",
                 TunnelKind::Geneve => b": Geneve vni ",
+                TunnelKind::Gre => b": GRE key ",
+                TunnelKind::Erspan => b": ERSPAN session ",
+                TunnelKind::GtpU => b": GTP-U teid ",
             });
             push_u64(&mut self.buf, t.vni as u64);
             self.buf.extend_from_slice(b": ");
