@@ -38,6 +38,11 @@
 //! (compact, one per conversation) only when a view needs them (`--conv`,
 //! JSON, diagrams), not for packet lines.
 
+// Unsafe code is fenced: the packet ring and the socket calls rustix does
+// not wrap (live::ring, live::sys), getifaddrs (procs::local_addresses)
+// and localtime_r (view::line). The rest of the crate is safe code.
+#![deny(unsafe_code)]
+
 pub mod analysis;
 pub mod decode;
 pub mod filter;

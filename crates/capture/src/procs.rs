@@ -569,6 +569,7 @@ impl Labeller {
 }
 
 /// The IP addresses of this namespace's interfaces.
+#[allow(unsafe_code)]
 pub fn local_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();

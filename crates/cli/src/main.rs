@@ -1,10 +1,14 @@
 //! The `sockscope` binary: parses arguments, runs a command, maps errors to
 //! exit codes. Commands only compose library pieces.
 
+// Unsafe code is fenced in sys.rs (libc calls nothing safe wraps).
+#![deny(unsafe_code)]
+
 mod cli;
 mod cmd;
 mod out;
 mod signals;
+mod sys;
 
 use clap::{CommandFactory, Parser};
 use std::process::ExitCode;

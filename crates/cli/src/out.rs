@@ -524,10 +524,18 @@ impl Write for Background {
 /// The writer thread: fd 1, written directly (not through std's Stdout,
 /// whose lock it would hold while blocked).
 fn writer(s: &Shared) {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps
-    // this File from closing it.
-    let mut fd1 = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+    use std::os::fd::AsFd;
+    // A duplicate of fd 1 (the same open file), written without std's
+    // Stdout lock; if none can be made, the output fails as a write would.
+    let mut fd1 = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            let mut q = lock(s);
+            q.error = Some(e);
+            s.cv.notify_all();
+            return;
+        }
+    };
     loop {
         let (chunk, items) = {
             let mut q = lock(s);

@@ -63,37 +63,10 @@ pub fn wait(d: Duration) -> bool {
 /// at the terminal, which reaches the whole process group, cannot kill
 /// them half-way either.
 pub fn deferred<T>(f: impl FnOnce() -> T) -> T {
-    let old = block_stop_signals();
+    let old = crate::sys::block_stop_signals();
     let r = f();
-    restore_mask(&old);
+    crate::sys::restore_mask(&old);
     r
-}
-
-// The two calls below have no wrapper in rustix (its sigprocmask is in
-// the unstable "runtime" API) or signal-hook (which only installs
-// handlers).
-#[allow(unsafe_code)]
-fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data that sigemptyset initialises;
-    // pthread_sigmask reads `set` and writes `old`, both valid locals.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    }
-}
-
-#[allow(unsafe_code)]
-fn restore_mask(old: &libc::sigset_t) {
-    // SAFETY: restoring a mask obtained from pthread_sigmask.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-    }
 }
 
 #[cfg(test)]

@@ -19,16 +19,28 @@
 //! [`report`] holds and renders what a scenario saw; [`wire`] reads the
 //! TCP segments a scenario's namespace put on the wire.
 
+// The lab is made of raw system calls (its purpose): unsafe code is
+// allowed in the modules that make them, each call with a SAFETY comment,
+// and denied everywhere else.
+#![deny(unsafe_code)]
+
 pub mod abi;
+#[allow(unsafe_code)]
 pub mod conn;
 pub mod http;
+#[allow(unsafe_code)]
 pub mod netns;
 pub mod observe;
 pub mod report;
+#[allow(unsafe_code)]
 pub mod scenario;
+#[allow(unsafe_code)]
 pub mod serve;
+#[allow(unsafe_code)]
 pub mod signals;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod target;
+#[allow(unsafe_code)]
 pub mod trace;
 pub mod wire;

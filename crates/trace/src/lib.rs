@@ -18,6 +18,9 @@
 //!   a sink; [`view`] renders them (timeline, sequence diagrams as text
 //!   and SVG, summary).
 
+// The one unsafe call (unshare, in tracefs) is allowed where it is made.
+#![deny(unsafe_code)]
+
 pub mod abi;
 pub mod event;
 pub mod kfunc;

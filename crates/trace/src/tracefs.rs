@@ -77,6 +77,7 @@ pub fn ensure() -> Tracefs {
     }
 }
 
+#[allow(unsafe_code)]
 fn private_mount() -> Result<(), String> {
     use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_change};
     use rustix::thread::{UnshareFlags, unshare_unsafe};

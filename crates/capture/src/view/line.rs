@@ -440,6 +440,7 @@ fn icmp_str(b: &mut Vec<u8>, i: &Icmp) {
 }
 
 /// Local wall-clock hours, minutes and seconds of a Unix time.
+#[allow(unsafe_code)]
 fn local_hms(sec: i64) -> (u8, u8, u8) {
     let t: libc::time_t = sec as libc::time_t;
     // SAFETY: localtime_r only writes the tm we hand it.
@@ -460,6 +461,7 @@ mod tests {
     use crate::decode::{decode, linktype};
 
     #[test]
+    #[allow(unsafe_code)]
     fn syn_line_matches_tcpdump_form() {
         // SAFETY: tests in this process agree on UTC.
         unsafe { std::env::set_var("TZ", "UTC") };

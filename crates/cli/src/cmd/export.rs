@@ -30,7 +30,6 @@ use sockscope::report::labels::Platform;
 use sockscope::source::netns::{self, NetnsTarget};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -726,14 +725,16 @@ pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
     );
     let active = Arc::new(AtomicUsize::new(0));
     while !crate::signals::stop_requested() {
-        let mut pfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let mut pfd = [rustix::event::PollFd::new(
+            &listener,
+            rustix::event::PollFlags::IN,
+        )];
+        let quarter = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 250_000_000,
         };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, 250) };
-        if rc <= 0 {
+        let rc = rustix::event::poll(&mut pfd, Some(&quarter)).unwrap_or(0);
+        if rc == 0 {
             continue; // timeout, or EINTR from a signal: check for a stop
         }
         match listener.accept() {

@@ -210,12 +210,8 @@ impl Sampler {
         // Give freed memory back every 10th refresh (and after the first)
         // rather than let the heap grow with fragments; trimming walks the
         // whole heap, too dear to do every second.
-        #[cfg(target_env = "gnu")]
         if data.refreshes.is_multiple_of(10) {
-            // SAFETY: malloc_trim only releases free heap pages.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            crate::sys::malloc_trim();
         }
         data.took_ms = t0.elapsed().as_secs_f64() * 1000.0;
         data.refreshes += 1;

@@ -82,11 +82,7 @@ pub fn run(args: &TopArgs, cli: &Cli) -> Result<u8, Fail> {
     let filter = sockscope::query::parse(&args.filter).map_err(|e| Fail::usage(e.to_string()))?;
     // One malloc arena: top lives long and its peak is one snapshot; with
     // an arena per thread the scans' threads leave memory resident.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets an allocator parameter.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
+    crate::sys::one_malloc_arena();
     let mut sampler = Sampler::new(args.ns.target(), filter)?;
     let interval = Duration::from_secs_f64(args.interval);
     if args.once || args.iterations.is_some() {
