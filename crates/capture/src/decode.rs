@@ -631,7 +631,7 @@ pub struct Packet {
     pub(crate) udp_payload_at: Option<usize>,
     /// Offset of a GRE header in the frame.
     pub(crate) gre_at: Option<usize>,
-    /// Offset of the IPv4 header in the frame (for reassembly).
+    /// Offset of the IPv4 or IPv6 header in the frame (for reassembly).
     pub(crate) net_at: Option<usize>,
     pub net: Net,
     pub transport: Transport,
@@ -990,7 +990,10 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
             p.net_at = Some(off);
             ipv4(rest, off, wire, &mut p)
         }
-        ethertype::IPV6 => ipv6(rest, off, wire, &mut p),
+        ethertype::IPV6 => {
+            p.net_at = Some(off);
+            ipv6(rest, off, wire, &mut p)
+        }
         ethertype::ARP => arp(rest, &mut p),
         _ => {}
     }

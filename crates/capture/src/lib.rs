@@ -28,7 +28,8 @@
 //! - [`filter`] is tcpdump's filter language compiled to classic BPF: run
 //!   by the kernel on live capture and by an interpreter on file frames.
 //! - [`live`] captures through an AF_PACKET socket with a TPACKET_V3 ring.
-//! - [`reasm`] puts IPv4 fragments back together (capped, counted).
+//! - [`reasm`] puts IPv4 and IPv6 fragments back together (capped,
+//!   counted).
 //! - [`procs`] labels packets with the process that owns the local socket.
 //! - [`view`] renders lines, conversation tables, flow diagrams and JSON.
 //!

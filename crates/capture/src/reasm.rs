@@ -1,4 +1,4 @@
-//! IPv4 fragment reassembly, as Wireshark does it by default: fragments
+//! IPv4 and IPv6 fragment reassembly, as Wireshark does it by default: fragments
 //! are held until the datagram is whole, and the frame that completes it
 //! carries the reassembled transport layer (the other fragments show as
 //! fragments). Memory is capped and what the caps cost is counted:
@@ -9,11 +9,13 @@
 //!   once; beyond that the oldest datagram is given up.
 //!
 //! Only fragments captured whole are used (a snapped fragment cannot be
-//! put back together); others pass through unchanged.
+//! put back together); others pass through unchanged. An IPv6 datagram is
+//! rebuilt as its fixed header and the reassembled payload (extension
+//! headers before the Fragment header are left out: nothing after them
+//! depends on them).
 
 use crate::decode::{self, Net, Packet, Transport, linktype};
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
 
 /// Datagrams waiting for fragments at once.
 pub const MAX_PENDING: usize = 1024;
@@ -21,7 +23,9 @@ pub const MAX_PENDING: usize = 1024;
 pub const MAX_BYTES: usize = 8 << 20;
 const MAX_DATAGRAM: usize = 65_535;
 
-type Key = (Ipv4Addr, Ipv4Addr, u16, u8);
+/// (source, destination, identification, protocol, IPv6); IPv4 addresses
+/// as IPv4-mapped IPv6.
+type Key = ([u8; 16], [u8; 16], u32, u8, bool);
 
 struct Datagram {
     /// The first fragment's IP header, once seen.
@@ -62,7 +66,7 @@ pub struct Stats {
     pub dropped: u64,
 }
 
-/// Holds IPv4 fragments until their datagram is whole.
+/// Holds IPv4 and IPv6 fragments until their datagram is whole.
 #[derive(Default)]
 pub struct Reassembler {
     pending: HashMap<Key, Datagram>,
@@ -98,38 +102,82 @@ impl Reassembler {
         self.order.retain(|x| x != k);
     }
 
-    /// `p` decoded from `data`: a packet that is not an IPv4 fragment is
-    /// left as it is; a fragment becomes a fragment (its transport layer
-    /// is in the datagram), except the one completing a datagram, which
-    /// becomes the packet decoded from the whole datagram.
+    /// `p` decoded from `data`: a packet that is not a fragment is left as
+    /// it is; a fragment becomes a fragment (its transport layer is in the
+    /// datagram), except the one completing a datagram, which becomes the
+    /// packet decoded from the whole datagram.
     pub fn process(&mut self, p: &mut Packet, data: &[u8]) {
-        let (Net::Ipv4(h), Some(at)) = (&p.net, p.net_at) else {
+        let Some(at) = p.net_at else {
             return;
         };
-        if !h.more_fragments && h.frag_offset == 0 {
-            return;
-        }
-        let h = *h;
-        p.transport = Transport::Fragment {
-            proto: h.proto,
-            len: (h.total_len as u32).saturating_sub(h.header_len as u32),
+        let whole_frame = p.captured_len == p.wire_len;
+        // (key, header to keep, fragment payload, offset, more fragments)
+        let frag = match &p.net {
+            Net::Ipv4(h) => {
+                if !h.more_fragments && h.frag_offset == 0 {
+                    return;
+                }
+                let h = *h;
+                p.transport = Transport::Fragment {
+                    proto: h.proto,
+                    len: (h.total_len as u32).saturating_sub(h.header_len as u32),
+                };
+                let hl = h.header_len as usize;
+                let end_ip = at + h.total_len as usize;
+                if !whole_frame || h.total_len == 0 || end_ip > data.len() {
+                    return;
+                }
+                let ip = &data[at..end_ip];
+                let m = |a: std::net::Ipv4Addr| a.to_ipv6_mapped().octets();
+                let key = (m(h.src), m(h.dst), u32::from(h.id), h.proto, false);
+                (
+                    key,
+                    &ip[..hl],
+                    &ip[hl..],
+                    h.frag_offset as usize,
+                    h.more_fragments,
+                )
+            }
+            Net::Ipv6(h) => {
+                let Some((off, more, id)) = h.fragment else {
+                    return;
+                };
+                if off == 0 && !more {
+                    // An atomic fragment (RFC 6946): nothing to wait for.
+                    return;
+                }
+                let h = *h;
+                let end_ip = at + 40 + h.payload_len as usize;
+                if !whole_frame || h.payload_len == 0 || end_ip > data.len() {
+                    p.transport = Transport::Fragment {
+                        proto: h.proto,
+                        len: u32::from(h.payload_len),
+                    };
+                    return;
+                }
+                let ip = &data[at..end_ip];
+                let Some((fpos, next)) = fragment_header(ip) else {
+                    return;
+                };
+                p.transport = Transport::Fragment {
+                    proto: next,
+                    len: (ip.len() - fpos - 8) as u32,
+                };
+                let key = (h.src.octets(), h.dst.octets(), id, next, true);
+                (key, &ip[..40], &ip[fpos + 8..], off as usize, more)
+            }
+            _ => return,
         };
-        let hl = h.header_len as usize;
-        let end_ip = at + h.total_len as usize;
-        if p.captured_len != p.wire_len || h.total_len == 0 || end_ip > data.len() {
-            return;
-        }
-        let ip = &data[at..end_ip];
-        let payload = &ip[hl..];
-        let key = (h.src, h.dst, h.id, h.proto);
-        let off = h.frag_offset as usize;
-        if off + payload.len() > MAX_DATAGRAM - hl {
+        let (key, header, payload, off, more) = frag;
+        let v6 = key.4;
+        let hl = header.len();
+        if off + payload.len() > MAX_DATAGRAM - if v6 { 0 } else { hl } {
             self.forget(&key);
             self.stats.dropped += 1;
             return;
         }
         if !self.pending.contains_key(&key) {
-            while self.pending.len() >= MAX_PENDING || self.bytes + ip.len() > MAX_BYTES {
+            while self.pending.len() >= MAX_PENDING || self.bytes + hl + payload.len() > MAX_BYTES {
                 let Some(old) = self.order.pop_front() else {
                     break;
                 };
@@ -152,7 +200,7 @@ impl Reassembler {
         };
         d.fragments += 1;
         if off == 0 && d.header.is_none() {
-            d.header = Some(ip[..hl].to_vec());
+            d.header = Some(header.to_vec());
             self.bytes += hl;
         }
         if d.data.len() < off + payload.len() {
@@ -161,7 +209,7 @@ impl Reassembler {
         }
         d.data[off..off + payload.len()].copy_from_slice(payload);
         d.have.push((off, off + payload.len()));
-        if !h.more_fragments {
+        if !more {
             d.total = Some(off + payload.len());
         }
         if !d.complete() {
@@ -175,12 +223,21 @@ impl Reassembler {
         self.bytes -= d.data.len() + header.len();
         let total = d.total.unwrap_or(d.data.len());
         let mut whole = header;
-        let len = (whole.len() + total) as u16;
-        whole[2..4].copy_from_slice(&len.to_be_bytes());
-        whole[6..8].copy_from_slice(&0u16.to_be_bytes());
+        let link = if v6 {
+            // The fixed header: payload length, and the protocol the
+            // Fragment header named as Next Header.
+            whole[4..6].copy_from_slice(&(total as u16).to_be_bytes());
+            whole[6] = key.3;
+            linktype::IPV6
+        } else {
+            let len = (whole.len() + total) as u16;
+            whole[2..4].copy_from_slice(&len.to_be_bytes());
+            whole[6..8].copy_from_slice(&0u16.to_be_bytes());
+            linktype::IPV4
+        };
         whole.extend_from_slice(&d.data[..total]);
         self.stats.reassembled += 1;
-        let mut q = decode::decode(linktype::IPV4, &whole, p.ts_ns, whole.len() as u32);
+        let mut q = decode::decode(link, &whole, p.ts_ns, whole.len() as u32);
         q.iface = p.iface;
         q.link = p.link;
         q.captured_len = p.captured_len;
@@ -191,6 +248,32 @@ impl Reassembler {
         q.net_at = None;
         *p = q;
     }
+}
+
+/// The IPv6 Fragment header in the packet `ip`: its offset and its Next
+/// Header field.
+fn fragment_header(ip: &[u8]) -> Option<(usize, u8)> {
+    use crate::decode::ipproto;
+    let mut proto = *ip.get(6)?;
+    let mut off = 40;
+    for _ in 0..16 {
+        match proto {
+            ipproto::FRAGMENT => {
+                ip.get(off..off + 8)?;
+                return Some((off, ip[off]));
+            }
+            ipproto::HOPOPT | ipproto::ROUTING | ipproto::DSTOPTS => {
+                proto = *ip.get(off)?;
+                off += (*ip.get(off + 1)? as usize + 1) * 8;
+            }
+            ipproto::AH => {
+                proto = *ip.get(off)?;
+                off += (*ip.get(off + 1)? as usize + 2) * 4;
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -369,9 +369,9 @@ pub struct Summary {
     pub malformed: u64,
     pub tcp_conversations: u64,
     pub udp_flows: u64,
-    /// IPv4 datagrams put back together from fragments.
+    /// IPv4 and IPv6 datagrams put back together from fragments.
     pub reassembled: u64,
-    /// IPv4 fragments given up (memory caps, bad offsets) or left waiting
+    /// IPv4 and IPv6 fragments given up (memory caps, bad offsets) or left waiting
     /// for the rest of their datagram at the end.
     pub fragments_dropped: u64,
     /// Conversations followed at once at most (`--max-tracked`).
