@@ -124,10 +124,24 @@ fn ncat_session_in_order_and_as_tcpdump_saw_it() {
     });
     let i = find_from(&out, &evs, i, "bind()", |v| sys(v, "bind") && on_l(v));
     let i_listen = find_from(&out, &evs, i, "listen()", |v| sys(v, "listen") && on_l(v));
+    // ncat makes the listener non-blocking and blocks in select.
+    let i = find_from(&out, &evs, i_listen, "fcntl(O_NONBLOCK)", |v| {
+        sys(v, "fcntl") && on_l(v) && v["args"]["flags"] == "O_NONBLOCK"
+    });
+    let waits = |v: &Value, phase: &str| {
+        v["kind"] == "wait"
+            && v["phase"] == phase
+            && by_srv(v)
+            && matches!(
+                v["syscall"].as_str(),
+                Some("select" | "pselect6" | "poll" | "ppoll")
+            )
+    };
+    let i_block = find_from(&out, &evs, i, "the wait blocking", |v| waits(v, "enter"));
 
     // The handshake, done by the kernel in softirq.
     let from_client = |v: &Value| v["peer"]["port"] == cport && v["local"]["port"] == port;
-    let i = find_from(&out, &evs, i_listen, "SYN in", |v| {
+    let i = find_from(&out, &evs, i_block, "SYN in", |v| {
         is_pkt(v, "in", &["SYN"]) && from_client(v)
     });
     let conn = evs[i]["conn"].clone();
@@ -150,9 +164,10 @@ fn ncat_session_in_order_and_as_tcpdump_saw_it() {
         (&Value::from(true), &Value::Null, &Value::from(1)),
         "the SYN-ACK is sent in softirq, without ncat: {sa}"
     );
-    if let Some(v) = evs[i_listen + 1..i_synack]
+    // Once blocked, nothing of ncat returns until then.
+    if let Some(v) = evs[i_block + 1..i_synack]
         .iter()
-        .find(|v| by_srv(v) && v["owner"] == "task")
+        .find(|v| by_srv(v) && v["owner"] == "task" && v["phase"] != "enter")
     {
         panic!(
             "ncat ran a traced syscall before the SYN-ACK: {v}\n{}",

@@ -142,6 +142,14 @@ static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)134;
 #define BPF_RB_FORCE_WAKEUP 2
 #define BPF_RB_AVAIL_DATA 0
 
+/* Processes that own a traced socket (tgid): their waits are traced. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} wait_pids SEC(".maps");
+
 /* ---- counters ---- */
 
 static __always_inline void count(__u32 idx)
@@ -471,6 +479,19 @@ static __always_inline void learn_owner(__u64 sk, const struct ss_event *e, bool
 	bpf_map_update_elem(&owners, &sk, &o, BPF_ANY);
 }
 
+/* The running process owns a socket an event was just written for: with
+ * wait events on, trace its waits (one lookup; a write only the first
+ * time). */
+static __always_inline void note_waiter(__u32 tgid)
+{
+	if (!((cfg_emit >> SS_WAIT) & 1) || !tgid)
+		return;
+	if (bpf_map_lookup_elem(&wait_pids, &tgid))
+		return;
+	__u8 one = 1;
+	bpf_map_update_elem(&wait_pids, &tgid, &one, BPF_ANY);
+}
+
 /* ---- output ---- */
 
 static __always_inline void output(struct ss_event *e)
@@ -503,7 +524,11 @@ struct {
 
 static __always_inline void emit(struct ss_event *e)
 {
-	if ((cfg_filter_port || cfg_filter_addr) && (e->sport || e->dport)) {
+	/* Any event of the socket sends its held socket() first, also one
+	 * whose ports are still unknown (a setsockopt before bind): it passed
+	 * the filter as unknown, and shown before socket() it would be out
+	 * of order beyond what user space reorders. */
+	if ((cfg_filter_port || cfg_filter_addr) && e->sk) {
 		__u64 sk = e->sk;
 		struct ss_event *p = bpf_map_lookup_elem(&pending_socket, &sk);
 		if (p) {

@@ -42,7 +42,9 @@ enum ss_kind {
 	SS_SEND = 9,		 /* sock:sock_send_length */
 	SS_RECV = 10,		 /* sock:sock_recv_length */
 	SS_PACKET = 11,		 /* net:net_dev_queue / net:netif_receive_skb */
-	SS_KIND_MAX = 12,
+	SS_WAIT = 12,		 /* syscalls:sys_enter/exit_{select,poll,epoll_wait...} */
+	SS_WAKE = 13,		 /* sched:sched_wakeup of a task blocked in a traced wait */
+	SS_KIND_MAX = 14,
 };
 
 /* Where the owner fields came from. */
@@ -78,6 +80,14 @@ enum ss_sys {
 	SYS_RECVMMSG = 19,
 	SYS_SENDFILE = 20,
 	SYS_SPLICE = 21,
+	SYS_FCNTL = 22,
+	SYS_SELECT = 23,
+	SYS_PSELECT6 = 24,
+	SYS_POLL = 25,
+	SYS_PPOLL = 26,
+	SYS_EPOLL_WAIT = 27,
+	SYS_EPOLL_PWAIT = 28,
+	SYS_EPOLL_PWAIT2 = 29,
 };
 
 /* flags (offset 98) */
@@ -178,6 +188,27 @@ struct ss_packet_body {
 	__u32 sack[8];	/* left, right edges of each block */
 };
 
+/* A wait of a process that owns a traced socket (SS_WAIT, at entry and at
+ * exit) and its wakeup (SS_WAKE). For the exit and the wakeup, the event's
+ * tuple is the connection of the packet that caused the wakeup (local end
+ * first), when a traced packet was being received on the waking CPU. */
+#define SS_WAIT_ENTER 1
+#define SS_WAIT_EXIT 2
+struct ss_wait_body {
+	__u16 sys;	/* enum ss_sys */
+	__u8 phase;	/* SS_WAIT_ENTER / SS_WAIT_EXIT (SS_WAKE: 0) */
+	__u8 cause;	/* 1: the tuple is the causing packet's connection */
+	__s32 waker_pid; /* SS_WAKE: the task that woke it (0 in softirq) */
+	__s64 ret;	/* exit */
+	__u64 dur_ns;	/* exit: since entry */
+	__u64 wake_ns;	/* exit, wake: time of the (first) wakeup, 0 if none */
+	__u64 cause_ns;	/* time of the causing packet, 0 if none */
+	__u32 wake_cpu; /* CPU that ran the wakeup */
+	__u32 arg;	/* nfds / maxevents */
+	__s64 timeout;	/* select/poll/epoll timeout argument as given (ms for poll
+			 * and epoll_wait; -1: none known) */
+};
+
 struct ss_event {
 	__u8 version;
 	__u8 kind;
@@ -209,6 +240,7 @@ struct ss_event {
 		struct ss_sys_body sys;
 		struct ss_io_body io;
 		struct ss_packet_body pkt;
+		struct ss_wait_body wait;
 		__u8 raw[72];
 	} u;
 };

@@ -21,21 +21,33 @@
  * already sent on, or the owner of the listener a SYN is for).
  */
 
-/* Per CPU: the softirq vector running + 1, or 0. */
+/* Per CPU: the softirq running (vector + 1, 0: none) since when, and
+ * the last traced packet that arrived on this CPU (for the wakeup it
+ * causes: wait.c). */
+struct ss_cpu_state {
+	__u32 vec;
+	__u32 _pad;
+	__u64 since;
+	__u64 rx_ts;
+	struct ss_event rx; /* tuple, netns, family of that packet */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct ss_cpu_state);
 } softirq_now SEC(".maps");
 
 SEC("tp_btf/softirq_entry")
 int ss_softirq_entry(unsigned long long *ctx)
 {
 	__u32 k = 0;
-	__u32 *v = bpf_map_lookup_elem(&softirq_now, &k);
-	if (v)
-		*v = (__u32)CTX_ARG(ctx, 0) + 1;
+	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
+	if (v) {
+		v->vec = (__u32)CTX_ARG(ctx, 0) + 1;
+		v->since = bpf_ktime_get_ns();
+	}
 	return 0;
 }
 
@@ -43,9 +55,9 @@ SEC("tp_btf/softirq_exit")
 int ss_softirq_exit(unsigned long long *ctx)
 {
 	__u32 k = 0;
-	__u32 *v = bpf_map_lookup_elem(&softirq_now, &k);
+	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
 	if (v)
-		*v = 0;
+		v->vec = 0;
 	return 0;
 }
 
@@ -296,13 +308,22 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 	p->len = skb_len > hdr_end ? skb_len - hdr_end : 0;
 	p->ifindex = (__u32)dev->ifindex;
 	__u32 zero = 0;
-	__u32 *si = bpf_map_lookup_elem(&softirq_now, &zero);
-	p->softirq = si ? (__u8)*si : 0;
+	struct ss_cpu_state *si = bpf_map_lookup_elem(&softirq_now, &zero);
+	p->softirq = si ? (__u8)si->vec : 0;
 	if (!p->softirq) {
 		__u64 pt = bpf_get_current_pid_tgid();
 		e.tid = (__u32)pt;
 	}
 	e.ts_ns = bpf_ktime_get_ns();
+	if (si && dir == SS_PKT_IN) {
+		si->rx_ts = e.ts_ns;
+		si->rx.family = e.family;
+		si->rx.sport = e.sport;
+		si->rx.dport = e.dport;
+		si->rx.netns = e.netns;
+		__builtin_memcpy(si->rx.saddr, e.saddr, 16);
+		__builtin_memcpy(si->rx.daddr, e.daddr, 16);
+	}
 	emit(&e);
 	return 0;
 }

@@ -51,12 +51,14 @@
 #define NR_BIND 49
 #define NR_LISTEN 50
 #define NR_SETSOCKOPT 54
+#define NR_FCNTL 72
 #define NR_SPLICE 275
 #define NR_ACCEPT4 288
 #define NR_RECVMMSG 299
 #define NR_SENDMMSG 307
 #elif defined(__TARGET_ARCH_arm64)
 /* include/uapi/asm-generic/unistd.h */
+#define NR_FCNTL 25
 #define NR_CLOSE 57
 #define NR_READ 63
 #define NR_WRITE 64
@@ -93,9 +95,12 @@ static __always_inline __u16 entry_sys(long nr)
 	case NR_SHUTDOWN: return SYS_SHUTDOWN;
 	case NR_SETSOCKOPT: return SYS_SETSOCKOPT;
 	case NR_CLOSE: return SYS_CLOSE;
+	case NR_FCNTL: return SYS_FCNTL;
 	default: return SYS_OTHER;
 	}
 }
+
+#define F_SETFL 4
 
 /* The syscalls whose entry is hooked (see the top of this file). */
 static __always_inline bool entry_hooked(__u16 sys)
@@ -347,6 +352,10 @@ static __always_inline int exit_common(__u16 sys, long ret)
 
 	struct pt_regs *regs = bpf_task_pt_regs(bpf_get_current_task_btf());
 	unsigned long a0 = SYSCALL_ARG0(regs);
+	/* fcntl: only F_SETFL (O_NONBLOCK on and off), and only when it
+	 * worked; F_GETFL and the rest say nothing about the socket. */
+	if (sys == SYS_FCNTL && (SYSCALL_ARG1(regs) != F_SETFL || ret != 0))
+		return 0;
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = SS_SYSCALL;
@@ -407,6 +416,10 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	case SYS_ACCEPT4:
 		e.u.sys.arg[0] = SYSCALL_ARG3(regs);
 		break;
+	case SYS_FCNTL:
+		e.u.sys.arg[0] = SYSCALL_ARG1(regs); /* cmd */
+		e.u.sys.arg[1] = SYSCALL_ARG2(regs); /* the new file status flags */
+		break;
 	case SYS_SETSOCKOPT: {
 		e.u.sys.arg[0] = SYSCALL_ARG1(regs); /* level */
 		e.u.sys.arg[1] = SYSCALL_ARG2(regs); /* optname */
@@ -450,6 +463,7 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		filtered(SS_SYSCALL);
 		return 0;
 	}
+	note_waiter(e.pid);
 	if (sys == SYS_SOCKET && ret >= 0)
 		emit_new_socket(&e);
 	else

@@ -21,6 +21,7 @@
 #include "syscalls.c"
 #include "io.c"
 #include "netdev.c"
+#include "wait.c"
 
 /* GPL-compatible: the probe_read and task helpers are GPL-only. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -40,10 +40,12 @@ pub enum Kind {
     Send = 9,
     Recv = 10,
     Packet = 11,
+    Wait = 12,
+    Wake = 13,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::State,
         Kind::Retransmit,
         Kind::RetransmitSynack,
@@ -55,6 +57,8 @@ impl Kind {
         Kind::Send,
         Kind::Recv,
         Kind::Packet,
+        Kind::Wait,
+        Kind::Wake,
     ];
     pub fn from_u8(n: u8) -> Option<Kind> {
         Kind::ALL.get((n as usize).wrapping_sub(1)).copied()
@@ -73,6 +77,8 @@ impl Kind {
             Kind::Send => "send",
             Kind::Recv => "recv",
             Kind::Packet => "packet",
+            Kind::Wait => "wait",
+            Kind::Wake => "wake",
         }
     }
     /// The tracepoint behind it.
@@ -89,6 +95,10 @@ impl Kind {
             Kind::Send => "sock:sock_send_length",
             Kind::Recv => "sock:sock_recv_length",
             Kind::Packet => "net:net_dev_queue/netif_receive_skb",
+            Kind::Wait => {
+                "syscalls:sys_enter/exit_{select,pselect6,poll,ppoll,epoll_wait,epoll_pwait,epoll_pwait2}"
+            }
+            Kind::Wake => "sched:sched_wakeup",
         }
     }
     pub fn bit(self) -> u32 {
@@ -144,15 +154,50 @@ pub enum Sys {
     Recvmmsg,
     Sendfile,
     Splice,
+    Fcntl,
+    Select,
+    Pselect6,
+    Poll,
+    Ppoll,
+    EpollWait,
+    EpollPwait,
+    EpollPwait2,
 }
 
 impl Sys {
     pub fn from_u16(n: u16) -> Sys {
         use Sys::*;
-        const T: [Sys; 22] = [
-            Other, Socket, Bind, Listen, Accept, Accept4, Connect, Shutdown, Setsockopt, Close,
-            Read, Write, Sendto, Recvfrom, Sendmsg, Recvmsg, Readv, Writev, Sendmmsg, Recvmmsg,
-            Sendfile, Splice,
+        const T: [Sys; 30] = [
+            Other,
+            Socket,
+            Bind,
+            Listen,
+            Accept,
+            Accept4,
+            Connect,
+            Shutdown,
+            Setsockopt,
+            Close,
+            Read,
+            Write,
+            Sendto,
+            Recvfrom,
+            Sendmsg,
+            Recvmsg,
+            Readv,
+            Writev,
+            Sendmmsg,
+            Recvmmsg,
+            Sendfile,
+            Splice,
+            Fcntl,
+            Select,
+            Pselect6,
+            Poll,
+            Ppoll,
+            EpollWait,
+            EpollPwait,
+            EpollPwait2,
         ];
         T.get(n as usize).copied().unwrap_or(Other)
     }
@@ -181,6 +226,14 @@ impl Sys {
             Recvmmsg => "recvmmsg",
             Sendfile => "sendfile",
             Splice => "splice",
+            Fcntl => "fcntl",
+            Select => "select",
+            Pselect6 => "pselect6",
+            Poll => "poll",
+            Ppoll => "ppoll",
+            EpollWait => "epoll_wait",
+            EpollPwait => "epoll_pwait",
+            EpollPwait2 => "epoll_pwait2",
         }
     }
 }
@@ -431,7 +484,22 @@ pub mod body {
     pub const PKT_TSVAL: usize = 28;
     pub const PKT_TSECR: usize = 32;
     pub const PKT_SACK: usize = 36;
+    // struct ss_wait_body
+    pub const WAIT_SYS: usize = 0;
+    pub const WAIT_PHASE: usize = 2;
+    pub const WAIT_CAUSE: usize = 3;
+    pub const WAIT_WAKER: usize = 4;
+    pub const WAIT_RET: usize = 8;
+    pub const WAIT_DUR: usize = 16;
+    pub const WAIT_WAKE_NS: usize = 24;
+    pub const WAIT_CAUSE_NS: usize = 32;
+    pub const WAIT_WAKE_CPU: usize = 40;
+    pub const WAIT_ARG: usize = 44;
 }
+
+/// `SS_WAIT_ENTER` / `SS_WAIT_EXIT` (struct ss_wait_body's phase).
+pub const WAIT_ENTER: u8 = 1;
+pub const WAIT_EXIT: u8 = 2;
 
 /// `SS_PKT_IN` / `SS_PKT_OUT` (struct ss_packet_body's dir).
 pub const PKT_IN: u8 = 1;

@@ -176,6 +176,42 @@ pub enum What {
         /// sent in answer, such as a SYN-ACK): no process was involved.
         softirq: bool,
     },
+    /// A wait (select, pselect6, poll, ppoll, epoll_wait, epoll_pwait,
+    /// epoll_pwait2) of a process that owns a traced socket: at entry
+    /// ("enter": it is about to block) and at exit ("exit", with what it
+    /// returned and how long it waited).
+    Wait {
+        syscall: &'static str,
+        phase: &'static str,
+        /// exit only
+        ret: Option<i64>,
+        errno: Option<&'static str>,
+        duration_us: Option<u64>,
+        /// exit: the CPU that woke it, when a wakeup was seen.
+        wake_cpu: Option<u32>,
+        /// exit: from the packet that woke it (its arrival at the device)
+        /// to the syscall's return: what the application's reaction cost.
+        packet_to_return_us: Option<u64>,
+        /// nfds / maxevents (enter).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nfds: Option<u32>,
+    },
+    /// The owner blocked in a traced wait was woken (sched:sched_wakeup;
+    /// the first wakeup of each wait).
+    Wake {
+        /// The wait it was blocked in.
+        syscall: &'static str,
+        /// CPU that ran the wakeup.
+        cpu: u32,
+        /// The task that woke it, when the wakeup was not a packet's
+        /// (e.g. data on another fd, a timer); null in softirq.
+        waker_pid: Option<u32>,
+        /// A traced packet was being received on that CPU: the wakeup is
+        /// its doing. `local`/`peer` are that packet's connection.
+        by_packet: bool,
+        /// From that packet's arrival at the device to the wakeup.
+        packet_to_wake_us: Option<u64>,
+    },
     /// Data read from the socket (sock:sock_recv_length); 0 bytes is EOF.
     Recv {
         syscall: &'static str,
@@ -377,6 +413,7 @@ impl Event {
             }
             Kind::Syscall => syscall(r),
             Kind::Packet => packet_what(r),
+            Kind::Wait | Kind::Wake => wait_what(r),
             Kind::Send | Kind::Recv => {
                 let sys = Sys::from_u16(r.b_u16(body::IO_SYS));
                 let fd = r.b_i32(body::IO_FD);
@@ -469,6 +506,8 @@ impl Event {
             What::Send { .. } => "send",
             What::Recv { .. } => "recv",
             What::Packet { .. } => "packet",
+            What::Wait { .. } => "wait",
+            What::Wake { .. } => "wake",
         }
     }
 
@@ -632,6 +671,54 @@ impl Event {
                 errno,
             } => io_text(syscall, *fd, *bytes, *errno, "sent"),
             What::Packet { .. } => packet_text(&self.what),
+            What::Wait {
+                syscall,
+                phase,
+                ret,
+                errno,
+                duration_us,
+                wake_cpu,
+                packet_to_return_us,
+                ..
+            } => {
+                if *phase == "enter" {
+                    format!("{syscall}() waits")
+                } else {
+                    let r = match (errno, ret) {
+                        (Some(e), _) => format!("-{e}"),
+                        (None, Some(r)) => r.to_string(),
+                        (None, None) => "?".into(),
+                    };
+                    let mut t = format!(
+                        "{syscall}() = {r} after {}",
+                        fmt_us(duration_us.unwrap_or(0))
+                    );
+                    if let Some(c) = wake_cpu {
+                        t.push_str(&format!(", woken on cpu {c}"));
+                    }
+                    if let Some(l) = packet_to_return_us {
+                        t.push_str(&format!(", {} after the packet", fmt_us(*l)));
+                    }
+                    t
+                }
+            }
+            What::Wake {
+                syscall,
+                cpu,
+                waker_pid,
+                by_packet,
+                packet_to_wake_us,
+            } => {
+                let by = match (by_packet, waker_pid) {
+                    (true, _) => format!(
+                        "by a packet ({} after it arrived, softirq)",
+                        fmt_us(packet_to_wake_us.unwrap_or(0))
+                    ),
+                    (false, Some(p)) => format!("by pid {p}"),
+                    (false, None) => "in softirq".into(),
+                };
+                format!("wakeup in {syscall}() on cpu {cpu} {by}")
+            }
             What::Recv {
                 syscall,
                 sys_fd: fd,
@@ -687,6 +774,37 @@ fn packet_what(r: &RawEvent) -> What {
         ifindex: r.b_u32(body::PKT_IFINDEX),
         cpu: r.cpu,
         softirq: b[body::PKT_SOFTIRQ] != 0,
+    }
+}
+
+fn wait_what(r: &RawEvent) -> What {
+    let b = &r.body;
+    let sys = Sys::from_u16(r.b_u16(body::WAIT_SYS)).name();
+    let cause_ns = r.b_u64(body::WAIT_CAUSE_NS);
+    let by_packet = b[body::WAIT_CAUSE] != 0 && cause_ns != 0;
+    let cpu = r.b_u32(body::WAIT_WAKE_CPU);
+    let wake_ns = r.b_u64(body::WAIT_WAKE_NS);
+    if r.kind == Kind::Wake {
+        let waker = r.b_i32(body::WAIT_WAKER);
+        return What::Wake {
+            syscall: sys,
+            cpu,
+            waker_pid: (!by_packet && waker > 0).then_some(waker as u32),
+            by_packet,
+            packet_to_wake_us: by_packet.then(|| wake_ns.saturating_sub(cause_ns) / 1000),
+        };
+    }
+    let exit = b[body::WAIT_PHASE] == abi::WAIT_EXIT;
+    let ret = r.b_i64(body::WAIT_RET);
+    What::Wait {
+        syscall: sys,
+        phase: if exit { "exit" } else { "enter" },
+        ret: exit.then_some(ret),
+        errno: if exit { errno(ret) } else { None },
+        duration_us: exit.then(|| r.b_u64(body::WAIT_DUR) / 1000),
+        wake_cpu: (exit && wake_ns != 0).then_some(cpu),
+        packet_to_return_us: (exit && by_packet).then(|| r.ts_ns.saturating_sub(cause_ns) / 1000),
+        nfds: (!exit).then(|| r.b_u32(body::WAIT_ARG)),
     }
 }
 
@@ -840,6 +958,14 @@ fn syscall(r: &RawEvent) -> What {
         Sys::Listen => args.backlog = Some(arg(0) as i32 as i64),
         Sys::Shutdown => args.how = Some(names::shutdown_name(arg(0))),
         Sys::Accept4 => args.flags = Some(names::accept_flags_name(arg(0))),
+        Sys::Fcntl => {
+            args.optname = Some("F_SETFL".into());
+            args.flags = Some(if arg(1) & 0o4000 != 0 {
+                "O_NONBLOCK".into()
+            } else {
+                "~O_NONBLOCK".into()
+            });
+        }
         Sys::Setsockopt => {
             let optlen = r.b_u16(body::SYS_ADDR_PORT);
             args.level = Some(names::sockopt_level_name(arg(0)));
@@ -1040,6 +1166,45 @@ mod tests {
         assert_eq!(
             e.describe(),
             "→ out [SYN|ACK] seq 100 ack 201 win 65483 len 0 mss 65495 wscale 7 sackOK  (softirq)"
+        );
+    }
+
+    #[test]
+    fn wait_and_wake_events() {
+        let mut r = raw(Kind::Wake);
+        r.body[0] = Sys::Pselect6 as u8;
+        r.body[body::WAIT_CAUSE] = 1;
+        r.body[24..32].copy_from_slice(&5_040_000u64.to_le_bytes());
+        r.body[32..40].copy_from_slice(&5_000_000u64.to_le_bytes());
+        r.body[40..44].copy_from_slice(&1u32.to_le_bytes());
+        let e = Event::from_raw(&r, &Reasons::default(), 0);
+        assert_eq!(
+            e.describe(),
+            "wakeup in pselect6() on cpu 1 by a packet (40 µs after it arrived, softirq)"
+        );
+        let mut r = raw(Kind::Wait);
+        r.ts_ns = 5_100_000;
+        r.body[0] = Sys::Select as u8;
+        r.body[body::WAIT_PHASE] = abi::WAIT_EXIT;
+        r.body[body::WAIT_CAUSE] = 1;
+        r.body[8..16].copy_from_slice(&1i64.to_le_bytes());
+        r.body[16..24].copy_from_slice(&2_000_000u64.to_le_bytes());
+        r.body[24..32].copy_from_slice(&5_040_000u64.to_le_bytes());
+        r.body[32..40].copy_from_slice(&5_000_000u64.to_le_bytes());
+        let e = Event::from_raw(&r, &Reasons::default(), 0);
+        let j = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            (
+                &j["phase"],
+                &j["ret"],
+                &j["duration_us"],
+                &j["packet_to_return_us"]
+            ),
+            (&"exit".into(), &1.into(), &2000.into(), &100.into())
+        );
+        assert_eq!(
+            e.describe(),
+            "select() = 1 after 2.0 ms, woken on cpu 0, 100 µs after the packet"
         );
     }
 

@@ -41,7 +41,7 @@ pub const ENV_NOOP_SYSCALLS: &str = "SOCKSCOPE_TRACE_NOOP_SYSCALLS";
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// The syscalls traced at exit (bpf/syscalls.c).
-pub const SYSCALLS: [&str; 9] = [
+pub const SYSCALLS: [&str; 10] = [
     "socket",
     "bind",
     "listen",
@@ -51,6 +51,19 @@ pub const SYSCALLS: [&str; 9] = [
     "shutdown",
     "setsockopt",
     "close",
+    "fcntl",
+];
+
+/// The waits traced for processes that own a traced socket (bpf/wait.c),
+/// at entry and exit; the ones this architecture lacks are skipped.
+pub const WAIT_SYSCALLS: [&str; 7] = [
+    "select",
+    "pselect6",
+    "poll",
+    "ppoll",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
 ];
 
 /// The syscalls also traced at entry: close (the fd is gone at exit) and
@@ -87,7 +100,7 @@ pub struct Probe {
 /// Every program, in attach order. The syscall programs (`ss_sc_*`)
 /// attach to the per-syscall tracepoints of [`SYSCALLS`] (perf events,
 /// found through tracefs); the others are BTF tracepoints.
-pub const PROBES: [Probe; 15] = [
+pub const PROBES: [Probe; 18] = [
     Probe {
         program: "ss_state",
         tracepoint: "inet_sock_set_state",
@@ -207,6 +220,30 @@ pub const PROBES: [Probe; 15] = [
         event: "net:netif_receive_skb",
         required: false,
         kinds: &[Kind::Packet],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_wakeup",
+        tracepoint: "sched_wakeup",
+        event: "sched:sched_wakeup",
+        required: false,
+        kinds: &[Kind::Wake],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_wait_enter",
+        tracepoint: "sys_enter",
+        event: "syscalls:sys_enter_{select,poll,epoll_wait,...}",
+        required: false,
+        kinds: &[Kind::Wait],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_wait_exit",
+        tracepoint: "sys_exit",
+        event: "syscalls:sys_exit_{select,poll,epoll_wait,...}",
+        required: false,
+        kinds: &[Kind::Wait],
         keeps_owners: false,
     },
 ];
@@ -630,6 +667,8 @@ impl Tracer {
             }
             let result = if p.program.starts_with("ss_sc_") {
                 attach_syscalls(&mut ebpf, btf, &p, &mut notes)
+            } else if p.program.starts_with("ss_wait_") {
+                attach_waits(&mut ebpf, &p)
             } else {
                 attach(&mut ebpf, btf, &p)
             };
@@ -821,6 +860,31 @@ fn attach_syscalls(
         ));
     }
     Ok(())
+}
+
+/// The wait programs on the per-syscall tracepoints of [`WAIT_SYSCALLS`]
+/// (no fallback on raw_syscalls: every syscall of the machine would run
+/// them); the syscalls this kernel or architecture lacks are skipped.
+fn attach_waits(ebpf: &mut Ebpf, p: &Probe) -> Result<(), Box<dyn std::error::Error + 'static>> {
+    let enter = p.program == "ss_wait_enter";
+    let prog: &mut TracePoint = ebpf
+        .program_mut(p.program)
+        .ok_or_else(|| format!("program {} is not in the object", p.program))?
+        .try_into()?;
+    prog.load()?;
+    let mut attached = 0;
+    let mut last_err = None;
+    for name in WAIT_SYSCALLS {
+        let ev = format!("sys_{}_{name}", if enter { "enter" } else { "exit" });
+        match prog.attach("syscalls", &ev) {
+            Ok(_) => attached += 1,
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (attached, last_err) {
+        (0, Some(e)) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The port filter as the programs read it: bit `p % 64` of word `p / 64`.

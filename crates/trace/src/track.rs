@@ -442,6 +442,11 @@ pub struct Tracker {
     /// Connections destroyed, oldest first, waiting out the grace period.
     closing: VecDeque<(u64, u64)>,
     last_sweep: u64,
+    /// The connection each process last acted on (its own syscalls and
+    /// data), for the waits it blocks in.
+    pid_conn: FxMap<u32, u64>,
+    /// The connection whose packet woke a thread in its current wait.
+    woken_by: FxMap<u32, u64>,
     /// Events seen, and events that passed the filter.
     pub seen: u64,
     pub shown: u64,
@@ -475,6 +480,8 @@ impl Tracker {
             tw_checks: Vec::new(),
             closing: VecDeque::new(),
             last_sweep: 0,
+            pid_conn: FxMap::default(),
+            woken_by: FxMap::default(),
             seen: 0,
             shown: 0,
         }
@@ -598,6 +605,9 @@ impl Tracker {
         if let What::Packet { .. } = &ev.what {
             return self.route_packet(ev, sk);
         }
+        if matches!(ev.what, What::Wait { .. } | What::Wake { .. }) {
+            return self.route_wait(ev);
+        }
         if matches!(
             ev.what,
             What::ResetSent {
@@ -710,6 +720,30 @@ impl Tracker {
         Some(id)
     }
 
+    /// The connection of a wait or a wakeup: the one whose packet woke
+    /// the thread (the wakeup and the wait's return carry its tuple), else
+    /// the one the process last acted on.
+    fn route_wait(&mut self, ev: &Event) -> Option<u64> {
+        let tid = ev.tid.unwrap_or(0);
+        let by_tuple = match (nonzero(sockaddr(&ev.local)), nonzero(sockaddr(&ev.peer))) {
+            (Some(l), Some(p)) => self.tuples.get(&(ev.netns, l, p)).copied(),
+            _ => None,
+        };
+        let exit = matches!(ev.what, What::Wait { phase: "exit", .. });
+        let id = match &ev.what {
+            What::Wake { .. } => {
+                if let Some(id) = by_tuple {
+                    self.woken_by.insert(tid, id);
+                }
+                by_tuple
+            }
+            _ if exit => self.woken_by.remove(&tid).or(by_tuple),
+            _ => None,
+        };
+        id.or_else(|| ev.pid.and_then(|p| self.pid_conn.get(&p).copied()))
+            .filter(|id| self.conns.contains_key(id))
+    }
+
     /// Feed one event (in time order). Events to show go to `out`;
     /// connections that end (when an address is reused) go to `done`.
     pub fn push(&mut self, mut ev: Event, sk: u64, out: &mut Vec<Event>, done: &mut Vec<Conn>) {
@@ -726,6 +760,12 @@ impl Tracker {
             return;
         };
         done.append(&mut finished);
+        if ev.owner == Some("task")
+            && let Some(pid) = ev.pid
+            && !matches!(ev.what, What::Wait { .. } | What::Wake { .. })
+        {
+            self.pid_conn.insert(pid, id);
+        }
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -1130,8 +1170,11 @@ fn update(c: &mut Conn, ev: &mut Event) {
         }
     }
 
-    // Owner: the best source wins; a task's own syscall always does.
-    if let (Some(pid), Some(via)) = (ev.pid, ev.owner) {
+    // Owner: the best source wins; a task's own syscall always does. A
+    // wait or a wakeup names the process but no fd: it teaches nothing.
+    let waits = matches!(ev.what, What::Wait { .. } | What::Wake { .. });
+    if waits {
+    } else if let (Some(pid), Some(via)) = (ev.pid, ev.owner) {
         let better = c.owner.as_ref().is_none_or(|o| rank(via) >= rank(o.via));
         if better {
             c.owner = Some(Owner {

@@ -44,7 +44,7 @@ What is traced (tracepoints only; no kprobes):
   destroy     tcp:tcp_destroy_sock: duration, bytes, retransmits (as tcplife)
   drop        skb:kfree_skb, TCP packets with a drop reason
   syscall     socket bind listen accept accept4 connect shutdown setsockopt
-              close (syscalls:sys_enter_*/sys_exit_*; tracefs is mounted in a
+              close fcntl(F_SETFL) (syscalls:sys_enter_*/sys_exit_*; tracefs is mounted in a
               private mount namespace when the host has not mounted it)
   data        sock:sock_send_length / sock_recv_length: read, write, send*,
               recv*
@@ -52,6 +52,11 @@ What is traced (tracepoints only; no kprobes):
               TCP segment at a device with flags, seq/ack (relative per
               connection), window, length, MSS/wscale/SACK options, interface,
               CPU and softirq; default only with --port, --addr or --pid
+  wait        select/pselect6/poll/ppoll/epoll_wait/epoll_pwait(2) of the
+              processes that own a traced socket (entry, and exit with the
+              return value and time blocked), and sched:sched_wakeup of
+              such a wait (CPU, and the packet that caused it with packet
+              events on); default only with --port, --addr or --pid
 
 Events are attributed to the process that owns the socket (state changes run
 in softirq, where the running task is unrelated); a connection not accepted
@@ -78,6 +83,7 @@ pub enum EventClass {
     Syscall,
     Data,
     Packet,
+    Wait,
 }
 
 impl EventClass {
@@ -91,6 +97,7 @@ impl EventClass {
             EventClass::Syscall => &[Kind::Syscall],
             EventClass::Data => &[Kind::Send, Kind::Recv],
             EventClass::Packet => &[Kind::Packet],
+            EventClass::Wait => &[Kind::Wait, Kind::Wake],
         }
     }
 }
@@ -119,7 +126,7 @@ pub struct TraceArgs {
     /// Only the network namespace of process PID.
     #[arg(long, value_name = "PID")]
     pub netns_pid: Option<u32>,
-    /// Event classes to show, comma-separated (default: all but packet; packet too with --port, --addr or --pid).
+    /// Event classes to show, comma-separated (default: all but packet and wait; those too with --port, --addr or --pid).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CLASS")]
     pub events: Vec<EventClass>,
     /// Leave out the data events (send/recv), the bulk of the volume on a busy host.
@@ -245,7 +252,7 @@ fn options(args: &TraceArgs) -> Result<Options, Fail> {
         EventClass::value_variants()
             .iter()
             .copied()
-            .filter(|c| *c != EventClass::Packet || narrowed)
+            .filter(|c| !matches!(c, EventClass::Packet | EventClass::Wait) || narrowed)
             .collect()
     } else {
         args.events.clone()

@@ -363,6 +363,60 @@ pub fn build(c: &Conn) -> Diagram {
                     steps.push(step(t, App, Kernel, label, sys_note(e), tone));
                 }
             }
+            What::Wait {
+                syscall,
+                phase,
+                ret,
+                errno,
+                duration_us,
+                packet_to_return_us,
+                ..
+            } => {
+                if *phase == "enter" {
+                    steps.push(step(
+                        t,
+                        App,
+                        App,
+                        format!("{syscall}() waits"),
+                        "",
+                        Tone::Normal,
+                    ));
+                } else {
+                    let r = match (errno, ret) {
+                        (Some(e), _) => format!("-{e}"),
+                        (None, Some(r)) => r.to_string(),
+                        (None, None) => "?".into(),
+                    };
+                    let mut note = format!("blocked {}", fmt_us(duration_us.unwrap_or(0)));
+                    if let Some(l) = packet_to_return_us {
+                        note.push_str(&format!(", {} after the packet", fmt_us(*l)));
+                    }
+                    steps.push(step(
+                        t,
+                        Kernel,
+                        App,
+                        format!("{syscall}() = {r}"),
+                        note,
+                        Tone::Normal,
+                    ));
+                }
+            }
+            What::Wake {
+                cpu,
+                by_packet,
+                packet_to_wake_us,
+                ..
+            } => {
+                let note = if *by_packet {
+                    format!(
+                        "cpu {cpu}, {} after the packet",
+                        fmt_us(packet_to_wake_us.unwrap_or(0))
+                    )
+                } else {
+                    format!("cpu {cpu}")
+                };
+                steps.push(step(t, Kernel, App, "wake", note, Tone::Normal));
+            }
             What::Packet { direction, .. } => {
                 let (label, note) = packet_label(&e.what);
                 let (from, to) = if *direction == "in" {
