@@ -4,6 +4,9 @@
 //! marked malformed. Also checks `-r F -w G` (pcap to pcapng, read back by
 //! tshark identically) and the flow views.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -22,6 +25,9 @@ fn run_capture(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, String, 
 
 #[test]
 fn bad_files_are_clear_usage_errors_and_never_panics() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("errors");
     let empty = d.join("empty.pcap");
@@ -160,6 +166,9 @@ fn malformed_packets_are_marked_not_fatal() {
 
 #[test]
 fn flow_diagrams_as_text_and_svg() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("flow");
     let f = d.join("basic.pcap");

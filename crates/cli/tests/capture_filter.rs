@@ -5,6 +5,9 @@
 //! program from `tcpdump -ddd EXPR` accepts (both run in the same cBPF
 //! interpreter, which follows the kernel's semantics).
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -68,6 +71,9 @@ fn our_times(file: &std::path::Path, expr: &str) -> Vec<String> {
 
 #[test]
 fn filters_select_what_tcpdump_selects_and_compile_to_equivalent_bpf() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("filter");
     let files = [

@@ -15,6 +15,9 @@
 //!   into the socket buffer's metadata. Both run in the test's cBPF
 //!   interpreter, which follows the kernel's semantics.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -381,6 +384,9 @@ fn our_times(file: &Path, expr: &str) -> Vec<String> {
 
 #[test]
 fn files_select_what_tcpdump_selects() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("filter-tcpdump");
     let eth = d.join("eth.pcap");
@@ -473,6 +479,9 @@ fn as_kernel_sees(f: &Frame) -> (Vec<u8>, bpf::Meta) {
 
 #[test]
 fn live_programs_give_tcpdumps_verdicts() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let frames = ethernet_frames();
     let mut differ = 0;

@@ -4,6 +4,9 @@
 //! summary counts datagrams reassembled and fragments left over. The
 //! capture is built byte by byte.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -74,6 +77,9 @@ fn whole(c2s: bool, proto: u8, id: u16, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn fragments_are_reassembled_like_wireshark() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("fragments");
     let f = d.join("frag.pcap");

@@ -5,6 +5,9 @@
 //! comment naming the process, and agrees with our analysis of it), Ctrl-C
 //! and the exit status without privilege.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -14,11 +17,17 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn live_capture_labels_packets_with_the_owning_process() {
+    if root::skip_without_root() {
+        return;
+    }
     live_capture_on("lo");
 }
 
 #[test]
 fn live_capture_on_any_writes_cooked_v2() {
+    if root::skip_without_root() {
+        return;
+    }
     live_capture_on("any");
 }
 
@@ -112,6 +121,9 @@ fn live_capture_on(iface: &str) {
 /// thread; printing waits for it (at most 2 s), the capture does not.
 #[test]
 fn live_capture_labels_a_client_started_after_the_capture() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("live-newclient");
     let o = Command::new("unshare")
@@ -179,6 +191,9 @@ fn live_capture_labels_a_client_started_after_the_capture() {
 
 #[test]
 fn ctrl_c_stops_and_prints_the_summary() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let mut child = Command::new("unshare")
         .args([
@@ -236,6 +251,9 @@ fn ctrl_c_stops_and_prints_the_summary() {
 
 #[test]
 fn live_capture_without_cap_net_raw_exits_3() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let o = Command::new("setpriv")
         .args([
@@ -255,6 +273,9 @@ fn live_capture_without_cap_net_raw_exits_3() {
 
 #[test]
 fn unknown_interface_is_a_usage_error() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let o = sockscope(&["capture", "-i", "no-such-if0", "-c", "1"]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -274,6 +295,9 @@ fn unknown_interface_is_a_usage_error() {
 /// capture must see only its own (and the tag put back in the frame).
 #[test]
 fn live_vlan_filters_run_in_the_kernel() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("live-vlan");
     let o = Command::new("unshare")

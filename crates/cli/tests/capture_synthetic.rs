@@ -7,6 +7,9 @@
 //! interfaces, and with Ethernet, raw IP, Linux cooked v1 and v2 link
 //! layers. sockscope and tshark must agree on every field of every packet.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -236,6 +239,9 @@ const EXPECTED_FLAGS: [&str; 14] = [
 
 #[test]
 fn every_analysis_flag_agrees_with_tshark_in_every_file_format() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("synthetic");
     let files = [

@@ -5,6 +5,9 @@
 //! snap length keeps the IP header's length. The capture is built byte by
 //! byte here.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -64,6 +67,9 @@ fn seg6(seq: u32, ack: u32, flags: u8, len: usize, claim: usize) -> Vec<u8> {
 
 #[test]
 fn short_ip_packets_use_what_was_there_and_are_flagged() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("truncated");
     let f = d.join("t.pcap");

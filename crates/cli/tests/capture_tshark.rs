@@ -6,6 +6,9 @@
 //! acknowledged and its RTT, bytes in flight and bytes sent since PSH.
 //! Agreement must be exact.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -26,6 +29,9 @@ fn scenario(
 
 #[test]
 fn handshake_data_and_fin_agree_with_tshark() {
+    if root::skip_without_root() {
+        return;
+    }
     let (n, flags) = scenario("basic", None, &["basic"]);
     assert!(
         n >= 9,
@@ -39,18 +45,27 @@ fn handshake_data_and_fin_agree_with_tshark() {
 
 #[test]
 fn ipv6_agrees_with_tshark() {
+    if root::skip_without_root() {
+        return;
+    }
     let (n, _) = scenario("v6", None, &["basic", "--v6"]);
     assert!(n >= 9);
 }
 
 #[test]
 fn resets_agree_with_tshark() {
+    if root::skip_without_root() {
+        return;
+    }
     let (n, _) = scenario("rst", None, &["rst"]);
     assert!(n >= 6);
 }
 
 #[test]
 fn retransmissions_forced_by_nftables_agree_with_tshark() {
+    if root::skip_without_root() {
+        return;
+    }
     // Data segments dropped after the capture saw them: the sender
     // retransmits (fast retransmissions after SACKs, or after a timeout).
     // Which recovery the kernel takes depends on timing: most runs show
@@ -81,6 +96,9 @@ fn retransmissions_forced_by_nftables_agree_with_tshark() {
 
 #[test]
 fn zero_window_agrees_with_tshark() {
+    if root::skip_without_root() {
+        return;
+    }
     let (_, flags) = scenario("zerowin", None, &["zerowin"]);
     assert!(flags.contains("zero_window"), "tshark saw {flags:?}");
     assert!(flags.contains("window_full"), "tshark saw {flags:?}");

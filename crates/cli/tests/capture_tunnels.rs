@@ -3,6 +3,9 @@
 //! headers are kept in `tunnel`, and filters apply to the outer packet as
 //! in tcpdump. The capture is built byte by byte.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
 use helpers::*;
@@ -68,6 +71,9 @@ const GENEVE: [u8; 16] = [
 
 #[test]
 fn tunnelled_tcp_is_followed_like_tshark() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let d = scratch("tunnels");
     let f = d.join("t.pcap");

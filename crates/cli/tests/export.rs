@@ -16,6 +16,9 @@
 //! (scene `halfopen`), reuseport groups (scene `reuseport`), platform labels
 //! from a real cgroup v2 move, and foreign process names as label values.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 mod export_support;
 
@@ -49,6 +52,9 @@ fn promtool_check(text: &str) {
 
 #[test]
 fn scrape_reports_the_backlog_scene() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let pid = sc.pid;
     let pid_s = pid.to_string();
@@ -183,6 +189,9 @@ fn scrape_reports_the_backlog_scene() {
 
 #[test]
 fn json_once_and_max_series_folding() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let run = sc.sockscope("export", &["--json"]);
     run.expect_code(0);
@@ -237,6 +246,9 @@ fn json_once_and_max_series_folding() {
 
 #[test]
 fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = export_support::namespace();
     let pid = sc.pid;
     let ex = Exporter::start(pid, PORT, &["--read-timeout", "4"]);
@@ -326,6 +338,9 @@ fn slow_clients_do_not_stall_scrapes_and_are_cut_off() {
 
 #[test]
 fn concurrent_scrapes_are_all_served_and_counted_once() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = export_support::namespace();
     let pid = sc.pid;
     let ex = Exporter::start(pid, PORT, &[]);
@@ -353,6 +368,9 @@ fn concurrent_scrapes_are_all_served_and_counted_once() {
 
 #[test]
 fn sigterm_and_sigint_stop_within_a_second() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = export_support::namespace();
     for sig in [Signal::TERM, Signal::INT] {
         let mut ex = Exporter::start(sc.pid, PORT, &[]);
@@ -370,6 +388,9 @@ fn sigterm_and_sigint_stop_within_a_second() {
 
 #[test]
 fn bad_flags_and_address_in_use() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = export_support::namespace();
     let _ex = Exporter::start(sc.pid, PORT, &[]);
     let listen = format!("127.0.0.1:{PORT}");
@@ -463,6 +484,9 @@ impl Drop for CgroupMove {
 
 #[test]
 fn platform_labels_come_from_the_process_cgroup() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("nc");
     let pid = sc.pid;
     let pid_s = pid.to_string();
@@ -513,6 +537,9 @@ fn platform_labels_come_from_the_process_cgroup() {
 
 #[test]
 fn foreign_process_names_are_exact_label_values() {
+    if root::skip_without_root() {
+        return;
+    }
     // A listener held by a process whose name has a quote, a backslash
     // and a newline: the exposition stays parseable and the label value
     // is the name, byte for byte.
@@ -544,6 +571,9 @@ time.sleep(120)
 
 #[test]
 fn half_open_connections_count_for_their_listener() {
+    if root::skip_without_root() {
+        return;
+    }
     // Scene `halfopen`: an nftables rule in the namespace drops the final
     // ACK of 3 clients, so the listener has 3 request sockets in SYN-RECV
     // and nothing in its accept queue.
@@ -571,6 +601,9 @@ fn half_open_connections_count_for_their_listener() {
 
 #[test]
 fn reuseport_group_is_counted_on_each_member() {
+    if root::skip_without_root() {
+        return;
+    }
     // Scene `reuseport`: two SO_REUSEPORT listeners on one address and
     // port, held by two processes: one series each, group size 2.
     let sc = Scene::start("reuseport");

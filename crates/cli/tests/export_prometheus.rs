@@ -5,6 +5,9 @@
 //! process with its sockets by state, and TcpExt.ListenOverflows rising
 //! when one more client knocks. Prometheus scrapes every second.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 mod export_support;
 
@@ -134,6 +137,9 @@ fn one_value(ns_pid: u32, promql: &str, until: impl Fn(f64) -> bool) -> f64 {
 
 #[test]
 fn prometheus_scrapes_the_exporter() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut sc = Scene::start("backlog");
     let pid = sc.pid;
     let port = sc.num("/port");

@@ -3,6 +3,9 @@
 //! series that must fire and series that must not), and every metric the
 //! rules and the Grafana dashboard query is one the exporter serves.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Scene, run_cmd};
@@ -72,6 +75,9 @@ fn alerting_rules_pass_their_unit_tests() {
 
 #[test]
 fn rules_and_dashboard_query_served_metrics() {
+    if root::skip_without_root() {
+        return;
+    }
     // A scene with listeners, so every family has samples.
     let sc = Scene::start("backlog");
     let run = sc.sockscope("export", &["--once"]);

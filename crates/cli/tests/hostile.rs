@@ -5,6 +5,9 @@
 //! characters typed into a filter. Also: ss's default state set (no
 //! SYN-RECV), and namespaces that --all-netns could not look at.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Scene, sockscope};
@@ -53,6 +56,9 @@ fn inode(sc: &Scene, name: &str) -> u64 {
 
 #[test]
 fn unix_names_are_escaped_and_never_forge_rows() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = start();
     let nl = inode(&sc, "newline_path");
     for source in ["auto", "proc"] {
@@ -146,6 +152,9 @@ fn unix_names_are_escaped_and_never_forge_rows() {
 
 #[test]
 fn every_text_view_escapes_process_names() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = start();
     let pid = sc.pid.to_string();
     let runs = [
@@ -181,6 +190,9 @@ fn every_text_view_escapes_process_names() {
 
 #[test]
 fn a_process_name_that_is_not_utf8_is_read_and_shown() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = start();
     let child = sc.manifest["child"].as_u64().unwrap().to_string();
     let run = sockscope(&["proc", &child]);
@@ -216,6 +228,9 @@ fn control_characters_in_a_filter_are_echoed_escaped() {
 
 #[test]
 fn half_open_connections_are_not_in_the_default_set() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("halfopen");
     let port = sc.num("/port");
     let syn_rows = |args: &[&str]| -> usize {
@@ -240,6 +255,9 @@ fn half_open_connections_are_not_in_the_default_set() {
 
 #[test]
 fn all_netns_says_which_namespaces_it_could_not_look_at() {
+    if root::skip_without_root() {
+        return;
+    }
     common::require_root();
     // A namespace that only root's processes use.
     let _sc = start();

@@ -1,6 +1,9 @@
 //! `sockscope lab` arguments and errors: the scenario list, unknown
 //! scenarios and models, bad directories, and a port already taken.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/lab/support.rs"]
 mod support;
 
@@ -111,6 +114,9 @@ fn bad_serve_arguments_are_usage_errors() {
 /// in the error and in the line saying what is served.
 #[test]
 fn root_paths_are_escaped() {
+    if root::skip_without_root() {
+        return;
+    }
     use std::io::{BufRead, BufReader};
     let (code, _, err) = sockscope(&[
         "lab",
@@ -176,6 +182,9 @@ fn a_port_in_use_is_named_with_the_fix() {
 
 #[test]
 fn without_privilege_run_says_to_use_root_and_exits_3() {
+    if root::skip_without_root() {
+        return;
+    }
     support::require_root();
     let o = std::process::Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])

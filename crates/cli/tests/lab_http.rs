@@ -6,6 +6,9 @@
 //! (413), a client sending one byte a second (408), 200 concurrent clients,
 //! no zombie children, and SIGTERM finishing a request in flight.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/lab/support.rs"]
 mod support;
 
@@ -315,26 +318,41 @@ fn battery(model: &[&str]) {
 
 #[test]
 fn model_single() {
+    if root::skip_without_root() {
+        return;
+    }
     battery(&["single"]);
 }
 
 #[test]
 fn model_fork() {
+    if root::skip_without_root() {
+        return;
+    }
     battery(&["fork"]);
 }
 
 #[test]
 fn model_prefork_2() {
+    if root::skip_without_root() {
+        return;
+    }
     battery(&["prefork", "2"]);
 }
 
 #[test]
 fn model_reuseport_2() {
+    if root::skip_without_root() {
+        return;
+    }
     battery(&["reuseport", "2"]);
 }
 
 #[test]
 fn model_epoll() {
+    if root::skip_without_root() {
+        return;
+    }
     battery(&["epoll"]);
 }
 
@@ -342,6 +360,9 @@ fn model_epoll() {
 /// sockets as the kernel shows them (one shared, or one per worker).
 #[test]
 fn workers_and_their_listeners() {
+    if root::skip_without_root() {
+        return;
+    }
     use sockscope::model::State;
     use sockscope::source::netns::{NetnsTarget, open};
     use sockscope::source::{self, Kind, Request, SourceChoice};
@@ -372,6 +393,9 @@ fn workers_and_their_listeners() {
 /// a keep-alive connection is accepted once for two requests.
 #[test]
 fn trace_syscalls_in_seed_order() {
+    if root::skip_without_root() {
+        return;
+    }
     let s = Server::start(&["single"], &["--trace-syscalls"]);
     let o = s.curl(&[&s.url("/flag"), &s.url("/index.html")]);
     assert!(o.status.success());
@@ -442,6 +466,9 @@ fn trace_syscalls_in_seed_order() {
 /// --pause-accept: the accept queue fills to backlog+1 and stays full.
 #[test]
 fn pause_accept_fills_the_accept_queue() {
+    if root::skip_without_root() {
+        return;
+    }
     use sockscope::model::State;
     use sockscope::source::netns::{NetnsTarget, open, run_in};
     use sockscope::source::{self, Kind, Request, SourceChoice};
@@ -475,6 +502,9 @@ fn pause_accept_fills_the_accept_queue() {
 /// Retry-After, in the epoll loop and in the fork parent.
 #[test]
 fn over_max_conns_is_503() {
+    if root::skip_without_root() {
+        return;
+    }
     for model in ["epoll", "fork"] {
         let s = Server::start(&[model], &["--max-conns", "1"]);
         let held = s.connect();

@@ -2,6 +2,9 @@
 //! every check passed, and the JSON must carry the exact observations the
 //! scenario is about. The private namespace must be gone afterwards.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/lab/support.rs"]
 mod support;
 
@@ -76,6 +79,9 @@ fn states(step: &Value) -> Vec<String> {
 
 #[test]
 fn handshake() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("handshake");
     assert_eq!(observed(&v, "accept queue (Recv-Q of the listener)"), "1");
     assert_eq!(
@@ -94,6 +100,9 @@ fn handshake() {
 
 #[test]
 fn backlog() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("backlog");
     assert_eq!(
         observed(&v, "accept queue (Recv-Q of the listener) = backlog + 1"),
@@ -118,6 +127,9 @@ fn backlog() {
 
 #[test]
 fn syn_queue() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("syn-queue");
     assert_eq!(
         observed(&v, "SYN-RECV request sockets on the listener"),
@@ -134,6 +146,9 @@ fn syn_queue() {
 
 #[test]
 fn reuseport() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("reuseport");
     assert_eq!(observed(&v, "listening sockets on port 5000"), "4");
     assert_eq!(observed(&v, "connections queued over all listeners"), "40");
@@ -148,6 +163,9 @@ fn reuseport() {
 
 #[test]
 fn time_wait() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("time-wait");
     assert_eq!(observed(&v, "client side (closed first)"), "TIME-WAIT");
     assert_eq!(observed(&v, "server side (closed second)"), "gone");
@@ -164,6 +182,9 @@ fn time_wait() {
 
 #[test]
 fn close_wait() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("close-wait");
     assert_eq!(observed(&v, "the application's socket"), "CLOSE-WAIT");
     assert_eq!(observed(&v, "the process is named"), "sockscope");
@@ -175,6 +196,9 @@ fn close_wait() {
 
 #[test]
 fn refused() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("refused");
     assert_eq!(
         observed(&v, "connect() result"),
@@ -187,6 +211,9 @@ fn refused() {
 
 #[test]
 fn fork_server() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("fork-server");
     let owners = step(&v, 2)["sockets"][0]["owners"]
         .as_array()
@@ -213,6 +240,9 @@ fn fork_server() {
 
 #[test]
 fn unix() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("unix");
     assert_eq!(observed(&v, "the path is a socket file"), "true");
     assert_eq!(
@@ -243,6 +273,9 @@ fn notes<'a>(step: &'a Value, prefix: &str) -> Vec<&'a str> {
 
 #[test]
 fn fin_close() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("fin-close");
     assert_eq!(
         observed(&v, "teardown segments in order"),
@@ -268,6 +301,9 @@ fn fin_close() {
 
 #[test]
 fn abort() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("abort");
     assert_eq!(observed(&v, "recv() on the server"), "error ECONNRESET");
     assert_eq!(observed(&v, "teardown segments on the wire"), "client RST");
@@ -285,6 +321,9 @@ fn abort() {
 
 #[test]
 fn nagle() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("nagle");
     assert_eq!(step(&v, 1)["sysctls"]["net.ipv4.tcp_autocorking"], "0");
     assert_eq!(observed(&v, "new data segments on the wire"), "2");
@@ -312,6 +351,9 @@ fn nagle() {
 
 #[test]
 fn zero_window() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("zero-window");
     assert_eq!(observed(&v, "client's timer (socket table)"), "persist");
     let written: u64 = notes(step(&v, 2), "")[0]
@@ -351,6 +393,9 @@ fn zero_window() {
 
 #[test]
 fn mss() {
+    if root::skip_without_root() {
+        return;
+    }
     let v = run("mss");
     assert_eq!(observed(&v, "MSS option in the client's SYN (1500"), "1460");
     assert_eq!(observed(&v, "MSS option in the server's SYN-ACK"), "1460");
@@ -389,6 +434,9 @@ fn mss() {
 /// The narration (no --json) streams steps and ends with the verdict.
 #[test]
 fn narration_of_refused() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let (code, out, err) = sockscope(&["lab", "run", "refused"]);
     assert_eq!(code, 0, "{err}");

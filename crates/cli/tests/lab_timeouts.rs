@@ -14,6 +14,9 @@
 //! - a response to a request whose body is left unread is followed by FIN,
 //!   not RST.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/lab/support.rs"]
 mod support;
 
@@ -72,6 +75,9 @@ fn trickle_body(mut c: TcpStream, every: Duration, limit: Duration) -> Option<Du
 /// and meanwhile other clients are served (single: one at a time).
 #[test]
 fn a_trickled_body_is_cut_after_the_header_timeout() {
+    if root::skip_without_root() {
+        return;
+    }
     each_model(|m| {
         let s = Server::start(m, &["--header-timeout", "2"]);
         let c = s.connect();
@@ -100,6 +106,9 @@ fn a_trickled_body_is_cut_after_the_header_timeout() {
 /// the parent and every child within the grace period.
 #[test]
 fn fork_children_with_trickled_bodies_end_and_stop() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut s = Server::start(
         &["fork"],
         &["--header-timeout", "2", "--max-conns", "2", "--grace", "1"],
@@ -233,6 +242,9 @@ fn paced_get(
 /// nothing is still cut after about a second.
 #[test]
 fn a_slow_steady_reader_gets_the_whole_file() {
+    if root::skip_without_root() {
+        return;
+    }
     each_model(|m| {
         let s = Server::start(m, &["--send-timeout", "1"]);
         small_tcp_buffers(&s);
@@ -282,6 +294,9 @@ fn a_slow_steady_reader_gets_the_whole_file() {
 /// request in flight is still answered.
 #[test]
 fn after_sigterm_new_clients_are_refused_at_once() {
+    if root::skip_without_root() {
+        return;
+    }
     each_model(|m| {
         let mut s = Server::start(m, &[]);
         // Every worker has its listener before the signal.
@@ -326,6 +341,9 @@ fn after_sigterm_new_clients_are_refused_at_once() {
 /// body is still to come.
 #[test]
 fn an_unread_body_with_connection_close_ends_in_fin() {
+    if root::skip_without_root() {
+        return;
+    }
     each_model(|m| {
         let s = Server::start(m, &[]);
         for _ in 0..3 {

@@ -10,6 +10,9 @@
 //! client knocks, the SYN-SENT clients in `ls`, and the "probably clamped"
 //! flag on a listener whose listen(1000) was cut to net.core.somaxconn.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{
@@ -57,6 +60,9 @@ fn listener_on(report: &Value, port: u64) -> &Value {
 
 #[test]
 fn backlog_5_with_10_clients_fills_the_accept_queue() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let pid = sc.pid;
     let port = sc.num("/port");
@@ -206,6 +212,9 @@ fn backlog_5_with_10_clients_fills_the_accept_queue() {
 
 #[test]
 fn interval_reports_show_listen_overflows_rising() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut sc = Scene::start("backlog");
     let pid = sc.pid.to_string();
     let mut child = Command::new(BIN)
@@ -285,6 +294,9 @@ fn interval_reports_show_listen_overflows_rising() {
 
 #[test]
 fn interval_text_marks_changes_between_reports() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let run = sc.sockscope("listeners", &["-n", "--interval", "0.2", "--count", "2"]);
     run.expect_code(0);
@@ -304,6 +316,9 @@ fn interval_text_marks_changes_between_reports() {
 
 #[test]
 fn half_open_connections_are_counted_per_listener() {
+    if root::skip_without_root() {
+        return;
+    }
     // An nftables rule in the scene's namespace drops the clients' final
     // ACKs: 3 connections stay half-open (SYN-RECV) at the listener.
     let sc = Scene::start("halfopen");
@@ -375,6 +390,9 @@ fn half_open_connections_are_counted_per_listener() {
 
 #[test]
 fn ipv6_only_wildcard_listener_is_not_credited_with_ipv4_connections() {
+    if root::skip_without_root() {
+        return;
+    }
     // nginx's default: `listen 80; listen [::]:80;` makes 0.0.0.0:80 and
     // [::]:80 with IPV6_V6ONLY. An IPv4 connection can only have come
     // through the IPv4 listener.

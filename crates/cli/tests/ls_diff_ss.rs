@@ -14,6 +14,9 @@
 //! without one; then every field both tools print must agree, and neither
 //! may list a socket the other does not.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Fixture, canon_addr, field, key_of, key_parts};
@@ -387,12 +390,18 @@ fn diff(fx: &Fixture, flags: &str, expect_rows: usize) {
 
 #[test]
 fn same_as_ss_all_states_with_owners_and_details() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     diff(&fx, "-tuwxanpe", fx.manifest.sockets.len());
 }
 
 #[test]
 fn same_as_ss_default_states() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let n = fx
         .manifest
@@ -405,6 +414,9 @@ fn same_as_ss_default_states() {
 
 #[test]
 fn same_as_ss_listening() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let n = fx
         .manifest

@@ -4,6 +4,9 @@
 //! /run/netns/NAME) and a pid that does not exist (exit 2, naming the pid).
 //! None of them may print rows on stdout.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Run, require_root, sockscope};
@@ -42,6 +45,9 @@ fn caret_offset(stderr: &str, filter: &str) -> usize {
 
 #[test]
 fn bad_filter_points_at_the_bad_token() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let filter = "dport = :80 and bogus";
     let run = sockscope(&["ls", "-a", filter]);
@@ -57,6 +63,9 @@ fn bad_filter_points_at_the_bad_token() {
 
 #[test]
 fn bad_filter_unclosed_parenthesis() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let filter = "( sport = :22 or dport = :22";
     let run = sockscope(&["ls", "-a", filter]);
@@ -75,6 +84,9 @@ fn bad_filter_unclosed_parenthesis() {
 
 #[test]
 fn bad_port_and_state_names() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     for (filter, bad) in [
         ("state established dport = :99999", ":99999"),
@@ -94,6 +106,9 @@ fn bad_port_and_state_names() {
 
 #[test]
 fn bad_flag() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let run = sockscope(&["ls", "--no-such-flag"]);
     run.expect_code(2);
@@ -114,6 +129,9 @@ fn bad_flag() {
 
 #[test]
 fn unknown_named_netns() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let run = sockscope(&["ls", "-a", "--netns", "nosuchns"]);
     let code = run.code();
@@ -133,6 +151,9 @@ fn unknown_named_netns() {
 
 #[test]
 fn unknown_netns_pid() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let run = sockscope(&["ls", "-a", "--netns-pid", "999999999"]);
     run.expect_code(2);
@@ -151,6 +172,9 @@ fn unknown_netns_pid() {
 
 #[test]
 fn conflicting_netns_options() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let run = sockscope(&["ls", "--netns", "a", "--netns-pid", "1"]);
     run.expect_code(2);

@@ -4,6 +4,9 @@
 //! checked against the exact set of fixture sockets it must select. Nothing
 //! matching exits 1.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Fixture, MSocket, assert_same_keys};
@@ -26,6 +29,9 @@ fn named(names: &'static [&'static str]) -> impl Fn(&MSocket) -> bool {
 
 #[test]
 fn listening_only() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     // LISTEN, plus UNCONN for udp, raw and unix datagram sockets.
     expect(&fx, &["-l", "-n"], |s| {
@@ -38,6 +44,9 @@ fn listening_only() {
 
 #[test]
 fn default_states_like_ss() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     expect(&fx, &["-n"], |s| !NOT_DEFAULT.contains(&s.state.as_str()));
     // The orphaned FIN-WAIT-2 (a time-wait sock in FIN-WAIT-2) is listed by
@@ -50,12 +59,18 @@ fn default_states_like_ss() {
 
 #[test]
 fn all_states() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     expect(&fx, &["-a", "-n"], |_| true);
 }
 
 #[test]
 fn state_filters() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     expect(&fx, &["-n", "state", "established"], |s| {
         s.state == "established"
@@ -83,6 +98,9 @@ fn state_filters() {
 
 #[test]
 fn port_filters() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     // The five clients waiting in tcp4-listener's accept queue.
     expect(&fx, &["-t", "-n", "dport", "=", ":5000"], |s| {
@@ -111,6 +129,9 @@ fn port_filters() {
 
 #[test]
 fn exclusion_with_not() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     expect(&fx, &["-t", "-n", "not", "dport", "=", ":5000"], |s| {
         s.proto == "tcp" && !NOT_DEFAULT.contains(&s.state.as_str()) && s.peer_port() != Some(5000)
@@ -122,6 +143,9 @@ fn exclusion_with_not() {
 
 #[test]
 fn address_filters() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let v6pair = named(&["tcp6-estab-client", "tcp6-estab-server"]);
     expect(&fx, &["-a", "-n", "src", "[::1]"], &v6pair);
@@ -159,6 +183,9 @@ fn address_filters() {
 
 #[test]
 fn bare_ipv6_source_address() {
+    if root::skip_without_root() {
+        return;
+    }
     // `src ::1` without brackets: a string that is a whole IPv6 address is
     // that address (ss itself rejects this form).
     let fx = Fixture::start();
@@ -171,6 +198,9 @@ fn bare_ipv6_source_address() {
 
 #[test]
 fn unix_path_filter() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let path = format!("{}/listen.sock", fx.manifest.tmpdir);
     expect(
@@ -187,6 +217,9 @@ fn unix_path_filter() {
 
 #[test]
 fn process_filters() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let child = fx.manifest.child_pid.to_string();
     expect(
@@ -205,6 +238,9 @@ fn process_filters() {
 
 #[test]
 fn uid_and_inode_filters() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     expect(&fx, &["-x", "-a", "-n", "uid", "=", "0"], MSocket::is_unix);
     let ino = fx.manifest.get("tcp4-listener").inode.to_string();
@@ -219,6 +255,9 @@ fn uid_and_inode_filters() {
 
 #[test]
 fn kind_and_family_flags() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     expect(&fx, &["-t", "-a", "-n"], |s| s.proto == "tcp");
     expect(&fx, &["-u", "-a", "-n"], |s| s.proto == "udp");
@@ -238,6 +277,9 @@ fn kind_and_family_flags() {
 
 #[test]
 fn nothing_matched_exits_1() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     for json in [false, true] {
         let mut args = vec!["-a", "-n"];

@@ -44,6 +44,9 @@
 //! between A's and B's values (expiry: ss's truncated value v means the
 //! true time left was in [v, v + unit), which must overlap [B, A]).
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Run, Scene, canon_addr};
@@ -358,6 +361,9 @@ fn triple(
 
 #[test]
 fn ls_info_mem_timers_agree_with_ss() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("diff");
     let (a, ss_run, b) = triple(
         &sc,
@@ -635,6 +641,9 @@ fn ls_info_mem_timers_agree_with_ss() {
 
 #[test]
 fn time_wait_timer_agrees_with_ss() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("diff");
     let (a, ss_run, b) = triple(
         &sc,

@@ -6,6 +6,9 @@
 //! Also: `--all-netns` labels the fixture's sockets with its namespace, and
 //! `--jsonl` lists the same sockets as `--json`.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Fixture, MSocket, field, index, key_of, keys, norm_endpoint, owners_of};
@@ -173,6 +176,9 @@ fn by_name<'a>(fx: &Fixture, list: &'a [Value], name: &str) -> &'a Value {
 
 #[test]
 fn every_socket_exact_from_netlink() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let list = fx.ls_json(&["-a", "-n", "-p", "-e"]);
     check_listing(&fx, &list, Mode::Auto, true);
@@ -221,6 +227,9 @@ fn every_socket_exact_from_netlink() {
 
 #[test]
 fn every_socket_exact_from_proc() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let list = fx.ls_json(&["-a", "-n", "-p", "-e", "--source", "proc"]);
     check_listing(&fx, &list, Mode::Proc, true);
@@ -235,6 +244,9 @@ fn every_socket_exact_from_proc() {
 
 #[test]
 fn netlink_and_proc_agree_on_owners_and_states() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let nl = fx.ls_json(&["-a", "-n", "-p", "--source", "netlink", "-t", "-u", "-x"]);
     let pr = fx.ls_json(&["-a", "-n", "-p", "--source", "proc", "-t", "-u", "-x"]);
@@ -253,6 +265,9 @@ fn netlink_and_proc_agree_on_owners_and_states() {
 
 #[test]
 fn netlink_only_source_fails_for_raw_without_raw_diag() {
+    if root::skip_without_root() {
+        return;
+    }
     // This kernel has no raw_diag: asking for RAW over netlink only must fail
     // with exit 3 (kernel feature missing) and point at the fallback.
     let fx = Fixture::start();
@@ -267,6 +282,9 @@ fn netlink_only_source_fails_for_raw_without_raw_diag() {
 
 #[test]
 fn all_netns_labels_fixture_sockets() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let ns = common::netns_inode(fx.pid);
     let run = common::sockscope(&["ls", "--all-netns", "-a", "-n", "-p", "-e", "--json"]);
@@ -307,6 +325,9 @@ fn all_netns_labels_fixture_sockets() {
 
 #[test]
 fn jsonl_lists_the_same_sockets_as_json() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let json = fx.ls_json(&["-a", "-n", "-p"]);
     let run = fx.ls(&["-a", "-n", "-p", "--jsonl"]);
@@ -343,6 +364,9 @@ fn jsonl_lists_the_same_sockets_as_json() {
 
 #[test]
 fn table_output_shows_the_sockets() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let run = fx.ls(&["-t", "-l", "-n", "-p"]);
     run.expect_code(0);

@@ -3,6 +3,9 @@
 //! on the unspecified address (`*:58`). Compared with ss in the same
 //! private namespace.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::Scene;
@@ -25,6 +28,9 @@ time.sleep(3600)
 
 #[test]
 fn bound_devices_and_raw_v6_as_ss_prints_them() {
+    if root::skip_without_root() {
+        return;
+    }
     let flag = std::env::temp_dir().join(format!("sockscope-scope-{}", std::process::id()));
     let _ = std::fs::remove_file(&flag);
     let f = flag.to_str().unwrap().to_string();

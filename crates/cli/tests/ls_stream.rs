@@ -6,6 +6,9 @@
 //! the rows of the sorted (fully collected) path, owners included, in ss's
 //! order, and that a reader closing the pipe early stops it cleanly.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{BIN, require_root, run_cmd, sockscope};
@@ -117,6 +120,9 @@ fn inode(v: &Value) -> u64 {
 
 #[test]
 fn streamed_rows_are_the_sorted_paths_rows_with_owners() {
+    if root::skip_without_root() {
+        return;
+    }
     let m = Many::start();
     // (arguments, data rows expected, header line)
     let cases: [(&[&str], usize, bool); 3] = [
@@ -178,6 +184,9 @@ fn streamed_rows_are_the_sorted_paths_rows_with_owners() {
 
 #[test]
 fn streamed_order_is_the_kernels_as_ss_lists_it() {
+    if root::skip_without_root() {
+        return;
+    }
     let m = Many::start();
     let ours = m.ls(&["-tan", "-H"]);
     ours.expect_code(0);
@@ -198,6 +207,9 @@ fn streamed_order_is_the_kernels_as_ss_lists_it() {
 
 #[test]
 fn a_reader_that_stops_early_ends_the_stream_quietly() {
+    if root::skip_without_root() {
+        return;
+    }
     let m = Many::start();
     let mut child = Command::new(BIN)
         .args(["ls", "--netns-pid", &m.pid, "-tanp"])

@@ -5,6 +5,9 @@
 //! tables for lack of CAP_SYS_PTRACE. Entering another namespace without
 //! CAP_SYS_ADMIN is exit 3 with a message naming it.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{BIN, Fixture, Run, assert_same_keys, field, run_cmd};
@@ -42,6 +45,9 @@ fn check_denied_note(run: &Run) {
 
 #[test]
 fn nobody_lists_every_socket_without_owners() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     // Sanity: the drop really happens.
     let id = fx.nsenter(&[DROP[0], DROP[1], DROP[2], DROP[3], "id", "-u"]);
@@ -80,6 +86,9 @@ fn nobody_lists_every_socket_without_owners() {
 
 #[test]
 fn nobody_table_output() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let run = as_nobody_in_fixture(&fx, &["ls", "-t", "-l", "-n", "-p"]);
     run.expect_code(0);
@@ -91,6 +100,9 @@ fn nobody_table_output() {
 
 #[test]
 fn nobody_cannot_enter_another_namespace() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let pid = fx.pid_str();
     let mut cmd: Vec<&str> = DROP.to_vec();
@@ -112,6 +124,9 @@ fn nobody_cannot_enter_another_namespace() {
 /// root the iterator is used and no fallback is named.
 #[test]
 fn nobody_gets_netlink_and_the_proc_walk_and_sees_its_own_sockets() {
+    if root::skip_without_root() {
+        return;
+    }
     let fx = Fixture::start();
     let script = r#"
 import json, socket, subprocess, sys, os

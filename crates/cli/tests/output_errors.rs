@@ -4,6 +4,9 @@
 //! on stderr, never a panic (101), never a success with the text lost, and
 //! never exit 3 (kept for missing privilege or kernel features).
 
+#[path = "common/root.rs"]
+mod root;
+
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockscope");
@@ -40,6 +43,9 @@ fn run(args: &[&str], stdout: Stdio) -> Output {
 
 #[test]
 fn a_full_device_is_exit_4_with_a_message() {
+    if root::skip_without_root() {
+        return;
+    }
     for args in COMMANDS {
         let full = std::fs::OpenOptions::new()
             .write(true)
@@ -65,6 +71,9 @@ fn a_full_device_is_exit_4_with_a_message() {
 
 #[test]
 fn a_closed_pipe_is_a_quiet_exit_0() {
+    if root::skip_without_root() {
+        return;
+    }
     for args in COMMANDS {
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);

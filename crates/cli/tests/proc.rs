@@ -7,6 +7,9 @@
 //! decoded) and, for sockets, the protocol and state; the totals must
 //! count them. Also: a pid that does not exist.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{
@@ -32,6 +35,9 @@ fn kind_of_link(link: &str) -> &'static str {
 
 #[test]
 fn proc_json_decodes_every_fd() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("procfds");
     let pid = sc.pid;
     let run = sockscope(&["proc", &pid.to_string(), "--json"]);
@@ -202,6 +208,9 @@ fn proc_json_decodes_every_fd() {
 
 #[test]
 fn proc_text_names_sockets_pipes_and_files() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("procfds");
     let pid = sc.pid;
     let run = sockscope(&["proc", &pid.to_string()]);
@@ -259,6 +268,9 @@ fn proc_of_a_pid_that_does_not_exist_exits_2() {
 /// either readable or shielded by something else, which the message says.
 #[test]
 fn root_is_never_told_to_run_as_root() {
+    if root::skip_without_root() {
+        return;
+    }
     use std::process::Command;
     assert!(
         rustix::process::geteuid().is_root(),

@@ -5,6 +5,9 @@
 //! namespace's own (net.core.somaxconn is set to 1234 inside it, which the
 //! host does not have).
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Scene, json_of, netns_inode};
@@ -50,6 +53,9 @@ fn sockstat(pid: u32) -> BTreeMap<String, i64> {
 
 #[test]
 fn stats_json_counts_what_the_fixture_built() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("stats");
     let pid = sc.pid;
     let before = sockstat(pid);
@@ -161,6 +167,9 @@ fn stats_json_counts_what_the_fixture_built() {
 
 #[test]
 fn stats_text_shows_the_matrix_and_settings() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("stats");
     let run = sc.sockscope("stats", &[]);
     run.expect_code(0);
@@ -208,6 +217,9 @@ fn stats_text_shows_the_matrix_and_settings() {
 /// nobody received it yet) has a file that no process holds.
 #[test]
 fn sockets_without_owner_are_split_by_why() {
+    if root::skip_without_root() {
+        return;
+    }
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     const SCRIPT: &str = r#"

@@ -5,6 +5,9 @@
 //! the BPF owner iterator (`ls -p` as root), the /proc walk (the library's
 //! `owners::scan`), `proc PID` and `who PID/FD`.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{Scene, sockscope};
@@ -63,6 +66,9 @@ fn proc_owners(inode: u64) -> Vec<(u64, Option<u64>, u64)> {
 
 #[test]
 fn a_process_whose_main_thread_exited() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = start("leader-exited");
     let pid = u64::from(sc.pid);
     let inode = sc.num("/inode");
@@ -106,6 +112,9 @@ fn a_process_whose_main_thread_exited() {
 
 #[test]
 fn a_thread_with_its_own_fd_table() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = start("unshared");
     let pid = u64::from(sc.pid);
     let tid = sc.num("/thread_tid");
@@ -140,6 +149,9 @@ fn a_thread_with_its_own_fd_table() {
 
 #[test]
 fn a_socket_from_another_namespace() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = start("moved-netns");
     let pid = sc.pid.to_string();
     let (fd, inode) = (sc.num("/fd"), sc.num("/inode"));

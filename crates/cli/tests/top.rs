@@ -3,6 +3,9 @@
 //! clients, never accepted: accept queue 6 of backlog 5), and a connection
 //! moving a known number of bytes per second (fixtures/top_rate.py).
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{BIN, Scene, require_root, sockscope};
@@ -18,6 +21,9 @@ fn json_lines(out: &str) -> Vec<Value> {
 
 #[test]
 fn once_json_listener_queue_processes_and_namespace() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let run = sc.sockscope("top", &["--once", "--json", "-d", "0.3"]);
     run.expect_code(0);
@@ -108,6 +114,9 @@ fn once_json_listener_queue_processes_and_namespace() {
 
 #[test]
 fn one_new_connection_shows_as_new_and_accepted() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut sc = Scene::start("backlog");
     // A new client while top is between its two reads: the queue is full,
     // so it stays in SYN-SENT; it is new in the second refresh.
@@ -178,6 +187,9 @@ fn rate_scene(rate: u64) -> RateScene {
 
 #[test]
 fn rate_of_a_known_connection_is_within_10_percent() {
+    if root::skip_without_root() {
+        return;
+    }
     let rate = 400_000.0;
     let sc = rate_scene(rate as u64);
     let pid = sc.manifest["pid"].to_string();

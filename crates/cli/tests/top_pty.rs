@@ -6,6 +6,9 @@
 //! terminal is restored (alternate screen left, cursor shown) after `q`,
 //! SIGTERM and a forced panic.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{BIN, Scene, sockscope};
@@ -193,6 +196,9 @@ fn local_port(row: &str) -> u16 {
 
 #[test]
 fn listeners_sort_filter_detail_and_quit() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let pid = sc.pid.to_string();
     let mut t = Pty::spawn(
@@ -332,6 +338,9 @@ fn listeners_sort_filter_detail_and_quit() {
 
 #[test]
 fn sigterm_restores_the_terminal() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let pid = sc.pid.to_string();
     let mut t = Pty::spawn(&["top", "--netns-pid", &pid, "-d", "0.5"], &[]);
@@ -352,6 +361,9 @@ fn sigterm_restores_the_terminal() {
 
 #[test]
 fn panic_restores_the_terminal() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("backlog");
     let pid = sc.pid.to_string();
     let mut t = Pty::spawn(
@@ -372,6 +384,9 @@ fn panic_restores_the_terminal() {
 
 #[test]
 fn warnings_are_shown_on_the_screen_not_printed_over_it() {
+    if root::skip_without_root() {
+        return;
+    }
     // As user nobody the fd tables of root's processes cannot be read.
     let sc = Scene::start("backlog");
     let pid = sc.pid.to_string();

@@ -6,6 +6,9 @@
 //! CLOSE). Each side's events carry its own fd, and the destroy events
 //! carry tcplife's totals (bytes acked and received).
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -25,6 +28,9 @@ fn states(evs: &[&Value]) -> Vec<String> {
 
 #[test]
 fn graceful_close_both_sides() {
+    if root::skip_without_root() {
+        return;
+    }
     graceful_close(5020, &[]);
 }
 
@@ -32,6 +38,9 @@ fn graceful_close_both_sides() {
 /// the fd table (probe reads, for kernels without bpf_rdonly_cast).
 #[test]
 fn graceful_close_both_sides_with_probe_reads() {
+    if root::skip_without_root() {
+        return;
+    }
     graceful_close(5021, &[("SOCKSCOPE_TRACE_PROBE_READ", "1")]);
 }
 
@@ -167,6 +176,9 @@ fn graceful_close(port: u16, env: &[(&str, &str)]) {
 /// lifetime and process, as bcc's tcplife shows them.
 #[test]
 fn lifetimes_and_owners_without_state_events() {
+    if root::skip_without_root() {
+        return;
+    }
     let (r, out) = traced(
         "graceful",
         5022,

@@ -6,6 +6,9 @@
 //! listener's backlog overflowing (handshakes dropped with
 //! TCP_LISTEN_OVERFLOW, SYN-ACKs retransmitted).
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -15,6 +18,9 @@ use std::time::Duration;
 
 #[test]
 fn retransmits_forced_by_an_nftables_drop() {
+    if root::skip_without_root() {
+        return;
+    }
     let (r, out) = traced("retrans", 5030, &[], Duration::from_millis(300));
     assert_eq!(r["received"], 100, "the data got through in the end");
     let cport = r["client_port"].as_u64().expect("client port");
@@ -69,6 +75,9 @@ fn retransmits_forced_by_an_nftables_drop() {
 
 #[test]
 fn reset_from_a_closed_port() {
+    if root::skip_without_root() {
+        return;
+    }
     let (r, out) = traced("refused", 5040, &[], Duration::from_millis(300));
     assert_eq!(r["error"], "ECONNREFUSED");
     let evs = out.events();
@@ -133,6 +142,9 @@ fn reset_from_a_closed_port() {
 
 #[test]
 fn backlog_overflow() {
+    if root::skip_without_root() {
+        return;
+    }
     let (r, out) = traced("backlog", 5050, &[], Duration::from_millis(300));
     let evs = out.events();
     let listener = evs

@@ -5,6 +5,9 @@
 //! from the fd-table snapshot taken at start; nothing matched is exit 1;
 //! bad arguments are exit 2; --json is one document.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -28,6 +31,9 @@ fn ports(evs: &[&Value]) -> Vec<u64> {
 
 #[test]
 fn port_filter_runs_in_the_kernel() {
+    if root::skip_without_root() {
+        return;
+    }
     // The seed scenario makes connections on one port; the graceful one on
     // another. Trace both namespaces' events with --port for one of them.
     let mut a = Scene::start("graceful", 5060);
@@ -72,6 +78,9 @@ fn port_filter_runs_in_the_kernel() {
 
 #[test]
 fn pid_and_comm_filters() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut s = Scene::start("seed003", 5070);
     let pid = s.pid.to_string();
     // Only the server process (the client is a forked child).
@@ -106,6 +115,9 @@ fn pid_and_comm_filters() {
 
 #[test]
 fn ss_filter_and_state_filter() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut s = Scene::start("graceful", 5080);
     let pid = s.pid.to_string();
     let t = Trace::start(&[
@@ -146,6 +158,9 @@ fn ss_filter_and_state_filter() {
 
 #[test]
 fn preexisting_connection_attributed_from_the_snapshot() {
+    if root::skip_without_root() {
+        return;
+    }
     let (r, out) = traced("preexisting", 5090, &[], Duration::from_millis(300));
     let evs = out.events();
     let cw = evs
@@ -173,6 +188,9 @@ fn preexisting_connection_attributed_from_the_snapshot() {
 
 #[test]
 fn json_document_and_usage_errors() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut s = Scene::start("refused", 5095);
     let mut cmd = Command::new(BIN);
     cmd.args(["trace", "--json", "--netns-pid", &s.pid.to_string()]);

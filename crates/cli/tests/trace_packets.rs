@@ -14,6 +14,9 @@
 //! other, with the same flags, seq, ack and length, and nothing more. And
 //! the same session as a sequence diagram, drawn from the segments.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -97,6 +100,9 @@ fn seg_of_capture(p: &Value) -> Seg {
 
 #[test]
 fn ncat_session_in_order_and_as_tcpdump_saw_it() {
+    if root::skip_without_root() {
+        return;
+    }
     let port = 5000;
     let mut scene = Scene::start("ncat003", port);
     let pid = scene.pid.to_string();
@@ -266,6 +272,9 @@ fn ncat_session_in_order_and_as_tcpdump_saw_it() {
 
 #[test]
 fn ncat_session_as_a_sequence_diagram_of_real_segments() {
+    if root::skip_without_root() {
+        return;
+    }
     let port = 5020;
     let mut scene = Scene::start("ncat003", port);
     let mut cmd = Command::new(BIN);

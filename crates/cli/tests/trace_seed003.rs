@@ -11,6 +11,9 @@
 //! connection summaries, and the same session as a sequence diagram (text
 //! and SVG).
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -25,6 +28,9 @@ fn n(v: &Value, k: &str) -> u64 {
 
 #[test]
 fn seed003_in_order_with_pid_and_fd() {
+    if root::skip_without_root() {
+        return;
+    }
     let (r, out) = traced("seed003", 5000, &[], Duration::from_millis(500));
     let (srv, cli) = (n(&r, "server_pid"), n(&r, "client_pid"));
     let (lfd, cfd) = (n(&r, "listen_fd"), n(&r, "conn_fd"));
@@ -200,6 +206,9 @@ fn seed003_in_order_with_pid_and_fd() {
 
 #[test]
 fn seed003_as_a_sequence_diagram() {
+    if root::skip_without_root() {
+        return;
+    }
     let mut scene = Scene::start("seed003", 5010);
     let dir = std::env::temp_dir().join(format!("sockscope-trace-svg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

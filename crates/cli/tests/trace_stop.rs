@@ -12,6 +12,9 @@
 //! filter (read = shown + filtered), and the kernel wrote exactly what was
 //! read (the programs are detached before the last read).
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -173,21 +176,33 @@ fn blocked_trace_stops(port: u16, how: StopBy) {
 
 #[test]
 fn sigint_with_a_blocked_stdout_stops_within_a_second() {
+    if root::skip_without_root() {
+        return;
+    }
     blocked_trace_stops(29110, StopBy::Signal(rustix::process::Signal::INT));
 }
 
 #[test]
 fn sigterm_with_a_blocked_stdout_stops_within_a_second() {
+    if root::skip_without_root() {
+        return;
+    }
     blocked_trace_stops(29113, StopBy::Signal(rustix::process::Signal::TERM));
 }
 
 #[test]
 fn duration_with_a_blocked_stdout_ends_within_a_second() {
+    if root::skip_without_root() {
+        return;
+    }
     blocked_trace_stops(29114, StopBy::Duration(8));
 }
 
 #[test]
 fn closing_counts_add_up() {
+    if root::skip_without_root() {
+        return;
+    }
     // A filter that keeps the server side only (local port 29111): the
     // client's events are read and left out in user space.
     let (report, out) = traced(
@@ -239,6 +254,9 @@ fn closing_counts_add_up() {
 /// by the closed pipe included).
 #[test]
 fn a_reader_that_goes_away_ends_the_trace_quietly() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let mut scene = Scene::start_env("chatter", 29112, &[("CHATTER_ROUNDS", "5000")]);
     let pid = scene.pid.to_string();

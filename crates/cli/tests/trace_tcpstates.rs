@@ -18,6 +18,9 @@
 //! tcpstates runs in a private mount namespace of its own (`unshare -m`)
 //! with tracefs mounted there: nothing is mounted on the host.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -231,6 +234,9 @@ fn sockscope_transitions(out: &TraceOut) -> Transitions {
 
 #[test]
 fn same_transitions_as_bcc_tcpstates() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let headers =
         TempDir(std::env::temp_dir().join(format!("sockscope-bcc-headers-{}", std::process::id())));

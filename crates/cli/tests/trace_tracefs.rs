@@ -8,6 +8,9 @@
 //! a mount namespace made by the test (`unshare -m`) where tracefs and
 //! debugfs are unmounted; nothing is unmounted on the host.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -27,6 +30,9 @@ fn trace_mounts() -> Vec<String> {
 
 #[test]
 fn mounts_tracefs_privately_and_traces_syscalls_on_their_tracepoints() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let host_before = trace_mounts();
     let mut scene = Scene::start("graceful", 29104);

@@ -4,6 +4,9 @@
 //! commands keep working. With CAP_BPF granted but not CAP_PERFMON, the
 //! message names exactly the one that is missing.
 
+#[path = "common/root.rs"]
+mod root;
+
 #[path = "fixtures/trace/harness.rs"]
 mod harness;
 
@@ -30,6 +33,9 @@ fn as_nobody(caps: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn nobody_gets_exit_3_and_the_missing_capabilities() {
+    if root::skip_without_root() {
+        return;
+    }
     let id = as_nobody("-all", &["--version"]);
     assert!(
         id.status.success(),
@@ -68,6 +74,9 @@ fn nobody_gets_exit_3_and_the_missing_capabilities() {
 
 #[test]
 fn one_capability_short() {
+    if root::skip_without_root() {
+        return;
+    }
     let o = as_nobody("+bpf", &["trace", "--duration", "1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "stderr: {err}");

@@ -7,6 +7,9 @@
 //! sockets and their peers, and the errors for targets that match nothing
 //! or are malformed.
 
+#[path = "common/root.rs"]
+mod root;
+
 mod common;
 
 use common::{
@@ -130,6 +133,9 @@ fn check_owner(o: &Value, pid: u32, fd: u32, inode: u64) {
 
 #[test]
 fn seed_000_http_server_on_port_8080() {
+    if root::skip_without_root() {
+        return;
+    }
     let own_ns = netns_inode(std::process::id());
     let listening = |pid: u32| {
         netns_inode(pid) != own_ns
@@ -232,6 +238,9 @@ fn seed_000_http_server_on_port_8080() {
 
 #[test]
 fn seed_001_netcat_listener_fdinfo_and_listen_line() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("nc");
     let pid = sc.pid;
     let port = sc.num("/port");
@@ -297,6 +306,9 @@ fn seed_001_netcat_listener_fdinfo_and_listen_line() {
 
 #[test]
 fn reuseport_listeners_list_each_other() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("reuseport");
     let port = sc.num("/port");
     let all = chains(&sc.sockscope("who", &[&format!(":{port}"), "--json"]));
@@ -350,6 +362,9 @@ fn reuseport_listeners_list_each_other() {
 
 #[test]
 fn fork_server_children_share_the_listener() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("forkserver");
     let port = sc.num("/port");
     let lfd = sc.num("/listener/fd");
@@ -406,6 +421,9 @@ fn fork_server_children_share_the_listener() {
 
 #[test]
 fn unix_path_listener_and_the_peer_and_its_owner() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("unix");
     let path = sc.text("/path");
     let all = chains(&sc.sockscope("who", &[&path, "--json"]));
@@ -489,6 +507,9 @@ fn unix_path_listener_and_the_peer_and_its_owner() {
 
 #[test]
 fn port_without_socket_exits_1_and_says_what_was_searched() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("nc");
     let run = sc.sockscope("who", &[":1"]);
     run.expect_code(1);
@@ -539,6 +560,9 @@ fn malformed_targets_exit_2_with_a_message() {
 
 #[test]
 fn pid_fd_that_is_not_a_socket_exits_2_and_says_what_it_is() {
+    if root::skip_without_root() {
+        return;
+    }
     let sc = Scene::start("procfds");
     let pid = sc.pid;
     let fds = sc.manifest["fds"].as_array().expect("fds").clone();

@@ -9,8 +9,10 @@
 //! socket across tools (its inode, or its 4-tuple for inode-0 sockets) and
 //! normalisation of endpoints so addresses compare as addresses.
 //!
-//! The tests need root (CI runs them as root): without it they fail loudly
-//! instead of skipping.
+//! Tests that need root start with `root::skip_without_root()`
+//! (`common/root.rs`): skipped and named for a normal user, required under
+//! scripts/test. The helpers here still assert root, so a root-only test
+//! that forgot that check fails loudly rather than half-running.
 
 #![allow(dead_code)] // every test file uses a different part of this module
 

@@ -486,6 +486,23 @@ mod tests {
 
     #[test]
     fn agrees_with_the_proc_walk() {
+        // Loading the iterator needs root (CAP_BPF, CAP_PERFMON): as
+        // another user the test is skipped and named, as the cli's
+        // root-only tests are (crates/cli/tests/common/root.rs), unless
+        // scripts/test forbids skips.
+        if !rustix::process::geteuid().is_root() {
+            assert!(
+                std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT")
+                    .is_none_or(|v| v.is_empty() || v == "0"),
+                "agrees_with_the_proc_walk needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
+            );
+            // Past the harness's capture of eprintln!, so the skip shows.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED (needs root): sockscope::source::owners_bpf::tests::agrees_with_the_proc_walk\n",
+            );
+            return;
+        }
         // Root in CI: the iterator must load; its answer for our own
         // sockets must equal the /proc walk's.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
