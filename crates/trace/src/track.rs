@@ -35,6 +35,15 @@ use std::net::{IpAddr, SocketAddr};
 /// every socket's hash ended in six zero bits and they all crowded into
 /// one bucket in 64 (a third of the tracer's user-space time went to
 /// probing).
+///
+/// Why not the `rustc-hash` crate: measured 2026-12-03 with rustc-hash
+/// 2.1.3 (`FxBuildHasher`, which also ends with a rotation) on the keys of
+/// the test below (4096 addresses 2304 bytes apart), the low 12 bits take
+/// 1072 distinct values against this hasher's 3235 (the test asks for more
+/// than 2000), and 5 × 200 000 inserts and lookups of such keys in a std
+/// HashMap took 186–192 ms against 168–175 ms (release build, load
+/// average about 3 on 2 cores). Its add-then-multiply leaves the stride's
+/// low zero bits in the product where this xor-rotate-multiply does not.
 #[derive(Default, Clone, Copy)]
 pub struct Fx(u64);
 
