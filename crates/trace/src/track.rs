@@ -41,8 +41,9 @@ use std::net::{IpAddr, SocketAddr};
 /// the test below (4096 addresses 2304 bytes apart), the low 12 bits take
 /// 1072 distinct values against this hasher's 3235 (the test asks for more
 /// than 2000), and 5 × 200 000 inserts and lookups of such keys in a std
-/// HashMap took 186–192 ms against 168–175 ms (release build, load
-/// average about 3 on 2 cores). Its add-then-multiply leaves the stride's
+/// HashMap took 186–192 ms against 168–175 ms (release build, one run
+/// each twice, on 2 cores under a load average of 12–16: the timing is
+/// rough, the bucket count is exact). Its add-then-multiply leaves the stride's
 /// low zero bits in the product where this xor-rotate-multiply does not.
 #[derive(Default, Clone, Copy)]
 pub struct Fx(u64);
