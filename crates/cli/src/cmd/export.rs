@@ -94,6 +94,18 @@ pub struct ExportArgs {
     pub ns: crate::cli::NetnsArgs,
 }
 
+/// A socket that becomes readable on SIGINT or SIGTERM (signal-hook's
+/// handler writes a byte to its peer); `None` if it cannot be set up.
+fn stop_wakeup() -> Option<std::os::unix::net::UnixStream> {
+    let (r, w) = std::os::unix::net::UnixStream::pair().ok()?;
+    r.set_nonblocking(true).ok()?;
+    w.set_nonblocking(true).ok()?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::low_level::pipe::register(sig, w.try_clone().ok()?).ok()?;
+    }
+    Some(r)
+}
+
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let full = match s.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),
@@ -723,19 +735,35 @@ pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
         "sockscope export: serving http://{}/metrics (collects on scrape; SIGINT or SIGTERM stops)",
         listener.local_addr().unwrap_or(args.listen)
     );
+    // Idle means asleep: the loop waits in poll() without a timeout, and
+    // SIGINT/SIGTERM wake it through a socket pair their handler writes to
+    // (a signal delivered to a connection thread would not interrupt this
+    // poll). Without the pair, the stop flag is looked at 4 times a second.
+    let wake = stop_wakeup();
     let active = Arc::new(AtomicUsize::new(0));
     while !crate::signals::stop_requested() {
-        let mut pfd = [rustix::event::PollFd::new(
-            &listener,
-            rustix::event::PollFlags::IN,
-        )];
+        use rustix::event::{PollFd, PollFlags};
         let quarter = rustix::event::Timespec {
             tv_sec: 0,
             tv_nsec: 250_000_000,
         };
-        let rc = rustix::event::poll(&mut pfd, Some(&quarter)).unwrap_or(0);
+        let rc = match &wake {
+            Some(w) => {
+                let mut pfd = [
+                    PollFd::new(&listener, PollFlags::IN),
+                    PollFd::new(w, PollFlags::IN),
+                ];
+                rustix::event::poll(&mut pfd, None)
+                    .map(|_| usize::from(!pfd[0].revents().is_empty()))
+                    .unwrap_or(0)
+            }
+            None => {
+                let mut pfd = [PollFd::new(&listener, PollFlags::IN)];
+                rustix::event::poll(&mut pfd, Some(&quarter)).unwrap_or(0)
+            }
+        };
         if rc == 0 {
-            continue; // timeout, or EINTR from a signal: check for a stop
+            continue; // timeout, a signal or the wake-up: check for a stop
         }
         match listener.accept() {
             Ok((mut stream, _)) => {
