@@ -114,10 +114,16 @@ pub fn run(cx: &mut Ctx<'_>) -> Result<(), LabError> {
         "accept4 = fd {}; a waiting client gets in when it retransmits its SYN (1 s after the first, then 3 s)",
         raw(&a)
     ));
+    // The client turns ESTABLISHED when the SYN-ACK arrives, before its
+    // final ACK reaches the listener and fills the queue: wait for both.
     wait_until(4500, || {
         let s = crate::observe::tcp_quick()?;
         let n = clients_in(&s, State::SynSent);
-        Ok(((), n + 1 == waiting))
+        let queued = in_state(&s, State::Listen)
+            .first()
+            .and_then(|l| l.recv_q)
+            .map(|v| v as usize);
+        Ok(((), n + 1 == waiting && queued == Some(admitted)))
     })?;
     let socks = crate::observe::tcp()?;
     let listener = in_state(&socks, State::Listen).first().copied().cloned();
