@@ -339,9 +339,9 @@ fn lines_show_wireshark_labels_and_relative_numbers() {
             "10.0.0.1:40000",
             "10.0.0.2:80",
             "15",
-            "2.0K",
+            "2.0KiB",
             "11",
-            "630"
+            "630B"
         ]
     );
     assert_eq!(rows[1][9], "200.0µs", "handshake RTT: {table}");

@@ -925,18 +925,8 @@ pub fn fmt_us(us: u64) -> String {
     }
 }
 
-/// "6 B", "1.5 KiB", "3.2 MiB".
-pub fn fmt_bytes(b: u64) -> String {
-    if b < 1024 {
-        format!("{b} B")
-    } else if b < 1 << 20 {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    } else if b < 1 << 30 {
-        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
-    }
-}
+/// "6 B", "1.5 KiB", "3.2 MiB": the library's one byte formatter.
+pub use sockscope::view::units::bytes as fmt_bytes;
 
 fn syscall(r: &RawEvent) -> What {
     let sys = Sys::from_u16(r.b_u16(body::SYS_SYS));

@@ -88,18 +88,9 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
-/// Format a byte count for humans: "512", "1.5K", "12.0M".
-pub fn human_bytes(b: u64) -> String {
-    if b < 1024 {
-        b.to_string()
-    } else if b < 1 << 20 {
-        format!("{:.1}K", b as f64 / 1024.0)
-    } else if b < 1 << 30 {
-        format!("{:.1}M", b as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1}G", b as f64 / (1u64 << 30) as f64)
-    }
-}
+/// A byte count for a table cell: "630B", "1.5KiB" (the library's one
+/// byte formatter).
+pub use sockscope::view::units::bytes_compact as human_bytes;
 
 #[cfg(test)]
 mod tests {

@@ -7,3 +7,4 @@ pub use crate::escape;
 pub mod explain;
 pub mod sockets;
 pub mod table;
+pub mod units;
