@@ -27,8 +27,8 @@ use crate::analysis::{Ep, endpoints};
 use crate::decode::{Packet, Transport};
 use crate::view::Procs;
 use serde::Serialize;
-use sockscope::model::{Endpoint, Proto, Socket, StateSet};
-use sockscope::source::{self, Kind, Request, SourceChoice};
+use sockscope::model::{Endpoint, Proto, Socket};
+use sockscope::source::{self, Kind, Request};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -175,14 +175,7 @@ fn unspecified(e: &Ep) -> bool {
 }
 
 fn socket_request() -> Request {
-    Request {
-        kinds: vec![Kind::Tcp, Kind::Udp],
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Default::default(),
-    }
+    Request::all_states(&[Kind::Tcp, Kind::Udp])
 }
 
 /// The pids under /proc.

@@ -3,11 +3,10 @@
 //! (every process's fd table), and the namespace's counters and sysctls.
 
 use sockscope::join;
-use sockscope::model::{Socket, StateSet};
+use sockscope::model::Socket;
 use sockscope::source::counters::{self, CounterError, Counters};
 use sockscope::source::owners::{self, OwnerError};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{self, Kind, Request, SourceChoice, SourceError};
+use sockscope::source::{self, Kind, Request, SourceError};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,30 +39,13 @@ pub fn tcp_quick() -> Result<Vec<Socket>, ObserveError> {
 }
 
 fn sockets_without_owners(kinds: &[Kind]) -> Result<Vec<Socket>, ObserveError> {
-    let req = Request {
-        kinds: kinds.to_vec(),
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
+    let req = Request::all_states(kinds);
     Ok(source::collect_here(&req)?.sockets)
 }
 
 /// Every TCP socket of this namespace with its tcp_info, without owners.
 pub fn tcp_info() -> Result<Vec<Socket>, ObserveError> {
-    let req = Request {
-        kinds: vec![Kind::Tcp],
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions {
-            info: true,
-            ..Extensions::default()
-        },
-    };
+    let req = Request::all_states(&[Kind::Tcp]).tcp_info();
     Ok(source::collect_here(&req)?.sockets)
 }
 

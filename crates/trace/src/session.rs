@@ -19,10 +19,9 @@ use crate::loader::{self, Config, Counters, SeedOwner, TraceError, Tracer};
 use crate::names::Reasons;
 use crate::timewait::TwChecker;
 use crate::track::{Conn, FxMap, Tracker, UserFilter};
-use sockscope::model::{Proto, State, StateSet};
+use sockscope::model::{Proto, State};
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{Kind as SrcKind, Request, SourceChoice};
+use sockscope::source::{Kind as SrcKind, Request};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -502,14 +501,7 @@ fn overload_message(
 
 fn take_snapshot(target: &NetnsTarget) -> Result<sockscope::snapshot::Snapshot, String> {
     let namespaces = netns::open(target).map_err(|e| e.to_string())?;
-    let req = Request {
-        kinds: vec![SrcKind::Tcp, SrcKind::Udp],
-        ipv4: true,
-        ipv6: true,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
+    let req = Request::all_states(&[SrcKind::Tcp, SrcKind::Udp]);
     let tolerant = *target == NetnsTarget::All;
     sockscope::snapshot::snapshot(&namespaces, &req, true, true, tolerant)
         .map_err(|e| e.to_string())

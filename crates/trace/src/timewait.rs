@@ -155,14 +155,9 @@ fn dump(ns: &OpenNetns, ports: &[u16]) -> Option<Table> {
     let sockets = match diag {
         Some(s) => s,
         None => {
-            let req = Request {
-                kinds: vec![Kind::Tcp],
-                ipv4: true,
-                ipv6: true,
-                states,
-                source: SourceChoice::Proc,
-                ext: Extensions::default(),
-            };
+            let req = Request::all_states(&[Kind::Tcp])
+                .states(states)
+                .source(SourceChoice::Proc);
             let mut s = source::collect(ns, &req, false).ok()?.sockets;
             s.retain(|s| s.local.port().is_some_and(|p| ports.contains(&p)));
             s

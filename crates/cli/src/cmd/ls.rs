@@ -56,22 +56,19 @@ fn kinds(args: &LsArgs) -> Vec<Kind> {
 
 pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
     let filter = query::parse(&args.filter).map_err(|e| Fail::usage(e.to_string()))?;
-    let req = Request {
-        kinds: kinds(args),
-        ipv4: args.ipv4 || !args.ipv6,
-        ipv6: args.ipv6 || !args.ipv4,
-        states: states(args, &filter),
-        source: match args.source {
+    let req = Request::all_states(&kinds(args))
+        .families(args.ipv4 || !args.ipv6, args.ipv6 || !args.ipv4)
+        .states(states(args, &filter))
+        .source(match args.source {
             Source::Auto => SourceChoice::Auto,
             Source::Netlink => SourceChoice::Netlink,
             Source::Proc => SourceChoice::Proc,
-        },
-        ext: Extensions {
+        })
+        .ext(Extensions {
             info: args.info,
             skmem: args.memory,
             cong: args.info,
-        },
-    };
+        });
     let want_owners = args.processes || filter.needs_owners();
     let target = args.ns.target();
     let label = target != NetnsTarget::Current;

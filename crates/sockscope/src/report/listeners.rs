@@ -6,12 +6,11 @@
 //! [`collect`] reads the kernel; [`build`] is the pure part.
 
 use crate::explain::{self, ListenerHealth};
-use crate::model::{Netns, Socket, StateSet};
+use crate::model::{Netns, Socket};
 use crate::source::counters::{self, Counters};
 use crate::source::netns::{self, OpenNetns};
 use crate::source::owners::OwnerScan;
-use crate::source::sock_diag::Extensions;
-use crate::source::{Kind, Request, SourceChoice, SourceError};
+use crate::source::{Kind, Request, SourceError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -129,14 +128,7 @@ pub fn collect(
     opts: Options,
     previous: Option<&HashMap<u64, Counters>>,
 ) -> Result<Collected, SourceError> {
-    let req = Request {
-        kinds: vec![Kind::Tcp],
-        ipv4: opts.ipv4,
-        ipv6: opts.ipv6,
-        states: StateSet::ALL,
-        source: SourceChoice::Auto,
-        ext: Extensions::default(),
-    };
+    let req = Request::all_states(&[Kind::Tcp]).families(opts.ipv4, opts.ipv6);
     let snap = crate::snapshot::snapshot(namespaces, &req, opts.label, true, opts.tolerant)?;
     let ns: Vec<_> = namespaces
         .iter()

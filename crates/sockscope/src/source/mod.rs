@@ -57,6 +57,8 @@ pub struct Request {
     pub ext: Extensions,
 }
 
+/// A request is built from [`Request::all_states`] and narrowed with the
+/// methods below, e.g. `Request::all_states(&[Kind::Tcp]).tcp_info()`.
 impl Request {
     /// Every state of `kinds`, IPv4 and IPv6, netlink with /proc fallback,
     /// no extensions: what `who`, `proc`, `stats` and `listeners` read.
@@ -69,6 +71,37 @@ impl Request {
             source: SourceChoice::Auto,
             ext: Extensions::default(),
         }
+    }
+
+    /// Which address families of inet sockets (UNIX sockets have none).
+    pub fn families(mut self, ipv4: bool, ipv6: bool) -> Request {
+        self.ipv4 = ipv4;
+        self.ipv6 = ipv6;
+        self
+    }
+
+    /// Only sockets in these states.
+    pub fn states(mut self, states: StateSet) -> Request {
+        self.states = states;
+        self
+    }
+
+    /// Which kernel interface to read.
+    pub fn source(mut self, source: SourceChoice) -> Request {
+        self.source = source;
+        self
+    }
+
+    /// The inet_diag extensions to ask for.
+    pub fn ext(mut self, ext: Extensions) -> Request {
+        self.ext = ext;
+        self
+    }
+
+    /// tcp_info with each TCP socket (INET_DIAG_INFO).
+    pub fn tcp_info(mut self) -> Request {
+        self.ext.info = true;
+        self
     }
 }
 
@@ -463,18 +496,7 @@ mod tests {
             c.local_addr().unwrap().port(),
         ];
         ports.extend(v6.as_ref().map(|l| l.local_addr().unwrap().port()));
-        let req = Request {
-            kinds: vec![Kind::Tcp],
-            ipv4: true,
-            ipv6: true,
-            states: StateSet::ALL,
-            source: SourceChoice::Auto,
-            ext: Extensions {
-                info: true,
-                skmem: false,
-                cong: false,
-            },
-        };
+        let req = Request::all_states(&[Kind::Tcp]).tcp_info();
         let mine = |v: Vec<Socket>| {
             let mut v: Vec<(u16, State, bool, u64)> = v
                 .into_iter()

@@ -5,13 +5,12 @@
 use super::views::View;
 use crate::Fail;
 use sockscope::live::{self, Frame, ListenerRow, NsRow, OwnerCache, ProcRow, RowStatus, Tracker};
-use sockscope::model::{Netns, StateSet};
+use sockscope::model::Netns;
 use sockscope::query::Filter;
 use sockscope::source::counters::Counters;
 use sockscope::source::netns::{NetnsTarget, OpenNetns};
 use sockscope::source::owners;
-use sockscope::source::sock_diag::Extensions;
-use sockscope::source::{Kind, Request, SourceChoice};
+use sockscope::source::{Kind, Request};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
@@ -67,18 +66,7 @@ impl Sampler {
         Ok(Sampler {
             namespaces,
             target,
-            req: Request {
-                kinds: vec![Kind::Tcp],
-                ipv4: true,
-                ipv6: true,
-                states: StateSet::ALL,
-                source: SourceChoice::Auto,
-                ext: Extensions {
-                    info: true,
-                    skmem: false,
-                    cong: false,
-                },
-            },
+            req: Request::all_states(&[Kind::Tcp]).tcp_info(),
             tracker,
             owners: OwnerCache::new(10.0),
             counters: HashMap::new(),
