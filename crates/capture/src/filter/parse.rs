@@ -218,27 +218,14 @@ fn named_const(s: &str) -> Option<u32> {
     })
 }
 
+/// A port number, or a service name as tcpdump resolves it: from the
+/// system's services table (the library's one table: /etc/services, or its
+/// built-in fallback where that file is missing).
 fn service_port(s: &str) -> Option<u16> {
     if let Some(n) = number(s) {
         return u16::try_from(n).ok();
     }
-    Some(match s {
-        "ftp-data" => 20,
-        "ftp" => 21,
-        "ssh" => 22,
-        "telnet" => 23,
-        "smtp" => 25,
-        "domain" => 53,
-        "http" | "www" => 80,
-        "pop3" => 110,
-        "ntp" => 123,
-        "imap" => 143,
-        "snmp" => 161,
-        "https" => 443,
-        "imaps" => 993,
-        "pop3s" => 995,
-        _ => return None,
-    })
+    sockscope::query::services::Services::system().port(s, None)
 }
 
 /// `aa:bb:cc:dd:ee:ff`, `aa-bb-...`, `aabb.ccdd.eeff` or `aabbccddeeff`.
