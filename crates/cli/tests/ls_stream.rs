@@ -248,3 +248,64 @@ fn a_reader_that_stops_early_ends_the_stream_quietly() {
     );
     assert!(err.is_empty(), "nothing to say about a closed pipe: {err}");
 }
+
+/// `--all-netns` reads namespaces on two threads at once: the rows must
+/// still be each namespace's, once, one namespace after another.
+#[test]
+fn all_netns_streams_each_namespace_whole_and_once() {
+    require_root();
+    let prefix = format!("ss-stream-{}", std::process::id());
+    let mknetns = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/mknetns.py");
+    let mut child = Command::new("python3")
+        .args([mknetns, "-c", "5", "-n", "200", "--prefix", &prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bench/mknetns.py");
+    let stdin = child.stdin.take();
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    let stop = |mut child: Child, stdin: Option<ChildStdin>| {
+        drop(stdin);
+        let _ = child.wait();
+    };
+    if !line.starts_with("READY ") {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        stop(child, stdin);
+        panic!("mknetns printed {line:?}; stderr:\n{err}");
+    }
+    let streamed = sockscope(&["ls", "-tan", "-H", "--all-netns"]);
+    let collected = sockscope(&["ls", "-tan", "-H", "--all-netns", "--sort", "inode"]);
+    stop(child, stdin);
+    streamed.expect_code(0);
+    collected.expect_code(0);
+    let a = cells(&streamed.stdout);
+    let b = cells(&collected.stdout);
+    // Namespaces come and go on a shared machine: compare ours only.
+    let ours = |rows: &[Vec<&str>]| -> Vec<Vec<String>> {
+        rows.iter()
+            .filter(|r| r[0].starts_with(&prefix))
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    };
+    let (a, b) = (ours(&a), ours(&b));
+    assert_eq!(a.len(), 5 * 201, "5 namespaces x (200 + 1 listener)");
+    assert_eq!(
+        sorted(a.clone()),
+        sorted(b),
+        "same rows streamed and sorted"
+    );
+    // Each namespace's rows in one run.
+    let mut seen: Vec<&str> = Vec::new();
+    for r in &a {
+        if seen.last() != Some(&r[0].as_str()) {
+            assert!(!seen.contains(&r[0].as_str()), "{} split in two runs", r[0]);
+            seen.push(&r[0]);
+        }
+    }
+    assert_eq!(seen.len(), 5);
+}

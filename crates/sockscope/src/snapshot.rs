@@ -132,7 +132,12 @@ pub fn snapshot_port(
 /// Rows per batch handed from the dump thread to the caller of [`stream`].
 pub const BATCH: usize = 1024;
 
-/// Batches the dump thread may run ahead of the caller: while the owner
+/// Threads reading namespaces at once (`--all-netns`): each dump walks the
+/// kernel's shared TCP tables whole, so two namespaces read side by side
+/// use both CPUs of a small machine.
+pub const READERS: usize = 2;
+
+/// Batches a dump thread may run ahead of the caller: while the owner
 /// scan runs (it must finish before the first row can be joined) the dump
 /// fills this many, then waits. Bounds the rows held at once to
 /// `BATCH * (QUEUE + 2)` whatever the size of the table.
@@ -158,50 +163,57 @@ pub fn stream(
     local_port: Option<u16>,
     mut rows: impl FnMut(&mut Vec<Socket>) -> bool,
 ) -> Result<Snapshot, SourceError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Set (before its channel closes) when a namespace failed and the
+    // stream must end there.
+    let failed = &AtomicBool::new(false);
     std::thread::scope(|s| {
         let plan = want_owners.then(owners::plan);
         let scan = plan.map(|p| s.spawn(move || p.run()));
-        let (tx, rx) = mpsc::sync_channel::<Vec<Socket>>(QUEUE);
-        let dump = s.spawn(move || {
-            let mut out = Snapshot::default();
-            let mut err = None;
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut open = true;
-            for ns in namespaces {
-                let r = collect_each(ns, req, label, local_port, &mut |sock| {
-                    batch.push(sock);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        open = tx.send(full).is_ok();
-                    }
-                    open
-                });
-                match r {
-                    Ok(c) => {
-                        for n in c.notes {
-                            if !out.notes.contains(&n) {
-                                out.notes.push(n);
+        // One channel per namespace, read in order; the namespaces are
+        // dealt to READERS dump threads, each reading its share in order.
+        // A reader can run ahead by QUEUE batches of its namespace, so
+        // while one namespace is written the next is being read.
+        let (txs, rxs): (Vec<_>, Vec<_>) = namespaces
+            .iter()
+            .map(|_| mpsc::sync_channel::<Vec<Socket>>(QUEUE))
+            .unzip();
+        let readers = READERS.min(namespaces.len()).max(1);
+        let mut shares: Vec<Vec<(usize, mpsc::SyncSender<Vec<Socket>>)>> =
+            (0..readers).map(|_| Vec::new()).collect();
+        for (i, tx) in txs.into_iter().enumerate() {
+            shares[i % readers].push((i, tx));
+        }
+        let dumps: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    for (i, tx) in share {
+                        let mut batch = Vec::with_capacity(BATCH);
+                        let mut open = true;
+                        let r = collect_each(&namespaces[i], req, label, local_port, &mut |sock| {
+                            batch.push(sock);
+                            if batch.len() == BATCH {
+                                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                                open = tx.send(full).is_ok();
                             }
+                            open
+                        });
+                        if r.is_err() && !tolerant {
+                            failed.store(true, Ordering::SeqCst);
+                        } else if open && !batch.is_empty() {
+                            open = tx.send(batch).is_ok();
                         }
-                        out.warnings.extend(c.warnings);
+                        done.push((i, r));
+                        if !open || failed.load(Ordering::SeqCst) {
+                            break;
+                        }
                     }
-                    Err(e) if tolerant => out
-                        .warnings
-                        .push(format!("namespace {} left out: {e}", ns.id)),
-                    Err(e) => {
-                        err = Some(e);
-                        break;
-                    }
-                }
-                if !open {
-                    break;
-                }
-            }
-            if open && !batch.is_empty() {
-                let _ = tx.send(batch);
-            }
-            (out, err)
-        });
+                    done
+                })
+            })
+            .collect();
         // Owners first: no row can be joined before the scan is complete.
         let mut scan = scan.map(|h| {
             h.join()
@@ -218,25 +230,55 @@ pub fn stream(
             }
             _ => None,
         };
-        for mut batch in rx {
-            if let Some(o) = &owners {
-                crate::join::attach_owners(&mut batch, o);
+        'namespaces: for rx in rxs {
+            for mut batch in rx {
+                if let Some(o) = &owners {
+                    crate::join::attach_owners(&mut batch, o);
+                }
+                if !rows(&mut batch) {
+                    break 'namespaces;
+                }
             }
-            if !rows(&mut batch) {
+            if failed.load(Ordering::SeqCst) {
                 break;
             }
         }
-        // The loop owned the receiver: dropped now, it stops a dump
+        // The loops owned the receivers: dropped now, they stop the dumps
         // still running after `rows` refused more.
-        let (mut snap, err) = dump.join().unwrap_or_else(|_| {
-            (
-                Snapshot::default(),
-                Some(SourceError::Netns(crate::source::netns::NetnsError::Io {
-                    what: "socket dump".into(),
-                    source: std::io::Error::other("dump thread panicked"),
-                })),
-            )
+        let mut done = Vec::new();
+        let mut panicked = false;
+        for h in dumps {
+            match h.join() {
+                Ok(d) => done.extend(d),
+                Err(_) => panicked = true,
+            }
+        }
+        done.sort_by_key(|d| d.0);
+        let mut snap = Snapshot::default();
+        let mut err = panicked.then(|| {
+            SourceError::Netns(crate::source::netns::NetnsError::Io {
+                what: "socket dump".into(),
+                source: std::io::Error::other("dump thread panicked"),
+            })
         });
+        for (i, r) in done {
+            match r {
+                Ok(c) => {
+                    for n in c.notes {
+                        if !snap.notes.contains(&n) {
+                            snap.notes.push(n);
+                        }
+                    }
+                    snap.warnings.extend(c.warnings);
+                }
+                Err(e) if tolerant => snap
+                    .warnings
+                    .push(format!("namespace {} left out: {e}", namespaces[i].id)),
+                Err(e) => {
+                    err.get_or_insert(e);
+                }
+            }
+        }
         snap.notes.extend(notes);
         if let Some(Ok((mut o, _))) = scan {
             o.clear();
