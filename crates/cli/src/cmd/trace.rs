@@ -44,8 +44,9 @@ What is traced (tracepoints only; no kprobes):
   destroy     tcp:tcp_destroy_sock: duration, bytes, retransmits (as tcplife)
   drop        skb:kfree_skb, TCP packets with a drop reason
   syscall     socket bind listen accept accept4 connect shutdown setsockopt
-              close fcntl(F_SETFL) (syscalls:sys_enter_*/sys_exit_*; tracefs is mounted in a
-              private mount namespace when the host has not mounted it)
+              close fcntl(F_SETFL) (syscalls:sys_enter_*/sys_exit_*;
+              tracefs is mounted in a private mount namespace when the
+              host has not mounted it)
   data        sock:sock_send_length / sock_recv_length: read, write, send*,
               recv*
   packet      net:net_dev_queue (out) and net:netif_receive_skb (in): each
