@@ -32,7 +32,9 @@ impl Kind {
             Kind::KernelFeature => {
                 "this kernel lacks the feature: use a kernel with it built in or loaded"
             }
-            Kind::System => "the system refused it; the message says what failed",
+            Kind::System => {
+                "check the system's limits and state (open files, memory, disk space) and retry"
+            }
         }
     }
 

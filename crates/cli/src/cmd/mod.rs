@@ -71,7 +71,7 @@ fn page_on_terminal(page: &[u8], sub: Option<&str>) -> Result<u8, Fail> {
                 Ok(st) => Err(Fail::system(format!(
                     "man -l - failed ({st}); the page's source is printed by `sockscope man` into a pipe: {how}"
                 ))),
-                Err(e) => Err(Fail::system(format!("waiting for man -l -: {e}"))),
+                Err(e) => Err(Fail::io("waiting for man -l -", &e)),
             }
         }
         Err(e) => {

@@ -446,8 +446,8 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     } else {
         Mode::Timeline
     };
-    let mut w = out::Background::spawn(stop)
-        .map_err(|e| Fail::system(format!("starting the output thread: {e}")))?;
+    let mut w =
+        out::Background::spawn(stop).map_err(|e| Fail::io("starting the output thread", &e))?;
     w.stop_at(until);
     let mut output = Output {
         w,
@@ -463,7 +463,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
         Ok(s) => s,
         // The output failed (a closed pipe: quietly), not the trace.
         Err(e) if output.w.failed() => return out::ignore_broken_pipe(e),
-        Err(e) => return Err(Fail::system(format!("trace: {e}"))),
+        Err(e) => return Err(Fail::io("trace", &e)),
     };
     // The programs are detached (Session::run does it before its last
     // read); what is left is to hand over the output.
