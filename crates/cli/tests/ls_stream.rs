@@ -253,6 +253,9 @@ fn a_reader_that_stops_early_ends_the_stream_quietly() {
 /// still be each namespace's, once, one namespace after another.
 #[test]
 fn all_netns_streams_each_namespace_whole_and_once() {
+    if root::skip_without_root() {
+        return;
+    }
     require_root();
     let prefix = format!("ss-stream-{}", std::process::id());
     let mknetns = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/mknetns.py");

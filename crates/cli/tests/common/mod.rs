@@ -39,8 +39,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 pub fn require_root() {
     assert!(
         rustix::process::geteuid().is_root(),
-        "the sockscope integration tests must run as root (they create network namespaces \
-         and compare owners of every process); CI runs them as root"
+        "this test needs root (it creates network namespaces and compares owners of every \
+         process) but does not start with `if root::skip_without_root() {{ return; }}` \
+         (tests/common/root.rs), which would skip it for a normal user"
     );
 }
 
