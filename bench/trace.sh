@@ -19,7 +19,16 @@
 #   filtered, kernel events only
 #                the same with --events state,retransmit,reset,destroy,drop:
 #                no syscall hooks (the costliest part)
-#   unfiltered   sockscope trace (everything, all namespaces)
+#   unfiltered   sockscope trace (every default event, all namespaces:
+#                packet and wait events are not in the default without
+#                a --port/--addr/--pid filter)
+#   unfiltered, with packets
+#                the same plus --events ...,packet: every TCP segment at
+#                the devices (each crosses lo twice: out and in)
+#
+# With --port 9, the default events include packet and wait events: their
+# programs run for every packet (and every wakeup) and are cut in the
+# kernel, so the filtered run measures them too.
 #
 # in ROUNDS interleaved rounds (the machine may be shared: medians of
 # interleaved runs resist drift), then a rate ladder: unfiltered under
@@ -140,14 +149,15 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 echo "sockscope trace benchmark: nginx + wrk -t$THREADS -c$CONNS, new connection per request, ${DURATION}s per run, $ROUNDS rounds"
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
-: >"$work/base"; : >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"
+: >"$work/base"; : >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"
 for round in $(seq "$ROUNDS"); do
     load "$CONNS" >>"$work/base"
     traced "$CONNS" --port 9 >>"$work/filt"
     SOCKSCOPE_TRACE_NOOP_SYSCALLS=1 traced "$CONNS" --port 9 >>"$work/floor"
     traced "$CONNS" --port 9 --events state,retransmit,reset,destroy,drop >>"$work/light"
     traced "$CONNS" >>"$work/unf"
-    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | unfiltered $(tail -n1 "$work/unf")  (requests/s [events/s lost])"
+    traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt"
+    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | unfiltered $(tail -n1 "$work/unf") | with packets $(tail -n1 "$work/pkt")  (requests/s [events/s lost])"
 done
 # Ratios per round (each against the baseline measured just before it),
 # then the median: robust to load from elsewhere drifting between rounds.
@@ -162,6 +172,7 @@ row "trace --port 9 (all filtered in kernel)" "$work/filt"
 row "  same, syscall programs doing nothing" "$work/floor"
 row "  same, --events without syscall/data" "$work/light"
 row "trace (unfiltered)" "$work/unf"
+row "trace (unfiltered) with packet events" "$work/pkt"
 for c in 1 2 4 8; do
     b=$(load "$c")
     read -r r e l <<<"$(traced "$c")"

@@ -193,97 +193,58 @@ impl FlowCollector {
         Ok(())
     }
 
-    /// One SVG document with a diagram per conversation, stacked.
+    /// One SVG document with a diagram per conversation, stacked (the
+    /// library's one sequence-diagram writer, lanes client | server).
     pub fn write_svg<W: Write>(
         &self,
         w: &mut W,
         convs: &[Conversation],
         procs: &dyn Fn(usize) -> Option<Procs>,
     ) -> io::Result<()> {
-        const ROW: usize = 22;
-        const X0: usize = 170;
-        const X1: usize = 770;
-        const WIDTH: usize = 900;
-        let mut height = 20;
-        for pc in &self.convs {
-            height += 90 + pc.events.len() * ROW + if pc.omitted > 0 { ROW } else { 0 };
-        }
-        writeln!(
-            w,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="monospace" font-size="12">"#
-        )?;
-        writeln!(
-            w,
-            r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker><marker id="arrowred" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#c00"/></marker></defs>"##
-        )?;
-        writeln!(w, r#"<rect width="100%" height="100%" fill="white"/>"#)?;
-        let mut y = 20;
+        use sockscope::view::seqdiag::{self, Row, Tone};
+        let mut diagrams = Vec::new();
         for pc in &self.convs {
             let Some(c) = convs.get(pc.conv) else {
                 continue;
             };
-            let top = y;
-            writeln!(
-                w,
-                r#"<text x="10" y="{}" font-weight="bold">{}</text>"#,
-                top + 14,
-                esc(&title(c, procs(pc.conv).as_ref()))
-            )?;
-            writeln!(
-                w,
-                r#"<text x="{X0}" y="{}" text-anchor="middle">{}</text><text x="{X1}" y="{}" text-anchor="middle">{}</text><text x="10" y="{}">time (s)</text>"#,
-                top + 40,
-                esc(&endpoint(&c.client)),
-                top + 40,
-                esc(&endpoint(&c.server)),
-                top + 40
-            )?;
-            let rows = pc.events.len() + usize::from(pc.omitted > 0);
-            let bottom = top + 50 + rows * ROW + 10;
-            writeln!(
-                w,
-                r##"<line x1="{X0}" y1="{}" x2="{X0}" y2="{bottom}" stroke="#888"/><line x1="{X1}" y1="{}" x2="{X1}" y2="{bottom}" stroke="#888"/>"##,
-                top + 46,
-                top + 46
-            )?;
-            for (i, e) in pc.events.iter().enumerate() {
-                let ly = top + 50 + (i + 1) * ROW;
-                let t = e.ts_ns.saturating_sub(c.start_ns) as f64 / 1e9;
-                let (xa, xb) = if e.from_client { (X0, X1) } else { (X1, X0) };
-                let bad = e.analysis != 0;
-                let (color, marker) = if bad {
-                    ("#c00", "arrowred")
-                } else {
-                    ("#333", "arrow")
-                };
-                writeln!(
-                    w,
-                    r##"<text x="10" y="{ly}" fill="#555">{t:.6}</text><line x1="{xa}" y1="{ly}" x2="{xb}" y2="{ly}" stroke="{color}" marker-end="url(#{marker})"/><text x="{}" y="{}" text-anchor="middle" fill="{color}">{}</text>"##,
-                    (X0 + X1) / 2,
-                    ly - 4,
-                    esc(&label(e))
-                )?;
-            }
+            let mut rows: Vec<Row> = pc
+                .events
+                .iter()
+                .map(|e| {
+                    let (from, to) = if e.from_client { (0, 1) } else { (1, 0) };
+                    Row {
+                        t_ns: Some(e.ts_ns.saturating_sub(c.start_ns)),
+                        from,
+                        to,
+                        label: label(e),
+                        note: String::new(),
+                        tone: if e.analysis != 0 {
+                            Tone::Bad
+                        } else {
+                            Tone::Normal
+                        },
+                    }
+                })
+                .collect();
             if pc.omitted > 0 {
-                let ly = top + 50 + rows * ROW;
-                writeln!(
-                    w,
-                    r#"<text x="{}" y="{ly}" text-anchor="middle">... {} more packets not drawn</text>"#,
-                    (X0 + X1) / 2,
-                    pc.omitted
-                )?;
+                rows.push(Row {
+                    t_ns: None,
+                    from: 0,
+                    to: 0,
+                    label: String::new(),
+                    note: format!("... {} more packets not drawn", pc.omitted),
+                    tone: Tone::Normal,
+                });
             }
-            y = bottom + 30;
+            diagrams.push(seqdiag::Diagram {
+                title: title(c, procs(pc.conv).as_ref()),
+                lanes: vec![endpoint(&c.client), endpoint(&c.server)],
+                rows,
+                unit: seqdiag::TimeUnit::Seconds,
+            });
         }
-        writeln!(w, "</svg>")
+        seqdiag::write_svg(w, &diagrams, "sockscope capture flows")
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn endpoint(e: &crate::analysis::Ep) -> String {

@@ -5,6 +5,7 @@
 /// that non-view code such as filter errors can use it too).
 pub use crate::escape;
 pub mod explain;
+pub mod seqdiag;
 pub mod sockets;
 pub mod table;
 pub mod units;

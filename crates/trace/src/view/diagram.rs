@@ -15,7 +15,6 @@ use super::color;
 use crate::event::{Event, What, fmt_bytes, fmt_us, label};
 use crate::track::{Conn, End, Role};
 use sockscope::model::State;
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -799,132 +798,33 @@ fn lanes_row(time: &str, s: Option<&Step>) -> String {
     row
 }
 
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('?'),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// The diagram as a standalone SVG document.
+/// The diagram as a standalone SVG document (the library's one sequence
+/// diagram writer, with the lanes peer | kernel | application).
 pub fn svg(d: &Diagram) -> String {
-    const X0: f64 = 110.0;
-    const GAP: f64 = 300.0;
-    const ROW: f64 = 30.0;
-    const TOP: f64 = 90.0;
-    let lane_x = |l: Lane| X0 + GAP * l.index() as f64;
-    let width = X0 + 2.0 * GAP + 420.0;
-    let height = TOP + ROW * (d.steps.len() as f64 + 1.0) + 20.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans Mono, monospace" font-size="13">"#
-    );
-    let _ = writeln!(s, r#"<title>{}</title>"#, esc(&d.title));
-    s.push_str(
-        r##"<defs>
-<marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker>
-</defs>
-<rect width="100%" height="100%" fill="white"/>
-"##,
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="10" y="24" font-weight="bold">{}</text>"#,
-        esc(&d.title)
-    );
-    let _ = writeln!(
-        s,
-        r##"<text x="10" y="{}" fill="#666">time (ms)</text>"##,
-        TOP - 20.0
-    );
-    for (l, name) in [
-        (Lane::Peer, &d.peer),
-        (Lane::Kernel, &d.kernel),
-        (Lane::App, &d.app),
-    ] {
-        let x = lane_x(l);
-        let _ = writeln!(
-            s,
-            r##"<text x="{x:.0}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"##,
-            TOP - 20.0,
-            esc(name)
-        );
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x:.0}" y1="{}" x2="{x:.0}" y2="{:.0}" stroke="#999" stroke-width="1.5"/>"##,
-            TOP - 10.0,
-            height - 10.0
-        );
-    }
-    for (i, st) in d.steps.iter().enumerate() {
-        let y = TOP + ROW * (i as f64 + 1.0);
-        let color = match st.tone {
-            Tone::Bad => "#c0392b",
-            Tone::Warn => "#d68910",
-            Tone::Inferred => "#888888",
-            Tone::Normal => "#222222",
-        };
-        if let Some(t) = st.t_ns {
-            let _ = writeln!(
-                s,
-                r##"<text x="10" y="{y:.0}" fill="#666">{:.3}</text>"##,
-                t as f64 / 1e6
-            );
-        }
-        let (a, z) = (lane_x(st.from), lane_x(st.to));
-        if st.from != st.to {
-            let dash = if st.tone == Tone::Inferred {
-                r#" stroke-dasharray="6,4""#
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                r#"<line x1="{a:.0}" y1="{y:.0}" x2="{z:.0}" y2="{y:.0}" stroke="{color}" stroke-width="1.6"{dash} marker-end="url(#a)"/>"#
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.0}" y="{:.0}" text-anchor="middle" fill="{color}">{}</text>"#,
-                (a + z) / 2.0,
-                y - 5.0,
-                esc(&st.label)
-            );
-        } else if !st.label.is_empty() {
-            let _ = writeln!(
-                s,
-                r##"<rect x="{:.0}" y="{:.0}" width="{:.0}" height="20" rx="4" fill="#eef3fb" stroke="{color}"/>"##,
-                a - 4.0,
-                y - 15.0,
-                (st.label.chars().count() as f64 * 8.0 + 12.0)
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.0}" y="{:.0}" fill="{color}">{}</text>"#,
-                a + 2.0,
-                y,
-                esc(&st.label)
-            );
-        }
-        if !st.note.is_empty() {
-            let _ = writeln!(
-                s,
-                r##"<text x="{:.0}" y="{y:.0}" fill="#555">{}</text>"##,
-                lane_x(Lane::App) + 20.0,
-                esc(&st.note)
-            );
-        }
-    }
-    s.push_str("</svg>\n");
-    s
+    use sockscope::view::seqdiag;
+    let rows = d
+        .steps
+        .iter()
+        .map(|s| seqdiag::Row {
+            t_ns: s.t_ns,
+            from: s.from.index(),
+            to: s.to.index(),
+            label: s.label.clone(),
+            note: s.note.clone(),
+            tone: match s.tone {
+                Tone::Normal => seqdiag::Tone::Normal,
+                Tone::Inferred => seqdiag::Tone::Inferred,
+                Tone::Warn => seqdiag::Tone::Warn,
+                Tone::Bad => seqdiag::Tone::Bad,
+            },
+        })
+        .collect();
+    seqdiag::svg(&seqdiag::Diagram {
+        title: d.title.clone(),
+        lanes: vec![d.peer.clone(), d.kernel.clone(), d.app.clone()],
+        rows,
+        unit: seqdiag::TimeUnit::Millis,
+    })
 }
 
 /// File name for a connection's SVG: "conn-3-5000-40312.svg".
@@ -1076,6 +976,9 @@ mod tests {
         let m = merge_data(steps);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].label, "write(4): 1.0 KiB ×5");
-        assert_eq!(esc("<a&\"b\">"), "&lt;a&amp;&quot;b&quot;&gt;");
+        assert_eq!(
+            sockscope::view::seqdiag::escape("<a&\"b\">"),
+            "&lt;a&amp;&quot;b&quot;&gt;"
+        );
     }
 }
