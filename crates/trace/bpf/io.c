@@ -62,7 +62,8 @@ static __always_inline int ss_io(unsigned long long *ctx, __u8 kind)
 
 	if (!kind_on(kind))
 		return 0;
-	note_waiter(e.pid);
+	if (e.sport || e.dport)
+		note_waiter(e.pid);
 	e.cookie = bpf_get_socket_cookie(sk);
 	emit(&e);
 	return 0;

@@ -399,6 +399,13 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		return 0;
 	}
 
+	/* fcntl on a socket whose ports are unknown says nothing a port or
+	 * address filter could keep (wrk sets O_NONBLOCK before connect on
+	 * every connection): left out under such a filter. */
+	if (sys == SYS_FCNTL && (cfg_filter_port || cfg_filter_addr) && !e.sport && !e.dport) {
+		filtered(SS_SYSCALL);
+		return 0;
+	}
 	switch (sys) {
 	case SYS_SOCKET:
 		e.u.sys.arg[0] = a0;
@@ -463,7 +470,10 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		filtered(SS_SYSCALL);
 		return 0;
 	}
-	note_waiter(e.pid);
+	/* A process waits for a traced socket once that socket's ports are
+	 * known (an unbound socket passes the filters only as unknown). */
+	if (e.sport || e.dport)
+		note_waiter(e.pid);
 	if (sys == SYS_SOCKET && ret >= 0)
 		emit_new_socket(&e);
 	else
