@@ -46,14 +46,20 @@ pub struct Row {
 
 impl Row {
     pub fn of(c: &Conn) -> Row {
-        let (acked, received, retrans) = match &c.summary {
+        let (acked, received, retrans, lived) = match &c.summary {
             Some(What::Destroy {
                 bytes_acked,
                 bytes_received,
                 retransmits,
+                duration_us,
                 ..
-            }) => (Some(*bytes_acked), Some(*bytes_received), *retransmits),
-            _ => (None, None, c.retransmits),
+            }) => (
+                Some(*bytes_acked),
+                Some(*bytes_received),
+                *retransmits,
+                *duration_us,
+            ),
+            _ => (None, None, c.retransmits, None),
         };
         Row {
             conn: c.id,
@@ -66,7 +72,9 @@ impl Row {
             fd: c.owner.as_ref().and_then(|o| o.fd),
             states: c.states.clone(),
             end: c.end,
-            duration_us: c.duration_ns() / 1000,
+            // One duration per connection: the destroy event's (from the
+            // first state change, as tcplife) when it has one.
+            duration_us: lived.unwrap_or(c.duration_ns() / 1000),
             bytes_written: c.bytes_written,
             bytes_read: c.bytes_read,
             bytes_acked: acked,
@@ -270,6 +278,29 @@ CONN   ROLE     LOCAL                  PEER                   PROCESS           
 Events: 10 read in 2.0 s (5/s) = 7 shown + 3 left out by the user-space filter; kernel: 10 written, 0 lost (ring buffer full), 0 filtered out
 ";
         assert_eq!(text, want, "got:\n{text}");
+    }
+
+    #[test]
+    fn one_duration_per_connection() {
+        // The connection was first seen at socket(), 100 µs before its
+        // first state change; the destroy's lifetime (from that change,
+        // as tcplife) is the one the summary gives.
+        let mut c = super::super::diagram::tests_support::seed003();
+        c.first_ns = c.first_ns.saturating_sub(100_000);
+        c.summary = Some(What::Destroy {
+            duration_us: Some(136),
+            bytes_acked: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            bytes_retrans: 0,
+            retransmits: 0,
+            segs_in: 0,
+            segs_out: 0,
+            srtt_us: 0,
+        });
+        assert_eq!(Row::of(&c).duration_us, 136);
+        c.summary = None;
+        assert_eq!(Row::of(&c).duration_us, c.duration_ns() / 1000);
     }
 
     #[test]
