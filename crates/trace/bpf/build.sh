@@ -27,15 +27,18 @@ out=$(cd "$out" && pwd)
 CLANG=${CLANG:-clang}
 STRIP=${LLVM_STRIP:-llvm-strip}
 cd "$here"
-for pair in x86_64:x86 aarch64:arm64; do
-    name=${pair%%:*}
-    arch=${pair#*:}
-    obj="$out/trace-$name.bpf.o"
-    "$CLANG" -target bpfel -O2 -g -nostdinc -std=gnu11 \
-        -Wall -Wextra -Wno-unused-parameter -Werror \
-        -D__TARGET_ARCH_"$arch" \
-        -fdebug-prefix-map="$here"=. -fno-ident \
-        -c trace.bpf.c -o "$obj.tmp"
-    "$STRIP" --strip-debug -o "$obj" "$obj.tmp"
-    rm -f "$obj.tmp"
+# trace: `sockscope trace`; counters: `sockscope export --bpf`.
+for unit in trace counters; do
+    for pair in x86_64:x86 aarch64:arm64; do
+        name=${pair%%:*}
+        arch=${pair#*:}
+        obj="$out/$unit-$name.bpf.o"
+        "$CLANG" -target bpfel -O2 -g -nostdinc -std=gnu11 \
+            -Wall -Wextra -Wno-unused-parameter -Werror \
+            -D__TARGET_ARCH_"$arch" \
+            -fdebug-prefix-map="$here"=. -fno-ident \
+            -c "$unit.bpf.c" -o "$obj.tmp"
+        "$STRIP" --strip-debug -o "$obj" "$obj.tmp"
+        rm -f "$obj.tmp"
+    done
 done

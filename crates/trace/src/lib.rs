@@ -26,6 +26,7 @@ pub mod event;
 pub mod kfunc;
 pub mod loader;
 pub mod names;
+pub mod portcount;
 pub mod session;
 pub mod timewait;
 pub mod tracefs;

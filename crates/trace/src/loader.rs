@@ -297,7 +297,7 @@ impl sockscope::error::Classify for TraceError {
 }
 
 /// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -312,7 +312,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// True when some cause in the chain is EPERM or EACCES.
-fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
         if let Some(io) = c.downcast_ref::<io::Error>()
@@ -512,7 +512,7 @@ pub struct Tracer {
     pub notes: Vec<String>,
 }
 
-fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> TraceError {
+pub(crate) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> TraceError {
     move |e| TraceError::Map {
         map,
         detail: chain(&e),

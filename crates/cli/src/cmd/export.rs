@@ -28,6 +28,7 @@ use prometheus_client::registry::Registry;
 use sockscope::report::export::{self, ExportReport, Options};
 use sockscope::report::labels::Platform;
 use sockscope::source::netns::{self, NetnsTarget};
+use sockscope_trace::portcount::{PortCount, PortCounters, PortKind};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,6 +57,10 @@ counts):
       per network namespace
   sockscope_process_sockets{pid,process,state}: the --top processes; the
       rest are process=\"other\"
+  sockscope_tcp_{retransmits,resets_sent,resets_received}_by_port_total
+      {netns,port}: with BPF (--bpf; default when serving and allowed to
+      load BPF programs), counted in a kernel map by programs on the tcp
+      tracepoints while the exporter runs, read at scrape time
   sockscope_export_*: the exporter itself (folded series, scrape time)
 
 Collection happens when Prometheus scrapes (no background polling), one
@@ -92,6 +97,12 @@ pub struct ExportArgs {
     pub out: crate::out::OutputArgs,
     #[command(flatten)]
     pub ns: crate::cli::NetnsArgs,
+    /// Count TCP retransmits and resets per local port with BPF programs (in kernel maps, read at scrape time). Default when the exporter may load BPF programs and serves (not with --once); an error if it cannot.
+    #[arg(long, conflicts_with = "no_bpf")]
+    pub bpf: bool,
+    /// Do not load BPF programs (the per-port retransmit and reset series are then absent).
+    #[arg(long)]
+    pub no_bpf: bool,
 }
 
 /// A socket that becomes readable on SIGINT or SIGTERM (signal-hook's
@@ -128,6 +139,8 @@ struct State {
 
 struct Ctx {
     target: NetnsTarget,
+    /// The BPF counters (attached while the exporter runs), if loaded.
+    bpf: Option<Mutex<PortCounters>>,
     opts: Options,
     state: Mutex<State>,
     read_timeout: Duration,
@@ -135,10 +148,19 @@ struct Ctx {
 
 impl Ctx {
     fn collect(&self) -> Result<ExportReport, Fail> {
+        self.collect_ns().map(|(r, _)| r)
+    }
+
+    /// The report, and the namespaces read (inode, label).
+    fn collect_ns(&self) -> Result<(ExportReport, Vec<(u64, String)>), Fail> {
         let namespaces = netns::open(&self.target).map_err(Fail::from)?;
         let label = self.target != NetnsTarget::Current;
+        let ids = namespaces
+            .iter()
+            .map(|n| (n.id.inode, n.id.to_string()))
+            .collect();
         export::collect(&namespaces, label, self.opts)
-            .map(|c| c.report)
+            .map(|c| (c.report, ids))
             .map_err(Fail::from)
     }
 
@@ -146,16 +168,62 @@ impl Ctx {
     fn scrape(&self) -> Result<String, Fail> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let t0 = Instant::now();
-        let r = self.collect()?;
+        let (r, ids) = self.collect_ns()?;
+        let bpf = self.bpf.as_ref().map(|b| {
+            let b = b.lock().unwrap_or_else(|p| p.into_inner());
+            BpfCounts::new(&b.read(), b.overflowed(), &ids)
+        });
         st.scrapes += 1;
         st.folded[0] += r.folded.listeners;
         st.folded[1] += r.folded.processes;
         st.folded[2] += r.folded.namespaces;
-        Ok(render(&r, &st, t0.elapsed()))
+        Ok(render(&r, &st, bpf.as_ref(), t0.elapsed()))
     }
 }
 
 type Labels = Vec<(String, String)>;
+
+/// The BPF counters of one scrape, for the namespaces exported, labelled
+/// like the other per-namespace series.
+struct BpfCounts {
+    /// (netns label, port, kind, count), sorted.
+    counts: Vec<(String, u16, PortKind, u64)>,
+    /// Events the kernel could not count (its map was full).
+    overflowed: u64,
+}
+
+impl BpfCounts {
+    fn new(read: &[PortCount], overflowed: u64, ids: &[(u64, String)]) -> BpfCounts {
+        let mut counts: Vec<_> = read
+            .iter()
+            .filter_map(|c| {
+                let (_, label) = ids.iter().find(|(ino, _)| *ino == u64::from(c.netns))?;
+                Some((label.clone(), c.port, c.kind, c.count))
+            })
+            .collect();
+        counts.sort();
+        BpfCounts { counts, overflowed }
+    }
+}
+
+/// The BPF counters: (kind, metric name without _total, help).
+const BPF_COUNTERS: [(PortKind, &str, &str); 3] = [
+    (
+        PortKind::Retransmit,
+        "sockscope_tcp_retransmits_by_port",
+        "TCP segments the kernel sent again (tracepoint tcp:tcp_retransmit_skb), by the local port of the retransmitting socket; counted in a BPF map since the exporter started.",
+    ),
+    (
+        PortKind::ResetSent,
+        "sockscope_tcp_resets_sent_by_port",
+        "TCP resets sent (tracepoint tcp:tcp_send_reset), by local port: the resetting socket's port, or for a segment that arrived at a port with no socket, that port; counted in a BPF map since the exporter started.",
+    ),
+    (
+        PortKind::ResetReceived,
+        "sockscope_tcp_resets_received_by_port",
+        "TCP resets received that reset a socket (tracepoint tcp:tcp_receive_reset), by the local port of that socket; counted in a BPF map since the exporter started.",
+    ),
+];
 
 fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
     let f = Family::<Labels, Gauge>::default();
@@ -347,7 +415,7 @@ const SOCKSTAT: &[(&str, &str, &str)] = &[
 
 /// The exposition of one report (OpenMetrics text, what prometheus-client
 /// writes).
-fn render(r: &ExportReport, st: &State, took: Duration) -> String {
+fn render(r: &ExportReport, st: &State, bpf: Option<&BpfCounts>, took: Duration) -> String {
     let mut reg = Registry::default();
 
     let aq = gauge_family(
@@ -456,6 +524,22 @@ fn render(r: &ExportReport, st: &State, took: Duration) -> String {
             l.push(kv("state", state));
             set(&procs, &l, *count);
         }
+    }
+
+    if let Some(b) = bpf {
+        for (kind, name, help) in BPF_COUNTERS {
+            let f = counter_family(&mut reg, name, help);
+            for (netns, port, _, n) in b.counts.iter().filter(|c| c.2 == kind) {
+                f.get_or_create(&vec![kv("netns", netns), kv("port", port)])
+                    .inc_by(*n);
+            }
+        }
+        let lost = counter_family(
+            &mut reg,
+            "sockscope_export_bpf_uncounted_events",
+            "Retransmits and resets the BPF programs could not count because their map (16384 namespace, port and kind keys) was full.",
+        );
+        lost.get_or_create(&vec![]).inc_by(b.overflowed);
     }
 
     let folded = counter_family(
@@ -696,14 +780,46 @@ pick a port above 1023, e.g. --listen 127.0.0.1:9469",
     })
 }
 
-pub fn run(args: &ExportArgs, _cli: &Cli) -> Result<u8, Fail> {
+/// The BPF counters: with --bpf, or by default when serving, unless
+/// --no-bpf. By default a kernel or privilege that does not allow them is
+/// no error: their series are absent, and -v says why.
+fn start_bpf(args: &ExportArgs, cli: &Cli) -> Result<Option<PortCounters>, Fail> {
+    let wanted = args.bpf || !(args.no_bpf || args.once || args.out.structured());
+    if !wanted {
+        return Ok(None);
+    }
+    match PortCounters::start() {
+        Ok(c) => {
+            if cli.verbose {
+                for s in &c.skipped {
+                    eprintln!(
+                        "sockscope export: not counting {} ({}): this kernel lacks it",
+                        s.event, s.reason
+                    );
+                }
+            }
+            Ok(Some(c))
+        }
+        Err(e) if args.bpf => Err(Fail::from(e)),
+        Err(e) => {
+            if cli.verbose {
+                eprintln!("sockscope export: per-port retransmit and reset counters are off: {e}");
+            }
+            Ok(None)
+        }
+    }
+}
+
+pub fn run(args: &ExportArgs, cli: &Cli) -> Result<u8, Fail> {
     if !(args.read_timeout > 0.0 && args.read_timeout.is_finite()) {
         return Err(Fail::usage(format!(
             "--read-timeout {}: give a positive number of seconds, e.g. --read-timeout 5",
             args.read_timeout
         )));
     }
+    let bpf = start_bpf(args, cli)?;
     let ctx = Arc::new(Ctx {
+        bpf: bpf.map(Mutex::new),
         target: args.ns.target(),
         opts: Options {
             top: args.top,

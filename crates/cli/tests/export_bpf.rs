@@ -1,0 +1,293 @@
+//! `sockscope export` with BPF: retransmits and resets counted per local
+//! port in a kernel map, read at scrape time. A private network namespace
+//! gets a known workload: a connection closed with SO_LINGER 0 (one RST
+//! sent from the server's port, one received on the client's), a connect
+//! to a closed port (a RST sent for no socket, on that port; one received
+//! on the client's), and data from a server whose segments an nftables
+//! input rule drops for a while (retransmits on the server's port, which
+//! must equal the namespace's Tcp.RetransSegs). Also: unprivileged, the
+//! series are absent, -v says why and the exporter still serves; --bpf
+//! unprivileged is an error.
+
+#[path = "common/root.rs"]
+mod root;
+
+mod common;
+mod export_support;
+
+use common::{BIN, Scene, net_counter};
+use export_support::{Exporter, get, in_netns, samples};
+use rustix::net::{AddressFamily, SocketAddrV4, SocketType, sockopt};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 9469;
+
+fn sleeper() -> Scene {
+    Scene::start_command(&["sleep", "600"], "exec of sleep", |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    })
+}
+
+/// A client socket bound to a known port before it connects.
+fn client_to(port: u16) -> (u16, std::io::Result<TcpStream>) {
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let local = match rustix::net::getsockname(&fd).unwrap().try_into() {
+        Ok(std::net::SocketAddr::V4(a)) => a.port(),
+        other => panic!("bound to {other:?}"),
+    };
+    let r = rustix::net::connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+        .map(|()| TcpStream::from(fd))
+        .map_err(std::io::Error::from);
+    (local, r)
+}
+
+fn nft(pid: u32, script: &str) {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "--", "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("run nft (apt-get install nftables)");
+    assert!(
+        out.status.success(),
+        "nft -f - <<{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of `name{netns,port}`, if the series is there.
+fn by_port(body: &str, name: &str, netns: &str, port: u16) -> Option<f64> {
+    let port = port.to_string();
+    samples(body)
+        .into_iter()
+        .find(|s| {
+            s.name == name
+                && s.labels.get("netns").map(String::as_str) == Some(netns)
+                && s.labels.get("port") == Some(&port)
+        })
+        .map(|s| s.value)
+}
+
+#[test]
+fn retransmits_and_resets_are_counted_per_port() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = sleeper();
+    let pid = sc.pid;
+    let netns = format!("net:[{}]", common::netns_inode(pid));
+    let mut ex = Exporter::start(pid, PORT, &["--bpf"]);
+
+    // 1. SO_LINGER 0: the server's close sends a RST, the client gets it.
+    let (server_port, client_port) = in_netns(pid, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sp = l.local_addr().unwrap().port();
+        let (cp, c) = client_to(sp);
+        let mut c = c.expect("connect to the listener");
+        let (s, _) = l.accept().unwrap();
+        sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+        drop(s);
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let e = c
+            .read(&mut [0u8; 8])
+            .expect_err("the reset reaches the client");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        (sp, cp)
+    });
+
+    // 2. A closed port: the kernel resets the SYN with no socket.
+    let (closed_port, refused_client) = in_netns(pid, || {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (cp, r) = client_to(p);
+        let e = r.expect_err("nothing listens on the closed port");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        (p, cp)
+    });
+
+    // 3. Retransmits: the server's segments are dropped on input for a
+    // while, then let through.
+    let retrans_before = net_counter(pid, "snmp", "Tcp", "RetransSegs");
+    let data_port = in_netns(pid, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sp = l.local_addr().unwrap().port();
+        let mut c = TcpStream::connect(("127.0.0.1", sp)).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        nft(
+            pid,
+            &format!(
+                "table inet sockscope_test {{\n chain i {{\n type filter hook input priority 0;\n tcp sport {sp} drop\n }}\n}}\n"
+            ),
+        );
+        s.write_all(b"lost for a while").unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        nft(pid, "delete table inet sockscope_test");
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 16];
+        c.read_exact(&mut buf)
+            .expect("the data arrives once let through");
+        (sp, s, c)
+    });
+    let (data_port, _s, _c) = data_port;
+    // Wait until the namespace's retransmit count stops moving (the
+    // final ACK is in).
+    let mut retrans = net_counter(pid, "snmp", "Tcp", "RetransSegs");
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = net_counter(pid, "snmp", "Tcp", "RetransSegs");
+        if now == retrans || t0.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        retrans = now;
+    }
+    let retransmitted = retrans - retrans_before;
+    assert!(retransmitted >= 1, "the drop rule caused no retransmit");
+
+    let r = ex.get("/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = &r.body;
+    assert!(
+        body.contains(
+            "# HELP sockscope_tcp_retransmits_by_port_total TCP segments the kernel sent again"
+        ),
+        "{body}"
+    );
+    let sent = "sockscope_tcp_resets_sent_by_port_total";
+    let recvd = "sockscope_tcp_resets_received_by_port_total";
+    let rt = "sockscope_tcp_retransmits_by_port_total";
+    assert_eq!(
+        by_port(body, sent, &netns, server_port),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        by_port(body, recvd, &netns, client_port),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        by_port(body, sent, &netns, closed_port),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        by_port(body, recvd, &netns, refused_client),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        by_port(body, rt, &netns, data_port),
+        Some(retransmitted as f64),
+        "retransmits on :{data_port} vs Tcp.RetransSegs of the namespace\n{body}"
+    );
+    // Nothing else retransmitted or reset in the namespace, and nothing
+    // from other namespaces is shown.
+    for s in samples(body)
+        .iter()
+        .filter(|s| s.name.ends_with("_by_port_total"))
+    {
+        assert_eq!(s.labels["netns"], netns, "{s:?}");
+    }
+    let rt_series = samples(body).iter().filter(|s| s.name == rt).count();
+    assert_eq!(rt_series, 1, "{body}");
+
+    let (code, _) = ex.stop(rustix::process::Signal::TERM);
+    assert_eq!(code, Some(0), "SIGTERM exits 0 with the programs attached");
+}
+
+#[test]
+fn unprivileged_the_series_are_absent_and_verbose_says_why() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = sleeper();
+    let pid = sc.pid.to_string();
+    let listen = format!("127.0.0.1:{PORT}");
+    let unpriv = [
+        "-t",
+        &pid,
+        "-n",
+        "--",
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        BIN,
+        "-v",
+        "export",
+        "--listen",
+        &listen,
+    ];
+    let mut child = Command::new("nsenter")
+        .args(unpriv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nsenter setpriv sockscope export");
+    let t0 = Instant::now();
+    let body = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("the unprivileged exporter exited: {st}");
+        }
+        if export_support::connect(sc.pid, PORT).is_ok() {
+            break get(sc.pid, PORT, "/metrics", None).body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no listener after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(body.contains("sockscope_sockets"), "{body}");
+    assert!(!body.contains("_by_port_total"), "{body}");
+    assert!(
+        err.contains("per-port retransmit and reset counters are off"),
+        "{err}"
+    );
+
+    // Asked for explicitly, it is an error naming the fix.
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-n",
+            "--",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+            "export",
+            "--once",
+            "--bpf",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAP_BPF") || err.contains("cap_bpf"), "{err}");
+}
