@@ -25,10 +25,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sockscope::report::export::{self, ExportReport, Options};
+use sockscope::report::export::{self, ExportReport, ListenerSeries, Options};
 use sockscope::report::labels::Platform;
 use sockscope::source::netns::{self, NetnsTarget};
 use sockscope_trace::portcount::{PortCount, PortCounters, PortKind};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,7 +61,8 @@ counts):
   sockscope_tcp_{retransmits,resets_sent,resets_received}_by_port_total
       {netns,port}: with BPF (--bpf; default when serving and allowed to
       load BPF programs), counted in a kernel map by programs on the tcp
-      tracepoints while the exporter runs, read at scrape time
+      tracepoints while the exporter runs, read at scrape time; ports
+      nothing listens on (clients' ports, closed ports) are port=\"other\"
   sockscope_export_*: the exporter itself (folded series, scrape time)
 
 Collection happens when Prometheus scrapes (no background polling), one
@@ -171,7 +173,7 @@ impl Ctx {
         let (r, ids) = self.collect_ns()?;
         let bpf = self.bpf.as_ref().map(|b| {
             let b = b.lock().unwrap_or_else(|p| p.into_inner());
-            BpfCounts::new(&b.read(), b.overflowed(), &ids)
+            BpfCounts::new(&b.read(), b.overflowed(), &ids, &r.listeners)
         });
         st.scrapes += 1;
         st.folded[0] += r.folded.listeners;
@@ -185,23 +187,48 @@ type Labels = Vec<(String, String)>;
 
 /// The BPF counters of one scrape, for the namespaces exported, labelled
 /// like the other per-namespace series.
+///
+/// Cardinality: a port keeps a series of its own only while a listener of
+/// the report holds it (the server side, which alerts are about); every
+/// other port — clients' ephemeral ports, resets for ports nothing listens
+/// on (a port scan touches them all) — is summed per namespace into
+/// `port="other"`. So the per-port series are bounded by the listeners,
+/// which `--max-series` already bounds. A port that stops listening moves
+/// its count into `other`.
 struct BpfCounts {
-    /// (netns label, port, kind, count), sorted.
-    counts: Vec<(String, u16, PortKind, u64)>,
+    /// (netns label, port or `other`, kind, count), sorted.
+    counts: Vec<(String, String, PortKind, u64)>,
     /// Events the kernel could not count (its map was full).
     overflowed: u64,
 }
 
 impl BpfCounts {
-    fn new(read: &[PortCount], overflowed: u64, ids: &[(u64, String)]) -> BpfCounts {
-        let mut counts: Vec<_> = read
+    fn new(
+        read: &[PortCount],
+        overflowed: u64,
+        ids: &[(u64, String)],
+        listeners: &[ListenerSeries],
+    ) -> BpfCounts {
+        let listening: HashSet<(&str, u16)> = listeners
             .iter()
-            .filter_map(|c| {
-                let (_, label) = ids.iter().find(|(ino, _)| *ino == u64::from(c.netns))?;
-                Some((label.clone(), c.port, c.kind, c.count))
-            })
+            .filter_map(|l| Some((l.netns.as_str(), l.port.parse().ok()?)))
             .collect();
-        counts.sort();
+        let mut sums: BTreeMap<(String, String, PortKind), u64> = BTreeMap::new();
+        for c in read {
+            let Some((_, label)) = ids.iter().find(|(ino, _)| *ino == u64::from(c.netns)) else {
+                continue;
+            };
+            let port = if listening.contains(&(label.as_str(), c.port)) {
+                c.port.to_string()
+            } else {
+                export::OTHER.to_string()
+            };
+            *sums.entry((label.clone(), port, c.kind)).or_default() += c.count;
+        }
+        let counts = sums
+            .into_iter()
+            .map(|((n, p, k), v)| (n, p, k, v))
+            .collect();
         BpfCounts { counts, overflowed }
     }
 }
@@ -211,17 +238,17 @@ const BPF_COUNTERS: [(PortKind, &str, &str); 3] = [
     (
         PortKind::Retransmit,
         "sockscope_tcp_retransmits_by_port",
-        "TCP segments the kernel sent again (tracepoint tcp:tcp_retransmit_skb), by the local port of the retransmitting socket; counted in a BPF map since the exporter started.",
+        "TCP segments the kernel sent again (tracepoint tcp:tcp_retransmit_skb), by the local port of the retransmitting socket when a listener holds that port, else port=\"other\"; counted in a BPF map since the exporter started.",
     ),
     (
         PortKind::ResetSent,
         "sockscope_tcp_resets_sent_by_port",
-        "TCP resets sent (tracepoint tcp:tcp_send_reset), by local port: the resetting socket's port, or for a segment that arrived at a port with no socket, that port; counted in a BPF map since the exporter started.",
+        "TCP resets sent (tracepoint tcp:tcp_send_reset), by local port: the resetting socket's port, or for a segment that arrived at a port with no socket, that port; ports no listener holds are port=\"other\"; counted in a BPF map since the exporter started.",
     ),
     (
         PortKind::ResetReceived,
         "sockscope_tcp_resets_received_by_port",
-        "TCP resets received that reset a socket (tracepoint tcp:tcp_receive_reset), by the local port of that socket; counted in a BPF map since the exporter started.",
+        "TCP resets received that reset a socket (tracepoint tcp:tcp_receive_reset), by the local port of that socket when a listener holds that port, else port=\"other\"; counted in a BPF map since the exporter started.",
     ),
 ];
 
