@@ -512,6 +512,19 @@ pub struct Tracer {
     pub notes: Vec<String>,
 }
 
+/// Take map `name` out of a loaded object as the map type `M` (ring
+/// buffer, hash, array): a missing or mistyped map names itself.
+pub(crate) fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, TraceError>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(TraceError::Map {
+        map: name,
+        detail: "not in the object".into(),
+    })?;
+    M::try_from(map).map_err(map_err(name))
+}
+
 pub(crate) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> TraceError {
     move |e| TraceError::Map {
         map,
@@ -688,16 +701,8 @@ impl Tracer {
             }
         }
 
-        let ring = RingBuf::try_from(ebpf.take_map("events").ok_or(TraceError::Map {
-            map: "events",
-            detail: "not in the object".into(),
-        })?)
-        .map_err(map_err("events"))?;
-        let stats = PerCpuArray::try_from(ebpf.take_map("stats").ok_or(TraceError::Map {
-            map: "stats",
-            detail: "not in the object".into(),
-        })?)
-        .map_err(map_err("stats"))?;
+        let ring: RingBuf<MapData> = take_map(&mut ebpf, "events")?;
+        let stats: PerCpuArray<MapData, u64> = take_map(&mut ebpf, "stats")?;
         Ok(Tracer {
             ebpf: Some(ebpf),
             ring,

@@ -5,7 +5,7 @@
 //! is asked to ([`PortCounters::read`], at scrape time). The programs stay
 //! attached while the [`PortCounters`] lives: dropping it detaches them.
 
-use crate::loader::{Skipped, TraceError, chain, denied, map_err, preflight};
+use crate::loader::{Skipped, TraceError, chain, denied, preflight, take_map};
 use aya::maps::{Array, HashMap as BpfHash, MapData};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -133,16 +133,8 @@ impl PortCounters {
                 "none of the counting programs could be attached ({why})"
             )));
         }
-        let counts = BpfHash::try_from(ebpf.take_map("port_counts").ok_or(TraceError::Map {
-            map: "port_counts",
-            detail: "not in the object".into(),
-        })?)
-        .map_err(map_err("port_counts"))?;
-        let full = Array::try_from(ebpf.take_map("port_counts_full").ok_or(TraceError::Map {
-            map: "port_counts_full",
-            detail: "not in the object".into(),
-        })?)
-        .map_err(map_err("port_counts_full"))?;
+        let counts = take_map(&mut ebpf, "port_counts")?;
+        let full = take_map(&mut ebpf, "port_counts_full")?;
         Ok(PortCounters {
             _ebpf: ebpf,
             counts,
