@@ -4,7 +4,10 @@
 //! nothing listens on (sent without a socket, reason NO_SOCKET; received
 //! by the client in SYN-SENT; connect fails with ECONNREFUSED), and a
 //! listener's backlog overflowing (handshakes dropped with
-//! TCP_LISTEN_OVERFLOW, SYN-ACKs retransmitted).
+//! TCP_LISTEN_OVERFLOW, SYN-ACKs retransmitted); SYN retransmits, which
+//! run in softirq, credited to the connecting process; data-less
+//! connections (wrk's at the start and end of a run) credited to their
+//! process in every destroy and summary.
 
 #[path = "common/root.rs"]
 mod root;
@@ -221,5 +224,69 @@ fn backlog_overflow() {
             "connection {c} should go on to SYN-RECV:\n{}",
             out.dump()
         );
+    }
+}
+
+#[test]
+fn syn_retransmits_carry_the_connecting_process() {
+    if root::skip_without_root() {
+        return;
+    }
+    let (r, out) = traced("synretrans", 5050, &[], Duration::from_millis(300));
+    assert!(r["error"].is_string(), "connect must time out: {r}");
+    let evs = out.events();
+    let syns: Vec<&&Value> = evs
+        .iter()
+        .filter(|v| v["kind"] == "retransmit" && v["state"] == "syn-sent")
+        .collect();
+    assert!(
+        !syns.is_empty(),
+        "no SYN retransmit in 1.5 s:\n{}",
+        out.dump()
+    );
+    for v in &syns {
+        assert_eq!(
+            (&v["pid"], &v["fd"], &v["local"]["port"]),
+            (&r["pid"], &r["fd"], &r["client_port"]),
+            "a SYN retransmitted by the timer belongs to the connecting process: {v}"
+        );
+    }
+}
+
+#[test]
+fn dataless_connections_keep_their_process_to_the_end() {
+    if root::skip_without_root() {
+        return;
+    }
+    let (r, out) = traced("dataless", 5060, &[], Duration::from_millis(500));
+    let ports: Vec<u64> = r["client_ports"]
+        .as_array()
+        .expect("client ports")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(ports.len(), 3, "{r}");
+    let evs = out.events();
+    let destroys: Vec<&&Value> = evs.iter().filter(|v| v["kind"] == "destroy").collect();
+    for p in &ports {
+        // Both ends of each connection are destroyed while traced.
+        let ends = destroys
+            .iter()
+            .filter(|v| port_of(v, "local") == Some(*p) || port_of(v, "peer") == Some(*p))
+            .count();
+        assert!(
+            ends >= 1,
+            "no destroy for the connection from :{p}:\n{}",
+            out.dump()
+        );
+    }
+    // Every socket in the namespace was the scenario's own.
+    for v in &destroys {
+        assert_eq!(v["pid"], r["pid"], "destroy without its process: {v}");
+    }
+    let rows = out.connections();
+    assert!(rows.len() >= 4, "{}", out.dump());
+    for c in rows {
+        assert_eq!(c["pid"], r["pid"], "connection without its process: {c}");
     }
 }
