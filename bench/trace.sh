@@ -10,12 +10,13 @@
 #   baseline     no trace
 #   filtered     sockscope trace --port 9 (a port with no traffic): every
 #                event of the load is cut in the kernel
-#   filtered, syscall programs doing nothing
-#                the same with SOCKSCOPE_TRACE_NOOP_SYSCALLS=1: the syscall
-#                programs are attached but return at once. What is left is
-#                what the kernel's syscall tracepoints cost by themselves
-#                (every syscall of every process takes the traced slow
-#                path once one is enabled): the floor for tracing syscalls
+#   filtered, every program doing nothing
+#                the same with SOCKSCOPE_TRACE_NOOP_ALL=1: every program
+#                is attached but returns at once. What is left is what the
+#                attached tracepoints cost by themselves (every syscall of
+#                every process takes the traced slow path once one is
+#                enabled; every packet, wakeup and state change enters a
+#                BPF program): the floor under any tracer that hooks them
 #   filtered, kernel events only
 #                the same with --events state,retransmit,reset,destroy,drop:
 #                no syscall hooks (the costliest part)
@@ -25,6 +26,8 @@
 #   unfiltered, with packets
 #                the same plus --events ...,packet: every TCP segment at
 #                the devices (each crosses lo twice: out and in)
+#   the two unfiltered runs again with SOCKSCOPE_TRACE_NOOP_ALL=1: their
+#                floors (the same programs attached, doing nothing)
 #
 # With --port 9, the default events include packet and wait events: their
 # programs run for every packet (and every wakeup) and are cut in the
@@ -149,15 +152,17 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 echo "sockscope trace benchmark: nginx + wrk -t$THREADS -c$CONNS, new connection per request, ${DURATION}s per run, $ROUNDS rounds"
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
-: >"$work/base"; : >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"
+: >"$work/base"; : >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"
 for round in $(seq "$ROUNDS"); do
     load "$CONNS" >>"$work/base"
     traced "$CONNS" --port 9 >>"$work/filt"
-    SOCKSCOPE_TRACE_NOOP_SYSCALLS=1 traced "$CONNS" --port 9 >>"$work/floor"
+    SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" --port 9 >>"$work/floor"
     traced "$CONNS" --port 9 --events state,retransmit,reset,destroy,drop >>"$work/light"
     traced "$CONNS" >>"$work/unf"
+    SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" >>"$work/unf0"
     traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt"
-    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | unfiltered $(tail -n1 "$work/unf") | with packets $(tail -n1 "$work/pkt")  (requests/s [events/s lost])"
+    SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt0"
+    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0")) | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"))  (requests/s [events/s lost])"
 done
 # Ratios per round (each against the baseline measured just before it),
 # then the median: robust to load from elsewhere drifting between rounds.
@@ -169,10 +174,12 @@ row() { printf '%-40s %12.0f %8.3f %12s %10s\n' "$1" "$(col 1 "$2")" "$(rratio "
 printf '%-40s %12s %8s %12s %10s\n' "run (median of $ROUNDS rounds)" "requests/s" "ratio" "events/s" "lost"
 printf '%-40s %12.0f %8s %12s %10s\n' "baseline (no trace)" "$base" "1.000" "-" "-"
 row "trace --port 9 (all filtered in kernel)" "$work/filt"
-row "  same, syscall programs doing nothing" "$work/floor"
+row "  same, every program doing nothing" "$work/floor"
 row "  same, --events without syscall/data" "$work/light"
 row "trace (unfiltered)" "$work/unf"
+row "  same, every program doing nothing" "$work/unf0"
 row "trace (unfiltered) with packet events" "$work/pkt"
+row "  same, every program doing nothing" "$work/pkt0"
 for c in 1 2 4 8; do
     b=$(load "$c")
     read -r r e l <<<"$(traced "$c")"

@@ -36,6 +36,9 @@ const volatile __u8 cfg_kernel_owners = 0;
 /* Benchmark only: the syscall programs return at once (what attaching
  * them costs by itself). */
 const volatile __u8 cfg_syscall_noop = 0;
+/* Benchmark only: every program returns at once (what attaching the
+ * tracepoints costs by itself: the floor under any tracer using them). */
+const volatile __u8 cfg_noop_all = 0;
 /* States of interest as a mask (1 << TCP state); 0: all. */
 const volatile __u32 cfg_states = 0;
 /* Bit (1 << kind) for each kind of event to write; the programs of a kind

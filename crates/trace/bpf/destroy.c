@@ -11,6 +11,8 @@
 SEC("tp_btf/tcp_destroy_sock")
 int ss_destroy(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	__u64 skp = (__u64)sk;
 

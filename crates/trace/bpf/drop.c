@@ -14,6 +14,8 @@
 SEC("tp_btf/kfree_skb")
 int ss_drop(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	const struct sk_buff *skb = (const void *)CTX_ARG(ctx, 0);
 	__u64 location = CTX_ARG(ctx, 1);
 	__u32 reason = (__u32)CTX_ARG(ctx, 2);

@@ -72,11 +72,15 @@ static __always_inline int ss_io(unsigned long long *ctx, __u8 kind)
 SEC("tp_btf/sock_send_length")
 int ss_send(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	return ss_io(ctx, SS_SEND);
 }
 
 SEC("tp_btf/sock_recv_length")
 int ss_recv(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	return ss_io(ctx, SS_RECV);
 }

@@ -42,6 +42,8 @@ struct {
 SEC("tp_btf/softirq_entry")
 int ss_softirq_entry(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	__u32 k = 0;
 	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
 	if (v) {
@@ -54,6 +56,8 @@ int ss_softirq_entry(unsigned long long *ctx)
 SEC("tp_btf/softirq_exit")
 int ss_softirq_exit(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	__u32 k = 0;
 	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
 	if (v)
@@ -331,11 +335,15 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 SEC("tp_btf/net_dev_queue")
 int ss_pkt_out(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	return ss_packet((const struct sk_buff *)CTX_ARG(ctx, 0), SS_PKT_OUT);
 }
 
 SEC("tp_btf/netif_receive_skb")
 int ss_pkt_in(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	return ss_packet((const struct sk_buff *)CTX_ARG(ctx, 0), SS_PKT_IN);
 }

@@ -9,6 +9,8 @@
 SEC("tp_btf/tcp_send_reset")
 int ss_send_reset(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	const struct sk_buff *skb = (const void *)CTX_ARG(ctx, 1);
 	__u32 reason = (__u32)CTX_ARG(ctx, 2);
@@ -57,6 +59,8 @@ int ss_send_reset(unsigned long long *ctx)
 SEC("tp_btf/tcp_receive_reset")
 int ss_receive_reset(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 
 	struct ss_event e = {};

@@ -14,6 +14,8 @@
 SEC("tp_btf/inet_sock_set_state")
 int ss_state(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	__u32 oldstate = (__u32)CTX_ARG(ctx, 1);
 	__u32 newstate = (__u32)CTX_ARG(ctx, 2);

@@ -485,6 +485,8 @@ static __always_inline int exit_common(__u16 sys, long ret)
 SEC("tp_btf/sys_enter")
 int ss_sys_enter(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	struct pt_regs *regs = (void *)CTX_ARG(ctx, 0);
 	__u16 sys = entry_sys((long)CTX_ARG(ctx, 1));
 	if (sys == SYS_OTHER)
@@ -495,6 +497,8 @@ int ss_sys_enter(unsigned long long *ctx)
 SEC("tp_btf/sys_exit")
 int ss_sys_exit(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	struct pt_regs *regs = (void *)CTX_ARG(ctx, 0);
 	__u16 sys = entry_sys((long)SYSCALL_NR(regs));
 	if (sys == SYS_OTHER)
@@ -526,6 +530,8 @@ struct sc_exit_rec {
 SEC("tracepoint/syscalls/sys_enter")
 int ss_sc_enter(struct sc_enter_rec *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	__u16 sys = entry_sys(ctx->nr);
 	if (sys == SYS_OTHER)
 		return 0;
@@ -535,6 +541,8 @@ int ss_sc_enter(struct sc_enter_rec *ctx)
 SEC("tracepoint/syscalls/sys_exit")
 int ss_sc_exit(struct sc_exit_rec *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	__u16 sys = entry_sys(ctx->nr);
 	if (sys == SYS_OTHER)
 		return 0;

@@ -86,6 +86,8 @@ static __always_inline void wait_event(struct ss_event *e, __u16 sys, __u8 phase
 SEC("tracepoint/syscalls/sys_enter_wait")
 int ss_wait_enter(struct sc_enter_rec *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	__u16 sys = wait_sys(ctx->nr);
 	if (sys == SYS_OTHER)
 		return 0;
@@ -115,6 +117,8 @@ int ss_wait_enter(struct sc_enter_rec *ctx)
 SEC("tracepoint/syscalls/sys_exit_wait")
 int ss_wait_exit(struct sc_exit_rec *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	__u16 sys = wait_sys(ctx->nr);
 	if (sys == SYS_OTHER)
 		return 0;
@@ -147,6 +151,8 @@ int ss_wait_exit(struct sc_exit_rec *ctx)
 SEC("tp_btf/sched_wakeup")
 int ss_wakeup(unsigned long long *ctx)
 {
+	if (cfg_noop_all)
+		return 0;
 	struct task_struct *p = (struct task_struct *)CTX_ARG(ctx, 0);
 	struct ss_waiting *w = bpf_task_storage_get(&waiting, p, NULL, 0);
 	if (!w || !w->active || w->wake_ns)

@@ -36,6 +36,10 @@ pub const ENV_PROBE_READ: &str = "SOCKSCOPE_TRACE_PROBE_READ";
 /// Benchmark switch: attach the syscall programs but have them return at
 /// once, to measure what the syscall tracepoints cost by themselves.
 pub const ENV_NOOP_SYSCALLS: &str = "SOCKSCOPE_TRACE_NOOP_SYSCALLS";
+/// Benchmark only: when set, every program is attached but returns at
+/// once, so a run measures what the attached tracepoints cost by
+/// themselves (bench/trace.sh's floor).
+pub const ENV_NOOP_ALL: &str = "SOCKSCOPE_TRACE_NOOP_ALL";
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -590,6 +594,7 @@ impl Tracer {
         // Link the kfunc calls (kfunc.rs), in a copy of the object placed
         // at an 8-byte boundary (the ELF parser reads it in place).
         let syscall_noop = u8::from(std::env::var_os(ENV_NOOP_SYSCALLS).is_some());
+        let noop_all = u8::from(std::env::var_os(ENV_NOOP_ALL).is_some());
         // User space times sockets from their first state change when it
         // sees every state change; otherwise the kernel keeps births.
         let owner_filter = !cfg.pids.is_empty() || !cfg.comms.is_empty();
@@ -645,6 +650,7 @@ impl Tracer {
             .override_global("cfg_states", &cfg.states, true)
             .override_global("cfg_kfunc_cast", &kfunc_cast, true)
             .override_global("cfg_syscall_noop", &syscall_noop, true)
+            .override_global("cfg_noop_all", &noop_all, true)
             .override_global("cfg_kernel_births", &kernel_births, true)
             .override_global("cfg_kernel_owners", &kernel_owners_flag, true)
             .override_global("cfg_emit", &emit, true)
