@@ -284,8 +284,9 @@ pub enum TunnelKind {
 pub struct Tunnel {
     pub kind: TunnelKind,
     /// VXLAN and Geneve: the 24-bit virtual network identifier; GRE: the
-    /// key (0 without one); ERSPAN: the session id; GTP-U: the TEID.
-    pub vni: u32,
+    /// key (None without one); ERSPAN: the session id (None for type I,
+    /// which has none); GTP-U: the TEID.
+    pub vni: Option<u32>,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub sport: u16,
@@ -716,7 +717,11 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
 /// The tunnel header at the start of `b`: its kind, identifier, length and
 /// the link type of what follows (Ethernet or raw IP); None when it is not
 /// one we decode.
-fn tunnel_header(dport: u16, sport: u16, b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
+fn tunnel_header(
+    dport: u16,
+    sport: u16,
+    b: &[u8],
+) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
     let vni = |o: usize| {
         Some(u32::from_be_bytes([
             0,
@@ -728,11 +733,11 @@ fn tunnel_header(dport: u16, sport: u16, b: &[u8]) -> Option<(TunnelKind, u32, u
     let eth = linktype::ETHERNET;
     match dport {
         // Whatever the flags say, as Wireshark and tcpdump decode it.
-        4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, vni(4)?, 8, eth)),
+        4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, Some(vni(4)?), 8, eth)),
         // Version 0, protocol type Transparent Ethernet Bridging.
         6081 if b.len() >= 8 && b[0] >> 6 == 0 && be16(b, 2) == ethertype::TEB => {
             let opts = (b[0] & 0x3f) as usize * 4;
-            Some((TunnelKind::Geneve, vni(4)?, 8 + opts, eth))
+            Some((TunnelKind::Geneve, Some(vni(4)?), 8 + opts, eth))
         }
         _ if dport == 2152 || sport == 2152 => gtp_u(b),
         _ => None,
@@ -741,7 +746,7 @@ fn tunnel_header(dport: u16, sport: u16, b: &[u8]) -> Option<(TunnelKind, u32, u
 
 /// GTP-U version 1, a G-PDU (message type 255) carrying IP: the TEID and
 /// the header length (with the optional fields and extension headers).
-fn gtp_u(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
+fn gtp_u(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
     if b.len() < 8 || b[0] >> 5 != 1 || b[0] & 0x10 == 0 || b[1] != 0xff {
         return None;
     }
@@ -762,7 +767,7 @@ fn gtp_u(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
         }
     }
     match b.get(at)? >> 4 {
-        4 | 6 => Some((TunnelKind::GtpU, teid, at, linktype::RAW)),
+        4 | 6 => Some((TunnelKind::GtpU, Some(teid), at, linktype::RAW)),
         _ => None,
     }
 }
@@ -770,7 +775,7 @@ fn gtp_u(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
 /// A GRE header (RFC 2784, key and sequence of RFC 2890) and, for ERSPAN,
 /// its own header: the kind, key or session id, length of both, and the
 /// link type of the payload.
-fn gre_header(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
+fn gre_header(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
     if b.len() < 4 {
         return None;
     }
@@ -784,9 +789,9 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
     if flags & 0x8000 != 0 {
         at += 4; // checksum and reserved
     }
-    let mut key = 0;
+    let mut key = None;
     if flags & 0x2000 != 0 {
-        key = u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?);
+        key = Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?));
         at += 4;
     }
     let seq = flags & 0x1000 != 0;
@@ -800,12 +805,17 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
         ethertype::IPV4 | ethertype::IPV6 => Some((TunnelKind::Gre, key, at, linktype::RAW)),
         ethertype::TEB => Some((TunnelKind::Gre, key, at, linktype::ETHERNET)),
         // Type I has no sequence number and no header of its own.
-        ethertype::ERSPAN_2 if !seq => Some((TunnelKind::Erspan, 0, at, linktype::ETHERNET)),
+        ethertype::ERSPAN_2 if !seq => Some((TunnelKind::Erspan, None, at, linktype::ETHERNET)),
         ethertype::ERSPAN_2 => {
             let e = b.get(at..at + 8)?;
             (e[0] >> 4 == 1).then_some(())?;
             let session = u32::from(be16(e, 2) & 0x03ff);
-            Some((TunnelKind::Erspan, session, at + 8, linktype::ETHERNET))
+            Some((
+                TunnelKind::Erspan,
+                Some(session),
+                at + 8,
+                linktype::ETHERNET,
+            ))
         }
         ethertype::ERSPAN_3 => {
             let e = b.get(at..at + 12)?;
@@ -815,7 +825,7 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, u32, usize, u32)> {
             let sub = if e[11] & 0x01 != 0 { 8 } else { 0 };
             Some((
                 TunnelKind::Erspan,
-                session,
+                Some(session),
                 at + 12 + sub,
                 linktype::ETHERNET,
             ))

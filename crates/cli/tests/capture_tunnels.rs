@@ -266,14 +266,15 @@ fn gre_erspan_gtpu_mpls_pppoe_are_decoded_like_tshark() {
     let objs = jsonl(&f, &[]);
     let pk: Vec<_> = objs.iter().filter(|o| o["type"] == "packet").collect();
     assert_eq!(pk.len(), 21);
+    // GRE without a key has no identifier (null, not 0).
     let want = [
-        ("gre", 5),
-        ("gre", 0),
-        ("erspan", 9),
-        ("erspan", 12),
-        ("gtp_u", 0x1234),
-        ("", 0),
-        ("", 0),
+        ("gre", Some(5)),
+        ("gre", None),
+        ("erspan", Some(9)),
+        ("erspan", Some(12)),
+        ("gtp_u", Some(0x1234)),
+        ("", None),
+        ("", None),
     ];
     for (i, (kind, id)) in want.iter().enumerate() {
         let p = pk[i * 3];
@@ -283,7 +284,10 @@ fn gre_erspan_gtpu_mpls_pppoe_are_decoded_like_tshark() {
             assert!(p["tunnel"].is_null(), "{}: {p}", kinds[i]);
         } else {
             assert_eq!(p["tunnel"]["kind"], *kind, "{}: {p}", kinds[i]);
-            assert_eq!(p["tunnel"]["vni"], *id, "{}: {p}", kinds[i]);
+            match id {
+                Some(id) => assert_eq!(p["tunnel"]["vni"], *id, "{}: {p}", kinds[i]),
+                None => assert!(p["tunnel"]["vni"].is_null(), "{}: {p}", kinds[i]),
+            }
             assert_eq!(p["tunnel"]["src"], "172.16.0.1", "{}: {p}", kinds[i]);
         }
     }
@@ -302,6 +306,12 @@ fn gre_erspan_gtpu_mpls_pppoe_are_decoded_like_tshark() {
             .next()
             .unwrap()
             .starts_with("00:00:00.001000 IP 172.16.0.1 > 172.16.0.2: GRE key 5: IP 192.168.0.1.41000 > 192.168.0.2.80: Flags [S]"),
+        "{text}"
+    );
+    // The GRE header of "gre-teb" has no key: no "key 0" invented.
+    let teb = text.lines().nth(3).unwrap();
+    assert!(
+        teb.starts_with("00:00:00.004000 IP 172.16.0.1 > 172.16.0.2: GRE: IP 192.168.0.1.41001 > 192.168.0.2.80: Flags [S]"),
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&d);

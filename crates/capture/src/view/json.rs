@@ -54,7 +54,9 @@ pub struct PacketJson<'a> {
 pub struct TunnelJson {
     /// "vxlan", "geneve", "gre", "erspan" or "gtp_u".
     pub kind: crate::decode::TunnelKind,
-    pub vni: u32,
+    /// The VNI, GRE key, ERSPAN session or GTP-U TEID; null for GRE
+    /// without a key and ERSPAN type I.
+    pub vni: Option<u32>,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub sport: u16,

@@ -141,14 +141,24 @@ impl LineWriter {
                 self.buf.push(b'.');
                 push_u64(&mut self.buf, t.dport as u64);
             }
+            // tcpdump's words; GRE without a key and ERSPAN type I carry
+            // no identifier, so none is printed.
             self.buf.extend_from_slice(match t.kind {
-                TunnelKind::Vxlan => b": VXLAN vni ",
-                TunnelKind::Geneve => b": Geneve vni ",
-                TunnelKind::Gre => b": GRE key ",
-                TunnelKind::Erspan => b": ERSPAN session ",
-                TunnelKind::GtpU => b": GTP-U teid ",
+                TunnelKind::Vxlan => b": VXLAN",
+                TunnelKind::Geneve => b": Geneve",
+                TunnelKind::Gre => b": GRE",
+                TunnelKind::Erspan => b": ERSPAN",
+                TunnelKind::GtpU => b": GTP-U",
             });
-            push_u64(&mut self.buf, t.vni as u64);
+            if let Some(id) = t.vni {
+                self.buf.extend_from_slice(match t.kind {
+                    TunnelKind::Vxlan | TunnelKind::Geneve => b" vni ",
+                    TunnelKind::Gre => b" key ",
+                    TunnelKind::Erspan => b" session ",
+                    TunnelKind::GtpU => b" teid ",
+                });
+                push_u64(&mut self.buf, u64::from(id));
+            }
             self.buf.extend_from_slice(b": ");
         }
         let (src, dst, v6) = match &p.net {
