@@ -9,7 +9,8 @@
 //! series are absent, -v says why and the exporter still serves; --bpf
 //! unprivileged is an error. Only ports a listener holds get a series of
 //! their own; the clients' ports and the closed port are summed into
-//! port="other".
+//! port="other". Drops by reason: a SYN to a closed port (NO_SOCKET) and
+//! one an nftables rule drops on a listener's port (NETFILTER_DROP).
 
 #[path = "common/root.rs"]
 mod root;
@@ -250,6 +251,115 @@ fn retransmits_and_resets_are_counted_per_port() {
 
     let (code, _) = ex.stop(rustix::process::Signal::TERM);
     assert_eq!(code, Some(0), "SIGTERM exits 0 with the programs attached");
+}
+
+#[test]
+fn drops_are_counted_per_port_and_reason() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = sleeper();
+    let pid = sc.pid;
+    let netns = format!("net:[{}]", common::netns_inode(pid));
+    let ex = Exporter::start(pid, PORT, &["--bpf"]);
+    // Judged by the change from a first scrape (the exporter's start-up
+    // probes hit a closed port after the programs were attached).
+    let first = ex.get("/metrics");
+    assert_eq!(first.status, 200, "{first:?}");
+    let drops = "sockscope_tcp_drops_by_port_total";
+    let count = |body: &str, port: &str, reason: &str| {
+        samples(body)
+            .into_iter()
+            .find(|s| {
+                s.name == drops
+                    && s.labels.get("netns") == Some(&netns)
+                    && s.labels.get("port").map(String::as_str) == Some(port)
+                    && s.labels.get("reason").map(String::as_str) == Some(reason)
+            })
+            .map_or(0.0, |s| s.value)
+    };
+
+    // 1. A SYN to a closed port: no socket for it.
+    let closed_port = in_netns(pid, || {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = TcpStream::connect(("127.0.0.1", p)).expect_err("nothing listens");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        p
+    });
+
+    // 2. Three SYNs to a listener's port dropped by a netfilter rule on
+    // input: three sockets connect without blocking and are closed before
+    // their first SYN retransmit (1 s), so each sent one SYN.
+    let (listen_port, _l) = in_netns(pid, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let lp = l.local_addr().unwrap().port();
+        nft(
+            pid,
+            &format!(
+                "table inet sockscope_drop {{\n chain i {{\n type filter hook input priority 0;\n tcp dport {lp} tcp flags syn drop\n }}\n}}\n"
+            ),
+        );
+        let t0 = Instant::now();
+        let socks: Vec<_> = (0..3)
+            .map(|_| {
+                let fd = rustix::net::socket_with(
+                    AddressFamily::INET,
+                    SocketType::STREAM,
+                    rustix::net::SocketFlags::NONBLOCK,
+                    None,
+                )
+                .unwrap();
+                let r = rustix::net::connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, lp));
+                assert_eq!(r, Err(rustix::io::Errno::INPROGRESS));
+                fd
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(socks);
+        assert!(
+            t0.elapsed() < Duration::from_millis(900),
+            "the sockets lived long enough to retransmit their SYN (machine too loaded)"
+        );
+        nft(pid, "delete table inet sockscope_drop");
+        (lp, l)
+    });
+
+    let r = ex.get("/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = &r.body;
+    assert!(
+        body.contains("# HELP sockscope_tcp_drops_by_port_total TCP packets the kernel dropped"),
+        "{body}"
+    );
+    let delta =
+        |port: &str, reason: &str| count(body, port, reason) - count(&first.body, port, reason);
+    assert_eq!(
+        delta(&listen_port.to_string(), "NETFILTER_DROP"),
+        3.0,
+        "{body}"
+    );
+    // The closed port has no listener: its drop is port="other".
+    assert_eq!(delta("other", "NO_SOCKET"), 1.0, "{body}");
+    assert_eq!(count(body, &closed_port.to_string(), "NO_SOCKET"), 0.0);
+    // Every reason is a name of this kernel's enum skb_drop_reason, and
+    // the frees that lose no packet are not there.
+    let kernel = sockscope_trace::names::Reasons::from_kernel();
+    for s in samples(body).iter().filter(|s| s.name == drops) {
+        let reason = &s.labels["reason"];
+        assert!(
+            kernel.drop.values().any(|n| n == reason),
+            "{reason} is not in the kernel's enum skb_drop_reason: {s:?}"
+        );
+        assert!(
+            !sockscope_trace::portcount::NOT_DROPS.contains(&reason.as_str()),
+            "{s:?}"
+        );
+        assert_eq!(s.labels["netns"], netns, "{s:?}");
+    }
 }
 
 #[test]

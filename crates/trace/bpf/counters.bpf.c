@@ -10,9 +10,13 @@
  *                                            socket, a segment to a closed
  *                                            port: its destination port)
  *   resets recvd   tcp:tcp_receive_reset    (the receiving socket's port)
+ *   drops          skb:kfree_skb            (TCP packets freed with a drop
+ *                                            reason, by reason: the port of
+ *                                            the packet's socket, else the
+ *                                            destination port it arrived for)
  *
  * A separate object from trace.bpf.c, so that exporting loads only these
- * three small programs and one map. Built by build.sh like the tracer.
+ * small programs and their maps. Built by build.sh like the tracer.
  */
 
 #include "helpers.h"
@@ -36,7 +40,22 @@ struct {
 	__type(value, __u64);
 } port_counts SEC(".maps");
 
-/* Keys that found the map full (user space reports them as folded). */
+/* Drops: (netns, local port, reason) -> packets. */
+struct ssc_drop_key {
+	__u32 netns;
+	__u16 port;
+	__u16 pad;
+	__u32 reason;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ssc_drop_key);
+	__type(value, __u64);
+} drop_counts SEC(".maps");
+
+/* Keys that found a map full (user space reports them as uncounted). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -44,22 +63,26 @@ struct {
 	__type(value, __u64);
 } port_counts_full SEC(".maps");
 
-static __always_inline void ssc_count(__u32 netns, __u16 port, __u8 kind)
+/* Drop reasons that are no packet lost, as this kernel numbers them
+ * (user space reads them from its BTF enum skb_drop_reason before
+ * loading): SKB_CONSUMED, NOT_SPECIFIED (kfree_skb() without a reason:
+ * mostly not a network drop) and QUEUE_PURGE (a closing socket's queues
+ * freed). 0 (SKB_NOT_DROPPED_YET) is never a drop. */
+const volatile __u32 cfg_drop_skip[3] = {};
+
+/* Add one to the counter at key k of map m. */
+static __always_inline void ssc_add(void *m, const void *k)
 {
-	struct ssc_key k = {};
-	k.netns = netns;
-	k.port = port;
-	k.kind = kind;
-	__u64 *v = bpf_map_lookup_elem(&port_counts, &k);
+	__u64 *v = bpf_map_lookup_elem(m, k);
 	if (v) {
 		__sync_fetch_and_add(v, 1);
 		return;
 	}
 	__u64 one = 1;
-	if (bpf_map_update_elem(&port_counts, &k, &one, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(m, k, &one, BPF_NOEXIST) == 0)
 		return;
 	/* Another CPU made it first, or the map is full. */
-	v = bpf_map_lookup_elem(&port_counts, &k);
+	v = bpf_map_lookup_elem(m, k);
 	if (v) {
 		__sync_fetch_and_add(v, 1);
 		return;
@@ -68,6 +91,15 @@ static __always_inline void ssc_count(__u32 netns, __u16 port, __u8 kind)
 	__u64 *full = bpf_map_lookup_elem(&port_counts_full, &zero);
 	if (full)
 		__sync_fetch_and_add(full, 1);
+}
+
+static __always_inline void ssc_count(__u32 netns, __u16 port, __u8 kind)
+{
+	struct ssc_key k = {};
+	k.netns = netns;
+	k.port = port;
+	k.kind = kind;
+	ssc_add(&port_counts, &k);
 }
 
 /* include/net/inet_sock.h: the source port, which stays set after a
@@ -143,6 +175,75 @@ int ssc_receive_reset(unsigned long long *ctx)
 	if (!sk)
 		return 0;
 	ssc_count(ssc_netns(&sk->__sk_common), ssc_port(sk), SSC_RESET_RECEIVED);
+	return 0;
+}
+
+/* The source and destination ports (network byte order) of a TCP packet
+ * over IPv4 or IPv6; false for anything else or headers not set. */
+static __always_inline bool ssc_tcp_ports(const struct sk_buff *skb, __be16 ports[2])
+{
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header;
+	__u16 th = skb->transport_header;
+	__be16 proto = skb->protocol;
+	if (!head || nh == 0xffff)
+		return false;
+	proto = __builtin_bswap16(proto);
+	if (proto == ETH_P_IP) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		if ((ip.ihl_version >> 4) != 4 || ip.protocol != IPPROTO_TCP)
+			return false;
+		if (th == 0xffff || th <= nh)
+			th = nh + (ip.ihl_version & 0x0f) * 4;
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		if ((ip6.priority_version >> 4) != 6 || ip6.nexthdr != IPPROTO_TCP)
+			return false;
+		if (th == 0xffff || th <= nh)
+			th = nh + sizeof(struct ipv6hdr);
+	} else {
+		return false;
+	}
+	return bpf_probe_read_kernel(ports, 2 * sizeof(__be16), head + th) == 0;
+}
+
+/* skb:kfree_skb(skb, location, reason[, rx_sk]): a packet dropped, with
+ * the kernel's reason. Only TCP packets (IPv4 or IPv6 without extension
+ * headers) count. The local port: the packet's socket's, when it has one
+ * (sent, or queued to a socket); else the destination port, the packet
+ * having arrived for it (a segment to a closed port, one a netfilter rule
+ * dropped on input). The namespace: the device's, else the socket's. */
+SEC("tp_btf/kfree_skb")
+int ssc_drop(unsigned long long *ctx)
+{
+	const struct sk_buff *skb = (const void *)CTX_ARG(ctx, 0);
+	__u32 reason = (__u32)CTX_ARG(ctx, 2);
+	if (!skb || reason == 0 || reason == cfg_drop_skip[0] || reason == cfg_drop_skip[1] ||
+	    reason == cfg_drop_skip[2])
+		return 0;
+	__be16 ports[2] = {};
+	if (!ssc_tcp_ports(skb, ports))
+		return 0;
+	const struct sock *sk = skb->sk;
+	struct ssc_drop_key k = {};
+	k.reason = reason;
+	if (sk) {
+		k.port = ssc_port(sk);
+		k.netns = ssc_netns(&sk->__sk_common);
+	} else {
+		k.port = __builtin_bswap16(ports[1]);
+	}
+	struct net_device *dev = skb->dev;
+	if (dev) {
+		struct net *net = dev->nd_net.net;
+		if (net)
+			k.netns = net->ns.inum;
+	}
+	ssc_add(&drop_counts, &k);
 	return 0;
 }
 

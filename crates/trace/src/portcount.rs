@@ -1,11 +1,13 @@
 //! Counters kept in kernel maps for `sockscope export --bpf`: TCP
 //! retransmits and resets sent and received, per network namespace and
-//! local port (bpf/counters.bpf.c). The programs only increment a hash map;
+//! local port, and TCP packets dropped, per namespace, local port and the
+//! kernel's drop reason (bpf/counters.bpf.c). The programs only increment a hash map;
 //! nothing goes through a ring buffer, and user space reads the map when it
 //! is asked to ([`PortCounters::read`], at scrape time). The programs stay
 //! attached while the [`PortCounters`] lives: dropping it detaches them.
 
 use crate::loader::{Skipped, TraceError, chain, denied, preflight, take_map};
+use crate::names::Reasons;
 use aya::maps::{Array, HashMap as BpfHash, MapData};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -41,7 +43,7 @@ impl PortKind {
 }
 
 /// The programs, their tracepoints and `perf list` names.
-const PROGRAMS: [(&str, &str, &str); 3] = [
+const PROGRAMS: [(&str, &str, &str); 4] = [
     (
         "ssc_retransmit",
         "tcp_retransmit_skb",
@@ -53,7 +55,13 @@ const PROGRAMS: [(&str, &str, &str); 3] = [
         "tcp_receive_reset",
         "tcp:tcp_receive_reset",
     ),
+    ("ssc_drop", "kfree_skb", "skb:kfree_skb"),
 ];
+
+/// Drop reasons that are no packet lost (`enum skb_drop_reason` names
+/// without the `SKB_DROP_REASON_` prefix), not counted: a packet used up
+/// normally, a free without a reason, and a closing socket's queues freed.
+pub const NOT_DROPS: [&str; 3] = ["SKB_CONSUMED", "NOT_SPECIFIED", "QUEUE_PURGE"];
 
 /// One counter read from the map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +71,39 @@ pub struct PortCount {
     pub port: u16,
     pub kind: PortKind,
     pub count: u64,
+}
+
+/// Packets dropped for one reason, read from the map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropCount {
+    pub netns: u32,
+    pub port: u16,
+    /// The reason's name in this kernel's `enum skb_drop_reason`, without
+    /// the `SKB_DROP_REASON_` prefix (`NO_SOCKET`, `NETFILTER_DROP`, ...);
+    /// `REASON_<n>` for a value the enum does not name.
+    pub reason: String,
+    pub count: u64,
+}
+
+/// A drop key as the programs write it: netns (u32), port (u16),
+/// padding (u16), reason (u32), in host byte order.
+fn decode_drop_key(k: [u8; 12]) -> (u32, u16, u32) {
+    let netns = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
+    let port = u16::from_ne_bytes([k[4], k[5]]);
+    let reason = u32::from_ne_bytes([k[8], k[9], k[10], k[11]]);
+    (netns, port, reason)
+}
+
+/// The values of the [`NOT_DROPS`] reasons in this kernel, for the
+/// programs' `cfg_drop_skip` (0, which is never a drop, for one the
+/// kernel does not have).
+fn skipped_reasons(r: &Reasons) -> [u32; 3] {
+    NOT_DROPS.map(|name| {
+        r.drop
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map_or(0, |(v, _)| *v)
+    })
 }
 
 /// The map key as the programs write it: netns (u32), port (u16), kind
@@ -78,7 +119,10 @@ pub struct PortCounters {
     // Holds the programs' links: dropped, they detach.
     _ebpf: Ebpf,
     counts: BpfHash<MapData, [u8; 8], u64>,
+    drops: BpfHash<MapData, [u8; 12], u64>,
     full: Array<MapData, u64>,
+    /// Reason names, read from the kernel's BTF at load.
+    reasons: Reasons,
     /// Tracepoints this kernel lacks (their counters stay absent).
     pub skipped: Vec<Skipped>,
 }
@@ -93,8 +137,11 @@ impl PortCounters {
         preflight()?;
         let btf = Btf::from_sys_fs()
             .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
+        let reasons = Reasons::from_kernel();
+        let skip = skipped_reasons(&reasons);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
+            .override_global("cfg_drop_skip", &skip, true)
             .load(OBJECT)
             .map_err(|e| {
                 if denied(&e) {
@@ -134,11 +181,14 @@ impl PortCounters {
             )));
         }
         let counts = take_map(&mut ebpf, "port_counts")?;
+        let drops = take_map(&mut ebpf, "drop_counts")?;
         let full = take_map(&mut ebpf, "port_counts_full")?;
         Ok(PortCounters {
             _ebpf: ebpf,
             counts,
+            drops,
             full,
+            reasons,
             skipped,
         })
     }
@@ -161,7 +211,24 @@ impl PortCounters {
             .collect()
     }
 
-    /// Events not counted because the map was full (16384 keys).
+    /// Every drop counter, in no particular order, with the reason's name.
+    pub fn read_drops(&self) -> Vec<DropCount> {
+        self.drops
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(k, count)| {
+                let (netns, port, reason) = decode_drop_key(k);
+                DropCount {
+                    netns,
+                    port,
+                    reason: self.reasons.drop_name(reason),
+                    count,
+                }
+            })
+            .collect()
+    }
+
+    /// Events not counted because a map was full (16384 keys each).
     pub fn overflowed(&self) -> u64 {
         self.full.get(&0, 0).unwrap_or(0)
     }
@@ -183,5 +250,30 @@ mod tests {
         );
         k[6] = 9;
         assert_eq!(decode_key(k), None);
+    }
+
+    #[test]
+    fn drop_keys_decode_as_the_programs_write_them() {
+        let mut k = [0u8; 12];
+        k[..4].copy_from_slice(&4026531840u32.to_ne_bytes());
+        k[4..6].copy_from_slice(&443u16.to_ne_bytes());
+        k[8..].copy_from_slice(&0x1_0003u32.to_ne_bytes());
+        assert_eq!(decode_drop_key(k), (4026531840, 443, 0x1_0003));
+    }
+
+    #[test]
+    fn skipped_reasons_are_looked_up_by_name() {
+        let mut r = Reasons::default();
+        for (v, n) in [
+            (1, "SKB_CONSUMED"),
+            (2, "NOT_SPECIFIED"),
+            (3, "NO_SOCKET"),
+            (77, "QUEUE_PURGE"),
+        ] {
+            r.drop.insert(v, n.to_string());
+        }
+        assert_eq!(skipped_reasons(&r), [1, 2, 77]);
+        r.drop.remove(&77);
+        assert_eq!(skipped_reasons(&r), [1, 2, 0], "absent: 0, never a drop");
     }
 }

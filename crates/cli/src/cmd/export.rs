@@ -28,7 +28,7 @@ use prometheus_client::registry::Registry;
 use sockscope::report::export::{self, ExportReport, ListenerSeries, Options};
 use sockscope::report::labels::Platform;
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope_trace::portcount::{PortCount, PortCounters, PortKind};
+use sockscope_trace::portcount::{DropCount, PortCount, PortCounters, PortKind};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -63,6 +63,10 @@ counts):
       load BPF programs), counted in a kernel map by programs on the tcp
       tracepoints while the exporter runs, read at scrape time; ports
       nothing listens on (clients' ports, closed ports) are port=\"other\"
+  sockscope_tcp_drops_by_port_total{netns,port,reason}: with BPF, TCP
+      packets the kernel dropped (tracepoint skb:kfree_skb), by local port
+      (likewise) and the kernel's drop reason (NO_SOCKET, NETFILTER_DROP,
+      TCP_CSUM, ...: names from the running kernel's BTF)
   sockscope_export_*: the exporter itself (folded series, scrape time)
 
 Collection happens when Prometheus scrapes (no background polling), one
@@ -99,10 +103,10 @@ pub struct ExportArgs {
     pub out: crate::out::OutputArgs,
     #[command(flatten)]
     pub ns: crate::cli::NetnsArgs,
-    /// Count TCP retransmits and resets per local port with BPF programs (in kernel maps, read at scrape time). Default when the exporter may load BPF programs and serves (not with --once); an error if it cannot.
+    /// Count TCP retransmits, resets and drops per local port with BPF programs (in kernel maps, read at scrape time). Default when the exporter may load BPF programs and serves (not with --once); an error if it cannot.
     #[arg(long, conflicts_with = "no_bpf")]
     pub bpf: bool,
-    /// Do not load BPF programs (the per-port retransmit and reset series are then absent).
+    /// Do not load BPF programs (the per-port retransmit, reset and drop series are then absent).
     #[arg(long)]
     pub no_bpf: bool,
 }
@@ -173,7 +177,13 @@ impl Ctx {
         let (r, ids) = self.collect_ns()?;
         let bpf = self.bpf.as_ref().map(|b| {
             let b = b.lock().unwrap_or_else(|p| p.into_inner());
-            BpfCounts::new(&b.read(), b.overflowed(), &ids, &r.listeners)
+            BpfCounts::new(
+                &b.read(),
+                &b.read_drops(),
+                b.overflowed(),
+                &ids,
+                &r.listeners,
+            )
         });
         st.scrapes += 1;
         st.folded[0] += r.folded.listeners;
@@ -198,6 +208,8 @@ type Labels = Vec<(String, String)>;
 struct BpfCounts {
     /// (netns label, port or `other`, kind, count), sorted.
     counts: Vec<(String, String, PortKind, u64)>,
+    /// (netns label, port or `other`, reason, count), sorted.
+    drops: Vec<(String, String, String, u64)>,
     /// Events the kernel could not count (its map was full).
     overflowed: u64,
 }
@@ -205,6 +217,7 @@ struct BpfCounts {
 impl BpfCounts {
     fn new(
         read: &[PortCount],
+        drops: &[DropCount],
         overflowed: u64,
         ids: &[(u64, String)],
         listeners: &[ListenerSeries],
@@ -213,23 +226,42 @@ impl BpfCounts {
             .iter()
             .filter_map(|l| Some((l.netns.as_str(), l.port.parse().ok()?)))
             .collect();
-        let mut sums: BTreeMap<(String, String, PortKind), u64> = BTreeMap::new();
-        for c in read {
-            let Some((_, label)) = ids.iter().find(|(ino, _)| *ino == u64::from(c.netns)) else {
-                continue;
-            };
-            let port = if listening.contains(&(label.as_str(), c.port)) {
-                c.port.to_string()
+        // The namespace label and port label of a counter, None for a
+        // namespace not exported.
+        let place = |netns: u32, port: u16| -> Option<(String, String)> {
+            let (_, label) = ids.iter().find(|(ino, _)| *ino == u64::from(netns))?;
+            let port = if listening.contains(&(label.as_str(), port)) {
+                port.to_string()
             } else {
                 export::OTHER.to_string()
             };
-            *sums.entry((label.clone(), port, c.kind)).or_default() += c.count;
+            Some((label.clone(), port))
+        };
+        let mut sums: BTreeMap<(String, String, PortKind), u64> = BTreeMap::new();
+        for c in read {
+            if let Some((n, p)) = place(c.netns, c.port) {
+                *sums.entry((n, p, c.kind)).or_default() += c.count;
+            }
+        }
+        let mut drop_sums: BTreeMap<(String, String, &str), u64> = BTreeMap::new();
+        for d in drops {
+            if let Some((n, p)) = place(d.netns, d.port) {
+                *drop_sums.entry((n, p, d.reason.as_str())).or_default() += d.count;
+            }
         }
         let counts = sums
             .into_iter()
             .map(|((n, p, k), v)| (n, p, k, v))
             .collect();
-        BpfCounts { counts, overflowed }
+        let drops = drop_sums
+            .into_iter()
+            .map(|((n, p, r), v)| (n, p, r.to_string(), v))
+            .collect();
+        BpfCounts {
+            counts,
+            drops,
+            overflowed,
+        }
     }
 }
 
@@ -561,10 +593,24 @@ fn render(r: &ExportReport, st: &State, bpf: Option<&BpfCounts>, took: Duration)
                     .inc_by(*n);
             }
         }
+        let drops = counter_family(
+            &mut reg,
+            "sockscope_tcp_drops_by_port",
+            "TCP packets the kernel dropped (tracepoint skb:kfree_skb), by the kernel's drop reason (enum skb_drop_reason of the running kernel, e.g. NO_SOCKET: no socket for the segment; NETFILTER_DROP: a firewall rule) and local port: the port of the packet's socket, else the destination port it arrived for, when a listener holds that port, else port=\"other\"; frees that lose no packet (SKB_CONSUMED, NOT_SPECIFIED, QUEUE_PURGE) are not counted; counted in a BPF map since the exporter started.",
+        );
+        for (netns, port, reason, n) in &b.drops {
+            drops
+                .get_or_create(&vec![
+                    kv("netns", netns),
+                    kv("port", port),
+                    kv("reason", reason),
+                ])
+                .inc_by(*n);
+        }
         let lost = counter_family(
             &mut reg,
             "sockscope_export_bpf_uncounted_events",
-            "Retransmits and resets the BPF programs could not count because their map (16384 namespace, port and kind keys) was full.",
+            "Retransmits, resets and drops the BPF programs could not count because their map (16384 keys each) was full.",
         );
         lost.get_or_create(&vec![]).inc_by(b.overflowed);
     }
