@@ -63,6 +63,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
             Source::Auto => SourceChoice::Auto,
             Source::Netlink => SourceChoice::Netlink,
             Source::Proc => SourceChoice::Proc,
+            Source::Bpf => SourceChoice::Bpf,
         })
         .ext(Extensions {
             info: args.info,

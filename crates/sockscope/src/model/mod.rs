@@ -343,6 +343,8 @@ pub struct Timer {
 pub enum SourceKind {
     Netlink,
     Proc,
+    /// A BPF socket iterator (`iter/tcp`).
+    Bpf,
 }
 
 /// One socket as the kernel reports it, with its owners once joined.

@@ -15,6 +15,7 @@ pub mod owners_bpf;
 pub mod process;
 pub mod procnet;
 pub mod sock_diag;
+pub mod sock_iter;
 pub mod tcp_info;
 
 use crate::model::{Family, Proto, Socket, State, StateSet};
@@ -33,6 +34,9 @@ pub enum SourceChoice {
     Netlink,
     /// /proc/net text tables only.
     Proc,
+    /// TCP from a BPF iterator where it loads (privileged, BTF, a recent
+    /// kernel), netlink otherwise and for the other kinds, as `Auto`.
+    Bpf,
 }
 
 /// The kinds of socket a request can name. UNIX covers stream, datagram and
@@ -120,6 +124,8 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Proc(#[from] ProcReadError),
+    #[error(transparent)]
+    Iter(#[from] sock_iter::IterError),
 }
 
 impl crate::error::Classify for SourceError {
@@ -130,6 +136,7 @@ impl crate::error::Classify for SourceError {
             SourceError::Diag(e) => e.kind(),
             SourceError::NetlinkOnly { .. } => Kind::KernelFeature,
             SourceError::Proc(e) => e.kind(),
+            SourceError::Iter(_) => crate::error::Kind::KernelFeature,
         }
     }
 }
@@ -261,6 +268,53 @@ pub fn collect_here_each(
         };
         // Request sockets (SYN-RECV) are reported for the SYN_RECV bit.
         let states = req.states;
+        let note = |c: &mut Collected, n: String| {
+            if !c.notes.contains(&n) {
+                c.notes.push(n);
+            }
+        };
+        // TCP by the BPF iterator, where asked for and it loads. Its rows
+        // interleave the families as the one-walk dump's do.
+        if kind == Kind::Tcp && req.source == SourceChoice::Bpf {
+            if req.ext != Extensions::default() {
+                note(
+                    &mut c,
+                    "tcp: socket table: netlink sock_diag (the BPF iterator gives no tcp_info, socket memory or congestion control)".into(),
+                );
+            } else {
+                let f = sock_iter::Filter::new(states, req.ipv4, req.ipv6, local_port);
+                let mut v6 = Vec::new();
+                let mut emitted = 0usize;
+                let r = sock_iter::dump_tcp(&f, &mut |s| {
+                    if s.family == Family::Inet {
+                        emitted += 1;
+                        emit(s, &mut stopped)
+                    } else {
+                        v6.push(s);
+                        true
+                    }
+                });
+                match r {
+                    Ok(()) if stopped => return Ok(c),
+                    Ok(()) => {
+                        note(&mut c, "tcp: socket table: BPF iterator".into());
+                        for s in v6 {
+                            if !emit(s, &mut stopped) {
+                                return Ok(c);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) if emitted == 0 => note(
+                        &mut c,
+                        format!(
+                            "tcp: socket table: netlink sock_diag (BPF iterator unavailable: {e})"
+                        ),
+                    ),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         // TCP of both families: one walk of the kernel's tables instead of
         // one per family (the older request type dumps both at once). If
         // that request is refused before it yields a row, the per-family
@@ -284,6 +338,7 @@ pub fn collect_here_each(
             match r {
                 Ok(()) if stopped => return Ok(c),
                 Ok(()) => {
+                    note(&mut c, "tcp: socket table: netlink sock_diag".into());
                     for s in v6 {
                         if !emit(s, &mut stopped) {
                             return Ok(c);
@@ -309,7 +364,13 @@ pub fn collect_here_each(
                 };
                 match r {
                     Ok(()) if stopped => return Ok(c),
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        note(
+                            &mut c,
+                            format!("{}: socket table: netlink sock_diag", kind.name()),
+                        );
+                        continue;
+                    }
                     Err(e @ DiagError::Unsupported(_)) if req.source == SourceChoice::Netlink => {
                         return Err(SourceError::NetlinkOnly {
                             kind: kind.name(),
@@ -328,6 +389,7 @@ pub fn collect_here_each(
                     Err(e) => return Err(e.into()),
                 }
             }
+            note(&mut c, format!("{}: socket table: /proc/net", kind.name()));
             let mut rows = Vec::new();
             read_proc(
                 proc_dir,

@@ -33,6 +33,7 @@ const ALU64_ADD_K: u8 = 0x07;
 const ALU64_AND_K: u8 = 0x57;
 const JMP_JEQ_K: u8 = 0x15;
 const JMP_JNE_K: u8 = 0x55;
+const JMP_JA: u8 = 0x05;
 const JMP_CALL: u8 = 0x85;
 const JMP_EXIT: u8 = 0x95;
 
@@ -141,6 +142,11 @@ impl Asm {
     /// `if dst != imm goto to`
     pub fn jne_imm(&mut self, dst: u8, imm: i32, to: Label) {
         self.jump(JMP_JNE_K, dst, imm, to);
+    }
+
+    /// `goto to`
+    pub fn ja(&mut self, to: Label) {
+        self.jump(JMP_JA, 0, 0, to);
     }
 
     /// Resolve every jump: its offset counts from the instruction after it.

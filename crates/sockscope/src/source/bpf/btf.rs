@@ -128,6 +128,20 @@ impl Btf {
         name: &str,
         members: &[&str],
     ) -> Result<HashMap<String, u32>, BtfError> {
+        let mut out = self.member_bit_offsets(name, members)?;
+        for v in out.values_mut() {
+            *v /= 8;
+        }
+        Ok(out)
+    }
+
+    /// Like [`Btf::member_offsets`], in bits: where a bitfield member
+    /// starts.
+    pub fn member_bit_offsets(
+        &self,
+        name: &str,
+        members: &[&str],
+    ) -> Result<HashMap<String, u32>, BtfError> {
         let id = self
             .find(KIND_STRUCT, name)
             .ok_or_else(|| BtfError::Missing(format!("struct {name}")))?;
@@ -171,7 +185,7 @@ impl Btf {
             if name.is_empty() {
                 self.walk(self.skip_modifiers(ty), bit_off, want, out, depth + 1);
             } else if let Some(w) = want.iter().find(|w| w.as_bytes() == name) {
-                out.entry((*w).to_string()).or_insert(bit_off / 8);
+                out.entry((*w).to_string()).or_insert(bit_off);
             }
         }
     }
