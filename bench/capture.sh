@@ -4,10 +4,14 @@
 # in the same run:
 #
 #   line output:            sockscope capture -r F           vs  tcpdump -nn -r F
+#   filtered lines:         sockscope capture -r F FILTER    vs  tcpdump -nn -r F FILTER
+#                           (FILTER: PSH segments of every connection, whose
+#                           analysis needs every packet; FILTER2: a few
+#                           connections by client port, the others need none)
 #   conversation analysis:  sockscope capture -r F --conv    vs  tshark -r F -q -z conv,tcp
 #
-# Wall time and peak RSS come from /usr/bin/time; each command runs 3 times
-# and the best time counts. Targets: lines at least as fast as tcpdump,
+# Wall time, CPU time (user+sys) and peak RSS come from /usr/bin/time; each
+# command runs 3 times and the best wall time counts (with its CPU time). Targets: lines at least as fast as tcpdump,
 # conversations at least 10x faster than tshark, memory bounded (sockscope's
 # peak RSS far below the file size: it streams).
 #
@@ -79,47 +83,64 @@ if [ "$packets" -lt 1000000 ]; then
     exit 1
 fi
 
-# best of 3: prints "SECONDS PEAK_RSS_KB"
+# best of 3: prints "SECONDS PEAK_RSS_KB CPU_SECONDS"
 measure() {
-    local best="" rss=0
+    local best="" rss=0 cpu=""
     for _ in 1 2 3; do
-        /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-        read -r t m <"$work/time"
-        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+        local rc=0
+        /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >/dev/null 2>"$work/err" || rc=$?
+        # 1 is sockscope's "no packet shown"; more is a failure.
+        [ "$rc" -le 1 ] || { cat "$work/err" >&2; exit 1; }
+        read -r t m u s <"$work/time"
+        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then
+            best=$t
+            cpu=$(awk "BEGIN{printf \"%.2f\", $u + $s}")
+        fi
         [ "$m" -gt "$rss" ] && rss=$m
     done
-    echo "$best $rss"
+    echo "$best $rss $cpu"
 }
 
 export TZ=UTC
-read -r s_lines s_lines_rss < <(measure "$bin" capture -r "$pcap")
-read -r t_lines t_lines_rss < <(measure tcpdump -nn -r "$pcap")
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+read -r s_lines s_lines_rss s_lines_cpu < <(measure "$bin" capture -r "$pcap")
+read -r t_lines t_lines_rss t_lines_cpu < <(measure tcpdump -nn -r "$pcap")
 flt='tcp port 9000 and tcp[tcpflags] & tcp-push != 0'
-read -r s_flt s_flt_rss < <(measure "$bin" capture -r "$pcap" "$flt")
-read -r t_flt t_flt_rss < <(measure tcpdump -nn -r "$pcap" "$flt")
-read -r s_conv s_conv_rss < <(measure "$bin" capture -r "$pcap" --conv)
-read -r t_conv t_conv_rss < <(measure tshark -r "$pcap" -q -z conv,tcp)
+read -r s_flt s_flt_rss s_flt_cpu < <(measure "$bin" capture -r "$pcap" "$flt")
+read -r t_flt t_flt_rss t_flt_cpu < <(measure tcpdump -nn -r "$pcap" "$flt")
+flt2='tcp portrange 40000-40999'
+read -r s_flt2 s_flt2_rss s_flt2_cpu < <(measure "$bin" capture -r "$pcap" "$flt2")
+read -r t_flt2 t_flt2_rss t_flt2_cpu < <(measure tcpdump -nn -r "$pcap" "$flt2")
+read -r s_conv s_conv_rss s_conv_cpu < <(measure "$bin" capture -r "$pcap" --conv)
+read -r t_conv t_conv_rss t_conv_cpu < <(measure tshark -r "$pcap" -q -z conv,tcp)
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 ratio() { awk "BEGIN{ if ($2 == 0) print \"inf\"; else printf \"%.1f\", $1 / $2 }"; }
 line_ratio=$(ratio "$t_lines" "$s_lines")
 conv_ratio=$(ratio "$t_conv" "$s_conv")
 flt_ratio=$(ratio "$t_flt" "$s_flt")
+flt2_ratio=$(ratio "$t_flt2" "$s_flt2")
+cpu_ratio=$(ratio "$t_lines_cpu" "$s_lines_cpu")
 verdict() { awk "BEGIN{exit !($1)}" && echo PASS || echo FAIL; }
 v_lines=$(verdict "$s_lines <= $t_lines")
 v_conv=$(verdict "$t_conv >= 10 * $s_conv")
 # Bounded memory: streaming, so peak RSS stays under a quarter of the file.
 v_mem=$(verdict "$s_conv_rss * 1024 < $size / 4 && $s_lines_rss * 1024 < $size / 4")
 
-printf '\n%-44s %10s %12s\n' "command" "seconds" "peak RSS MiB"
-printf '%-44s %10s %12d\n' "sockscope capture -r F" "$s_lines" $((s_lines_rss / 1024))
-printf '%-44s %10s %12d\n' "tcpdump -nn -r F" "$t_lines" $((t_lines_rss / 1024))
-printf '%-44s %10s %12d\n' "sockscope capture -r F FILTER" "$s_flt" $((s_flt_rss / 1024))
-printf '%-44s %10s %12d\n' "tcpdump -nn -r F FILTER" "$t_flt" $((t_flt_rss / 1024))
-printf '%-44s %10s %12d\n' "sockscope capture -r F --conv" "$s_conv" $((s_conv_rss / 1024))
-printf '%-44s %10s %12d\n' "tshark -r F -q -z conv,tcp" "$t_conv" $((t_conv_rss / 1024))
+printf '\n%-44s %10s %10s %12s\n' "command" "seconds" "CPU s" "peak RSS MiB"
+row() { printf '%-44s %10s %10s %12d\n' "$1" "$2" "$3" $(($4 / 1024)); }
+row "sockscope capture -r F" "$s_lines" "$s_lines_cpu" "$s_lines_rss"
+row "tcpdump -nn -r F" "$t_lines" "$t_lines_cpu" "$t_lines_rss"
+row "sockscope capture -r F FILTER" "$s_flt" "$s_flt_cpu" "$s_flt_rss"
+row "tcpdump -nn -r F FILTER" "$t_flt" "$t_flt_cpu" "$t_flt_rss"
+row "sockscope capture -r F FILTER2" "$s_flt2" "$s_flt2_cpu" "$s_flt2_rss"
+row "tcpdump -nn -r F FILTER2" "$t_flt2" "$t_flt2_cpu" "$t_flt2_rss"
+row "sockscope capture -r F --conv" "$s_conv" "$s_conv_cpu" "$s_conv_rss"
+row "tshark -r F -q -z conv,tcp" "$t_conv" "$t_conv_cpu" "$t_conv_rss"
 echo
-echo "lines: sockscope is ${line_ratio}x tcpdump's speed (target >= 1.0): $v_lines"
+echo "lines: sockscope is ${line_ratio}x tcpdump's speed (target >= 1.0): $v_lines; by CPU time ${cpu_ratio}x"
 echo "filtered lines (FILTER = $flt): sockscope is ${flt_ratio}x tcpdump's speed"
+echo "filtered lines (FILTER2 = $flt2): sockscope is ${flt2_ratio}x tcpdump's speed"
 echo "conversations: sockscope is ${conv_ratio}x tshark's speed (target >= 10): $v_conv"
 echo "memory bounded (peak RSS < file size / 4 = $((size / 4 / 1048576)) MiB): $v_mem"
 [ "$v_lines$v_conv$v_mem" = PASSPASSPASS ]

@@ -9,6 +9,8 @@
 //! - [`bpf`]: instruction encoding and an interpreter with the kernel's
 //!   semantics.
 //! - [`eval`]: file frames through the compiled program.
+//! - [`scope`]: which conversations the filter can show a packet of (the
+//!   others need no analysis when only packet lines are printed).
 //!
 //! Grammar (pcap-filter(7); what is not listed is refused with an error):
 //!
@@ -59,6 +61,7 @@ pub mod cbpf;
 pub mod eval;
 pub mod lex;
 pub mod parse;
+pub mod scope;
 
 pub use cbpf::Linkage;
 pub use eval::FileMatcher;
@@ -93,6 +96,16 @@ pub fn parse(words: &[String]) -> Result<Filter, FilterError> {
 impl Filter {
     pub fn is_empty(&self) -> bool {
         self.expr.is_none()
+    }
+
+    /// Can any frame of the conversation of `p` (decoded, after
+    /// reassembly) pass the filter? False for packets outside any
+    /// conversation. See [`scope`].
+    pub fn may_show_conversation_of(&self, p: &crate::decode::Packet) -> bool {
+        let Some(e) = &self.expr else {
+            return true;
+        };
+        scope::key_of(p).is_some_and(|k| scope::may_show(e, &k))
     }
 
     /// Compile to classic BPF for packets that begin as `link` says. The

@@ -175,6 +175,10 @@ struct Pipeline {
     out: BufWriter<io::StdoutLock<'static>>,
     /// Conversation summaries are needed (table, JSON, diagrams).
     keep_convs: bool,
+    /// Frames the filter drops need no analysis when the filter can pass
+    /// no frame of their conversation (file input, packet lines only:
+    /// stream numbers are not printed).
+    prune: bool,
     frame: u64,
     summary: Summary,
     count: Option<u64>,
@@ -197,6 +201,10 @@ impl Pipeline {
         self.summary.packets_seen += 1;
         let mut p = decode::decode(link, data, ts_ns, wire_len);
         self.reasm.process(&mut p, data);
+        if !shown && self.prune && !self.filter.filter().may_show_conversation_of(&p) {
+            // No shown packet's analysis depends on this one.
+            return Ok(true);
+        }
         let (info, idx) = self.analyzer.process(self.frame, &p);
         if !shown {
             return Ok(true);
@@ -453,6 +461,7 @@ pub fn run(args: &CaptureArgs, cli: &Cli) -> Result<u8, Fail> {
         held_bytes: 0,
         conv_procs: HashMap::new(),
         keep_convs,
+        prune: args.read.is_some() && !keep_convs,
         conv_shown: Vec::new(),
         out: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
         frame: 0,
