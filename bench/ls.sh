@@ -23,13 +23,16 @@
 # the C namespaces.
 #
 # Usage: bench/ls.sh [--quick] [--runs N] [--case N:P]... [--netns-case C:N]
-#                    [--no-netns] [--sockscope PATH]
+#                    [--no-netns] [--sources] [--sockscope PATH]
 #   --quick        smoke run: one small case (4000 sockets / 10 processes,
 #                  10 namespaces x 100 sockets)
 #   --runs N       timed runs per command (default 5; 1 warm-up run before)
 #   --case N:P     run this case instead of the defaults (repeatable)
 #   --netns-case C:N  namespaces and sockets each (default 100:1000)
 #   --no-netns     skip the --all-netns case
+#   --sources      only the socket-table sources side by side: ss -tan and
+#                  sockscope ls -tan / -tanp with --source netlink and
+#                  --source bpf (the BPF iterator), wall and CPU time
 #   --sockscope P  binary to test (default: target/release/sockscope of this
 #                  repo, or $SOCKSCOPE)
 # Default cases: 40000:100, 90000:180 and 500000:100. Above SLOW_MAX
@@ -59,6 +62,7 @@ CASES=()
 QUICK=0
 NETNS_CASE=
 NETNS=1
+SOURCES=0
 SLOW_MAX=${SLOW_MAX:-100000}
 NETNS_PREFIX=sockscope-bench-$$
 
@@ -72,6 +76,7 @@ while (($#)); do
         --case) shift; CASES+=("${1:?--case needs N:P}") ;;
         --netns-case) shift; NETNS_CASE=${1:?--netns-case needs C:N} ;;
         --no-netns) NETNS=0 ;;
+        --sources) SOURCES=1 ;;
         --sockscope) shift; SOCKSCOPE=${1:?--sockscope needs a path} ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -215,6 +220,7 @@ expected_rows() { # name N P
         "lsof -nP -iTCP") echo $((n + LISTENERS * p + 1)) ;;   # + header
         "sockscope ls -tanp --json") echo $((n + LISTENERS)) ;; # array length
         "sockscope ls -tanp"|"sockscope ls -tan") echo $((n + LISTENERS + 1)) ;; # + header
+        "sockscope ls -tan"*" --source "*) echo $((n + LISTENERS + 1)) ;;
         # Every socket fd of every process on the host: at least the N
         # established ones and the listeners in each of the P processes.
         "floor: find /proc/*/fd -lname socket:*") echo "min $((n + LISTENERS * p))" ;;
@@ -317,8 +323,12 @@ for c in "${CASES[@]}"; do
     echo "  load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 
     names=("ss -tan" "sockscope ls -tanp" "sockscope ls -tanp --json" "sockscope ls -tan"
+        "sockscope ls -tan --source netlink" "sockscope ls -tan --source bpf"
         "floor: find /proc/*/fd -lname socket:*")
-    if ((N <= SLOW_MAX)); then
+    if ((SOURCES)); then
+        names=("ss -tan" "sockscope ls -tan --source netlink" "sockscope ls -tan --source bpf"
+            "sockscope ls -tanp --source netlink" "sockscope ls -tanp --source bpf")
+    elif ((N <= SLOW_MAX)); then
         names=("ss -tanp" "netstat -tanp" "lsof -nP -iTCP" "${names[@]}")
     else
         echo "  (ss -tanp, netstat -tanp, lsof: not run above $SLOW_MAX sockets; they take minutes)"
@@ -452,6 +462,14 @@ checks = [
     ("sockscope -tanp / ss -tan (CPU user+sys, info)", "sockscope ls -tanp", "ss -tan",
      "cpu", {}),
     ("ss -tanp / ss -tan (wall, info: cost of -p in ss)", "ss -tanp", "ss -tan", "med", {}),
+    ("sockscope -tan: BPF iterator / netlink (wall, info: socket table sources)",
+     "sockscope ls -tan --source bpf", "sockscope ls -tan --source netlink", "med", {}),
+    ("sockscope -tan: BPF iterator / netlink (CPU user+sys, info)",
+     "sockscope ls -tan --source bpf", "sockscope ls -tan --source netlink", "cpu", {}),
+    ("sockscope -tanp: BPF iterator / netlink (wall, info)",
+     "sockscope ls -tanp --source bpf", "sockscope ls -tanp --source netlink", "med", {}),
+    ("sockscope -tanp: BPF iterator / netlink (CPU user+sys, info)",
+     "sockscope ls -tanp --source bpf", "sockscope ls -tanp --source netlink", "cpu", {}),
 ]
 n = int(case.split(":")[0])
 fails = evaluated = 0

@@ -333,18 +333,35 @@ fn compare(r: &SsRow, v: &Value) {
     }
 }
 
-/// Run ss and sockscope with the same flags and compare every row.
+/// Run ss and sockscope with the same flags and compare every row, once
+/// for each source of the socket table sockscope can read: the default
+/// (netlink, RAW from /proc as this kernel has no raw_diag) and TCP from
+/// the BPF iterator (`--source netlink` alone refuses RAW here).
 fn diff(fx: &Fixture, flags: &str, expect_rows: usize) {
+    for source in ["auto", "bpf"] {
+        diff_source(fx, flags, expect_rows, source);
+    }
+}
+
+fn diff_source(fx: &Fixture, flags: &str, expect_rows: usize, source: &str) {
     let ss = fx.nsenter(&["ss", flags]);
     ss.expect_code(0);
     let ss_rows = parse_ss(&ss.stdout);
-    let list = fx.ls_json(&[flags]);
+    let list = fx.ls_json(&[flags, "--source", source]);
+    if source == "bpf" {
+        assert!(
+            list.iter()
+                .filter(|v| v["proto"] == json!("tcp"))
+                .all(|v| v["source"] == json!("bpf")),
+            "--source bpf: TCP rows from the BPF iterator: {list:#?}"
+        );
+    }
 
     let ours: BTreeMap<String, &Value> = list.iter().map(|v| (key_of(v), v)).collect();
     assert_eq!(
         ours.len(),
         list.len(),
-        "duplicate sockscope rows for {flags}"
+        "duplicate sockscope rows for {flags} --source {source}"
     );
     let mut by_tuple: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for v in &list {
@@ -362,7 +379,7 @@ fn diff(fx: &Fixture, flags: &str, expect_rows: usize) {
                     r.line
                 ),
                 None => panic!(
-                    "ss {flags} lists a socket sockscope does not:\n  {}\nsockscope listed {list:#?}",
+                    "ss {flags} lists a socket sockscope --source {source} does not:\n  {}\nsockscope listed {list:#?}",
                     r.line
                 ),
             },
@@ -377,7 +394,7 @@ fn diff(fx: &Fixture, flags: &str, expect_rows: usize) {
         .collect();
     assert!(
         extra.is_empty(),
-        "sockscope {flags} lists sockets ss does not: {extra:#?}\nss:\n{}",
+        "sockscope {flags} --source {source} lists sockets ss does not: {extra:#?}\nss:\n{}",
         ss.stdout
     );
     assert_eq!(

@@ -76,9 +76,9 @@ pub enum IterError {
 /// What the program keeps: its filters are part of the code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Filter {
-    /// Kernel state bits (`1 << sk_state`): TIME-WAIT sockets are kept by
-    /// the TIME_WAIT bit, request sockets by SYN_RECV or NEW_SYN_RECV, as
-    /// inet_diag keeps them.
+    /// Kernel state bits (`1 << sk_state`): time-wait sockets are kept by
+    /// the bit of their substate (TIME_WAIT or FIN_WAIT2), request sockets
+    /// by SYN_RECV or NEW_SYN_RECV, as inet_diag keeps them.
     pub states: u32,
     pub ipv4: bool,
     pub ipv6: bool,
@@ -321,10 +321,18 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
     // r6 = ctx, r7 = sock_common, r9 = sk_state.
     a.push(&[mov_reg(R6, R1), ldx_dw(R7, R6, CTX_SK)]);
     a.jeq_imm(R7, 0, out);
+    // The state filtered on (r8): a time-wait socket's substate, as
+    // inet_diag filters it (FIN-WAIT-2 kept by that bit).
+    let filter = a.label();
+    a.push(&[ldx_b(R9, R7, o.state), mov_reg(R8, R9)]);
+    a.jne_imm(R9, TCP_TIME_WAIT, filter);
+    a.push(&[mov_reg(R1, R7), call(SKC_TO_TCP_TIMEWAIT_SOCK)]);
+    a.jeq_imm(R0, 0, out);
+    a.push(&[ldx_b(R8, R0, o.tw_substate)]);
+    a.bind(filter);
     a.push(&[
-        ldx_b(R9, R7, o.state),
         mov_imm(R1, 1),
-        lsh_reg(R1, R9),
+        lsh_reg(R1, R8),
         and_imm(R1, f.states as i32),
     ]);
     a.jeq_imm(R1, 0, out);
