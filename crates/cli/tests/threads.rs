@@ -3,7 +3,9 @@
 //! exited while 8 threads run (its /proc/PID/fd is empty, the threads hold
 //! the socket), and a thread that called unshare(CLONE_FILES). Checked for
 //! the BPF owner iterator (`ls -p` as root), the /proc walk (the library's
-//! `owners::scan`), `proc PID` and `who PID/FD`.
+//! `owners::scan`), `proc PID` and `who PID/FD`; and a listener shared by
+//! forked processes and such threads, for `who :PORT` (whose iterator
+//! reports only that port's fds) against the full scans.
 
 #[path = "common/root.rs"]
 mod root;
@@ -145,6 +147,83 @@ fn a_thread_with_its_own_fd_table() {
         "{}",
         w.stdout
     );
+}
+
+/// (pid, tid, fd) of every owner in a JSON owner list.
+fn triples(owners: &Value) -> Vec<(u64, Option<u64>, u64)> {
+    let mut o: Vec<_> = owners
+        .as_array()
+        .unwrap_or_else(|| panic!("no owner list: {owners}"))
+        .iter()
+        .map(|o| {
+            (
+                o["pid"].as_u64().unwrap(),
+                o["tid"].as_u64(),
+                o["fd"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    o.sort();
+    o
+}
+
+#[test]
+fn who_port_lists_every_table_that_holds_a_shared_listener() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = start("shared");
+    let pid = u64::from(sc.pid);
+    let (port, fd, inode) = (sc.num("/port"), sc.num("/fd"), sc.num("/inode"));
+    let kids: Vec<u64> = sc.manifest["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    let first = sc.manifest["exited_tids"][0].as_u64().unwrap();
+    let mut want = vec![
+        (pid, None, fd),
+        (pid, Some(sc.num("/thread_tid")), fd),
+        (kids[0], None, fd),
+        (kids[1], Some(first), fd),
+    ];
+    want.sort();
+    // The full scans: the BPF iterator over every fd, and /proc.
+    assert_eq!(ls_owners(&sc, inode), want, "ls -p");
+    assert_eq!(proc_owners(inode), want, "the /proc walk");
+    // who :PORT, filtered in the kernel, finds the same four.
+    let w = sc.sockscope("who", &[&format!(":{port}"), "--json"]);
+    w.expect_code(0);
+    let v: Value = serde_json::from_str(&w.stdout).unwrap();
+    let chains = v.as_array().unwrap();
+    assert_eq!(chains.len(), 1, "{v:#}");
+    assert_eq!(chains[0]["socket"]["inode"].as_u64(), Some(inode));
+    assert_eq!(triples(&chains[0]["socket"]["owners"]), want, "who :{port}");
+    // Each owner also has its own chain (fd link, process).
+    assert_eq!(chains[0]["owners"].as_array().map(Vec::len), Some(4));
+    // And 127.0.0.1:PORT, and the text output, the same.
+    let w = sc.sockscope("who", &[&format!("127.0.0.1:{port}"), "--json"]);
+    w.expect_code(0);
+    let v: Value = serde_json::from_str(&w.stdout).unwrap();
+    assert_eq!(
+        triples(&v[0]["socket"]["owners"]),
+        want,
+        "who 127.0.0.1:{port}"
+    );
+    let text = sc.sockscope("who", &[&format!(":{port}")]);
+    text.expect_code(0);
+    for (p, t, f) in &want {
+        let dir = match t {
+            Some(t) => format!("/proc/{p}/task/{t}/fd/{f}"),
+            None => format!("/proc/{p}/fd/{f}"),
+        };
+        assert!(
+            text.stdout.contains(&format!("{dir} -> socket:[{inode}]")),
+            "{dir} missing:\n{}",
+            text.stdout
+        );
+    }
 }
 
 #[test]

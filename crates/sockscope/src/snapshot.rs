@@ -5,7 +5,7 @@
 
 use crate::model::{OwnerScan, Socket};
 use crate::source::netns::OpenNetns;
-use crate::source::{Request, SourceError, collect_each, collect_port, owners};
+use crate::source::{Kind, Request, SourceError, collect_each, collect_port, owners};
 use std::sync::mpsc;
 
 /// Sockets of one or more namespaces, with owners attached when asked.
@@ -67,6 +67,31 @@ pub fn snapshot_each(
     Ok(snap)
 }
 
+/// Start the owner scan in a thread of `s`, to run alongside the dump.
+///
+/// With `local_port` and no UNIX sockets asked for, every row will be a
+/// socket bound to that port, so the kernel program reports only those
+/// sockets' fds ([`owners::plan_port`]); the program depends on the port,
+/// so it is loaded in the scan's thread, beside the dump (BTF is streamed
+/// through a small buffer). Otherwise the full scan is decided (and its
+/// program loaded, once per process) before the dump allocates, then run
+/// alongside it.
+fn scan_owners<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    req: &Request,
+    local_port: Option<u16>,
+) -> std::thread::ScopedJoinHandle<'scope, OwnersResult> {
+    match local_port.filter(|_| !req.kinds.contains(&Kind::Unix)) {
+        Some(port) => s.spawn(move || owners::plan_port(port).run()),
+        None => {
+            let plan = owners::plan();
+            s.spawn(move || plan.run())
+        }
+    }
+}
+
+type OwnersResult = Result<(OwnerScan, Option<String>), owners::OwnerError>;
+
 /// [`snapshot`] with the local-port filter of [`collect_here_port`].
 pub fn snapshot_port(
     namespaces: &[OpenNetns],
@@ -77,10 +102,7 @@ pub fn snapshot_port(
     local_port: Option<u16>,
 ) -> Result<Snapshot, SourceError> {
     std::thread::scope(|s| {
-        // Decide how to find owners (loading the BPF iterator reads kernel
-        // BTF) before the dump allocates, then scan alongside the dump.
-        let plan = want_owners.then(owners::plan);
-        let scan = plan.map(|p| s.spawn(move || p.run()));
+        let scan = want_owners.then(|| scan_owners(s, req, local_port));
         let mut snap = Snapshot::default();
         let mut err = None;
         for ns in namespaces {
@@ -168,8 +190,7 @@ pub fn stream(
     // stream must end there.
     let failed = &AtomicBool::new(false);
     std::thread::scope(|s| {
-        let plan = want_owners.then(owners::plan);
-        let scan = plan.map(|p| s.spawn(move || p.run()));
+        let scan = want_owners.then(|| scan_owners(s, req, local_port));
         // One channel per namespace, read in order; the namespaces are
         // dealt to READERS dump threads, each reading its share in order.
         // A reader can run ahead by QUEUE batches of its namespace, so

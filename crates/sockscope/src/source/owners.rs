@@ -43,24 +43,35 @@ pub enum OwnerError {
 pub enum Plan {
     /// The BPF task_file iterator, loaded (once per process).
     Bpf(&'static super::owners_bpf::Loaded),
+    /// A BPF iterator that reports only some sockets' fds (see
+    /// [`plan_port`]).
+    BpfFiltered(super::owners_bpf::Loaded),
     /// The /proc walk, with the reason the iterator is not used.
     Proc(String),
+}
+
+/// May this process load the BPF iterator? CAP_BPF and CAP_PERFMON, or
+/// CAP_SYS_ADMIN; otherwise why not, as a note.
+fn may_bpf() -> Result<(), String> {
+    let caps = rustix::thread::capabilities(None).ok();
+    let may = caps.is_some_and(|c| {
+        use rustix::thread::CapabilitySet as C;
+        c.effective.contains(C::SYS_ADMIN)
+            || (c.effective.contains(C::BPF) && c.effective.contains(C::PERFMON))
+    });
+    if may {
+        Ok(())
+    } else {
+        Err("owners: walked /proc (the BPF owner iterator needs CAP_BPF and CAP_PERFMON)".into())
+    }
 }
 
 /// The fastest scan this process may run: the BPF iterator when it has
 /// CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), BTF, and runs in the initial
 /// pid namespace; otherwise the /proc walk.
 pub fn plan() -> Plan {
-    let caps = rustix::thread::capabilities(None).ok();
-    let may_bpf = caps.is_some_and(|c| {
-        use rustix::thread::CapabilitySet as C;
-        c.effective.contains(C::SYS_ADMIN)
-            || (c.effective.contains(C::BPF) && c.effective.contains(C::PERFMON))
-    });
-    if !may_bpf {
-        return Plan::Proc(
-            "owners: walked /proc (the BPF owner iterator needs CAP_BPF and CAP_PERFMON)".into(),
-        );
+    if let Err(why) = may_bpf() {
+        return Plan::Proc(why);
     }
     match super::owners_bpf::prepare() {
         Ok(l) => Plan::Bpf(l),
@@ -68,17 +79,36 @@ pub fn plan() -> Plan {
     }
 }
 
+/// Like [`plan`], for a caller that only needs the owners of sockets bound
+/// to local port `port` (TCP, UDP, raw: any socket with a port; not UNIX
+/// sockets): the kernel program skips every other fd, so the scan returns
+/// a few records instead of every socket fd of the host. Every fd that
+/// holds such a socket is still reported (a listener shared by many
+/// processes lists them all). The /proc walk, when the iterator cannot
+/// be used, returns every socket's owners as [`plan`]'s does.
+pub fn plan_port(port: u16) -> Plan {
+    if let Err(why) = may_bpf() {
+        return Plan::Proc(why);
+    }
+    match super::owners_bpf::load_filtered(super::owners_bpf::Filter::LocalPort(port)) {
+        Ok(l) => Plan::BpfFiltered(l),
+        Err(e) => Plan::Proc(format!("owners: walked /proc ({e})")),
+    }
+}
+
 impl Plan {
     /// Run the scan; the second value says why /proc was walked, if it was.
     pub fn run(self) -> Result<(OwnerScan, Option<String>), OwnerError> {
+        let bpf = |r: Result<OwnerScan, super::owners_bpf::BpfOwnerError>| match r {
+            Ok(mut s) => {
+                s.via_bpf = true;
+                Ok((s, None))
+            }
+            Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
+        };
         match self {
-            Plan::Bpf(l) => match l.run() {
-                Ok(mut s) => {
-                    s.via_bpf = true;
-                    Ok((s, None))
-                }
-                Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
-            },
+            Plan::Bpf(l) => bpf(l.run()),
+            Plan::BpfFiltered(l) => bpf(l.run()),
             Plan::Proc(why) => Ok((scan("/proc")?, Some(why))),
         }
     }

@@ -32,7 +32,7 @@
 //! `owners::scan_auto` falls back to the /proc walk otherwise.
 
 use super::bpf::asm::*;
-use super::bpf::btf::Btf;
+use super::bpf::btf::{self, Found, Wanted};
 use super::bpf::sys::{
     BPF_ITER_CREATE, BPF_LINK_CREATE, BPF_PROG_LOAD, BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, bpf,
     put32, put64,
@@ -61,6 +61,7 @@ pub enum BpfOwnerError {
 }
 
 /// Offsets the program needs, from BTF.
+#[derive(Clone, Debug)]
 struct Offsets {
     meta_seq: u32,
     task_tgid: u32,
@@ -74,42 +75,93 @@ struct Offsets {
     inode_ino: u32,
     inode_sb: u32,
     sb_magic: u32,
+    /// `struct socket`'s `sk`, and the local port in `struct sock`
+    /// (`__sk_common.skc_num`).
+    socket_sk: u32,
+    sock_num: u32,
 }
 
-fn offsets(btf: &Btf) -> Result<Offsets, BpfOwnerError> {
-    let e = |e: super::bpf::btf::BtfError| BpfOwnerError::Btf(e.to_string());
-    let meta = btf.member_offsets("bpf_iter_meta", &["seq"]).map_err(e)?;
-    let task = btf
-        .member_offsets(
+/// What the programs need from BTF: the members they read and the
+/// iterator they attach to.
+const WANT: Wanted = Wanted {
+    structs: &[
+        ("bpf_iter_meta", &["seq"]),
+        (
             "task_struct",
             &["tgid", "pid", "files", "comm", "real_cred"],
-        )
-        .map_err(e)?;
-    let cred = btf.member_offsets("cred", &["euid"]).map_err(e)?;
-    let file = btf.member_offsets("file", &["f_inode"]).map_err(e)?;
-    let inode = btf
-        .member_offsets("inode", &["i_mode", "i_ino", "i_sb"])
-        .map_err(e)?;
-    let sb = btf.member_offsets("super_block", &["s_magic"]).map_err(e)?;
+        ),
+        ("cred", &["euid"]),
+        ("file", &["f_inode"]),
+        ("inode", &["i_mode", "i_ino", "i_sb"]),
+        ("super_block", &["s_magic"]),
+        ("socket", &["sk"]),
+        ("sock", &["__sk_common"]),
+        ("sock_common", &["skc_num"]),
+    ],
+    funcs: &["bpf_iter_task_file"],
+};
+
+fn offsets(f: &Found) -> Result<Offsets, btf::BtfError> {
     Ok(Offsets {
-        meta_seq: meta["seq"],
-        task_tgid: task["tgid"],
-        task_pid: task["pid"],
-        task_files: task["files"],
-        task_comm: task["comm"],
-        task_real_cred: task["real_cred"],
-        cred_uid: cred["euid"],
-        file_inode: file["f_inode"],
-        inode_mode: inode["i_mode"],
-        inode_ino: inode["i_ino"],
-        inode_sb: inode["i_sb"],
-        sb_magic: sb["s_magic"],
+        meta_seq: f.offset("bpf_iter_meta", "seq")?,
+        task_tgid: f.offset("task_struct", "tgid")?,
+        task_pid: f.offset("task_struct", "pid")?,
+        task_files: f.offset("task_struct", "files")?,
+        task_comm: f.offset("task_struct", "comm")?,
+        task_real_cred: f.offset("task_struct", "real_cred")?,
+        cred_uid: f.offset("cred", "euid")?,
+        file_inode: f.offset("file", "f_inode")?,
+        inode_mode: f.offset("inode", "i_mode")?,
+        inode_ino: f.offset("inode", "i_ino")?,
+        inode_sb: f.offset("inode", "i_sb")?,
+        sb_magic: f.offset("super_block", "s_magic")?,
+        socket_sk: f.offset("socket", "sk")?,
+        sock_num: f.offset("sock", "__sk_common")? + f.offset("sock_common", "skc_num")?,
     })
+}
+
+/// The kernel's side of the programs: offsets and the attach target.
+#[derive(Clone, Debug)]
+struct Kernel {
+    offsets: Offsets,
+    attach: u32,
+}
+
+/// Read from BTF once per process (streamed: see [`btf`]).
+static KERNEL: std::sync::OnceLock<Result<Kernel, BpfOwnerError>> = std::sync::OnceLock::new();
+
+fn kernel() -> Result<&'static Kernel, BpfOwnerError> {
+    KERNEL
+        .get_or_init(|| {
+            let e = |e: btf::BtfError| BpfOwnerError::Btf(e.to_string());
+            let found = btf::lookup_vmlinux(&WANT).map_err(e)?;
+            Ok(Kernel {
+                offsets: offsets(&found).map_err(e)?,
+                attach: found.func_id("bpf_iter_task_file").map_err(e)?,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Which fds the iterator reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Every socket fd of every process.
+    All,
+    /// Only fds of sockets bound to this local port (any family, any
+    /// protocol that has ports: the kernel's `skc_num`). Every fd that
+    /// holds such a socket is reported: a listener held by many processes
+    /// lists them all.
+    LocalPort(u16),
 }
 
 /// The program. The context is the iterator's argument array
 /// (DEFINE_BPF_ITER_FUNC(task_file, meta, task, fd, file)): one u64 each.
-fn program(o: &Offsets) -> Vec<Insn> {
+/// With a port filter it first asks the kernel whether the file is a
+/// socket (`bpf_sock_from_file`: a compare of the file's operations, no
+/// inode read) and skips it unless its `sk->skc_num` is the port.
+fn program(o: &Offsets, filter: Filter) -> Vec<Insn> {
     const CTX_META: u32 = 0;
     const CTX_TASK: u32 = 8;
     const CTX_FD: u32 = 16;
@@ -119,6 +171,7 @@ fn program(o: &Offsets) -> Vec<Insn> {
     const SOCKFS_MAGIC: i32 = 0x534F_434B;
     const PROBE_READ_KERNEL: i32 = 113;
     const SEQ_WRITE: i32 = 127;
+    const SOCK_FROM_FILE: i32 = 162;
     let mut a = Asm::new();
     let out = a.label();
     let no_cred = a.label();
@@ -126,6 +179,14 @@ fn program(o: &Offsets) -> Vec<Insn> {
     a.jeq_imm(R7, 0, out);
     a.push(&[ldx_dw(R8, R6, CTX_FILE)]); // r8 = file
     a.jeq_imm(R8, 0, out);
+    if let Filter::LocalPort(port) = filter {
+        a.push(&[mov_reg(R1, R8), call(SOCK_FROM_FILE)]); // r0 = socket
+        a.jeq_imm(R0, 0, out); // not a socket
+        a.push(&[ldx_dw(R1, R0, o.socket_sk)]); // r1 = socket->sk
+        a.jeq_imm(R1, 0, out);
+        a.push(&[ldx_h(R1, R1, o.sock_num)]); // sk->__sk_common.skc_num
+        a.jne_imm(R1, i32::from(port), out);
+    }
     a.push(&[ldx_dw(R9, R8, o.file_inode)]); // r9 = file->f_inode
     a.jeq_imm(R9, 0, out);
     a.push(&[ldx_h(R1, R9, o.inode_mode), and_imm(R1, S_IFMT)]);
@@ -173,11 +234,8 @@ fn program(o: &Offsets) -> Vec<Insn> {
     a.finish().expect("the owner program assembles")
 }
 
-fn load(btf: &Btf) -> Result<OwnedFd, BpfOwnerError> {
-    let attach = btf
-        .func_id("bpf_iter_task_file")
-        .map_err(|e| BpfOwnerError::Btf(e.to_string()))?;
-    let code = encode(&program(&offsets(btf)?));
+fn load(k: &Kernel, filter: Filter) -> Result<OwnedFd, BpfOwnerError> {
+    let code = encode(&program(&k.offsets, filter));
     let license = b"Dual MIT/GPL\0";
     let mut log = vec![0u8; 64 * 1024];
     let mut attr = [0u8; 128];
@@ -190,7 +248,7 @@ fn load(btf: &Btf) -> Result<OwnedFd, BpfOwnerError> {
     put64(&mut attr, 32, log.as_mut_ptr() as u64);
     attr[48..48 + 15].copy_from_slice(b"sockscope_owner");
     put32(&mut attr, 68, BPF_TRACE_ITER); // expected_attach_type
-    put32(&mut attr, 108, attach); // attach_btf_id
+    put32(&mut attr, 108, k.attach); // attach_btf_id
     bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
         let end = log.iter().position(|&c| c == 0).unwrap_or(0);
         let text = String::from_utf8_lossy(&log[..end]);
@@ -293,6 +351,7 @@ fn push(b: &mut OwnerScanBuilder, r: &Record) {
 pub struct Loaded {
     _prog: OwnedFd,
     link: OwnedFd,
+    filter: Filter,
 }
 
 /// Loaded once per process: assembling, reading BTF and the verifier cost
@@ -300,31 +359,36 @@ pub struct Loaded {
 static LOADED: std::sync::OnceLock<Result<Loaded, BpfOwnerError>> = std::sync::OnceLock::new();
 
 /// The iterator, loaded on first use: check the pid namespace, read BTF for
-/// the offsets, assemble, load and attach the program. The BTF is released
-/// before returning, so callers can do this before allocating much else.
-/// Later calls return the same program (or the same error).
+/// the offsets (streamed, a 64 KiB buffer), assemble, load and attach the
+/// program. Later calls return the same program (or the same error).
 pub fn prepare() -> Result<&'static Loaded, BpfOwnerError> {
-    LOADED.get_or_init(load_once).as_ref().map_err(Clone::clone)
+    LOADED
+        .get_or_init(|| load_filtered(Filter::All))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
-fn load_once() -> Result<Loaded, BpfOwnerError> {
+/// An iterator that reports only the fds `filter` selects, loaded now
+/// (not cached: each filter is its own program; BTF is read once per
+/// process). [`prepare`] is the full scan, loaded once.
+pub fn load_filtered(filter: Filter) -> Result<Loaded, BpfOwnerError> {
     let ns = rustix::fs::stat("/proc/self/ns/pid")
         .map(|s| s.st_ino)
         .map_err(|_| BpfOwnerError::PidNamespace)?;
     if ns != INIT_PID_NS {
         return Err(BpfOwnerError::PidNamespace);
     }
-    let data = std::fs::read("/sys/kernel/btf/vmlinux")
-        .map_err(|e| BpfOwnerError::Btf(format!("/sys/kernel/btf/vmlinux: {e}")))?;
-    let btf = Btf::parse(data).map_err(|e| BpfOwnerError::Btf(e.to_string()))?;
-    let prog = load(&btf)?;
-    drop(btf);
+    let prog = load(kernel()?, filter)?;
     let mut attr = [0u8; 64];
     put32(&mut attr, 0, rustix::fd::AsRawFd::as_raw_fd(&prog) as u32);
     put32(&mut attr, 8, BPF_TRACE_ITER);
     let link =
         bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| BpfOwnerError::Load(format!("link: {e}")))?;
-    Ok(Loaded { _prog: prog, link })
+    Ok(Loaded {
+        _prog: prog,
+        link,
+        filter,
+    })
 }
 
 /// Run the iterator once (loading it first if this process has not).
@@ -333,7 +397,13 @@ pub fn scan() -> Result<OwnerScan, BpfOwnerError> {
 }
 
 impl Loaded {
-    /// Walk every process's files once and collect the sockets' owners.
+    /// The fds this iterator reports.
+    pub fn filter(&self) -> Filter {
+        self.filter
+    }
+
+    /// Walk every process's files once and collect the owners of the
+    /// sockets the filter selects.
     pub fn run(&self) -> Result<OwnerScan, BpfOwnerError> {
         let mut attr = [0u8; 8];
         put32(
@@ -469,38 +539,108 @@ mod tests {
             inode_ino: 7,
             inode_sb: 8,
             sb_magic: 9,
+            socket_sk: 12,
+            sock_num: 13,
         };
-        let p = program(&o);
-        let out = p.len() - 2;
-        for (i, insn) in p.iter().enumerate() {
-            if matches!(insn.0, 0x15 | 0x55) {
-                let target = i as i64 + 1 + i64::from(insn.2);
-                assert!(
-                    target == out as i64 || (i == 22 && target == 24),
-                    "jump at {i} goes to {target}"
-                );
+        for filter in [Filter::All, Filter::LocalPort(20000)] {
+            let p = program(&o, filter);
+            let out = p.len() - 2;
+            // The one jump that does not leave: over the uid read when
+            // there is no cred.
+            let uid = p.iter().position(|i| *i == ldx_w(R2, R1, 4)).unwrap();
+            for (i, insn) in p.iter().enumerate() {
+                if matches!(insn.0, 0x15 | 0x55) {
+                    let target = i as i64 + 1 + i64::from(insn.2);
+                    assert!(
+                        target == out as i64 || (i + 1 == uid && target == uid as i64 + 1),
+                        "{filter:?}: jump at {i} goes to {target}"
+                    );
+                }
             }
+            assert_eq!(encode(&p).len(), p.len() * 8);
+            let port_test = p.iter().any(|i| (i.0, i.1, i.3) == (0x55, R1, 20000));
+            assert_eq!(port_test, filter != Filter::All, "{filter:?}");
         }
-        assert_eq!(encode(&p).len(), p.len() * 8);
+    }
+
+    /// Loading the iterator needs root (CAP_BPF, CAP_PERFMON): as another
+    /// user a test is skipped and named, as the cli's root-only tests are
+    /// (crates/cli/tests/common/root.rs), unless scripts/test forbids
+    /// skips.
+    fn root_or_skip(name: &str) -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT")
+                .is_none_or(|v| v.is_empty() || v == "0"),
+            "{name} needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
+        );
+        // Past the harness's capture of eprintln!, so the skip shows.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("SKIPPED (needs root): sockscope::source::owners_bpf::tests::{name}\n")
+                .as_bytes(),
+        );
+        false
+    }
+
+    #[test]
+    fn port_filter_reports_only_that_port() {
+        if !root_or_skip("port_filter_reports_only_that_port") {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let ino = |fd: i32| {
+            std::fs::metadata(format!("/proc/self/fd/{fd}"))
+                .unwrap()
+                .ino()
+        };
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (a, _) = l.accept().unwrap();
+        // The listener held twice (as after fork or dup): both fds.
+        let l2 = l.try_clone().unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let u = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let only = match load_filtered(Filter::LocalPort(port)) {
+            Ok(p) => p,
+            Err(BpfOwnerError::PidNamespace) => return, // a container
+            Err(e) => panic!("filtered owner iterator failed as root: {e}"),
+        };
+        assert_eq!(only.filter(), Filter::LocalPort(port));
+        let s = only.run().unwrap();
+        let all = scan().unwrap();
+        let me = std::process::id();
+        let fds = |scan: &OwnerScan, fd: i32| -> Vec<(u32, u32)> {
+            let mut v: Vec<_> = scan.owners(ino(fd)).iter().map(|o| (o.pid, o.fd)).collect();
+            v.sort();
+            v
+        };
+        // On the port: the listener (both fds), the accepted connection and
+        // the UDP socket, with the same owners as the full scan gives.
+        let mut both = vec![(me, l.as_raw_fd() as u32), (me, l2.as_raw_fd() as u32)];
+        both.sort();
+        assert_eq!(fds(&s, l.as_raw_fd()), both);
+        for fd in [l.as_raw_fd(), a.as_raw_fd(), u.as_raw_fd()] {
+            assert_eq!(fds(&s, fd), fds(&all, fd), "fd {fd}");
+            assert!(!fds(&s, fd).is_empty(), "fd {fd}");
+        }
+        // Not on the port: the client end (an ephemeral port), the other
+        // listener.
+        for fd in [c.as_raw_fd(), other.as_raw_fd()] {
+            assert!(fds(&s, fd).is_empty(), "fd {fd} is not on port {port}");
+            assert_eq!(fds(&all, fd), vec![(me, fd as u32)]);
+        }
+        assert!(s.inode_count() < all.inode_count());
+        drop((l, l2, a, c, u, other));
     }
 
     #[test]
     fn agrees_with_the_proc_walk() {
-        // Loading the iterator needs root (CAP_BPF, CAP_PERFMON): as
-        // another user the test is skipped and named, as the cli's
-        // root-only tests are (crates/cli/tests/common/root.rs), unless
-        // scripts/test forbids skips.
-        if !rustix::process::geteuid().is_root() {
-            assert!(
-                std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT")
-                    .is_none_or(|v| v.is_empty() || v == "0"),
-                "agrees_with_the_proc_walk needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
-            );
-            // Past the harness's capture of eprintln!, so the skip shows.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"SKIPPED (needs root): sockscope::source::owners_bpf::tests::agrees_with_the_proc_walk\n",
-            );
+        if !root_or_skip("agrees_with_the_proc_walk") {
             return;
         }
         // Root in CI: the iterator must load; its answer for our own

@@ -1,7 +1,15 @@
-//! A minimal reader of kernel BTF (/sys/kernel/btf/vmlinux): enough to find
-//! a struct member's byte offset and a function's type id, without building
-//! the whole type graph. One pass indexes where each type record starts
-//! (4 bytes per type); lookups then scan names in place.
+//! Minimal readers of kernel BTF (/sys/kernel/btf/vmlinux): enough to find
+//! structs' member offsets and functions' type ids. [`lookup`] reads in
+//! chunks with no copy of the whole file (vmlinux BTF is ~5.5 MB; a lookup holds a
+//! 64 KiB buffer, the members of the structs asked for, and where each
+//! struct, union and modifier type starts: 8 bytes each).
+//!
+//! Two streaming passes: the string section, to learn at which offsets the
+//! wanted names sit (BTF names things by string offset), then the type
+//! section, numbering types as it goes and keeping the first struct and
+//! the first function of each wanted name. Anonymous members are then
+//! looked through, as C does, with small positioned reads. [`Btf`] holds
+//! the whole file instead.
 //!
 //! Format: include/uapi/linux/btf.h.
 
@@ -22,6 +30,9 @@ const KIND_DATASEC: u32 = 15;
 const KIND_DECL_TAG: u32 = 17;
 const KIND_ENUM64: u32 = 19;
 
+/// Bytes read at a time.
+const CHUNK: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BtfError {
     #[error("not BTF data (bad magic or header)")]
@@ -30,8 +41,457 @@ pub enum BtfError {
     BadType(u32),
     #[error("BTF has no {0}")]
     Missing(String),
+    #[error("reading BTF: {0}")]
+    Io(String),
 }
 
+/// Positioned reads from BTF data: the sysfs file, or bytes (tests).
+pub trait ReadAt {
+    /// Read into `buf` from byte `off`; short only at the end of the data.
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize>;
+    /// Size of the data in bytes.
+    fn size(&self) -> std::io::Result<u64>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, off)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+/// Fill `buf` from `off`; `short` if the data ends first.
+fn read_full<R: ReadAt + ?Sized>(
+    r: &R,
+    buf: &mut [u8],
+    mut off: u64,
+    short: BtfError,
+) -> Result<(), BtfError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read_at(&mut buf[done..], off) {
+            Ok(0) => return Err(short),
+            Ok(n) => {
+                done += n;
+                off += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(BtfError::Io(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Bytes that follow a type's 12-byte header, by kind and vlen.
+fn extra_len(kind: u32, vlen: usize) -> Result<usize, BtfError> {
+    Ok(match kind {
+        KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+        KIND_ARRAY => 12,
+        KIND_STRUCT | KIND_UNION => 12 * vlen,
+        KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+        KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+        2 | 7..=11 | KIND_FUNC | 16 | 18 => 0,
+        k => return Err(BtfError::BadType(k)),
+    })
+}
+
+/// Modifier kinds looked through to reach a member's type: typedef,
+/// volatile, const, restrict, type tag.
+fn is_modifier(kind: u32) -> bool {
+    matches!(kind, 8..=11 | 18)
+}
+
+/// What to look up: structs with the members wanted of each, and functions.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted<'a> {
+    pub structs: &'a [(&'a str, &'a [&'a str])],
+    pub funcs: &'a [&'a str],
+}
+
+/// The answers: every member and function asked for was found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    members: HashMap<(String, String), u32>,
+    funcs: HashMap<String, u32>,
+}
+
+impl Found {
+    /// Byte offset of `member` in `struct name` (both asked for).
+    pub fn offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
+        Ok(self.bit_offset(name, member)? / 8)
+    }
+
+    /// Bit offset of `member` in `struct name`: where a bitfield starts.
+    pub fn bit_offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
+        self.members
+            .get(&(name.to_string(), member.to_string()))
+            .copied()
+            .ok_or_else(|| BtfError::Missing(format!("member {name}.{member}")))
+    }
+
+    /// Type id of the function `name` (asked for; a BPF attach target).
+    pub fn func_id(&self, name: &str) -> Result<u32, BtfError> {
+        self.funcs
+            .get(name)
+            .copied()
+            .ok_or_else(|| BtfError::Missing(format!("function {name}")))
+    }
+}
+
+/// The sections, from the header.
+struct Layout {
+    types: u64,
+    type_len: u64,
+    strings: u64,
+    str_len: u64,
+}
+
+fn layout<R: ReadAt + ?Sized>(r: &R) -> Result<Layout, BtfError> {
+    let size = r.size().map_err(|e| BtfError::Io(e.to_string()))?;
+    let mut h = [0u8; 24];
+    if size < 24 {
+        return Err(BtfError::BadHeader);
+    }
+    read_full(r, &mut h, 0, BtfError::BadHeader)?;
+    if u16::from_le_bytes([h[0], h[1]]) != BTF_MAGIC {
+        return Err(BtfError::BadHeader);
+    }
+    let f = |i| u64::from(u32_at(&h, i).unwrap_or(0));
+    let hdr_len = f(4);
+    let l = Layout {
+        types: hdr_len + f(8),
+        type_len: f(12),
+        strings: hdr_len + f(16),
+        str_len: f(20),
+    };
+    if l.types + l.type_len > size || l.strings + l.str_len > size {
+        return Err(BtfError::BadHeader);
+    }
+    Ok(l)
+}
+
+/// Look up `want` in the BTF that `r` holds, reading it in chunks. Errors
+/// name the first struct, member or function that is missing.
+pub fn lookup<R: ReadAt + ?Sized>(r: &R, want: &Wanted) -> Result<Found, BtfError> {
+    lookup_in_chunks(r, want, CHUNK)
+}
+
+fn lookup_in_chunks<R: ReadAt + ?Sized>(
+    r: &R,
+    want: &Wanted,
+    chunk: usize,
+) -> Result<Found, BtfError> {
+    let l = layout(r)?;
+    // Every name asked for; the string offsets where each sits.
+    let mut names: Vec<&str> = Vec::new();
+    for (s, ms) in want.structs {
+        names.push(s);
+        names.extend(ms.iter().copied());
+    }
+    names.extend(want.funcs.iter().copied());
+    names.sort_unstable();
+    names.dedup();
+    let at = name_offsets(r, &l, &names, chunk)?;
+    let is = |off: u32, name: &str| at.get(&off).is_some_and(|&i| names[i] == name);
+
+    let mut st = Stream {
+        r,
+        start: l.types,
+        len: l.type_len,
+        buf: vec![0u8; chunk],
+        have: 0,
+        pos: 0,
+        base: 0,
+    };
+    let mut id = 0u32;
+    // Where each struct, union and modifier starts (for anonymous members).
+    let mut starts: Vec<(u32, u32)> = Vec::new();
+    // First struct of each wanted name: its kind_flag and members.
+    let mut structs: HashMap<&str, (bool, Vec<[u32; 3]>)> = HashMap::new();
+    let mut funcs: HashMap<&str, u32> = HashMap::new();
+    while st.base + (st.pos as u64) < l.type_len {
+        st.fill(12)?;
+        let (buf, pos) = (&st.buf, st.pos);
+        let name_off = u32_at(buf, pos).unwrap_or(0);
+        let info = u32_at(buf, pos + 4).unwrap_or(0);
+        let kind = (info >> 24) & 0x1f;
+        let vlen = (info & 0xffff) as usize;
+        let len = 12 + extra_len(kind, vlen)?;
+        st.fill(len)?;
+        let (buf, pos) = (&st.buf, st.pos);
+        id += 1;
+        let here = st.base + pos as u64;
+        if kind == KIND_STRUCT || kind == KIND_UNION || is_modifier(kind) {
+            starts.push((id, u32::try_from(here).map_err(|_| BtfError::BadHeader)?));
+        }
+        if kind == KIND_STRUCT
+            && let Some(&i) = at.get(&name_off)
+            && want.structs.iter().any(|(s, _)| *s == names[i])
+            && !structs.contains_key(names[i])
+        {
+            let members = (0..vlen)
+                .map(|m| {
+                    let b = pos + 12 + 12 * m;
+                    [0, 4, 8].map(|k| u32_at(buf, b + k).unwrap_or(0))
+                })
+                .collect();
+            structs.insert(names[i], (info >> 31 == 1, members));
+        }
+        if kind == KIND_FUNC
+            && let Some(&i) = at.get(&name_off)
+            && want.funcs.contains(&names[i])
+        {
+            funcs.entry(names[i]).or_insert(id);
+        }
+        st.pos += len;
+    }
+
+    let types = Types { r, l: &l, starts };
+    let mut found = Found::default();
+    for (s, ms) in want.structs {
+        let (kind_flag, members) = structs
+            .get(s)
+            .ok_or_else(|| BtfError::Missing(format!("struct {s}")))?;
+        let mut out = HashMap::new();
+        types.walk(*kind_flag, members, 0, ms, &is, &mut out, 0)?;
+        for m in *ms {
+            let off = out
+                .get(m)
+                .ok_or_else(|| BtfError::Missing(format!("member {s}.{m}")))?;
+            found.members.insert((s.to_string(), m.to_string()), *off);
+        }
+    }
+    for f in want.funcs {
+        let id = funcs
+            .get(f)
+            .ok_or_else(|| BtfError::Missing(format!("function {f}")))?;
+        found.funcs.insert(f.to_string(), *id);
+    }
+    Ok(found)
+}
+
+/// A section read in chunks, record by record.
+struct Stream<'a, R: ReadAt + ?Sized> {
+    r: &'a R,
+    /// The section: where it starts in the data, and its length.
+    start: u64,
+    len: u64,
+    buf: Vec<u8>,
+    /// Valid bytes in `buf`.
+    have: usize,
+    /// The next record in `buf`.
+    pos: usize,
+    /// Offset in the section of `buf[0]`.
+    base: u64,
+}
+
+impl<R: ReadAt + ?Sized> Stream<'_, R> {
+    /// Make sure `n` bytes of the record at `pos` are in the buffer; a
+    /// record that runs past the section is a truncated type section.
+    fn fill(&mut self, n: usize) -> Result<(), BtfError> {
+        if self.have - self.pos >= n {
+            return Ok(());
+        }
+        self.buf.copy_within(self.pos..self.have, 0);
+        self.base += self.pos as u64;
+        self.have -= self.pos;
+        self.pos = 0;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        let left = self.len - (self.base + self.have as u64);
+        let more = ((self.buf.len() - self.have) as u64).min(left) as usize;
+        if self.have + more < n {
+            return Err(BtfError::BadType(0));
+        }
+        read_full(
+            self.r,
+            &mut self.buf[self.have..self.have + more],
+            self.start + self.base + self.have as u64,
+            BtfError::BadType(0),
+        )?;
+        self.have += more;
+        Ok(())
+    }
+}
+
+/// Stream the string section; the offsets at which names of `names` sit
+/// (offset -> index in `names`).
+fn name_offsets<R: ReadAt + ?Sized>(
+    r: &R,
+    l: &Layout,
+    names: &[&str],
+    chunk: usize,
+) -> Result<HashMap<u32, usize>, BtfError> {
+    let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    let mut lens = vec![false; longest + 1];
+    for n in names {
+        lens[n.len()] = true;
+    }
+    let check = |s: &[u8]| {
+        (s.len() <= longest && lens[s.len()])
+            .then(|| names.iter().position(|n| n.as_bytes() == s))
+            .flatten()
+    };
+    let mut at = HashMap::new();
+    let mut buf = vec![0u8; chunk];
+    // A string cut by the end of a chunk, while it is short enough to be
+    // one of the names; `long` once it is not.
+    let mut cur: Vec<u8> = Vec::with_capacity(longest + 1);
+    let mut long = false;
+    let mut start = 0u64; // offset of the current string
+    let mut off = 0u64;
+    while off < l.str_len {
+        let n = (l.str_len - off).min(chunk as u64) as usize;
+        read_full(r, &mut buf[..n], l.strings + off, BtfError::BadHeader)?;
+        let mut i = 0;
+        while i < n {
+            let Some(p) = buf[i..n].iter().position(|&c| c == 0) else {
+                if !long && cur.len() + (n - i) <= longest {
+                    cur.extend_from_slice(&buf[i..n]);
+                } else {
+                    long = true;
+                }
+                break;
+            };
+            let piece = &buf[i..i + p];
+            let hit = if cur.is_empty() && !long {
+                check(piece)
+            } else if !long && cur.len() + p <= longest {
+                cur.extend_from_slice(piece);
+                check(&cur)
+            } else {
+                None
+            };
+            if let (Some(k), Ok(s)) = (hit, u32::try_from(start)) {
+                at.insert(s, k);
+            }
+            cur.clear();
+            long = false;
+            i += p + 1;
+            start = off + i as u64;
+        }
+        off += n as u64;
+    }
+    Ok(at)
+}
+
+/// Positioned access to the type records, for looking through anonymous
+/// members.
+struct Types<'a, R: ReadAt + ?Sized> {
+    r: &'a R,
+    l: &'a Layout,
+    starts: Vec<(u32, u32)>,
+}
+
+impl<R: ReadAt + ?Sized> Types<'_, R> {
+    /// The header of type `id` (name_off, info, size/type), if it is a
+    /// struct, union or modifier, and where its members start.
+    fn rec(&self, id: u32) -> Result<Option<([u32; 3], u64)>, BtfError> {
+        let Ok(i) = self.starts.binary_search_by_key(&id, |s| s.0) else {
+            return Ok(None);
+        };
+        let off = self.l.types + u64::from(self.starts[i].1);
+        let mut h = [0u8; 12];
+        read_full(self.r, &mut h, off, BtfError::BadType(0))?;
+        let v = [0, 4, 8].map(|k| u32_at(&h, k).unwrap_or(0));
+        Ok(Some((v, off + 12)))
+    }
+
+    /// Follow modifiers to the type.
+    fn skip_modifiers(&self, mut id: u32) -> Result<u32, BtfError> {
+        for _ in 0..16 {
+            match self.rec(id)? {
+                Some(([_, info, ty], _)) if is_modifier((info >> 24) & 0x1f) => id = ty,
+                _ => break,
+            }
+        }
+        Ok(id)
+    }
+
+    /// Record the wanted members among `members` (of a struct or union
+    /// starting `base_bits` into the outer struct), the first found of
+    /// each name, looking through anonymous members depth first.
+    #[allow(clippy::too_many_arguments)]
+    fn walk<'w>(
+        &self,
+        kind_flag: bool,
+        members: &[[u32; 3]],
+        base_bits: u32,
+        want: &[&'w str],
+        is: &dyn Fn(u32, &str) -> bool,
+        out: &mut HashMap<&'w str, u32>,
+        depth: u32,
+    ) -> Result<(), BtfError> {
+        for &[n, ty, bits] in members {
+            let bit_off = base_bits + if kind_flag { bits & 0x00ff_ffff } else { bits };
+            if n == 0 {
+                if depth >= 8 {
+                    continue;
+                }
+                let inner = self.skip_modifiers(ty)?;
+                let Some(([_, info, _], at)) = self.rec(inner)? else {
+                    continue;
+                };
+                let kind = (info >> 24) & 0x1f;
+                if kind != KIND_STRUCT && kind != KIND_UNION {
+                    continue;
+                }
+                let vlen = (info & 0xffff) as usize;
+                let mut raw = vec![0u8; 12 * vlen];
+                read_full(self.r, &mut raw, at, BtfError::BadType(0))?;
+                let inner_members: Vec<[u32; 3]> = raw
+                    .chunks_exact(12)
+                    .map(|m| [0, 4, 8].map(|k| u32_at(m, k).unwrap_or(0)))
+                    .collect();
+                self.walk(
+                    info >> 31 == 1,
+                    &inner_members,
+                    bit_off,
+                    want,
+                    is,
+                    out,
+                    depth + 1,
+                )?;
+            } else if let Some(w) = want.iter().find(|w| is(n, w)) {
+                out.entry(*w).or_insert(bit_off);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`lookup`] in the running kernel's BTF.
+pub fn lookup_vmlinux(want: &Wanted) -> Result<Found, BtfError> {
+    const PATH: &str = "/sys/kernel/btf/vmlinux";
+    let f = std::fs::File::open(PATH).map_err(|e| BtfError::Io(format!("{PATH}: {e}")))?;
+    lookup(&f, want).map_err(|e| match e {
+        BtfError::Io(m) => BtfError::Io(format!("{PATH}: {m}")),
+        e => e,
+    })
+}
+
+/// The whole-file reader: all of the BTF in memory (~5.5 MB for vmlinux)
+/// and an index of where each type starts, for callers that look up many
+/// types. [`lookup`] streams instead; the owner iterator uses it.
 /// Parsed BTF: the raw bytes and where each type starts.
 pub struct Btf {
     data: Vec<u8>,
@@ -40,10 +500,6 @@ pub struct Btf {
     strings_len: usize,
     /// Byte offset (from `types`) of type id i+1.
     starts: Vec<u32>,
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 impl Btf {
@@ -67,16 +523,7 @@ impl Btf {
             let info = u32_at(&data, types + off + 4).ok_or(BtfError::BadType(0))?;
             let kind = (info >> 24) & 0x1f;
             let vlen = (info & 0xffff) as usize;
-            let extra = match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION => 12 * vlen,
-                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
-                KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
-                2 | 7..=11 | KIND_FUNC | 16 | 18 => 0,
-                k => return Err(BtfError::BadType(k)),
-            };
-            off += 12 + extra;
+            off += 12 + extra_len(kind, vlen)?;
         }
         if off != type_len {
             return Err(BtfError::BadType(0));
@@ -206,36 +653,122 @@ impl Btf {
 mod tests {
     use super::*;
 
+    /// What the owner iterator asks for, and a few more (members inside
+    /// anonymous unions and structs, bitfield neighbours).
+    const WANT: Wanted = Wanted {
+        structs: &[
+            ("bpf_iter_meta", &["seq", "session_id", "seq_num"]),
+            ("bpf_iter__task_file", &["meta", "task", "fd", "file"]),
+            (
+                "task_struct",
+                &["tgid", "pid", "files", "comm", "real_cred", "mm"],
+            ),
+            ("cred", &["euid", "uid"]),
+            ("file", &["f_inode", "private_data", "f_op"]),
+            ("inode", &["i_mode", "i_ino", "i_sb"]),
+            ("super_block", &["s_magic"]),
+            ("socket", &["sk", "state", "type"]),
+            ("sock", &["__sk_common", "sk_protocol", "sk_type"]),
+            (
+                "sock_common",
+                &["skc_num", "skc_dport", "skc_family", "skc_state"],
+            ),
+        ],
+        funcs: &["bpf_iter_task_file", "bpf_sock_from_file"],
+    };
+
+    fn vmlinux() -> Vec<u8> {
+        std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_else(|e| {
+            panic!("this machine has BTF at /sys/kernel/btf/vmlinux (DESIGN.md): {e}")
+        })
+    }
+
     #[test]
     fn kernel_btf_offsets() {
-        let Ok(data) = std::fs::read("/sys/kernel/btf/vmlinux") else {
-            panic!("this machine has BTF at /sys/kernel/btf/vmlinux (DESIGN.md); it is missing");
-        };
-        let btf = Btf::parse(data).unwrap();
-        let m = btf
-            .member_offsets("bpf_iter_meta", &["seq", "session_id", "seq_num"])
-            .unwrap();
+        let f = lookup_vmlinux(&WANT).unwrap();
         // __bpf_md_ptr(struct seq_file *, seq) is an anonymous union at 0.
-        assert_eq!(m["seq"], 0);
-        assert_eq!(m["session_id"], 8);
-        let f = btf
-            .member_offsets("bpf_iter__task_file", &["meta", "task", "fd", "file"])
-            .unwrap();
-        assert_eq!((f["meta"], f["task"], f["fd"], f["file"]), (0, 8, 16, 24));
-        assert!(btf.func_id("bpf_iter_task_file").unwrap() > 0);
-        assert!(matches!(
-            btf.member_offsets("task_struct", &["no_such_member"]),
-            Err(BtfError::Missing(_))
-        ));
+        assert_eq!(f.offset("bpf_iter_meta", "seq"), Ok(0));
+        assert_eq!(f.offset("bpf_iter_meta", "session_id"), Ok(8));
+        let o = |m| f.offset("bpf_iter__task_file", m).unwrap();
+        assert_eq!((o("meta"), o("task"), o("fd"), o("file")), (0, 8, 16, 24));
+        assert!(f.func_id("bpf_iter_task_file").unwrap() > 0);
+        assert_eq!(
+            f.offset("task_struct", "no_such_member"),
+            Err(BtfError::Missing(
+                "member task_struct.no_such_member".into()
+            ))
+        );
+        let missing = Wanted {
+            structs: &[("task_struct", &["pid", "no_such_member"])],
+            funcs: &[],
+        };
+        assert_eq!(
+            lookup_vmlinux(&missing),
+            Err(BtfError::Missing(
+                "member task_struct.no_such_member".into()
+            ))
+        );
+        let missing = Wanted {
+            structs: &[],
+            funcs: &["no_such_function_here"],
+        };
+        assert_eq!(
+            lookup_vmlinux(&missing),
+            Err(BtfError::Missing("function no_such_function_here".into()))
+        );
+    }
+
+    #[test]
+    fn streaming_agrees_with_the_whole_file_reader() {
+        let data = vmlinux();
+        let old = Btf::parse(data.clone()).unwrap();
+        // 64 KiB chunks, and chunks so small that names, records and
+        // member lists straddle them all the time.
+        for chunk in [CHUNK, 4096, 13] {
+            let new = lookup_in_chunks(&data[..], &WANT, chunk).unwrap();
+            for (s, ms) in WANT.structs {
+                let want = old.member_offsets(s, ms).unwrap();
+                let bits = old.member_bit_offsets(s, ms).unwrap();
+                for m in *ms {
+                    assert_eq!(new.offset(s, m), Ok(want[*m]), "{s}.{m}, chunk {chunk}");
+                    assert_eq!(new.bit_offset(s, m), Ok(bits[*m]), "{s}.{m}, chunk {chunk}");
+                }
+            }
+            for f in WANT.funcs {
+                assert_eq!(new.func_id(f), old.func_id(f), "{f}, chunk {chunk}");
+            }
+        }
+        // The file as read through the kernel agrees with the bytes.
+        assert_eq!(
+            lookup_vmlinux(&WANT).unwrap(),
+            lookup(&data[..], &WANT).unwrap()
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert_eq!(Btf::parse(vec![0; 10]).err(), Some(BtfError::BadHeader));
-        let mut h = vec![0u8; 24];
+        let want = Wanted {
+            structs: &[("task_struct", &["pid"])],
+            funcs: &[],
+        };
+        assert_eq!(lookup(&[0u8; 10][..], &want), Err(BtfError::BadHeader));
+        let mut h = [0u8; 24];
         h[0..2].copy_from_slice(&BTF_MAGIC.to_le_bytes());
         h[4..8].copy_from_slice(&24u32.to_le_bytes());
         h[12..16].copy_from_slice(&100u32.to_le_bytes());
-        assert_eq!(Btf::parse(h).err(), Some(BtfError::BadHeader));
+        assert_eq!(lookup(&h[..], &want), Err(BtfError::BadHeader));
+        // Every cut of real BTF fails cleanly (a truncated header or type
+        // section, or a missing struct), never panics.
+        let data = vmlinux();
+        let t = lookup(&data[..24], &want);
+        assert!(matches!(t, Err(BtfError::BadHeader)), "{t:?}");
+        for cut in [0, 1, 23, 25, 1000, data.len() / 2, data.len() - 1] {
+            assert!(lookup(&data[..cut], &want).is_err(), "cut at {cut}");
+        }
+        // An unknown kind in the first type record.
+        let mut bad = data.clone();
+        let types = 24 + u32_at(&data, 8).unwrap() as usize;
+        bad[types + 7] = 0x1f; // kind 31
+        assert_eq!(lookup(&bad[..], &want), Err(BtfError::BadType(31)));
     }
 }
