@@ -560,6 +560,8 @@ pub struct Analyzer {
     map: HashMap<Key, u32, FxBuild>,
     slots: Vec<Track>,
     hand: usize,
+    /// The slot of the last packet's conversation.
+    last: usize,
     max_tracked: usize,
     keep_summaries: bool,
     convs: Vec<Conversation>,
@@ -590,6 +592,7 @@ impl Analyzer {
             map: HashMap::default(),
             slots: Vec::new(),
             hand: 0,
+            last: usize::MAX,
             max_tracked: max_tracked.max(1),
             keep_summaries,
             convs: Vec::new(),
@@ -694,7 +697,16 @@ impl Analyzer {
     fn slot(&mut self, key: Key, src_lo: bool, frame: u64, ts: u64) -> usize {
         // A conversation's second packet marks it used: one-packet
         // conversations (scans, lone SYNs) are the first to go.
-        match self.map.get(&key) {
+        // Packets come in bursts of one conversation: the slot of the last
+        // packet is tried first (a slot holds a key's state exactly while
+        // the table maps the key to it).
+        if let Some(t) = self.slots.get_mut(self.last)
+            && t.key == key
+        {
+            t.recent = true;
+            return self.last;
+        }
+        let s = match self.map.get(&key) {
             Some(&s) => {
                 self.slots[s as usize].recent = true;
                 s as usize
@@ -704,7 +716,9 @@ impl Analyzer {
                 self.begin(s, key, src_lo, frame, ts);
                 s
             }
-        }
+        };
+        self.last = s;
+        s
     }
 
     /// Analyse one packet; `frame` is its 1-based number in the capture.

@@ -314,14 +314,40 @@ impl LineWriter {
     }
 }
 
-fn push_v4(b: &mut Vec<u8>, a: Ipv4Addr) {
-    let o = a.octets();
-    for (i, x) in o.iter().enumerate() {
-        if i > 0 {
-            b.push(b'.');
-        }
-        push_u64(b, *x as u64);
+/// "0".."255": length and digits of each octet value.
+const OCTETS: [(u8, [u8; 3]); 256] = {
+    let mut t = [(0u8, [0u8; 3]); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = ((i / 100) as u8, ((i / 10) % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            (3, [b'0' + h, b'0' + d, b'0' + u])
+        } else if i >= 10 {
+            (2, [b'0' + d, b'0' + u, 0])
+        } else {
+            (1, [b'0' + u, 0, 0])
+        };
+        i += 1;
     }
+    t
+};
+
+fn push_v4(b: &mut Vec<u8>, a: Ipv4Addr) {
+    let mut tmp = [0u8; 15];
+    let mut n = 0;
+    for (i, x) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            tmp[n] = b'.';
+            n += 1;
+        }
+        let (len, d) = OCTETS[x as usize];
+        tmp[n..n + 3].copy_from_slice(&d);
+        n += len as usize;
+    }
+    // A copy of known size, then the excess cut off (see push_u64).
+    let start = b.len();
+    b.extend_from_slice(&tmp);
+    b.truncate(start + n);
 }
 
 /// tcpdump's flag letters, in its order: F S R P . U E W (e for AE).
@@ -469,6 +495,21 @@ mod tests {
     use super::*;
     use crate::analysis::Analyzer;
     use crate::decode::{decode, linktype};
+
+    #[test]
+    fn push_v4_prints_every_octet() {
+        for o in 0..=255u8 {
+            for a in [
+                Ipv4Addr::new(o, o, o, o),
+                Ipv4Addr::new(o, 0, 255, o / 3),
+                Ipv4Addr::new(1, o, 10, 100),
+            ] {
+                let mut b = b"x".to_vec();
+                push_v4(&mut b, a);
+                assert_eq!(String::from_utf8(b).unwrap(), format!("x{a}"));
+            }
+        }
+    }
 
     #[test]
     #[allow(unsafe_code)]

@@ -50,28 +50,52 @@ const PAIRS: [u8; 200] = {
     t
 };
 
-/// Append the decimal form of `n` (the hot path of line output: two
-/// digits per division, written in place).
-pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
-    let start = buf.len();
-    buf.resize(start + digits, b'0');
-    let out = &mut buf[start..];
-    let mut i = digits;
-    while n >= 100 {
-        let r = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        out[i] = PAIRS[r];
-        out[i + 1] = PAIRS[r + 1];
-    }
-    if n >= 10 {
+/// Append the decimal form of `n` (the hot path of line output: a dozen
+/// numbers a line). Small numbers (ports of octets, flags, lengths) take
+/// a table; larger ones are built two digits per division in a stack
+/// buffer and copied once, with 32-bit divisions when they fit.
+#[inline]
+pub(crate) fn push_u64(buf: &mut Vec<u8>, n: u64) {
+    if n < 10 {
+        buf.push(b'0' + n as u8);
+    } else if n < 100 {
         let r = n as usize * 2;
-        out[i - 2] = PAIRS[r];
-        out[i - 1] = PAIRS[r + 1];
+        buf.extend_from_slice(&PAIRS[r..r + 2]);
     } else {
-        out[i - 1] = b'0' + n as u8;
+        push_long(buf, n);
     }
+}
+
+fn push_long(buf: &mut Vec<u8>, n: u64) {
+    // Digits left-aligned in a fixed-size buffer, copied whole (a copy of
+    // known size is a few moves; one of variable size a call to memcpy)
+    // and the excess cut off.
+    let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut tmp = [0u8; 20];
+    let mut i = digits;
+    let mut pair = |i: &mut usize, r: usize| {
+        *i -= 2;
+        tmp[*i] = PAIRS[2 * r];
+        tmp[*i + 1] = PAIRS[2 * r + 1];
+    };
+    let mut n = n;
+    while n > u64::from(u32::MAX) {
+        pair(&mut i, (n % 100) as usize);
+        n /= 100;
+    }
+    let mut m = n as u32;
+    while m >= 100 {
+        pair(&mut i, (m % 100) as usize);
+        m /= 100;
+    }
+    if m >= 10 {
+        pair(&mut i, m as usize);
+    } else {
+        tmp[0] = b'0' + m as u8;
+    }
+    let start = buf.len();
+    buf.extend_from_slice(&tmp);
+    buf.truncate(start + digits);
 }
 
 /// Format a duration in nanoseconds for humans: "850ns", "12.3µs",
