@@ -11,6 +11,10 @@
 //! their own; the clients' ports and the closed port are summed into
 //! port="other". Drops by reason: a SYN to a closed port (NO_SOCKET) and
 //! one an nftables rule drops on a listener's port (NETFILTER_DROP).
+//! Histograms per listener: connections held ~300 ms land in the bucket
+//! of 2^18..2^19 µs, a handshake whose first SYN-ACK was dropped (so it
+//! took a SYN-ACK retransmit, ~1 s) lands above 2^19 µs, and the counts
+//! equal the connections made.
 
 #[path = "common/root.rs"]
 mod root;
@@ -359,6 +363,185 @@ fn drops_are_counted_per_port_and_reason() {
             "{s:?}"
         );
         assert_eq!(s.labels["netns"], netns, "{s:?}");
+    }
+}
+
+/// The cumulative count of histogram `name` for `port` at bound `le`
+/// (seconds; +Inf for infinity), and its `_count`.
+fn bucket(body: &str, name: &str, netns: &str, port: u16, le: f64) -> Option<f64> {
+    let port = port.to_string();
+    samples(body)
+        .into_iter()
+        .find(|s| {
+            s.name == format!("{name}_bucket")
+                && s.labels.get("netns").map(String::as_str) == Some(netns)
+                && s.labels.get("port") == Some(&port)
+                && s.labels.get("le").is_some_and(|v| {
+                    let v: f64 = if v == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        v.parse().expect("le is a number")
+                    };
+                    v == le || (v - le).abs() < 1e-9
+                })
+        })
+        .map(|s| s.value)
+}
+
+fn hist_value(body: &str, series: &str, netns: &str, port: u16) -> Option<f64> {
+    by_port(body, series, netns, port)
+}
+
+#[test]
+fn handshake_and_duration_histograms_per_listener() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = sleeper();
+    let pid = sc.pid;
+    let netns = format!("net:[{}]", common::netns_inode(pid));
+    let ex = Exporter::start(pid, PORT, &["--bpf"]);
+
+    // Three connections to one listener, each held ~300 ms by the server
+    // (from the handshake, before accept, until both ends closed).
+    const HELD: Duration = Duration::from_millis(300);
+    let (fast_port, _l1) = in_netns(pid, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let lp = l.local_addr().unwrap().port();
+        let pairs: Vec<_> = (0..3)
+            .map(|_| {
+                let c = TcpStream::connect(("127.0.0.1", lp)).unwrap();
+                let t0 = Instant::now();
+                let (s, _) = l.accept().unwrap();
+                (t0, c, s)
+            })
+            .collect();
+        for (t0, c, s) in pairs {
+            std::thread::sleep(HELD.saturating_sub(t0.elapsed()));
+            drop(c);
+            drop(s);
+        }
+        (lp, l)
+    });
+
+    // One connection whose first SYN-ACK an nftables rule drops on the
+    // client's input: the handshake completes after a retransmit (~1 s).
+    let (slow_port, slow_took, _l2) = in_netns(pid, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let lp = l.local_addr().unwrap().port();
+        nft(
+            pid,
+            &format!(
+                "table inet sockscope_synack {{\n chain i {{\n type filter hook input priority 0;\n tcp sport {lp} tcp flags & (syn | ack) == syn | ack drop\n }}\n}}\n"
+            ),
+        );
+        let t0 = Instant::now();
+        let fd = rustix::net::socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let r = rustix::net::connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, lp));
+        assert_eq!(r, Err(rustix::io::Errno::INPROGRESS));
+        std::thread::sleep(Duration::from_millis(300));
+        nft(pid, "delete table inet sockscope_synack");
+        l.set_nonblocking(false).unwrap();
+        let (s, _) = l
+            .accept()
+            .expect("the handshake completes after a retransmit");
+        let took = t0.elapsed();
+        drop(s);
+        drop(fd);
+        (lp, took, l)
+    });
+    // Closing takes a round trip or two: wait for the last CLOSE.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let r = ex.get("/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = &r.body;
+    let dur = "sockscope_tcp_connection_duration_seconds";
+    let hs = "sockscope_tcp_handshake_seconds";
+    assert!(body.contains(&format!("# TYPE {dur} histogram")), "{body}");
+    // 0.3 s is in [2^18, 2^19) µs = [0.262, 0.524) s.
+    assert_eq!(
+        hist_value(body, &format!("{dur}_count"), &netns, fast_port),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        bucket(body, dur, &netns, fast_port, 0.262144),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        bucket(body, dur, &netns, fast_port, 0.524288),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        bucket(body, dur, &netns, fast_port, f64::INFINITY),
+        Some(3.0)
+    );
+    let sum = hist_value(body, &format!("{dur}_sum"), &netns, fast_port).expect("a sum");
+    assert!(
+        (0.9..1.6).contains(&sum),
+        "3 x ~0.3 s, sum {sum}
+{body}"
+    );
+    // Their handshakes were fast (loopback, no loss).
+    assert_eq!(
+        hist_value(body, &format!("{hs}_count"), &netns, fast_port),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        bucket(body, hs, &netns, fast_port, 0.262144),
+        Some(3.0),
+        "{body}"
+    );
+    // The slow one: above 2^19 µs (0.524 s), and no longer than the
+    // client saw it take.
+    assert!(
+        slow_took > Duration::from_millis(900),
+        "took {slow_took:?}: was the SYN-ACK dropped?"
+    );
+    assert_eq!(
+        hist_value(body, &format!("{hs}_count"), &netns, slow_port),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        bucket(body, hs, &netns, slow_port, 0.524288),
+        Some(0.0),
+        "{body}"
+    );
+    let hs_sum = hist_value(body, &format!("{hs}_sum"), &netns, slow_port).expect("a sum");
+    assert!(
+        hs_sum > 0.524288 && hs_sum <= slow_took.as_secs_f64(),
+        "handshake {hs_sum} s, the client saw {slow_took:?}
+{body}"
+    );
+    assert_eq!(
+        hist_value(body, &format!("{dur}_count"), &netns, slow_port),
+        Some(1.0),
+        "{body}"
+    );
+    // Only listener ports have histograms of their own: the exporter's
+    // own port (a listener) may have some from the scrapes; nothing else.
+    for s in samples(body)
+        .iter()
+        .filter(|s| s.name.starts_with(hs) || s.name.starts_with(dur))
+    {
+        let p = &s.labels["port"];
+        assert!(
+            [fast_port, slow_port, PORT]
+                .iter()
+                .any(|l| *p == l.to_string()),
+            "{s:?}"
+        );
     }
 }
 

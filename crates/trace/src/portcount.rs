@@ -1,7 +1,9 @@
 //! Counters kept in kernel maps for `sockscope export --bpf`: TCP
 //! retransmits and resets sent and received, per network namespace and
 //! local port, and TCP packets dropped, per namespace, local port and the
-//! kernel's drop reason (bpf/counters.bpf.c). The programs only increment a hash map;
+//! kernel's drop reason, and per listener port two histograms (log2
+//! buckets of microseconds): handshake latency and connection duration
+//! (bpf/counters.bpf.c). The programs only increment a hash map;
 //! nothing goes through a ring buffer, and user space reads the map when it
 //! is asked to ([`PortCounters::read`], at scrape time). The programs stay
 //! attached while the [`PortCounters`] lives: dropping it detaches them.
@@ -42,8 +44,8 @@ impl PortKind {
     }
 }
 
-/// The programs, their tracepoints and `perf list` names.
-const PROGRAMS: [(&str, &str, &str); 4] = [
+/// The tracepoint programs, their tracepoints and `perf list` names.
+const PROGRAMS: [(&str, &str, &str); 6] = [
     (
         "ssc_retransmit",
         "tcp_retransmit_skb",
@@ -56,7 +58,89 @@ const PROGRAMS: [(&str, &str, &str); 4] = [
         "tcp:tcp_receive_reset",
     ),
     ("ssc_drop", "kfree_skb", "skb:kfree_skb"),
+    (
+        "ssc_state",
+        "inet_sock_set_state",
+        "sock:inet_sock_set_state",
+    ),
+    (
+        "ssc_synack",
+        "tcp_retransmit_synack",
+        "tcp:tcp_retransmit_synack",
+    ),
 ];
+
+/// What a histogram measures (the numbering of bpf/counters.bpf.c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HistKind {
+    /// A connection a listener accepted, from ESTABLISHED to CLOSE.
+    Duration = 0,
+    /// From the first SYN-ACK (the SYN's arrival) to the final ACK.
+    Handshake = 1,
+}
+
+/// Histogram slots: slot `s` counts values of `[2^s, 2^(s+1))`
+/// microseconds (slot 0 also 0).
+pub const SLOTS: usize = 64;
+/// The slot the programs keep the sum of the values in, in nanoseconds.
+const SLOT_SUM: u8 = 255;
+
+/// One histogram read from the map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Histogram {
+    pub netns: u32,
+    /// The listener's port.
+    pub port: u16,
+    pub kind: HistKind,
+    /// Values per log2 slot of microseconds (see [`SLOTS`]).
+    pub slots: [u64; SLOTS],
+    /// Sum of the values, nanoseconds.
+    pub sum_ns: u64,
+}
+
+impl Histogram {
+    pub fn count(&self) -> u64 {
+        self.slots.iter().sum()
+    }
+}
+
+/// A histogram key as the programs write it: netns (u32), port (u16),
+/// kind (u8), slot (u8).
+fn decode_hist_key(k: [u8; 8]) -> Option<(u32, u16, HistKind, u8)> {
+    let netns = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
+    let port = u16::from_ne_bytes([k[4], k[5]]);
+    let kind = match k[6] {
+        0 => HistKind::Duration,
+        1 => HistKind::Handshake,
+        _ => return None,
+    };
+    Some((netns, port, kind, k[7]))
+}
+
+/// Gather histogram entries (key, value) into histograms, sorted by
+/// namespace, port and kind.
+fn gather_hists(entries: impl IntoIterator<Item = ([u8; 8], u64)>) -> Vec<Histogram> {
+    let mut by: std::collections::BTreeMap<(u32, u16, HistKind), Histogram> =
+        std::collections::BTreeMap::new();
+    for (k, v) in entries {
+        let Some((netns, port, kind, slot)) = decode_hist_key(k) else {
+            continue;
+        };
+        let h = by.entry((netns, port, kind)).or_insert(Histogram {
+            netns,
+            port,
+            kind,
+            slots: [0; SLOTS],
+            sum_ns: 0,
+        });
+        if slot == SLOT_SUM {
+            h.sum_ns = v;
+        } else if let Some(s) = h.slots.get_mut(usize::from(slot)) {
+            *s = v;
+        }
+    }
+    by.into_values().collect()
+}
 
 /// Drop reasons that are no packet lost (`enum skb_drop_reason` names
 /// without the `SKB_DROP_REASON_` prefix), not counted: a packet used up
@@ -120,6 +204,7 @@ pub struct PortCounters {
     _ebpf: Ebpf,
     counts: BpfHash<MapData, [u8; 8], u64>,
     drops: BpfHash<MapData, [u8; 12], u64>,
+    hists: BpfHash<MapData, [u8; 8], u64>,
     full: Array<MapData, u64>,
     /// Reason names, read from the kernel's BTF at load.
     reasons: Reasons,
@@ -182,11 +267,13 @@ impl PortCounters {
         }
         let counts = take_map(&mut ebpf, "port_counts")?;
         let drops = take_map(&mut ebpf, "drop_counts")?;
+        let hists = take_map(&mut ebpf, "hist_counts")?;
         let full = take_map(&mut ebpf, "port_counts_full")?;
         Ok(PortCounters {
             _ebpf: ebpf,
             counts,
             drops,
+            hists,
             full,
             reasons,
             skipped,
@@ -228,7 +315,13 @@ impl PortCounters {
             .collect()
     }
 
-    /// Events not counted because a map was full (16384 keys each).
+    /// The handshake and duration histograms, by namespace, port, kind.
+    pub fn read_histograms(&self) -> Vec<Histogram> {
+        gather_hists(self.hists.iter().filter_map(|r| r.ok()))
+    }
+
+    /// Events not counted because a map was full (16384 keys for the
+    /// counters and drops, 32768 histogram slots).
     pub fn overflowed(&self) -> u64 {
         self.full.get(&0, 0).unwrap_or(0)
     }
@@ -259,6 +352,34 @@ mod tests {
         k[4..6].copy_from_slice(&443u16.to_ne_bytes());
         k[8..].copy_from_slice(&0x1_0003u32.to_ne_bytes());
         assert_eq!(decode_drop_key(k), (4026531840, 443, 0x1_0003));
+    }
+
+    #[test]
+    fn histogram_slots_and_sums_gather_per_port_and_kind() {
+        let key = |port: u16, kind: u8, slot: u8| {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&7u32.to_ne_bytes());
+            k[4..6].copy_from_slice(&port.to_ne_bytes());
+            k[6] = kind;
+            k[7] = slot;
+            k
+        };
+        let h = gather_hists([
+            (key(80, 0, 18), 2),
+            (key(80, 0, 3), 1),
+            (key(80, 0, 255), 600_000_000),
+            (key(80, 1, 6), 4),
+            (key(80, 9, 6), 4),  // unknown kind: skipped
+            (key(80, 1, 70), 1), // beyond the slots: skipped
+        ]);
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].port, h[0].kind), (80, HistKind::Duration));
+        assert_eq!((h[0].slots[18], h[0].slots[3], h[0].count()), (2, 1, 3));
+        assert_eq!(h[0].sum_ns, 600_000_000);
+        assert_eq!(
+            (h[1].kind, h[1].count(), h[1].sum_ns),
+            (HistKind::Handshake, 4, 0)
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ use prometheus_client::registry::Registry;
 use sockscope::report::export::{self, ExportReport, ListenerSeries, Options};
 use sockscope::report::labels::Platform;
 use sockscope::source::netns::{self, NetnsTarget};
-use sockscope_trace::portcount::{DropCount, PortCount, PortCounters, PortKind};
+use sockscope_trace::portcount::{
+    DropCount, HistKind, Histogram, PortCount, PortCounters, PortKind, SLOTS,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -67,6 +69,12 @@ counts):
       packets the kernel dropped (tracepoint skb:kfree_skb), by local port
       (likewise) and the kernel's drop reason (NO_SOCKET, NETFILTER_DROP,
       TCP_CSUM, ...: names from the running kernel's BTF)
+  sockscope_tcp_handshake_seconds, sockscope_tcp_connection_duration_seconds
+      {netns,port}: with BPF, histograms per listener port (powers of two
+      of microseconds): from the SYN's arrival (its first SYN-ACK) to the
+      final ACK, and of the connections a listener accepted from
+      ESTABLISHED to CLOSE; ports no listener holds any more are
+      port=\"other\"
   sockscope_export_*: the exporter itself (folded series, scrape time)
 
 Collection happens when Prometheus scrapes (no background polling), one
@@ -180,6 +188,7 @@ impl Ctx {
             BpfCounts::new(
                 &b.read(),
                 &b.read_drops(),
+                &b.read_histograms(),
                 b.overflowed(),
                 &ids,
                 &r.listeners,
@@ -210,6 +219,8 @@ struct BpfCounts {
     counts: Vec<(String, String, PortKind, u64)>,
     /// (netns label, port or `other`, reason, count), sorted.
     drops: Vec<(String, String, String, u64)>,
+    /// (netns label, port or `other`, kind) -> histogram, sorted.
+    hists: BTreeMap<(String, String, HistKind), Histogram>,
     /// Events the kernel could not count (its map was full).
     overflowed: u64,
 }
@@ -218,6 +229,7 @@ impl BpfCounts {
     fn new(
         read: &[PortCount],
         drops: &[DropCount],
+        hists: &[Histogram],
         overflowed: u64,
         ids: &[(u64, String)],
         listeners: &[ListenerSeries],
@@ -249,6 +261,22 @@ impl BpfCounts {
                 *drop_sums.entry((n, p, d.reason.as_str())).or_default() += d.count;
             }
         }
+        let mut hist_sums: BTreeMap<(String, String, HistKind), Histogram> = BTreeMap::new();
+        for h in hists {
+            if let Some((n, p)) = place(h.netns, h.port) {
+                let e = hist_sums
+                    .entry((n, p, h.kind))
+                    .or_insert_with(|| Histogram {
+                        slots: [0; SLOTS],
+                        sum_ns: 0,
+                        ..h.clone()
+                    });
+                for (a, b) in e.slots.iter_mut().zip(h.slots.iter()) {
+                    *a += b;
+                }
+                e.sum_ns += h.sum_ns;
+            }
+        }
         let counts = sums
             .into_iter()
             .map(|((n, p, k), v)| (n, p, k, v))
@@ -260,8 +288,33 @@ impl BpfCounts {
         BpfCounts {
             counts,
             drops,
+            hists: hist_sums,
             overflowed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_slots_become_cumulative_bounds_in_seconds() {
+        let mut slots = [0u64; SLOTS];
+        slots[0] = 1; // < 2 µs
+        slots[3] = 2; // 8..16 µs
+        slots[4] = 5; // 16..32 µs
+        slots[18] = 1; // 0.262..0.524 s
+        slots[40] = 1; // far beyond
+        let b = buckets(&slots, 4..=20);
+        assert_eq!(b.len(), 17 + 1);
+        assert_eq!(b[0], (16e-6, 3), "below 16 µs: slots 0..4");
+        assert_eq!(b[1], (32e-6, 5));
+        let at = |s: f64| b.iter().find(|(le, _)| *le == s).map(|(_, n)| *n);
+        assert_eq!(at(0.262144), Some(0));
+        assert_eq!(at(0.524288), Some(1), "0.3 s is below 2^19 µs");
+        assert_eq!(b.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(b.iter().map(|(_, n)| n).sum::<u64>(), 10);
     }
 }
 
@@ -283,6 +336,69 @@ const BPF_COUNTERS: [(PortKind, &str, &str); 3] = [
         "TCP resets received that reset a socket (tracepoint tcp:tcp_receive_reset), by the local port of that socket when a listener holds that port, else port=\"other\"; counted in a BPF map since the exporter started.",
     ),
 ];
+
+/// The histograms: (kind, metric name, help, exponents k of the bucket
+/// bounds 2^k microseconds).
+const BPF_HISTOGRAMS: [(HistKind, &str, &str, std::ops::RangeInclusive<usize>); 2] = [
+    (
+        HistKind::Handshake,
+        "sockscope_tcp_handshake_seconds",
+        "Server-side TCP handshakes of connections to a listener port, observed when the connection is established (tracepoint sock:inet_sock_set_state, SYN-RECV to ESTABLISHED): from the first SYN-ACK the kernel sent (as the SYN came in) to the final ACK, SYN-ACK retransmits included (tcp:tcp_retransmit_synack); ports no listener holds are port=\"other\"; measured in a BPF map since the exporter started.",
+        4..=23,
+    ),
+    (
+        HistKind::Duration,
+        "sockscope_tcp_connection_duration_seconds",
+        "Lifetimes of TCP connections a listener accepted, from ESTABLISHED until the socket reached CLOSE (tracepoint sock:inet_sock_set_state), observed when they close, by the listener's port (port=\"other\" when no listener holds it any more); connections established before the exporter started are not timed; measured in a BPF map since the exporter started.",
+        10..=35,
+    ),
+];
+
+/// A histogram whose buckets are already counted (in the kernel): the
+/// exposition's buckets, sum and count of each label set.
+#[derive(Debug, Default)]
+struct CountedHistograms(Vec<CountedHistogram>);
+
+/// Labels, buckets (upper bound, count in it), sum, count.
+type CountedHistogram = (Labels, Vec<(f64, u64)>, f64, u64);
+
+impl prometheus_client::encoding::EncodeMetric for CountedHistograms {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        for (labels, buckets, sum, count) in &self.0 {
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    *sum, *count, buckets, None,
+                )?;
+        }
+        Ok(())
+    }
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The exposition's buckets of log2 slots of microseconds: one bucket per
+/// bound 2^k µs for k in `bounds` (non-cumulative counts: the encoder adds
+/// them up), then +Inf. Slot s holds [2^s, 2^(s+1)) µs, so the values
+/// below 2^k µs are the slots below k.
+fn buckets(slots: &[u64; SLOTS], bounds: std::ops::RangeInclusive<usize>) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(bounds.clone().count() + 1);
+    let mut from = 0;
+    for k in bounds {
+        let n = slots[from.min(SLOTS)..k.min(SLOTS)].iter().sum();
+        out.push(((1u64 << k) as f64 / 1e6, n));
+        from = k;
+    }
+    out.push((f64::INFINITY, slots[from.min(SLOTS)..].iter().sum()));
+    out
+}
 
 fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
     let f = Family::<Labels, Gauge>::default();
@@ -607,10 +723,26 @@ fn render(r: &ExportReport, st: &State, bpf: Option<&BpfCounts>, took: Duration)
                 ])
                 .inc_by(*n);
         }
+        for (kind, name, help, bounds) in BPF_HISTOGRAMS {
+            let series = b
+                .hists
+                .iter()
+                .filter(|((_, _, k), _)| *k == kind)
+                .map(|((netns, port, _), h)| {
+                    (
+                        vec![kv("netns", netns), kv("port", port)],
+                        buckets(&h.slots, bounds.clone()),
+                        h.sum_ns as f64 / 1e9,
+                        h.count(),
+                    )
+                })
+                .collect();
+            reg.register(name, help.trim_end_matches('.'), CountedHistograms(series));
+        }
         let lost = counter_family(
             &mut reg,
             "sockscope_export_bpf_uncounted_events",
-            "Retransmits, resets and drops the BPF programs could not count because their map (16384 keys each) was full.",
+            "Retransmits, resets, drops and histogram observations the BPF programs could not count because their map was full (16384 keys for the counters and for the drops, 32768 histogram slots).",
         );
         lost.get_or_create(&vec![]).inc_by(b.overflowed);
     }
