@@ -107,6 +107,41 @@ const EXPRS: &[&str] = &[
     "host fd00::1",
     "ip6 and tcp and dst port 80",
     "not (tcp or udp or icmp)",
+    // Encapsulations (issue 12): MPLS label stacks, PPPoE sessions,
+    // Geneve, GRE by protocol name.
+    "mpls",
+    "mpls 100",
+    "mpls 200",
+    "mpls and mpls 200",
+    "mpls 100 and mpls 200 and ip6",
+    "mpls and tcp",
+    "mpls and ip and host 10.0.0.1",
+    "mpls and udp port 5353",
+    "mpls and mpls and udp port 5353",
+    "mpls and tcp[tcpflags] & tcp-syn != 0",
+    "not mpls",
+    "vlan and mpls",
+    "vlan and mpls 300 and tcp",
+    "pppoes",
+    "pppoes 5",
+    "pppoes 6",
+    "pppoes and tcp",
+    "pppoes and ip6",
+    "pppoes 5 and host 10.0.0.2",
+    "pppoes and tcp port 80",
+    "pppoes and ip[8] < 64",
+    "pppoes and mpls",
+    "pppoed",
+    "vlan and pppoes and tcp",
+    "geneve",
+    "geneve 7",
+    "geneve 9",
+    "udp and geneve",
+    "host 10.9.0.1 and geneve 7",
+    "proto gre",
+    "ip proto gre",
+    "ip6 proto gre",
+    "proto \\gre or proto \\esp",
 ];
 
 struct Frame {
@@ -306,6 +341,117 @@ fn ethernet_frames() -> Vec<Frame> {
         0x0806,
         &arp(2, [10, 0, 0, 2], [10, 0, 0, 1]),
     )));
+    // MPLS: one label (100) over IPv4, two (100, 200) over IPv6, and one
+    // (300) behind a VLAN tag.
+    let label = |l: u32, bos: bool| ((l << 12) | u32::from(bos) << 8 | 64).to_be_bytes();
+    let ip4 = |payload: &[u8]| ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, 64, 0, &[], payload);
+    let syn = tcp(40010, 80, 0x02, 0);
+    let mut mpls1 = label(100, true).to_vec();
+    mpls1.extend_from_slice(&ip4(&syn));
+    out.push(whole(ether(MAC2, MAC1, &[], 0x8847, &mpls1)));
+    let mut v6dst = [0u8; 16];
+    v6dst[0] = 0xfd;
+    v6dst[15] = 1;
+    let mut mpls2 = label(100, false).to_vec();
+    mpls2.extend_from_slice(&label(200, true));
+    mpls2.extend_from_slice(&ipv6(3, &v6dst, 17, &udp(5353, 5353, 9)));
+    out.push(whole(ether(MAC2, MAC1, &[], 0x8847, &mpls2)));
+    let mut mpls3 = label(300, true).to_vec();
+    mpls3.extend_from_slice(&ip4(&tcp(40011, 80, 0x18, 20)));
+    out.push(whole(ether(MAC2, MAC1, &[(0x8100, 10)], 0x8847, &mpls3)));
+    // PPPoE sessions 5 (IPv4) and 6 (IPv6), one behind a tag, and a
+    // discovery frame.
+    let pppoe = |session: u16, proto: u16, payload: &[u8]| {
+        let mut v = vec![0x11, 0];
+        v.extend_from_slice(&session.to_be_bytes());
+        v.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        v.extend_from_slice(&proto.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    };
+    let from_b = ipv4(
+        [10, 0, 0, 2],
+        [10, 0, 0, 1],
+        6,
+        32,
+        0,
+        &[],
+        &tcp(80, 40012, 0x12, 0),
+    );
+    out.push(whole(ether(
+        MAC1,
+        MAC2,
+        &[],
+        0x8864,
+        &pppoe(5, 0x21, &from_b),
+    )));
+    let v6 = ipv6(4, &v6dst, 6, &tcp(40013, 80, 0x02, 0));
+    out.push(whole(ether(MAC2, MAC1, &[], 0x8864, &pppoe(6, 0x57, &v6))));
+    out.push(whole(ether(
+        MAC2,
+        MAC1,
+        &[(0x8100, 10)],
+        0x8864,
+        &pppoe(5, 0x21, &ip4(&tcp(40014, 80, 0x10, 0))),
+    )));
+    out.push(whole(ether(
+        MAC2,
+        MAC1,
+        &[],
+        0x8864,
+        &pppoe(7, 0x281, &mpls1),
+    )));
+    out.push(whole(ether(
+        BCAST,
+        MAC1,
+        &[],
+        0x8863,
+        &[0x11, 0x09, 0, 0, 0, 0],
+    )));
+    // Geneve: VNI 7 over IPv4 (carrying Ethernet), a version 1 header
+    // (not Geneve to libpcap), VNI 9 over IPv6; GRE over IPv4 and IPv6.
+    let geneve = |version: u8, vni: u32| {
+        let mut g = vec![version << 6, 0, 0x65, 0x58];
+        g.extend_from_slice(&(vni << 8).to_be_bytes());
+        g.extend_from_slice(&ether(MAC2, MAC1, &[], 0x0800, &ip4(&syn)));
+        let mut u = udp(51000, 6081, 0);
+        u.truncate(8);
+        u[4..6].copy_from_slice(&((8 + g.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&g);
+        u
+    };
+    let outer =
+        |payload: &[u8], proto: u8| ipv4([10, 9, 0, 1], [10, 9, 0, 2], proto, 64, 0, &[], payload);
+    out.push(whole(ether(
+        MAC2,
+        MAC1,
+        &[],
+        0x0800,
+        &outer(&geneve(0, 7), 17),
+    )));
+    out.push(whole(ether(
+        MAC2,
+        MAC1,
+        &[],
+        0x0800,
+        &outer(&geneve(1, 7), 17),
+    )));
+    out.push(whole(ether(
+        MAC2,
+        MAC1,
+        &[],
+        0x86dd,
+        &ipv6(5, &v6dst, 17, &geneve(0, 9)),
+    )));
+    let gre = [[0u8, 0, 0x08, 0].as_slice(), &ip4(&syn)].concat();
+    out.push(whole(ether(MAC2, MAC1, &[], 0x0800, &outer(&gre, 47))));
+    out.push(whole(ether(
+        MAC2,
+        MAC1,
+        &[],
+        0x86dd,
+        &ipv6(6, &v6dst, 47, &gre),
+    )));
     // 802.3 with an LLC header (the type field is a length).
     let llc = [
         0x42, 0x42, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -420,6 +566,7 @@ fn files_select_what_tcpdump_selects() {
         // tcpdump refuses link-layer tests on cooked files; so do we.
         let link_level = [
             "vlan",
+            "mpls",
             "ether h",
             "ether s",
             "ether d",
@@ -447,6 +594,25 @@ fn files_select_what_tcpdump_selects() {
         selective > 60,
         "most expressions should select some packets but not all ({selective})"
     );
+    // Each encapsulation is in the capture, and found.
+    for expr in [
+        "mpls 100 and mpls 200",
+        "mpls and tcp",
+        "mpls and mpls and udp port 5353",
+        "vlan and mpls 300 and tcp",
+        "pppoes 6",
+        "pppoes and tcp port 80",
+        "pppoes and mpls",
+        "vlan and pppoes and tcp",
+        "pppoed",
+        "geneve 7",
+        "geneve 9",
+        "proto gre",
+        "ip6 proto gre",
+    ] {
+        let n = our_times(&eth, expr).len();
+        assert!(n > 0 && n < frames.len(), "{expr}: {n} frames");
+    }
     // VLAN-tagged TCP: the case the issue reported (0 matches before).
     let n = our_times(&eth, "vlan and tcp").len();
     assert_eq!(n, tcpdump_times(&eth, "vlan and tcp").len());
@@ -533,6 +699,11 @@ fn refused_like_tcpdump() {
         ("vlan 4096", "VLAN id"),
         ("ip[0] / 0 = 1", "division by zero"),
         ("tcp[0:3] = 1", "1, 2 or 4"),
+        ("mpls 1048576", "MPLS label"),
+        ("pppoes 65536", "PPPoE session"),
+        ("mpls and vlan", "vlan after mpls"),
+        ("vxlan", "udp port 4789"),
+        ("gre", "proto gre"),
     ] {
         let o = sockscope(&["capture", "-r", "/dev/null", expr]);
         let err = String::from_utf8_lossy(&o.stderr);

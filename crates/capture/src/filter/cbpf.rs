@@ -111,16 +111,57 @@ fn unsupported(what: &str, link: Linkage) -> FilterError {
 /// the frame, 4 when it did not (libpcap's scheme, so verdicts agree).
 const VSLOT: u32 = 15;
 
+/// A header that `vlan`, `mpls` or `pppoes` puts before later tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    Vlan,
+    Mpls,
+    Pppoes,
+}
+
+impl Layer {
+    fn len(self) -> u32 {
+        match self {
+            Layer::Vlan | Layer::Mpls => 4,
+            Layer::Pppoes => 8,
+        }
+    }
+}
+
+/// The layers of an expression, in the order of the text (the depth `d`
+/// of a primitive counts those before it).
+fn layers(e: &Expr, out: &mut Vec<Layer>) {
+    match e {
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            layers(a, out);
+            layers(b, out);
+        }
+        Expr::Not(a) => layers(a, out),
+        Expr::Prim { prim, .. } => match prim {
+            Prim::Vlan { .. } => out.push(Layer::Vlan),
+            Prim::Mpls { .. } => out.push(Layer::Mpls),
+            Prim::Pppoes { .. } => out.push(Layer::Pppoes),
+            _ => {}
+        },
+        Expr::Rel { .. } => {}
+    }
+}
+
 pub(super) struct Gen {
     pub link: Linkage,
     /// A `vlan` test sets [`VSLOT`]: the program must zero it first.
     uses_vslot: std::cell::Cell<bool>,
+    /// The `vlan`, `mpls` and `pppoes` keywords, in the order of the text.
+    layers: Vec<Layer>,
 }
 
 impl Gen {
-    /// Do loads at VLAN depth `d` add the variable offset in [`VSLOT`]?
+    fn before(&self, d: u8) -> &[Layer] {
+        &self.layers[..(d as usize).min(self.layers.len())]
+    }
+    /// Do loads at depth `d` add the variable offset in [`VSLOT`]?
     fn var(&self, d: u8) -> bool {
-        self.link == Linkage::EthernetLive && d >= 1
+        self.link == Linkage::EthernetLive && self.before(d).first() == Some(&Layer::Vlan)
     }
     /// X = the IPv4 header length (plus the variable offset): the
     /// statements before `ld [x + nh + off]`.
@@ -172,22 +213,67 @@ impl Gen {
             c => c,
         }
     }
-    /// Bytes the VLAN tags before depth `d` add to the offsets.
+    /// Bytes the tags, labels and PPPoE headers before depth `d` add to
+    /// the offsets (live, the first tag is in the metadata: [`Gen::var`]).
     fn shift(&self, d: u8) -> u32 {
+        let b = self.before(d);
+        let all: u32 = b.iter().map(|l| l.len()).sum();
         match self.link {
-            Linkage::Ethernet => 4 * d as u32,
-            Linkage::EthernetLive => 4 * d.saturating_sub(1) as u32,
-            _ => 0,
+            Linkage::Ethernet => all,
+            Linkage::EthernetLive if self.var(d) => all - 4,
+            Linkage::EthernetLive => all,
+            // Without a link-layer header the tag is in the metadata.
+            _ => b
+                .iter()
+                .filter(|l| **l != Layer::Vlan)
+                .map(|l| l.len())
+                .sum(),
         }
+    }
+    /// The last MPLS or PPPoE layer before depth `d`, if any: the one
+    /// that says what comes next instead of an ethertype.
+    fn last_non_vlan(&self, d: u8) -> Option<Layer> {
+        self.before(d)
+            .iter()
+            .rev()
+            .find(|l| **l != Layer::Vlan)
+            .copied()
     }
     /// Offset of the network header at VLAN depth `d`.
     fn nh(&self, d: u8) -> u32 {
         match self.link {
             Linkage::Ethernet | Linkage::EthernetLive => 14 + self.shift(d),
-            _ => 0,
+            _ => self.shift(d),
         }
     }
     fn ether(&self, et: u16, d: u8) -> Result<Cond, FilterError> {
+        match self.last_non_vlan(d) {
+            // After a label the payload has no type: libpcap takes the
+            // bottom of the stack and the IP version nibble.
+            Some(Layer::Mpls) => {
+                let nh = self.nh(d);
+                let bos = masked(bpf::B, nh - 2, 1, 1);
+                let version = match et {
+                    ethertype::IPV4 => 0x40,
+                    ethertype::IPV6 => 0x60,
+                    // ARP and the rest cannot follow a label (libpcap drops
+                    // them from `host`).
+                    _ => return Ok(Cond::False),
+                };
+                return Ok(Cond::And(vec![bos, masked(bpf::B, nh, 0xf0, version)]));
+            }
+            // After PPPoE: the PPP protocol field.
+            Some(Layer::Pppoes) => {
+                let ppp = match et {
+                    ethertype::IPV4 => 0x0021,
+                    ethertype::IPV6 => 0x0057,
+                    ethertype::MPLS => 0x0281,
+                    x => x,
+                };
+                return Ok(test(bpf::H, self.nh(d) - 2, u32::from(ppp)));
+            }
+            _ => {}
+        }
         Ok(match self.link {
             Linkage::Ethernet | Linkage::EthernetLive => {
                 test(bpf::H, 12 + self.shift(d), et as u32)
@@ -344,6 +430,9 @@ impl Gen {
                 jump(vec![(bpf::LD | bpf::B | bpf::ABS, 0)], bpf::JSET, 1)
             }
             Prim::Vlan { id } => self.vlan(*id, d)?,
+            Prim::Mpls { label } => self.mpls(*label, d)?,
+            Prim::Pppoes { session } => self.pppoes(*session, d)?,
+            Prim::Geneve { vni } => self.geneve(*vni, d)?,
             Prim::Net {
                 dir,
                 addr,
@@ -452,8 +541,89 @@ impl Gen {
             }
         })
     }
+    /// `mpls [LABEL]` at depth `d`: the MPLS ethertype (or PPP protocol),
+    /// or, after another label, that label not the bottom of the stack.
+    fn mpls(&self, label: Option<u32>, d: u8) -> Result<Cond, FilterError> {
+        // tcpdump: "no MPLS support" on cooked captures.
+        self.need_ether("mpls")?;
+        let nh = self.nh(d);
+        let first = if self.last_non_vlan(d) == Some(Layer::Mpls) {
+            Cond::Not(Box::new(masked(bpf::B, nh - 2, 1, 1)))
+        } else {
+            self.ether(ethertype::MPLS, d)?
+        };
+        let mut v = vec![first];
+        if let Some(l) = label {
+            v.push(masked(bpf::W, nh, 0xffff_f000, l << 12));
+        }
+        Ok(Cond::And(v))
+    }
+    /// `pppoes [SESSION]` at depth `d`.
+    fn pppoes(&self, session: Option<u16>, d: u8) -> Result<Cond, FilterError> {
+        if self.last_non_vlan(d).is_some() {
+            return Err(FilterError {
+                at: "pppoes".into(),
+                message: "pppoes after mpls or pppoes is not supported (as in tcpdump)".into(),
+            });
+        }
+        let mut v = vec![self.ether(ethertype::PPPOE_SESSION, d)?];
+        if let Some(id) = session {
+            v.push(masked(bpf::W, self.nh(d), 0xffff, u32::from(id)));
+        }
+        Ok(Cond::And(v))
+    }
+    /// `geneve [VNI]` at depth `d`: UDP to port 6081 over IPv4 (not a
+    /// later fragment) or IPv6 (right after the fixed header), Geneve
+    /// version 0, and the VNI; libpcap's checks.
+    fn geneve(&self, vni: Option<u32>, d: u8) -> Result<Cond, FilterError> {
+        let nh = self.nh(d);
+        let udp4 = |off: u32, size: u16| {
+            vec![
+                (bpf::LDX | bpf::B | bpf::MSH, nh),
+                (bpf::LD | size | bpf::IND, nh + off),
+            ]
+        };
+        let mut v4 = vec![
+            self.ether(ethertype::IPV4, d)?,
+            test(bpf::B, nh + 9, 17),
+            self.not_frag(d),
+            jump(udp4(2, bpf::H), bpf::JEQ, 6081),
+            jump(
+                [udp4(8, bpf::B), vec![(bpf::ALU | bpf::AND | bpf::K, 0xc0)]].concat(),
+                bpf::JEQ,
+                0,
+            ),
+        ];
+        let mut v6 = vec![
+            self.ether(ethertype::IPV6, d)?,
+            test(bpf::B, nh + 6, 17),
+            test(bpf::H, nh + 42, 6081),
+            masked(bpf::B, nh + 48, 0xc0, 0),
+        ];
+        if let Some(n) = vni {
+            v4.push(jump(
+                [
+                    udp4(12, bpf::W),
+                    vec![(bpf::ALU | bpf::AND | bpf::K, 0xffff_ff00)],
+                ]
+                .concat(),
+                bpf::JEQ,
+                n << 8,
+            ));
+            v6.push(masked(bpf::W, nh + 52, 0xffff_ff00, n << 8));
+        }
+        Ok(Cond::Or(vec![Cond::And(v4), Cond::And(v6)]))
+    }
     /// `vlan [ID]` at depth `d` (tags already passed by earlier `vlan`s).
     fn vlan(&self, id: Option<u16>, d: u8) -> Result<Cond, FilterError> {
+        if self.last_non_vlan(d).is_some() {
+            return Err(FilterError {
+                at: "vlan".into(),
+                message:
+                    "vlan after mpls or pppoes is not supported (tcpdump: no VLAN match after MPLS)"
+                        .into(),
+            });
+        }
         let ancillary = matches!(self.link, Linkage::EthernetLive | Linkage::Cooked) && d == 0;
         if ancillary {
             let present = test(bpf::B, bpf::SKF_AD_OFF + bpf::SKF_AD_VLAN_TAG_PRESENT, 1);
@@ -788,9 +958,14 @@ impl Emit {
 /// Compile `expr` (None accepts everything) for packets that begin as
 /// `link` says; the program returns `snaplen` for a match, 0 otherwise.
 pub fn compile(expr: Option<&Expr>, link: Linkage, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
+    let mut ls = Vec::new();
+    if let Some(e) = expr {
+        layers(e, &mut ls);
+    }
     let g = Gen {
         link,
         uses_vslot: std::cell::Cell::new(false),
+        layers: ls,
     };
     let cond = match expr {
         None => Cond::True,

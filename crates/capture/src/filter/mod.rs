@@ -19,7 +19,8 @@
 //! and     := not ( ("and" | "&&") not )*
 //! not     := ("not" | "!") not | "(" expr ")" | relation | primitive
 //! primitive := [proto] [dir] [type] ID | proto
-//!            | vlan [ID] | ether (host|src|dst) MAC | ether proto N
+//!            | vlan [ID] | mpls [LABEL] | pppoes [SESSION] | pppoed
+//!            | geneve [VNI] | ether (host|src|dst) MAC | ether proto N
 //!            | [ether|ip|ip6] broadcast/multicast | [ip|ip6] proto N
 //!            | greater N | less N
 //! relation  := arith (=|==|!=|<|<=|>|>=) arith
@@ -45,6 +46,14 @@
 //! TCP; `tcp[N]` is IPv4 only. `vlan` moves every protocol test written
 //! after it four bytes on (in the order of the text, whatever the
 //! parentheses), so VLAN-tagged frames are selected with `vlan and tcp`.
+//! `mpls` and `pppoes` move later tests past the label or the PPPoE and
+//! PPP headers the same way (after a label, `ip`/`ip6` read the bottom of
+//! stack bit and the version nibble; after PPPoE, the PPP protocol), as
+//! libpcap does. `geneve [VNI]` tests the outer UDP and Geneve headers;
+//! tests after it, which libpcap applies to the inner packet, are refused.
+//! `proto` takes libpcap's names (`gre`, `esp`, `ah`, ...); tcpdump has no
+//! `gre` or `vxlan` keyword, and neither has sockscope (the error names
+//! `proto gre` and `udp port 4789`).
 //! On a live Ethernet capture the kernel has already taken the outer tag
 //! out of the frame: the first `vlan` then reads it from the socket
 //! buffer's metadata (as libpcap does on Linux) and moves nothing; later

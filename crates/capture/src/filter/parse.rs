@@ -1,6 +1,7 @@
 //! The parser: tokens to an [`Expr`] tree, with libpcap's grammar and its
-//! quirks (qualifiers repeat onto a bare ID; `vlan` moves every later
-//! protocol test past the tag, in the order of the text).
+//! quirks (qualifiers repeat onto a bare ID; `vlan`, `mpls` and `pppoes`
+//! move every later protocol test past their header, in the order of the
+//! text).
 
 use super::FilterError;
 use super::lex::tokenize;
@@ -69,6 +70,15 @@ pub enum Prim {
     IpProto { family: Option<Proto>, proto: u8 },
     /// `vlan [ID]`.
     Vlan { id: Option<u16> },
+    /// `mpls [LABEL]`: an MPLS label stack entry (a later one: the one
+    /// after the previous label, which must not be the bottom of the stack).
+    Mpls { label: Option<u32> },
+    /// `pppoes [SESSION]`: a PPPoE session-stage header; later tests read
+    /// the PPP protocol and the packet after it.
+    Pppoes { session: Option<u16> },
+    /// `geneve [VNI]`: IPv4 or IPv6 UDP to port 6081 with a Geneve
+    /// version 0 header (tests of the inner packet after it are refused).
+    Geneve { vni: Option<u32> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +129,9 @@ pub enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
-    /// A primitive and the number of `vlan` keywords before it in the
-    /// text (libpcap moves later tests 4 bytes on for each).
+    /// A primitive and the number of `vlan`, `mpls` and `pppoes` keywords
+    /// before it in the text (libpcap moves later tests past the tag,
+    /// label or PPPoE header of each).
     Prim {
         prim: Prim,
         vlan: u8,
@@ -269,6 +280,12 @@ fn ip_proto_name(s: &str) -> Option<u8> {
         "udp" => 17,
         "icmp6" => 58,
         "sctp" => 132,
+        "igrp" => 9,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "pim" => 103,
+        "vrrp" | "carp" => 112,
         _ => return None,
     })
 }
@@ -281,8 +298,10 @@ pub(super) struct Parser {
     toks: Vec<String>,
     pos: usize,
     last: Option<Quals>,
-    /// `vlan` keywords seen so far.
+    /// `vlan`, `mpls` and `pppoes` keywords seen so far.
     vlan: u8,
+    /// A `geneve` was seen: later tests would be of the inner packet.
+    geneve: bool,
 }
 
 impl Parser {
@@ -445,6 +464,7 @@ impl Parser {
         if let Some(p) = proto_kw(&t)
             && self.peek_at(1) == Some("[")
         {
+            self.after_geneve()?;
             self.pos += 2;
             let index = self.arith(0)?;
             let mut size = 1;
@@ -481,8 +501,76 @@ impl Parser {
             None => Err(self.err(format!("expected {what}"))),
         }
     }
+    /// After `geneve`, libpcap tests the inner packet (at an offset the
+    /// Geneve header's length decides); sockscope does not.
+    fn after_geneve(&self) -> Result<(), FilterError> {
+        if self.geneve {
+            return Err(self.err(
+                "tests after 'geneve' (of the packet inside the tunnel) are not supported: \
+                 put 'geneve [VNI]' last, e.g. 'host 10.0.0.1 and geneve 42'",
+            ));
+        }
+        Ok(())
+    }
     fn primitive(&mut self) -> Result<Expr, FilterError> {
+        self.after_geneve()?;
         match self.peek() {
+            Some("mpls") => {
+                self.pos += 1;
+                let label = match self.peek().and_then(number) {
+                    Some(n) if n < 1 << 20 => {
+                        self.pos += 1;
+                        Some(n)
+                    }
+                    Some(_) => return Err(self.err("an MPLS label is 0 to 1048575")),
+                    None => None,
+                };
+                let e = self.prim(Prim::Mpls { label });
+                self.vlan = self.vlan.saturating_add(1);
+                return Ok(e);
+            }
+            Some("pppoes") => {
+                self.pos += 1;
+                let session = match self.peek().and_then(number) {
+                    Some(n) if n <= 0xffff => {
+                        self.pos += 1;
+                        Some(n as u16)
+                    }
+                    Some(_) => return Err(self.err("a PPPoE session id is 0 to 65535")),
+                    None => None,
+                };
+                let e = self.prim(Prim::Pppoes { session });
+                self.vlan = self.vlan.saturating_add(1);
+                return Ok(e);
+            }
+            Some("pppoed") => {
+                self.pos += 1;
+                return Ok(self.prim(Prim::EtherProto(0x8863)));
+            }
+            Some("geneve") => {
+                self.pos += 1;
+                let vni = match self.peek().and_then(number) {
+                    Some(n) if n < 1 << 24 => {
+                        self.pos += 1;
+                        Some(n)
+                    }
+                    Some(_) => return Err(self.err("a Geneve VNI is 0 to 16777215")),
+                    None => None,
+                };
+                self.geneve = true;
+                return Ok(self.prim(Prim::Geneve { vni }));
+            }
+            Some("vxlan") => {
+                return Err(self.err(
+                    "tcpdump (libpcap 1.10) has no 'vxlan' keyword: VXLAN is UDP port 4789, \
+                     so use 'udp port 4789' (and udp[12:4] & 0xffffff00 = VNI << 8 for a VNI)",
+                ));
+            }
+            Some("gre") => {
+                return Err(
+                    self.err("tcpdump has no 'gre' keyword: use 'proto gre' (IP protocol 47)")
+                );
+            }
             Some("vlan") => {
                 self.pos += 1;
                 let id = match self.peek().and_then(number) {
@@ -616,6 +704,7 @@ impl Parser {
                     return Err(self.err(
                         "expected a primitive: host ADDR, net ADDR/LEN, port N, portrange A-B, \
                          src/dst ..., tcp, udp, icmp, ip, ip6, arp, ether host MAC, vlan [ID], \
+                         mpls [LABEL], pppoes [SESSION], geneve [VNI], \
                          proto N, broadcast, multicast, greater N, less N or a comparison \
                          like tcp[13] = 2",
                     ));
@@ -722,7 +811,7 @@ impl Parser {
                 Ok(self.prim(Prim::IpProto { family, proto }))
             }
             None => Err(self.err(
-                "expected a protocol number (0 to 255) or name (tcp, udp, icmp, icmp6, igmp, sctp)",
+                "expected a protocol number (0 to 255) or name (tcp, udp, icmp, icmp6, igmp, sctp, gre, esp, ah, pim, vrrp)",
             )),
         }
     }
@@ -808,6 +897,7 @@ pub fn parse_words(words: &[String]) -> Result<Option<Expr>, FilterError> {
         pos: 0,
         last: None,
         vlan: 0,
+        geneve: false,
     };
     let e = p.expr()?;
     if p.pos < p.toks.len() {

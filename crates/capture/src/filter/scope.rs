@@ -23,7 +23,7 @@
 //! - tunnelled (VXLAN, Geneve, GTP-U over UDP; GRE, ERSPAN): the outer
 //!   headers are unknown, except that they are not TCP, ICMP or ARP.
 //!
-//! Tests after a `vlan` keyword read shifted offsets, and tests of bytes,
+//! Tests after a `vlan`, `mpls` or `pppoes` keyword read shifted offsets, and tests of bytes,
 //! lengths and link-layer fields are not decided from a key: they count
 //! as "some frames". The answer errs only towards analysing.
 
@@ -129,7 +129,7 @@ fn eval(e: &Expr, k: &ConvKey, kind: Kind) -> Tri {
                 Kind::Plain => plain(prim, k),
                 Kind::Wrapped => match prim {
                     // The first tag test reads the frame's own tags.
-                    Prim::Vlan { .. } => Tri::Some,
+                    Prim::Vlan { .. } | Prim::Mpls { .. } | Prim::Pppoes { .. } => Tri::Some,
                     _ => plain(prim, k).weak(),
                 },
                 Kind::Tunnelled => tunnelled(prim),
@@ -265,8 +265,17 @@ fn plain(prim: &Prim, k: &ConvKey) -> Tri {
                 _ => Tri::from(*proto == want),
             }
         }
-        // An untagged frame.
-        Prim::Vlan { .. } => Tri::No,
+        // An untagged frame: neither a tag, a label nor PPPoE.
+        Prim::Vlan { .. } | Prim::Mpls { .. } | Prim::Pppoes { .. } => Tri::No,
+        // UDP to port 6081 that sockscope did not decode as Geneve
+        // (libpcap checks less).
+        Prim::Geneve { .. } => {
+            if !k.tcp && (k.pa == 6081 || k.pb == 6081) {
+                Tri::Some
+            } else {
+                Tri::No
+            }
+        }
         Prim::EtherHost { .. } | Prim::EtherProto(_) | Prim::Broadcast | Prim::Multicast(_) => {
             Tri::Some
         }
@@ -393,6 +402,11 @@ mod tests {
         assert!(t("tcp and ip[8] < 64"));
         // After `vlan`, tests read other bytes of untagged frames.
         assert!(t("vlan and tcp port 80"));
+        // Plain frames have no label; labelled ones are "wrapped".
+        assert!(t("mpls and tcp port 80"));
+        assert!(!t("tcp port 80 and geneve"));
+        // A Geneve tunnel may carry any conversation.
+        assert!(t("geneve 7"));
         let u = |e| shows(e, false, "fd00::1", 5353, "fd00::2", 5353);
         assert!(!u("tcp"));
         assert!(u("ip and udp"));

@@ -45,6 +45,7 @@ Examples:
 
 Filter (tcpdump's language): host ADDR, net ADDR/LEN, port N, portrange A-B,
   src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, vlan [ID],
+  mpls [LABEL], pppoes [SESSION], geneve [VNI], proto gre,
   ether host|src|dst MAC, broadcast, multicast, greater N, less N, proto N,
   byte tests (tcp[13] = 18, ip[8] < 64, len > 100), and / or / not, ( ).
   It is compiled to classic BPF: live it runs in the kernel, on files
