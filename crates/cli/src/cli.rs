@@ -166,7 +166,7 @@ pub struct LsArgs {
     pub out: crate::out::OutputArgs,
     #[command(flatten)]
     pub ns: NetnsArgs,
-    /// Kernel interface to read: auto (netlink, /proc where netlink lacks a protocol), netlink, proc, bpf (TCP from a BPF iterator where it loads, else as auto). `-v` names the one used.
+    /// Kernel interface to read: auto (netlink, /proc where netlink lacks a protocol), netlink, proc, bpf (TCP and UDP from BPF iterators where they load, else as auto). `-v` names the one used.
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     pub source: Source,
     /// Filter expression (ss syntax), e.g. `state established dport = :443`. Options may come before or after it.

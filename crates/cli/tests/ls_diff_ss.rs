@@ -351,9 +351,9 @@ fn diff_source(fx: &Fixture, flags: &str, expect_rows: usize, source: &str) {
     if source == "bpf" {
         assert!(
             list.iter()
-                .filter(|v| v["proto"] == json!("tcp"))
+                .filter(|v| v["proto"] == json!("tcp") || v["proto"] == json!("udp"))
                 .all(|v| v["source"] == json!("bpf")),
-            "--source bpf: TCP rows from the BPF iterator: {list:#?}"
+            "--source bpf: TCP and UDP rows from the BPF iterators: {list:#?}"
         );
     }
 

@@ -34,8 +34,8 @@ pub enum SourceChoice {
     Netlink,
     /// /proc/net text tables only.
     Proc,
-    /// TCP from a BPF iterator where it loads (privileged, BTF, a recent
-    /// kernel), netlink otherwise and for the other kinds, as `Auto`.
+    /// TCP and UDP from BPF iterators where they load (privileged, BTF, a
+    /// recent kernel), netlink otherwise and for the other kinds, as `Auto`.
     Bpf,
 }
 
@@ -273,19 +273,33 @@ pub fn collect_here_each(
                 c.notes.push(n);
             }
         };
-        // TCP by the BPF iterator, where asked for and it loads. Its rows
-        // interleave the families as the one-walk dump's do.
-        if kind == Kind::Tcp && req.source == SourceChoice::Bpf {
+        // "KIND: socket table: WHAT", unless a note already names this
+        // kind's source (the iterator's fallback says why).
+        let source_note = |c: &mut Collected, what: &str| {
+            let p = format!("{}: socket table:", kind.name());
+            if !c.notes.iter().any(|n| n.starts_with(&p)) {
+                c.notes.push(format!("{p} {what}"));
+            }
+        };
+        // TCP and UDP by the BPF iterator, where asked for and it loads.
+        // Its rows interleave the families as the one-walk dump's do.
+        if matches!(kind, Kind::Tcp | Kind::Udp) && req.source == SourceChoice::Bpf {
             if req.ext != Extensions::default() {
                 note(
                     &mut c,
-                    "tcp: socket table: netlink sock_diag (the BPF iterator gives no tcp_info, socket memory or congestion control)".into(),
+                    format!(
+                        "{}: socket table: netlink sock_diag (the BPF iterator gives no tcp_info, socket memory or congestion control)",
+                        kind.name()
+                    ),
                 );
             } else {
-                let f = sock_iter::Filter::new(states, req.ipv4, req.ipv6, local_port);
+                let mut f = sock_iter::Filter::new(states, req.ipv4, req.ipv6, local_port);
+                if kind == Kind::Udp {
+                    f = f.udp();
+                }
                 let mut v6 = Vec::new();
                 let mut emitted = 0usize;
-                let r = sock_iter::dump_tcp(&f, &mut |s| {
+                let r = sock_iter::dump(&f, &mut |s| {
                     if s.family == Family::Inet {
                         emitted += 1;
                         emit(s, &mut stopped)
@@ -297,7 +311,10 @@ pub fn collect_here_each(
                 match r {
                     Ok(()) if stopped => return Ok(c),
                     Ok(()) => {
-                        note(&mut c, "tcp: socket table: BPF iterator".into());
+                        note(
+                            &mut c,
+                            format!("{}: socket table: BPF iterator", kind.name()),
+                        );
                         for s in v6 {
                             if !emit(s, &mut stopped) {
                                 return Ok(c);
@@ -308,7 +325,8 @@ pub fn collect_here_each(
                     Err(e) if emitted == 0 => note(
                         &mut c,
                         format!(
-                            "tcp: socket table: netlink sock_diag (BPF iterator unavailable: {e})"
+                            "{}: socket table: netlink sock_diag (BPF iterator unavailable: {e})",
+                            kind.name()
                         ),
                     ),
                     Err(e) => return Err(e.into()),
@@ -338,7 +356,7 @@ pub fn collect_here_each(
             match r {
                 Ok(()) if stopped => return Ok(c),
                 Ok(()) => {
-                    note(&mut c, "tcp: socket table: netlink sock_diag".into());
+                    source_note(&mut c, "netlink sock_diag");
                     for s in v6 {
                         if !emit(s, &mut stopped) {
                             return Ok(c);
@@ -365,10 +383,7 @@ pub fn collect_here_each(
                 match r {
                     Ok(()) if stopped => return Ok(c),
                     Ok(()) => {
-                        note(
-                            &mut c,
-                            format!("{}: socket table: netlink sock_diag", kind.name()),
-                        );
+                        source_note(&mut c, "netlink sock_diag");
                         continue;
                     }
                     Err(e @ DiagError::Unsupported(_)) if req.source == SourceChoice::Netlink => {
@@ -389,7 +404,7 @@ pub fn collect_here_each(
                     Err(e) => return Err(e.into()),
                 }
             }
-            note(&mut c, format!("{}: socket table: /proc/net", kind.name()));
+            source_note(&mut c, "/proc/net");
             let mut rows = Vec::new();
             read_proc(
                 proc_dir,

@@ -1,7 +1,9 @@
-//! The TCP socket table through a BPF iterator (`iter/tcp`): the kernel
-//! walks its listening and established hash tables once and the program
-//! writes one fixed-size record per socket into the iterator's output,
-//! read here in large reads. It gives the same rows and fields as
+//! The TCP and UDP socket tables through BPF iterators (`iter/tcp`,
+//! `iter/udp`): the kernel walks its hash tables once (TCP: listening,
+//! then established) and the program writes one fixed-size record per
+//! socket into the iterator's output, read here in large reads. For UDP
+//! the program takes the `udp_sock` the iterator hands it and fills the
+//! queues as udp_diag does (no timers). It gives the same rows and fields as
 //! netlink's inet_diag dump without extensions (see `sock_diag`): state,
 //! addresses, ports, queues (accept queue and backlog for listeners), uid,
 //! inode, cookie, timer, bound interface, shutdown, v6only, cgroup.
@@ -67,9 +69,9 @@ const TCP_NEW_SYN_RECV: i32 = 12;
 pub enum IterError {
     #[error("kernel BTF unusable: {0}")]
     Btf(String),
-    #[error("loading the TCP iterator failed (needs CAP_BPF and CAP_PERFMON): {0}")]
+    #[error("loading the socket iterator failed (needs CAP_BPF and CAP_PERFMON): {0}")]
     Load(String),
-    #[error("reading the TCP iterator: {0}")]
+    #[error("reading the socket iterator: {0}")]
     Read(String),
 }
 
@@ -83,6 +85,8 @@ pub struct Filter {
     pub ipv4: bool,
     pub ipv6: bool,
     pub local_port: Option<u16>,
+    /// UDP (`iter/udp`) rather than TCP (`iter/tcp`).
+    pub udp: bool,
 }
 
 impl Filter {
@@ -96,7 +100,14 @@ impl Filter {
             ipv4,
             ipv6,
             local_port,
+            udp: false,
         }
+    }
+
+    /// The same filter for the UDP table.
+    pub fn udp(mut self) -> Filter {
+        self.udp = true;
+        self
     }
 }
 
@@ -119,6 +130,10 @@ fn stx_h(dst: u8, off: i16, src: u8) -> Insn {
 /// `dst = (u32)(dst - src)`
 fn sub32_reg(dst: u8, src: u8) -> Insn {
     raw(0x1c, dst, src, 0, 0)
+}
+/// `dst = (u32)(dst + imm)`
+fn add32_imm(dst: u8, imm: i32) -> Insn {
+    raw(0x04, dst, 0, 0, imm)
 }
 /// `dst <<= src`
 fn lsh_reg(dst: u8, src: u8) -> Insn {
@@ -170,6 +185,15 @@ struct Offsets {
     // struct tcp_request_sock
     req_retrans: u32,
     req_expires: u32,
+    // struct udp_sock, with the nested sock
+    u_ino: u32,
+    u_shutdown: u32,
+    u_cgroup: u32,
+    /// `sk_rmem_alloc`: `sk_backlog.rmem_alloc`, the first member of that
+    /// anonymous struct.
+    u_rmem: u32,
+    u_wmem: u32,
+    u_deficit: u32,
 }
 
 fn offsets(btf: &Btf) -> Result<Offsets, BtfError> {
@@ -214,8 +238,20 @@ fn offsets(btf: &Btf) -> Result<Offsets, BtfError> {
             "sk_ino",
             "sk_timer",
             "sk_cgrp_data",
+            "sk_backlog",
+            "sk_wmem_alloc",
         ],
     )?;
+    let udp = m("udp_sock", &["inet", "forward_deficit"])?;
+    // The programs read sock_common's fields at their own offsets from
+    // the iterator's pointer: sock_common must lead udp_sock as it leads
+    // every sock.
+    let u_sk = udp["inet"] + inet["sk"];
+    if u_sk != 0 || m("sock", &["__sk_common"])?["__sk_common"] != 0 {
+        return Err(BtfError::Missing(
+            "struct sock_common at the start of struct udp_sock".into(),
+        ));
+    }
     let timer = m("timer_list", &["entry", "expires"])?;
     let hnode = m("hlist_node", &["pprev"])?;
     let cgd = m("sock_cgroup_data", &["cgroup"])?;
@@ -264,6 +300,12 @@ fn offsets(btf: &Btf) -> Result<Offsets, BtfError> {
         tw_expires: tw_at + tw["tw_timer"] + timer["expires"],
         req_retrans: req_at + rsk["num_retrans"],
         req_expires: req_at + rsk["rsk_timer"] + timer["expires"],
+        u_ino: u_sk + sk["sk_ino"],
+        u_shutdown: u_sk + sk["sk_shutdown"],
+        u_cgroup: u_sk + sk["sk_cgrp_data"] + cgd["cgroup"],
+        u_rmem: u_sk + sk["sk_backlog"],
+        u_wmem: u_sk + sk["sk_wmem_alloc"],
+        u_deficit: udp["forward_deficit"],
     })
 }
 
@@ -325,10 +367,12 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
     // inet_diag filters it (FIN-WAIT-2 kept by that bit).
     let filter = a.label();
     a.push(&[ldx_b(R9, R7, o.state), mov_reg(R8, R9)]);
-    a.jne_imm(R9, TCP_TIME_WAIT, filter);
-    a.push(&[mov_reg(R1, R7), call(SKC_TO_TCP_TIMEWAIT_SOCK)]);
-    a.jeq_imm(R0, 0, out);
-    a.push(&[ldx_b(R8, R0, o.tw_substate)]);
+    if !f.udp {
+        a.jne_imm(R9, TCP_TIME_WAIT, filter);
+        a.push(&[mov_reg(R1, R7), call(SKC_TO_TCP_TIMEWAIT_SOCK)]);
+        a.jeq_imm(R0, 0, out);
+        a.push(&[ldx_b(R8, R0, o.tw_substate)]);
+    }
     a.bind(filter);
     a.push(&[
         mov_imm(R1, 1),
@@ -385,136 +429,171 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
         call(GET_SOCKET_COOKIE),
         stx_dw(R10, at(R_COOKIE), R0),
     ]);
-    a.jeq_imm(R9, TCP_TIME_WAIT, tw);
-    a.jeq_imm(R9, TCP_NEW_SYN_RECV, req);
+    if f.udp {
+        // r7 is the udp_sock; queues as udp_diag_get_info gives them:
+        // udp_rqueue_get() and sk_wmem_alloc_get(); no timers.
+        let no_cg = a.label();
+        a.push(&[
+            stx_b(R10, at(R_STATE), R9),
+            ldx_w(R1, R6, CTX_UID),
+            stx_w(R10, at(R_UID), R1),
+            ldx_dw(R1, R7, o.u_ino),
+            stx_dw(R10, at(R_INODE), R1),
+            ldx_b(R1, R7, o.u_shutdown),
+            stx_b(R10, at(R_SHUTDOWN), R1),
+            ldx_b(R1, R7, o.ipv6only_byte),
+            rsh_imm(R1, o.ipv6only_bit as i32),
+            and_imm(R1, 1),
+            stx_b(R10, at(R_V6ONLY), R1),
+            ldx_w(R1, R7, o.u_rmem),
+            ldx_w(R2, R7, o.u_deficit),
+            sub32_reg(R1, R2),
+            stx_w(R10, at(R_RQ), R1),
+            ldx_w(R1, R7, o.u_wmem),
+            add32_imm(R1, -1),
+            stx_w(R10, at(R_WQ), R1),
+            ldx_dw(R1, R7, o.u_cgroup),
+        ]);
+        a.jeq_imm(R1, 0, no_cg);
+        a.push(&[ldx_dw(R1, R1, o.cgroup_kn)]);
+        a.jeq_imm(R1, 0, no_cg);
+        a.push(&[ldx_dw(R1, R1, o.kn_id), stx_dw(R10, at(R_CGROUP), R1)]);
+        a.bind(no_cg);
+    }
+    // TCP: full, time-wait and request sockets (dead code for UDP, which
+    // the verifier refuses).
+    if !f.udp {
+        a.jeq_imm(R9, TCP_TIME_WAIT, tw);
+        a.jeq_imm(R9, TCP_NEW_SYN_RECV, req);
 
-    // A full socket: r8 = tcp_sock.
-    a.push(&[mov_reg(R1, R7), call(SKC_TO_TCP_SOCK), mov_reg(R8, R0)]);
-    a.jeq_imm(R8, 0, out);
-    a.push(&[
-        stx_b(R10, at(R_STATE), R9),
-        ldx_w(R1, R6, CTX_UID),
-        stx_w(R10, at(R_UID), R1),
-        ldx_dw(R1, R8, o.sk_ino),
-        stx_dw(R10, at(R_INODE), R1),
-        ldx_b(R1, R8, o.sk_shutdown),
-        stx_b(R10, at(R_SHUTDOWN), R1),
-        ldx_b(R1, R7, o.ipv6only_byte),
-        rsh_imm(R1, o.ipv6only_bit as i32),
-        and_imm(R1, 1),
-        stx_b(R10, at(R_V6ONLY), R1),
-        ldx_dw(R1, R8, o.sk_cgroup),
-    ]);
-    a.jeq_imm(R1, 0, no_cgroup);
-    a.push(&[ldx_dw(R1, R1, o.cgroup_kn)]);
-    a.jeq_imm(R1, 0, no_cgroup);
-    a.push(&[ldx_dw(R1, R1, o.kn_id), stx_dw(R10, at(R_CGROUP), R1)]);
-    a.bind(no_cgroup);
-    // Queues as tcp_diag_get_info gives them.
-    a.jne_imm(R9, TCP_LISTEN, connected);
-    a.push(&[
-        ldx_w(R1, R8, o.sk_ack_backlog),
-        stx_w(R10, at(R_RQ), R1),
-        ldx_w(R1, R8, o.sk_max_ack_backlog),
-        stx_w(R10, at(R_WQ), R1),
-    ]);
-    a.ja(timers);
-    a.bind(connected);
-    a.push(&[
-        ldx_w(R1, R8, o.rcv_nxt),
-        ldx_w(R2, R8, o.copied_seq),
-        sub32_reg(R1, R2),
-        mov_reg(R2, R1),
-        and_imm(R2, i32::MIN),
-    ]);
-    a.jeq_imm(R2, 0, rq_ok);
-    a.push(&[mov_imm(R1, 0)]); // max_t(int, .., 0)
-    a.bind(rq_ok);
-    a.push(&[
-        stx_w(R10, at(R_RQ), R1),
-        ldx_w(R1, R8, o.write_seq),
-        ldx_w(R2, R8, o.snd_una),
-        sub32_reg(R1, R2),
-        stx_w(R10, at(R_WQ), R1),
-    ]);
-    // Timers as inet_sk_diag_fill gives them.
-    a.bind(timers);
-    a.push(&[ldx_b(R1, R8, o.icsk_pending)]);
-    a.jeq_imm(R1, 1, t_retrans); // ICSK_TIME_RETRANS
-    a.jeq_imm(R1, 5, t_retrans); // ICSK_TIME_LOSS_PROBE
-    a.jeq_imm(R1, 6, t_retrans); // ICSK_TIME_REO_TIMEOUT
-    a.jeq_imm(R1, 3, t_probe); // ICSK_TIME_PROBE0
-    a.push(&[ldx_dw(R1, R8, o.sk_timer_pprev)]);
-    a.jeq_imm(R1, 0, write); // no keepalive timer pending
-    a.push(&[
-        mov_imm(R1, 2),
-        stx_b(R10, at(R_TIMER), R1),
-        ldx_b(R1, R8, o.icsk_probes_out),
-        stx_b(R10, at(R_RETRANS), R1),
-        ldx_dw(R1, R8, o.sk_timer_expires),
-    ]);
-    a.ja(expires);
-    a.bind(t_retrans);
-    a.push(&[
-        mov_imm(R1, 1),
-        stx_b(R10, at(R_TIMER), R1),
-        ldx_b(R1, R8, o.icsk_retransmits),
-        stx_b(R10, at(R_RETRANS), R1),
-        ldx_dw(R1, R8, o.icsk_rto_expires),
-    ]);
-    a.ja(expires);
-    a.bind(t_probe);
-    a.push(&[
-        mov_imm(R1, 4),
-        stx_b(R10, at(R_TIMER), R1),
-        ldx_b(R1, R8, o.icsk_probes_out),
-        stx_b(R10, at(R_RETRANS), R1),
-        ldx_dw(R1, R8, o.icsk_rto_expires),
-    ]);
-    a.ja(expires);
+        // A full socket: r8 = tcp_sock.
+        a.push(&[mov_reg(R1, R7), call(SKC_TO_TCP_SOCK), mov_reg(R8, R0)]);
+        a.jeq_imm(R8, 0, out);
+        a.push(&[
+            stx_b(R10, at(R_STATE), R9),
+            ldx_w(R1, R6, CTX_UID),
+            stx_w(R10, at(R_UID), R1),
+            ldx_dw(R1, R8, o.sk_ino),
+            stx_dw(R10, at(R_INODE), R1),
+            ldx_b(R1, R8, o.sk_shutdown),
+            stx_b(R10, at(R_SHUTDOWN), R1),
+            ldx_b(R1, R7, o.ipv6only_byte),
+            rsh_imm(R1, o.ipv6only_bit as i32),
+            and_imm(R1, 1),
+            stx_b(R10, at(R_V6ONLY), R1),
+            ldx_dw(R1, R8, o.sk_cgroup),
+        ]);
+        a.jeq_imm(R1, 0, no_cgroup);
+        a.push(&[ldx_dw(R1, R1, o.cgroup_kn)]);
+        a.jeq_imm(R1, 0, no_cgroup);
+        a.push(&[ldx_dw(R1, R1, o.kn_id), stx_dw(R10, at(R_CGROUP), R1)]);
+        a.bind(no_cgroup);
+        // Queues as tcp_diag_get_info gives them.
+        a.jne_imm(R9, TCP_LISTEN, connected);
+        a.push(&[
+            ldx_w(R1, R8, o.sk_ack_backlog),
+            stx_w(R10, at(R_RQ), R1),
+            ldx_w(R1, R8, o.sk_max_ack_backlog),
+            stx_w(R10, at(R_WQ), R1),
+        ]);
+        a.ja(timers);
+        a.bind(connected);
+        a.push(&[
+            ldx_w(R1, R8, o.rcv_nxt),
+            ldx_w(R2, R8, o.copied_seq),
+            sub32_reg(R1, R2),
+            mov_reg(R2, R1),
+            and_imm(R2, i32::MIN),
+        ]);
+        a.jeq_imm(R2, 0, rq_ok);
+        a.push(&[mov_imm(R1, 0)]); // max_t(int, .., 0)
+        a.bind(rq_ok);
+        a.push(&[
+            stx_w(R10, at(R_RQ), R1),
+            ldx_w(R1, R8, o.write_seq),
+            ldx_w(R2, R8, o.snd_una),
+            sub32_reg(R1, R2),
+            stx_w(R10, at(R_WQ), R1),
+        ]);
+        // Timers as inet_sk_diag_fill gives them.
+        a.bind(timers);
+        a.push(&[ldx_b(R1, R8, o.icsk_pending)]);
+        a.jeq_imm(R1, 1, t_retrans); // ICSK_TIME_RETRANS
+        a.jeq_imm(R1, 5, t_retrans); // ICSK_TIME_LOSS_PROBE
+        a.jeq_imm(R1, 6, t_retrans); // ICSK_TIME_REO_TIMEOUT
+        a.jeq_imm(R1, 3, t_probe); // ICSK_TIME_PROBE0
+        a.push(&[ldx_dw(R1, R8, o.sk_timer_pprev)]);
+        a.jeq_imm(R1, 0, write); // no keepalive timer pending
+        a.push(&[
+            mov_imm(R1, 2),
+            stx_b(R10, at(R_TIMER), R1),
+            ldx_b(R1, R8, o.icsk_probes_out),
+            stx_b(R10, at(R_RETRANS), R1),
+            ldx_dw(R1, R8, o.sk_timer_expires),
+        ]);
+        a.ja(expires);
+        a.bind(t_retrans);
+        a.push(&[
+            mov_imm(R1, 1),
+            stx_b(R10, at(R_TIMER), R1),
+            ldx_b(R1, R8, o.icsk_retransmits),
+            stx_b(R10, at(R_RETRANS), R1),
+            ldx_dw(R1, R8, o.icsk_rto_expires),
+        ]);
+        a.ja(expires);
+        a.bind(t_probe);
+        a.push(&[
+            mov_imm(R1, 4),
+            stx_b(R10, at(R_TIMER), R1),
+            ldx_b(R1, R8, o.icsk_probes_out),
+            stx_b(R10, at(R_RETRANS), R1),
+            ldx_dw(R1, R8, o.icsk_rto_expires),
+        ]);
+        a.ja(expires);
 
-    // TIME-WAIT: netlink reports the substate, timer 3, nothing else.
-    a.bind(tw);
-    a.push(&[
-        mov_reg(R1, R7),
-        call(SKC_TO_TCP_TIMEWAIT_SOCK),
-        mov_reg(R8, R0),
-    ]);
-    a.jeq_imm(R8, 0, out);
-    a.push(&[
-        ldx_b(R1, R8, o.tw_substate),
-        stx_b(R10, at(R_STATE), R1),
-        mov_imm(R1, 1),
-        stx_b(R10, at(R_KIND), R1),
-        mov_imm(R1, 3),
-        stx_b(R10, at(R_TIMER), R1),
-        ldx_dw(R1, R8, o.tw_expires),
-    ]);
-    a.ja(expires);
+        // TIME-WAIT: netlink reports the substate, timer 3, nothing else.
+        a.bind(tw);
+        a.push(&[
+            mov_reg(R1, R7),
+            call(SKC_TO_TCP_TIMEWAIT_SOCK),
+            mov_reg(R8, R0),
+        ]);
+        a.jeq_imm(R8, 0, out);
+        a.push(&[
+            ldx_b(R1, R8, o.tw_substate),
+            stx_b(R10, at(R_STATE), R1),
+            mov_imm(R1, 1),
+            stx_b(R10, at(R_KIND), R1),
+            mov_imm(R1, 3),
+            stx_b(R10, at(R_TIMER), R1),
+            ldx_dw(R1, R8, o.tw_expires),
+        ]);
+        a.ja(expires);
 
-    // A request socket: SYN-RECV, timer 1 with the SYN-ACK retransmits.
-    a.bind(req);
-    a.push(&[
-        mov_reg(R1, R7),
-        call(SKC_TO_TCP_REQUEST_SOCK),
-        mov_reg(R8, R0),
-    ]);
-    a.jeq_imm(R8, 0, out);
-    a.push(&[
-        mov_imm(R1, TCP_SYN_RECV),
-        stx_b(R10, at(R_STATE), R1),
-        mov_imm(R1, 2),
-        stx_b(R10, at(R_KIND), R1),
-        mov_imm(R1, 1),
-        stx_b(R10, at(R_TIMER), R1),
-        ldx_b(R1, R8, o.req_retrans),
-        stx_b(R10, at(R_RETRANS), R1),
-        ldx_dw(R1, R8, o.req_expires),
-    ]);
+        // A request socket: SYN-RECV, timer 1 with the SYN-ACK retransmits.
+        a.bind(req);
+        a.push(&[
+            mov_reg(R1, R7),
+            call(SKC_TO_TCP_REQUEST_SOCK),
+            mov_reg(R8, R0),
+        ]);
+        a.jeq_imm(R8, 0, out);
+        a.push(&[
+            mov_imm(R1, TCP_SYN_RECV),
+            stx_b(R10, at(R_STATE), R1),
+            mov_imm(R1, 2),
+            stx_b(R10, at(R_KIND), R1),
+            mov_imm(R1, 1),
+            stx_b(R10, at(R_TIMER), R1),
+            ldx_b(R1, R8, o.req_retrans),
+            stx_b(R10, at(R_RETRANS), R1),
+            ldx_dw(R1, R8, o.req_expires),
+        ]);
 
-    // r1 = when the timer fires (jiffies).
-    a.bind(expires);
-    a.push(&[stx_dw(R10, at(R_EXPIRES), R1)]);
+        // r1 = when the timer fires (jiffies).
+        a.bind(expires);
+        a.push(&[stx_dw(R10, at(R_EXPIRES), R1)]);
+    }
     a.bind(write);
     a.push(&[
         call(JIFFIES64),
@@ -533,7 +612,11 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
 
 fn load_prog(btf: &Btf, o: &Offsets, f: &Filter) -> Result<OwnedFd, IterError> {
     let attach = btf
-        .func_id("bpf_iter_tcp")
+        .func_id(if f.udp {
+            "bpf_iter_udp"
+        } else {
+            "bpf_iter_tcp"
+        })
         .map_err(|e| IterError::Btf(e.to_string()))?;
     let code = encode(&program(o, f));
     let license = b"Dual MIT/GPL\0";
@@ -546,7 +629,11 @@ fn load_prog(btf: &Btf, o: &Offsets, f: &Filter) -> Result<OwnedFd, IterError> {
     put32(&mut attr, 24, 1); // log_level
     put32(&mut attr, 28, log.len() as u32);
     put64(&mut attr, 32, log.as_mut_ptr() as u64);
-    attr[48..48 + 13].copy_from_slice(b"sockscope_tcp");
+    attr[48..48 + 13].copy_from_slice(if f.udp {
+        b"sockscope_udp"
+    } else {
+        b"sockscope_tcp"
+    });
     put32(&mut attr, 68, BPF_TRACE_ITER); // expected_attach_type
     put32(&mut attr, 108, attach); // attach_btf_id
     let prog = bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
@@ -623,7 +710,8 @@ pub fn prepare(f: &Filter) -> Result<(), IterError> {
 /// `each` returns false. Nothing is handed over before the program is
 /// loaded, so an error with no socket handed over leaves the caller free
 /// to read another source.
-pub fn dump_tcp(f: &Filter, each: &mut dyn FnMut(Socket) -> bool) -> Result<(), IterError> {
+pub fn dump(f: &Filter, each: &mut dyn FnMut(Socket) -> bool) -> Result<(), IterError> {
+    let proto = if f.udp { Proto::Udp } else { Proto::Tcp };
     let link = link_for(f)?;
     let mut attr = [0u8; 8];
     put32(&mut attr, 0, link.as_raw_fd() as u32);
@@ -654,7 +742,7 @@ pub fn dump_tcp(f: &Filter, each: &mut dyn FnMut(Socket) -> bool) -> Result<(), 
                     mono.tv_sec as u64 * 1_000_000_000 + mono.tv_nsec as u64,
                 )
             });
-            if let Some(s) = decode(r, hz)
+            if let Some(s) = decode(r, hz, proto)
                 && !each(s)
             {
                 return Ok(());
@@ -712,7 +800,7 @@ fn u16_at(r: &[u8], at: i16) -> u16 {
 
 /// One record (REC bytes) as a socket, with the fields netlink's dump
 /// without extensions gives; None for a family or state we do not know.
-pub fn decode(r: &[u8], hz: u32) -> Option<Socket> {
+pub fn decode(r: &[u8], hz: u32, proto: Proto) -> Option<Socket> {
     let fam = i32::from(u16_at(r, R_FAMILY));
     let family = match fam {
         AF_INET => Family::Inet,
@@ -741,7 +829,7 @@ pub fn decode(r: &[u8], hz: u32) -> Option<Socket> {
     };
     let ifindex = u32_at(r, R_IF);
     let mut s = Socket::new(
-        Proto::Tcp,
+        proto,
         family,
         state,
         Endpoint::Inet {
@@ -804,7 +892,7 @@ mod tests {
             r[R_V6ONLY as usize] = 1;
             r[R_SHUTDOWN as usize] = 0;
         });
-        let s = decode(&l, 250).unwrap();
+        let s = decode(&l, 250, Proto::Tcp).unwrap();
         assert_eq!((s.family, s.state), (Family::Inet6, State::Listen));
         assert_eq!(
             s.local,
@@ -833,7 +921,7 @@ mod tests {
             put(r, R_NOW, &1000u64.to_ne_bytes());
             put(r, R_EXPIRES, &1015u64.to_ne_bytes());
         });
-        let s = decode(&tw, 250).unwrap();
+        let s = decode(&tw, 250, Proto::Tcp).unwrap();
         assert_eq!(s.state, State::TimeWait);
         assert_eq!(
             s.peer,
@@ -851,10 +939,17 @@ mod tests {
             r.copy_from_slice(&tw);
             put(r, R_EXPIRES, &990u64.to_ne_bytes());
         });
-        assert_eq!(decode(&late, 250).unwrap().timer.unwrap().expires_ms, 0);
+        assert_eq!(
+            decode(&late, 250, Proto::Tcp)
+                .unwrap()
+                .timer
+                .unwrap()
+                .expires_ms,
+            0
+        );
         // Unknown family: no row.
         let odd = record(|r| put(r, R_FAMILY, &1u16.to_ne_bytes()));
-        assert!(decode(&odd, 250).is_none());
+        assert!(decode(&odd, 250, Proto::Tcp).is_none());
     }
 
     #[test]
@@ -893,6 +988,7 @@ mod tests {
         for f in [
             Filter::new(StateSet::ALL, true, true, None),
             Filter::new(StateSet::ALL, true, false, Some(22)),
+            Filter::new(StateSet::ALL, true, true, None).udp(),
         ] {
             let p = program(&o, &f);
             assert_eq!(p.last(), Some(&exit()));
