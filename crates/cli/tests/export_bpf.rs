@@ -14,7 +14,9 @@
 //! Histograms per listener: connections held ~300 ms land in the bucket
 //! of 2^18..2^19 µs, a handshake whose first SYN-ACK was dropped (so it
 //! took a SYN-ACK retransmit, ~1 s) lands above 2^19 µs, and the counts
-//! equal the connections made.
+//! equal the connections made. Over IPv6 (::1) the same resets and a
+//! drop are counted, and after SIGTERM the exporter's programs are gone
+//! from the kernel.
 
 #[path = "common/root.rs"]
 mod root;
@@ -26,7 +28,7 @@ use common::{BIN, Scene, net_counter};
 use export_support::{Exporter, get, in_netns, samples};
 use rustix::net::{AddressFamily, SocketAddrV4, SocketType, sockopt};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -542,6 +544,141 @@ fn handshake_and_duration_histograms_per_listener() {
                 .any(|l| *p == l.to_string()),
             "{s:?}"
         );
+    }
+}
+
+/// The ids of the BPF programs process `pid` holds (its program and link
+/// fds: `prog_id:` in /proc/PID/fdinfo).
+fn held_programs(pid: u32) -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("read the exporter's fdinfo")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .flat_map(|info| {
+            info.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// `bpftool prog show id ID --json`: the program's name, or None when no
+/// program has that id (any more).
+fn loaded_program(id: u32) -> Option<String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string(), "--json"])
+        .output()
+        .expect("run bpftool (apt-get install bpftool)");
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool --json");
+    Some(v["name"].as_str().unwrap_or_default().to_string())
+}
+
+#[test]
+fn ipv6_resets_and_drops_and_programs_detached_on_sigterm() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = sleeper();
+    let pid = sc.pid;
+    let netns = format!("net:[{}]", common::netns_inode(pid));
+    let mut ex = Exporter::start(pid, PORT, &["--bpf"]);
+    let exporter_pid = ex.child.id();
+    let first = ex.get("/metrics");
+    assert_eq!(first.status, 200, "{first:?}");
+    let sent = "sockscope_tcp_resets_sent_by_port_total";
+    let recvd = "sockscope_tcp_resets_received_by_port_total";
+    let drops = "sockscope_tcp_drops_by_port_total";
+    let no_socket = |body: &str| {
+        samples(body)
+            .into_iter()
+            .find(|s| {
+                s.name == drops
+                    && s.labels.get("netns") == Some(&netns)
+                    && s.labels.get("port").map(String::as_str) == Some("other")
+                    && s.labels.get("reason").map(String::as_str) == Some("NO_SOCKET")
+            })
+            .map_or(0.0, |s| s.value)
+    };
+
+    // A connection on ::1 reset by the server (SO_LINGER 0), and a SYN to
+    // a closed port on ::1.
+    let (server_port, _l) = in_netns(pid, || {
+        let l = TcpListener::bind((Ipv6Addr::LOCALHOST, 0))
+            .expect("bind [::1]:0 (IPv6 on lo in the test namespace)");
+        let sp = l.local_addr().unwrap().port();
+        let mut c = TcpStream::connect((Ipv6Addr::LOCALHOST, sp)).unwrap();
+        let (s, _) = l.accept().unwrap();
+        sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+        drop(s);
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let e = c
+            .read(&mut [0u8; 8])
+            .expect_err("the reset reaches the client");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        let closed = TcpListener::bind((Ipv6Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(matches!(closed, SocketAddr::V6(_)));
+        let e = TcpStream::connect(closed).expect_err("nothing listens on the closed port");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        (sp, l)
+    });
+
+    let r = ex.get("/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = &r.body;
+    let other = |b: &str, name: &str| by_port_label(b, name, &netns, "other").unwrap_or(0.0);
+    assert_eq!(
+        by_port(body, sent, &netns, server_port),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        other(body, sent) - other(&first.body, sent),
+        1.0,
+        "the closed port's RST\n{body}"
+    );
+    assert_eq!(
+        other(body, recvd) - other(&first.body, recvd),
+        2.0,
+        "the two clients' resets\n{body}"
+    );
+    assert_eq!(no_socket(body) - no_socket(&first.body), 1.0, "{body}");
+
+    // SIGTERM: the exporter exits 0 and its programs leave the kernel.
+    let held = held_programs(exporter_pid);
+    let names: Vec<String> = held.iter().filter_map(|id| loaded_program(*id)).collect();
+    assert!(
+        names.iter().filter(|n| n.starts_with("ssc_")).count() >= 6,
+        "the exporter holds its counting programs: {names:?} (ids {held:?})"
+    );
+    let (code, _) = ex.stop(rustix::process::Signal::TERM);
+    assert_eq!(code, Some(0), "SIGTERM exits 0");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{exporter_pid}")).exists(),
+        "the exporter is gone"
+    );
+    // Freeing a program can lag its last reference a little (RCU).
+    let t0 = Instant::now();
+    loop {
+        let left: Vec<(u32, String)> = held
+            .iter()
+            .filter_map(|id| Some((*id, loaded_program(*id)?)))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "programs still loaded 10 s after the exporter exited: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -220,10 +220,12 @@ impl PortCounters {
             return Err(TraceError::Arch);
         }
         preflight()?;
-        let btf = Btf::from_sys_fs()
-            .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
+        // The reason names first: the raw BTF they are read from is freed
+        // before aya parses it again (the two would add to the peak RSS).
         let reasons = Reasons::from_kernel();
         let skip = skipped_reasons(&reasons);
+        let btf = Btf::from_sys_fs()
+            .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("cfg_drop_skip", &skip, true)
