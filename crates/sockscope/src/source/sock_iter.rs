@@ -42,7 +42,7 @@
 //! uses netlink where it cannot load.
 
 use super::bpf::asm::*;
-use super::bpf::btf::{Btf, BtfError};
+use super::bpf::btf::{self, BtfError, Found, Wanted};
 use super::bpf::sys::{
     BPF_ITER_CREATE, BPF_LINK_CREATE, BPF_PROG_LOAD, BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, bpf,
     put32, put64,
@@ -51,6 +51,7 @@ use crate::model::{
     Endpoint, Family, Proto, Socket, SourceKind, State, StateSet, Timer, TimerKind,
 };
 use rustix::fd::{AsRawFd, OwnedFd};
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, OnceLock};
@@ -196,8 +197,77 @@ struct Offsets {
     u_deficit: u32,
 }
 
-fn offsets(btf: &Btf) -> Result<Offsets, BtfError> {
-    let m = |s: &str, f: &[&str]| btf.member_offsets(s, f);
+/// What the programs need from BTF: the members they read (the lists in
+/// [`offsets`]) and the iterators they attach to.
+const WANT: Wanted = Wanted {
+    structs: &[
+        ("bpf_iter_meta", &["seq"]),
+        (
+            "sock_common",
+            &[
+                "skc_daddr",
+                "skc_rcv_saddr",
+                "skc_dport",
+                "skc_num",
+                "skc_family",
+                "skc_state",
+                "skc_bound_dev_if",
+                "skc_v6_daddr",
+                "skc_v6_rcv_saddr",
+                "skc_ipv6only",
+            ],
+        ),
+        (
+            "tcp_sock",
+            &["inet_conn", "rcv_nxt", "copied_seq", "write_seq", "snd_una"],
+        ),
+        (
+            "inet_connection_sock",
+            &[
+                "icsk_inet",
+                "icsk_pending",
+                "icsk_retransmits",
+                "icsk_probes_out",
+                "icsk_retransmit_timer",
+            ],
+        ),
+        ("inet_sock", &["sk"]),
+        (
+            "sock",
+            &[
+                "__sk_common",
+                "sk_ack_backlog",
+                "sk_max_ack_backlog",
+                "sk_shutdown",
+                "sk_ino",
+                "sk_timer",
+                "sk_cgrp_data",
+                "sk_backlog",
+                "sk_wmem_alloc",
+            ],
+        ),
+        ("udp_sock", &["inet", "forward_deficit"]),
+        ("timer_list", &["entry", "expires"]),
+        ("hlist_node", &["pprev"]),
+        ("sock_cgroup_data", &["cgroup"]),
+        ("cgroup", &["kn"]),
+        ("kernfs_node", &["id"]),
+        ("tcp_timewait_sock", &["tw_sk"]),
+        ("inet_timewait_sock", &["tw_substate", "tw_timer"]),
+        ("tcp_request_sock", &["req"]),
+        ("inet_request_sock", &["req"]),
+        ("request_sock", &["num_retrans", "rsk_timer"]),
+    ],
+    funcs: &["bpf_iter_tcp", "bpf_iter_udp"],
+};
+
+fn offsets(found: &Found) -> Result<Offsets, BtfError> {
+    let m = |s: &str, fields: &[&str]| -> Result<HashMap<String, u32>, BtfError> {
+        fields
+            .iter()
+            .map(|f| Ok((f.to_string(), found.offset(s, f)?)))
+            .collect()
+    };
     let meta = m("bpf_iter_meta", &["seq"])?;
     let skc = m(
         "sock_common",
@@ -213,7 +283,7 @@ fn offsets(btf: &Btf) -> Result<Offsets, BtfError> {
             "skc_v6_rcv_saddr",
         ],
     )?;
-    let v6only = btf.member_bit_offsets("sock_common", &["skc_ipv6only"])?["skc_ipv6only"];
+    let v6only = found.bit_offset("sock_common", "skc_ipv6only")?;
     let tp = m(
         "tcp_sock",
         &["inet_conn", "rcv_nxt", "copied_seq", "write_seq", "snd_una"],
@@ -610,14 +680,9 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
     a.finish().expect("the TCP iterator program assembles")
 }
 
-fn load_prog(btf: &Btf, o: &Offsets, f: &Filter) -> Result<OwnedFd, IterError> {
-    let attach = btf
-        .func_id(if f.udp {
-            "bpf_iter_udp"
-        } else {
-            "bpf_iter_tcp"
-        })
-        .map_err(|e| IterError::Btf(e.to_string()))?;
+fn load_prog(k: &Kernel, f: &Filter) -> Result<OwnedFd, IterError> {
+    let o = &k.offsets;
+    let attach = if f.udp { k.udp } else { k.tcp };
     let code = encode(&program(o, f));
     let license = b"Dual MIT/GPL\0";
     let mut log = vec![0u8; 256 * 1024];
@@ -662,8 +727,31 @@ fn load_prog(btf: &Btf, o: &Offsets, f: &Filter) -> Result<OwnedFd, IterError> {
     Ok(link)
 }
 
-/// Offsets, read from BTF once per process.
-static OFFSETS: OnceLock<Result<Offsets, IterError>> = OnceLock::new();
+/// The kernel's side of the programs: offsets and the attach targets.
+struct Kernel {
+    offsets: Offsets,
+    tcp: u32,
+    udp: u32,
+}
+
+/// Read from BTF once per process, streamed (`btf::lookup`: no copy of
+/// the 5.5 MB file).
+static KERNEL: OnceLock<Result<Kernel, IterError>> = OnceLock::new();
+
+fn kernel() -> Result<&'static Kernel, IterError> {
+    KERNEL
+        .get_or_init(|| {
+            let e = |e: BtfError| IterError::Btf(e.to_string());
+            let found = btf::lookup_vmlinux(&WANT).map_err(e)?;
+            Ok(Kernel {
+                offsets: offsets(&found).map_err(e)?,
+                tcp: found.func_id("bpf_iter_tcp").map_err(e)?,
+                udp: found.func_id("bpf_iter_udp").map_err(e)?,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
 /// Programs loaded so far, one per filter (a run of the CLI needs one).
 static LINKS: Mutex<Vec<(Filter, std::sync::Arc<OwnedFd>)>> = Mutex::new(Vec::new());
 /// The first load error: later requests fail the same way at once.
@@ -677,15 +765,7 @@ fn link_for(f: &Filter) -> Result<std::sync::Arc<OwnedFd>, IterError> {
     if let Some((_, l)) = links.iter().find(|(g, _)| g == f) {
         return Ok(l.clone());
     }
-    let r = (|| {
-        let data = std::fs::read("/sys/kernel/btf/vmlinux")
-            .map_err(|e| IterError::Btf(format!("/sys/kernel/btf/vmlinux: {e}")))?;
-        let btf = Btf::parse(data).map_err(|e| IterError::Btf(e.to_string()))?;
-        let o = OFFSETS
-            .get_or_init(|| offsets(&btf).map_err(|e| IterError::Btf(e.to_string())))
-            .clone()?;
-        load_prog(&btf, &o, f)
-    })();
+    let r = kernel().and_then(|k| load_prog(k, f));
     match r {
         Ok(l) => {
             let l = std::sync::Arc::new(l);
