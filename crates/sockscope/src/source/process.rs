@@ -110,11 +110,32 @@ pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
+/// The boot time, read from /proc/stat once per process (it does not
+/// change; `who` asks for it once per owner).
 fn boot_time() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/stat").ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
+    static BTIME: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BTIME.get_or_init(|| {
+        let s = std::fs::read_to_string("/proc/stat").ok()?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// The user name of `uid`, from /etc/passwd, read again only when its
+/// modification time changes (`who` asks once per owner; `top` runs for
+/// hours).
+fn user_of(uid: u32) -> Option<String> {
+    type Cached = Option<((i64, i64), String)>;
+    static PASSWD: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    const PATH: &str = "/etc/passwd";
+    let st = rustix::fs::stat(PATH).ok()?;
+    let mtime = (st.st_mtime, st.st_mtime_nsec as i64);
+    let mut cached = PASSWD.lock().unwrap_or_else(|p| p.into_inner());
+    if cached.as_ref().is_none_or(|(m, _)| *m != mtime) {
+        *cached = Some((mtime, std::fs::read_to_string(PATH).ok()?));
+    }
+    cached.as_ref().and_then(|(_, p)| user_name(p, uid))
 }
 
 fn clock_ticks() -> u64 {
@@ -159,9 +180,7 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessEr
         cmdline,
         exe,
         uid,
-        user: std::fs::read_to_string("/etc/passwd")
-            .ok()
-            .and_then(|p| user_name(&p, uid)),
+        user: user_of(uid),
         state,
         threads,
         start_time_s,
