@@ -4,7 +4,10 @@
 //! number of 802.1Q / 802.1ad tags, Linux cooked capture v1 (113) and v2
 //! (276), raw IP (101, and 228 / 229 for IPv4-only / IPv6-only), BSD
 //! loopback "null" (0, host byte order) and OpenBSD loop (108, network byte
-//! order).
+//! order), FDDI (10), IEEE 802.11 data frames (105, and 127 behind a
+//! radiotap header; also inside Aruba's GRE, protocol 0x8200). 802.2
+//! LLC/SNAP with an Ethernet type (802.3 and FDDI frames, 802.11 payloads)
+//! leads on to IP.
 //!
 //! Network and transport: IPv4 (options skipped by the header length),
 //! IPv6 (hop-by-hop, routing, fragment, destination options, AH and mobility
@@ -39,6 +42,12 @@ pub mod linktype {
     pub const IPV6: u32 = 229;
     /// Linux cooked capture v2 (20-byte header).
     pub const LINUX_SLL2: u32 = 276;
+    /// FDDI: frame control, two 6-byte addresses, then 802.2 LLC.
+    pub const FDDI: u32 = 10;
+    /// IEEE 802.11 frames without a radio header.
+    pub const IEEE802_11: u32 = 105;
+    /// IEEE 802.11 behind a radiotap header (its length in bytes 2-3).
+    pub const IEEE802_11_RADIOTAP: u32 = 127;
 
     /// The name tcpdump uses in "link-type NAME".
     pub fn name(link: u32) -> &'static str {
@@ -51,6 +60,9 @@ pub mod linktype {
             IPV4 => "IPV4",
             IPV6 => "IPV6",
             LINUX_SLL2 => "LINUX_SLL2",
+            FDDI => "FDDI",
+            IEEE802_11 => "IEEE802_11",
+            IEEE802_11_RADIOTAP => "IEEE802_11_RADIO",
             _ => "unknown",
         }
     }
@@ -59,7 +71,18 @@ pub mod linktype {
     pub fn supported(link: u32) -> bool {
         matches!(
             link,
-            NULL | ETHERNET | RAW | RAW_12 | RAW_14 | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2
+            NULL | ETHERNET
+                | RAW
+                | RAW_12
+                | RAW_14
+                | LOOP
+                | LINUX_SLL
+                | IPV4
+                | IPV6
+                | LINUX_SLL2
+                | FDDI
+                | IEEE802_11
+                | IEEE802_11_RADIOTAP
         )
     }
 }
@@ -77,6 +100,9 @@ pub mod ethertype {
     pub const PPPOE_SESSION: u16 = 0x8864;
     /// Transparent Ethernet Bridging (GRE carrying Ethernet).
     pub const TEB: u16 = 0x6558;
+    /// Aruba's GRE protocol type for the 802.11 frames its access points
+    /// tunnel to the controller.
+    pub const ARUBA_WLAN: u16 = 0x8200;
     pub const ERSPAN_2: u16 = 0x88be;
     pub const ERSPAN_3: u16 = 0x22eb;
 }
@@ -660,6 +686,15 @@ impl Packet {
             malformed: None,
         }
     }
+    /// A piece of a fragmented IP datagram (first or later).
+    pub fn is_fragment(&self) -> bool {
+        match &self.net {
+            Net::Ipv4(h) => h.more_fragments || h.frag_offset != 0,
+            Net::Ipv6(h) => h.fragment.is_some(),
+            _ => false,
+        }
+    }
+
     pub fn tcp(&self) -> Option<&Tcp> {
         match &self.transport {
             Transport::Tcp(t) => Some(t),
@@ -708,7 +743,10 @@ impl Packet {
 /// (before the snap length cut it).
 pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     let mut p = decode_frame(link, data, ts_ns, wire_len);
-    if p.udp_payload_at.is_some() || p.gre_at.is_some() {
+    // A fragment of a tunnel packet waits for reassembly (crate::reasm):
+    // the tunnel is opened on the whole datagram, at the frame that
+    // completes it, as Wireshark does.
+    if (p.udp_payload_at.is_some() || p.gre_at.is_some()) && !p.is_fragment() {
         decapsulate(&mut p, data);
     }
     p
@@ -804,6 +842,7 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
     match proto {
         ethertype::IPV4 | ethertype::IPV6 => Some((TunnelKind::Gre, key, at, linktype::RAW)),
         ethertype::TEB => Some((TunnelKind::Gre, key, at, linktype::ETHERNET)),
+        ethertype::ARUBA_WLAN => Some((TunnelKind::Gre, key, at, linktype::IEEE802_11)),
         // Type I has no sequence number and no header of its own.
         ethertype::ERSPAN_2 if !seq => Some((TunnelKind::Erspan, None, at, linktype::ETHERNET)),
         ethertype::ERSPAN_2 => {
@@ -943,6 +982,33 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
         },
         linktype::IPV4 => (ethertype::IPV4, 0),
         linktype::IPV6 => (ethertype::IPV6, 0),
+        linktype::FDDI => {
+            // Frame control, destination, source (bit-swapped addresses,
+            // not shown), then 802.2 LLC.
+            if data.len() < 13 {
+                p.malformed = Some(trunc(Layer::Link, 13, data.len()));
+                return p;
+            }
+            match llc_snap(data, 13, &mut p) {
+                Some(x) => x,
+                None => return p,
+            }
+        }
+        linktype::IEEE802_11 => match ieee80211(data, 0, &mut p) {
+            Some(x) => x,
+            None => return p,
+        },
+        linktype::IEEE802_11_RADIOTAP => {
+            if data.len() < 4 {
+                p.malformed = Some(trunc(Layer::Link, 4, data.len()));
+                return p;
+            }
+            let len = u16::from_le_bytes([data[2], data[3]]) as usize;
+            match ieee80211(data, len, &mut p) {
+                Some(x) => x,
+                None => return p,
+            }
+        }
         linktype::NULL | linktype::LOOP => {
             if data.len() < 4 {
                 p.malformed = Some(trunc(Layer::Link, 4, data.len()));
@@ -978,20 +1044,27 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
         Some(x) => x,
         None => return p,
     };
-    let rest = &data[off.min(data.len())..];
-    if ethertype < 0x0600 && matches!(link, linktype::ETHERNET) {
-        if rest.len() < 3 {
-            p.malformed = Some(trunc(Layer::Link, off + 3, data.len()));
-        } else {
-            p.llc = Some(Llc {
-                dsap: rest[0],
-                ssap: rest[1],
-                control: rest[2],
-                length: ethertype,
-            });
+    let (ethertype, off) = if ethertype < 0x0600 && matches!(link, linktype::ETHERNET) {
+        // 802.3: the type field is a length; 802.2 LLC follows.
+        let length = ethertype;
+        match llc_snap(data, off, &mut p) {
+            Some((0, _)) | None => {
+                if let Some(l) = p.llc.as_mut() {
+                    l.length = length;
+                }
+                return p;
+            }
+            Some((et, at)) => {
+                if let Some(l) = p.llc.as_mut() {
+                    l.length = length;
+                }
+                (et, at)
+            }
         }
-        return p;
-    }
+    } else {
+        (ethertype, off)
+    };
+    let rest = &data[off.min(data.len())..];
     p.ethertype = ethertype;
     // Bytes of the network layer on the wire (the capture may hold fewer).
     let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
@@ -1024,6 +1097,88 @@ fn ethernet(data: &[u8], p: &mut Packet) -> Option<(u16, usize)> {
         return None;
     }
     vlan_tags(data, be16(data, 12), 14, p)
+}
+
+/// For link types whose network layer follows an 802.2 LLC/SNAP header
+/// (FDDI, 802.11 with or without radiotap): where the network header
+/// starts and its Ethernet type, for filters that run on it. None for
+/// other link types and frames that carry no network layer.
+pub fn llc_network_start(link: u32, data: &[u8]) -> Option<(usize, u16)> {
+    let mut scratch = Packet::empty(0, link, data.len() as u32, data.len() as u32);
+    let r = match link {
+        linktype::FDDI if data.len() >= 13 => llc_snap(data, 13, &mut scratch),
+        linktype::IEEE802_11 => ieee80211(data, 0, &mut scratch),
+        linktype::IEEE802_11_RADIOTAP if data.len() >= 4 => ieee80211(
+            data,
+            u16::from_le_bytes([data[2], data[3]]) as usize,
+            &mut scratch,
+        ),
+        _ => None,
+    };
+    r.filter(|&(et, _)| et != 0).map(|(et, off)| (off, et))
+}
+
+/// An 802.2 LLC header at `off`: kept in [`Packet::llc`]; with SNAP
+/// (AA AA 03) and an Ethernet organisation code (00 00 00, or Cisco's
+/// 00 00 F8), the Ethernet type it carries and where that payload starts.
+/// `(0, off)` for LLC without an Ethernet type.
+fn llc_snap(data: &[u8], off: usize, p: &mut Packet) -> Option<(u16, usize)> {
+    let Some(h) = data.get(off..off + 3) else {
+        p.malformed = Some(trunc(Layer::Link, off + 3, data.len()));
+        return None;
+    };
+    p.llc = Some(Llc {
+        dsap: h[0],
+        ssap: h[1],
+        control: h[2],
+        length: 0,
+    });
+    if h != [0xaa, 0xaa, 0x03] {
+        return Some((0, off));
+    }
+    let Some(snap) = data.get(off + 3..off + 8) else {
+        p.malformed = Some(trunc(Layer::Link, off + 8, data.len()));
+        return None;
+    };
+    if snap[..3] != [0, 0, 0] && snap[..3] != [0, 0, 0xf8] {
+        return Some((0, off));
+    }
+    p.llc = None;
+    Some((be16(snap, 3), off + 8))
+}
+
+/// An IEEE 802.11 frame at `off`: for a data frame that carries a
+/// payload in the clear, the Ethernet type of its LLC/SNAP payload and
+/// where that starts. Management, control, null-data and protected
+/// frames carry nothing to decode: `(0, off)`.
+fn ieee80211(data: &[u8], off: usize, p: &mut Packet) -> Option<(u16, usize)> {
+    let Some(fc) = data.get(off..off + 2) else {
+        p.malformed = Some(trunc(Layer::Link, off + 2, data.len()));
+        return None;
+    };
+    let (fc0, fc1) = (fc[0], fc[1]);
+    let kind = (fc0 >> 2) & 0x3;
+    let subtype = fc0 >> 4;
+    // Data frames only; subtypes with bit 2 set carry no data; the
+    // protected bit means the payload is encrypted.
+    if kind != 2 || subtype & 0x4 != 0 || fc1 & 0x40 != 0 {
+        return Some((0, off));
+    }
+    let mut len = 24;
+    if fc1 & 0x03 == 0x03 {
+        len += 6; // to and from the distribution system: a fourth address
+    }
+    if subtype & 0x8 != 0 {
+        len += 2; // QoS control
+        if fc1 & 0x80 != 0 {
+            len += 4; // HT control, with the order bit
+        }
+    }
+    if data.len() < off + len {
+        p.malformed = Some(trunc(Layer::Link, off + len, data.len()));
+        return None;
+    }
+    llc_snap(data, off + len, p)
 }
 
 /// Skip MPLS label stacks and PPPoE session headers (with VLAN tags
@@ -1453,6 +1608,116 @@ pub(crate) mod tests_support {
 mod tests {
     use super::*;
     use tests_support::syn_frame;
+
+    /// The SYN's IP packet (no link header).
+    fn syn_ip() -> Vec<u8> {
+        syn_frame()[14..].to_vec()
+    }
+
+    fn assert_syn(p: &Packet) {
+        let t = p.tcp().unwrap_or_else(|| panic!("no TCP in {p:?}"));
+        assert_eq!((t.sport, t.dport, t.seq), (43210, 8080, 1000));
+        assert_eq!(p.src_ip(), Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))));
+        assert!(p.malformed.is_none(), "{p:?}");
+    }
+
+    const SNAP_IPV4: [u8; 8] = [0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00];
+
+    #[test]
+    fn llc_snap_on_8023_leads_to_ip() {
+        let ip = syn_ip();
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&((ip.len() + 8) as u16).to_be_bytes());
+        f.extend_from_slice(&SNAP_IPV4);
+        f.extend_from_slice(&ip);
+        assert_syn(&decode(linktype::ETHERNET, &f, 0, f.len() as u32));
+        // Plain LLC (no SNAP) stays an LLC frame with its length.
+        let mut g = vec![0u8; 12];
+        g.extend_from_slice(&[0, 3, 0x42, 0x42, 0x03]);
+        let p = decode(linktype::ETHERNET, &g, 0, g.len() as u32);
+        assert_eq!(p.llc.map(|l| (l.dsap, l.length)), Some((0x42, 3)));
+        assert!(p.tcp().is_none());
+    }
+
+    #[test]
+    fn fddi_with_snap() {
+        let mut f = vec![0x50];
+        f.extend_from_slice(&[0u8; 12]);
+        f.extend_from_slice(&SNAP_IPV4);
+        f.extend_from_slice(&syn_ip());
+        assert_syn(&decode(linktype::FDDI, &f, 0, f.len() as u32));
+        let short = &f[..10];
+        assert!(decode(linktype::FDDI, short, 0, 10).malformed.is_some());
+    }
+
+    /// An 802.11 QoS data frame to the distribution system carrying `ip`.
+    fn wlan_qos_data(ip: &[u8], protected: bool) -> Vec<u8> {
+        let fc1 = 0x01 | if protected { 0x40 } else { 0 };
+        let mut f = vec![0x88, fc1, 0, 0];
+        f.extend_from_slice(&[0u8; 18]); // three addresses
+        f.extend_from_slice(&[0, 0]); // sequence control
+        f.extend_from_slice(&[0, 0]); // QoS control
+        f.extend_from_slice(&SNAP_IPV4);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    #[test]
+    fn ieee80211_data_plain_and_behind_radiotap() {
+        let f = wlan_qos_data(&syn_ip(), false);
+        assert_syn(&decode(linktype::IEEE802_11, &f, 0, f.len() as u32));
+        let mut r = vec![0, 0, 8, 0, 0, 0, 0, 0];
+        r.extend_from_slice(&f);
+        assert_syn(&decode(
+            linktype::IEEE802_11_RADIOTAP,
+            &r,
+            0,
+            r.len() as u32,
+        ));
+        // Encrypted payloads are not decoded.
+        let e = wlan_qos_data(&syn_ip(), true);
+        assert!(
+            decode(linktype::IEEE802_11, &e, 0, e.len() as u32)
+                .tcp()
+                .is_none()
+        );
+    }
+
+    /// Ethernet + IPv4 (10.0.0.1 > 10.0.0.2, proto 47) + GRE with `proto`.
+    fn gre_frame(proto: u16, inner: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 4 + inner.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0, 0, 64, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&proto.to_be_bytes());
+        f.extend_from_slice(inner);
+        f
+    }
+
+    #[test]
+    fn aruba_gre_carries_80211() {
+        let f = gre_frame(ethertype::ARUBA_WLAN, &wlan_qos_data(&syn_ip(), false));
+        let p = decode(linktype::ETHERNET, &f, 0, f.len() as u32);
+        assert_syn(&p);
+        let t = p.tunnel.expect("tunnel");
+        assert_eq!((t.kind, t.vni), (TunnelKind::Gre, None));
+    }
+
+    #[test]
+    fn a_fragmented_tunnel_packet_is_not_opened_before_reassembly() {
+        let mut f = gre_frame(ethertype::IPV4, &syn_ip());
+        // More fragments: only a piece of the GRE datagram.
+        f[14 + 6] = 0x20;
+        let p = decode(linktype::ETHERNET, &f, 0, f.len() as u32);
+        assert!(p.tunnel.is_none() && p.tcp().is_none(), "{p:?}");
+        assert!(p.is_fragment());
+        f[14 + 6] = 0;
+        let p = decode(linktype::ETHERNET, &f, 0, f.len() as u32);
+        assert_syn(&p);
+    }
 
     #[test]
     fn syn_decodes_every_field() {

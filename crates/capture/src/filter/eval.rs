@@ -46,6 +46,9 @@ fn network_start(link: u32, data: &[u8]) -> Option<(usize, u16)> {
             };
             Some((4, et))
         }
+        linktype::FDDI | linktype::IEEE802_11 | linktype::IEEE802_11_RADIOTAP => {
+            crate::decode::llc_network_start(link, data)
+        }
         _ => None,
     }
 }
@@ -85,7 +88,10 @@ impl FileMatcher {
             | linktype::IPV4
             | linktype::IPV6
             | linktype::NULL
-            | linktype::LOOP => Linkage::NetworkOnly,
+            | linktype::LOOP
+            | linktype::FDDI
+            | linktype::IEEE802_11
+            | linktype::IEEE802_11_RADIOTAP => Linkage::NetworkOnly,
             _ => return Ok(false),
         };
         let base = link;

@@ -193,10 +193,15 @@ impl LineWriter {
             }
             Net::None => {
                 let _ = if let Some(l) = p.llc {
+                    // 802.3 gives its own length; FDDI and 802.11 do not.
+                    let (what, len) = match p.link {
+                        crate::decode::linktype::ETHERNET => ("802.3", u32::from(l.length)),
+                        link => (crate::decode::linktype::name(link), p.wire_len),
+                    };
                     write!(
                         self.buf,
-                        "802.3 LLC, dsap 0x{:02x}, ssap 0x{:02x}, ctrl 0x{:02x}, length {}",
-                        l.dsap, l.ssap, l.control, l.length
+                        "{what} LLC, dsap 0x{:02x}, ssap 0x{:02x}, ctrl 0x{:02x}, length {len}",
+                        l.dsap, l.ssap, l.control
                     )
                 } else if p.ethertype != 0 {
                     write!(
