@@ -407,6 +407,10 @@ fn bad_flags_and_address_in_use() {
         (&["--read-timeout", "0"][..], "--read-timeout"),
         (&["--max-series", "0"][..], "--max-series"),
         (
+            &["--once", "--kubelet-root", "/nonexistent/kubelet"][..],
+            "--kubelet-root /nonexistent/kubelet: not a directory",
+        ),
+        (
             &["--listen", "192.0.2.1:9469"][..],
             "no interface of this host",
         ),
@@ -533,6 +537,47 @@ fn platform_labels_come_from_the_process_cgroup() {
     let l = labels_of(&sc.sockscope("export", &["--once", "--top", "100000"]));
     assert_eq!(l.get("systemd_unit"), Some(&unit));
     assert_eq!((l.get("container_id"), l.get("runtime")), (None, None));
+
+    // A pod's container (systemd driver path), and a fake kubelet root
+    // with that pod's directory: the hosts file the kubelet writes and
+    // the service account volume's namespace file.
+    let uid = format!("{:08x}-1111-4222-8333-944455556666", pid);
+    cg.enter(&format!(
+        "kubepods-sockscope-test-{}.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+        std::process::id(),
+        uid.replace('-', "_")
+    ));
+    let kubelet = std::env::temp_dir().join(format!("sockscope-kubelet-{}", std::process::id()));
+    let pod_dir = kubelet.join("pods").join(&uid);
+    let sa = pod_dir.join("volumes/kubernetes.io~projected/kube-api-access-7xq2z");
+    std::fs::create_dir_all(&sa).unwrap();
+    std::fs::write(
+        pod_dir.join("etc-hosts"),
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n10.244.3.9\tshop-api-6f7c9d8b4-q8n2v\n",
+    )
+    .unwrap();
+    std::fs::write(sa.join("namespace"), "shop").unwrap();
+    let root = kubelet.to_str().unwrap();
+    let run = sc.sockscope(
+        "export",
+        &["--once", "--top", "100000", "--kubelet-root", root],
+    );
+    let _ = std::fs::remove_dir_all(&kubelet);
+    let l = labels_of(&run);
+    assert_eq!(l.get("pod_uid"), Some(&uid));
+    assert_eq!(l.get("container_id"), Some(&id));
+    assert_eq!(l.get("runtime").map(String::as_str), Some("containerd"));
+    assert_eq!(
+        l.get("pod_name").map(String::as_str),
+        Some("shop-api-6f7c9d8b4-q8n2v")
+    );
+    assert_eq!(l.get("pod_namespace").map(String::as_str), Some("shop"));
+    promtool_check(&run.stdout);
+    // Without the kubelet's files (it is gone now): the UID only.
+    let run = sc.sockscope("export", &["--once", "--top", "100000"]);
+    let l = labels_of(&run);
+    assert_eq!(l.get("pod_uid"), Some(&uid));
+    assert_eq!((l.get("pod_name"), l.get("pod_namespace")), (None, None));
 }
 
 #[test]

@@ -53,7 +53,8 @@ counts):
   sockscope_listener_reuseport_group_sockets
       per TCP listener: labels netns, addr, port, proto, process, pid, and
       container_id, runtime, pod_uid, qos_class, systemd_unit when the
-      process's cgroup says so
+      process's cgroup says so; pod_name and pod_namespace when the
+      kubelet's pod directory (--kubelet-root) says so
   sockscope_sockets{netns,proto,state}, sockscope_tcp_*_total
       (ListenOverflows, ListenDrops, TCPBacklogDrop, syncookies, RetransSegs,
       OutRsts, EstabResets, AttemptFails, ...), sockscope_sockstat_*:
@@ -117,6 +118,28 @@ pub struct ExportArgs {
     /// Do not load BPF programs (the per-port retransmit, reset and drop series are then absent).
     #[arg(long)]
     pub no_bpf: bool,
+    /// The kubelet's root directory, for pod names and namespaces (pod_name, pod_namespace labels) read from DIR/pods/UID of the pods the cgroup paths name [default: /var/lib/kubelet, when it exists].
+    #[arg(long, value_name = "DIR")]
+    pub kubelet_root: Option<std::path::PathBuf>,
+}
+
+/// The kubelet's default root directory.
+const KUBELET_ROOT: &str = "/var/lib/kubelet";
+
+/// The kubelet root to read pod names from: the one given (which must be a
+/// directory), else the default when this host has it.
+fn kubelet_root(args: &ExportArgs) -> Result<Option<std::path::PathBuf>, Fail> {
+    match &args.kubelet_root {
+        Some(d) if d.is_dir() => Ok(Some(d.clone())),
+        Some(d) => Err(Fail::usage(format!(
+            "--kubelet-root {}: not a directory; give the kubelet's root directory (the one holding pods/UID, by default {KUBELET_ROOT}), mounted into the exporter's container when it runs in one",
+            d.display()
+        ))),
+        None => {
+            let d = std::path::PathBuf::from(KUBELET_ROOT);
+            Ok(d.is_dir().then_some(d))
+        }
+    }
 }
 
 /// A socket that becomes readable on SIGINT or SIGTERM (signal-hook's
@@ -156,6 +179,8 @@ struct Ctx {
     /// The BPF counters (attached while the exporter runs), if loaded.
     bpf: Option<Mutex<PortCounters>>,
     opts: Options,
+    /// Where the kubelet keeps its pod directories, if it does here.
+    kubelet_root: Option<std::path::PathBuf>,
     state: Mutex<State>,
     read_timeout: Duration,
 }
@@ -173,7 +198,7 @@ impl Ctx {
             .iter()
             .map(|n| (n.id.inode, n.id.to_string()))
             .collect();
-        export::collect(&namespaces, label, self.opts)
+        export::collect(&namespaces, label, self.opts, self.kubelet_root.as_deref())
             .map(|c| (c.report, ids))
             .map_err(Fail::from)
     }
@@ -421,6 +446,8 @@ fn platform_labels(l: &mut Labels, p: &Platform) {
         ("container_id", &p.container_id),
         ("runtime", &p.runtime),
         ("pod_uid", &p.pod_uid),
+        ("pod_name", &p.pod_name),
+        ("pod_namespace", &p.pod_namespace),
         ("qos_class", &p.qos),
         ("systemd_unit", &p.unit),
     ] {
@@ -1022,8 +1049,10 @@ pub fn run(args: &ExportArgs, cli: &Cli) -> Result<u8, Fail> {
             args.read_timeout
         )));
     }
+    let kubelet_root = kubelet_root(args)?;
     let bpf = start_bpf(args, cli)?;
     let ctx = Arc::new(Ctx {
+        kubelet_root,
         bpf: bpf.map(Mutex::new),
         target: args.ns.target(),
         opts: Options {

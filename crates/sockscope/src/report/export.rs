@@ -468,11 +468,14 @@ pub struct Collected {
 /// are scanned first (the BPF iterator, loaded once per process, or the
 /// /proc walk), then the sockets are tallied as the dump hands them over:
 /// owners are looked up in the compact table, never attached to the tens
-/// of thousands of connections.
+/// of thousands of connections. With `kubelet_root`, the processes of a
+/// Kubernetes pod also get the pod's name and namespace from the kubelet's
+/// files ([`labels::kubelet_pod`], read once per pod per scrape).
 pub fn collect(
     namespaces: &[OpenNetns],
     label: bool,
     opts: Options,
+    kubelet_root: Option<&Path>,
 ) -> Result<Collected, SourceError> {
     let req = Request::all_states(&ALL_KINDS);
     let (scan, why_not_bpf) = match crate::source::owners::scan_auto() {
@@ -492,10 +495,21 @@ pub fn collect(
         })
         .collect();
     let mut cache: HashMap<u32, Platform> = HashMap::new();
+    let mut pods: HashMap<String, labels::PodNames> = HashMap::new();
     let mut platform = |pid: u32| -> Platform {
         cache
             .entry(pid)
-            .or_insert_with(|| labels::read(Path::new("/proc"), pid))
+            .or_insert_with(|| {
+                let mut p = labels::read(Path::new("/proc"), pid);
+                if let (Some(root), Some(uid)) = (kubelet_root, &p.pod_uid) {
+                    let names = pods
+                        .entry(uid.clone())
+                        .or_insert_with(|| labels::kubelet_pod(root, uid));
+                    p.pod_name = names.name.clone();
+                    p.pod_namespace = names.namespace.clone();
+                }
+                p
+            })
             .clone()
     };
     tally.join(&scan);

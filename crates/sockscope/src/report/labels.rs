@@ -13,6 +13,23 @@
 //!   have no QoS level in the path.
 //! - systemd: `/system.slice/<unit>.service` (also user units under
 //!   `user@UID.service/`).
+//!
+//! A pod's name and namespace are not in the cgroup path; [`kubelet_pod`]
+//! reads them from the kubelet's directory for the pod UID
+//! (`/var/lib/kubelet/pods/UID`), where readable:
+//!
+//! - name: `etc-hosts`, the hosts file the kubelet writes for a pod that
+//!   is not on the host network (it starts `# Kubernetes-managed hosts
+//!   file`): its line for the pod's own address names the pod's hostname,
+//!   which is the pod's name unless the pod sets `spec.hostname`;
+//! - namespace: the `namespace` file of the service account volume the
+//!   kubelet projects into the pod (`volumes/kubernetes.io~projected/
+//!   kube-api-access-*/namespace`, or a legacy token secret's
+//!   `volumes/kubernetes.io~secret/*/namespace`), else the hosts file's
+//!   `HOST.SUBDOMAIN.NAMESPACE.svc...` name when the pod has a subdomain.
+//!
+//! A pod with neither (host network, no service account token mounted)
+//! keeps only its UID.
 
 use serde::Serialize;
 use std::path::Path;
@@ -31,6 +48,11 @@ pub struct Platform {
     pub qos: Option<String>,
     /// systemd unit of a host service (`nginx.service`).
     pub unit: Option<String>,
+    /// Kubernetes pod name, from the kubelet's pod directory
+    /// ([`kubelet_pod`]); never from the cgroup path.
+    pub pod_name: Option<String>,
+    /// Kubernetes namespace of the pod, likewise.
+    pub pod_namespace: Option<String>,
 }
 
 fn is_id(s: &str) -> bool {
@@ -130,6 +152,139 @@ impl Platform {
     }
 }
 
+/// A pod's name and namespace as the kubelet's files give them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodNames {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A DNS-1123 label (what namespaces are): 1 to 63 of `a-z0-9-`, not
+/// starting or ending with `-`.
+fn dns_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (what pod names are): labels joined by dots, at
+/// most 253 bytes.
+fn dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(dns_label)
+}
+
+/// The hostname (and, from a `HOST.SUBDOMAIN.NAMESPACE.svc.DOMAIN` name,
+/// the namespace) in a kubelet-managed hosts file; None for any other
+/// hosts file (a host-network pod gets a copy of the node's).
+pub fn parse_etc_hosts(text: &str) -> Option<(String, Option<String>)> {
+    let mut lines = text.lines();
+    if !lines.next()?.starts_with("# Kubernetes-managed hosts file") {
+        return None;
+    }
+    for line in lines {
+        let line = line.trim();
+        // HostAliases entries come after the pod's own line.
+        if line.starts_with("# Entries added by HostAliases") {
+            return None;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let Some(Ok(addr)) = fields.next().map(str::parse::<std::net::IpAddr>) else {
+            continue;
+        };
+        // The fixed entries: localhost, ip6-localnet (fe00::), the
+        // multicast names (ff00::, ff02::).
+        let fixed = match addr {
+            std::net::IpAddr::V4(a) => a.is_loopback(),
+            std::net::IpAddr::V6(a) => {
+                a.is_loopback() || matches!(a.segments()[0], 0xfe00 | 0xff00 | 0xff02)
+            }
+        };
+        if fixed {
+            continue;
+        }
+        let names: Vec<&str> = fields.collect();
+        // `IP HOST` or `IP HOST.SUB.NS.svc.DOMAIN HOST`
+        let host = names
+            .iter()
+            .find(|n| !n.contains('.'))
+            .or(names.first())?
+            .to_string();
+        let namespace = names.iter().find_map(|n| {
+            let parts: Vec<&str> = n.split('.').collect();
+            (parts.len() >= 4 && parts[3] == "svc" && dns_label(parts[2]))
+                .then(|| parts[2].to_string())
+        });
+        return dns_subdomain(&host).then_some((host, namespace));
+    }
+    None
+}
+
+/// The `namespace` file of a service account volume of the pod directory
+/// `dir` (projected `kube-api-access-*`, or a legacy token secret).
+fn volume_namespace(dir: &Path) -> Option<String> {
+    for (plugin, prefix) in [
+        ("kubernetes.io~projected", "kube-api-access-"),
+        ("kubernetes.io~secret", ""),
+    ] {
+        let Ok(rd) = std::fs::read_dir(dir.join("volumes").join(plugin)) else {
+            continue;
+        };
+        let mut vols: Vec<_> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| e.path())
+            .collect();
+        vols.sort();
+        for v in vols {
+            // A namespace is at most 63 bytes: read no more than a page.
+            let Ok(f) = std::fs::File::open(v.join("namespace")) else {
+                continue;
+            };
+            let mut buf = String::new();
+            if std::io::Read::read_to_string(&mut std::io::Read::take(f, 4096), &mut buf).is_err() {
+                continue;
+            }
+            let ns = buf.trim();
+            if dns_label(ns) {
+                return Some(ns.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Name and namespace of the pod `uid` from the kubelet's directory
+/// `kubelet_root` (usually /var/lib/kubelet; see the module comment).
+/// Whatever cannot be read is `None`.
+pub fn kubelet_pod(kubelet_root: &Path, uid: &str) -> PodNames {
+    // The UID comes from a cgroup path parsed into hex and dashes; refuse
+    // anything else rather than join it to a path.
+    if uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return PodNames::default();
+    }
+    let dir = kubelet_root.join("pods").join(uid);
+    let hosts = std::fs::File::open(dir.join("etc-hosts"))
+        .ok()
+        .and_then(|f| {
+            let mut buf = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, 64 * 1024), &mut buf).ok()?;
+            parse_etc_hosts(&buf)
+        });
+    let (name, from_hosts) = match hosts {
+        Some((n, ns)) => (Some(n), ns),
+        None => (None, None),
+    };
+    PodNames {
+        name,
+        namespace: volume_namespace(&dir).or(from_hosts),
+    }
+}
+
 /// The platform of process `pid` (empty when its cgroup cannot be read:
 /// the process is gone or cgroup v1 only).
 pub fn read(proc_root: &Path, pid: u32) -> Platform {
@@ -149,6 +304,116 @@ mod tests {
 
     fn p(path: &str) -> Platform {
         Platform::from_cgroup(&path.replace("ID", ID))
+    }
+
+    /// A fake kubelet root under the temp directory, removed on drop.
+    struct Kubelet(std::path::PathBuf);
+    impl Kubelet {
+        fn new(tag: &str) -> Kubelet {
+            let d = std::env::temp_dir()
+                .join(format!("sockscope-kubelet-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(d.join("pods")).unwrap();
+            Kubelet(d)
+        }
+        fn file(&self, rel: &str, text: &str) {
+            let p = self.0.join("pods").join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    }
+    impl Drop for Kubelet {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const HOSTS: &str = "# Kubernetes-managed hosts file.
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+10.244.1.7\tweb-7d9f8b6c5-x2x4q
+";
+
+    #[test]
+    fn kubelet_hosts_file_gives_the_pod_name() {
+        assert_eq!(
+            parse_etc_hosts(HOSTS),
+            Some(("web-7d9f8b6c5-x2x4q".into(), None))
+        );
+        // a pod with a subdomain: its FQDN names the namespace
+        let sub = HOSTS.replace(
+            "10.244.1.7\tweb-7d9f8b6c5-x2x4q",
+            "fd00::7\tdb-0.db.shop.svc.cluster.local\tdb-0",
+        );
+        assert_eq!(
+            parse_etc_hosts(&sub),
+            Some(("db-0".into(), Some("shop".into())))
+        );
+        // HostAliases only after the pod's line; a hosts file the kubelet
+        // did not write (host network); junk
+        let aliases = HOSTS.replace(
+            "10.244.1.7\tweb-7d9f8b6c5-x2x4q\n",
+            "\n# Entries added by HostAliases.\n1.2.3.4\tfoo\n",
+        );
+        assert_eq!(parse_etc_hosts(&aliases), None);
+        assert_eq!(
+            parse_etc_hosts("127.0.0.1 localhost\n10.0.0.1 node1\n"),
+            None
+        );
+        assert_eq!(
+            parse_etc_hosts("# Kubernetes-managed hosts file.\n10.0.0.1 Bad_Name\n"),
+            None
+        );
+        assert_eq!(parse_etc_hosts(""), None);
+    }
+
+    #[test]
+    fn kubelet_pod_directory_gives_name_and_namespace() {
+        let k = Kubelet::new("full");
+        k.file(&format!("{UID}/etc-hosts"), HOSTS);
+        k.file(
+            &format!("{UID}/volumes/kubernetes.io~projected/kube-api-access-5kq2x/namespace"),
+            "shop\n",
+        );
+        assert_eq!(
+            kubelet_pod(&k.0, UID),
+            PodNames {
+                name: Some("web-7d9f8b6c5-x2x4q".into()),
+                namespace: Some("shop".into()),
+            }
+        );
+        // only the hosts file; a legacy token secret; nothing; a bad UID
+        let other = "11111111-2222-4333-8444-555555555555";
+        k.file(&format!("{other}/etc-hosts"), HOSTS);
+        assert_eq!(
+            kubelet_pod(&k.0, other).namespace,
+            None,
+            "no service account volume"
+        );
+        k.file(
+            &format!("{other}/volumes/kubernetes.io~secret/default-token-abcde/namespace"),
+            "kube-system",
+        );
+        assert_eq!(
+            kubelet_pod(&k.0, other).namespace.as_deref(),
+            Some("kube-system")
+        );
+        assert_eq!(
+            kubelet_pod(&k.0, "99999999-2222-4333-8444-555555555555"),
+            PodNames::default()
+        );
+        assert_eq!(kubelet_pod(&k.0, "../x"), PodNames::default());
+        // a namespace file that is no namespace is ignored
+        let third = "33333333-2222-4333-8444-555555555555";
+        k.file(
+            &format!("{third}/volumes/kubernetes.io~projected/kube-api-access-q/namespace"),
+            "Not A Namespace",
+        );
+        assert_eq!(kubelet_pod(&k.0, third), PodNames::default());
     }
 
     #[test]
