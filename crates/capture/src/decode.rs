@@ -773,9 +773,16 @@ fn tunnel_header(
         // Whatever the flags say, as Wireshark and tcpdump decode it.
         4789 if b.len() >= 8 => Some((TunnelKind::Vxlan, Some(vni(4)?), 8, eth)),
         // Version 0, protocol type Transparent Ethernet Bridging.
-        6081 if b.len() >= 8 && b[0] >> 6 == 0 && be16(b, 2) == ethertype::TEB => {
+        // Version 0, carrying Ethernet (Transparent Ethernet Bridging) or
+        // IP directly (as Google Cloud's Geneve does).
+        6081 if b.len() >= 8 && b[0] >> 6 == 0 => {
             let opts = (b[0] & 0x3f) as usize * 4;
-            Some((TunnelKind::Geneve, Some(vni(4)?), 8 + opts, eth))
+            let inner = match be16(b, 2) {
+                ethertype::TEB => eth,
+                ethertype::IPV4 | ethertype::IPV6 => linktype::RAW,
+                _ => return None,
+            };
+            Some((TunnelKind::Geneve, Some(vni(4)?), 8 + opts, inner))
         }
         _ if dport == 2152 || sport == 2152 => gtp_u(b),
         _ => None,
@@ -1750,6 +1757,33 @@ mod tests {
         assert_eq!(t.options.mss(), Some(65495));
         assert_eq!(t.options.window_scale(), Some(7));
         assert!(t.options.sack_permitted());
+    }
+
+    #[test]
+    fn geneve_carrying_ip_is_decapsulated() {
+        let f = syn_frame();
+        for (proto, inner) in [(ethertype::IPV4, &f[14..]), (ethertype::TEB, &f[..])] {
+            // Geneve version 0, 8 bytes of options, VNI 5.
+            let mut g = vec![0x02, 0];
+            g.extend_from_slice(&proto.to_be_bytes());
+            g.extend_from_slice(&[0, 0, 5, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+            g.extend_from_slice(inner);
+            let mut u = vec![0xc3, 0x50, 0x17, 0xc1];
+            u.extend_from_slice(&((8 + g.len()) as u16).to_be_bytes());
+            u.extend_from_slice(&[0, 0]);
+            u.extend_from_slice(&g);
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&((20 + u.len()) as u16).to_be_bytes());
+            ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            ip.extend_from_slice(&u);
+            let mut fr = f[..14].to_vec();
+            fr.extend_from_slice(&ip);
+            let p = decode(linktype::ETHERNET, &fr, 5, fr.len() as u32);
+            let t = p.tunnel.expect("a Geneve tunnel");
+            assert_eq!((t.kind, t.vni), (TunnelKind::Geneve, Some(5)));
+            assert_eq!(p.tcp().map(|t| (t.sport, t.dport)), Some((43210, 8080)));
+            assert_eq!(p.malformed, None);
+        }
     }
 
     #[test]
