@@ -92,6 +92,22 @@ fn by_port_label(body: &str, name: &str, netns: &str, port: &str) -> Option<f64>
 }
 
 /// `retrans:N/TOTAL` of the connected socket on local port `port`, from
+/// `ss -tni` in the namespace of `pid`; 0 when ss shows none (it leaves
+/// the field out while both are 0).
+fn ss_total_retrans_or_0(pid: u32, port: u16) -> u64 {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "--", "ss", "-tniH"])
+        .arg(format!("sport = :{port}"))
+        .output()
+        .expect("run ss");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("retrans:"))
+        .and_then(|v| v.split('/').nth(1))
+        .map_or(0, |t| t.parse().expect("a number"))
+}
+
+/// `retrans:N/TOTAL` of the connected socket on local port `port`, from
 /// `ss -tni` in the namespace of `pid`.
 fn ss_total_retrans(pid: u32, port: u16) -> u64 {
     let out = Command::new("nsenter")
@@ -165,6 +181,12 @@ fn retransmits_and_resets_are_counted_per_port() {
         let sp = l.local_addr().unwrap().port();
         let mut c = TcpStream::connect(("127.0.0.1", sp)).unwrap();
         let (mut s, _) = l.accept().unwrap();
+        // A connection's total_retrans starts at its SYN-ACK's
+        // retransmits (tcp_create_openreq_child copies req->num_retrans),
+        // which tcp:tcp_retransmit_synack reports, not
+        // tcp:tcp_retransmit_skb; under load the SYN-ACK may have gone
+        // twice. Only the retransmits from here on are the data's.
+        let at_accept = ss_total_retrans_or_0(pid, sp);
         nft(
             pid,
             &format!(
@@ -178,9 +200,9 @@ fn retransmits_and_resets_are_counted_per_port() {
         let mut buf = [0u8; 16];
         c.read_exact(&mut buf)
             .expect("the data arrives once let through");
-        (sp, s, c, l)
+        (sp, at_accept, s, c, l)
     });
-    let (data_port, _s, _c, _l3) = data_port;
+    let (data_port, at_accept, _s, _c, _l3) = data_port;
     // Wait until the namespace's retransmit count stops moving (the
     // final ACK is in).
     let mut retrans = net_counter(pid, "snmp", "Tcp", "RetransSegs");
@@ -197,7 +219,7 @@ fn retransmits_and_resets_are_counted_per_port() {
     // The server socket's own count, as ss reads it from the kernel
     // (tcp_info total_retrans). The namespace's Tcp.RetransSegs can be
     // larger: under load a scrape's or a probe's SYN-ACK may go again.
-    let retransmitted = ss_total_retrans(pid, data_port);
+    let retransmitted = ss_total_retrans(pid, data_port) - at_accept;
     assert!(retransmitted >= 1, "the drop rule caused no retransmit");
     assert!(
         retransmitted as i64 <= in_netns_total,
