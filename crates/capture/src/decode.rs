@@ -48,6 +48,10 @@ pub mod linktype {
     pub const IEEE802_11: u32 = 105;
     /// IEEE 802.11 behind a radiotap header (its length in bytes 2-3).
     pub const IEEE802_11_RADIOTAP: u32 = 127;
+    /// PPP: address and control (0xff 0x03, may be left out), protocol.
+    pub const PPP: u32 = 9;
+    /// PPP in HDLC-like framing (RFC 1662), as PPP.
+    pub const PPP_HDLC: u32 = 50;
 
     /// The name tcpdump uses in "link-type NAME".
     pub fn name(link: u32) -> &'static str {
@@ -63,6 +67,8 @@ pub mod linktype {
             FDDI => "FDDI",
             IEEE802_11 => "IEEE802_11",
             IEEE802_11_RADIOTAP => "IEEE802_11_RADIO",
+            PPP => "PPP",
+            PPP_HDLC => "PPP_HDLC",
             _ => "unknown",
         }
     }
@@ -83,6 +89,8 @@ pub mod linktype {
                 | FDDI
                 | IEEE802_11
                 | IEEE802_11_RADIOTAP
+                | PPP
+                | PPP_HDLC
         )
     }
 }
@@ -989,6 +997,31 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
         },
         linktype::IPV4 => (ethertype::IPV4, 0),
         linktype::IPV6 => (ethertype::IPV6, 0),
+        linktype::PPP | linktype::PPP_HDLC => {
+            // Address and control may be compressed away, and the protocol
+            // to one byte (odd) when it fits (RFC 1661 6.5, 6.6).
+            let off = if data.starts_with(&[0xff, 0x03]) {
+                2
+            } else {
+                0
+            };
+            let (proto, len) = match data.get(off) {
+                Some(&b) if b & 1 == 1 => (u16::from(b), 1),
+                Some(_) if data.len() >= off + 2 => (be16(data, off), 2),
+                _ => {
+                    p.malformed = Some(trunc(Layer::Link, off + 2, data.len()));
+                    return p;
+                }
+            };
+            let et = match proto {
+                0x0021 => ethertype::IPV4,
+                0x0057 => ethertype::IPV6,
+                0x0281 => ethertype::MPLS,
+                0x0283 => ethertype::MPLS_MULTICAST,
+                _ => 0,
+            };
+            (et, off + len)
+        }
         linktype::FDDI => {
             // Frame control, destination, source (bit-swapped addresses,
             // not shown), then 802.2 LLC.
@@ -1757,6 +1790,29 @@ mod tests {
         assert_eq!(t.options.mss(), Some(65495));
         assert_eq!(t.options.window_scale(), Some(7));
         assert!(t.options.sack_permitted());
+    }
+
+    #[test]
+    fn ppp_links_carry_ip_and_mpls() {
+        let f = syn_frame();
+        let ip = &f[14..];
+        let label = [0x18, 0x93, 0x0d, 0x40]; // label 100656, bottom of stack
+        for (link, head) in [
+            (linktype::PPP, vec![0xff, 0x03, 0x00, 0x21]),
+            (linktype::PPP_HDLC, vec![0xff, 0x03, 0x00, 0x21]),
+            (linktype::PPP, vec![0x21]),
+            (
+                linktype::PPP,
+                [&[0xff, 0x03, 0x02, 0x81][..], &label].concat(),
+            ),
+        ] {
+            let fr = [&head[..], ip].concat();
+            let p = decode(link, &fr, 5, fr.len() as u32);
+            assert_eq!(p.malformed, None, "{head:?}");
+            assert_eq!(p.tcp().map(|t| (t.sport, t.dport)), Some((43210, 8080)));
+        }
+        let p = decode(linktype::PPP, &[0xff, 0x03], 5, 2);
+        assert!(p.malformed.is_some());
     }
 
     #[test]

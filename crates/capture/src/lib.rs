@@ -15,7 +15,7 @@
 //!   EPB, SPB, several interfaces and sections) as a stream, and writes pcapng
 //!   with a comment per packet.
 //! - [`decode`] turns the bytes of one frame into a [`decode::Packet`]:
-//!   Ethernet, 802.1Q, Linux cooked v1/v2, raw IP, BSD loopback; IPv4 and
+//!   Ethernet, 802.1Q, Linux cooked v1/v2, raw IP, BSD loopback, PPP; IPv4 and
 //!   IPv6 (extension headers skipped); TCP with all flags and options; UDP;
 //!   ICMP; ARP; 802.3/LLC; MPLS and PPPoE sessions carrying IP; tunnels:
 //!   VXLAN, Geneve, GRE (IP or Ethernet), ERSPAN I/II/III and GTP-U (the
