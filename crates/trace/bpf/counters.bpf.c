@@ -218,11 +218,19 @@ static __always_inline __u32 ssc_netns(const struct sock_common *skc)
 	return net ? net->ns.inum : 0;
 }
 
+/* The kernel's tcp_retransmit_skb tracepoint has a third argument, err,
+ * and fires for failed attempts too (Linux 6.14+; user space reads the
+ * argument count from the BTF). Off, the read of it is dead code the
+ * verifier never sees, as older kernels refuse it. */
+const volatile __u8 cfg_retransmit_err = 0;
+
 SEC("tp_btf/tcp_retransmit_skb")
 int ssc_retransmit(unsigned long long *ctx)
 {
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	if (!sk)
+		return 0;
+	if (cfg_retransmit_err && (int)CTX_ARG(ctx, 2) != 0)
 		return 0;
 	ssc_count(ssc_netns(&sk->__sk_common), ssc_port(sk), SSC_RETRANSMIT);
 	return 0;

@@ -147,6 +147,100 @@ pub fn btf_enums(b: &[u8], wanted: &[&str]) -> HashMap<String, Vec<(i64, String)
     out
 }
 
+/// Call `f(id, kind, name, vlen, size_or_type)` for each type of a raw
+/// BTF blob, in id order, until it returns true. Nothing on a malformed
+/// blob (or from where it stops making sense).
+fn btf_walk(b: &[u8], mut f: impl FnMut(u32, u32, Option<&str>, usize, u32) -> bool) {
+    if b.len() < 24 || b[0..2] != [0x9f, 0xeb] {
+        return;
+    }
+    let (Some(hdr_len), Some(type_off), Some(type_len), Some(str_off), Some(str_len)) = (
+        rd32(b, 4),
+        rd32(b, 8),
+        rd32(b, 12),
+        rd32(b, 16),
+        rd32(b, 20),
+    ) else {
+        return;
+    };
+    let (hdr_len, type_off, type_len) = (hdr_len as usize, type_off as usize, type_len as usize);
+    let (str_off, str_len) = (str_off as usize, str_len as usize);
+    let Some(types) = b.get(hdr_len + type_off..hdr_len + type_off + type_len) else {
+        return;
+    };
+    let Some(strs) = b.get(hdr_len + str_off..hdr_len + str_off + str_len) else {
+        return;
+    };
+    let mut o = 0usize;
+    let mut id = 1u32;
+    while o + 12 <= types.len() {
+        let (Some(name_off), Some(info), Some(st)) =
+            (rd32(types, o), rd32(types, o + 4), rd32(types, o + 8))
+        else {
+            return;
+        };
+        let vlen = (info & 0xffff) as usize;
+        let kind = (info >> 24) & 0x1f;
+        o += 12;
+        o += match kind {
+            1 | 14 | 17 => 4,
+            3 => 12,
+            4 | 5 | 15 => vlen * 12,
+            6 | 13 => vlen * 8,
+            19 => vlen * 12,
+            2 | 7..=12 | 16 | 18 => 0,
+            _ => return,
+        };
+        let name = if name_off == 0 {
+            None
+        } else {
+            cstr(strs, name_off as usize)
+        };
+        if f(id, kind, name, vlen, st) {
+            return;
+        }
+        id += 1;
+    }
+}
+
+/// How many arguments tracepoint `name` hands a tp_btf program (its
+/// `btf_trace_NAME` typedef: a pointer to a function whose first
+/// parameter is the tracepoint's private data, not an argument). None
+/// when the blob does not have it. Tracepoints gain arguments between
+/// kernels (tcp_retransmit_skb got `err` in 6.14), and a program may not
+/// read one the kernel does not pass.
+pub fn tracepoint_args(b: &[u8], name: &str) -> Option<usize> {
+    let typedef = format!("btf_trace_{name}");
+    let mut want = None;
+    btf_walk(b, |_, kind, n, _, ty| {
+        if kind == 8 && n == Some(typedef.as_str()) {
+            want = Some(ty);
+            return true;
+        }
+        false
+    });
+    // typedef -> pointer -> function prototype
+    let ptr = want?;
+    let mut proto = None;
+    btf_walk(b, |id, kind, _, _, ty| {
+        if id == ptr {
+            proto = (kind == 2).then_some(ty);
+            return true;
+        }
+        false
+    });
+    let proto = proto?;
+    let mut args = None;
+    btf_walk(b, |id, kind, _, vlen, _| {
+        if id == proto {
+            args = (kind == 13).then(|| vlen.saturating_sub(1));
+            return true;
+        }
+        false
+    });
+    args
+}
+
 /// errno name, e.g. 104 -> "ECONNRESET".
 pub fn errno_name(e: i64) -> Option<&'static str> {
     let n = i32::try_from(e).ok()?;
@@ -420,6 +514,52 @@ mod tests {
         let mut b = blob();
         b.truncate(40);
         assert!(btf_enums(&b, &["e1"]).is_empty());
+    }
+
+    #[test]
+    fn tracepoint_arguments_from_the_typedef() {
+        // [1] INT, [2] PTR -> 1, [3] FUNC_PROTO (ctx, a, b), [4] PTR -> 3,
+        // [5] TYPEDEF btf_trace_tp -> 4
+        let mut strs = b"\0int\0btf_trace_tp\0".to_vec();
+        let mut t = Vec::new();
+        let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
+        push(&mut t, 1);
+        push(&mut t, 1 << 24);
+        push(&mut t, 4);
+        push(&mut t, 32);
+        push(&mut t, 0);
+        push(&mut t, 2 << 24);
+        push(&mut t, 1);
+        push(&mut t, 0);
+        push(&mut t, (13 << 24) | 3);
+        push(&mut t, 0);
+        for _ in 0..3 {
+            push(&mut t, 0);
+            push(&mut t, 2);
+        }
+        push(&mut t, 0);
+        push(&mut t, 2 << 24);
+        push(&mut t, 3);
+        push(&mut t, 5);
+        push(&mut t, 8 << 24);
+        push(&mut t, 4);
+        let mut b = vec![0x9f, 0xeb, 1, 0];
+        push(&mut b, 24);
+        push(&mut b, 0);
+        push(&mut b, t.len() as u32);
+        push(&mut b, t.len() as u32);
+        push(&mut b, strs.len() as u32);
+        b.extend_from_slice(&t);
+        b.append(&mut strs);
+        assert_eq!(tracepoint_args(&b, "tp"), Some(2));
+        assert_eq!(tracepoint_args(&b, "other"), None);
+        assert_eq!(tracepoint_args(&b[..40], "tp"), None);
+        // The running kernel: kfree_skb passes at least skb, location,
+        // reason.
+        if let Ok(k) = std::fs::read(crate::loader::VMLINUX_BTF) {
+            assert!(tracepoint_args(&k, "kfree_skb").is_some_and(|n| n >= 3));
+            assert!(tracepoint_args(&k, "tcp_retransmit_skb").is_some_and(|n| n >= 2));
+        }
     }
 
     #[test]

@@ -222,13 +222,21 @@ impl PortCounters {
         preflight()?;
         // The reason names first: the raw BTF they are read from is freed
         // before aya parses it again (the two would add to the peak RSS).
-        let reasons = Reasons::from_kernel();
+        let raw = std::fs::read(crate::loader::VMLINUX_BTF).unwrap_or_default();
+        let reasons = Reasons::from_btf(&raw);
         let skip = skipped_reasons(&reasons);
+        // Since Linux 6.14 tcp_retransmit_skb also fires for attempts
+        // that failed (its third argument, err); only sent ones count.
+        let retransmit_err = u8::from(
+            crate::names::tracepoint_args(&raw, "tcp_retransmit_skb").is_some_and(|n| n >= 3),
+        );
+        drop(raw);
         let btf = Btf::from_sys_fs()
             .map_err(|e| TraceError::NoBtf(format!("could not be parsed ({})", chain(&e))))?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("cfg_drop_skip", &skip, true)
+            .override_global("cfg_retransmit_err", &retransmit_err, true)
             .load(OBJECT)
             .map_err(|e| {
                 if denied(&e) {
