@@ -951,6 +951,31 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
     *p = q;
 }
 
+/// Where a PPP frame's payload starts and its protocol as an ethertype (0
+/// for protocols other than IPv4, IPv6 and MPLS); None when the header is
+/// cut. Address and control may be compressed away, and the protocol to
+/// one byte (odd) when it fits (RFC 1661 6.5, 6.6).
+pub fn ppp_network_start(data: &[u8]) -> Option<(u16, usize)> {
+    let off = if data.starts_with(&[0xff, 0x03]) {
+        2
+    } else {
+        0
+    };
+    let (proto, len) = match data.get(off) {
+        Some(&b) if b & 1 == 1 => (u16::from(b), 1),
+        Some(_) if data.len() >= off + 2 => (be16(data, off), 2),
+        _ => return None,
+    };
+    let et = match proto {
+        0x0021 => ethertype::IPV4,
+        0x0057 => ethertype::IPV6,
+        0x0281 => ethertype::MPLS,
+        0x0283 => ethertype::MPLS_MULTICAST,
+        _ => 0,
+    };
+    Some((et, off + len))
+}
+
 fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     let mut p = Packet::empty(ts_ns, link, data.len() as u32, wire_len);
     let (ethertype, off) = match link {
@@ -997,31 +1022,18 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
         },
         linktype::IPV4 => (ethertype::IPV4, 0),
         linktype::IPV6 => (ethertype::IPV6, 0),
-        linktype::PPP | linktype::PPP_HDLC => {
-            // Address and control may be compressed away, and the protocol
-            // to one byte (odd) when it fits (RFC 1661 6.5, 6.6).
-            let off = if data.starts_with(&[0xff, 0x03]) {
-                2
-            } else {
-                0
-            };
-            let (proto, len) = match data.get(off) {
-                Some(&b) if b & 1 == 1 => (u16::from(b), 1),
-                Some(_) if data.len() >= off + 2 => (be16(data, off), 2),
-                _ => {
-                    p.malformed = Some(trunc(Layer::Link, off + 2, data.len()));
-                    return p;
-                }
-            };
-            let et = match proto {
-                0x0021 => ethertype::IPV4,
-                0x0057 => ethertype::IPV6,
-                0x0281 => ethertype::MPLS,
-                0x0283 => ethertype::MPLS_MULTICAST,
-                _ => 0,
-            };
-            (et, off + len)
-        }
+        linktype::PPP | linktype::PPP_HDLC => match ppp_network_start(data) {
+            Some(x) => x,
+            None => {
+                let need = if data.starts_with(&[0xff, 0x03]) {
+                    4
+                } else {
+                    2
+                };
+                p.malformed = Some(trunc(Layer::Link, need, data.len()));
+                return p;
+            }
+        },
         linktype::FDDI => {
             // Frame control, destination, source (bit-swapped addresses,
             // not shown), then 802.2 LLC.

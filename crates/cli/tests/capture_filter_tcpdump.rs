@@ -555,6 +555,22 @@ fn files_select_what_tcpdump_selects() {
         })
         .collect();
     write_file(&sll, 113, &cooked);
+    // And in a PPP file (address, control, protocol).
+    let ppp = d.join("ppp.pcap");
+    let ppp_frames: Vec<Frame> = ip_packets()
+        .into_iter()
+        .map(|(et, p)| {
+            let proto: u16 = if et == 0x0800 { 0x21 } else { 0x57 };
+            let mut v = vec![0xff, 0x03];
+            v.extend_from_slice(&proto.to_be_bytes());
+            v.extend_from_slice(&p);
+            Frame {
+                wire: v.len() as u32,
+                data: v,
+            }
+        })
+        .collect();
+    write_file(&ppp, 9, &ppp_frames);
     let mut selective = 0;
     for expr in EXPRS {
         let want = tcpdump_times(&eth, expr);
@@ -588,6 +604,13 @@ fn files_select_what_tcpdump_selects() {
                 tcpdump_times(&sll, expr),
                 "{expr} on SLL"
             );
+            if !expr.contains("ppp") {
+                assert_eq!(
+                    our_times(&ppp, expr),
+                    tcpdump_times(&ppp, expr),
+                    "{expr} on PPP"
+                );
+            }
         }
     }
     assert!(

@@ -5,7 +5,7 @@
 //!
 //! Ethernet frames run the [`Linkage::Ethernet`] program (VLAN tags in the
 //! bytes). Other link types with a network-layer payload (Linux cooked v1
-//! and v2, raw IP, BSD and OpenBSD loopback) run the
+//! and v2, raw IP, BSD and OpenBSD loopback, FDDI, 802.11, PPP) run the
 //! [`Linkage::NetworkOnly`] program on the network header, with the ethertype given as
 //! skb->protocol, as the kernel does on a cooked socket. Link-layer
 //! primitives (`ether host`, `vlan`, `broadcast`) are errors there, as in
@@ -49,6 +49,18 @@ fn network_start(link: u32, data: &[u8]) -> Option<(usize, u16)> {
         linktype::FDDI | linktype::IEEE802_11 | linktype::IEEE802_11_RADIOTAP => {
             crate::decode::llc_network_start(link, data)
         }
+        // libpcap takes the address and control bytes as always there:
+        // the protocol at 2, the packet at 4.
+        linktype::PPP | linktype::PPP_HDLC => {
+            let et = match be16(2)? {
+                0x0021 => ethertype::IPV4,
+                0x0057 => ethertype::IPV6,
+                0x0281 => ethertype::MPLS,
+                0x0283 => ethertype::MPLS_MULTICAST,
+                _ => 0,
+            };
+            Some((4, et))
+        }
         _ => None,
     }
 }
@@ -91,7 +103,9 @@ impl FileMatcher {
             | linktype::LOOP
             | linktype::FDDI
             | linktype::IEEE802_11
-            | linktype::IEEE802_11_RADIOTAP => Linkage::NetworkOnly,
+            | linktype::IEEE802_11_RADIOTAP
+            | linktype::PPP
+            | linktype::PPP_HDLC => Linkage::NetworkOnly,
             _ => return Ok(false),
         };
         let base = link;
