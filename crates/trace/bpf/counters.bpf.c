@@ -219,7 +219,7 @@ static __always_inline __u32 ssc_netns(const struct sock_common *skc)
 }
 
 /* The kernel's tcp_retransmit_skb tracepoint has a third argument, err,
- * and fires for failed attempts too (Linux 6.14+; user space reads the
+ * and fires for failed attempts too on newer kernels (user space reads the
  * argument count from the BTF). Off, the read of it is dead code the
  * verifier never sees, as older kernels refuse it. */
 const volatile __u8 cfg_retransmit_err = 0;

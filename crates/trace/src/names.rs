@@ -207,7 +207,7 @@ fn btf_walk(b: &[u8], mut f: impl FnMut(u32, u32, Option<&str>, usize, u32) -> b
 /// `btf_trace_NAME` typedef: a pointer to a function whose first
 /// parameter is the tracepoint's private data, not an argument). None
 /// when the blob does not have it. Tracepoints gain arguments between
-/// kernels (tcp_retransmit_skb got `err` in 6.14), and a program may not
+/// kernels (tcp_retransmit_skb has `err` in newer ones), and a program may not
 /// read one the kernel does not pass.
 pub fn tracepoint_args(b: &[u8], name: &str) -> Option<usize> {
     let typedef = format!("btf_trace_{name}");

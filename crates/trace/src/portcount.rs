@@ -225,7 +225,7 @@ impl PortCounters {
         let raw = std::fs::read(crate::loader::VMLINUX_BTF).unwrap_or_default();
         let reasons = Reasons::from_btf(&raw);
         let skip = skipped_reasons(&reasons);
-        // Since Linux 6.14 tcp_retransmit_skb also fires for attempts
+        // On newer kernels (6.18 here) tcp_retransmit_skb also fires for attempts
         // that failed (its third argument, err); only sent ones count.
         let retransmit_err = u8::from(
             crate::names::tracepoint_args(&raw, "tcp_retransmit_skb").is_some_and(|n| n >= 3),

@@ -348,7 +348,7 @@ const BPF_COUNTERS: [(PortKind, &str, &str); 3] = [
     (
         PortKind::Retransmit,
         "sockscope_tcp_retransmits_by_port",
-        "TCP segments the kernel sent again (tracepoint tcp:tcp_retransmit_skb), by the local port of the retransmitting socket when a listener holds that port, else port=\"other\"; counted in a BPF map since the exporter started.",
+        "TCP segments the kernel sent again (tracepoint tcp:tcp_retransmit_skb; attempts the kernel reports as failed are not counted), by the local port of the retransmitting socket when a listener holds that port, else port=\"other\"; counted in a BPF map since the exporter started.",
     ),
     (
         PortKind::ResetSent,
