@@ -7,6 +7,7 @@
 mod root;
 
 mod common;
+mod export_support;
 
 use common::{Scene, run_cmd};
 use serde_json::Value;
@@ -90,6 +91,40 @@ fn rules_and_dashboard_query_served_metrics() {
         .map(str::to_string)
         .collect();
     assert!(served.contains("sockscope_listener_accept_queue_connections"));
+    // The BPF families (served, not --once), with samples: a SYN to a
+    // closed port (a drop), and a scrape's connection (a handshake and,
+    // once closed, a duration on the exporter's port).
+    let mut served = served;
+    let ex = export_support::Exporter::start(sc.pid, 9469, &["--bpf"]);
+    export_support::in_netns(sc.pid, || {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let _ = std::net::TcpStream::connect(closed).expect_err("a closed port");
+    });
+    assert_eq!(ex.get("/metrics").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let body = ex.get("/metrics").body;
+    for line in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let mut w = line.split_whitespace();
+        let (Some(name), Some(kind)) = (w.next(), w.next()) else {
+            continue;
+        };
+        served.insert(name.to_string());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                served.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    for family in [
+        "sockscope_tcp_drops_by_port_total",
+        "sockscope_tcp_handshake_seconds_bucket",
+        "sockscope_tcp_connection_duration_seconds_bucket",
+    ] {
+        assert!(served.contains(family), "{family} not served:\n{body}");
+    }
 
     let rules = std::fs::read_to_string(deploy("prometheus/sockscope-alerts.yml")).unwrap();
     let dash: Value = serde_json::from_str(
