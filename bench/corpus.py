@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """sockscope capture against tshark on a directory of third-party captures.
 
-    bench/corpus.py DIR [--sockscope BIN] [--jobs N] [--timeout S] [--list-missed]
-                        [--list-disagree]
+    bench/corpus.py DIR [--sockscope BIN] [--jobs N] [--timeout S] [--exclude-icmp]
+                        [--list-missed] [--list-disagree]
 
 For every capture file under DIR (any name; files tshark cannot read are
 counted and skipped), it runs
@@ -15,8 +15,15 @@ and matches TCP packets by frame number. It prints:
   - files read, files tshark could not read, sockscope exits by code,
     panics (exit 101 or "panicked" on stderr) and timeouts (hangs);
   - frames in which tshark finds TCP and sockscope does not ("missed"),
-    and the reverse ("extra"), by file with --list-missed;
-  - for each field, how many matched frames agree, and the share.
+    by the layers tshark found around the TCP header, and the reverse
+    ("extra"); by file with --list-missed;
+  - for each field, how many matched frames agree, and the share; and
+    the streams as a grouping: frames whose stream index maps one to one
+    onto tshark's (tshark also numbers TCP headers quoted in ICMP errors
+    and headers cut short as streams, which shifts its later indices).
+
+--exclude-icmp leaves out the TCP headers tshark finds quoted inside ICMP
+errors (sockscope shows those packets as the ICMP messages they are).
 
 Get a corpus with the `fetch` tool or git: the-tcpdump-group/tcpdump
 (tests/), the-tcpdump-group/libpcap (testprogs/, tests/),
@@ -63,10 +70,11 @@ FIELDS = [
 ]
 
 
-def tshark_rows(path, timeout):
-    cmd = ["tshark", "-n", "-r", path, "-Y", "tcp", "-T", "fields",
+def tshark_rows(path, timeout, exclude_icmp):
+    shown = "tcp and not icmp and not icmpv6" if exclude_icmp else "tcp"
+    cmd = ["tshark", "-n", "-r", path, "-Y", shown, "-T", "fields",
            "-E", "separator=|", "-E", "occurrence=f"]
-    for f in FIELDS:
+    for f in FIELDS + ["frame.protocols"]:
         cmd += ["-e", f]
     try:
         p = subprocess.run(cmd, capture_output=True, timeout=timeout)
@@ -80,6 +88,17 @@ def tshark_rows(path, timeout):
     if p.returncode != 0 and not rows:
         return None
     return rows
+
+
+def encaps(protocols):
+    """The layers tshark found between the link and TCP ('plain' for
+    none), e.g. 'eth:ethertype:vlan:ethertype:ip:tcp' -> 'vlan'."""
+    layers = protocols.split(":")
+    if "tcp" in layers:
+        layers = layers[:layers.index("tcp")]
+    skip = {"eth", "ethertype", "ip", "ipv6", "sll", "frame", "null", "raw",
+            "loop", "pkt_comment"}
+    return ":".join(x for x in layers if x not in skip) or "plain"
 
 
 def num(v):
@@ -144,19 +163,25 @@ def ours(binary, path, timeout):
 
 
 def one(args, path):
-    theirs = tshark_rows(path, args.timeout * 3)
+    theirs = tshark_rows(path, args.timeout * 3, args.exclude_icmp)
     if theirs is None:
         return {"path": path, "unreadable": True}
     code, mine, err = ours(args.sockscope, path, args.timeout)
     res = {"path": path, "code": code, "panic": code == 101 or "panicked" in err,
            "tshark": len(theirs), "ours": len(mine)}
     res["missed"] = sorted(set(theirs) - set(mine))
+    res["missed_under"] = [encaps(theirs[n][-1]) for n in res["missed"]]
     res["extra"] = sorted(set(mine) - set(theirs))
     agree = [0] * len(FIELDS)
     matched = 0
-    for n in set(theirs) & set(mine):
+    # Streams as a grouping: ours -> theirs, first seen wins, one to one.
+    ours_to_theirs, theirs_taken, grouped = {}, set(), 0
+    for n in sorted(set(theirs) & set(mine)):
         a, b = mine[n], theirs[n]
         matched += 1
+        want = ours_to_theirs.setdefault(a[1], b[1] if b[1] not in theirs_taken else None)
+        theirs_taken.add(b[1])
+        grouped += want == b[1]
         for i in range(len(FIELDS)):
             x = a[i] if i < len(a) else ""
             y = b[i] if i < len(b) else ""
@@ -164,6 +189,7 @@ def one(args, path):
                 agree[i] += 1
     res["matched"] = matched
     res["agree"] = agree
+    res["grouped"] = grouped
     return res
 
 
@@ -173,6 +199,8 @@ def main():
     ap.add_argument("--sockscope", default="target/release/sockscope")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--exclude-icmp", action="store_true",
+                    help="leave out TCP headers quoted inside ICMP errors")
     ap.add_argument("--list-missed", action="store_true")
     ap.add_argument("--list-disagree", action="store_true",
                     help="files with a field that disagrees, and which")
@@ -199,6 +227,12 @@ def main():
     matched = sum(r["matched"] for r in read)
     print(f"TCP frames: tshark {t_frames}, matched {matched}, "
           f"missed (tshark TCP, sockscope not) {missed}, extra {extra}")
+    under = {}
+    for r in read:
+        for u in r["missed_under"]:
+            under[u] = under.get(u, 0) + 1
+    for u, c in sorted(under.items(), key=lambda x: -x[1])[:15]:
+        print(f"  missed under {u}: {c}")
     if args.list_missed:
         for r in sorted(read, key=lambda r: -len(r["missed"])):
             if r["missed"]:
@@ -214,6 +248,9 @@ def main():
         a = sum(r["agree"][i] for r in read)
         share = 100.0 * a / matched if matched else 100.0
         print(f"  {f:40s} {a:8d} / {matched}  {share:8.3f} %")
+    grouped = sum(r["grouped"] for r in read)
+    share = 100.0 * grouped / matched if matched else 100.0
+    print(f"  {'tcp.stream as a grouping':40s} {grouped:8d} / {matched}  {share:8.3f} %")
     files_all_equal = sum(1 for r in read if r["matched"] and
                           all(x == r["matched"] for x in r["agree"]))
     print(f"files with every field equal on every matched frame: {files_all_equal}")
