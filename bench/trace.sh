@@ -151,7 +151,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "sockscope trace benchmark: nginx + wrk -t$THREADS -c$CONNS, new connection per request, ${DURATION}s per run, $ROUNDS rounds"
-echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ), kernel.bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || echo '?')"
+if [ "$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null)" = 1 ]; then
+    echo "  (bpf_stats_enabled=1: every BPF program run is timed; the traced runs cost more than on a default host)"
+fi
 : >"$work/base"; : >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"
 for round in $(seq "$ROUNDS"); do
     load "$CONNS" >>"$work/base"

@@ -675,6 +675,14 @@ impl Tracer {
 
         let mut skipped = Vec::new();
         let mut notes = Vec::new();
+        if bpf_stats_enabled() {
+            notes.push(
+                "kernel.bpf_stats_enabled is 1: the kernel times every run of every BPF program \
+                 (two clock reads each), which adds to what tracing costs; \
+                 `sysctl kernel.bpf_stats_enabled=0` turns it off if nothing else needs it"
+                    .to_string(),
+            );
+        }
         for p in PROBES {
             // State changes also keep births for the destroy summaries.
             let births = p.program == "ss_state" && emit & Kind::Destroy.bit() != 0;
@@ -831,6 +839,12 @@ fn attach(
 /// The syscall programs: on the per-syscall tracepoints when tracefs is
 /// there (only those nine syscalls run BPF), else on raw_syscalls (every
 /// syscall does), with a note saying what that costs.
+/// Whether the kernel accounts run time and count of every BPF program
+/// (the sysctl, or a BPF_ENABLE_STATS fd someone holds, which shows in it).
+fn bpf_stats_enabled() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
+}
+
 fn attach_syscalls(
     ebpf: &mut Ebpf,
     btf: &Btf,

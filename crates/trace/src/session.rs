@@ -110,8 +110,11 @@ pub struct Session {
     pending: VecDeque<RawEvent>,
     stats: Stats,
     ring_bytes: u32,
-    /// Notes for the user about the start (skipped tracepoints, snapshot).
+    /// Notes for the user about the start (skipped tracepoints, fd tables
+    /// that could not be read).
     pub notes: Vec<String>,
+    /// How the snapshot was read (sources, fallbacks): for `-v`.
+    pub snapshot_notes: Vec<String>,
 }
 
 /// CLOCK_MONOTONIC in ns: the clock bpf_ktime_get_ns() reads.
@@ -128,6 +131,7 @@ impl Session {
     pub fn start(mut opts: Options) -> Result<Session, TraceError> {
         loader::preflight()?;
         let mut notes = Vec::new();
+        let mut snapshot_notes = Vec::new();
         let mut tracker = Tracker::new(opts.filter.clone(), opts.keep_events);
         let mut snapshot_sockets = 0;
         if opts.snapshot {
@@ -137,7 +141,7 @@ impl Session {
                     snapshot_sockets = snap.sockets.len();
                     seed(&mut opts.kernel, &snap.sockets);
                     tracker.add_snapshot(&snap.sockets);
-                    notes.extend(snap.notes);
+                    snapshot_notes.extend(snap.notes);
                     if let Some(s) = &snap.owners
                         && s.denied > 0
                     {
@@ -182,6 +186,7 @@ impl Session {
             },
             ring_bytes: opts.kernel.ring_bytes,
             notes,
+            snapshot_notes,
         })
     }
 

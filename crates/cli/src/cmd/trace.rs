@@ -420,6 +420,11 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
     for n in &session.notes {
         eprintln!("sockscope: {n}");
     }
+    if cli.verbose {
+        for n in &session.snapshot_notes {
+            eprintln!("sockscope: {n}");
+        }
+    }
     let until = args
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
