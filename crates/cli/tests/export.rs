@@ -411,6 +411,10 @@ fn bad_flags_and_address_in_use() {
             "--kubelet-root /nonexistent/kubelet: not a directory",
         ),
         (
+            &["--once", "--container-logs", "/nonexistent/logs"][..],
+            "--container-logs /nonexistent/logs: not a directory",
+        ),
+        (
             &["--listen", "192.0.2.1:9469"][..],
             "no interface of this host",
         ),
@@ -572,6 +576,42 @@ fn platform_labels_come_from_the_process_cgroup() {
         Some("shop-api-6f7c9d8b4-q8n2v")
     );
     assert_eq!(l.get("pod_namespace").map(String::as_str), Some("shop"));
+    assert_eq!(l.get("container"), None);
+    promtool_check(&run.stdout);
+    // The kubelet's container log links (as in /var/log/containers):
+    // the container's name, and the pod's as its metadata has it (the
+    // hosts file gave the hostname). A link of another container is not
+    // this one's.
+    let logs = std::env::temp_dir().join(format!("sockscope-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join(format!("shop-api-0_shop-prod_api-{id}.log")), b"").unwrap();
+    std::fs::write(
+        logs.join(format!("other-0_shop-prod_sidecar-{:064x}.log", 1)),
+        b"",
+    )
+    .unwrap();
+    let run = sc.sockscope(
+        "export",
+        &[
+            "--once",
+            "--top",
+            "100000",
+            "--container-logs",
+            logs.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&logs);
+    let l = labels_of(&run);
+    assert_eq!(
+        (
+            l.get("container").map(String::as_str),
+            l.get("pod_name").map(String::as_str),
+            l.get("pod_namespace").map(String::as_str)
+        ),
+        (Some("api"), Some("shop-api-0"), Some("shop-prod")),
+        "{}",
+        run.stdout
+    );
     promtool_check(&run.stdout);
     // Without the kubelet's files (it is gone now): the UID only.
     let run = sc.sockscope("export", &["--once", "--top", "100000"]);

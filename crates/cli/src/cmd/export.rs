@@ -54,7 +54,9 @@ counts):
       per TCP listener: labels netns, addr, port, proto, process, pid, and
       container_id, runtime, pod_uid, qos_class, systemd_unit when the
       process's cgroup says so; pod_name and pod_namespace when the
-      kubelet's pod directory (--kubelet-root) says so
+      kubelet's pod directory (--kubelet-root) says so; container, and the
+      pod's name and namespace, from the kubelet's container log links
+      (--container-logs)
   sockscope_sockets{netns,proto,state}, sockscope_tcp_*_total
       (ListenOverflows, ListenDrops, TCPBacklogDrop, syncookies, RetransSegs,
       OutRsts, EstabResets, AttemptFails, ...), sockscope_sockstat_*:
@@ -121,10 +123,31 @@ pub struct ExportArgs {
     /// The kubelet's root directory, for pod names and namespaces (pod_name, pod_namespace labels) read from DIR/pods/UID of the pods the cgroup paths name [default: /var/lib/kubelet, when it exists].
     #[arg(long, value_name = "DIR")]
     pub kubelet_root: Option<std::path::PathBuf>,
+    /// The kubelet's container log links, POD_NAMESPACE_CONTAINER-ID.log, for the container label (and the pod's name and namespace as its metadata has them) [default: /var/log/containers, when it exists].
+    #[arg(long, value_name = "DIR")]
+    pub container_logs: Option<std::path::PathBuf>,
 }
 
 /// The kubelet's default root directory.
 const KUBELET_ROOT: &str = "/var/lib/kubelet";
+/// Where the kubelet links every container's log by default.
+const CONTAINER_LOGS: &str = "/var/log/containers";
+
+/// The container log links to read container names from: the directory
+/// given (which must be one), else the default when this host has it.
+fn container_logs(args: &ExportArgs) -> Result<Option<std::path::PathBuf>, Fail> {
+    match &args.container_logs {
+        Some(d) if d.is_dir() => Ok(Some(d.clone())),
+        Some(d) => Err(Fail::usage(format!(
+            "--container-logs {}: not a directory; give the directory of the kubelet's container log links (by default {CONTAINER_LOGS}), mounted into the exporter's container when it runs in one",
+            d.display()
+        ))),
+        None => {
+            let d = std::path::PathBuf::from(CONTAINER_LOGS);
+            Ok(d.is_dir().then_some(d))
+        }
+    }
+}
 
 /// The kubelet root to read pod names from: the one given (which must be a
 /// directory), else the default when this host has it.
@@ -181,6 +204,8 @@ struct Ctx {
     opts: Options,
     /// Where the kubelet keeps its pod directories, if it does here.
     kubelet_root: Option<std::path::PathBuf>,
+    /// Where the kubelet links container logs, if it does here.
+    container_logs: Option<std::path::PathBuf>,
     state: Mutex<State>,
     read_timeout: Duration,
 }
@@ -198,9 +223,15 @@ impl Ctx {
             .iter()
             .map(|n| (n.id.inode, n.id.to_string()))
             .collect();
-        export::collect(&namespaces, label, self.opts, self.kubelet_root.as_deref())
-            .map(|c| (c.report, ids))
-            .map_err(Fail::from)
+        export::collect(
+            &namespaces,
+            label,
+            self.opts,
+            self.kubelet_root.as_deref(),
+            self.container_logs.as_deref(),
+        )
+        .map(|c| (c.report, ids))
+        .map_err(Fail::from)
     }
 
     /// Collect and render, one at a time.
@@ -448,6 +479,7 @@ fn platform_labels(l: &mut Labels, p: &Platform) {
         ("pod_uid", &p.pod_uid),
         ("pod_name", &p.pod_name),
         ("pod_namespace", &p.pod_namespace),
+        ("container", &p.container_name),
         ("qos_class", &p.qos),
         ("systemd_unit", &p.unit),
     ] {
@@ -1050,9 +1082,11 @@ pub fn run(args: &ExportArgs, cli: &Cli) -> Result<u8, Fail> {
         )));
     }
     let kubelet_root = kubelet_root(args)?;
+    let container_logs = container_logs(args)?;
     let bpf = start_bpf(args, cli)?;
     let ctx = Arc::new(Ctx {
         kubelet_root,
+        container_logs,
         bpf: bpf.map(Mutex::new),
         target: args.ns.target(),
         opts: Options {

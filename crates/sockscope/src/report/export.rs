@@ -470,12 +470,16 @@ pub struct Collected {
 /// owners are looked up in the compact table, never attached to the tens
 /// of thousands of connections. With `kubelet_root`, the processes of a
 /// Kubernetes pod also get the pod's name and namespace from the kubelet's
-/// files ([`labels::kubelet_pod`], read once per pod per scrape).
+/// files ([`labels::kubelet_pod`], read once per pod per scrape). With
+/// `container_logs` (the kubelet's log links, /var/log/containers), a
+/// container's processes get its name, and its pod's name and namespace
+/// as the pod's metadata has them (read once per scrape).
 pub fn collect(
     namespaces: &[OpenNetns],
     label: bool,
     opts: Options,
     kubelet_root: Option<&Path>,
+    container_logs: Option<&Path>,
 ) -> Result<Collected, SourceError> {
     let req = Request::all_states(&ALL_KINDS);
     let (scan, why_not_bpf) = match crate::source::owners::scan_auto() {
@@ -496,6 +500,9 @@ pub fn collect(
         .collect();
     let mut cache: HashMap<u32, Platform> = HashMap::new();
     let mut pods: HashMap<String, labels::PodNames> = HashMap::new();
+    let containers = container_logs
+        .map(labels::container_logs)
+        .unwrap_or_default();
     let mut platform = |pid: u32| -> Platform {
         cache
             .entry(pid)
@@ -507,6 +514,13 @@ pub fn collect(
                         .or_insert_with(|| labels::kubelet_pod(root, uid));
                     p.pod_name = names.name.clone();
                     p.pod_namespace = names.namespace.clone();
+                }
+                // The log link names the pod as its metadata does (the
+                // hosts file gives its hostname).
+                if let Some(c) = p.container_id.as_ref().and_then(|id| containers.get(id)) {
+                    p.pod_name = Some(c.pod.clone());
+                    p.pod_namespace = Some(c.namespace.clone());
+                    p.container_name = Some(c.container.clone());
                 }
                 p
             })

@@ -53,6 +53,9 @@ pub struct Platform {
     pub pod_name: Option<String>,
     /// Kubernetes namespace of the pod, likewise.
     pub pod_namespace: Option<String>,
+    /// The container's name in its pod, from the kubelet's log links
+    /// ([`container_logs`]); never from the cgroup path.
+    pub container_name: Option<String>,
 }
 
 fn is_id(s: &str) -> bool {
@@ -150,6 +153,52 @@ impl Platform {
     pub fn is_empty(&self) -> bool {
         *self == Platform::default()
     }
+}
+
+/// A container's pod, namespace and name, as the kubelet's log link for
+/// it gives them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerNames {
+    pub pod: String,
+    pub namespace: String,
+    pub container: String,
+}
+
+/// The container id and names in the name of a kubelet log link,
+/// `POD_NAMESPACE_CONTAINER-ID.log` (none of the three names can hold an
+/// underscore; the id is 64 hex digits).
+pub fn parse_container_log_name(file: &str) -> Option<(String, ContainerNames)> {
+    let stem = file.strip_suffix(".log")?;
+    let (names, id) = stem.rsplit_once('-')?;
+    if !is_id(id) {
+        return None;
+    }
+    let mut parts = names.splitn(3, '_');
+    let (pod, namespace, container) = (parts.next()?, parts.next()?, parts.next()?);
+    (dns_subdomain(pod) && dns_label(namespace) && dns_label(container)).then(|| {
+        (
+            id.to_string(),
+            ContainerNames {
+                pod: pod.into(),
+                namespace: namespace.into(),
+                container: container.into(),
+            },
+        )
+    })
+}
+
+/// The kubelet links the log of every container it runs as
+/// `DIR/POD_NAMESPACE_CONTAINER-ID.log` (DIR is /var/log/containers):
+/// container id -> names, for every link in `dir` (at most 65 536 entries
+/// are looked at). Unreadable or absent: empty.
+pub fn container_logs(dir: &Path) -> std::collections::HashMap<String, ContainerNames> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Default::default();
+    };
+    rd.take(65_536)
+        .filter_map(|e| e.ok())
+        .filter_map(|e| parse_container_log_name(e.file_name().to_str()?))
+        .collect()
 }
 
 /// A pod's name and namespace as the kubelet's files give them.
@@ -337,6 +386,36 @@ fe00::1\tip6-allnodes
 fe00::2\tip6-allrouters
 10.244.1.7\tweb-7d9f8b6c5-x2x4q
 ";
+
+    #[test]
+    fn container_log_links_give_pod_namespace_and_container() {
+        let id = "0123456789abcdef".repeat(4);
+        let (got, n) = parse_container_log_name(&format!("web-7d4b9c-xk2lp_shop_nginx-{id}.log"))
+            .expect("a kubelet log link");
+        assert_eq!(got, id);
+        assert_eq!(
+            (n.pod.as_str(), n.namespace.as_str(), n.container.as_str()),
+            ("web-7d4b9c-xk2lp", "shop", "nginx")
+        );
+        for bad in [
+            format!("web_shop_nginx-{}.log", &id[1..]),
+            format!("web_shop-{id}.log"),
+            format!("web_Shop_nginx-{id}.log"),
+            format!("web_shop_nginx-{id}.txt"),
+            format!("web_shop_ng_inx-{id}.log"),
+        ] {
+            assert_eq!(parse_container_log_name(&bad), None, "{bad}");
+        }
+        let d = std::env::temp_dir().join(format!("sockscope-logs-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("api-0_prod_app-{id}.log")), b"").unwrap();
+        std::fs::write(d.join("unrelated.log"), b"").unwrap();
+        let m = container_logs(&d);
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[&id].container, "app");
+        assert!(container_logs(Path::new("/nonexistent/sockscope")).is_empty());
+    }
 
     #[test]
     fn kubelet_hosts_file_gives_the_pod_name() {
