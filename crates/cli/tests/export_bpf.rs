@@ -704,32 +704,30 @@ fn ipv6_resets_and_drops_and_programs_detached_on_sigterm() {
     }
 }
 
+/// sockscope with `args`, as nobody without capabilities, in the network
+/// namespace of `pid`.
+fn as_nobody(pid: u32, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.args(["-t", &pid.to_string(), "-n", "--", "setpriv"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+        ])
+        .args(args);
+    c
+}
+
 #[test]
 fn unprivileged_the_series_are_absent_and_verbose_says_why() {
     if root::skip_without_root() {
         return;
     }
     let sc = sleeper();
-    let pid = sc.pid.to_string();
     let listen = format!("127.0.0.1:{PORT}");
-    let unpriv = [
-        "-t",
-        &pid,
-        "-n",
-        "--",
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        BIN,
-        "-v",
-        "export",
-        "--listen",
-        &listen,
-    ];
-    let mut child = Command::new("nsenter")
-        .args(unpriv)
+    let mut child = as_nobody(sc.pid, &["-v", "export", "--listen", &listen])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -765,22 +763,7 @@ fn unprivileged_the_series_are_absent_and_verbose_says_why() {
     );
 
     // Asked for explicitly, it is an error naming the fix.
-    let out = Command::new("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-n",
-            "--",
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            BIN,
-            "export",
-            "--once",
-            "--bpf",
-        ])
+    let out = as_nobody(sc.pid, &["export", "--once", "--bpf"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -219,26 +219,24 @@ pub fn tracepoint_args(b: &[u8], name: &str) -> Option<usize> {
         }
         false
     });
-    // typedef -> pointer -> function prototype
-    let ptr = want?;
-    let mut proto = None;
-    btf_walk(b, |id, kind, _, _, ty| {
-        if id == ptr {
-            proto = (kind == 2).then_some(ty);
-            return true;
-        }
-        false
-    });
-    let proto = proto?;
-    let mut args = None;
-    btf_walk(b, |id, kind, _, vlen, _| {
-        if id == proto {
-            args = (kind == 13).then(|| vlen.saturating_sub(1));
-            return true;
-        }
-        false
-    });
-    args
+    // typedef -> pointer -> function prototype: (kind, type, vlen) of an id.
+    let by_id = |want_id: u32| {
+        let mut found = None;
+        btf_walk(b, |id, kind, _, vlen, ty| {
+            if id == want_id {
+                found = Some((kind, ty, vlen));
+                return true;
+            }
+            false
+        });
+        found
+    };
+    let (kind, proto, _) = by_id(want?)?;
+    if kind != 2 {
+        return None;
+    }
+    let (kind, _, vlen) = by_id(proto)?;
+    (kind == 13).then(|| vlen.saturating_sub(1))
 }
 
 /// errno name, e.g. 104 -> "ECONNRESET".

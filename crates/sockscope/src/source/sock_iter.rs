@@ -594,32 +594,23 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
         a.jeq_imm(R1, 3, t_probe); // ICSK_TIME_PROBE0
         a.push(&[ldx_dw(R1, R8, o.sk_timer_pprev)]);
         a.jeq_imm(R1, 0, write); // no keepalive timer pending
-        a.push(&[
-            mov_imm(R1, 2),
-            stx_b(R10, at(R_TIMER), R1),
-            ldx_b(R1, R8, o.icsk_probes_out),
-            stx_b(R10, at(R_RETRANS), R1),
-            ldx_dw(R1, R8, o.sk_timer_expires),
-        ]);
-        a.ja(expires);
+        // Each timer: its code as netlink numbers it, the counter shown
+        // beside it and where it expires.
+        let timer = |a: &mut Asm, code: i32, count: u32, when: u32| {
+            a.push(&[
+                mov_imm(R1, code),
+                stx_b(R10, at(R_TIMER), R1),
+                ldx_b(R1, R8, count),
+                stx_b(R10, at(R_RETRANS), R1),
+                ldx_dw(R1, R8, when),
+            ]);
+            a.ja(expires);
+        };
+        timer(&mut a, 2, o.icsk_probes_out, o.sk_timer_expires); // keepalive
         a.bind(t_retrans);
-        a.push(&[
-            mov_imm(R1, 1),
-            stx_b(R10, at(R_TIMER), R1),
-            ldx_b(R1, R8, o.icsk_retransmits),
-            stx_b(R10, at(R_RETRANS), R1),
-            ldx_dw(R1, R8, o.icsk_rto_expires),
-        ]);
-        a.ja(expires);
+        timer(&mut a, 1, o.icsk_retransmits, o.icsk_rto_expires);
         a.bind(t_probe);
-        a.push(&[
-            mov_imm(R1, 4),
-            stx_b(R10, at(R_TIMER), R1),
-            ldx_b(R1, R8, o.icsk_probes_out),
-            stx_b(R10, at(R_RETRANS), R1),
-            ldx_dw(R1, R8, o.icsk_rto_expires),
-        ]);
-        a.ja(expires);
+        timer(&mut a, 4, o.icsk_probes_out, o.icsk_rto_expires); // zero window
 
         // TIME-WAIT: netlink reports the substate, timer 3, nothing else.
         a.bind(tw);
