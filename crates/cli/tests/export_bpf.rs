@@ -40,6 +40,16 @@ fn sleeper() -> Scene {
     })
 }
 
+/// A scene's namespace (pid, its `net:[INODE]` label) and an exporter
+/// serving there with the BPF counters.
+fn bpf_exporter() -> (Scene, u32, String, Exporter) {
+    let sc = sleeper();
+    let pid = sc.pid;
+    let netns = format!("net:[{}]", common::netns_inode(pid));
+    let ex = Exporter::start(pid, PORT, &["--bpf"]);
+    (sc, pid, netns, ex)
+}
+
 /// A client socket bound to a known port before it connects.
 fn client_to(port: u16) -> (u16, std::io::Result<TcpStream>) {
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
@@ -129,10 +139,7 @@ fn retransmits_and_resets_are_counted_per_port() {
     if root::skip_without_root() {
         return;
     }
-    let sc = sleeper();
-    let pid = sc.pid;
-    let netns = format!("net:[{}]", common::netns_inode(pid));
-    let mut ex = Exporter::start(pid, PORT, &["--bpf"]);
+    let (_sc, pid, netns, mut ex) = bpf_exporter();
     // The counters are attached before the exporter listens, so the
     // start-up probes that were refused in between count resets on the
     // probes' ports (port="other"): the workload is judged by the change
@@ -286,10 +293,7 @@ fn drops_are_counted_per_port_and_reason() {
     if root::skip_without_root() {
         return;
     }
-    let sc = sleeper();
-    let pid = sc.pid;
-    let netns = format!("net:[{}]", common::netns_inode(pid));
-    let ex = Exporter::start(pid, PORT, &["--bpf"]);
+    let (_sc, pid, netns, ex) = bpf_exporter();
     // Judged by the change from a first scrape (the exporter's start-up
     // probes hit a closed port after the programs were attached).
     let first = ex.get("/metrics");
@@ -421,10 +425,7 @@ fn handshake_and_duration_histograms_per_listener() {
     if root::skip_without_root() {
         return;
     }
-    let sc = sleeper();
-    let pid = sc.pid;
-    let netns = format!("net:[{}]", common::netns_inode(pid));
-    let ex = Exporter::start(pid, PORT, &["--bpf"]);
+    let (_sc, pid, netns, ex) = bpf_exporter();
 
     // Three connections to one listener, each held ~300 ms by the server
     // (from the handshake, before accept, until both ends closed).
@@ -605,10 +606,7 @@ fn ipv6_resets_and_drops_and_programs_detached_on_sigterm() {
     if root::skip_without_root() {
         return;
     }
-    let sc = sleeper();
-    let pid = sc.pid;
-    let netns = format!("net:[{}]", common::netns_inode(pid));
-    let mut ex = Exporter::start(pid, PORT, &["--bpf"]);
+    let (_sc, pid, netns, mut ex) = bpf_exporter();
     let exporter_pid = ex.child.id();
     let first = ex.get("/metrics");
     assert_eq!(first.status, 200, "{first:?}");

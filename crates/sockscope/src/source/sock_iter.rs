@@ -416,12 +416,40 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
     let base = -(REC as i16);
     let at = |field: i16| base + field;
     let mut a = Asm::new();
+    // State, uid (the iterator's), inode and shutdown from the socket in
+    // `sk` (inode and shutdown at `ino`, `shutdown`), v6only from the
+    // sock_common in r7.
+    let owner_fields = |a: &mut Asm, sk: u8, ino: u32, shutdown: u32| {
+        a.push(&[
+            stx_b(R10, at(R_STATE), R9),
+            ldx_w(R1, R6, CTX_UID),
+            stx_w(R10, at(R_UID), R1),
+            ldx_dw(R1, sk, ino),
+            stx_dw(R10, at(R_INODE), R1),
+            ldx_b(R1, sk, shutdown),
+            stx_b(R10, at(R_SHUTDOWN), R1),
+            ldx_b(R1, R7, o.ipv6only_byte),
+            rsh_imm(R1, o.ipv6only_bit as i32),
+            and_imm(R1, 1),
+            stx_b(R10, at(R_V6ONLY), R1),
+        ]);
+    };
+    // The cgroup id (its kernfs node's id) of the socket in `sk`, whose
+    // cgroup pointer is at `cgroup`; left 0 when there is none.
+    let cgroup_id = |a: &mut Asm, sk: u8, cgroup: u32| {
+        let none = a.label();
+        a.push(&[ldx_dw(R1, sk, cgroup)]);
+        a.jeq_imm(R1, 0, none);
+        a.push(&[ldx_dw(R1, R1, o.cgroup_kn)]);
+        a.jeq_imm(R1, 0, none);
+        a.push(&[ldx_dw(R1, R1, o.kn_id), stx_dw(R10, at(R_CGROUP), R1)]);
+        a.bind(none);
+    };
     let out = a.label();
     let v6 = a.label();
     let addrs_done = a.label();
     let tw = a.label();
     let req = a.label();
-    let no_cgroup = a.label();
     let connected = a.label();
     let rq_ok = a.label();
     let timers = a.label();
@@ -502,19 +530,8 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
     if f.udp {
         // r7 is the udp_sock; queues as udp_diag_get_info gives them:
         // udp_rqueue_get() and sk_wmem_alloc_get(); no timers.
-        let no_cg = a.label();
+        owner_fields(&mut a, R7, o.u_ino, o.u_shutdown);
         a.push(&[
-            stx_b(R10, at(R_STATE), R9),
-            ldx_w(R1, R6, CTX_UID),
-            stx_w(R10, at(R_UID), R1),
-            ldx_dw(R1, R7, o.u_ino),
-            stx_dw(R10, at(R_INODE), R1),
-            ldx_b(R1, R7, o.u_shutdown),
-            stx_b(R10, at(R_SHUTDOWN), R1),
-            ldx_b(R1, R7, o.ipv6only_byte),
-            rsh_imm(R1, o.ipv6only_bit as i32),
-            and_imm(R1, 1),
-            stx_b(R10, at(R_V6ONLY), R1),
             ldx_w(R1, R7, o.u_rmem),
             ldx_w(R2, R7, o.u_deficit),
             sub32_reg(R1, R2),
@@ -522,13 +539,8 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
             ldx_w(R1, R7, o.u_wmem),
             add32_imm(R1, -1),
             stx_w(R10, at(R_WQ), R1),
-            ldx_dw(R1, R7, o.u_cgroup),
         ]);
-        a.jeq_imm(R1, 0, no_cg);
-        a.push(&[ldx_dw(R1, R1, o.cgroup_kn)]);
-        a.jeq_imm(R1, 0, no_cg);
-        a.push(&[ldx_dw(R1, R1, o.kn_id), stx_dw(R10, at(R_CGROUP), R1)]);
-        a.bind(no_cg);
+        cgroup_id(&mut a, R7, o.u_cgroup);
     }
     // TCP: full, time-wait and request sockets (dead code for UDP, which
     // the verifier refuses).
@@ -539,25 +551,8 @@ fn program(o: &Offsets, f: &Filter) -> Vec<Insn> {
         // A full socket: r8 = tcp_sock.
         a.push(&[mov_reg(R1, R7), call(SKC_TO_TCP_SOCK), mov_reg(R8, R0)]);
         a.jeq_imm(R8, 0, out);
-        a.push(&[
-            stx_b(R10, at(R_STATE), R9),
-            ldx_w(R1, R6, CTX_UID),
-            stx_w(R10, at(R_UID), R1),
-            ldx_dw(R1, R8, o.sk_ino),
-            stx_dw(R10, at(R_INODE), R1),
-            ldx_b(R1, R8, o.sk_shutdown),
-            stx_b(R10, at(R_SHUTDOWN), R1),
-            ldx_b(R1, R7, o.ipv6only_byte),
-            rsh_imm(R1, o.ipv6only_bit as i32),
-            and_imm(R1, 1),
-            stx_b(R10, at(R_V6ONLY), R1),
-            ldx_dw(R1, R8, o.sk_cgroup),
-        ]);
-        a.jeq_imm(R1, 0, no_cgroup);
-        a.push(&[ldx_dw(R1, R1, o.cgroup_kn)]);
-        a.jeq_imm(R1, 0, no_cgroup);
-        a.push(&[ldx_dw(R1, R1, o.kn_id), stx_dw(R10, at(R_CGROUP), R1)]);
-        a.bind(no_cgroup);
+        owner_fields(&mut a, R8, o.sk_ino, o.sk_shutdown);
+        cgroup_id(&mut a, R8, o.sk_cgroup);
         // Queues as tcp_diag_get_info gives them.
         a.jne_imm(R9, TCP_LISTEN, connected);
         a.push(&[
