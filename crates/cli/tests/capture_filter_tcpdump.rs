@@ -116,6 +116,8 @@ const EXPRS: &[&str] = &[
     "mpls 100 and mpls 200 and ip6",
     "mpls and tcp",
     "mpls and ip and host 10.0.0.1",
+    "mpls and host 10.0.0.1",
+    "mpls and not host 10.0.0.2",
     "mpls and udp port 5353",
     "mpls and mpls and udp port 5353",
     "mpls and tcp[tcpflags] & tcp-syn != 0",
@@ -725,6 +727,16 @@ fn refused_like_tcpdump() {
         ("mpls 1048576", "MPLS label"),
         ("pppoes 65536", "PPPoE session"),
         ("mpls and vlan", "vlan after mpls"),
+        ("mpls and arp", "unsupported protocol over mpls"),
+        (
+            "mpls and arp host 10.0.0.1",
+            "unsupported protocol over mpls",
+        ),
+        (
+            "mpls and ether proto 0x0806",
+            "unsupported protocol over mpls",
+        ),
+        ("mpls and mpls and pppoed", "unsupported protocol over mpls"),
         ("vxlan", "udp port 4789"),
         ("gre", "proto gre"),
     ] {

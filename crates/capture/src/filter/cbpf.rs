@@ -256,9 +256,20 @@ impl Gen {
                 let version = match et {
                     ethertype::IPV4 => 0x40,
                     ethertype::IPV6 => 0x60,
-                    // ARP and the rest cannot follow a label (libpcap drops
-                    // them from `host`).
-                    _ => return Ok(Cond::False),
+                    // ARP and the rest cannot follow a label: libpcap
+                    // refuses them (and leaves them out of `host`).
+                    _ => {
+                        return Err(FilterError {
+                            at: match et {
+                                ethertype::ARP => "'arp'".into(),
+                                0x8035 => "'rarp'".into(),
+                                _ => format!("'ether proto {et:#06x}'"),
+                            },
+                            message: "unsupported protocol over mpls (as in tcpdump): \
+                                      only ip and ip6 can follow a label"
+                                .into(),
+                        });
+                    }
                 };
                 return Ok(Cond::And(vec![bos, masked(bpf::B, nh, 0xf0, version)]));
             }
@@ -451,7 +462,10 @@ impl Gen {
                             ),
                         ]));
                     }
-                    if matches!(proto, None | Some(Proto::Arp)) {
+                    // libpcap leaves ARP out of a bare `host` after a
+                    // label (and refuses `arp host` there).
+                    let after_label = self.last_non_vlan(d) == Some(Layer::Mpls);
+                    if proto == &Some(Proto::Arp) || proto.is_none() && !after_label {
                         let arp_like = match self.link {
                             Linkage::RawIp => Cond::False,
                             _ => Cond::Or(vec![

@@ -49,7 +49,10 @@
 //! `mpls` and `pppoes` move later tests past the label or the PPPoE and
 //! PPP headers the same way (after a label, `ip`/`ip6` read the bottom of
 //! stack bit and the version nibble; after PPPoE, the PPP protocol), as
-//! libpcap does. `geneve [VNI]` tests the outer UDP and Geneve headers;
+//! libpcap does; after a label only IPv4 and IPv6 can follow, so `arp`,
+//! `ether proto` of anything else and `pppoed` are refused there with
+//! tcpdump's "unsupported protocol over mpls", and a bare `host` leaves ARP
+//! out. `geneve [VNI]` tests the outer UDP and Geneve headers;
 //! tests after it, which libpcap applies to the inner packet, are refused.
 //! `proto` takes libpcap's names (`gre`, `esp`, `ah`, ...); tcpdump has no
 //! `gre` or `vxlan` keyword, and neither has sockscope (the error names
