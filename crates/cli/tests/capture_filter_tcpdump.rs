@@ -140,6 +140,41 @@ const EXPRS: &[&str] = &[
     "geneve 9",
     "udp and geneve",
     "host 10.9.0.1 and geneve 7",
+    // Tests after `geneve` read the packet inside the tunnel.
+    "geneve and tcp",
+    "geneve and udp",
+    "geneve and tcp port 80",
+    "geneve and port 443",
+    "geneve and udp port 53",
+    "geneve 10 and host fd00::1",
+    "geneve 12 and host 10.0.0.1",
+    "geneve and host 10.0.0.1",
+    "geneve and src host 10.0.0.3",
+    "geneve and net 10.0.0.0/24",
+    "geneve and ip",
+    "geneve and ip6",
+    "geneve and arp",
+    "geneve 11 and ip",
+    "geneve 14 and ip6 and tcp dst port 443",
+    "geneve and broadcast",
+    "geneve and ether host 02:00:00:00:00:02",
+    "geneve and ether src 02:00:00:00:00:02 and tcp",
+    "geneve and multicast",
+    "geneve and tcp[tcpflags] & tcp-syn != 0",
+    "geneve and tcp[tcpflags] = tcp-syn|tcp-ack",
+    "geneve and ip[8] < 64",
+    "geneve and udp[2:2] = 53",
+    "geneve and ip6[6] = 6",
+    "geneve and ether[12:2] = 0x86dd",
+    "geneve and proto 17",
+    "geneve and not tcp",
+    "geneve and (tcp or udp)",
+    "geneve and len > 120",
+    "udp port 6081 and geneve and tcp dst port 80",
+    "ip6 and geneve and ip",
+    "vlan and geneve and tcp",
+    "vlan 12 and geneve 12 and host 10.0.0.2",
+    "host 10.9.0.3 and geneve and arp",
     "proto gre",
     "ip proto gre",
     "ip6 proto gre",
@@ -412,15 +447,30 @@ fn ethernet_frames() -> Vec<Frame> {
     )));
     // Geneve: VNI 7 over IPv4 (carrying Ethernet), a version 1 header
     // (not Geneve to libpcap), VNI 9 over IPv6; GRE over IPv4 and IPv6.
-    let geneve = |version: u8, vni: u32| {
-        let mut g = vec![version << 6, 0, 0x65, 0x58];
+    // Then tunnels whose inner packets the tests after `geneve` read:
+    // with and without options, carrying Ethernet or IP directly, over
+    // IPv4 (with IP options, behind a VLAN tag) and IPv6.
+    let geneve_with = |version: u8, vni: u32, opts: &[u8], ptype: u16, inner: &[u8]| {
+        assert_eq!(opts.len() % 4, 0);
+        let mut g = vec![version << 6 | (opts.len() / 4) as u8, 0];
+        g.extend_from_slice(&ptype.to_be_bytes());
         g.extend_from_slice(&(vni << 8).to_be_bytes());
-        g.extend_from_slice(&ether(MAC2, MAC1, &[], 0x0800, &ip4(&syn)));
+        g.extend_from_slice(opts);
+        g.extend_from_slice(inner);
         let mut u = udp(51000, 6081, 0);
         u.truncate(8);
         u[4..6].copy_from_slice(&((8 + g.len()) as u16).to_be_bytes());
         u.extend_from_slice(&g);
         u
+    };
+    let geneve = |version: u8, vni: u32| {
+        geneve_with(
+            version,
+            vni,
+            &[],
+            0x6558,
+            &ether(MAC2, MAC1, &[], 0x0800, &ip4(&syn)),
+        )
     };
     let outer =
         |payload: &[u8], proto: u8| ipv4([10, 9, 0, 1], [10, 9, 0, 2], proto, 64, 0, &[], payload);
@@ -444,6 +494,91 @@ fn ethernet_frames() -> Vec<Frame> {
         &[],
         0x86dd,
         &ipv6(5, &v6dst, 17, &geneve(0, 9)),
+    )));
+    // One 8-byte option (class 0x0102, type 3, 4 bytes of data) and one
+    // 4-byte option without data.
+    let opt8 = [1, 2, 3, 1, 0xaa, 0xbb, 0xcc, 0xdd];
+    let opt4 = [1, 2, 4, 0];
+    let v6_syn = ipv6(7, &v6dst, 6, &tcp(40020, 443, 0x02, 0));
+    let dns = ipv4(
+        [10, 0, 0, 3],
+        [10, 0, 0, 1],
+        17,
+        30,
+        0,
+        &[],
+        &udp(40021, 53, 12),
+    );
+    let synack = ipv4(
+        [10, 0, 0, 2],
+        [10, 0, 0, 1],
+        6,
+        64,
+        0,
+        &[],
+        &tcp(80, 40010, 0x12, 0),
+    );
+    let tunnels: [(u32, Vec<u8>, u16, Vec<u8>); 5] = [
+        // VNI 10, options, Ethernet with IPv6 TCP to 443.
+        (
+            10,
+            opt8.to_vec(),
+            0x6558,
+            ether(MAC1, MAC2, &[], 0x86dd, &v6_syn),
+        ),
+        // VNI 11, an option, IPv4 (UDP to 53) with no Ethernet header.
+        (11, opt4.to_vec(), 0x0800, dns.clone()),
+        // VNI 12, both options, Ethernet with an IPv4 SYN-ACK from 80.
+        (
+            12,
+            [opt8.as_slice(), &opt4].concat(),
+            0x6558,
+            ether(MAC1, MAC2, &[], 0x0800, &synack),
+        ),
+        // VNI 13, no options, a broadcast ARP request.
+        (
+            13,
+            Vec::new(),
+            0x6558,
+            ether(
+                BCAST,
+                MAC2,
+                &[],
+                0x0806,
+                &arp(1, [10, 0, 0, 9], [10, 0, 0, 1]),
+            ),
+        ),
+        // VNI 14, IPv6 directly (TCP to 443).
+        (14, opt4.to_vec(), 0x86dd, v6_syn.clone()),
+    ];
+    for (i, (vni, opts, ptype, inner)) in tunnels.iter().enumerate() {
+        let g = geneve_with(0, *vni, opts, *ptype, inner);
+        // Over IPv4, over IPv4 with a 4-byte IP option behind a VLAN tag,
+        // and over IPv6.
+        out.push(whole(ether(MAC2, MAC1, &[], 0x0800, &outer(&g, 17))));
+        let with_opt = ipv4([10, 9, 0, 3], [10, 9, 0, 4], 17, 64, 0, &[1, 1, 1, 0], &g);
+        out.push(whole(ether(
+            MAC2,
+            MAC1,
+            &[(0x8100, 10 + i as u16)],
+            0x0800,
+            &with_opt,
+        )));
+        out.push(whole(ether(
+            MAC1,
+            MAC2,
+            &[],
+            0x86dd,
+            &ipv6(8, &v6dst, 17, &g),
+        )));
+    }
+    // Not Geneve: the same UDP port with a version 1 header over IPv6.
+    out.push(whole(ether(
+        MAC1,
+        MAC2,
+        &[],
+        0x86dd,
+        &ipv6(8, &v6dst, 17, &geneve_with(1, 10, &opt8, 0x0800, &dns)),
     )));
     let gre = [[0u8, 0, 0x08, 0].as_slice(), &ip4(&syn)].concat();
     out.push(whole(ether(MAC2, MAC1, &[], 0x0800, &outer(&gre, 47))));
@@ -581,22 +716,24 @@ fn files_select_what_tcpdump_selects() {
         if !want.is_empty() && want.len() < frames.len() {
             selective += 1;
         }
-        // tcpdump refuses link-layer tests on cooked files; so do we.
-        let link_level = [
-            "vlan",
-            "mpls",
-            "ether h",
-            "ether s",
-            "ether d",
-            "ether b",
-            "ether m",
-            "ether[",
-            "broadcast",
-        ]
-        .iter()
-        .any(|w| expr.contains(w))
-            || expr.starts_with("multicast")
-            || expr.starts_with("ether multicast");
+        // tcpdump refuses link-layer tests on cooked files; so do we
+        // (except inside a Geneve tunnel, which may carry Ethernet).
+        let link_level = !expr.starts_with("geneve")
+            && ([
+                "vlan",
+                "mpls",
+                "ether h",
+                "ether s",
+                "ether d",
+                "ether b",
+                "ether m",
+                "ether[",
+                "broadcast",
+            ]
+            .iter()
+            .any(|w| expr.contains(w))
+                || expr.starts_with("multicast")
+                || expr.starts_with("ether multicast"));
         if link_level {
             let o = sockscope(&["capture", "-r", sll.to_str().unwrap(), expr]);
             assert_eq!(o.status.code(), Some(2), "{expr} on SLL should be refused");
@@ -632,6 +769,12 @@ fn files_select_what_tcpdump_selects() {
         "pppoed",
         "geneve 7",
         "geneve 9",
+        "geneve and tcp port 80",
+        "geneve 10 and host fd00::1",
+        "geneve 11 and ip",
+        "geneve and arp",
+        "geneve and ip6 and port 443",
+        "vlan and geneve and tcp",
         "proto gre",
         "ip6 proto gre",
     ] {

@@ -111,12 +111,28 @@ fn unsupported(what: &str, link: Linkage) -> FilterError {
 /// the frame, 4 when it did not (libpcap's scheme, so verdicts agree).
 const VSLOT: u32 = 15;
 
-/// A header that `vlan`, `mpls` or `pppoes` puts before later tests.
+/// After `geneve`, the scratch slots holding where the packet inside the
+/// tunnel starts (its Ethernet header, or its network header when the
+/// Geneve protocol type is not Ethernet), where its ethertype is (the
+/// inner Ethernet type field, or the Geneve protocol type field) and where
+/// its network header starts: libpcap's scheme, so the tests after it read
+/// the inner packet whatever the length of the Geneve options.
+const GLINK: u32 = 12;
+const GETH: u32 = 13;
+const GNET: u32 = 14;
+/// Slots below this are free for comparisons.
+const FIRST_RESERVED: u32 = GLINK;
+
+/// A header that `vlan`, `mpls`, `pppoes` or `geneve` puts before later
+/// tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layer {
     Vlan,
     Mpls,
     Pppoes,
+    /// Tests after it read the packet inside the tunnel, at offsets in
+    /// [`GLINK`], [`GETH`] and [`GNET`].
+    Geneve,
 }
 
 impl Layer {
@@ -124,6 +140,9 @@ impl Layer {
         match self {
             Layer::Vlan | Layer::Mpls => 4,
             Layer::Pppoes => 8,
+            // Never counted: the layers before a `geneve` are in its
+            // offsets, and the parser refuses layers after it.
+            Layer::Geneve => 0,
         }
     }
 }
@@ -141,6 +160,7 @@ fn layers(e: &Expr, out: &mut Vec<Layer>) {
             Prim::Vlan { .. } => out.push(Layer::Vlan),
             Prim::Mpls { .. } => out.push(Layer::Mpls),
             Prim::Pppoes { .. } => out.push(Layer::Pppoes),
+            Prim::Geneve { .. } => out.push(Layer::Geneve),
             _ => {}
         },
         Expr::Rel { .. } => {}
@@ -151,25 +171,57 @@ pub(super) struct Gen {
     pub link: Linkage,
     /// A `vlan` test sets [`VSLOT`]: the program must zero it first.
     uses_vslot: std::cell::Cell<bool>,
-    /// The `vlan`, `mpls` and `pppoes` keywords, in the order of the text.
+    /// A `geneve` test sets [`GLINK`], [`GETH`] and [`GNET`]: zeroed first
+    /// too (the kernel refuses a program that may read a slot unset).
+    uses_geneve: std::cell::Cell<bool>,
+    /// The `vlan`, `mpls`, `pppoes` and `geneve` keywords, in the order of
+    /// the text.
     layers: Vec<Layer>,
 }
 
 impl Gen {
-    fn before(&self, d: u8) -> &[Layer] {
+    fn all_before(&self, d: u8) -> &[Layer] {
         &self.layers[..(d as usize).min(self.layers.len())]
     }
-    /// Do loads at depth `d` add the variable offset in [`VSLOT`]?
-    fn var(&self, d: u8) -> bool {
-        self.link == Linkage::EthernetLive && self.before(d).first() == Some(&Layer::Vlan)
+    /// Is depth `d` inside a Geneve tunnel (after a `geneve`)?
+    fn inner(&self, d: u8) -> bool {
+        self.all_before(d).contains(&Layer::Geneve)
+    }
+    /// The layers before depth `d` that move its offsets: those after the
+    /// last `geneve` (whose offsets are in scratch slots).
+    fn before(&self, d: u8) -> &[Layer] {
+        let b = self.all_before(d);
+        match b.iter().rposition(|l| *l == Layer::Geneve) {
+            Some(i) => &b[i + 1..],
+            None => b,
+        }
+    }
+    /// Live Ethernet after a first `vlan`: loads add [`VSLOT`].
+    fn live_vlan(&self, d: u8) -> bool {
+        self.link == Linkage::EthernetLive
+            && !self.inner(d)
+            && self.before(d).first() == Some(&Layer::Vlan)
+    }
+    /// The scratch slot whose value loads relative to the network header
+    /// at depth `d` add, if any: [`GNET`] inside a Geneve tunnel (the
+    /// network header then is at 0 plus the slot), [`VSLOT`] on live
+    /// Ethernet after a first `vlan`.
+    fn slot(&self, d: u8) -> Option<u32> {
+        if self.inner(d) {
+            Some(GNET)
+        } else if self.live_vlan(d) {
+            Some(VSLOT)
+        } else {
+            None
+        }
     }
     /// X = the IPv4 header length (plus the variable offset): the
     /// statements before `ld [x + nh + off]`.
     fn iphl(&self, d: u8) -> Vec<(u16, u32)> {
         let nh = self.nh(d);
-        if self.var(d) {
+        if let Some(slot) = self.slot(d) {
             vec![
-                (bpf::LDX | bpf::MEM, VSLOT),
+                (bpf::LDX | bpf::MEM, slot),
                 (bpf::LD | bpf::B | bpf::IND, nh),
                 (bpf::ALU | bpf::AND | bpf::K, 0xf),
                 (bpf::ALU | bpf::LSH | bpf::K, 2),
@@ -183,18 +235,26 @@ impl Gen {
     /// Rewrite the network-relative loads of `c` (generated for depth `d`
     /// with constant offsets) to add the variable offset, when there is one.
     fn shift_var(&self, c: Cond, d: u8) -> Cond {
-        if !self.var(d) {
-            return c;
+        match self.slot(d) {
+            Some(slot) => self.rebase(c, slot, Some(d)),
+            None => c,
         }
+    }
+    /// Rewrite the absolute packet loads of `c` to add the value of
+    /// scratch `slot`; with `iphl_at`, also the IPv4 header length loads
+    /// (`ldxb 4*([k]&0xf)`) of that depth.
+    fn rebase(&self, c: Cond, slot: u32, iphl_at: Option<u8>) -> Cond {
         match c {
             Cond::Jump { stmts, op, k, x } => {
                 let mut out = Vec::with_capacity(stmts.len() + 2);
                 for (code, off) in stmts {
                     let abs = code & 0x07 == bpf::LD && code & 0xe0 == bpf::ABS;
                     if abs && off < bpf::SKF_AD_OFF {
-                        out.push((bpf::LDX | bpf::MEM, VSLOT));
+                        out.push((bpf::LDX | bpf::MEM, slot));
                         out.push((code & !0xe0 | bpf::IND, off));
-                    } else if code == bpf::LDX | bpf::B | bpf::MSH {
+                    } else if code == bpf::LDX | bpf::B | bpf::MSH
+                        && let Some(d) = iphl_at
+                    {
                         out.extend(self.iphl(d));
                     } else {
                         out.push((code, off));
@@ -207,9 +267,17 @@ impl Gen {
                     x,
                 }
             }
-            Cond::And(v) => Cond::And(v.into_iter().map(|c| self.shift_var(c, d)).collect()),
-            Cond::Or(v) => Cond::Or(v.into_iter().map(|c| self.shift_var(c, d)).collect()),
-            Cond::Not(c) => Cond::Not(Box::new(self.shift_var(*c, d))),
+            Cond::And(v) => Cond::And(
+                v.into_iter()
+                    .map(|c| self.rebase(c, slot, iphl_at))
+                    .collect(),
+            ),
+            Cond::Or(v) => Cond::Or(
+                v.into_iter()
+                    .map(|c| self.rebase(c, slot, iphl_at))
+                    .collect(),
+            ),
+            Cond::Not(c) => Cond::Not(Box::new(self.rebase(*c, slot, iphl_at))),
             c => c,
         }
     }
@@ -220,7 +288,8 @@ impl Gen {
         let all: u32 = b.iter().map(|l| l.len()).sum();
         match self.link {
             Linkage::Ethernet => all,
-            Linkage::EthernetLive if self.var(d) => all - 4,
+            _ if self.inner(d) => all,
+            Linkage::EthernetLive if self.live_vlan(d) => all - 4,
             Linkage::EthernetLive => all,
             // Without a link-layer header the tag is in the metadata.
             _ => b
@@ -241,12 +310,26 @@ impl Gen {
     }
     /// Offset of the network header at VLAN depth `d`.
     fn nh(&self, d: u8) -> u32 {
+        if self.inner(d) {
+            // Plus [`GNET`], added by [`Gen::shift_var`].
+            return self.shift(d);
+        }
         match self.link {
             Linkage::Ethernet | Linkage::EthernetLive => 14 + self.shift(d),
             _ => self.shift(d),
         }
     }
     fn ether(&self, et: u16, d: u8) -> Result<Cond, FilterError> {
+        if self.inner(d) {
+            return Ok(jump(
+                vec![
+                    (bpf::LDX | bpf::MEM, GETH),
+                    (bpf::LD | bpf::H | bpf::IND, 0),
+                ],
+                bpf::JEQ,
+                u32::from(et),
+            ));
+        }
         match self.last_non_vlan(d) {
             // After a label the payload has no type: libpcap takes the
             // bottom of the stack and the IP version nibble.
@@ -302,7 +385,11 @@ impl Gen {
             },
         })
     }
-    fn need_ether(&self, what: &str) -> Result<(), FilterError> {
+    /// A link-layer test at depth `d`: Ethernet, or inside a Geneve tunnel.
+    fn need_ether(&self, what: &str, d: u8) -> Result<(), FilterError> {
+        if self.inner(d) {
+            return Ok(());
+        }
         match self.link {
             Linkage::Ethernet | Linkage::EthernetLive => Ok(()),
             _ => Err(unsupported(what, self.link)),
@@ -392,11 +479,38 @@ impl Gen {
     fn prim(&self, p: &Prim, d: u8) -> Result<Cond, FilterError> {
         let c = self.prim_const(p, d)?;
         Ok(match p {
+            // Inside a Geneve tunnel, link-layer tests read the inner
+            // Ethernet header, and fail when the tunnel carries no
+            // Ethernet (libpcap's checks).
+            Prim::EtherHost { .. } | Prim::Broadcast | Prim::Multicast(Proto::Ether)
+                if self.inner(d) =>
+            {
+                let no_ether = Cond::Jump {
+                    stmts: vec![(bpf::LD | bpf::MEM, GLINK), (bpf::LDX | bpf::MEM, GNET)],
+                    op: bpf::JEQ,
+                    k: 0,
+                    x: true,
+                };
+                Cond::And(vec![
+                    Cond::Not(Box::new(no_ether)),
+                    self.rebase(c, GLINK, None),
+                ])
+            }
             Prim::EtherHost { .. } | Prim::Broadcast | Prim::Multicast(Proto::Ether) => c,
             _ => self.shift_var(c, d),
         })
     }
     fn prim_const(&self, p: &Prim, d: u8) -> Result<Cond, FilterError> {
+        if self.inner(d)
+            && let Prim::Vlan { .. } | Prim::Mpls { .. } | Prim::Pppoes { .. } | Prim::Geneve { .. } =
+                p
+        {
+            return Err(FilterError {
+                at: "the tests after 'geneve'".into(),
+                message: "vlan, mpls, pppoes and geneve inside a Geneve tunnel are not supported"
+                    .into(),
+            });
+        }
         let nh = self.nh(d);
         Ok(match p {
             Prim::Proto(pt) => match pt {
@@ -421,11 +535,11 @@ impl Gen {
             }
             Prim::EtherProto(et) => self.ether(*et, d)?,
             Prim::EtherHost { dir, mac } => {
-                self.need_ether("ether host")?;
+                self.need_ether("ether host", d)?;
                 self.dir(*dir, self.mac_cond(6, *mac), self.mac_cond(0, *mac))
             }
             Prim::Broadcast => {
-                self.need_ether("broadcast")?;
+                self.need_ether("broadcast", d)?;
                 self.mac_cond(0, [0xff; 6])
             }
             Prim::Multicast(Proto::Ip) => Cond::And(vec![
@@ -437,7 +551,7 @@ impl Gen {
                 test(bpf::B, nh + 24, 255),
             ]),
             Prim::Multicast(_) => {
-                self.need_ether("multicast")?;
+                self.need_ether("multicast", d)?;
                 jump(vec![(bpf::LD | bpf::B | bpf::ABS, 0)], bpf::JSET, 1)
             }
             Prim::Vlan { id } => self.vlan(*id, d)?,
@@ -559,7 +673,7 @@ impl Gen {
     /// or, after another label, that label not the bottom of the stack.
     fn mpls(&self, label: Option<u32>, d: u8) -> Result<Cond, FilterError> {
         // tcpdump: "no MPLS support" on cooked captures.
-        self.need_ether("mpls")?;
+        self.need_ether("mpls", d)?;
         let nh = self.nh(d);
         let first = if self.last_non_vlan(d) == Some(Layer::Mpls) {
             Cond::Not(Box::new(masked(bpf::B, nh - 2, 1, 1)))
@@ -626,7 +740,51 @@ impl Gen {
             ));
             v6.push(masked(bpf::W, nh + 52, 0xffff_ff00, n << 8));
         }
+        // Where the inner packet is, for the tests after this one.
+        self.uses_geneve.set(true);
+        v4.push(Self::geneve_offsets(self.iphl(d), nh + 8));
+        let v6_x = match self.slot(d) {
+            Some(s) => vec![(bpf::LDX | bpf::MEM, s)],
+            None => vec![(bpf::LDX | bpf::IMM, 0)],
+        };
+        v6.push(Self::geneve_offsets(v6_x, nh + 48));
         Ok(Cond::Or(vec![Cond::And(v4), Cond::And(v6)]))
+    }
+    /// Store the inner packet's offsets in [`GLINK`], [`GETH`] and
+    /// [`GNET`], given `x_setup` leaving in X the variable part of the
+    /// Geneve header's offset and `konst` its constant part. The Geneve
+    /// header: version and option length (in 4-byte words) in byte 0, the
+    /// protocol type (an ethertype; 0x6558 is Ethernet) at 2, 8 bytes
+    /// before the options. Always true.
+    fn geneve_offsets(x_setup: Vec<(u16, u32)>, konst: u32) -> Cond {
+        let mut head = x_setup;
+        head.extend([
+            (bpf::MISC | bpf::TXA, 0),
+            (bpf::ALU | bpf::ADD | bpf::K, konst),
+            (bpf::MISC | bpf::TAX, 0),
+            (bpf::ALU | bpf::ADD | bpf::K, 2),
+            (bpf::ST, GETH),
+            (bpf::LD | bpf::B | bpf::IND, 0),
+            (bpf::ALU | bpf::AND | bpf::K, 0x3f),
+            (bpf::ALU | bpf::LSH | bpf::K, 2),
+            (bpf::ALU | bpf::ADD | bpf::K, 8),
+            (bpf::ALU | bpf::ADD | bpf::X, 0),
+            (bpf::ST, GLINK),
+            (bpf::ST, GNET),
+            (bpf::LD | bpf::H | bpf::IND, 2),
+        ]);
+        // Ethernet inside: its type field and the header after it.
+        let ether = vec![
+            (bpf::LD | bpf::MEM, GLINK),
+            (bpf::ALU | bpf::ADD | bpf::K, 12),
+            (bpf::ST, GETH),
+            (bpf::ALU | bpf::ADD | bpf::K, 2),
+            (bpf::ST, GNET),
+        ];
+        Cond::Or(vec![
+            Cond::Not(Box::new(jump(head, bpf::JEQ, 0x6558))),
+            jump(ether, bpf::JGE, 0),
+        ])
     }
     /// `vlan [ID]` at depth `d` (tags already passed by earlier `vlan`s).
     fn vlan(&self, id: Option<u16>, d: u8) -> Result<Cond, FilterError> {
@@ -679,7 +837,7 @@ impl Gen {
             inline.insert(0, Cond::Not(Box::new(present)));
             return Ok(Cond::Or(vec![Cond::And(v), Cond::And(inline)]));
         }
-        self.need_ether("vlan")?;
+        self.need_ether("vlan", d)?;
         let lt = 12 + self.shift(d);
         let mut v = vec![Cond::Or(
             [ethertype::VLAN, ethertype::QINQ, ethertype::QINQ_OLD]
@@ -744,7 +902,7 @@ impl Gen {
                 let nh = self.nh(d);
                 let (base, transport) = match proto {
                     Proto::Ether => {
-                        self.need_ether("ether[]")?;
+                        self.need_ether("ether[]", d)?;
                         (0, false)
                     }
                     Proto::Ip => {
@@ -776,7 +934,15 @@ impl Gen {
                     }
                 };
                 // Protocol checks were made for constant offsets.
-                let var = self.var(d) && *proto != Proto::Ether;
+                // The variable part of the offset, if any: inside a Geneve
+                // tunnel `ether[]` is relative to the inner packet.
+                let slot = match proto {
+                    Proto::Ether if self.inner(d) => Some(GLINK),
+                    Proto::Ether => None,
+                    _ => self.slot(d),
+                };
+                let var = slot.is_some();
+                let slot = slot.unwrap_or(VSLOT);
                 for c in conds.iter_mut().skip(first_cond) {
                     let shifted = self.shift_var(std::mem::replace(c, Cond::True), d);
                     *c = shifted;
@@ -786,7 +952,7 @@ impl Gen {
                         out.push((bpf::LD | sz | bpf::ABS, base.wrapping_add(*k)))
                     }
                     (Arith::Num(k), false) => {
-                        out.push((bpf::LDX | bpf::MEM, VSLOT));
+                        out.push((bpf::LDX | bpf::MEM, slot));
                         out.push((bpf::LD | sz | bpf::IND, base.wrapping_add(*k)));
                     }
                     (Arith::Num(k), true) => {
@@ -796,7 +962,7 @@ impl Gen {
                     (ix, false) => {
                         self.arith(ix, conds, out, sp)?;
                         if var {
-                            out.push((bpf::LDX | bpf::MEM, VSLOT));
+                            out.push((bpf::LDX | bpf::MEM, slot));
                             out.push((bpf::ALU | bpf::ADD | bpf::X, 0));
                         }
                         out.push((bpf::MISC | bpf::TAX, 0));
@@ -825,7 +991,7 @@ impl Gen {
         sp: &mut u32,
     ) -> Result<u32, FilterError> {
         self.arith(a, conds, out, sp)?;
-        if *sp >= VSLOT {
+        if *sp >= FIRST_RESERVED {
             return Err(FilterError {
                 at: "the comparison".into(),
                 message: "too deeply nested for classic BPF's 16 scratch slots".into(),
@@ -979,6 +1145,7 @@ pub fn compile(expr: Option<&Expr>, link: Linkage, snaplen: u32) -> Result<Vec<I
     let g = Gen {
         link,
         uses_vslot: std::cell::Cell::new(false),
+        uses_geneve: std::cell::Cell::new(false),
         layers: ls,
     };
     let cond = match expr {
@@ -989,9 +1156,16 @@ pub fn compile(expr: Option<&Expr>, link: Linkage, snaplen: u32) -> Result<Vec<I
         code: Vec::new(),
         labels: Vec::new(),
     };
-    if g.uses_vslot.get() {
+    if g.uses_vslot.get() || g.uses_geneve.get() {
         em.op(bpf::LD | bpf::IMM, 0);
+    }
+    if g.uses_vslot.get() {
         em.op(bpf::ST, VSLOT);
+    }
+    if g.uses_geneve.get() {
+        for slot in [GLINK, GETH, GNET] {
+            em.op(bpf::ST, slot);
+        }
     }
     let accept = em.label();
     let reject = em.label();

@@ -52,11 +52,21 @@
 //! libpcap does; after a label only IPv4 and IPv6 can follow, so `arp`,
 //! `ether proto` of anything else and `pppoed` are refused there with
 //! tcpdump's "unsupported protocol over mpls", and a bare `host` leaves ARP
-//! out. `geneve [VNI]` tests the outer UDP and Geneve headers;
-//! tests after it, which libpcap applies to the inner packet, are refused.
-//! `proto` takes libpcap's names (`gre`, `esp`, `ah`, ...); tcpdump has no
-//! `gre` or `vxlan` keyword, and neither has sockscope (the error names
-//! `proto gre` and `udp port 4789`).
+//! out.
+//!
+//! `geneve [VNI]` tests the outer UDP (port 6081, IPv4 not a later
+//! fragment, or IPv6 right after the fixed header) and Geneve (version 0,
+//! the VNI) headers, and every test after it in the text reads the packet
+//! inside the tunnel, as in libpcap: the program computes where it starts
+//! from the Geneve option length (scratch slots hold the inner link, type
+//! and network offsets), reading an inner Ethernet header when the Geneve
+//! protocol type is 0x6558, else taking the protocol type as the ethertype
+//! of a network header right after the options. Link-layer tests there
+//! (`ether host`, `broadcast`) fail when the tunnel carries no Ethernet.
+//! `vlan`, `mpls`, `pppoes` or a second `geneve` after `geneve` are
+//! refused. `proto` takes libpcap's names (`gre`, `esp`, `ah`, ...);
+//! tcpdump 4.99 (libpcap 1.10) has no `gre` or `vxlan` keyword, and neither
+//! has sockscope (the error names `proto gre` and `udp port 4789`).
 //! On a live Ethernet capture the kernel has already taken the outer tag
 //! out of the frame: the first `vlan` then reads it from the socket
 //! buffer's metadata (as libpcap does on Linux) and moves nothing; later

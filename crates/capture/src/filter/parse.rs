@@ -77,7 +77,7 @@ pub enum Prim {
     /// the PPP protocol and the packet after it.
     Pppoes { session: Option<u16> },
     /// `geneve [VNI]`: IPv4 or IPv6 UDP to port 6081 with a Geneve
-    /// version 0 header (tests of the inner packet after it are refused).
+    /// version 0 header; tests after it read the packet inside.
     Geneve { vni: Option<u32> },
 }
 
@@ -129,7 +129,7 @@ pub enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
-    /// A primitive and the number of `vlan`, `mpls` and `pppoes` keywords
+    /// A primitive and the number of `vlan`, `mpls`, `pppoes` and `geneve` keywords
     /// before it in the text (libpcap moves later tests past the tag,
     /// label or PPPoE header of each).
     Prim {
@@ -298,9 +298,9 @@ pub(super) struct Parser {
     toks: Vec<String>,
     pos: usize,
     last: Option<Quals>,
-    /// `vlan`, `mpls` and `pppoes` keywords seen so far.
+    /// `vlan`, `mpls`, `pppoes` and `geneve` keywords seen so far.
     vlan: u8,
-    /// A `geneve` was seen: later tests would be of the inner packet.
+    /// A `geneve` was seen: later tests are of the inner packet.
     geneve: bool,
 }
 
@@ -464,7 +464,6 @@ impl Parser {
         if let Some(p) = proto_kw(&t)
             && self.peek_at(1) == Some("[")
         {
-            self.after_geneve()?;
             self.pos += 2;
             let index = self.arith(0)?;
             let mut size = 1;
@@ -501,19 +500,21 @@ impl Parser {
             None => Err(self.err(format!("expected {what}"))),
         }
     }
-    /// After `geneve`, libpcap tests the inner packet (at an offset the
-    /// Geneve header's length decides); sockscope does not.
+    /// After `geneve`, the tests are of the packet inside the tunnel;
+    /// another layer keyword there is not supported.
     fn after_geneve(&self) -> Result<(), FilterError> {
         if self.geneve {
             return Err(self.err(
-                "tests after 'geneve' (of the packet inside the tunnel) are not supported: \
-                 put 'geneve [VNI]' last, e.g. 'host 10.0.0.1 and geneve 42'",
+                "vlan, mpls, pppoes and geneve after 'geneve' (inside the tunnel) are not \
+                 supported: test the inner packet's addresses, ports and protocols",
             ));
         }
         Ok(())
     }
     fn primitive(&mut self) -> Result<Expr, FilterError> {
-        self.after_geneve()?;
+        if matches!(self.peek(), Some("vlan" | "mpls" | "pppoes" | "geneve")) {
+            self.after_geneve()?;
+        }
         match self.peek() {
             Some("mpls") => {
                 self.pos += 1;
@@ -558,7 +559,9 @@ impl Parser {
                     None => None,
                 };
                 self.geneve = true;
-                return Ok(self.prim(Prim::Geneve { vni }));
+                let e = self.prim(Prim::Geneve { vni });
+                self.vlan = self.vlan.saturating_add(1);
+                return Ok(e);
             }
             Some("vxlan") => {
                 return Err(self.err(

@@ -23,7 +23,8 @@
 //! - tunnelled (VXLAN, Geneve, GTP-U over UDP; GRE, ERSPAN): the outer
 //!   headers are unknown, except that they are not TCP, ICMP or ARP.
 //!
-//! Tests after a `vlan`, `mpls` or `pppoes` keyword read shifted offsets, and tests of bytes,
+//! Tests after a `vlan`, `mpls`, `pppoes` or `geneve` keyword read shifted offsets (after
+//! `geneve`, the packet inside the tunnel), and tests of bytes,
 //! lengths and link-layer fields are not decided from a key: they count
 //! as "some frames". The answer errs only towards analysing.
 
@@ -407,6 +408,10 @@ mod tests {
         assert!(!t("tcp port 80 and geneve"));
         // A Geneve tunnel may carry any conversation.
         assert!(t("geneve 7"));
+        // Tests after `geneve` read the inner packet (the conversation
+        // the frame decodes to); not decided from the key.
+        assert!(t("geneve and tcp port 80"));
+        assert!(t("geneve 7 and host 10.0.0.1 and tcp[13] = 2"));
         let u = |e| shows(e, false, "fd00::1", 5353, "fd00::2", 5353);
         assert!(!u("tcp"));
         assert!(u("ip and udp"));

@@ -102,6 +102,19 @@ fn parses_tcpdump_forms() {
     assert_eq!(e.at, "'172.16.0.8/24'");
     let e = parse(&["net 10.1.2.3 mask 255.255.0.0".into()]).unwrap_err();
     assert!(e.message.contains("non-network bits set"), "{e}");
+    // Inside a Geneve tunnel: protocol, address, port and byte tests, but
+    // not another layer keyword.
+    for ok in [
+        "geneve and tcp port 80",
+        "geneve 10 and host 10.0.0.1",
+        "geneve and tcp[13] = 2 and ether host 02:00:00:00:00:01",
+    ] {
+        assert!(parse(&[ok.into()]).is_ok(), "{ok} should parse");
+    }
+    for bad in ["geneve and vlan", "geneve and mpls", "geneve and geneve 3"] {
+        let e = parse(&[bad.into()]).unwrap_err();
+        assert!(e.message.contains("after 'geneve'"), "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -42,6 +42,8 @@ Examples:
 
   sockscope capture -r http-vlan.pcap 'vlan and tcp port 80'
   sockscope capture -r - 'tcp[tcpflags] & tcp-syn != 0' < trace.pcap
+  sockscope capture -r overlay.pcap 'geneve 42 and tcp port 443'
+      tests after geneve read the packet inside the tunnel
 
 Filter (tcpdump's language): host ADDR, net ADDR/LEN, port N, portrange A-B,
   src / dst qualifiers, tcp, udp, icmp, icmp6, ip, ip6, arp, vlan [ID],
