@@ -39,6 +39,21 @@
 //!
 //! State is per conversation; the unacknowledged-segment list is capped at
 //! 10 000 entries per direction, as in Wireshark.
+//!
+//! Stream numbers ([`Info::Seen`], [`Analyzer::number_seen`]): Wireshark
+//! gives a `tcp.stream` (`udp.stream`) to every TCP (UDP) header it
+//! dissects, also those it does not analyse: the start of a packet quoted
+//! in an ICMP or ICMPv6 error, packet headers sampled by sFlow, and a TCP
+//! header of which at least the first 16 bytes (ports to window) are there
+//! but that is cut short or has a bad length field. Each such header takes
+//! the index of its conversation (by addresses and ports), or, when the
+//! conversation has no packet yet, the next index, which the
+//! conversation's first packet then carries; it changes no analysis
+//! state (no base sequence, so a later SYN with any ISN keeps that index).
+//! The JSON carries these indices (`icmp.quoted.stream`,
+//! `partial_tcp.stream`, `sampled[].stream`), so every index agrees with
+//! tshark's. Conversations known only from such headers are remembered up
+//! to [`MAX_SEEN`] and are not counted as conversations.
 
 use crate::decode::{Net, Packet, Transport, tcpflag as tf};
 use serde::Serialize;
@@ -489,6 +504,15 @@ pub enum Info {
         stream: u32,
         from_client: bool,
     },
+    /// A TCP (or, with `udp`, UDP) header that is not the packet's own
+    /// segment but that Wireshark dissects and numbers: quoted in an ICMP
+    /// error, or a TCP header cut short ([`crate::decode::PartialTcp`]).
+    /// `stream` is the index of its conversation, which it starts (for the
+    /// stream numbers only) when it is new.
+    Seen {
+        stream: u32,
+        udp: bool,
+    },
     None,
 }
 
@@ -569,7 +593,19 @@ pub struct Analyzer {
     tcp_streams: u32,
     udp_streams: u32,
     evicted: u64,
+    /// Stream indices of conversations known only from headers that are
+    /// numbered but not analysed ([`Info::Seen`]): the first packet of the
+    /// conversation takes its index from here. At most [`MAX_SEEN`].
+    seen: HashMap<Key, u32, FxBuild>,
+    /// Stream indices taken by such headers and not (yet) by a packet of
+    /// their conversation: TCP, UDP.
+    seen_only: [u32; 2],
 }
+
+/// Conversations remembered from quoted or cut-short headers alone; past
+/// this, such headers still take a new index but a later packet of their
+/// conversation does not get it (it takes the next one).
+pub const MAX_SEEN: usize = 65_536;
 
 impl Default for Analyzer {
     fn default() -> Self {
@@ -600,6 +636,8 @@ impl Analyzer {
             tcp_streams: 0,
             udp_streams: 0,
             evicted: 0,
+            seen: HashMap::default(),
+            seen_only: [0, 0],
         }
     }
 
@@ -609,12 +647,15 @@ impl Analyzer {
         &self.convs
     }
 
+    /// TCP conversations (streams with a packet of their own; indices
+    /// taken only by quoted, sampled or cut-short headers are not counted).
     pub fn tcp_streams(&self) -> u32 {
-        self.tcp_streams
+        self.tcp_streams - self.seen_only[0]
     }
 
+    /// UDP flows, counted likewise.
     pub fn udp_streams(&self) -> u32 {
-        self.udp_streams
+        self.udp_streams - self.seen_only[1]
     }
 
     pub fn tracking(&self) -> Tracking {
@@ -657,12 +698,12 @@ impl Analyzer {
     /// stream on the same 4-tuple).
     fn begin(&mut self, s: usize, key: Key, src_is_lo: bool, frame: u64, ts: u64) {
         let udp = key.udp;
-        let stream = if udp {
-            self.udp_streams += 1;
-            self.udp_streams - 1
-        } else {
-            self.tcp_streams += 1;
-            self.tcp_streams - 1
+        let stream = match self.seen.remove(&key) {
+            Some(s) => {
+                self.seen_only[usize::from(udp)] -= 1;
+                s
+            }
+            None => self.next_stream(udp),
         };
         let conv = self.nconv;
         self.nconv += 1;
@@ -691,6 +732,56 @@ impl Analyzer {
                 reset_by_client: None,
             });
         }
+    }
+
+    fn next_stream(&mut self, udp: bool) -> u32 {
+        let n = if udp {
+            &mut self.udp_streams
+        } else {
+            &mut self.tcp_streams
+        };
+        *n += 1;
+        *n - 1
+    }
+
+    /// The stream index of a TCP or UDP header that Wireshark numbers but
+    /// does not analyse (quoted in an ICMP error, sampled by sFlow, a TCP
+    /// header cut short): its conversation's, or a new index that the
+    /// conversation's first packet then takes (Wireshark creates the
+    /// conversation there). None for other protocols or without ports.
+    pub fn number_seen(&mut self, h: &crate::decode::Quoted) -> Option<u32> {
+        let udp = match h.proto {
+            crate::decode::ipproto::TCP => false,
+            crate::decode::ipproto::UDP => true,
+            _ => return None,
+        };
+        let (sp, dp) = h.ports?;
+        let ep = |a: IpAddr, port: u16| match a {
+            IpAddr::V4(v) => Ep {
+                addr: v.to_ipv6_mapped().octets(),
+                port,
+                v6: false,
+            },
+            IpAddr::V6(v) => Ep {
+                addr: v.octets(),
+                port,
+                v6: true,
+            },
+        };
+        let (key, _) = Key::of(ep(h.src, sp), ep(h.dst, dp), udp);
+        let stream = if let Some(&s) = self.map.get(&key) {
+            self.slots[s as usize].stream
+        } else if let Some(&s) = self.seen.get(&key) {
+            s
+        } else {
+            let s = self.next_stream(udp);
+            self.seen_only[usize::from(udp)] += 1;
+            if self.seen.len() < MAX_SEEN {
+                self.seen.insert(key, s);
+            }
+            s
+        };
+        Some(stream)
     }
 
     /// The slot of `key`, starting a conversation when it has none.
@@ -726,7 +817,21 @@ impl Analyzer {
     /// [`Analyzer::conversations`] when summaries are kept).
     pub fn process(&mut self, frame: u64, p: &Packet) -> (Info, Option<usize>) {
         let Some((src, dst)) = endpoints(p) else {
-            return (Info::None, None);
+            // An ICMP error quoting a TCP or UDP header, a TCP header cut
+            // short.
+            return match crate::decode::numbered_header(p) {
+                Some(h) => match self.number_seen(&h) {
+                    Some(stream) => (
+                        Info::Seen {
+                            stream,
+                            udp: h.proto == crate::decode::ipproto::UDP,
+                        },
+                        None,
+                    ),
+                    None => (Info::None, None),
+                },
+                None => (Info::None, None),
+            };
         };
         match &p.transport {
             Transport::Tcp(t) => {
@@ -1290,6 +1395,7 @@ mod tests {
                 options: TcpOptions::from_bytes(opts),
             }),
             malformed: None,
+            partial_tcp: None,
         }
     }
 
@@ -1486,6 +1592,7 @@ mod tracking_tests {
                 options: TcpOptions::from_bytes(&[]),
             }),
             malformed: None,
+            partial_tcp: None,
         }
     }
 

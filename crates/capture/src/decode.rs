@@ -619,6 +619,32 @@ pub struct Icmp {
     pub seq: u16,
     /// Bytes after the 8-byte ICMP header, as the IP header accounts them.
     pub payload_len: u32,
+    /// The start of the packet an error message quotes.
+    pub quoted: Option<Quoted>,
+}
+
+/// The start of the packet an ICMP or ICMPv6 error quotes (destination
+/// unreachable, source quench, redirect, time exceeded, parameter
+/// problem; ICMPv6 1 to 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quoted {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The IP protocol (IPv6: the next header after the fixed header).
+    pub proto: u8,
+    /// The ports of a quoted TCP header of at least 16 bytes, or of a UDP
+    /// header: the headers Wireshark dissects there, giving each a stream
+    /// index ([`crate::analysis::Info::Seen`]).
+    pub ports: Option<(u16, u16)>,
+}
+
+/// A TCP header Wireshark still numbers as a stream although it is not
+/// whole: its first 16 bytes (ports to window) are there, but the header
+/// is cut short, or its length field is below 20 or beyond the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialTcp {
+    pub sport: u16,
+    pub dport: u16,
 }
 
 /// The transport layer.
@@ -671,6 +697,9 @@ pub struct Packet {
     pub net: Net,
     pub transport: Transport,
     pub malformed: Option<Malformed>,
+    /// A TCP header too short to decode that Wireshark numbers anyway
+    /// (then `transport` is [`Transport::Other`] with protocol 6).
+    pub partial_tcp: Option<PartialTcp>,
 }
 
 impl Packet {
@@ -692,6 +721,7 @@ impl Packet {
             net: Net::None,
             transport: Transport::None,
             malformed: None,
+            partial_tcp: None,
         }
     }
     /// A piece of a fragmented IP datagram (first or later).
@@ -1530,6 +1560,11 @@ fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut
                 };
                 return;
             }
+            let error = if v6 {
+                matches!(b[0], 1..=4)
+            } else {
+                matches!(b[0], 3 | 4 | 5 | 11 | 12)
+            };
             p.transport = Transport::Icmp(Icmp {
                 v6,
                 kind: b[0],
@@ -1537,6 +1572,7 @@ fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut
                 id: be16(b, 4),
                 seq: be16(b, 6),
                 payload_len: payload_len.saturating_sub(8),
+                quoted: if error { quoted(&b[8..], v6) } else { None },
             });
         }
         _ => {
@@ -1548,7 +1584,183 @@ fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut
     }
 }
 
+/// The TCP or UDP header of `q` that Wireshark numbers as a stream, with
+/// its addresses: its own segment, a TCP header cut short, or the header
+/// an ICMP error quotes.
+pub fn numbered_header(q: &Packet) -> Option<Quoted> {
+    let (src, dst) = (q.src_ip()?, q.dst_ip()?);
+    let one = |proto: u8, ports: (u16, u16)| Quoted {
+        src,
+        dst,
+        proto,
+        ports: Some(ports),
+    };
+    match &q.transport {
+        Transport::Tcp(t) => Some(one(ipproto::TCP, (t.sport, t.dport))),
+        Transport::Udp(u) => Some(one(ipproto::UDP, (u.sport, u.dport))),
+        Transport::Other { proto: 6, .. } => {
+            q.partial_tcp.map(|t| one(ipproto::TCP, (t.sport, t.dport)))
+        }
+        Transport::Icmp(i) => i.quoted.filter(|x| x.ports.is_some()),
+        _ => None,
+    }
+}
+
+/// sFlow's UDP port (RFC 3176; version 5 at sflow.org).
+pub const SFLOW_PORT: u16 = 6343;
+/// Sampled headers read from one sFlow datagram, at most.
+pub const MAX_SAMPLED: usize = 64;
+
+/// The headers Wireshark numbers inside the packet headers sampled by an
+/// sFlow version 5 datagram to or from UDP port 6343 ([`SFLOW_PORT`]):
+/// flow samples (plain and expanded) whose raw packet header records hold
+/// an Ethernet frame, an IPv4 or an IPv6 packet. Wireshark dissects them
+/// as it does packets quoted in ICMP errors: numbered, not analysed. Empty
+/// for other packets, for datagrams put back together from fragments or
+/// inside a tunnel, and past [`MAX_SAMPLED`] headers.
+pub fn sflow_sampled(p: &Packet, data: &[u8]) -> Vec<Quoted> {
+    let mut out = Vec::new();
+    let (Transport::Udp(u), Some(at), Some(_), None) =
+        (&p.transport, p.udp_payload_at, p.net_at, &p.tunnel)
+    else {
+        return out;
+    };
+    if u.sport != SFLOW_PORT && u.dport != SFLOW_PORT {
+        return out;
+    }
+    let Some(b) = data.get(at..) else {
+        return out;
+    };
+    let b = &b[..b.len().min(u.payload_len as usize)];
+    let w = |o: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(
+            b.get(o..o.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    let walk = |out: &mut Vec<Quoted>| -> Option<()> {
+        if w(0)? != 5 {
+            return None;
+        }
+        let agent = match w(4)? {
+            1 => 4,
+            2 => 16,
+            _ => return None,
+        };
+        // Sub-agent id, sequence number, uptime, number of samples.
+        let mut off = 8 + agent + 12;
+        let samples = w(off)?;
+        off += 4;
+        for _ in 0..samples.min(1024) {
+            let (format, len) = (w(off)?, w(off + 4)? as usize);
+            let body = off + 8;
+            let end = body.checked_add(len)?;
+            off = end;
+            // Enterprise 0: 1 is a flow sample, 3 an expanded one (with
+            // wider interface fields); the record count ends the fields.
+            let fields = match format {
+                1 => 32,
+                3 => 44,
+                _ => continue,
+            };
+            let records = w(body + fields - 4)?;
+            let mut r = body + fields;
+            for _ in 0..records.min(1024) {
+                let (rformat, rlen) = (w(r)?, w(r + 4)? as usize);
+                let rb = r + 8;
+                r = rb.checked_add(rlen)?;
+                if r > end {
+                    return None;
+                }
+                // A raw packet header: protocol, frame length, bytes
+                // stripped, header length, the header (padded to 4).
+                if rformat != 1 {
+                    continue;
+                }
+                let link = match w(rb)? {
+                    1 => linktype::ETHERNET,
+                    11 => linktype::IPV4,
+                    12 => linktype::IPV6,
+                    _ => continue,
+                };
+                let frame_len = w(rb + 4)?;
+                let hlen = w(rb + 12)? as usize;
+                let padded = hlen.checked_add(3)? & !3;
+                let hdr = b.get(rb + 16..(rb + 16).checked_add(padded)?.min(r))?;
+                let q = decode(link, hdr, p.ts_ns, frame_len.max(hdr.len() as u32));
+                if let Some(h) = numbered_header(&q) {
+                    if out.len() == MAX_SAMPLED {
+                        return None;
+                    }
+                    out.push(h);
+                }
+            }
+        }
+        Some(())
+    };
+    let _ = walk(&mut out);
+    out
+}
+
+/// The packet quoted by an ICMP (`v6` false) or ICMPv6 error, from the
+/// bytes after the ICMP header; None unless its IP header is all there.
+fn quoted(b: &[u8], v6: bool) -> Option<Quoted> {
+    let (src, dst, proto, rest) = if v6 {
+        if b.len() < 40 || b[0] >> 4 != 6 {
+            return None;
+        }
+        let a = |o: usize| -> Option<IpAddr> {
+            let o: [u8; 16] = b.get(o..o + 16)?.try_into().ok()?;
+            Some(IpAddr::from(o))
+        };
+        let avail = (be16(b, 4) as usize).min(b.len() - 40);
+        (a(8)?, a(24)?, b[6], &b[40..40 + avail])
+    } else {
+        let hl = usize::from(*b.first()? & 0x0f) * 4;
+        if b.len() < 20 || b[0] >> 4 != 4 || hl < 20 || b.len() < hl {
+            return None;
+        }
+        let src = IpAddr::from([b[12], b[13], b[14], b[15]]);
+        let dst = IpAddr::from([b[16], b[17], b[18], b[19]]);
+        // A later fragment has no transport header.
+        if be16(b, 6) & 0x1fff != 0 {
+            return Some(Quoted {
+                src,
+                dst,
+                proto: b[9],
+                ports: None,
+            });
+        }
+        let total = be16(b, 2) as usize;
+        let end = if total >= hl {
+            total.min(b.len())
+        } else {
+            b.len()
+        };
+        (src, dst, b[9], &b[hl..end])
+    };
+    let need = match proto {
+        ipproto::TCP => 16,
+        ipproto::UDP => 8,
+        _ => usize::MAX,
+    };
+    Some(Quoted {
+        src,
+        dst,
+        proto,
+        ports: (rest.len() >= need).then(|| (be16(rest, 0), be16(rest, 2))),
+    })
+}
+
 fn tcp(b: &[u8], seg_len: u32, p: &mut Packet) {
+    // Whatever goes wrong below, Wireshark numbers a header with its
+    // first 16 bytes (it looks its conversation up before checking the
+    // header length).
+    if b.len() >= 16 {
+        p.partial_tcp = Some(PartialTcp {
+            sport: be16(b, 0),
+            dport: be16(b, 2),
+        });
+    }
     if b.len() < 20 {
         p.malformed = Some(trunc(Layer::Tcp, 20, b.len()));
         p.transport = Transport::Other {
@@ -1588,6 +1800,7 @@ fn tcp(b: &[u8], seg_len: u32, p: &mut Packet) {
         };
         return;
     }
+    p.partial_tcp = None;
     let options = TcpOptions::from_bytes(&b[20..hl]);
     if let Some((kind, offset)) = options.first_bad() {
         p.malformed = Some(Malformed::BadOption {

@@ -32,10 +32,18 @@ pub fn decode_frame(data: &[u8]) {
         let mut p = decode::decode(link, data, i as u64, data.len() as u32);
         reasm.process(&mut p, data);
         let (info, _) = an.process(i as u64 + 1, &p);
+        let sampled: Vec<_> = decode::sflow_sampled(&p, data)
+            .into_iter()
+            .map(|h| (h, an.number_seen(&h)))
+            .collect();
         let _ = lw.write(&mut sink, i as u64 + 1, &p, &info, None);
-        let _ = serde_json::to_vec(&json::packet(i as u64 + 1, &p, &info, None));
+        let mut j = json::packet(i as u64 + 1, &p, &info, None);
+        j.sampled = json::sampled(&sampled);
+        let _ = serde_json::to_vec(&j);
         let f = filter::parse(&[
-            "tcp or port 53 or host 10.0.0.1 or (vlan and tcp[13] & 2 != 0)".to_string(),
+            "tcp or port 53 or host 10.0.0.1 or (vlan and tcp[13] & 2 != 0) \
+             or geneve and tcp port 80"
+                .to_string(),
         ]);
         if let Ok(f) = f {
             let _ = filter::FileMatcher::new(f).matches(link, data, data.len() as u32);
@@ -57,6 +65,9 @@ pub fn read_file(data: &[u8]) {
         let mut p = decode::decode(rec.link, rec.data, rec.ts_ns, rec.wire_len);
         reasm.process(&mut p, rec.data);
         let _ = an.process(frame, &p);
+        for h in decode::sflow_sampled(&p, rec.data) {
+            let _ = an.number_seen(&h);
+        }
         if frame > 100_000 {
             break;
         }

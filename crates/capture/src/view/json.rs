@@ -43,6 +43,12 @@ pub struct PacketJson<'a> {
     pub tcp: Option<TcpJson>,
     pub udp: Option<UdpJson>,
     pub icmp: Option<IcmpJson>,
+    /// A TCP header cut short (or with a bad length) whose first 16 bytes
+    /// are there: its ports and the stream Wireshark gives it.
+    pub partial_tcp: Option<PartialTcpJson>,
+    /// The TCP and UDP headers of the packets an sFlow datagram samples
+    /// (null for other packets): set with [`sampled`].
+    pub sampled: Option<Vec<QuotedJson>>,
     pub malformed: Option<String>,
     pub process: Option<ProcsJson<'a>>,
     /// The outer headers when the packet came through a tunnel
@@ -121,6 +127,47 @@ pub struct IcmpJson {
     #[serde(rename = "type")]
     pub kind: u8,
     pub code: u8,
+    /// The packet an error message quotes.
+    pub quoted: Option<QuotedJson>,
+}
+
+#[derive(Serialize)]
+pub struct QuotedJson {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ip_proto: u8,
+    /// Null unless a TCP header (16 bytes or more) or a UDP header is
+    /// quoted.
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// The quoted header's `tcp.stream` or `udp.stream` (by `ip_proto`),
+    /// as Wireshark numbers it: its conversation's, or a new index that
+    /// the conversation's first packet then carries.
+    pub stream: Option<u32>,
+}
+
+/// The `sampled` field: headers from [`crate::decode::sflow_sampled`]
+/// with the streams [`crate::analysis::Analyzer::number_seen`] gave them.
+pub fn sampled(h: &[(crate::decode::Quoted, Option<u32>)]) -> Option<Vec<QuotedJson>> {
+    (!h.is_empty()).then(|| {
+        h.iter()
+            .map(|(q, stream)| QuotedJson {
+                src: q.src,
+                dst: q.dst,
+                ip_proto: q.proto,
+                sport: q.ports.map(|x| x.0),
+                dport: q.ports.map(|x| x.1),
+                stream: *stream,
+            })
+            .collect()
+    })
+}
+
+#[derive(Serialize)]
+pub struct PartialTcpJson {
+    pub sport: u16,
+    pub dport: u16,
+    pub stream: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -244,10 +291,30 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
         payload_bytes: u.payload_len,
         length: u.len,
     });
+    let seen = match info {
+        Info::Seen { stream, .. } => Some(*stream),
+        _ => None,
+    };
     let icmp = match &p.transport {
         Transport::Icmp(i) => Some(IcmpJson {
             kind: i.kind,
             code: i.code,
+            quoted: i.quoted.map(|q| QuotedJson {
+                src: q.src,
+                dst: q.dst,
+                ip_proto: q.proto,
+                sport: q.ports.map(|x| x.0),
+                dport: q.ports.map(|x| x.1),
+                stream: seen,
+            }),
+        }),
+        _ => None,
+    };
+    let partial_tcp = match (&p.transport, p.partial_tcp) {
+        (Transport::Other { proto: 6, .. }, Some(t)) => Some(PartialTcpJson {
+            sport: t.sport,
+            dport: t.dport,
+            stream: seen,
         }),
         _ => None,
     };
@@ -278,6 +345,8 @@ pub fn packet<'a>(frame: u64, p: &Packet, info: &Info, procs: Option<&'a Procs>)
         tcp,
         udp,
         icmp,
+        partial_tcp,
+        sampled: None,
         malformed: p.malformed.map(|m| m.to_string()),
         process: procs.filter(|p| !p.is_empty()).map(|p| ProcsJson {
             src: p.src.as_ref(),

@@ -150,6 +150,7 @@ struct Held {
     p: decode::Packet,
     info: Info,
     idx: Option<usize>,
+    sampled: Vec<(decode::Quoted, Option<u32>)>,
     since: Instant,
 }
 
@@ -209,6 +210,15 @@ impl Pipeline {
             return Ok(true);
         }
         let (info, idx) = self.analyzer.process(self.frame, &p);
+        // Headers sampled by sFlow take stream numbers too (after the
+        // datagram's own UDP), as in Wireshark.
+        let sampled: Vec<_> = decode::sflow_sampled(&p, data)
+            .into_iter()
+            .map(|h| {
+                let s = self.analyzer.number_seen(&h);
+                (h, s)
+            })
+            .collect();
         if !shown {
             return Ok(true);
         }
@@ -240,12 +250,15 @@ impl Pipeline {
                 p,
                 info,
                 idx,
+                sampled,
                 since: Instant::now(),
             });
             self.release(false)?;
         } else {
             let frame = self.frame;
-            self.emit(frame, link, ts_ns, wire_len, data, &p, &info, idx, procs)?;
+            self.emit(
+                frame, link, ts_ns, wire_len, data, &p, &info, idx, &sampled, procs,
+            )?;
         }
         Ok(self.count.is_none_or(|c| self.summary.packets_shown < c))
     }
@@ -278,7 +291,8 @@ impl Pipeline {
             self.held_bytes -= h.data.len();
             let procs = self.labeller.as_ref().map(|l| l.both_of(&h.p));
             self.emit(
-                h.frame, h.link, h.ts_ns, h.wire_len, &h.data, &h.p, &h.info, h.idx, procs,
+                h.frame, h.link, h.ts_ns, h.wire_len, &h.data, &h.p, &h.info, h.idx, &h.sampled,
+                procs,
             )?;
         }
         Ok(())
@@ -308,6 +322,7 @@ impl Pipeline {
         p: &decode::Packet,
         info: &Info,
         idx: Option<usize>,
+        sampled: &[(decode::Quoted, Option<u32>)],
         procs: Option<Procs>,
     ) -> io::Result<()> {
         if let Some(i) = idx {
@@ -321,7 +336,7 @@ impl Pipeline {
                 let from_client = match info {
                     Info::Tcp(t) => t.from_client,
                     Info::Udp { from_client, .. } => *from_client,
-                    Info::None => true,
+                    Info::Seen { .. } | Info::None => true,
                 };
                 let (c, s) = if from_client {
                     (&pr.src, &pr.dst)
@@ -344,7 +359,8 @@ impl Pipeline {
             w.write(&mut self.out, frame, p, info, procs.as_ref())?;
         }
         if let Some(r) = &mut self.records {
-            let j = json::packet(frame, p, info, procs.as_ref());
+            let mut j = json::packet(frame, p, info, procs.as_ref());
+            j.sampled = json::sampled(sampled);
             r.record(&mut self.out, &j)?;
         }
         if let Some(w) = &mut self.writer {
