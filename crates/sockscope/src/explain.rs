@@ -661,12 +661,14 @@ pub struct Chain {
 /// Assemble the chain of `s` (one of `all`, the sockets read from
 /// `namespaces`): its /proc row read in its namespace, every owner's fd,
 /// fdinfo and process, its listener health and, for a UNIX socket, its
-/// peer. Used by `who` and by the detail pane of `top`.
+/// peer. Used by `who` and by the detail pane of `top`. A process or fd
+/// found in `known` (read while the snapshot was taken) is not read again.
 pub fn build_chain(
     s: &Socket,
     all: &[Socket],
     health: &[ListenerHealth],
     namespaces: &[crate::source::netns::OpenNetns],
+    known: &crate::snapshot::ReadAhead,
 ) -> Chain {
     use crate::source::{netns, process};
     use std::path::Path;
@@ -683,7 +685,10 @@ pub fn build_chain(
     });
     let owner_chain = |o: &crate::model::Owner| {
         let root = Path::new("/proc");
-        let entry = process::read_fd_at(root, o.pid, o.tid, o.fd).ok();
+        let entry = match known.fds.get(&(o.pid, o.tid, o.fd)) {
+            Some(e) => Some(e.clone()),
+            None => process::read_fd_at(root, o.pid, o.tid, o.fd).ok(),
+        };
         OwnerChain {
             owner: o.clone(),
             fd_path: o.fd_path(),
@@ -692,7 +697,10 @@ pub fn build_chain(
                 .map(|e| e.link.clone())
                 .unwrap_or_else(|| format!("socket:[{}]", s.inode)),
             fdinfo: entry.and_then(|e| e.info),
-            process: process::read_process(root, o.pid).ok(),
+            process: match known.processes.get(&o.pid) {
+                Some(p) => Some(p.clone()),
+                None => process::read_process(root, o.pid).ok(),
+            },
         }
     };
     // Each owner costs ~8 small /proc reads: a listener held by a hundred
@@ -945,5 +953,99 @@ mod tests {
         assert_eq!(get("inode").raw, "1200452");
         assert_eq!(get("cwnd").raw, "10");
         assert_eq!(f.last().unwrap().name, "ssthresh");
+    }
+
+    /// A port's snapshot reads its owners' processes and its listener's
+    /// fds while the owner walk runs; the chain built from them is the
+    /// chain built by reading /proc afresh.
+    #[test]
+    fn read_ahead_chain_is_the_fresh_chain() {
+        use crate::source::netns::{self, NetnsTarget};
+        use crate::source::{Kind, Request};
+        if !rustix::process::geteuid().is_root() {
+            assert!(
+                std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT")
+                    .is_none_or(|v| v.is_empty() || v == "0"),
+                "read_ahead_chain_is_the_fresh_chain needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
+            );
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED (needs root): read_ahead_chain_is_the_fresh_chain\n",
+            );
+            return;
+        }
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let again = l.try_clone().unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let namespaces = netns::open(&NetnsTarget::Current).unwrap();
+        let req = Request::all_states(&[Kind::Tcp]);
+        let snap =
+            crate::snapshot::snapshot_port(&namespaces, &req, false, true, false, Some(port))
+                .unwrap();
+        let me = std::process::id();
+        let fd_of = |f: &dyn std::os::fd::AsRawFd| f.as_raw_fd() as u32;
+        let owners_via_bpf = snap.owners.as_ref().is_some_and(|o| o.via_bpf);
+        // Without the BPF walk (no BTF, say) nothing is read ahead.
+        if owners_via_bpf {
+            assert!(
+                snap.read_ahead.processes.contains_key(&me),
+                "{:?}",
+                snap.read_ahead
+            );
+            for fd in [fd_of(&l), fd_of(&again)] {
+                assert!(
+                    snap.read_ahead.fds.contains_key(&(me, None, fd)),
+                    "listener fd {fd} read ahead: {:?}",
+                    snap.read_ahead.fds.keys()
+                );
+            }
+            // The client's end is not on the port; the accepted end (not
+            // accepted yet: no fd) neither: only listener fds are read.
+            assert!(!snap.read_ahead.fds.contains_key(&(me, None, fd_of(&c))));
+        }
+        let listener = snap
+            .sockets
+            .iter()
+            .find(|s| s.is_listener() && s.local.port() == Some(port))
+            .expect("the listener");
+        let health = listener_health(&snap.sockets);
+        let ahead = build_chain(
+            listener,
+            &snap.sockets,
+            &health,
+            &namespaces,
+            &snap.read_ahead,
+        );
+        let fresh = build_chain(
+            listener,
+            &snap.sockets,
+            &health,
+            &namespaces,
+            &crate::snapshot::ReadAhead::default(),
+        );
+        let view = |c: &Chain| {
+            c.owners
+                .iter()
+                .map(|o| {
+                    let p = o.process.as_ref().expect("our own process is readable");
+                    (
+                        o.fd_path.clone(),
+                        o.link.clone(),
+                        o.fdinfo.clone(),
+                        (
+                            p.pid,
+                            p.comm.clone(),
+                            p.cmdline.clone(),
+                            p.exe.clone(),
+                            p.uid,
+                        ),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ahead.owners.len(), 2, "both listener fds");
+        assert_eq!(view(&ahead), view(&fresh));
+        drop((l, again, c));
     }
 }

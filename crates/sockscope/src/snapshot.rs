@@ -3,9 +3,10 @@
 //! and joined to them. Sits above `source` (kernel I/O) and `join` (pure):
 //! what commands, the live view and the exporter call to see the sockets.
 
-use crate::model::{OwnerScan, Socket};
+use crate::model::{FdEntry, OwnerScan, ProcessInfo, Socket};
 use crate::source::netns::OpenNetns;
-use crate::source::{Kind, Request, SourceError, collect_each, collect_port, owners};
+use crate::source::{Kind, Request, SourceError, collect_each, collect_port, owners, owners_bpf};
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 
 /// Sockets of one or more namespaces, with owners attached when asked.
@@ -20,6 +21,59 @@ pub struct Snapshot {
     /// What the user must hear about even without `-v`: namespaces that
     /// could not be read, rows left out.
     pub warnings: Vec<String>,
+    /// Read while the owner scan ran (see [`Snapshot::read_ahead`]), for
+    /// `explain::build_chain` to use instead of reading /proc again.
+    pub read_ahead: ReadAhead,
+}
+
+/// Processes and fds of a port's owners, read while the owner walk ran.
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    /// The processes holding the port's sockets (at most
+    /// [`READ_AHEAD_MAX`]).
+    pub processes: HashMap<u32, ProcessInfo>,
+    /// The fds (pid, tid, fd) of the port's listeners (at most
+    /// [`READ_AHEAD_MAX`]): a listener's chain shows every one.
+    pub fds: HashMap<(u32, Option<u32>, u32), FdEntry>,
+}
+
+/// Processes, and listener fds, [`snapshot_port`] reads ahead at most:
+/// beyond, they are read as each chain is built.
+pub const READ_AHEAD_MAX: usize = 1024;
+
+impl Snapshot {
+    /// While the owner walk goes on, read the processes it reports and
+    /// the fds it finds holding one of the listeners this snapshot read
+    /// (the dump is done: `sockets` is complete). Ends when the walk
+    /// does. A process or fd gone meanwhile is left out (read again, and
+    /// missed again, when the chain is built).
+    fn read_ahead(&mut self, rx: mpsc::Receiver<(u32, u32, u32, u64)>) {
+        use crate::model::State;
+        use crate::source::process;
+        let root = std::path::Path::new("/proc");
+        let listeners: HashSet<u64> = self
+            .sockets
+            .iter()
+            .filter(|s| s.state == State::Listen)
+            .map(|s| s.inode)
+            .collect();
+        let ra = &mut self.read_ahead;
+        for (pid, tid, fd, inode) in rx {
+            if ra.processes.len() < READ_AHEAD_MAX
+                && !ra.processes.contains_key(&pid)
+                && let Ok(p) = process::read_process(root, pid)
+            {
+                ra.processes.insert(pid, p);
+            }
+            let tid = (tid != 0).then_some(tid);
+            if listeners.contains(&inode)
+                && ra.fds.len() < READ_AHEAD_MAX
+                && let Ok(e) = process::read_fd_at(root, pid, tid, fd)
+            {
+                ra.fds.insert((pid, tid, fd), e);
+            }
+        }
+    }
 }
 
 /// Read `req` from every namespace in `namespaces` and, when `want_owners`,
@@ -76,13 +130,25 @@ pub fn snapshot_each(
 /// through a small buffer). Otherwise the full scan is decided (and its
 /// program loaded, once per process) before the dump allocates, then run
 /// alongside it.
+///
+/// With `seen`, the port scan sends each fd as it finds it: (pid, tid or
+/// 0, fd, inode) (see [`snapshot_port`]); the sender is dropped when the
+/// scan ends.
 fn scan_owners<'scope>(
     s: &'scope std::thread::Scope<'scope, '_>,
     req: &Request,
     local_port: Option<u16>,
+    seen: Option<mpsc::Sender<(u32, u32, u32, u64)>>,
 ) -> std::thread::ScopedJoinHandle<'scope, OwnersResult> {
     match local_port.filter(|_| !req.kinds.contains(&Kind::Unix)) {
-        Some(port) => s.spawn(move || owners::plan_port(port).run()),
+        Some(port) => s.spawn(move || {
+            let mut tell = |r: &owners_bpf::Record| {
+                if let Some(tx) = &seen {
+                    let _ = tx.send((r.pid, r.tid, r.fd, r.inode));
+                }
+            };
+            owners::plan_port(port).run_with(&mut tell)
+        }),
         None => {
             let plan = owners::plan();
             s.spawn(move || plan.run())
@@ -102,7 +168,18 @@ pub fn snapshot_port(
     local_port: Option<u16>,
 ) -> Result<Snapshot, SourceError> {
     std::thread::scope(|s| {
-        let scan = want_owners.then(|| scan_owners(s, req, local_port));
+        // The owners of a port's sockets are few and every one is shown
+        // (`who`, the detail pane of `top`): they are read here, on this
+        // thread, once its dump is done, while the owner walk goes on in
+        // the other (see `Snapshot::read_ahead`).
+        let (seen, found) = match local_port {
+            Some(_) if want_owners => {
+                let (tx, rx) = mpsc::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let scan = want_owners.then(|| scan_owners(s, req, local_port, seen));
         let mut snap = Snapshot::default();
         let mut err = None;
         for ns in namespaces {
@@ -130,6 +207,9 @@ pub fn snapshot_port(
                     break;
                 }
             }
+        }
+        if let Some(rx) = found {
+            snap.read_ahead(rx);
         }
         if let Some(h) = scan {
             let scan = h
@@ -190,7 +270,7 @@ pub fn stream(
     // stream must end there.
     let failed = &AtomicBool::new(false);
     std::thread::scope(|s| {
-        let scan = want_owners.then(|| scan_owners(s, req, local_port));
+        let scan = want_owners.then(|| scan_owners(s, req, local_port, None));
         // One channel per namespace, read in order; the namespaces are
         // dealt to READERS dump threads, each reading its share in order.
         // A reader can run ahead by QUEUE batches of its namespace, so

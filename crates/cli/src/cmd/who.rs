@@ -129,7 +129,13 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
 
     let mut chains = Vec::new();
     for s in primary.iter().take(args.max) {
-        chains.push(explain::build_chain(s, &sockets, &health, &namespaces));
+        chains.push(explain::build_chain(
+            s,
+            &sockets,
+            &health,
+            &namespaces,
+            &snap.read_ahead,
+        ));
     }
     let mut w = out::stdout();
     let color = out::use_color(cli.color);

@@ -99,6 +99,16 @@ pub fn plan_port(port: u16) -> Plan {
 impl Plan {
     /// Run the scan; the second value says why /proc was walked, if it was.
     pub fn run(self) -> Result<(OwnerScan, Option<String>), OwnerError> {
+        self.run_with(&mut |_| {})
+    }
+
+    /// [`run`](Self::run), showing `seen` each fd a filtered BPF walk
+    /// finds, as it finds it (see `Loaded::run_with`); the other plans
+    /// show nothing before they end.
+    pub fn run_with(
+        self,
+        seen: &mut dyn FnMut(&super::owners_bpf::Record),
+    ) -> Result<(OwnerScan, Option<String>), OwnerError> {
         let bpf = |r: Result<OwnerScan, super::owners_bpf::BpfOwnerError>| match r {
             Ok(mut s) => {
                 s.via_bpf = true;
@@ -108,7 +118,7 @@ impl Plan {
         };
         match self {
             Plan::Bpf(l) => bpf(l.run()),
-            Plan::BpfFiltered(l) => bpf(l.run()),
+            Plan::BpfFiltered(l) => bpf(l.run_with(seen)),
             Plan::Proc(why) => Ok((scan("/proc")?, Some(why))),
         }
     }

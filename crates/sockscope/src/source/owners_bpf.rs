@@ -405,6 +405,16 @@ impl Loaded {
     /// Walk every process's files once and collect the owners of the
     /// sockets the filter selects.
     pub fn run(&self) -> Result<OwnerScan, BpfOwnerError> {
+        self.run_with(&mut |_| {})
+    }
+
+    /// [`run`](Self::run), showing `seen` each record as it is read (in
+    /// the kernel's order, while the walk goes on; `tid` 0 for a
+    /// process's main table), so a caller can start reading those
+    /// processes before the walk ends. With a port filter the walk is read
+    /// a few KiB at a time (the kernel fills a read before it returns), so
+    /// the first records come early.
+    pub fn run_with(&self, seen: &mut dyn FnMut(&Record)) -> Result<OwnerScan, BpfOwnerError> {
         let mut attr = [0u8; 8];
         put32(
             &mut attr,
@@ -423,9 +433,14 @@ impl Loaded {
         let mut threads = Vec::new();
         let mut pids = std::collections::HashSet::new();
         let mut last_pid = None;
+        let step = match self.filter {
+            Filter::All => buf.len(),
+            Filter::LocalPort(_) => 85 * REC,
+        };
         loop {
+            let end = (have + step).min(buf.len());
             let n = file
-                .read(&mut buf[have..])
+                .read(&mut buf[have..end])
                 .map_err(|e| BpfOwnerError::Read(e.to_string()))?;
             if n == 0 {
                 break;
@@ -439,8 +454,10 @@ impl Loaded {
                 }
                 if r.tid == r.pid {
                     r.tid = 0;
+                    seen(&r);
                     push(&mut b, &r);
                 } else {
+                    seen(&r);
                     threads.push(r);
                 }
             }

@@ -142,13 +142,38 @@ fn clock_ticks() -> u64 {
     rustix::param::clock_ticks_per_second()
 }
 
+/// A small /proc file whole: a 4 KiB buffer filled by the first read and
+/// one more read to see the end. (`std::fs::read` first asks the file's
+/// size, which /proc reports as 0, and where it is, then grows its buffer
+/// from 32 bytes: five or six system calls more per file, and `who` reads
+/// four files for each of a listener's owners.) Longer files grow it.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut v = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == v.len() {
+            v.resize(v.len() * 2, 0);
+        }
+        match f.read(&mut v[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    v.truncate(len);
+    Ok(v)
+}
+
 /// Read a process's identity. `proc_root` is normally "/proc".
 pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessError> {
     let dir = proc_root.join(pid.to_string());
     let stat_path = dir.join("stat");
     // comm is bytes to the kernel (any process may name itself with bytes
     // that are not UTF-8): read bytes, replace what is not UTF-8 with U+FFFD.
-    let stat = std::fs::read(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
+    let stat = read_small(&stat_path).map_err(|e| io_err(pid, &stat_path, e))?;
     let stat = String::from_utf8_lossy(&stat);
     let (comm, state, ppid, threads, start_ticks) =
         parse_stat(&stat).ok_or_else(|| ProcessError::Format {
@@ -158,7 +183,7 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessEr
     let uid = rustix::fs::stat(&dir)
         .map_err(|e| io_err(pid, &dir, e.into()))?
         .st_uid;
-    let cmdline = std::fs::read(dir.join("cmdline"))
+    let cmdline = read_small(&dir.join("cmdline"))
         .map(|b| {
             b.split(|&c| c == 0)
                 .filter(|a| !a.is_empty())
@@ -169,7 +194,7 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessInfo, ProcessEr
     let exe = std::fs::read_link(dir.join("exe"))
         .ok()
         .map(|p| p.display().to_string());
-    let cgroup = std::fs::read(dir.join("cgroup"))
+    let cgroup = read_small(&dir.join("cgroup"))
         .ok()
         .and_then(|t| parse_cgroup(&String::from_utf8_lossy(&t)));
     let start_time_s = start_ticks as f64 / clock_ticks() as f64;
@@ -305,9 +330,9 @@ pub fn read_fd_at(
     // Paths are bytes: a file name need not be UTF-8.
     let link = String::from_utf8_lossy(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str()))
         .into_owned();
-    let info = std::fs::read_to_string(proc_root.join(format!("{dir}/fdinfo/{fd}")))
+    let info = read_small(&proc_root.join(format!("{dir}/fdinfo/{fd}")))
         .ok()
-        .and_then(|t| parse_fdinfo(&t));
+        .and_then(|t| parse_fdinfo(&String::from_utf8_lossy(&t)));
     Ok(FdEntry {
         fd,
         tid,

@@ -228,7 +228,13 @@ pub fn chain_lines(sampler: &Sampler, s: &Socket) -> Vec<String> {
         ];
     };
     let health = explain::listener_health(&snap.sockets);
-    let chain = explain::build_chain(found, &snap.sockets, &health, &sampler.namespaces);
+    let chain = explain::build_chain(
+        found,
+        &snap.sockets,
+        &health,
+        &sampler.namespaces,
+        &snap.read_ahead,
+    );
     let mut buf = Vec::new();
     if sockscope::view::explain::write_chain(&mut buf, &chain, false).is_err() {
         return vec!["could not render the chain".to_string()];

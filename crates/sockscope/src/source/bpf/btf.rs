@@ -508,11 +508,17 @@ impl<R: ReadAt + ?Sized> Types<'_, R> {
     }
 }
 
-/// [`lookup`] in the running kernel's BTF.
+/// [`lookup`] in the running kernel's BTF: in place where the kernel lets
+/// it be mapped, streamed from the file otherwise.
 pub fn lookup_vmlinux(want: &Wanted) -> Result<Found, BtfError> {
     const PATH: &str = "/sys/kernel/btf/vmlinux";
     let f = std::fs::File::open(PATH).map_err(|e| BtfError::Io(format!("{PATH}: {e}")))?;
-    lookup(&f, want).map_err(|e| match e {
+    let mapped = super::sys::Mapped::new(&f);
+    let found = match &mapped {
+        Some(m) => lookup(m.as_bytes(), want),
+        None => lookup(&f, want),
+    };
+    found.map_err(|e| match e {
         BtfError::Io(m) => BtfError::Io(format!("{PATH}: {m}")),
         e => e,
     })
