@@ -21,13 +21,16 @@
  * already sent on, or the owner of the listener a SYN is for).
  */
 
-/* Per CPU: the softirq running (vector + 1, 0: none) since when, and
- * the last traced packet that arrived on this CPU (for the wakeup it
- * causes: wait.c). */
+/* Per CPU: the softirq running (vector + 1, 0: none), a count of the
+ * softirqs entered on this CPU (which one is running: no clock read per
+ * softirq, the softirq hooks run for every softirq of the host), and the
+ * last traced packet that arrived on this CPU and in which softirq (for
+ * the wakeup it causes: wait.c). */
 struct ss_cpu_state {
 	__u32 vec;
 	__u32 _pad;
-	__u64 since;
+	__u64 gen;
+	__u64 rx_gen;
 	__u64 rx_ts;
 	struct ss_event rx; /* tuple, netns, family of that packet */
 };
@@ -48,7 +51,7 @@ int ss_softirq_entry(unsigned long long *ctx)
 	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
 	if (v) {
 		v->vec = (__u32)CTX_ARG(ctx, 0) + 1;
-		v->since = bpf_ktime_get_ns();
+		v->gen += 1;
 	}
 	return 0;
 }
@@ -191,10 +194,13 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 	struct net_device *dev = skb->dev;
 	if (!dev)
 		return 0;
-	struct net *net = dev->nd_net.net;
-	__u32 netns = net ? net->ns.inum : 0;
-	if (cfg_netns && netns != cfg_netns)
-		return 0;
+	__u32 netns = 0;
+	if (cfg_netns) {
+		struct net *net = dev->nd_net.net;
+		netns = net ? net->ns.inum : 0;
+		if (netns != cfg_netns)
+			return 0;
+	}
 	unsigned char *head = skb->head;
 	unsigned char *data = skb->data;
 	if (!head || !data)
@@ -208,42 +214,60 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 		nh = (__u32)(data - head);
 	}
 	__u16 proto = __builtin_bswap16(skb->protocol);
-	__u32 th;
-	struct ss_event e = {};
-	if (proto == ETH_P_IP) {
+	/* The IP header and the TCP ports after it in one read (IPv4
+	 * without options, IPv6): the port filter, the test most packets
+	 * fail on a busy host, needs nothing else. The rest of the TCP
+	 * header is read only for a packet that passes. */
+	union {
 		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+		struct ipv6hdr ip6;
+		__u8 b[sizeof(struct ipv6hdr) + 4];
+	} h = {};
+	__u8 ports[4] = {};
+	__u32 th;
+	if (proto == ETH_P_IP) {
+		if (bpf_probe_read_kernel(&h, sizeof(struct iphdr) + 4, head + nh))
 			return 0;
-		if ((ip.ihl_version >> 4) != 4 || ip.protocol != IPPROTO_TCP)
+		if ((h.ip.ihl_version >> 4) != 4 || h.ip.protocol != IPPROTO_TCP)
 			return 0;
 		/* Not a first fragment: no TCP header here. */
-		if (__builtin_bswap16(ip.frag_off) & 0x1fff)
+		if (__builtin_bswap16(h.ip.frag_off) & 0x1fff)
 			return 0;
-		th = nh + (ip.ihl_version & 0x0f) * 4;
-		e.family = AF_INET;
-		__builtin_memcpy(e.saddr, &ip.saddr, 4);
-		__builtin_memcpy(e.daddr, &ip.daddr, 4);
+		__u32 ihl = (h.ip.ihl_version & 0x0f) * 4;
+		th = nh + ihl;
+		if (ihl == sizeof(struct iphdr))
+			__builtin_memcpy(ports, &h.b[sizeof(struct iphdr)], 4);
+		else if (bpf_probe_read_kernel(ports, 4, head + th))
+			return 0;
 	} else if (proto == ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+		if (bpf_probe_read_kernel(&h, sizeof(h), head + nh))
 			return 0;
-		if ((ip6.priority_version >> 4) != 6 || ip6.nexthdr != IPPROTO_TCP)
+		if ((h.ip6.priority_version >> 4) != 6 || h.ip6.nexthdr != IPPROTO_TCP)
 			return 0;
 		th = nh + sizeof(struct ipv6hdr);
-		e.family = AF_INET6;
-		__builtin_memcpy(e.saddr, &ip6.saddr, 16);
-		__builtin_memcpy(e.daddr, &ip6.daddr, 16);
+		__builtin_memcpy(ports, &h.b[sizeof(struct ipv6hdr)], 4);
 	} else {
 		return 0;
 	}
-	struct tcp_full t = {};
-	if (bpf_probe_read_kernel(t.b, 60, head + th))
-		return 0;
-	__u16 sport = ((__u16)t.b[0] << 8) | t.b[1];
-	__u16 dport = ((__u16)t.b[2] << 8) | t.b[3];
+	__u16 sport = ((__u16)ports[0] << 8) | ports[1];
+	__u16 dport = ((__u16)ports[2] << 8) | ports[3];
 	if (cfg_filter_port && !port_wanted(sport) && !port_wanted(dport)) {
 		filtered(SS_PACKET);
 		return 0;
+	}
+	struct ss_event e = {};
+	if (proto == ETH_P_IP) {
+		e.family = AF_INET;
+		__builtin_memcpy(e.saddr, &h.ip.saddr, 4);
+		__builtin_memcpy(e.daddr, &h.ip.daddr, 4);
+	} else {
+		e.family = AF_INET6;
+		__builtin_memcpy(e.saddr, &h.ip6.saddr, 16);
+		__builtin_memcpy(e.daddr, &h.ip6.daddr, 16);
+	}
+	if (!cfg_netns) {
+		struct net *net = dev->nd_net.net;
+		netns = net ? net->ns.inum : 0;
 	}
 	e.netns = netns;
 	e.sport = sport;
@@ -296,6 +320,9 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 	if (!kind_on(SS_PACKET))
 		return 0;
 
+	struct tcp_full t = {};
+	if (bpf_probe_read_kernel(t.b, 60, head + th))
+		return 0;
 	struct ss_packet_body *p = &e.u.pkt;
 	p->dir = dir;
 	p->seq = be32_at(t.b, 4);
@@ -320,6 +347,7 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 	}
 	e.ts_ns = bpf_ktime_get_ns();
 	if (si && dir == SS_PKT_IN) {
+		si->rx_gen = si->gen;
 		si->rx_ts = e.ts_ns;
 		si->rx.family = e.family;
 		si->rx.sport = e.sport;

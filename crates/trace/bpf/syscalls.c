@@ -244,17 +244,39 @@ static __always_inline void read_sockaddr(struct ss_event *e, const void *uaddr,
 }
 
 /* The INET or INET6 socket behind fd, its identity, cookie and protocol
- * filled into e; 0 when the fd is not such a socket. */
-static __always_inline __u64 fd_fill(struct ss_event *e, long fd)
+ * filled into e; 0 when the fd is not such a socket. With `early` set
+ * (the caller keeps no owners and wants nothing of a rejected socket),
+ * a socket the port filter rejects is found out before anything else is
+ * read: *rejected is set and the socket returned, e left as it was; the
+ * same for a socket whose ports are both unknown with `unknown_rejected`. */
+static __always_inline __u64 fd_fill_or_reject(struct ss_event *e, long fd, bool early,
+					       bool unknown_rejected, bool *rejected)
 {
 	__u16 family;
 	if (cfg_kfunc_cast) {
 		const struct sock *sk = fd_sock_btf(fd);
 		if (!sk)
 			return 0;
-		family = fill_sock_btf(e, &sk->__sk_common);
+		family = sk->__sk_common.skc_family;
 		if (family != AF_INET && family != AF_INET6)
 			return 0;
+		if ((early && cfg_filter_port) || unknown_rejected) {
+			if (cfg_netns) {
+				struct net *net = sk->__sk_common.skc_net.net;
+				if ((net ? net->ns.inum : 0) != cfg_netns)
+					return 0;
+			}
+			if (unknown_rejected && !sk->__sk_common.skc_num &&
+			    !sk->__sk_common.skc_dport) {
+				*rejected = true;
+				return (__u64)sk;
+			}
+			if (early && ports_rejected(&sk->__sk_common)) {
+				*rejected = true;
+				return (__u64)sk;
+			}
+		}
+		fill_sock_btf(e, &sk->__sk_common);
 		e->cookie = sk->__sk_common.skc_cookie.counter;
 		e->protocol = (__u8)sk->sk_protocol;
 		return (__u64)sk;
@@ -267,6 +289,12 @@ static __always_inline __u64 fd_fill(struct ss_event *e, long fd)
 		return 0;
 	KREAD(e->protocol, sk->sk_protocol);
 	return (__u64)sk;
+}
+
+static __always_inline __u64 fd_fill(struct ss_event *e, long fd)
+{
+	bool rejected = false;
+	return fd_fill_or_reject(e, fd, false, false, &rejected);
 }
 
 static __always_inline bool task_passes(void)
@@ -301,24 +329,30 @@ static __always_inline int enter_common(__u16 sys, long fd)
 	if (!in)
 		return 0;
 	in->sys = SYS_OTHER; /* not valid until filled */
-	in->ts = bpf_ktime_get_ns();
 	in->fd = (int)fd;
 	in->sk = 0;
 	if (sys == SYS_CLOSE) {
+		/* With a port or address filter, a socket whose ports are
+		 * known and do not match is done with here (the port test
+		 * first, before its identity is read). */
+		bool rejected = false;
 		__builtin_memset(in->id.saddr, 0, sizeof(in->id.saddr));
 		__builtin_memset(in->id.daddr, 0, sizeof(in->id.daddr));
-		in->sk = fd_fill(&in->id, (long)(int)fd);
+		in->sk = fd_fill_or_reject(&in->id, (long)(int)fd, true, false, &rejected);
+		if (rejected) {
+			filtered(SS_SYSCALL);
+			return 0;
+		}
 		if (!in->sk)
 			return 0;
 		in->id.sk = in->sk;
-		/* With a port or address filter, a socket whose ports are
-		 * known and do not match is done with here. */
 		if ((cfg_filter_port || cfg_filter_addr) && (in->id.sport || in->id.dport) &&
 		    !tuple_passes(&in->id)) {
 			filtered(SS_SYSCALL);
 			return 0;
 		}
 	}
+	in->ts = bpf_ktime_get_ns();
 	in->sys = sys;
 	return 0;
 }
@@ -377,12 +411,25 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		e.protocol = in->id.protocol;
 		__builtin_memcpy(e.saddr, in->id.saddr, 16);
 		__builtin_memcpy(e.daddr, in->id.daddr, 16);
-	} else if ((sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0) {
-		/* the new socket is the one the event is about */
-		sk = fd_fill(&e, ret);
-		owner_fd = (__s32)ret;
-	} else if (sys != SYS_SOCKET) {
-		sk = fd_fill(&e, (long)(int)a0);
+	} else if (sys != SYS_SOCKET || ret >= 0) {
+		/* socket, accept, accept4 that worked: the new socket is the
+		 * one the event is about (a failed accept: the listener).
+		 * Without owner bookkeeping, a socket the port filter rejects
+		 * is done with as soon as its ports are read (the common case
+		 * under a port filter: wanted sockets are few). */
+		bool new_fd = (sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0;
+		bool rejected = false;
+		if (new_fd)
+			owner_fd = (__s32)ret;
+		/* fcntl on a socket whose ports are unknown: see below. */
+		sk = fd_fill_or_reject(&e, new_fd ? ret : (long)(int)a0,
+				       !owner_filtering() && sys != SYS_CLOSE,
+				       sys == SYS_FCNTL && (cfg_filter_port || cfg_filter_addr),
+				       &rejected);
+		if (rejected) {
+			filtered(SS_SYSCALL);
+			return 0;
+		}
 	}
 	if (!sk)
 		return 0;

@@ -173,7 +173,7 @@ int ss_wakeup(unsigned long long *ctx)
 	w->wake_cpu = e.u.wait.wake_cpu;
 	__u32 zero = 0;
 	struct ss_cpu_state *si = bpf_map_lookup_elem(&softirq_now, &zero);
-	if (si && si->vec && si->rx_ts >= si->since && si->rx_ts) {
+	if (si && si->vec && si->rx_ts && si->rx_gen == si->gen) {
 		w->cause = 1;
 		w->cause_ns = si->rx_ts;
 		w->cause_tuple.family = si->rx.family;
