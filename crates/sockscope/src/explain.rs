@@ -962,16 +962,7 @@ mod tests {
     fn read_ahead_chain_is_the_fresh_chain() {
         use crate::source::netns::{self, NetnsTarget};
         use crate::source::{Kind, Request};
-        if !rustix::process::geteuid().is_root() {
-            assert!(
-                std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT")
-                    .is_none_or(|v| v.is_empty() || v == "0"),
-                "read_ahead_chain_is_the_fresh_chain needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
-            );
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"SKIPPED (needs root): read_ahead_chain_is_the_fresh_chain\n",
-            );
+        if !crate::root_or_skip("explain::tests::read_ahead_chain_is_the_fresh_chain") {
             return;
         }
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

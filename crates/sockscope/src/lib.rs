@@ -31,3 +31,24 @@ pub mod source;
 pub mod view;
 
 pub use model::*;
+
+/// For tests that need root (BPF, namespaces): true as root. Otherwise the
+/// test is skipped, saying so past the harness's capture (as the CLI's
+/// tests do: crates/cli/tests/common/root.rs), unless
+/// SOCKSCOPE_TESTS_REQUIRE_ROOT is set (scripts/test sets it), which makes
+/// the skip a failure.
+#[cfg(test)]
+pub(crate) fn root_or_skip(name: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT").is_none_or(|v| v.is_empty() || v == "0"),
+        "{name} needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
+    );
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("SKIPPED (needs root): sockscope::{name}\n").as_bytes(),
+    );
+    false
+}

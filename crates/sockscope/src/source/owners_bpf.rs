@@ -593,31 +593,9 @@ mod tests {
         }
     }
 
-    /// Loading the iterator needs root (CAP_BPF, CAP_PERFMON): as another
-    /// user a test is skipped and named, as the cli's root-only tests are
-    /// (crates/cli/tests/common/root.rs), unless scripts/test forbids
-    /// skips.
-    fn root_or_skip(name: &str) -> bool {
-        if rustix::process::geteuid().is_root() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("SOCKSCOPE_TESTS_REQUIRE_ROOT")
-                .is_none_or(|v| v.is_empty() || v == "0"),
-            "{name} needs root and SOCKSCOPE_TESTS_REQUIRE_ROOT is set"
-        );
-        // Past the harness's capture of eprintln!, so the skip shows.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            format!("SKIPPED (needs root): sockscope::source::owners_bpf::tests::{name}\n")
-                .as_bytes(),
-        );
-        false
-    }
-
     #[test]
     fn port_filter_reports_only_that_port() {
-        if !root_or_skip("port_filter_reports_only_that_port") {
+        if !crate::root_or_skip("source::owners_bpf::tests::port_filter_reports_only_that_port") {
             return;
         }
         use std::os::fd::AsRawFd;
@@ -670,7 +648,7 @@ mod tests {
 
     #[test]
     fn agrees_with_the_proc_walk() {
-        if !root_or_skip("agrees_with_the_proc_walk") {
+        if !crate::root_or_skip("source::owners_bpf::tests::agrees_with_the_proc_walk") {
             return;
         }
         // Root in CI: the iterator must load; its answer for our own
