@@ -1367,6 +1367,7 @@ mod tests {
             tunnel: None,
             udp_payload_at: None,
             gre_at: None,
+            ipip_at: None,
             net_at: None,
             net: Net::Ipv4(Ipv4 {
                 src,
@@ -1564,6 +1565,7 @@ mod tracking_tests {
             tunnel: None,
             udp_payload_at: None,
             gre_at: None,
+            ipip_at: None,
             net_at: None,
             net: Net::Ipv4(Ipv4 {
                 src: Ipv4Addr::new(10, 0, 0, 1),

@@ -5,14 +5,23 @@
 //! (276), raw IP (101, and 228 / 229 for IPv4-only / IPv6-only), BSD
 //! loopback "null" (0, host byte order) and OpenBSD loop (108, network byte
 //! order), FDDI (10), IEEE 802.11 data frames (105, and 127 behind a
-//! radiotap header; also inside Aruba's GRE, protocol 0x8200). 802.2
-//! LLC/SNAP with an Ethernet type (802.3 and FDDI frames, 802.11 payloads)
-//! leads on to IP.
+//! radiotap header; also inside Aruba's GRE, protocol 0x8200), PPP (9, 50),
+//! Cisco HDLC (104), ARCnet (7 BSD, 129 Linux; RFC 1201 and RFC 1051
+//! headers), Linux NFLOG (239: the payload TLV), IP over InfiniBand (242).
+//! 802.2 LLC/SNAP with an Ethernet type (802.3 and FDDI frames, 802.11
+//! payloads) leads on to IP. Inside Ethernet: MPLS label stacks, PPPoE
+//! sessions (PPP protocol of one or two bytes), 802.1ah provider backbone
+//! bridging (0x88e7) and Cisco FabricPath (0x8903) lead on to the inner
+//! frame.
 //!
 //! Network and transport: IPv4 (options skipped by the header length),
 //! IPv6 (hop-by-hop, routing, fragment, destination options, AH and mobility
-//! headers skipped), TCP (all twelve flag bits, options kept raw and parsed
-//! on demand by [`TcpOptions::iter`]), UDP, ICMP / ICMPv6 type and code, ARP.
+//! headers skipped), IPsec AH on IPv4 skipped too, TCP (all twelve flag
+//! bits, options kept raw and parsed on demand by [`TcpOptions::iter`]),
+//! UDP, ICMP / ICMPv6 type and code (and the start of the packet an error
+//! quotes), ARP. IPComp payloads are compressed and not decoded. Tunnels
+//! ([`Packet::tunnel`]): VXLAN, Geneve, GTP-U, GRE (in IP, and in UDP on
+//! port 4754), ERSPAN, IP in IP (protocols 4 and 41), AYIYA (UDP 5072).
 //!
 //! Lengths follow what the headers claim, as tcpdump and Wireshark do: the
 //! TCP payload length is the IP payload length minus the TCP header, even
@@ -52,6 +61,17 @@ pub mod linktype {
     pub const PPP: u32 = 9;
     /// PPP in HDLC-like framing (RFC 1662), as PPP.
     pub const PPP_HDLC: u32 = 50;
+    /// Cisco HDLC: address, control, then an Ethernet type.
+    pub const C_HDLC: u32 = 104;
+    /// ARCnet (BSD): source, destination, ARCnet type.
+    pub const ARCNET: u32 = 7;
+    /// ARCnet (Linux): source, destination, a 2-byte offset, ARCnet type.
+    pub const ARCNET_LINUX: u32 = 129;
+    /// Linux netfilter NFLOG: family, version, resource id, then TLVs of
+    /// which type 9 holds the packet.
+    pub const NFLOG: u32 = 239;
+    /// IP over InfiniBand (RFC 4391) with its 44-byte pseudo-header.
+    pub const IPOIB: u32 = 242;
 
     /// The name tcpdump uses in "link-type NAME".
     pub fn name(link: u32) -> &'static str {
@@ -69,6 +89,11 @@ pub mod linktype {
             IEEE802_11_RADIOTAP => "IEEE802_11_RADIO",
             PPP => "PPP",
             PPP_HDLC => "PPP_HDLC",
+            C_HDLC => "C_HDLC",
+            ARCNET => "ARCNET",
+            ARCNET_LINUX => "ARCNET_LINUX",
+            NFLOG => "NFLOG",
+            IPOIB => "IPOIB",
             _ => "unknown",
         }
     }
@@ -91,6 +116,11 @@ pub mod linktype {
                 | IEEE802_11_RADIOTAP
                 | PPP
                 | PPP_HDLC
+                | C_HDLC
+                | ARCNET
+                | ARCNET_LINUX
+                | NFLOG
+                | IPOIB
         )
     }
 }
@@ -113,6 +143,12 @@ pub mod ethertype {
     pub const ARUBA_WLAN: u16 = 0x8200;
     pub const ERSPAN_2: u16 = 0x88be;
     pub const ERSPAN_3: u16 = 0x22eb;
+    /// IEEE 802.1ah provider backbone bridging: an I-TAG, then the
+    /// customer's Ethernet header.
+    pub const PBB: u16 = 0x88e7;
+    /// Cisco FabricPath: a 2-byte FTag/TTL, then the inner Ethernet
+    /// header.
+    pub const FABRICPATH: u16 = 0x8903;
 }
 
 /// IP protocol numbers we look at.
@@ -127,6 +163,11 @@ pub mod ipproto {
     pub const ESP: u8 = 50;
     pub const AH: u8 = 51;
     pub const ICMPV6: u8 = 58;
+    /// IPv4 in IP (RFC 2003), IPv6 in IP (RFC 4213).
+    pub const IPIP: u8 = 4;
+    pub const IPV6: u8 = 41;
+    /// IP payload compression (RFC 3173).
+    pub const IPCOMP: u8 = 108;
     pub const NONE: u8 = 59;
     pub const DSTOPTS: u8 = 60;
     pub const MOBILITY: u8 = 135;
@@ -174,6 +215,8 @@ pub enum Layer {
     Udp,
     Icmp,
     Arp,
+    /// IPsec Authentication Header.
+    Ah,
 }
 
 impl Layer {
@@ -186,6 +229,7 @@ impl Layer {
             Layer::Tcp => "TCP",
             Layer::Udp => "UDP",
             Layer::Icmp => "ICMP",
+            Layer::Ah => "AH",
             Layer::Arp => "ARP",
         }
     }
@@ -311,6 +355,10 @@ pub enum TunnelKind {
     Erspan,
     /// 3GPP GTP-U, UDP port 2152 (the TEID in `vni`).
     GtpU,
+    /// IP in IP: IPv4 or IPv6 as IP protocol 4 or 41 (RFC 2003, 4213).
+    Ipip,
+    /// AYIYA (Anything In Anything), UDP port 5072, carrying IP.
+    Ayiya,
 }
 
 /// The outer headers of a decapsulated packet.
@@ -692,6 +740,8 @@ pub struct Packet {
     pub(crate) udp_payload_at: Option<usize>,
     /// Offset of a GRE header in the frame.
     pub(crate) gre_at: Option<usize>,
+    /// Offset of an IP packet carried as IP protocol 4 or 41.
+    pub(crate) ipip_at: Option<usize>,
     /// Offset of the IPv4 or IPv6 header in the frame (for reassembly).
     pub(crate) net_at: Option<usize>,
     pub net: Net,
@@ -716,6 +766,7 @@ impl Packet {
             llc: None,
             tunnel: None,
             udp_payload_at: None,
+            ipip_at: None,
             gre_at: None,
             net_at: None,
             net: Net::None,
@@ -784,7 +835,8 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     // A fragment of a tunnel packet waits for reassembly (crate::reasm):
     // the tunnel is opened on the whole datagram, at the frame that
     // completes it, as Wireshark does.
-    if (p.udp_payload_at.is_some() || p.gre_at.is_some()) && !p.is_fragment() {
+    if (p.udp_payload_at.is_some() || p.gre_at.is_some() || p.ipip_at.is_some()) && !p.is_fragment()
+    {
         decapsulate(&mut p, data);
     }
     p
@@ -823,8 +875,23 @@ fn tunnel_header(
             Some((TunnelKind::Geneve, Some(vni(4)?), 8 + opts, inner))
         }
         _ if dport == 2152 || sport == 2152 => gtp_u(b),
+        // GRE in UDP (RFC 8086).
+        4754 => gre_header(b),
+        _ if dport == 5072 || sport == 5072 => ayiya(b),
         _ => None,
     }
+}
+
+/// AYIYA: identity length (a power of 2) and type, signature length (in
+/// 4-byte words) and hash method, authentication method and opcode, next
+/// header, epoch, identity, signature; a forwarded (opcode 1) IPv4 or IPv6
+/// packet follows.
+fn ayiya(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
+    if b.len() < 8 || b[2] & 0x0f != 1 || !matches!(b[3], ipproto::IPIP | ipproto::IPV6) {
+        return None;
+    }
+    let len = 8 + (1usize << (b[0] >> 4)) + usize::from(b[1] >> 4) * 4;
+    (b.len() > len).then_some((TunnelKind::Ayiya, None, len, linktype::RAW))
 }
 
 /// GTP-U version 1, a G-PDU (message type 255) carrying IP: the TEID and
@@ -924,6 +991,16 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
 /// [`Packet::tunnel`] (and its frame lengths and capture metadata).
 fn decapsulate(p: &mut Packet, data: &[u8]) {
     let (at, sport, dport, payload_len, head) = match (p.transport, p.udp_payload_at, p.gre_at) {
+        (Transport::Other { len, .. }, _, _) if p.ipip_at.is_some() => {
+            let at = p.ipip_at.unwrap_or(0);
+            (
+                at,
+                0,
+                0,
+                len,
+                Some((TunnelKind::Ipip, None, 0, linktype::RAW)),
+            )
+        }
         (Transport::Udp(u), Some(at), _) => {
             let Some(b) = data.get(at..) else {
                 return;
@@ -973,6 +1050,7 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
     q.pkttype = p.pkttype;
     q.udp_payload_at = None;
     q.gre_at = None;
+    q.ipip_at = None;
     // Offsets in the frame, not in the inner slice.
     q.net_at = q.net_at.map(|n| n + at + hdr);
     if q.malformed.is_none() {
@@ -1091,6 +1169,17 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
                 None => return p,
             }
         }
+        linktype::C_HDLC
+        | linktype::ARCNET
+        | linktype::ARCNET_LINUX
+        | linktype::NFLOG
+        | linktype::IPOIB => match other_link_start(link, data) {
+            Ok(x) => x,
+            Err(need) => {
+                p.malformed = Some(trunc(Layer::Link, need, data.len()));
+                return p;
+            }
+        },
         linktype::NULL | linktype::LOOP => {
             if data.len() < 4 {
                 p.malformed = Some(trunc(Layer::Link, 4, data.len()));
@@ -1163,6 +1252,76 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
         _ => {}
     }
     p
+}
+
+/// ARCnet types (RFC 1201 and the older RFC 1051 ones) as Ethernet types
+/// (0 for the others).
+pub fn arcnet_type(t: u8) -> u16 {
+    match t {
+        0xd4 | 0xf0 => ethertype::IPV4,
+        0xd5 | 0xf1 => ethertype::ARP,
+        0xc4 => ethertype::IPV6,
+        _ => 0,
+    }
+}
+
+/// The Ethernet type and the start of the network header for Cisco HDLC,
+/// ARCnet, NFLOG and IP over InfiniBand frames; `Err(bytes needed)` when
+/// the link header is cut short.
+fn other_link_start(link: u32, data: &[u8]) -> Result<(u16, usize), usize> {
+    let need = |n: usize| if data.len() < n { Err(n) } else { Ok(()) };
+    match link {
+        linktype::C_HDLC => {
+            need(4)?;
+            Ok((be16(data, 2), 4))
+        }
+        // ARCnet: RFC 1051 types have a 1-byte header after the addresses;
+        // RFC 1201 ones add a split flag and a sequence number, and an
+        // exception packet (flag 0xff) 4 more bytes.
+        linktype::ARCNET | linktype::ARCNET_LINUX => {
+            let at = if link == linktype::ARCNET { 2 } else { 4 };
+            need(at + 1)?;
+            let t = data[at];
+            if matches!(t, 0xf0 | 0xf1) {
+                return Ok((arcnet_type(t), at + 1));
+            }
+            need(at + 4)?;
+            let off = if data[at + 1] == 0xff { at + 8 } else { at + 4 };
+            need(off)?;
+            Ok((arcnet_type(t), off))
+        }
+        // NFLOG: a 4-byte header (address family first), then TLVs
+        // (little-endian length including the 4-byte TLV header, type;
+        // padded to 4 bytes); type 9 is the packet.
+        linktype::NFLOG => {
+            need(4)?;
+            let et = match data[0] {
+                2 => ethertype::IPV4,
+                10 => ethertype::IPV6,
+                _ => 0,
+            };
+            let mut off = 4;
+            loop {
+                need(off + 4)?;
+                let len = usize::from(u16::from_le_bytes([data[off], data[off + 1]]));
+                let ty = u16::from_le_bytes([data[off + 2], data[off + 3]]);
+                if len < 4 {
+                    return Err(off + 4);
+                }
+                if ty == 9 {
+                    return Ok((et, off + 4));
+                }
+                off += (len + 3) & !3;
+            }
+        }
+        // IP over InfiniBand: the 40-byte pseudo-header with the
+        // addresses, then the 4-byte IPoIB header (type, reserved).
+        linktype::IPOIB => {
+            need(44)?;
+            Ok((be16(data, 40), 44))
+        }
+        _ => Err(0),
+    }
 }
 
 fn trunc(layer: Layer, need: usize, have: usize) -> Malformed {
@@ -1292,16 +1451,35 @@ fn shims(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option<(u1
                 };
             }
             ethertype::PPPOE_SESSION => {
-                let Some(h) = data.get(off..off + 8) else {
+                // The PPP protocol may be compressed to one byte (RFC 1661
+                // 6.5) and address and control may be there.
+                let Some((ppp, at)) = data.get(off + 6..).and_then(ppp_network_start) else {
                     p.malformed = Some(trunc(Layer::Link, off + 8, data.len()));
                     return None;
                 };
-                et = match be16(h, 6) {
-                    0x0021 => ethertype::IPV4,
-                    0x0057 => ethertype::IPV6,
-                    _ => return Some((et, off)),
+                if !matches!(ppp, ethertype::IPV4 | ethertype::IPV6) {
+                    return Some((et, off));
+                }
+                et = ppp;
+                off += 6 + at;
+            }
+            // An I-TAG (4 bytes), then the customer's addresses and type.
+            ethertype::PBB => {
+                let Some(h) = data.get(off..off + 18) else {
+                    p.malformed = Some(trunc(Layer::Link, off + 18, data.len()));
+                    return None;
                 };
-                off += 8;
+                et = be16(h, 16);
+                off += 18;
+            }
+            // FTag and TTL (2 bytes), then the inner addresses and type.
+            ethertype::FABRICPATH => {
+                let Some(h) = data.get(off..off + 16) else {
+                    p.malformed = Some(trunc(Layer::Link, off + 16, data.len()));
+                    return None;
+                };
+                et = be16(h, 14);
+                off += 16;
             }
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
                 (et, off) = vlan_tags(data, et, off, p)?;
@@ -1525,7 +1703,35 @@ fn ipv6(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
 
 /// The transport header in `b`, which starts `at` bytes into the frame.
 fn transport(proto: u8, b: &[u8], at: usize, payload_len: u32, v6: bool, p: &mut Packet) {
+    // IPsec AH (RFC 4302) authenticates, leaving what follows readable:
+    // skip it (IPv6 did so with the extension headers).
+    let (mut proto, mut b, mut at, mut payload_len) = (proto, b, at, payload_len);
+    for _ in 0..4 {
+        if proto != ipproto::AH {
+            break;
+        }
+        let len = b.get(1).map_or(0, |&l| (usize::from(l) + 2) * 4);
+        if b.len() < 8 || b.len() < len {
+            p.malformed = Some(trunc(Layer::Ah, len.max(8), b.len()));
+            p.transport = Transport::Other {
+                proto,
+                len: payload_len,
+            };
+            return;
+        }
+        proto = b[0];
+        b = &b[len..];
+        at += len;
+        payload_len = payload_len.saturating_sub(len as u32);
+    }
     match proto {
+        ipproto::IPIP | ipproto::IPV6 => {
+            p.transport = Transport::Other {
+                proto,
+                len: payload_len,
+            };
+            p.ipip_at = Some(at);
+        }
         ipproto::TCP => tcp(b, payload_len, p),
         ipproto::UDP => {
             if b.len() < 8 {

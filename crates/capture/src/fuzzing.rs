@@ -12,7 +12,7 @@ use crate::view::line::{LineOptions, LineWriter};
 /// Decode `data` as one frame of every supported link type (the first byte
 /// picks which one first), analyse it and render it as a line and as JSON.
 pub fn decode_frame(data: &[u8]) {
-    const LINKS: [u32; 8] = [
+    const LINKS: [u32; 18] = [
         linktype::ETHERNET,
         linktype::LINUX_SLL,
         linktype::LINUX_SLL2,
@@ -21,6 +21,16 @@ pub fn decode_frame(data: &[u8]) {
         linktype::IPV6,
         linktype::NULL,
         linktype::LOOP,
+        linktype::FDDI,
+        linktype::IEEE802_11,
+        linktype::IEEE802_11_RADIOTAP,
+        linktype::PPP,
+        linktype::C_HDLC,
+        linktype::ARCNET,
+        linktype::ARCNET_LINUX,
+        linktype::NFLOG,
+        linktype::IPOIB,
+        linktype::PPP_HDLC,
     ];
     let mut an = Analyzer::new();
     let mut reasm = crate::reasm::Reassembler::new();

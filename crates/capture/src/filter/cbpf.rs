@@ -32,6 +32,10 @@ pub enum Linkage {
     /// known of the link layer: files of Linux cooked, raw IP and loopback
     /// link types, where tcpdump refuses link-layer tests.
     NetworkOnly,
+    /// Frames whose network header sits at no fixed place and whose type
+    /// libpcap cannot test (NFLOG, IP over InfiniBand): only lengths can
+    /// be tested; protocol tests are refused as tcpdump refuses them.
+    Opaque,
 }
 
 /// Internal condition tree compiled to BPF.
@@ -89,6 +93,16 @@ fn masked(size: u16, off: u32, mask: u32, k: u32) -> Cond {
         bpf::JEQ,
         k,
     )
+}
+
+/// tcpdump's refusal for [`Linkage::Opaque`].
+fn opaque() -> FilterError {
+    FilterError {
+        at: "the filter".into(),
+        message: "link-layer type filtering not implemented (as in tcpdump): only len, greater \
+                  and less can be tested on this link type"
+            .into(),
+    }
 }
 
 fn unsupported(what: &str, link: Linkage) -> FilterError {
@@ -320,6 +334,9 @@ impl Gen {
         }
     }
     fn ether(&self, et: u16, d: u8) -> Result<Cond, FilterError> {
+        if self.link == Linkage::Opaque {
+            return Err(opaque());
+        }
         if self.inner(d) {
             return Ok(jump(
                 vec![
@@ -383,10 +400,14 @@ impl Gen {
                 ethertype::IPV6 => masked(bpf::B, 0, 0xf0, 0x60),
                 _ => Cond::False,
             },
+            Linkage::Opaque => return Err(opaque()),
         })
     }
     /// A link-layer test at depth `d`: Ethernet, or inside a Geneve tunnel.
     fn need_ether(&self, what: &str, d: u8) -> Result<(), FilterError> {
+        if self.link == Linkage::Opaque {
+            return Err(opaque());
+        }
         if self.inner(d) {
             return Ok(());
         }

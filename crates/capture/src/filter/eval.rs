@@ -5,11 +5,15 @@
 //!
 //! Ethernet frames run the [`Linkage::Ethernet`] program (VLAN tags in the
 //! bytes). Other link types with a network-layer payload (Linux cooked v1
-//! and v2, raw IP, BSD and OpenBSD loopback, FDDI, 802.11, PPP) run the
-//! [`Linkage::NetworkOnly`] program on the network header, with the ethertype given as
-//! skb->protocol, as the kernel does on a cooked socket. Link-layer
-//! primitives (`ether host`, `vlan`, `broadcast`) are errors there, as in
-//! tcpdump. Frames of other link types never match a non-empty filter.
+//! and v2, raw IP, BSD and OpenBSD loopback, FDDI, 802.11, PPP, Cisco
+//! HDLC, ARCnet) run the [`Linkage::NetworkOnly`] program on the network
+//! header, with the ethertype given as skb->protocol, as the kernel does on
+//! a cooked socket (ARCnet: libpcap's fixed offset and ARCnet types).
+//! Link-layer primitives (`ether host`, `vlan`, `broadcast`) are errors
+//! there, as in tcpdump. NFLOG and IP over InfiniBand run the
+//! [`Linkage::Opaque`] program: lengths only, protocol tests refused as
+//! tcpdump refuses them. Frames of other link types never match a
+//! non-empty filter.
 
 use super::bpf::{self, Insn};
 use super::{Filter, FilterError, Linkage};
@@ -61,6 +65,12 @@ fn network_start(link: u32, data: &[u8]) -> Option<(usize, u16)> {
             };
             Some((4, et))
         }
+        // Cisco HDLC: the Ethernet type at 2, the packet at 4.
+        linktype::C_HDLC => Some((4, be16(2)?)),
+        // ARCnet: libpcap reads the ARCnet type and takes the packet at a
+        // fixed offset (that of RFC 1201 packets).
+        linktype::ARCNET => Some((6, crate::decode::arcnet_type(*data.get(2)?))),
+        linktype::ARCNET_LINUX => Some((8, crate::decode::arcnet_type(*data.get(4)?))),
         _ => None,
     }
 }
@@ -105,7 +115,12 @@ impl FileMatcher {
             | linktype::IEEE802_11
             | linktype::IEEE802_11_RADIOTAP
             | linktype::PPP
-            | linktype::PPP_HDLC => Linkage::NetworkOnly,
+            | linktype::PPP_HDLC
+            | linktype::C_HDLC
+            | linktype::ARCNET
+            | linktype::ARCNET_LINUX => Linkage::NetworkOnly,
+            // tcpdump tests only lengths on these.
+            linktype::NFLOG | linktype::IPOIB => Linkage::Opaque,
             _ => return Ok(false),
         };
         let base = link;
@@ -124,7 +139,7 @@ impl FileMatcher {
             }
         };
         let prog = &self.progs[i].1;
-        let (pkt, meta) = if linkage == Linkage::Ethernet {
+        let (pkt, meta) = if matches!(linkage, Linkage::Ethernet | Linkage::Opaque) {
             (
                 data,
                 bpf::Meta {

@@ -129,7 +129,10 @@ impl LineWriter {
         if let Some(t) = &p.tunnel {
             self.buf
                 .extend_from_slice(if t.src.is_ipv6() { b"IP6 " } else { b"IP " });
-            let ports = !matches!(t.kind, TunnelKind::Gre | TunnelKind::Erspan);
+            let ports = !matches!(
+                t.kind,
+                TunnelKind::Gre | TunnelKind::Erspan | TunnelKind::Ipip
+            );
             self.ip(t.src);
             if ports {
                 self.buf.push(b'.');
@@ -149,6 +152,8 @@ impl LineWriter {
                 TunnelKind::Gre => b": GRE",
                 TunnelKind::Erspan => b": ERSPAN",
                 TunnelKind::GtpU => b": GTP-U",
+                TunnelKind::Ipip => b": IP-in-IP",
+                TunnelKind::Ayiya => b": AYIYA",
             });
             if let Some(id) = t.vni {
                 self.buf.extend_from_slice(match t.kind {
@@ -156,6 +161,7 @@ impl LineWriter {
                     TunnelKind::Gre => b" key ",
                     TunnelKind::Erspan => b" session ",
                     TunnelKind::GtpU => b" teid ",
+                    TunnelKind::Ipip | TunnelKind::Ayiya => b" ",
                 });
                 push_u64(&mut self.buf, u64::from(id));
             }
@@ -307,7 +313,12 @@ impl LineWriter {
                 self.ip(src);
                 self.buf.extend_from_slice(b" > ");
                 self.ip(dst);
-                let _ = write!(self.buf, ": ip-proto-{proto} {len}");
+                if *proto == crate::decode::ipproto::IPCOMP {
+                    // Not decompressed: what it carries is not decoded.
+                    let _ = write!(self.buf, ": IPComp {len} (compressed)");
+                } else {
+                    let _ = write!(self.buf, ": ip-proto-{proto} {len}");
+                }
             }
             Transport::None => {
                 self.ip(src);
