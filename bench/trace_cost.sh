@@ -3,12 +3,12 @@
 # run and per event: figures that do not depend on the machine's load
 # (bench/trace.sh's throughput ratios do).
 #
-#   bench/trace_cost.sh [DURATION] [-- TRACE ARGS...]
+#   bench/trace_cost.sh [DURATION] [-- [TRACE ARGS...]]
 #
 # nginx serves a 2-byte page on 127.0.0.1:8080 in a private network
 # namespace and wrk (-t2 -c64, new connection per request) loads it for
 # DURATION seconds (default 5) while `sockscope trace -q TRACE ARGS` runs
-# (default: --port 9). Meanwhile kernel.bpf_stats_enabled is 1, so the
+# (without `--`: --port 9; `--` alone: unfiltered). Meanwhile kernel.bpf_stats_enabled is 1, so the
 # kernel times every BPF program run; it is set back to what it was
 # (normally 0) when the load ends, also on failure or interrupt: left at
 # 1 it slows every BPF program on the host. Prints, per program of
@@ -18,6 +18,7 @@
 # /proc/PID/task/*/schedstat) per event read.
 #
 # STATS=0: do not time the programs (for the reader alone).
+# PERF=FILE: also `perf record -g` the trace process during the load.
 # SOCKSCOPE_TRACE_NOOP_ALL=1 in the environment is passed on: the floor.
 # Run as root. SOCKSCOPE: the binary (default target/release/sockscope).
 set -euo pipefail
@@ -27,8 +28,9 @@ if [ $# -gt 0 ] && [ "$1" != "--" ]; then
     DURATION=$1
     shift
 fi
-[ "${1:-}" = "--" ] && shift
-if [ $# -eq 0 ]; then
+if [ "${1:-}" = "--" ]; then
+    shift
+elif [ $# -eq 0 ]; then
     set -- --port 9
 fi
 STATS=${STATS:-1}
@@ -128,8 +130,14 @@ for f in glob.glob("/proc/%s/fdinfo/*" % sys.argv[1]):
 [ "$STATS" = 1 ] && echo 1 >/proc/sys/kernel/bpf_stats_enabled
 prog_stats >"$work/p0"
 c0=$(cpu_ns)
+perf_pid=""
+if [ -n "${PERF:-}" ]; then
+    perf record -q --call-graph "${PERF_CALLGRAPH:-fp}" -o "$PERF" -p "$trace_pid" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+fi
 rps=$(wrk -t2 -c64 -d"${DURATION}s" -H 'Connection: close' http://127.0.0.1:8080/ | awk '/Requests\/sec/ { print $2 }')
 prog_stats >"$work/p1"
+[ -n "$perf_pid" ] && wait "$perf_pid"
 echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
 sleep 0.5
 c1=$(cpu_ns)

@@ -106,7 +106,7 @@ pub enum What {
         reason: String,
         reason_code: u32,
         bytes: u32,
-        tcp_flags: String,
+        tcp_flags: &'static str,
         /// The packet's own direction.
         from: Option<Endpoint>,
         to: Option<Endpoint>,
@@ -142,7 +142,7 @@ pub enum What {
         /// "in" (arriving at `local`) or "out" (sent by `local`).
         direction: &'static str,
         /// "SYN|ACK", as the drop events write them (ECE, CWR included).
-        tcp_flags: String,
+        tcp_flags: &'static str,
         /// Sequence and acknowledgement numbers as on the wire.
         seq: u32,
         ack: u32,

@@ -422,8 +422,18 @@ pub fn sockopt_value(level: u64, opt: u64, raw: u64, optlen: u16) -> String {
     "…".into()
 }
 
-/// TCP header flags as text: "SYN|ACK".
-pub fn tcp_flags(f: u8) -> String {
+/// TCP header flags as text: "SYN|ACK". Every packet event carries them,
+/// so the 256 texts are made once and shared (no allocation per event).
+pub fn tcp_flags(f: u8) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| {
+        (0..=255u8)
+            .map(|f| &*Box::leak(tcp_flags_text(f).into_boxed_str()))
+            .collect()
+    })[usize::from(f)]
+}
+
+fn tcp_flags_text(f: u8) -> String {
     const NAMES: [(u8, &str); 6] = [
         (0x02, "SYN"),
         (0x10, "ACK"),

@@ -341,16 +341,19 @@ impl Session {
         out: &mut Vec<Event>,
         done: &mut Vec<Conn>,
     ) -> io::Result<()> {
-        while self.pending.front().is_some_and(|r| r.ts_ns <= cutoff) {
-            let Some(r) = self.pending.pop_front() else {
+        // Each record is read where it lies in the queue (a record is
+        // 176 bytes, an event 312: the reader's time goes largely into
+        // copying them) and dropped after.
+        while let Some(r) = self.pending.front() {
+            if r.ts_ns > cutoff {
                 break;
-            };
-            window.count(&r);
-            let ev = Event::from_raw(&r, &self.reasons, self.start_ns);
-            self.tracker.push(ev, r.sk, out, done);
-            for e in out.drain(..) {
-                hand(&mut self.stats, sink, &e)?;
             }
+            window.count(r);
+            let ev = Event::from_raw(r, &self.reasons, self.start_ns);
+            let sk = r.sk;
+            self.pending.pop_front();
+            self.tracker.push(ev, sk, out, done);
+            hand_all(&mut self.stats, sink, out)?;
         }
         // One batch per read: the checker thread wakes once for it.
         let checks = self.tracker.take_tw_checks();
@@ -378,9 +381,7 @@ impl Session {
         let now = monotonic_ns().saturating_sub(self.start_ns);
         for (conn, state) in answers {
             self.tracker.tw_result(conn, state, now, out);
-            for e in out.drain(..) {
-                hand(&mut self.stats, sink, &e)?;
-            }
+            hand_all(&mut self.stats, sink, out)?;
         }
         Ok(())
     }
@@ -394,6 +395,14 @@ fn hand(stats: &mut Stats, sink: &mut dyn Sink, e: &Event) -> io::Result<()> {
         stats.events_shown += 1;
     }
     sink.event(e)
+}
+
+/// Give every event of `out` to the sink (by reference: no copy), then
+/// empty it, also when the sink fails.
+fn hand_all(stats: &mut Stats, sink: &mut dyn Sink, out: &mut Vec<Event>) -> io::Result<()> {
+    let r = out.iter().try_for_each(|e| hand(stats, sink, e));
+    out.clear();
+    r
 }
 
 /// Insert a record keeping `q` in time order. Records arrive nearly in
@@ -413,13 +422,21 @@ fn ordered_insert(q: &mut VecDeque<RawEvent>, r: RawEvent) {
 }
 
 /// Events of the last second by port and command, to name the filter
-/// that would cut the volume when events are lost.
+/// that would cut the volume when events are lost. Counted for every
+/// event, so kept cheap: ports in a table indexed by port (no hashing),
+/// commands run-length counted (a busy process's events come in runs)
+/// before they reach the map.
 #[derive(Default)]
 struct Window {
     total: u64,
     data: u64,
-    ports: FxMap<u16, u64>,
+    /// Events by port (65536 entries once the first port is seen).
+    ports: Vec<u64>,
+    /// The ports with a count, for reading them back.
+    seen_ports: Vec<u16>,
     comms: FxMap<[u8; 16], u64>,
+    /// The current run of events of one command, not in `comms` yet.
+    run: Option<([u8; 16], u64)>,
 }
 
 impl Window {
@@ -430,12 +447,42 @@ impl Window {
         }
         for p in [r.sport, r.dport] {
             if p != 0 {
-                *self.ports.entry(p).or_default() += 1;
+                if self.ports.is_empty() {
+                    self.ports = vec![0; 65536];
+                }
+                let n = &mut self.ports[usize::from(p)];
+                if *n == 0 {
+                    self.seen_ports.push(p);
+                }
+                *n += 1;
             }
         }
         if r.pid != 0 {
-            *self.comms.entry(r.comm).or_default() += 1;
+            match &mut self.run {
+                Some((c, n)) if *c == r.comm => *n += 1,
+                run => {
+                    if let Some((c, n)) = run.replace((r.comm, 1)) {
+                        *self.comms.entry(c).or_default() += n;
+                    }
+                }
+            }
         }
+    }
+
+    /// (port, events) for every port seen.
+    fn port_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.seen_ports
+            .iter()
+            .map(|&p| (p, self.ports[usize::from(p)]))
+    }
+
+    /// (command, events) for every command seen.
+    fn comm_counts(&self) -> FxMap<[u8; 16], u64> {
+        let mut m = self.comms.clone();
+        if let Some((c, n)) = self.run {
+            *m.entry(c).or_default() += n;
+        }
+        m
     }
 }
 
@@ -471,24 +518,23 @@ fn overload_message(
     let mut hints = Vec::new();
     if w.total > 0 {
         if let Some((p, n)) = w
-            .ports
-            .iter()
-            .max_by_key(|(p, n)| (**n, std::cmp::Reverse(**p)))
+            .port_counts()
+            .max_by_key(|(p, n)| (*n, std::cmp::Reverse(*p)))
         {
             hints.push(format!(
                 "--port {p} keeps {:.0}% of them",
-                100.0 * *n as f64 / w.total as f64
+                100.0 * n as f64 / w.total as f64
             ));
         }
         if let Some((c, n)) = w
-            .comms
-            .iter()
-            .max_by_key(|(c, n)| (**n, std::cmp::Reverse(**c)))
+            .comm_counts()
+            .into_iter()
+            .max_by_key(|(c, n)| (*n, std::cmp::Reverse(*c)))
         {
             hints.push(format!(
                 "--comm {} keeps {:.0}%",
-                crate::abi::comm_str(c),
-                100.0 * *n as f64 / w.total as f64
+                crate::abi::comm_str(&c),
+                100.0 * n as f64 / w.total as f64
             ));
         }
         if w.data * 2 > w.total {

@@ -1397,7 +1397,7 @@ pub(crate) mod tests {
     pub fn pkt(
         t: u64,
         dir: &'static str,
-        flags: &str,
+        flags: &'static str,
         seq: u32,
         ack: u32,
         len: u32,
@@ -1408,7 +1408,7 @@ pub(crate) mod tests {
             t,
             What::Packet {
                 direction: dir,
-                tcp_flags: flags.into(),
+                tcp_flags: flags,
                 seq,
                 ack,
                 rel_seq: None,
@@ -1822,7 +1822,7 @@ pub(crate) mod tests {
                 reason: "NETFILTER_DROP".into(),
                 reason_code: 12,
                 bytes: 0,
-                tcp_flags: "ACK".into(),
+                tcp_flags: "ACK",
                 from: ep(p),
                 to: ep(l),
                 direction: None,
