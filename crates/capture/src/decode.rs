@@ -21,7 +21,8 @@
 //! UDP, ICMP / ICMPv6 type and code (and the start of the packet an error
 //! quotes), ARP. IPComp payloads are compressed and not decoded. Tunnels
 //! ([`Packet::tunnel`]): VXLAN, Geneve, GTP-U, GRE (in IP, and in UDP on
-//! port 4754), ERSPAN, IP in IP (protocols 4 and 41), AYIYA (UDP 5072).
+//! port 4754), ERSPAN, WCCP redirection, IP in IP (protocols 4 and 41),
+//! AYIYA (UDP 5072).
 //!
 //! Lengths follow what the headers claim, as tcpdump and Wireshark do: the
 //! TCP payload length is the IP payload length minus the TCP header, even
@@ -143,6 +144,8 @@ pub mod ethertype {
     pub const ARUBA_WLAN: u16 = 0x8200;
     pub const ERSPAN_2: u16 = 0x88be;
     pub const ERSPAN_3: u16 = 0x22eb;
+    /// Cisco WCCP redirection in GRE.
+    pub const WCCP: u16 = 0x883e;
     /// IEEE 802.1ah provider backbone bridging: an I-TAG, then the
     /// customer's Ethernet header.
     pub const PBB: u16 = 0x88e7;
@@ -954,6 +957,12 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
     match proto {
         ethertype::IPV4 | ethertype::IPV6 => Some((TunnelKind::Gre, key, at, linktype::RAW)),
         ethertype::TEB => Some((TunnelKind::Gre, key, at, linktype::ETHERNET)),
+        // Cisco WCCP redirection: IPv4, after a 4-byte WCCPv2 redirect
+        // header unless an IPv4 header starts right away (WCCPv1).
+        ethertype::WCCP => {
+            let at = if b.get(at)? >> 4 == 4 { at } else { at + 4 };
+            Some((TunnelKind::Gre, key, at, linktype::RAW))
+        }
         ethertype::ARUBA_WLAN => Some((TunnelKind::Gre, key, at, linktype::IEEE802_11)),
         // Type I has no sequence number and no header of its own.
         ethertype::ERSPAN_2 if !seq => Some((TunnelKind::Erspan, None, at, linktype::ETHERNET)),

@@ -3,11 +3,11 @@
 //! FINs) carried over Cisco HDLC, NFLOG, ARCnet (Linux, RFC 1201 and RFC
 //! 1051 headers; BSD), IP over InfiniBand, 802.1ah provider backbone
 //! bridging, Cisco FabricPath, PPPoE with a one-byte PPP protocol, GRE in
-//! UDP, AYIYA (IPv6 inside), IPsec AH in transport and tunnel mode, IPv6 in
-//! IPv4. Every TCP field of every packet must be tshark's; filters on the
-//! new link types must select what `tcpdump -r` selects, or be refused
-//! where tcpdump refuses them. IPComp payloads are compressed: sockscope
-//! says so and decodes nothing inside.
+//! UDP, WCCP redirection in GRE, AYIYA (IPv6 inside), IPsec AH in transport
+//! and tunnel mode, IPv6 in IPv4. Every TCP field of every packet must be
+//! tshark's; filters on the new link types must select what `tcpdump -r`
+//! selects, or be refused where tcpdump refuses them. IPComp payloads are
+//! compressed: sockscope says so and decodes nothing inside.
 
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
@@ -253,6 +253,18 @@ fn captures() -> Vec<(&'static str, u32, Vec<Vec<u8>>)> {
                         0x0800,
                         &ipv4([192, 0, 2, 1], [192, 0, 2, 2], 17, &udp(40001, 4754, &g)),
                     )
+                },
+                &v4,
+            ),
+        ),
+        (
+            "gre-wccp-redirect",
+            1,
+            wrap(
+                &|p| {
+                    // GRE protocol 0x883e, a WCCPv2 redirect header.
+                    let g = cat(&[0, 0, 0x88, 0x3e, 0x05, 0x59, 0, 0x48], p);
+                    ether(0x0800, &ipv4([192, 0, 2, 1], [192, 0, 2, 2], 47, &g))
                 },
                 &v4,
             ),
