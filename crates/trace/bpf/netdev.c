@@ -201,6 +201,25 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 		if (netns != cfg_netns)
 			return 0;
 	}
+	/* A segment leaving a TCP socket whose local port is known carries
+	 * that socket's ports: the port filter rejects it with a few loads,
+	 * without reading the packet. Other segments (a socket that gave its
+	 * port back before its last RST, the control socket that answers
+	 * for closed ports and timewait sockets, other protocols) are read. */
+	if (cfg_filter_port && dir == SS_PKT_OUT) {
+		const struct sock *osk = skb->sk;
+		if (osk) {
+			__u8 st = osk->__sk_common.skc_state;
+			__u16 sp = osk->__sk_common.skc_num;
+			__u16 dp = __builtin_bswap16(osk->__sk_common.skc_dport);
+			if (sp && dp && !port_wanted(sp) && !port_wanted(dp) &&
+			    (st == TCP_NEW_SYN_RECV || st == TCP_TIME_WAIT ||
+			     osk->sk_protocol == IPPROTO_TCP)) {
+				filtered(SS_PACKET);
+				return 0;
+			}
+		}
+	}
 	unsigned char *head = skb->head;
 	unsigned char *data = skb->data;
 	if (!head || !data)
