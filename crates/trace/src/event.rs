@@ -122,9 +122,10 @@ pub enum What {
         ret: i64,
         errno: Option<&'static str>,
         duration_us: u64,
-        /// Boxed: most syscalls have none, and events are moved a lot.
+        /// Boxed, and only when there are any: most syscalls have none,
+        /// and events are moved a lot.
         #[serde(skip_serializing_if = "no_args")]
-        args: Box<SysArgs>,
+        args: Args,
     },
     /// Data handed to the socket (sock:sock_send_length).
     Send {
@@ -260,6 +261,43 @@ fn no_args<T: std::ops::Deref<Target = SysArgs>>(a: &T) -> bool {
     a.is_empty()
 }
 
+/// A syscall's arguments: no allocation when there are none (close,
+/// accept, fcntl without flags...); reads as an empty [`SysArgs`] then.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Args(Option<Box<SysArgs>>);
+
+static NO_ARGS: SysArgs = SysArgs {
+    domain: None,
+    r#type: None,
+    protocol: None,
+    addr: None,
+    backlog: None,
+    how: None,
+    flags: None,
+    level: None,
+    optname: None,
+    optval: None,
+};
+
+impl std::ops::Deref for Args {
+    type Target = SysArgs;
+    fn deref(&self) -> &SysArgs {
+        self.0.as_deref().unwrap_or(&NO_ARGS)
+    }
+}
+
+impl From<SysArgs> for Args {
+    fn from(a: SysArgs) -> Args {
+        Args((!a.is_empty()).then(|| Box::new(a)))
+    }
+}
+
+impl Serialize for Args {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
 /// A command name as the kernel keeps it (16 bytes, NUL-padded): copied,
 /// never allocated, since every event carries one. JSON: a string.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -356,6 +394,17 @@ fn errno(ret: i64) -> Option<&'static str> {
 impl Event {
     /// Decode a record; `start_ns` is the monotonic time the trace started.
     pub fn from_raw(r: &RawEvent, reasons: &Reasons, start_ns: u64) -> Event {
+        Event::decode(r, reasons, start_ns, true)
+    }
+
+    /// [`Event::from_raw`] without what only an event's text needs (a
+    /// syscall's decoded arguments), for a trace that shows no events:
+    /// connections are joined and counted the same.
+    pub fn from_raw_lean(r: &RawEvent, reasons: &Reasons, start_ns: u64) -> Event {
+        Event::decode(r, reasons, start_ns, false)
+    }
+
+    fn decode(r: &RawEvent, reasons: &Reasons, start_ns: u64, detail: bool) -> Event {
         let packet = r.flags & abi::FLAG_PACKET_TUPLE != 0;
         let src = endpoint(r.local_ip(), r.sport);
         let dst = endpoint(r.peer_ip(), r.dport);
@@ -411,7 +460,7 @@ impl Event {
                     direction: (r.body[body::DROP_RX_SK] != 0).then_some("in"),
                 }
             }
-            Kind::Syscall => syscall(r),
+            Kind::Syscall => syscall(r, detail),
             Kind::Packet => packet_what(r),
             Kind::Wait | Kind::Wake => wait_what(r),
             Kind::Send | Kind::Recv => {
@@ -928,7 +977,7 @@ pub fn fmt_us(us: u64) -> String {
 /// "6 B", "1.5 KiB", "3.2 MiB": the library's one byte formatter.
 pub use sockscope::view::units::bytes as fmt_bytes;
 
-fn syscall(r: &RawEvent) -> What {
+fn syscall(r: &RawEvent, detail: bool) -> What {
     let sys = Sys::from_u16(r.b_u16(body::SYS_SYS));
     let ret = r.b_i64(body::SYS_RET);
     let fd = r.b_i32(body::SYS_FD);
@@ -936,6 +985,7 @@ fn syscall(r: &RawEvent) -> What {
     let mut args = SysArgs::default();
     let sa_family = r.body[body::SYS_ADDR_FAMILY];
     match sys {
+        _ if !detail => {}
         Sys::Socket => {
             args.domain = Some(names::family_name(arg(0)));
             args.r#type = Some(names::socket_type_name(arg(1)));
@@ -970,7 +1020,7 @@ fn syscall(r: &RawEvent) -> What {
         ret,
         errno: errno(ret),
         duration_us: r.b_u64(body::SYS_DUR) / 1000,
-        args: Box::new(args),
+        args: args.into(),
     }
 }
 
@@ -1048,6 +1098,18 @@ mod tests {
             e.describe(),
             "setsockopt(4, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}) = 0"
         );
+        // Lean (nothing shown): the same event without its arguments.
+        let lean = Event::from_raw_lean(&r, &Reasons::default(), 0);
+        let What::Syscall { args, .. } = &lean.what else {
+            panic!("{lean:?}")
+        };
+        assert!(args.is_empty(), "{lean:?}");
+        let mut full = e.clone();
+        if let What::Syscall { args, .. } = &mut full.what {
+            *args = Args::default();
+        }
+        assert_eq!(lean, full);
+        assert!(serde_json::to_value(&lean).unwrap().get("args").is_none());
 
         let mut r = raw(Kind::Syscall);
         r.body[0] = Sys::Accept as u8;

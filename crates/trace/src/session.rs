@@ -57,6 +57,9 @@ pub struct Options {
     pub snapshot: bool,
     /// Check inferred TIME-WAITs against the socket table.
     pub check_time_wait: bool,
+    /// No event is shown (only the closing summary): events are decoded
+    /// without what only their text needs ([`Event::from_raw_lean`]).
+    pub lean: bool,
 }
 
 /// What a session did, for the closing summary.
@@ -104,6 +107,7 @@ pub struct Session {
     tracker: Tracker,
     reasons: Reasons,
     checker: Option<TwChecker>,
+    lean: bool,
     start_ns: u64,
     started: Instant,
     /// Records read but not yet handed on, in time order (see [`ordered_insert`]).
@@ -177,6 +181,7 @@ impl Session {
             tracker,
             reasons,
             checker: opts.check_time_wait.then(TwChecker::spawn),
+            lean: opts.lean,
             start_ns,
             started: Instant::now(),
             pending: VecDeque::new(),
@@ -349,7 +354,11 @@ impl Session {
                 break;
             }
             window.count(r);
-            let ev = Event::from_raw(r, &self.reasons, self.start_ns);
+            let ev = if self.lean {
+                Event::from_raw_lean(r, &self.reasons, self.start_ns)
+            } else {
+                Event::from_raw(r, &self.reasons, self.start_ns)
+            };
             let sk = r.sk;
             self.pending.pop_front();
             self.tracker.push(ev, sk, out, done);

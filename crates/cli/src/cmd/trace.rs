@@ -292,6 +292,11 @@ fn options(args: &TraceArgs) -> Result<Options, Fail> {
         netns: ns.map(|n| n.0),
         snapshot: !args.no_snapshot,
         check_time_wait: true,
+        // -q alone shows no event, only the summary (see `run`'s mode).
+        lean: args.quiet
+            && !matches!(args.out.format(), out::Format::Json | out::Format::Jsonl)
+            && !args.diagram
+            && args.svg.is_none(),
     })
 }
 
