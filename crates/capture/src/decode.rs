@@ -1220,7 +1220,9 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
             return p;
         }
     };
-    let (ethertype, off) = match shims(data, ethertype, off, &mut p) {
+    // Where the network layer must end (absolute), when a shim says so.
+    let mut limit = usize::MAX;
+    let (ethertype, off) = match shims(data, ethertype, off, &mut p, &mut limit, wire_len) {
         Some(x) => x,
         None => return p,
     };
@@ -1244,10 +1246,13 @@ fn decode_frame(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     } else {
         (ethertype, off)
     };
-    let rest = &data[off.min(data.len())..];
+    let rest = &data[off.min(data.len())..limit.clamp(off.min(data.len()), data.len())];
     p.ethertype = ethertype;
     // Bytes of the network layer on the wire (the capture may hold fewer).
-    let wire = (wire_len as usize).saturating_sub(off).max(rest.len());
+    let wire = (wire_len as usize)
+        .min(limit)
+        .saturating_sub(off)
+        .max(rest.len());
     match ethertype {
         ethertype::IPV4 => {
             p.net_at = Some(off);
@@ -1434,7 +1439,19 @@ fn ieee80211(data: &[u8], off: usize, p: &mut Packet) -> Option<(u16, usize)> {
 /// Skip MPLS label stacks and PPPoE session headers (with VLAN tags
 /// between them) that carry IP: the ethertype of what they carry and
 /// where it starts. Anything else is left as it is.
-fn shims(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option<(u16, usize)> {
+/// MPLS, PPPoE, VLAN tags, 802.1ah and FabricPath from `off` (just after
+/// an Ethernet type `et`): the type and offset of what follows. PPPoE's
+/// payload length and FabricPath's inner FCS (which tshark assumes there)
+/// end the network layer early: `limit` (an offset in `data`) then says
+/// where, as tshark bounds it.
+fn shims(
+    data: &[u8],
+    mut et: u16,
+    mut off: usize,
+    p: &mut Packet,
+    limit: &mut usize,
+    wire_len: u32,
+) -> Option<(u16, usize)> {
     for _ in 0..8 {
         match et {
             ethertype::MPLS | ethertype::MPLS_MULTICAST => {
@@ -1469,6 +1486,8 @@ fn shims(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option<(u1
                 if !matches!(ppp, ethertype::IPV4 | ethertype::IPV6) {
                     return Some((et, off));
                 }
+                let len = usize::from(be16(data, off + 4));
+                *limit = (*limit).min(off + 6 + len);
                 et = ppp;
                 off += 6 + at;
             }
@@ -1489,6 +1508,7 @@ fn shims(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option<(u1
                 };
                 et = be16(h, 14);
                 off += 16;
+                *limit = (*limit).min((wire_len as usize).saturating_sub(4));
             }
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
                 (et, off) = vlan_tags(data, et, off, p)?;
