@@ -514,16 +514,71 @@ static __always_inline void output(struct ss_event *e)
 		count(e->kind);
 }
 
-/* With a port or address filter, a new socket's socket() event waits here
+/* With a port or address filter, a new socket's socket() event waits
  * until the socket's ports say whether it is wanted: the first event of
- * that socket which passes the filter sends it first. Sockets the filter
- * rejects leave theirs to the LRU. */
+ * that socket which passes the filter sends it first; the first syscall
+ * that finds its ports known and rejected forgets it.
+ *
+ * It waits in held_socket, a table indexed by a hash of the socket's
+ * address (one slot per hash, no hashing map, no lock: socket() under
+ * such a filter costs a copy), or, when that slot holds another socket
+ * still undecided, in pending_socket (an LRU map; an insert there costs
+ * ~10x more, it evicts when full). Sockets whose held event nobody
+ * forgets (their ports became known without a syscall: a TCP Fast Open
+ * sendto) are forgotten at destroy. */
+struct ss_held {
+	__u64 sk; /* 0: free */
+	struct ss_event e;
+};
+
+#define HELD_BITS 12
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << HELD_BITS);
+	__type(key, __u32);
+	__type(value, struct ss_held);
+} held_socket SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct ss_event);
 } pending_socket SEC(".maps");
+
+/* A per-CPU word to turn a socket pointer into a number: the verifier
+ * allows no arithmetic on a pointer, but what is read back from a map
+ * value is a plain number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ptr_scratch SEC(".maps");
+
+static __always_inline struct ss_held *held_slot(__u64 sk)
+{
+	__u32 zero = 0;
+	volatile __u64 *w = bpf_map_lookup_elem(&ptr_scratch, &zero);
+	if (!w)
+		return NULL;
+	*w = sk;
+	__u64 n = *w;
+	__u32 i = (__u32)((n * 0x9E3779B97F4A7C15ull) >> (64 - HELD_BITS));
+	return bpf_map_lookup_elem(&held_socket, &i);
+}
+
+/* A socket whose ports are known and rejected: its held socket() event,
+ * if it is in the table, will never be sent. */
+static __always_inline void forget_held(__u64 sk)
+{
+	if (!(cfg_filter_port || cfg_filter_addr))
+		return;
+	struct ss_held *h = held_slot(sk);
+	if (h && h->sk == sk)
+		h->sk = 0;
+}
 
 static __always_inline void emit(struct ss_event *e)
 {
@@ -533,10 +588,16 @@ static __always_inline void emit(struct ss_event *e)
 	 * of order beyond what user space reorders. */
 	if ((cfg_filter_port || cfg_filter_addr) && e->sk) {
 		__u64 sk = e->sk;
-		struct ss_event *p = bpf_map_lookup_elem(&pending_socket, &sk);
-		if (p) {
-			output(p);
-			bpf_map_delete_elem(&pending_socket, &sk);
+		struct ss_held *h = held_slot(sk);
+		if (h && h->sk == sk) {
+			output(&h->e);
+			h->sk = 0;
+		} else {
+			struct ss_event *p = bpf_map_lookup_elem(&pending_socket, &sk);
+			if (p) {
+				output(p);
+				bpf_map_delete_elem(&pending_socket, &sk);
+			}
 		}
 	}
 	output(e);
@@ -549,6 +610,15 @@ static __always_inline void emit_new_socket(struct ss_event *e)
 	if (cfg_filter_port || cfg_filter_addr) {
 		__u64 sk = e->sk;
 		e->version = SS_EVENT_VERSION;
+		struct ss_held *h = held_slot(sk);
+		if (h && (h->sk == 0 || h->sk == sk)) {
+			/* The event first, then the key that makes it valid. */
+			h->sk = 0;
+			__builtin_memcpy(&h->e, e, sizeof(*e));
+			asm volatile("" ::: "memory");
+			h->sk = sk;
+			return;
+		}
 		bpf_map_update_elem(&pending_socket, &sk, e, BPF_ANY);
 		return;
 	}

@@ -17,6 +17,7 @@ int ss_destroy(unsigned long long *ctx)
 	__u64 skp = (__u64)sk;
 
 	if (!owner_filtering() && ports_rejected(&sk->__sk_common)) {
+		forget_held(skp);
 		filtered(SS_DESTROY);
 		return 0;
 	}
@@ -48,6 +49,8 @@ int ss_destroy(unsigned long long *ctx)
 		return 0;
 	if (!kind_on(SS_DESTROY))
 		return 0;
+	if (!port_known && !tuple_passes(&e))
+		forget_held(skp);
 	if (!state_passes(e.state, e.state) || (!port_known && !tuple_passes(&e))) {
 		filtered(SS_DESTROY);
 		return 0;

@@ -272,6 +272,7 @@ static __always_inline __u64 fd_fill_or_reject(struct ss_event *e, long fd, bool
 				return (__u64)sk;
 			}
 			if (early && ports_rejected(&sk->__sk_common)) {
+				forget_held((__u64)sk);
 				*rejected = true;
 				return (__u64)sk;
 			}
@@ -348,6 +349,7 @@ static __always_inline int enter_common(__u16 sys, long fd)
 		in->id.sk = in->sk;
 		if ((cfg_filter_port || cfg_filter_addr) && (in->id.sport || in->id.dport) &&
 		    !tuple_passes(&in->id)) {
+			forget_held(in->sk);
 			filtered(SS_SYSCALL);
 			return 0;
 		}
@@ -441,6 +443,8 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	/* A close passed the filter at entry (its exit may come after the
 	 * socket was destroyed and its port given back). */
 	bool wanted = (sys == SYS_CLOSE && in) || tuple_passes(&e);
+	if (!wanted)
+		forget_held(sk);
 	if (!wanted && !owner_filtering()) {
 		filtered(SS_SYSCALL);
 		return 0;
