@@ -319,9 +319,37 @@ struct {
 	__type(value, __u8);
 } port_passed SEC(".maps");
 
+/* Whether port_passed ever got an entry: until then (a filter on a port
+ * that saw no traffic yet) the lookups below are skipped. Set before the
+ * first entry is written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} port_passed_used SEC(".maps");
+
+static __always_inline bool port_passed_any(void)
+{
+	__u32 zero = 0;
+	__u32 *used = bpf_map_lookup_elem(&port_passed_used, &zero);
+	return used && *used;
+}
+
+static __always_inline void port_passed_add(__u64 sk)
+{
+	__u32 zero = 0;
+	__u32 *used = bpf_map_lookup_elem(&port_passed_used, &zero);
+	if (used && !*used)
+		*used = 1;
+	__u8 one = 1;
+	bpf_map_update_elem(&port_passed, &sk, &one, BPF_ANY);
+}
+
 static __always_inline bool port_was_wanted(__u64 sk, __u16 sport)
 {
-	return sport == 0 && sk && bpf_map_lookup_elem(&port_passed, &sk) != NULL;
+	return sport == 0 && sk && port_passed_any() &&
+	       bpf_map_lookup_elem(&port_passed, &sk) != NULL;
 }
 
 static __always_inline bool addr_wanted(const __u8 *addr, __u8 family)
@@ -523,9 +551,11 @@ static __always_inline void output(struct ss_event *e)
  * address (one slot per hash, no hashing map, no lock: socket() under
  * such a filter costs a copy), or, when that slot holds another socket
  * still undecided, in pending_socket (an LRU map; an insert there costs
- * ~10x more, it evicts when full). Sockets whose held event nobody
- * forgets (their ports became known without a syscall: a TCP Fast Open
- * sendto) are forgotten at destroy. */
+ * ~10x more, it evicts when full). A socket whose ports became known
+ * without a syscall (a TCP Fast Open sendto) and were rejected keeps its
+ * slot until another socket() hashed there finds it taken (and goes to
+ * the LRU map) or a socket at the same address takes it: what the LRU
+ * map did with every rejected socket's event. */
 struct ss_held {
 	__u64 sk; /* 0: free */
 	struct ss_event e;

@@ -17,12 +17,11 @@ int ss_destroy(unsigned long long *ctx)
 	__u64 skp = (__u64)sk;
 
 	if (!owner_filtering() && ports_rejected(&sk->__sk_common)) {
-		forget_held(skp);
 		filtered(SS_DESTROY);
 		return 0;
 	}
 	bool port_known = cfg_filter_port && port_was_wanted(skp, sk->__sk_common.skc_num);
-	if (cfg_filter_port)
+	if (cfg_filter_port && port_passed_any())
 		bpf_map_delete_elem(&port_passed, &skp);
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();
@@ -49,8 +48,6 @@ int ss_destroy(unsigned long long *ctx)
 		return 0;
 	if (!kind_on(SS_DESTROY))
 		return 0;
-	if (!port_known && !tuple_passes(&e))
-		forget_held(skp);
 	if (!state_passes(e.state, e.state) || (!port_known && !tuple_passes(&e))) {
 		filtered(SS_DESTROY);
 		return 0;

@@ -52,8 +52,7 @@ int ss_state(unsigned long long *ctx)
 		return 0;
 	}
 	if (cfg_filter_port && e.sport && port_wanted(e.sport)) {
-		__u8 one = 1;
-		bpf_map_update_elem(&port_passed, &skp, &one, BPF_ANY);
+		port_passed_add(skp);
 	}
 	if (cfg_kernel_births) {
 		__u64 *born = bpf_map_lookup_elem(&births, &skp);
