@@ -92,6 +92,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+: >"$work/trace.err"
 "$SOCKSCOPE" trace -q "$@" >"$work/trace.out" 2>"$work/trace.err" &
 trace_pid=$!
 for _ in $(seq 300); do
