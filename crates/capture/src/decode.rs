@@ -22,7 +22,8 @@
 //! quotes), ARP. IPComp payloads are compressed and not decoded. Tunnels
 //! ([`Packet::tunnel`]): VXLAN, Geneve, GTP-U, GRE (in IP, and in UDP on
 //! port 4754), ERSPAN, WCCP redirection, IP in IP (protocols 4 and 41),
-//! AYIYA (UDP 5072).
+//! AYIYA (UDP 5072); nested up to 4 deep (GRE in Geneve, ...), with the
+//! innermost tunnel's outer headers in [`Packet::tunnel`].
 //!
 //! Lengths follow what the headers claim, as tcpdump and Wireshark do: the
 //! TCP payload length is the IP payload length minus the TCP header, even
@@ -838,9 +839,13 @@ pub fn decode(link: u32, data: &[u8], ts_ns: u64, wire_len: u32) -> Packet {
     // A fragment of a tunnel packet waits for reassembly (crate::reasm):
     // the tunnel is opened on the whole datagram, at the frame that
     // completes it, as Wireshark does.
-    if (p.udp_payload_at.is_some() || p.gre_at.is_some() || p.ipip_at.is_some()) && !p.is_fragment()
-    {
-        decapsulate(&mut p, data);
+    // Tunnels inside tunnels (Geneve carrying GRE, ...): up to 4 levels;
+    // `tunnel` then holds the innermost one's outer headers.
+    for _ in 0..4 {
+        let open = p.udp_payload_at.is_some() || p.gre_at.is_some() || p.ipip_at.is_some();
+        if !open || p.is_fragment() || !decapsulate(&mut p, data) {
+            break;
+        }
     }
     p
 }
@@ -998,7 +1003,7 @@ fn gre_header(b: &[u8]) -> Option<(TunnelKind, Option<u32>, usize, u32)> {
 /// GTP-U, or whose IP payload is GRE (or ERSPAN in GRE), with an IP packet
 /// inside becomes the inner packet, with the outer headers in
 /// [`Packet::tunnel`] (and its frame lengths and capture metadata).
-fn decapsulate(p: &mut Packet, data: &[u8]) {
+fn decapsulate(p: &mut Packet, data: &[u8]) -> bool {
     let (at, sport, dport, payload_len, head) = match (p.transport, p.udp_payload_at, p.gre_at) {
         (Transport::Other { len, .. }, _, _) if p.ipip_at.is_some() => {
             let at = p.ipip_at.unwrap_or(0);
@@ -1012,7 +1017,7 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
         }
         (Transport::Udp(u), Some(at), _) => {
             let Some(b) = data.get(at..) else {
-                return;
+                return false;
             };
             (
                 at,
@@ -1024,25 +1029,25 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
         }
         (Transport::Other { len, .. }, _, Some(at)) => {
             let Some(b) = data.get(at..) else {
-                return;
+                return false;
             };
             (at, 0, 0, len, gre_header(b))
         }
-        _ => return,
+        _ => return false,
     };
     let Some((kind, vni, hdr, inner_link)) = head else {
-        return;
+        return false;
     };
     let Some(inner) = data.get(at + hdr..) else {
-        return;
+        return false;
     };
     let (Some(src), Some(dst)) = (p.src_ip(), p.dst_ip()) else {
-        return;
+        return false;
     };
     let inner_wire = (payload_len as usize).saturating_sub(hdr).max(inner.len());
     let mut q = decode_frame(inner_link, inner, p.ts_ns, inner_wire as u32);
     if !matches!(q.net, Net::Ipv4(_) | Net::Ipv6(_)) {
-        return;
+        return false;
     }
     q.tunnel = Some(Tunnel {
         kind,
@@ -1057,15 +1062,18 @@ fn decapsulate(p: &mut Packet, data: &[u8]) {
     q.captured_len = p.captured_len;
     q.wire_len = p.wire_len;
     q.pkttype = p.pkttype;
-    q.udp_payload_at = None;
-    q.gre_at = None;
-    q.ipip_at = None;
-    // Offsets in the frame, not in the inner slice.
-    q.net_at = q.net_at.map(|n| n + at + hdr);
+    // Offsets in the frame, not in the inner slice (a tunnel inside is
+    // opened next).
+    let shift = |o: Option<usize>| o.map(|n| n + at + hdr);
+    q.udp_payload_at = shift(q.udp_payload_at);
+    q.gre_at = shift(q.gre_at);
+    q.ipip_at = shift(q.ipip_at);
+    q.net_at = shift(q.net_at);
     if q.malformed.is_none() {
         q.malformed = p.malformed;
     }
     *p = q;
+    true
 }
 
 /// Where a PPP frame's payload starts and its protocol as an ethertype (0

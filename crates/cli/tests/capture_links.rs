@@ -3,8 +3,9 @@
 //! FINs) carried over Cisco HDLC, NFLOG, ARCnet (Linux, RFC 1201 and RFC
 //! 1051 headers; BSD), IP over InfiniBand, 802.1ah provider backbone
 //! bridging, Cisco FabricPath, PPPoE (a one-byte PPP protocol; a length
-//! short of the IP packet's), GRE in UDP, WCCP redirection in GRE, AYIYA
-//! (IPv6 inside), IPsec AH in transport and tunnel mode, IPv6 in IPv4.
+//! short of the IP packet's), GRE in UDP, WCCP redirection in GRE, GRE in
+//! Geneve, AYIYA (IPv6 inside), IPsec AH in transport and tunnel mode, IPv6
+//! in IPv4.
 //! Every TCP field of every packet must be tshark's; filters on the new
 //! link types must select what `tcpdump -r` selects, or be refused where
 //! tcpdump refuses them. IPComp payloads are compressed: sockscope says so
@@ -284,6 +285,30 @@ fn captures() -> Vec<(&'static str, u32, Vec<Vec<u8>>)> {
                     // GRE protocol 0x883e, a WCCPv2 redirect header.
                     let g = cat(&[0, 0, 0x88, 0x3e, 0x05, 0x59, 0, 0x48], p);
                     ether(0x0800, &ipv4([192, 0, 2, 1], [192, 0, 2, 2], 47, &g))
+                },
+                &v4,
+            ),
+        ),
+        (
+            // A tunnel inside a tunnel: Geneve (an 8-byte option, IPv4
+            // directly) carrying GRE carrying the packet.
+            "geneve-carrying-gre",
+            1,
+            wrap(
+                &|p| {
+                    let gre = ipv4(
+                        [172, 16, 0, 1],
+                        [172, 16, 0, 2],
+                        47,
+                        &cat(&[0, 0, 0x08, 0], p),
+                    );
+                    let mut g = vec![0x02, 0, 0x08, 0, 0, 0, 0, 0];
+                    g.extend_from_slice(&[1, 8, 1, 1, 0xaa, 0xbb, 0xcc, 0xdd]);
+                    g.extend_from_slice(&gre);
+                    ether(
+                        0x0800,
+                        &ipv4([192, 0, 2, 1], [192, 0, 2, 2], 17, &udp(40002, 6081, &g)),
+                    )
                 },
                 &v4,
             ),
