@@ -544,15 +544,16 @@ static __always_inline void output(struct ss_event *e)
 
 /* With a port or address filter, a new socket's socket() event waits
  * until the socket's ports say whether it is wanted: the first event of
- * that socket which passes the filter sends it first; the first syscall
- * that finds its ports known and rejected forgets it.
+ * that socket which passes the filter sends it first; the bind, connect
+ * or listen that finds its ports rejected forgets it.
  *
  * It waits in held_socket, a table indexed by a hash of the socket's
  * address (one slot per hash, no hashing map, no lock: socket() under
  * such a filter costs a copy), or, when that slot holds another socket
  * still undecided, in pending_socket (an LRU map; an insert there costs
- * ~10x more, it evicts when full). A socket whose ports became known
- * without a syscall (a TCP Fast Open sendto) and were rejected keeps its
+ * ~10x more, it evicts when full). The slot is freed by the bind, connect
+ * or listen that finds the socket's ports rejected. A socket whose ports
+ * became known otherwise (a TCP Fast Open sendto) and were rejected keeps its
  * slot until another socket() hashed there finds it taken (and goes to
  * the LRU map) or a socket at the same address takes it: what the LRU
  * map did with every rejected socket's event. */

@@ -223,6 +223,14 @@ static __always_inline const struct sock *fd_sock(long fd)
 	return sk;
 }
 
+/* The syscalls after which a socket made by socket() has its ports (a
+ * TCP Fast Open sendto aside): where a rejected socket's held socket()
+ * event is forgotten (see held_socket). */
+static __always_inline bool ports_decided(__u16 sys)
+{
+	return sys == SYS_CONNECT || sys == SYS_BIND || sys == SYS_LISTEN;
+}
+
 /* Copy a sockaddr_in / sockaddr_in6 argument into the event. */
 static __always_inline void read_sockaddr(struct ss_event *e, const void *uaddr, long len)
 {
@@ -272,7 +280,6 @@ static __always_inline __u64 fd_fill_or_reject(struct ss_event *e, long fd, bool
 				return (__u64)sk;
 			}
 			if (early && ports_rejected(&sk->__sk_common)) {
-				forget_held((__u64)sk);
 				*rejected = true;
 				return (__u64)sk;
 			}
@@ -349,7 +356,6 @@ static __always_inline int enter_common(__u16 sys, long fd)
 		in->id.sk = in->sk;
 		if ((cfg_filter_port || cfg_filter_addr) && (in->id.sport || in->id.dport) &&
 		    !tuple_passes(&in->id)) {
-			forget_held(in->sk);
 			filtered(SS_SYSCALL);
 			return 0;
 		}
@@ -429,6 +435,8 @@ static __always_inline int exit_common(__u16 sys, long ret)
 				       sys == SYS_FCNTL && (cfg_filter_port || cfg_filter_addr),
 				       &rejected);
 		if (rejected) {
+			if (ports_decided(sys))
+				forget_held(sk);
 			filtered(SS_SYSCALL);
 			return 0;
 		}
@@ -443,7 +451,7 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	/* A close passed the filter at entry (its exit may come after the
 	 * socket was destroyed and its port given back). */
 	bool wanted = (sys == SYS_CLOSE && in) || tuple_passes(&e);
-	if (!wanted)
+	if (!wanted && ports_decided(sys))
 		forget_held(sk);
 	if (!wanted && !owner_filtering()) {
 		filtered(SS_SYSCALL);
