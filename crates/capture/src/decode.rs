@@ -12,7 +12,7 @@
 //! payloads) leads on to IP. Inside Ethernet: MPLS label stacks, PPPoE
 //! sessions (PPP protocol of one or two bytes), 802.1ah provider backbone
 //! bridging (0x88e7) and Cisco FabricPath (0x8903) lead on to the inner
-//! frame.
+//! frame, 802.1BR E-Tags (0x893f) and Cisco VN-Tags (0x8926) are skipped.
 //!
 //! Network and transport: IPv4 (options skipped by the header length),
 //! IPv6 (hop-by-hop, routing, fragment, destination options, AH and mobility
@@ -153,6 +153,10 @@ pub mod ethertype {
     /// Cisco FabricPath: a 2-byte FTag/TTL, then the inner Ethernet
     /// header.
     pub const FABRICPATH: u16 = 0x8903;
+    /// IEEE 802.1BR E-Tag: 6 bytes of tag, then an Ethernet type.
+    pub const ETAG: u16 = 0x893f;
+    /// Cisco VN-Tag: 4 bytes of tag, then an Ethernet type.
+    pub const VNTAG: u16 = 0x8926;
 }
 
 /// IP protocol numbers we look at.
@@ -1507,6 +1511,15 @@ fn shims(
                 };
                 et = be16(h, 16);
                 off += 18;
+            }
+            ethertype::ETAG | ethertype::VNTAG => {
+                let n = if et == ethertype::ETAG { 6 } else { 4 };
+                let Some(h) = data.get(off..off + n + 2) else {
+                    p.malformed = Some(trunc(Layer::Link, off + n + 2, data.len()));
+                    return None;
+                };
+                et = be16(h, n);
+                off += n + 2;
             }
             // FTag and TTL (2 bytes), then the inner addresses and type.
             ethertype::FABRICPATH => {

@@ -2,14 +2,13 @@
 //! built byte by byte: one TCP conversation (handshake, data both ways,
 //! FINs) carried over Cisco HDLC, NFLOG, ARCnet (Linux, RFC 1201 and RFC
 //! 1051 headers; BSD), IP over InfiniBand, 802.1ah provider backbone
-//! bridging, Cisco FabricPath, PPPoE (a one-byte PPP protocol; a length
-//! short of the IP packet's), GRE in UDP, WCCP redirection in GRE, GRE in
-//! Geneve, AYIYA (IPv6 inside), IPsec AH in transport and tunnel mode, IPv6
-//! in IPv4.
-//! Every TCP field of every packet must be tshark's; filters on the new
-//! link types must select what `tcpdump -r` selects, or be refused where
-//! tcpdump refuses them. IPComp payloads are compressed: sockscope says so
-//! and decodes nothing inside.
+//! bridging, Cisco FabricPath, E-Tag, VN-Tag, PPPoE (a one-byte PPP
+//! protocol; a length short of the IP packet's), GRE in UDP, WCCP
+//! redirection in GRE, GRE in Geneve, AYIYA (IPv6 inside), IPsec AH in
+//! transport and tunnel mode, IPv6 in IPv4. Every TCP field of every packet
+//! must be tshark's; filters on the new link types must select what
+//! `tcpdump -r` selects, or be refused where tcpdump refuses them. IPComp
+//! payloads are compressed: sockscope says so and decodes nothing inside.
 
 #[path = "fixtures/capture/helpers.rs"]
 mod helpers;
@@ -230,6 +229,27 @@ fn captures() -> Vec<(&'static str, u32, Vec<Vec<u8>>)> {
                 },
                 &v4,
             ),
+        ),
+        (
+            // An 802.1BR E-Tag, then a VLAN tag; a VN-Tag.
+            "etag-vlan",
+            1,
+            wrap(
+                &|p| {
+                    let t = [
+                        [0x10, 0, 0, 0xd3, 0, 0, 0x81, 0, 0, 0x0a, 0x08, 0].as_slice(),
+                        p,
+                    ]
+                    .concat();
+                    ether(0x893f, &t)
+                },
+                &v4,
+            ),
+        ),
+        (
+            "vntag",
+            1,
+            wrap(&|p| ether(0x8926, &cat(&[0, 0, 0, 0x33, 0x08, 0], p)), &v4),
         ),
         (
             "pppoe-one-byte-protocol",
