@@ -231,8 +231,10 @@ pub fn endpoints(p: &Packet) -> Option<(Ep, Ep)> {
                     port: sport,
                     v6: false,
                 },
+                // Wireshark keys the conversation on a source route's
+                // final destination.
                 Ep {
-                    addr: m(h.dst),
+                    addr: m(h.route_dst.unwrap_or(h.dst)),
                     port: dport,
                     v6: false,
                 },
@@ -1381,6 +1383,7 @@ mod tests {
                 dont_fragment: true,
                 more_fragments: false,
                 frag_offset: 0,
+                route_dst: None,
             }),
             transport: Transport::Tcp(Tcp {
                 sport,
@@ -1579,6 +1582,7 @@ mod tracking_tests {
                 dont_fragment: true,
                 more_fragments: false,
                 frag_offset: 0,
+                route_dst: None,
             }),
             transport: Transport::Tcp(Tcp {
                 sport,

@@ -399,6 +399,10 @@ pub struct Ipv4 {
     pub more_fragments: bool,
     /// Fragment offset in bytes.
     pub frag_offset: u16,
+    /// The final destination of a loose or strict source route option
+    /// whose route is not used up: Wireshark's `ip.dst` and the address
+    /// its conversations are keyed on (`dst` is then the next hop).
+    pub route_dst: Option<Ipv4Addr>,
 }
 
 /// An IPv6 header (plus how much extension-header space was skipped).
@@ -1561,6 +1565,30 @@ fn vlan_tags(data: &[u8], mut et: u16, mut off: usize, p: &mut Packet) -> Option
     Some((et, off))
 }
 
+/// The last address of a loose (131) or strict (137) source route option
+/// in IPv4 options `o` whose pointer has not passed its end.
+fn source_route_dst(o: &[u8]) -> Option<Ipv4Addr> {
+    let mut i = 0;
+    while i < o.len() {
+        match o[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*o.get(i + 1)?);
+                if len < 2 || i + len > o.len() {
+                    return None;
+                }
+                if matches!(kind, 131 | 137) && len >= 7 && usize::from(o[i + 2]) <= len {
+                    let a = &o[i + len - 4..i + len];
+                    return Some(Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+                }
+                i += len;
+            }
+        }
+    }
+    None
+}
+
 /// IPv4 in `b` (as captured), of which `wire` bytes were on the wire.
 fn ipv4(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
     if b.len() < 20 {
@@ -1601,6 +1629,7 @@ fn ipv4(b: &[u8], at: usize, wire: usize, p: &mut Packet) {
         dont_fragment: frag & 0x4000 != 0,
         more_fragments: frag & 0x2000 != 0,
         frag_offset: (frag & 0x1fff) * 8,
+        route_dst: source_route_dst(&b[20..hl]),
     };
     p.net = Net::Ipv4(h);
     // A total length of 0 is what TSO hands to a capture on the sender:

@@ -4,7 +4,8 @@
 //! TCP headers cut short by the IP length or the snap length or with a bad
 //! header length, and packet headers sampled by sFlow version 5 (flow and
 //! expanded flow samples of Ethernet, IPv4 and IPv6 headers, beside a
-//! counter sample). Each takes the stream of its conversation, or a new
+//! counter sample), and an IPv4 loose source route (keyed on its final
+//! destination). Each takes the stream of its conversation, or a new
 //! index that the conversation's first packet then carries, so the later
 //! streams keep tshark's numbers. Every frame's `tcp.stream` and
 //! `udp.stream` (all occurrences, in order) must be tshark's.
@@ -237,6 +238,21 @@ fn frames() -> Vec<(Vec<u8>, usize)> {
     out.push(syn(A, B, 1001, 80, 222));
     let q = quote_tcp(A, B, 1000, 80, 20);
     out.push(ether(0x0800, &ipv4(B, A, 1, &icmp_error(3, 4, &q))));
+    // A loose source route through 1.2.3.4 to D, sent to C: Wireshark
+    // keys the conversation on D; then the same ports to C itself.
+    let t = tcp(41000, 80, 9, 0x02, 20, &[]);
+    let mut lsrr = vec![0x48, 0];
+    lsrr.extend_from_slice(&((32 + t.len()) as u16).to_be_bytes());
+    lsrr.extend_from_slice(&[0, 1, 0, 0, 64, 6, 0, 0]);
+    lsrr.extend_from_slice(&A);
+    lsrr.extend_from_slice(&C);
+    lsrr.extend_from_slice(&[131, 11, 4, 1, 2, 3, 4]);
+    lsrr.extend_from_slice(&D);
+    lsrr.push(0);
+    lsrr.extend_from_slice(&t);
+    out.push(ether(0x0800, &lsrr));
+    out.push(syn(A, C, 41000, 80, 9));
+    out.push(ether(0x0800, &lsrr));
     out.into_iter()
         .enumerate()
         .map(|(i, f)| {
@@ -366,13 +382,13 @@ fn quoted_sampled_and_cut_short_headers_take_tsharks_stream_numbers() {
     assert_eq!(sampled.len(), 3, "{sampled:?}");
     assert_eq!(sampled[1]["src"], "192.168.7.1");
     assert_eq!(sampled[1]["dport"], 22);
-    // Conversations are those with packets of their own: 4 TCP (the
+    // Conversations are those with packets of their own: 6 TCP (the
     // cut-short headers and quotes start none), 2 UDP with the sFlow one.
     let summary = jsonl(&f, &[])
         .into_iter()
         .find(|o| o["type"] == "summary")
         .expect("summary");
-    assert_eq!(summary["tcp_conversations"], 4, "{summary}");
+    assert_eq!(summary["tcp_conversations"], 6, "{summary}");
     assert_eq!(summary["udp_flows"], 2, "{summary}");
     if std::env::var("KEEP").is_err() {
         let _ = std::fs::remove_dir_all(&d);
