@@ -153,6 +153,23 @@ struct {
 	__type(value, __u8);
 } wait_pids SEC(".maps");
 
+/* Whether wait_pids ever got an entry: until then (a filter that matched
+ * no socket yet) the wait programs skip its lookup. Set before the first
+ * entry is written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} wait_pids_used SEC(".maps");
+
+static __always_inline bool wait_pids_any(void)
+{
+	__u32 zero = 0;
+	__u32 *used = bpf_map_lookup_elem(&wait_pids_used, &zero);
+	return used && *used;
+}
+
 /* ---- counters ---- */
 
 static __always_inline void count(__u32 idx)
@@ -519,6 +536,10 @@ static __always_inline void note_waiter(__u32 tgid)
 		return;
 	if (bpf_map_lookup_elem(&wait_pids, &tgid))
 		return;
+	__u32 zero = 0;
+	__u32 *used = bpf_map_lookup_elem(&wait_pids_used, &zero);
+	if (used && !*used)
+		*used = 1;
 	__u8 one = 1;
 	bpf_map_update_elem(&wait_pids, &tgid, &one, BPF_ANY);
 }

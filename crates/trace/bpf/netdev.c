@@ -191,11 +191,12 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 {
 	if (!skb)
 		return 0;
-	struct net_device *dev = skb->dev;
-	if (!dev)
-		return 0;
+	struct net_device *dev = NULL;
 	__u32 netns = 0;
 	if (cfg_netns) {
+		dev = skb->dev;
+		if (!dev)
+			return 0;
 		struct net *net = dev->nd_net.net;
 		netns = net ? net->ns.inum : 0;
 		if (netns != cfg_netns)
@@ -285,6 +286,9 @@ static __always_inline int ss_packet(const struct sk_buff *skb, __u8 dir)
 		__builtin_memcpy(e.daddr, &h.ip6.daddr, 16);
 	}
 	if (!cfg_netns) {
+		dev = skb->dev;
+		if (!dev)
+			return 0;
 		struct net *net = dev->nd_net.net;
 		netns = net ? net->ns.inum : 0;
 	}

@@ -92,7 +92,7 @@ int ss_wait_enter(struct sc_enter_rec *ctx)
 	if (sys == SYS_OTHER)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&wait_pids, &tgid))
+	if (!wait_pids_any() || !bpf_map_lookup_elem(&wait_pids, &tgid))
 		return 0;
 	struct ss_waiting *w = bpf_task_storage_get(&waiting, bpf_get_current_task_btf(), NULL,
 						    BPF_LOCAL_STORAGE_GET_F_CREATE);
