@@ -773,11 +773,17 @@ mod tests {
                 assert_eq!(new.func_id(f), old.func_id(f), "{f}, chunk {chunk}");
             }
         }
-        // The file as read through the kernel agrees with the bytes.
-        assert_eq!(
-            lookup_vmlinux(&WANT).unwrap(),
-            lookup(&data[..], &WANT).unwrap()
-        );
+        // The file as read through the kernel agrees with the bytes: as
+        // lookup_vmlinux reads it (mapped where the kernel allows it), as
+        // a mapping and as a file read in chunks.
+        let bytes = lookup(&data[..], &WANT).unwrap();
+        assert_eq!(lookup_vmlinux(&WANT).unwrap(), bytes);
+        let f = std::fs::File::open("/sys/kernel/btf/vmlinux").unwrap();
+        assert_eq!(lookup(&f, &WANT).unwrap(), bytes);
+        if let Some(m) = super::super::sys::Mapped::new(&f) {
+            assert_eq!(m.as_bytes(), &data[..]);
+            assert_eq!(lookup(m.as_bytes(), &WANT).unwrap(), bytes);
+        }
     }
 
     #[test]
