@@ -83,32 +83,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/logs"
-cat > "$work/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/body;
-    proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fastcgi;
-    uwsgi_temp_path $work/uwsgi;
-    scgi_temp_path $work/scgi;
-    server {
-        listen 127.0.0.1:8080 backlog=4096;
-        location / { return 200 "ok"; }
-    }
-}
-EOF
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-"$NGINX" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
-nginx_pid=$!
-for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null && break
-    sleep 0.1
-done
+# shellcheck source=bench/nginx.sh
+. bench/nginx.sh # (the scripts run from the repository root: see cd above)
+start_nginx "$work"
 
 # wrk CONNS: requests/s
 load() {

@@ -38,16 +38,6 @@ fn v6(last: u8) -> [u8; 16] {
     a
 }
 
-fn ipv6(src: [u8; 16], dst: [u8; 16], nh: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x60, 0, 0, 0];
-    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    v.extend_from_slice(&[nh, 64]);
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    v.extend_from_slice(payload);
-    v
-}
-
 fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, data: usize) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&sport.to_be_bytes());
@@ -56,16 +46,6 @@ fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, data: usize) -> Ve
     v.extend_from_slice(&ack.to_be_bytes());
     v.extend_from_slice(&[0x50, flags, 0x20, 0, 0, 0, 0, 0]);
     v.extend(std::iter::repeat_n(b'x', data));
-    v
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&sport.to_be_bytes());
-    v.extend_from_slice(&dport.to_be_bytes());
-    v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(payload);
     v
 }
 
@@ -109,13 +89,6 @@ fn conv_v6() -> Vec<Vec<u8>> {
             }
         })
         .collect()
-}
-
-fn ether(et: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-    v.extend_from_slice(&et.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
 }
 
 fn write(path: &Path, link: u32, frames: &[Vec<u8>]) {

@@ -47,16 +47,6 @@ fn ipv4_len(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8], total: usize)
     v
 }
 
-fn ipv6(src: [u8; 16], dst: [u8; 16], nh: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x60, 0, 0, 0];
-    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    v.extend_from_slice(&[nh, 64]);
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    v.extend_from_slice(payload);
-    v
-}
-
 /// A TCP header of `hlen` bytes (its length field says so) and `data`.
 fn tcp(sport: u16, dport: u16, seq: u32, flags: u8, hlen: u8, data: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
@@ -66,23 +56,6 @@ fn tcp(sport: u16, dport: u16, seq: u32, flags: u8, hlen: u8, data: &[u8]) -> Ve
     v.extend_from_slice(&[0, 0, 0, 0, (hlen / 4) << 4, flags, 0x20, 0, 0, 0, 0, 0]);
     v.resize(v.len().max(usize::from(hlen)), 0);
     v.extend_from_slice(data);
-    v
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&sport.to_be_bytes());
-    v.extend_from_slice(&dport.to_be_bytes());
-    v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(payload);
-    v
-}
-
-fn ether(et: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-    v.extend_from_slice(&et.to_be_bytes());
-    v.extend_from_slice(payload);
     v
 }
 
