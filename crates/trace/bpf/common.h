@@ -153,21 +153,34 @@ struct {
 	__type(value, __u8);
 } wait_pids SEC(".maps");
 
-/* Whether wait_pids ever got an entry: until then (a filter that matched
- * no socket yet) the wait programs skip its lookup. Set before the first
- * entry is written. */
+/* Whether a map ever got an entry, one slot per map: until then (a
+ * filter that matched no socket yet, a port that saw no traffic) the
+ * programs skip its lookups. Set before the first entry is written. */
+#define USED_WAIT_PIDS 0
+#define USED_PORT_PASSED 1
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
-} wait_pids_used SEC(".maps");
+} ever_used SEC(".maps");
+
+static __always_inline bool map_ever_used(__u32 which)
+{
+	__u32 *used = bpf_map_lookup_elem(&ever_used, &which);
+	return used && *used;
+}
+
+static __always_inline void map_now_used(__u32 which)
+{
+	__u32 *used = bpf_map_lookup_elem(&ever_used, &which);
+	if (used && !*used)
+		*used = 1;
+}
 
 static __always_inline bool wait_pids_any(void)
 {
-	__u32 zero = 0;
-	__u32 *used = bpf_map_lookup_elem(&wait_pids_used, &zero);
-	return used && *used;
+	return map_ever_used(USED_WAIT_PIDS);
 }
 
 /* ---- counters ---- */
@@ -336,29 +349,14 @@ struct {
 	__type(value, __u8);
 } port_passed SEC(".maps");
 
-/* Whether port_passed ever got an entry: until then (a filter on a port
- * that saw no traffic yet) the lookups below are skipped. Set before the
- * first entry is written. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} port_passed_used SEC(".maps");
-
 static __always_inline bool port_passed_any(void)
 {
-	__u32 zero = 0;
-	__u32 *used = bpf_map_lookup_elem(&port_passed_used, &zero);
-	return used && *used;
+	return map_ever_used(USED_PORT_PASSED);
 }
 
 static __always_inline void port_passed_add(__u64 sk)
 {
-	__u32 zero = 0;
-	__u32 *used = bpf_map_lookup_elem(&port_passed_used, &zero);
-	if (used && !*used)
-		*used = 1;
+	map_now_used(USED_PORT_PASSED);
 	__u8 one = 1;
 	bpf_map_update_elem(&port_passed, &sk, &one, BPF_ANY);
 }
@@ -536,10 +534,7 @@ static __always_inline void note_waiter(__u32 tgid)
 		return;
 	if (bpf_map_lookup_elem(&wait_pids, &tgid))
 		return;
-	__u32 zero = 0;
-	__u32 *used = bpf_map_lookup_elem(&wait_pids_used, &zero);
-	if (used && !*used)
-		*used = 1;
+	map_now_used(USED_WAIT_PIDS);
 	__u8 one = 1;
 	bpf_map_update_elem(&wait_pids, &tgid, &one, BPF_ANY);
 }
