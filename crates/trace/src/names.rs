@@ -454,10 +454,22 @@ fn tcp_flags_text(f: u8) -> String {
 mod tests {
     use super::*;
 
+    /// BTF data: the header (magic, version 1, 24 bytes), then the type
+    /// section `types` and the string section `strs`.
+    fn btf_of(types: &[u8], strs: &[u8]) -> Vec<u8> {
+        let mut b = vec![0x9f, 0xeb, 1, 0];
+        for v in [24, 0, types.len(), types.len(), strs.len()] {
+            b.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        b.extend_from_slice(types);
+        b.extend_from_slice(strs);
+        b
+    }
+
     /// A BTF blob with an INT, an ENUM "e1" {A=1, B=-2 (signed)}, a
     /// STRUCT with one member, and an ENUM64 "e2" {BIG=2^40}.
     fn blob() -> Vec<u8> {
-        let mut strs = b"\0int\0e1\0X_A\0X_B\0s\0m\0e2\0Y_BIG\0".to_vec();
+        let strs = b"\0int\0e1\0X_A\0X_B\0s\0m\0e2\0Y_BIG\0".to_vec();
         let off = |s: &[u8], needle: &str| -> u32 {
             let n = needle.as_bytes();
             (0..s.len())
@@ -493,15 +505,7 @@ mod tests {
         push(&mut t, off(&strs, "Y_BIG"));
         push(&mut t, 0);
         push(&mut t, 1 << 8);
-        let mut b = vec![0x9f, 0xeb, 1, 0];
-        push(&mut b, 24);
-        push(&mut b, 0);
-        push(&mut b, t.len() as u32);
-        push(&mut b, t.len() as u32);
-        push(&mut b, strs.len() as u32);
-        b.extend_from_slice(&t);
-        b.append(&mut strs);
-        b
+        btf_of(&t, &strs)
     }
 
     #[test]
@@ -528,7 +532,7 @@ mod tests {
     fn tracepoint_arguments_from_the_typedef() {
         // [1] INT, [2] PTR -> 1, [3] FUNC_PROTO (ctx, a, b), [4] PTR -> 3,
         // [5] TYPEDEF btf_trace_tp -> 4
-        let mut strs = b"\0int\0btf_trace_tp\0".to_vec();
+        let strs = b"\0int\0btf_trace_tp\0".to_vec();
         let mut t = Vec::new();
         let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
         push(&mut t, 1);
@@ -551,14 +555,7 @@ mod tests {
         push(&mut t, 5);
         push(&mut t, 8 << 24);
         push(&mut t, 4);
-        let mut b = vec![0x9f, 0xeb, 1, 0];
-        push(&mut b, 24);
-        push(&mut b, 0);
-        push(&mut b, t.len() as u32);
-        push(&mut b, t.len() as u32);
-        push(&mut b, strs.len() as u32);
-        b.extend_from_slice(&t);
-        b.append(&mut strs);
+        let b = btf_of(&t, &strs);
         assert_eq!(tracepoint_args(&b, "tp"), Some(2));
         assert_eq!(tracepoint_args(&b, "other"), None);
         assert_eq!(tracepoint_args(&b[..40], "tp"), None);
