@@ -73,7 +73,13 @@ fn retransmits_forced_by_an_nftables_drop() {
         .find(|c| c["conn"] == client)
         .expect("client row")
         .clone();
-    assert_eq!(c["retransmits"].as_u64(), Some(retrans.len() as u64), "{c}");
+    assert_eq!(
+        c["retransmits"].as_u64(),
+        Some(retrans.len() as u64),
+        "{c}\nstats: {}\nstderr:\n{}",
+        out.stats(),
+        out.stderr
+    );
 }
 
 #[test]

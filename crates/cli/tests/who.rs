@@ -598,3 +598,53 @@ fn pid_fd_that_is_not_a_socket_exits_2_and_says_what_it_is() {
     run.expect_code(2);
     assert!(run.stderr.contains("no fd 999"), "{}", run.stderr);
 }
+
+/// SOCKSCOPE_OWNERS_NOOP (bench/who.sh's floor: the owner walk reads
+/// nothing) is said on stderr without -v, so a run with it set cannot pass
+/// for an answer; without it the owners are found and nothing is said.
+#[test]
+fn the_owner_walk_benchmark_setting_is_said() {
+    if root::skip_without_root() {
+        return;
+    }
+    let own_ns = netns_inode(std::process::id());
+    let sc = Scene::start_command(
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8093",
+            "--bind",
+            "127.0.0.1",
+        ],
+        "listener on 127.0.0.1:8093",
+        |pid| {
+            netns_inode(pid) != own_ns
+                && !proc_net_rows(pid, "tcp", |t| {
+                    t.get(1) == Some(&"0100007F:1F9D") && t.get(3) == Some(&"0A")
+                })
+                .is_empty()
+        },
+    );
+    let pid = sc.pid.to_string();
+    let args = ["who", "--netns-pid", pid.as_str(), ":8093", "--json"];
+    let plain = sockscope(&args);
+    let owners = |run: &common::Run| chains(run)[0]["socket"]["owners"].clone();
+    assert_eq!(owners(&plain)[0]["pid"], json!(sc.pid), "{}", plain.stdout);
+    assert!(
+        !plain.stderr.contains("SOCKSCOPE_OWNERS_NOOP"),
+        "{}",
+        plain.stderr
+    );
+
+    let mut all = vec!["SOCKSCOPE_OWNERS_NOOP=1", common::BIN];
+    all.extend_from_slice(&args);
+    let noop = common::run_cmd("env", &all);
+    assert!(
+        noop.stderr
+            .contains("SOCKSCOPE_OWNERS_NOOP is set: the owner walk read no socket"),
+        "{}",
+        noop.stderr
+    );
+    assert_eq!(owners(&noop), json!([]), "{}", noop.stdout);
+}

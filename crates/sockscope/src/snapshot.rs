@@ -156,6 +156,18 @@ fn scan_owners<'scope>(
     }
 }
 
+/// Said (without -v) when a benchmark's setting made the BPF owner walk
+/// read nothing: every row is then without owners, and must not look
+/// like an answer.
+fn noop_warning(scan: &OwnerScan) -> Option<String> {
+    (scan.via_bpf && owners_bpf::noop()).then(|| {
+        format!(
+            "{} is set: the owner walk read no socket and found no owner (a benchmark setting; unset it)",
+            owners_bpf::ENV_NOOP
+        )
+    })
+}
+
 type OwnersResult = Result<(OwnerScan, Option<String>), owners::OwnerError>;
 
 /// [`snapshot`] with the local-port filter of [`collect_here_port`].
@@ -217,6 +229,7 @@ pub fn snapshot_port(
                 .unwrap_or_else(|_| Ok((OwnerScan::default(), None)));
             match scan {
                 Ok((mut scan, why_not_bpf)) => {
+                    snap.warnings.extend(noop_warning(&scan));
                     crate::join::take_owners(&mut snap.sockets, &mut scan);
                     snap.owners = Some(scan);
                     snap.notes.extend(why_not_bpf);
@@ -356,6 +369,9 @@ pub fn stream(
         }
         done.sort_by_key(|d| d.0);
         let mut snap = Snapshot::default();
+        if let Some(o) = &owners {
+            snap.warnings.extend(noop_warning(o));
+        }
         let mut err = panicked.then(|| {
             SourceError::Netns(crate::source::netns::NetnsError::Io {
                 what: "socket dump".into(),

@@ -162,7 +162,7 @@ pub enum Filter {
 /// found. `bench/who.sh` times it as the floor of an owner lookup.
 pub const ENV_NOOP: &str = "SOCKSCOPE_OWNERS_NOOP";
 
-fn noop() -> bool {
+pub fn noop() -> bool {
     std::env::var_os(ENV_NOOP).is_some()
 }
 
