@@ -327,6 +327,40 @@ impl Output {
     fn json_line(&mut self, v: &impl serde::Serialize) -> io::Result<()> {
         out::line(&mut self.w, v)
     }
+
+    /// A finished connection's diagram, SVG or JSON line, as asked.
+    fn show_finished(&mut self, c: &Conn) -> io::Result<()> {
+        let drawable =
+            c.proto == Some(Proto::Tcp) && c.role != Role::Listener && !c.events.is_empty();
+        if drawable && (self.mode == Mode::Diagram || self.svg.is_some()) {
+            let d = diagram::build(c);
+            if self.mode == Mode::Diagram {
+                diagram::write_text(&mut self.w, &d, self.color)?;
+            }
+            if let Some(dir) = &self.svg {
+                let path = dir.join(diagram::svg_name(c));
+                if let Err(e) = std::fs::write(&path, diagram::svg(&d))
+                    && self.svg_error.is_none()
+                {
+                    self.svg_error = Some(format!("writing {}: {e}", path.display()));
+                }
+            }
+        }
+        if self.mode == Mode::Jsonl {
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                kind: &'static str,
+                #[serde(flatten)]
+                row: &'a summary::Row,
+            }
+            let row = summary::Row::of(c);
+            self.json_line(&Line {
+                kind: "connection",
+                row: &row,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 impl Sink for Output {
@@ -360,37 +394,10 @@ impl Sink for Output {
     }
 
     fn finished(&mut self, c: Conn) -> io::Result<()> {
-        self.collector.add(&c);
-        let drawable =
-            c.proto == Some(Proto::Tcp) && c.role != Role::Listener && !c.events.is_empty();
-        if drawable && (self.mode == Mode::Diagram || self.svg.is_some()) {
-            let d = diagram::build(&c);
-            if self.mode == Mode::Diagram {
-                diagram::write_text(&mut self.w, &d, self.color)?;
-            }
-            if let Some(dir) = &self.svg {
-                let path = dir.join(diagram::svg_name(&c));
-                if let Err(e) = std::fs::write(&path, diagram::svg(&d))
-                    && self.svg_error.is_none()
-                {
-                    self.svg_error = Some(format!("writing {}: {e}", path.display()));
-                }
-            }
-        }
-        if self.mode == Mode::Jsonl {
-            #[derive(serde::Serialize)]
-            struct Line<'a> {
-                kind: &'static str,
-                #[serde(flatten)]
-                row: &'a summary::Row,
-            }
-            let row = summary::Row::of(&c);
-            self.json_line(&Line {
-                kind: "connection",
-                row: &row,
-            })?;
-        }
-        Ok(())
+        // Counted also when its output fails.
+        let r = self.show_finished(&c);
+        self.collector.add(c);
+        r
     }
 
     fn warn(&mut self, msg: &str) {
@@ -514,7 +521,7 @@ pub fn run(args: &TraceArgs, cli: &Cli) -> Result<u8, Fail> {
 fn finish(o: &mut Output, stats: &Stats) -> io::Result<()> {
     match o.mode {
         Mode::Json => {
-            let rows: Vec<&summary::Row> = o.collector.rows().collect();
+            let rows: Vec<summary::Row> = o.collector.rows().collect();
             let doc = serde_json::json!({
                 "events": o.events,
                 "connections": rows,

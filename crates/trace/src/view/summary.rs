@@ -88,7 +88,11 @@ impl Row {
     }
 }
 
-/// Counts and recent rows, gathered while the trace runs.
+/// Counts and recent rows, gathered while the trace runs. The recent
+/// connections are kept as they are and made into [`Row`]s only when the
+/// rows are read: a busy trace finishes tens of thousands of connections
+/// a second, and formatting each one's addresses cost more than the rest
+/// of its summary.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Collector {
     pub connections: u64,
@@ -97,8 +101,9 @@ pub struct Collector {
     pub retransmits: u64,
     pub drops: u64,
     pub resets: u64,
+    /// The last [`ROWS`] connections (without their events).
     #[serde(skip)]
-    rows: VecDeque<Row>,
+    rows: VecDeque<Conn>,
 }
 
 fn end_name(e: End) -> &'static str {
@@ -124,21 +129,23 @@ fn role_name(r: Role) -> &'static str {
 }
 
 impl Collector {
-    pub fn add(&mut self, c: &Conn) {
+    pub fn add(&mut self, mut c: Conn) {
         self.connections += 1;
         *self.by_end.entry(end_name(c.end)).or_default() += 1;
         *self.by_role.entry(role_name(c.role)).or_default() += 1;
         self.retransmits += u64::from(c.retransmits + c.synack_retransmits);
         self.drops += u64::from(c.drops);
         self.resets += u64::from(c.resets_sent + c.resets_received);
-        self.rows.push_back(Row::of(c));
-        if self.rows.len() > ROWS {
+        c.events = Vec::new();
+        if self.rows.len() == ROWS {
             self.rows.pop_front();
         }
+        self.rows.push_back(c);
     }
 
-    pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter()
+    /// The rows of the last [`ROWS`] connections, oldest first.
+    pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
+        self.rows.iter().map(Row::of)
     }
 
     /// The summary as text.
@@ -180,7 +187,7 @@ impl Collector {
                 "RETRANS",
                 "END"
             )?;
-            for r in &self.rows {
+            for r in self.rows() {
                 let who = match (&r.comm, r.pid) {
                     (Some(c), Some(p)) => match (r.fd, sockscope::escape::escape_str(c)) {
                         (Some(fd), c) => format!("{c}[{p}] fd {fd}"),
@@ -258,7 +265,7 @@ mod tests {
     fn summary_text() {
         let c = super::super::diagram::tests_support::seed003();
         let mut col = Collector::default();
-        col.add(&c);
+        col.add(c);
         let stats = Stats {
             duration_s: 2.0,
             events_read: 10,
