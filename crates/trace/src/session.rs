@@ -36,6 +36,10 @@ pub trait Sink {
     fn finished(&mut self, c: Conn) -> io::Result<()>;
     /// Something the user should know (lost events, skipped tracepoints).
     fn warn(&mut self, msg: &str);
+    /// Events that passed the filter but were not handed over, in a
+    /// session that shows none ([`Options::lean`]): read and inferred
+    /// together.
+    fn counted(&mut self, _n: u64) {}
     /// Called after each batch: a chance to flush output.
     fn tick(&mut self) -> io::Result<()> {
         Ok(())
@@ -58,7 +62,10 @@ pub struct Options {
     /// Check inferred TIME-WAITs against the socket table.
     pub check_time_wait: bool,
     /// No event is shown (only the closing summary): events are decoded
-    /// without what only their text needs ([`Event::from_raw_lean`]).
+    /// without what only their text needs ([`Event::from_raw_lean`]), and
+    /// the sink is told how many passed ([`Sink::counted`]) instead of
+    /// being handed each one. Connections are joined and handed over the
+    /// same. Ignored with `keep_events`.
     pub lean: bool,
 }
 
@@ -137,6 +144,10 @@ impl Session {
         let mut notes = Vec::new();
         let mut snapshot_notes = Vec::new();
         let mut tracker = Tracker::new(opts.filter.clone(), opts.keep_events);
+        let lean = opts.lean && !opts.keep_events;
+        if lean {
+            tracker.count_only();
+        }
         let mut snapshot_sockets = 0;
         if opts.snapshot {
             let target = opts.netns.clone().unwrap_or(NetnsTarget::All);
@@ -181,7 +192,7 @@ impl Session {
             tracker,
             reasons,
             checker: opts.check_time_wait.then(TwChecker::spawn),
-            lean: opts.lean,
+            lean,
             start_ns,
             started: Instant::now(),
             pending: VecDeque::new(),
@@ -362,8 +373,11 @@ impl Session {
             let sk = r.sk;
             self.pending.pop_front();
             self.tracker.push(ev, sk, out, done);
-            hand_all(&mut self.stats, sink, out)?;
+            if !self.lean {
+                hand_all(&mut self.stats, sink, out)?;
+            }
         }
+        self.take_counted(sink);
         // One batch per read: the checker thread wakes once for it.
         let checks = self.tracker.take_tw_checks();
         if let Some(ch) = &self.checker {
@@ -392,7 +406,18 @@ impl Session {
             self.tracker.tw_result(conn, state, now, out);
             hand_all(&mut self.stats, sink, out)?;
         }
+        self.take_counted(sink);
         Ok(())
+    }
+
+    /// Events the tracker only counted (lean): into the stats and the sink.
+    fn take_counted(&mut self, sink: &mut dyn Sink) {
+        let (read, inferred) = self.tracker.take_counted();
+        if read + inferred > 0 {
+            self.stats.events_shown += read;
+            self.stats.events_inferred += inferred;
+            sink.counted(read + inferred);
+        }
     }
 }
 

@@ -184,6 +184,9 @@ pub struct Conn {
     pub events: Vec<Event>,
     #[serde(skip)]
     held: Vec<Event>,
+    /// Events held, when the tracker only counts them: [read, inferred].
+    #[serde(skip)]
+    held_n: [u32; 2],
     #[serde(skip)]
     verdict: Option<bool>,
     #[serde(skip)]
@@ -240,6 +243,7 @@ impl Conn {
             end: End::Open,
             events: Vec::new(),
             held: Vec::new(),
+            held_n: [0; 2],
             verdict: None,
             reset_seen: false,
             queued_closing: false,
@@ -351,7 +355,7 @@ impl UserFilter {
 
     /// Some(verdict) once the connection's addresses are known; None while
     /// the filter needs them and they are not.
-    fn check(&self, c: &Conn, ev: &Event) -> Option<bool> {
+    fn check(&self, c: &Conn, state: Option<State>) -> Option<bool> {
         if self.is_empty() {
             return Some(true);
         }
@@ -374,7 +378,7 @@ impl UserFilter {
             }
         }
         if let Some(f) = &self.expr {
-            return Some(f.matches(&c.as_socket(ev.state)));
+            return Some(f.matches(&c.as_socket(state)));
         }
         Some(true)
     }
@@ -460,6 +464,12 @@ pub struct Tracker {
     /// Events seen, and events that passed the filter.
     pub seen: u64,
     pub shown: u64,
+    /// Count the events that pass instead of handing them over (nothing is
+    /// shown, e.g. `trace -q`): see [`Tracker::count_only`].
+    count_only: bool,
+    /// Events that passed while counting only, not taken yet: (read from
+    /// the kernel, inferred).
+    counted: (u64, u64),
 }
 
 fn rank(via: &str) -> u8 {
@@ -494,7 +504,23 @@ impl Tracker {
             woken_by: FxMap::default(),
             seen: 0,
             shown: 0,
+            count_only: false,
+            counted: (0, 0),
         }
+    }
+
+    /// Hand over no event, only count the ones that pass the filter (see
+    /// [`Tracker::take_counted`]): for a trace that shows none. The
+    /// connections are joined and handed back exactly as otherwise. Not
+    /// with `keep_events`.
+    pub fn count_only(&mut self) {
+        self.count_only = !self.keep_events;
+    }
+
+    /// Events that passed the filter since the last call, when counting
+    /// only: (read from the kernel, inferred).
+    pub fn take_counted(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.counted)
     }
 
     /// Remember the sockets (with owners) that existed at start.
@@ -758,18 +784,19 @@ impl Tracker {
     /// connections that end (when an address is reused) go to `done`.
     pub fn push(&mut self, mut ev: Event, sk: u64, out: &mut Vec<Event>, done: &mut Vec<Conn>) {
         self.seen += 1;
-        let mut finished = Vec::new();
-        let Some(id) = self.route(&mut ev, sk, &mut finished) else {
+        let Some(id) = self.route(&mut ev, sk, done) else {
             // A packet of no connection we know: shown as it is, unless a
             // filter on addresses says otherwise.
-            done.append(&mut finished);
             if self.standalone_passes(&ev) {
                 self.shown += 1;
-                out.push(ev);
+                if self.count_only {
+                    self.counted.0 += 1;
+                } else {
+                    out.push(ev);
+                }
             }
             return;
         };
-        done.append(&mut finished);
         if ev.owner == Some("task")
             && let Some(pid) = ev.pid
             && !matches!(ev.what, What::Wait { .. } | What::Wake { .. })
@@ -843,11 +870,17 @@ impl Tracker {
                 && matches!(old_state, State::FinWait2 | State::Closing)
                 && !c.reset_seen
             {
-                let mut tw = ev.clone();
-                tw.what = What::TimeWait {
-                    from_state: old_state,
+                let tw = if self.count_only {
+                    // Only counted: the filter needs its state, not a copy.
+                    None
+                } else {
+                    let mut tw = ev.clone();
+                    tw.what = What::TimeWait {
+                        from_state: old_state,
+                    };
+                    tw.state = Some(State::TimeWait);
+                    Some(tw)
                 };
-                tw.state = Some(State::TimeWait);
                 // The CLOSE is the full socket's; the timewait socket
                 // carries the connection on.
                 let last = c.states.pop();
@@ -896,9 +929,32 @@ impl Tracker {
             c.queued_closing = true;
             self.closing.push_back((t, id));
         }
+        if self.count_only {
+            let (shown, counted) = (&mut self.shown, &mut self.counted);
+            count_in(&self.filter, c, ev.state, false, shown, counted);
+            if extra.is_some() {
+                count_in(&self.filter, c, Some(State::TimeWait), true, shown, counted);
+            }
+            return;
+        }
         self.emit(id, ev, out);
-        if let Some(tw) = extra {
+        if let Some(Some(tw)) = extra {
             self.emit(id, tw, out);
+        }
+    }
+
+    /// [`Tracker::emit`] when events are only counted: the same filter,
+    /// the same verdicts and holds, no event built or kept.
+    fn count(&mut self, id: u64, state: Option<State>, inferred: bool) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            count_in(
+                &self.filter,
+                c,
+                state,
+                inferred,
+                &mut self.shown,
+                &mut self.counted,
+            );
         }
     }
 
@@ -936,7 +992,13 @@ impl Tracker {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        match self.filter.check(c, &ev) {
+        if self.count_only {
+            // (tw_result's check events, in a trace that only counts)
+            let state = ev.state;
+            let inferred = ev.inferred();
+            return self.count(id, state, inferred);
+        }
+        match self.filter.check(c, ev.state) {
             None => c.held.push(ev),
             Some(true) => {
                 c.verdict = Some(true);
@@ -1062,8 +1124,39 @@ impl Tracker {
         // Its entry in `closing`, if any, stays: ids are never reused, and
         // tick() skips ids that are gone.
         c.held.clear();
+        c.held_n = [0; 2];
         if c.verdict == Some(true) {
             done.push(c);
+        }
+    }
+}
+
+/// [`Tracker::count`] on a connection at hand: `shown` and `counted` are
+/// the tracker's.
+fn count_in(
+    filter: &UserFilter,
+    c: &mut Conn,
+    state: Option<State>,
+    inferred: bool,
+    shown: &mut u64,
+    counted: &mut (u64, u64),
+) {
+    match filter.check(c, state) {
+        None => c.held_n[usize::from(inferred)] += 1,
+        Some(true) => {
+            c.verdict = Some(true);
+            let [r, i] = std::mem::take(&mut c.held_n);
+            let r = u64::from(r) + u64::from(!inferred);
+            let i = u64::from(i) + u64::from(inferred);
+            *shown += r + i;
+            counted.0 += r;
+            counted.1 += i;
+        }
+        Some(false) => {
+            if c.verdict.is_none() {
+                c.verdict = Some(false);
+            }
+            c.held_n = [0; 2];
         }
     }
 }
@@ -1750,6 +1843,132 @@ pub(crate) mod tests {
                 State::Close
             ]
         );
+    }
+
+    /// Events of a few connections, with the socket address each comes
+    /// from: a listener and the connection it queues, a client that ends
+    /// in TIME-WAIT, a socket held until its port is known, one on another
+    /// port, a socket address reused, a packet of no connection.
+    fn mixed_script() -> Vec<(Event, u64)> {
+        let (srv, cli, other) = ("127.0.0.1:5000", "127.0.0.1:40000", "127.0.0.1:6000");
+        let any = "0.0.0.0:0";
+        let mut v = vec![
+            (sys(1, "socket", -1, 3, 7, any, any), 0x10),
+            (sys(2, "bind", 3, 0, 7, srv, any), 0x10),
+            (st(3, State::Close, State::Listen, srv, any), 0x10),
+            (sys(4, "listen", 3, 0, 7, srv, any), 0x10),
+            (sys(5, "socket", -1, 4, 8, any, any), 0x20),
+            (
+                st(6, State::Close, State::SynSent, "127.0.0.1:0", srv),
+                0x20,
+            ),
+            (pkt(7, "out", "SYN", 100, 0, 0, cli, srv), 0x20),
+            (pkt(8, "in", "SYN", 100, 0, 0, srv, cli), 0),
+            (st(9, State::Listen, State::SynRecv, srv, cli), 0x30),
+            (st(10, State::SynSent, State::Established, cli, srv), 0x20),
+            (st(11, State::SynRecv, State::Established, srv, cli), 0x30),
+            (sys(12, "accept", 3, 5, 7, srv, cli), 0x30),
+            (sys(13, "close", 4, 0, 8, cli, srv), 0x20),
+            (st(14, State::Established, State::FinWait1, cli, srv), 0x20),
+            (st(15, State::Established, State::CloseWait, srv, cli), 0x30),
+            (st(16, State::FinWait1, State::FinWait2, cli, srv), 0x20),
+            (st(17, State::CloseWait, State::LastAck, srv, cli), 0x30),
+            (
+                st(18, State::FinWait2, State::Close, "127.0.0.1:0", srv),
+                0x20,
+            ),
+            (st(19, State::LastAck, State::Close, srv, cli), 0x30),
+            (ev(20, destroyed(None), srv, cli), 0x30),
+            (ev(21, destroyed(None), cli, srv), 0x20),
+            // held until bind, then another port
+            (sys(22, "socket", -1, 6, 9, any, any), 0x40),
+            (sys(23, "bind", 6, 0, 9, other, any), 0x40),
+            (st(24, State::Close, State::Listen, other, any), 0x40),
+            // the client's socket address reused by a new socket
+            (sys(400_000_000, "socket", -1, 4, 8, any, any), 0x20),
+            (
+                st(
+                    400_000_001,
+                    State::Close,
+                    State::SynSent,
+                    "127.0.0.1:0",
+                    srv,
+                ),
+                0x20,
+            ),
+            (
+                pkt(
+                    400_000_002,
+                    "in",
+                    "ACK",
+                    1,
+                    1,
+                    0,
+                    "127.0.0.1:7",
+                    "127.0.0.1:8",
+                ),
+                0,
+            ),
+            (sys(400_000_003, "socket", -1, 10, 9, any, any), 0x50),
+        ];
+        for (e, sk) in &mut v {
+            e.sk = *sk;
+        }
+        v
+    }
+
+    /// A tracker that only counts joins the same connections, with the
+    /// same rows, and counts what the other hands over, filtered or not.
+    #[test]
+    fn counting_only_joins_the_same_connections() {
+        let filters = [
+            UserFilter::default(),
+            UserFilter {
+                ports: vec![5000],
+                ..Default::default()
+            },
+            UserFilter {
+                ports: vec![6000],
+                ..Default::default()
+            },
+            UserFilter {
+                expr: Some(sockscope::query::parse(&["state".into(), "time-wait".into()]).unwrap()),
+                ..Default::default()
+            },
+        ];
+        for f in filters {
+            let mut full = Tracker::new(f.clone(), false);
+            let mut lean = Tracker::new(f.clone(), false);
+            lean.count_only();
+            let (mut out, mut lean_out) = (Vec::new(), Vec::new());
+            let (mut done, mut lean_done) = (Vec::new(), Vec::new());
+            let mut counted = (0, 0);
+            for (e, sk) in mixed_script() {
+                let t = e.t_ns;
+                full.push(e.clone(), sk, &mut out, &mut done);
+                lean.push(e, sk, &mut lean_out, &mut lean_done);
+                for (a, b, d) in [
+                    (&mut full, &mut out, &mut done),
+                    (&mut lean, &mut lean_out, &mut lean_done),
+                ] {
+                    for ch in a.take_tw_checks() {
+                        a.tw_result(ch.conn, Some(State::TimeWait), t, b);
+                    }
+                    a.tick(t, d);
+                }
+                let c = lean.take_counted();
+                counted = (counted.0 + c.0, counted.1 + c.1);
+            }
+            full.finish(&mut done);
+            lean.finish(&mut lean_done);
+            assert!(lean_out.is_empty(), "{f:?}: {lean_out:?}");
+            let inferred = out.iter().filter(|e| e.inferred()).count() as u64;
+            assert_eq!(counted, (out.len() as u64 - inferred, inferred), "{f:?}");
+            assert_eq!((full.seen, full.shown), (lean.seen, lean.shown), "{f:?}");
+            assert!(!done.is_empty() && counted.0 > 0, "{f:?}: nothing passed");
+            let json = |d: &[Conn]| serde_json::to_value(d).unwrap();
+            assert_eq!(json(&done), json(&lean_done), "{f:?}");
+        }
     }
 
     #[test]

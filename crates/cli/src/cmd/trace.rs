@@ -400,6 +400,10 @@ impl Sink for Output {
         r
     }
 
+    fn counted(&mut self, n: u64) {
+        self.shown += n;
+    }
+
     fn warn(&mut self, msg: &str) {
         let _ = self.w.flush();
         eprintln!("sockscope: {msg}");
