@@ -1,0 +1,86 @@
+//! `sockscope trace -q`: no event shown, only the closing summary. The
+//! events are then counted by the connection tracker instead of being
+//! handed over one by one (a cheaper path): the summary must say what a
+//! trace that prints every event says, on the same scenario.
+
+#[path = "common/root.rs"]
+mod root;
+
+#[path = "fixtures/trace/harness.rs"]
+mod harness;
+
+use harness::*;
+use std::process::Command;
+use std::time::Duration;
+
+/// The summary of `sockscope trace ARGS` over the scenario `graceful`
+/// (a connection closed by FIN from the client, TIME-WAIT inferred and
+/// checked): (exit code, its "Connections seen" line, its "Events" line
+/// up to the kernel's part, the table's rows without conn number, port,
+/// pid and duration).
+fn summary(args: &[&str]) -> (Option<i32>, String, String, Vec<String>) {
+    let mut scene = Scene::start("graceful", 5095);
+    let pid = scene.pid.to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("trace").args(args).args(["--netns-pid", &pid]);
+    let t = Trace::spawn(cmd);
+    let r = scene.go();
+    assert_eq!(r["eof"], 0, "{r}");
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, text, err) = t.stop_text();
+    drop(scene);
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start:?} line:\n{text}\nstderr:\n{err}"))
+            .to_string()
+    };
+    let events = line("Events: ");
+    // "Events: N read in T s (R/s) = ...": drop the time and rate.
+    let (read, rest) = events.split_once(" read in ").expect("read in");
+    let rest = rest.split_once(") = ").expect(") =").1;
+    let rest = rest.split_once("; kernel:").expect("; kernel:").0;
+    // The summary's table (the timeline, when shown, has a header too).
+    let table = text.rfind("CONN ").expect("table header");
+    let header = text[table..].lines().next().unwrap_or("");
+    let end_col = header.find(" END ").expect("END column") + 1;
+    let rows = text[table..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let who = f[4].split('[').next().unwrap_or("");
+            // role, process name, then the end and the states
+            format!("{} {who} {}", f[1], l.get(end_col..).unwrap_or(""))
+        })
+        .collect();
+    (
+        status.code(),
+        line("Connections seen: "),
+        format!("{read} read = {rest}"),
+        rows,
+    )
+}
+
+#[test]
+fn quiet_summary_says_what_the_timeline_says() {
+    if root::skip_without_root() {
+        return;
+    }
+    let quiet = summary(&["-q"]);
+    let full = summary(&[]);
+    assert_eq!(quiet.0, Some(0), "events were shown: exit 0");
+    assert!(
+        quiet.1.starts_with("Connections seen: 3 ("),
+        "listener, client, server: {}",
+        quiet.1
+    );
+    assert!(
+        quiet.2.contains(" shown + 0 left out") && quiet.2.contains("inferred (TIME-WAIT)"),
+        "{}",
+        quiet.2
+    );
+    assert_eq!(quiet.3.len(), 3, "{:?}", quiet.3);
+    assert_eq!(quiet, full, "-q and the timeline disagree");
+}
