@@ -793,14 +793,18 @@ fn packet_what(r: &RawEvent) -> What {
     let opts = b[body::PKT_OPTS];
     let has = |bit: u8| opts & bit != 0;
     let n = usize::from(b[body::PKT_SACK_N].min(4));
-    let sack = (0..n)
-        .map(|i| {
-            [
-                r.b_u32(body::PKT_SACK + 8 * i),
-                r.b_u32(body::PKT_SACK + 8 * i + 4),
-            ]
-        })
-        .collect();
+    let sack = if n == 0 {
+        Vec::new()
+    } else {
+        (0..n)
+            .map(|i| {
+                [
+                    r.b_u32(body::PKT_SACK + 8 * i),
+                    r.b_u32(body::PKT_SACK + 8 * i + 4),
+                ]
+            })
+            .collect()
+    };
     What::Packet {
         direction: if b[body::PKT_DIR] == abi::PKT_IN {
             "in"

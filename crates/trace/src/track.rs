@@ -1173,9 +1173,20 @@ fn queued_for_listener(ev: &Event) -> bool {
     }
 }
 
-/// Whether a flags text ("SYN|ACK") has this flag.
+/// Whether a flags text ("SYN|ACK") has this flag. (Asked several times
+/// per packet event: a plain scan, without a `split` iterator.)
 pub fn has_flag(flags: &str, name: &str) -> bool {
-    flags.split('|').any(|f| f == name)
+    let (mut rest, name) = (flags.as_bytes(), name.as_bytes());
+    loop {
+        let end = rest.iter().position(|&b| b == b'|').unwrap_or(rest.len());
+        if &rest[..end] == name {
+            return true;
+        }
+        match rest.get(end + 1..) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
 }
 
 /// A packet's sequence numbers made relative to the connection's bases
@@ -2181,6 +2192,15 @@ pub(crate) mod tests {
         t.tick(HELD_IDLE_NS + 2_000_000_000, &mut done);
         assert_eq!(t.open().count(), 0);
         assert!(done.is_empty() && out.is_empty(), "never shown");
+    }
+
+    #[test]
+    fn flags_are_whole_names() {
+        assert!(has_flag("SYN|ACK", "SYN") && has_flag("SYN|ACK", "ACK"));
+        assert!(has_flag("ACK", "ACK") && has_flag("FIN|ACK|PSH", "PSH"));
+        assert!(!has_flag("SYN|ACK", "SY") && !has_flag("SYN|ACK", "CK"));
+        assert!(!has_flag("", "ACK") && !has_flag("SYN|", "ACK") && !has_flag("ACK", ""));
+        assert!(has_flag("SYN|", "") && has_flag("", ""), "as split('|') would say");
     }
 
     #[test]
