@@ -2200,7 +2200,10 @@ pub(crate) mod tests {
         assert!(has_flag("ACK", "ACK") && has_flag("FIN|ACK|PSH", "PSH"));
         assert!(!has_flag("SYN|ACK", "SY") && !has_flag("SYN|ACK", "CK"));
         assert!(!has_flag("", "ACK") && !has_flag("SYN|", "ACK") && !has_flag("ACK", ""));
-        assert!(has_flag("SYN|", "") && has_flag("", ""), "as split('|') would say");
+        assert!(
+            has_flag("SYN|", "") && has_flag("", ""),
+            "as split('|') would say"
+        );
     }
 
     #[test]
