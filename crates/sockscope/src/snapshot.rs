@@ -7,7 +7,7 @@ use crate::model::{FdEntry, OwnerScan, ProcessInfo, Socket};
 use crate::source::netns::OpenNetns;
 use crate::source::{Kind, Request, SourceError, collect_each, collect_port, owners, owners_bpf};
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 /// Sockets of one or more namespaces, with owners attached when asked.
 #[derive(Debug, Default)]
@@ -47,7 +47,16 @@ impl Snapshot {
     /// (the dump is done: `sockets` is complete). Ends when the walk
     /// does. A process or fd gone meanwhile is left out (read again, and
     /// missed again, when the chain is built).
-    fn read_ahead(&mut self, rx: mpsc::Receiver<(u32, u32, u32, u64)>) {
+    ///
+    /// With `shared` (the owner walk split by process between the two
+    /// threads, see [`owners_bpf::Shared`]), this thread first takes
+    /// processes from the top of the walk until none is left, reading
+    /// what either thread found between them; its share is returned.
+    fn read_ahead(
+        &mut self,
+        rx: mpsc::Receiver<Found>,
+        shared: Option<&owners_bpf::Shared>,
+    ) -> Option<Result<owners_bpf::Part, owners_bpf::BpfOwnerError>> {
         use crate::model::State;
         use crate::source::process;
         let root = std::path::Path::new("/proc");
@@ -58,7 +67,7 @@ impl Snapshot {
             .map(|s| s.inode)
             .collect();
         let ra = &mut self.read_ahead;
-        for (pid, tid, fd, inode) in rx {
+        let mut read = |(pid, tid, fd, inode): Found| {
             if ra.processes.len() < READ_AHEAD_MAX
                 && !ra.processes.contains_key(&pid)
                 && let Ok(p) = process::read_process(root, pid)
@@ -72,9 +81,30 @@ impl Snapshot {
             {
                 ra.fds.insert((pid, tid, fd), e);
             }
-        }
+        };
+        let helped = shared.map(|sh| {
+            let mut part = owners_bpf::Part::default();
+            let mut mine = Vec::new();
+            loop {
+                rx.try_iter().for_each(&mut read);
+                let more = sh.step(true, &mut part, &mut |r| {
+                    mine.push((r.pid, r.tid, r.fd, r.inode));
+                });
+                mine.drain(..).for_each(&mut read);
+                match more {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(part),
+                    Err(e) => break Err(e),
+                }
+            }
+        });
+        rx.into_iter().for_each(read);
+        helped
     }
 }
+
+/// A socket fd the port's owner walk found: (pid, tid or 0, fd, inode).
+type Found = (u32, u32, u32, u64);
 
 /// Read `req` from every namespace in `namespaces` and, when `want_owners`,
 /// scan every fd table at the same time and attach owners. With `tolerant`,
@@ -138,8 +168,9 @@ fn scan_owners<'scope>(
     s: &'scope std::thread::Scope<'scope, '_>,
     req: &Request,
     local_port: Option<u16>,
-    seen: Option<mpsc::Sender<(u32, u32, u32, u64)>>,
-) -> std::thread::ScopedJoinHandle<'scope, OwnersResult> {
+    seen: Option<mpsc::Sender<Found>>,
+    share: Option<mpsc::Sender<Arc<owners_bpf::Shared>>>,
+) -> std::thread::ScopedJoinHandle<'scope, Scanned> {
     match local_port.filter(|_| !req.kinds.contains(&Kind::Unix)) {
         Some(port) => s.spawn(move || {
             let mut tell = |r: &owners_bpf::Record| {
@@ -147,11 +178,50 @@ fn scan_owners<'scope>(
                     let _ = tx.send((r.pid, r.tid, r.fd, r.inode));
                 }
             };
-            owners::plan_port(port).run_with(&mut tell)
+            let plan = match (owners::plan_port(port), share) {
+                (owners::Plan::BpfFiltered(l), Some(share)) => match owners_bpf::Shared::new(l) {
+                    Ok(sh) => {
+                        let sh = Arc::new(sh);
+                        let _ = share.send(Arc::clone(&sh));
+                        drop(share);
+                        let part = sh.work(false, &mut tell);
+                        return Scanned::Split(part);
+                    }
+                    Err(l) => owners::Plan::BpfFiltered(l),
+                },
+                // The sender (if any) is dropped here: the dump's thread
+                // does not wait for a walk it cannot share.
+                (plan, _) => plan,
+            };
+            Scanned::Done(plan.run_with(&mut tell))
         }),
         None => {
             let plan = owners::plan();
-            s.spawn(move || plan.run())
+            s.spawn(move || Scanned::Done(plan.run()))
+        }
+    }
+}
+
+/// What the owner scan's thread hands back: the scan, or its share of a
+/// walk split with the dump's thread (see [`owners_bpf::Shared`]).
+enum Scanned {
+    Done(OwnersResult),
+    Split(Result<owners_bpf::Part, owners_bpf::BpfOwnerError>),
+}
+
+impl Scanned {
+    /// The scan, given the dump thread's share of a split walk (None if it
+    /// took none).
+    fn finish(
+        self,
+        helped: Option<Result<owners_bpf::Part, owners_bpf::BpfOwnerError>>,
+    ) -> OwnersResult {
+        match self {
+            Scanned::Done(r) => r,
+            Scanned::Split(part) => {
+                let parts = part.and_then(|p| Ok(vec![p, helped.transpose()?.unwrap_or_default()]));
+                owners::bpf(parts.map(owners_bpf::join_parts))
+            }
         }
     }
 }
@@ -184,14 +254,18 @@ pub fn snapshot_port(
         // (`who`, the detail pane of `top`): they are read here, on this
         // thread, once its dump is done, while the owner walk goes on in
         // the other (see `Snapshot::read_ahead`).
-        let (seen, found) = match local_port {
+        // When the walk can be split by process, this thread takes its
+        // share once its dump is done (the scan's thread sends it the
+        // walk, or drops the sender if it runs the walk whole).
+        let (seen, found, share, shared) = match local_port {
             Some(_) if want_owners => {
                 let (tx, rx) = mpsc::channel();
-                (Some(tx), Some(rx))
+                let (share_tx, share_rx) = mpsc::channel();
+                (Some(tx), Some(rx), Some(share_tx), Some(share_rx))
             }
-            _ => (None, None),
+            _ => (None, None, None, None),
         };
-        let scan = want_owners.then(|| scan_owners(s, req, local_port, seen));
+        let scan = want_owners.then(|| scan_owners(s, req, local_port, seen, share));
         let mut snap = Snapshot::default();
         let mut err = None;
         for ns in namespaces {
@@ -220,12 +294,15 @@ pub fn snapshot_port(
                 }
             }
         }
+        let mut helped = None;
         if let Some(rx) = found {
-            snap.read_ahead(rx);
+            let shared = shared.and_then(|r| r.recv().ok());
+            helped = snap.read_ahead(rx, shared.as_deref());
         }
         if let Some(h) = scan {
             let scan = h
                 .join()
+                .map(|scanned| scanned.finish(helped))
                 .unwrap_or_else(|_| Ok((OwnerScan::default(), None)));
             match scan {
                 Ok((mut scan, why_not_bpf)) => {
@@ -283,7 +360,7 @@ pub fn stream(
     // stream must end there.
     let failed = &AtomicBool::new(false);
     std::thread::scope(|s| {
-        let scan = want_owners.then(|| scan_owners(s, req, local_port, None));
+        let scan = want_owners.then(|| scan_owners(s, req, local_port, None, None));
         // One channel per namespace, read in order; the namespaces are
         // dealt to READERS dump threads, each reading its share in order.
         // A reader can run ahead by QUEUE batches of its namespace, so
@@ -331,6 +408,7 @@ pub fn stream(
         // Owners first: no row can be joined before the scan is complete.
         let mut scan = scan.map(|h| {
             h.join()
+                .map(|scanned| scanned.finish(None))
                 .unwrap_or_else(|_| Ok((OwnerScan::default(), None)))
         });
         let mut notes = Vec::new();

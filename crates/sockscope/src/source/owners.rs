@@ -109,18 +109,25 @@ impl Plan {
         self,
         seen: &mut dyn FnMut(&super::owners_bpf::Record),
     ) -> Result<(OwnerScan, Option<String>), OwnerError> {
-        let bpf = |r: Result<OwnerScan, super::owners_bpf::BpfOwnerError>| match r {
-            Ok(mut s) => {
-                s.via_bpf = true;
-                Ok((s, None))
-            }
-            Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
-        };
         match self {
             Plan::Bpf(l) => bpf(l.run()),
             Plan::BpfFiltered(l) => bpf(l.run_with(seen)),
             Plan::Proc(why) => Ok((scan("/proc")?, Some(why))),
         }
+    }
+}
+
+/// The result of a BPF walk as a plan's: the scan, or on an error the
+/// /proc walk and why it was taken.
+pub fn bpf(
+    r: Result<OwnerScan, super::owners_bpf::BpfOwnerError>,
+) -> Result<(OwnerScan, Option<String>), OwnerError> {
+    match r {
+        Ok(mut s) => {
+            s.via_bpf = true;
+            Ok((s, None))
+        }
+        Err(e) => Ok((scan("/proc")?, Some(format!("owners: walked /proc ({e})")))),
     }
 }
 
@@ -192,7 +199,7 @@ struct Partial {
     denied: usize,
 }
 
-fn list_pids(root: &OwnedFd) -> rustix::io::Result<Vec<u32>> {
+pub(crate) fn list_pids(root: &OwnedFd) -> rustix::io::Result<Vec<u32>> {
     let mut pids = Vec::new();
     let mut dir = Dir::read_from(root)?;
     while let Some(ent) = dir.read() {

@@ -362,7 +362,7 @@ fn push(b: &mut OwnerScanBuilder, r: &Record) {
 /// The iterator program, verified, loaded and attached, ready to run any
 /// number of times.
 pub struct Loaded {
-    _prog: OwnedFd,
+    prog: OwnedFd,
     link: OwnedFd,
     filter: Filter,
 }
@@ -397,11 +397,7 @@ pub fn load_filtered(filter: Filter) -> Result<Loaded, BpfOwnerError> {
     put32(&mut attr, 8, BPF_TRACE_ITER);
     let link =
         bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| BpfOwnerError::Load(format!("link: {e}")))?;
-    Ok(Loaded {
-        _prog: prog,
-        link,
-        filter,
-    })
+    Ok(Loaded { prog, link, filter })
 }
 
 /// Run the iterator once (loading it first if this process has not).
@@ -428,24 +424,45 @@ impl Loaded {
     /// a few KiB at a time (the kernel fills a read before it returns), so
     /// the first records come early.
     pub fn run_with(&self, seen: &mut dyn FnMut(&Record)) -> Result<OwnerScan, BpfOwnerError> {
-        let mut attr = [0u8; 8];
-        put32(
-            &mut attr,
-            0,
-            rustix::fd::AsRawFd::as_raw_fd(&self.link) as u32,
-        );
-        let iter = bpf(BPF_ITER_CREATE, &mut attr)
-            .map_err(|e| BpfOwnerError::Read(format!("iter: {e}")))?;
-        let mut file = std::fs::File::from(iter);
+        let mut file = iter_create(&self.link)?;
         // Decode as it arrives: no buffer of the whole output. Records of a
         // process's main fd table (nearly all) go straight into the table;
         // those of other threads' tables wait to be folded.
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut have = 0;
         let mut b = OwnerScanBuilder::default();
         let mut threads = Vec::new();
         let mut pids = std::collections::HashSet::new();
         let mut last_pid = None;
+        self.read_records(&mut file, &mut |mut r| {
+            if last_pid != Some(r.pid) {
+                last_pid = Some(r.pid);
+                pids.insert(r.pid);
+            }
+            if r.tid == r.pid {
+                r.tid = 0;
+                seen(&r);
+                push(&mut b, &r);
+            } else {
+                seen(&r);
+                threads.push(r);
+            }
+        })?;
+        for r in fold_threads(threads) {
+            push(&mut b, &r);
+        }
+        Ok(b.finish(0, pids.len()))
+    }
+
+    /// Read an iterator of this program to its end, handing each record
+    /// to `each` as it arrives. With a port filter the walk is read a few
+    /// KiB at a time (the kernel fills a read before it returns), so the
+    /// first records come early.
+    fn read_records(
+        &self,
+        file: &mut std::fs::File,
+        each: &mut dyn FnMut(Record),
+    ) -> Result<(), BpfOwnerError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut have = 0;
         let step = match self.filter {
             Filter::All => buf.len(),
             Filter::LocalPort(_) => 85 * REC,
@@ -456,32 +473,199 @@ impl Loaded {
                 .read(&mut buf[have..end])
                 .map_err(|e| BpfOwnerError::Read(e.to_string()))?;
             if n == 0 {
-                break;
+                return Ok(());
             }
             have += n;
             let whole = have - have % REC;
-            for mut r in decode(&buf[..whole]) {
-                if last_pid != Some(r.pid) {
-                    last_pid = Some(r.pid);
-                    pids.insert(r.pid);
-                }
-                if r.tid == r.pid {
-                    r.tid = 0;
-                    seen(&r);
-                    push(&mut b, &r);
-                } else {
-                    seen(&r);
-                    threads.push(r);
-                }
+            for r in decode(&buf[..whole]) {
+                each(r);
             }
             buf.copy_within(whole..have, 0);
             have -= whole;
         }
-        for r in fold_threads(threads) {
-            push(&mut b, &r);
-        }
-        Ok(b.finish(0, pids.len()))
     }
+
+    /// An iterator over the files of process `pid` only (all its threads
+    /// that have their own fd table), from a link made for it.
+    fn iter_process(&self, pid: u32) -> Result<std::fs::File, BpfOwnerError> {
+        // union bpf_iter_link_info, its `task` member: tid, pid, pid_fd.
+        let mut info = [0u8; 16];
+        put32(&mut info, 4, pid);
+        let mut attr = [0u8; 64];
+        put32(
+            &mut attr,
+            0,
+            rustix::fd::AsRawFd::as_raw_fd(&self.prog) as u32,
+        );
+        put32(&mut attr, 8, BPF_TRACE_ITER);
+        put64(&mut attr, 16, info.as_ptr() as u64);
+        put32(&mut attr, 24, info.len() as u32);
+        let link = bpf(BPF_LINK_CREATE, &mut attr)
+            .map_err(|e| BpfOwnerError::Read(format!("link for process {pid}: {e}")))?;
+        // The iterator holds the link: it can go at once.
+        iter_create(&link)
+    }
+}
+
+/// A new iterator (a readable file) of `link`.
+fn iter_create(link: &OwnedFd) -> Result<std::fs::File, BpfOwnerError> {
+    let mut attr = [0u8; 8];
+    put32(&mut attr, 0, rustix::fd::AsRawFd::as_raw_fd(link) as u32);
+    let iter =
+        bpf(BPF_ITER_CREATE, &mut attr).map_err(|e| BpfOwnerError::Read(format!("iter: {e}")))?;
+    Ok(std::fs::File::from(iter))
+}
+
+/// Can the task iterators be given one process to walk? (Linux 6.1 and
+/// later; an older kernel ignores the pid and walks every process.)
+fn walks_one_process() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .is_ok_and(|r| release_at_least(&r, (6, 1)))
+}
+
+/// Is the kernel release `release` ("6.18.44-cloud-amd64") at least
+/// `want` (major, minor)? An unreadable release is not.
+fn release_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= want,
+        _ => false,
+    }
+}
+
+/// A port's owner walk shared by two threads, process by process: one
+/// takes processes from the lowest pid up as soon as the program is
+/// loaded, the other (the dump's thread, once its dump is done) from the
+/// highest down, until they meet. A walk of the whole host in one
+/// iterator can only run on one CPU; this one ends about when the dump
+/// and the walk, added, would end on two.
+///
+/// The processes are those listed in /proc when the walk starts (a
+/// process started later is not walked: the same race as a process
+/// started after the global iterator passed its pid). Each process is
+/// walked whole (every thread with its own fd table), so its threads are
+/// folded as [`fold_threads`] does.
+pub struct Shared {
+    loaded: Loaded,
+    pids: Vec<u32>,
+    /// Next index to take from the bottom, and one past the next from the
+    /// top.
+    ends: std::sync::Mutex<(usize, usize)>,
+}
+
+/// One thread's share of a [`Shared`] walk.
+#[derive(Default)]
+pub struct Part {
+    owners: OwnerScanBuilder,
+    processes: usize,
+}
+
+impl Shared {
+    /// The walk of `loaded` (a port filter), where the kernel can walk one
+    /// process at a time and /proc lists the processes; otherwise
+    /// `loaded` back, to be run whole.
+    pub fn new(loaded: Loaded) -> Result<Shared, Loaded> {
+        if loaded.filter == Filter::All || !walks_one_process() {
+            return Err(loaded);
+        }
+        let pids = rustix::fs::open(
+            "/proc",
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .and_then(|root| super::owners::list_pids(&root));
+        match pids {
+            Ok(mut pids) => {
+                pids.sort_unstable();
+                let n = pids.len();
+                Ok(Shared {
+                    loaded,
+                    pids,
+                    ends: std::sync::Mutex::new((0, n)),
+                })
+            }
+            Err(_) => Err(loaded),
+        }
+    }
+
+    /// The next process to walk, from the top or the bottom.
+    fn claim(&self, from_top: bool) -> Option<u32> {
+        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        let (lo, hi) = &mut *ends;
+        if *lo >= *hi {
+            return None;
+        }
+        Some(if from_top {
+            *hi -= 1;
+            self.pids[*hi]
+        } else {
+            *lo += 1;
+            self.pids[*lo - 1]
+        })
+    }
+
+    /// Walk processes until none is left to take, showing `seen` each
+    /// record (`tid` 0 for a process's main table) as it is read.
+    pub fn work(
+        &self,
+        from_top: bool,
+        seen: &mut dyn FnMut(&Record),
+    ) -> Result<Part, BpfOwnerError> {
+        let mut part = Part::default();
+        while self.step(from_top, &mut part, seen)? {}
+        Ok(part)
+    }
+
+    /// Walk one more process into `part`; false when none was left.
+    pub fn step(
+        &self,
+        from_top: bool,
+        part: &mut Part,
+        seen: &mut dyn FnMut(&Record),
+    ) -> Result<bool, BpfOwnerError> {
+        let Some(pid) = self.claim(from_top) else {
+            return Ok(false);
+        };
+        let mut file = self.loaded.iter_process(pid)?;
+        let mut found = false;
+        let mut threads = Vec::new();
+        self.loaded.read_records(&mut file, &mut |mut r| {
+            if r.pid != pid {
+                return; // not this process's (cannot happen on 6.1+)
+            }
+            found = true;
+            if r.tid == r.pid {
+                r.tid = 0;
+                seen(&r);
+                push(&mut part.owners, &r);
+            } else {
+                seen(&r);
+                threads.push(r);
+            }
+        })?;
+        // Every thread of the process was walked: fold them now.
+        for r in fold_threads(threads) {
+            push(&mut part.owners, &r);
+        }
+        part.processes += usize::from(found);
+        Ok(true)
+    }
+}
+
+/// The owners the parts of a [`Shared`] walk found, together.
+pub fn join_parts(parts: Vec<Part>) -> OwnerScan {
+    let mut b = OwnerScanBuilder::default();
+    let mut processes = 0;
+    for p in parts {
+        processes += p.processes;
+        b.append(p.owners);
+    }
+    b.finish(0, processes)
 }
 
 #[cfg(test)]
@@ -552,6 +736,106 @@ mod tests {
             vec![(20, None, 3), (20, Some(21), 5)]
         );
         assert_eq!(o[0].comm, "nc");
+    }
+
+    #[test]
+    fn kernel_releases_compare() {
+        assert!(release_at_least("6.18.44-cloud-amd64\n", (6, 1)));
+        assert!(release_at_least("6.1.0", (6, 1)));
+        assert!(release_at_least("7.0-rc1", (6, 1)));
+        assert!(!release_at_least("6.0.19", (6, 1)));
+        assert!(!release_at_least("5.15.0-91-generic", (6, 1)));
+        assert!(!release_at_least("", (6, 1)));
+        assert!(!release_at_least("linux", (6, 1)));
+    }
+
+    /// The port's walk split by process between two threads finds what
+    /// the walk of the whole host finds: the listener in this process's
+    /// table and in a child process (the fd passed as its fd 3), and the
+    /// accepted connection. (Threads with their own tables, and processes
+    /// whose leader exited, are walked by `who :PORT` in the CLI's
+    /// threads test: unsharing a table here would copy the other tests'
+    /// sockets into it.)
+    #[test]
+    #[allow(unsafe_code)]
+    fn split_walk_equals_the_whole_walk() {
+        if !crate::root_or_skip("source::owners_bpf::tests::split_walk_equals_the_whole_walk") {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::process::CommandExt;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (a, _) = l.accept().unwrap();
+        let lfd = l.as_raw_fd();
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        // SAFETY: dup2 is async-signal-safe; the child gets the listener
+        // as its fd 3 (without close-on-exec).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(lfd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let kid = child.id();
+        let walks = || -> Option<(OwnerScan, OwnerScan)> {
+            let whole = match load_filtered(Filter::LocalPort(port)) {
+                Ok(p) => p.run().unwrap(),
+                Err(BpfOwnerError::PidNamespace) => return None, // a container
+                Err(e) => panic!("filtered owner iterator failed as root: {e}"),
+            };
+            let shared = match Shared::new(load_filtered(Filter::LocalPort(port)).unwrap()) {
+                Ok(s) => s,
+                Err(_) => {
+                    assert!(!walks_one_process(), "6.1+ walks one process at a time");
+                    return None;
+                }
+            };
+            // Both ends at once, as `who` runs them.
+            let (bottom, top) = std::thread::scope(|s| {
+                let b = s.spawn(|| shared.work(false, &mut |_| {}).unwrap());
+                let t = shared.work(true, &mut |_| {}).unwrap();
+                (b.join().unwrap(), t)
+            });
+            Some((whole, join_parts(vec![bottom, top])))
+        };
+        let got = walks();
+        let _ = child.kill();
+        let _ = child.wait();
+        let Some((whole, split)) = got else {
+            return;
+        };
+        let me = std::process::id();
+        let owners = |scan: &OwnerScan, fd: i32| -> Vec<(u32, Option<u32>, u32)> {
+            let ino = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+                .unwrap()
+                .ino();
+            let mut v: Vec<_> = scan
+                .owners(ino)
+                .iter()
+                .map(|o| (o.pid, o.tid, o.fd))
+                .collect();
+            v.sort();
+            v
+        };
+        let mut want = vec![(me, None, lfd as u32), (kid, None, 3)];
+        want.sort();
+        assert_eq!(owners(&whole, lfd), want);
+        assert_eq!(owners(&split, lfd), want);
+        assert_eq!(owners(&split, a.as_raw_fd()), owners(&whole, a.as_raw_fd()));
+        assert!(!owners(&split, a.as_raw_fd()).is_empty());
+        assert!(
+            owners(&split, c.as_raw_fd()).is_empty(),
+            "the client's port is another"
+        );
+        assert_eq!(split.inode_count(), whole.inode_count());
+        assert_eq!(split.processes, whole.processes);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!
 //! Format: include/uapi/linux/btf.h.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 const BTF_MAGIC: u16 = 0xeb9f;
@@ -51,6 +52,11 @@ pub trait ReadAt {
     fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize>;
     /// Size of the data in bytes.
     fn size(&self) -> std::io::Result<u64>;
+    /// All of the data, where it is in memory (a mapping): then it is
+    /// read in place, without chunks.
+    fn whole(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl ReadAt for std::fs::File {
@@ -72,6 +78,16 @@ impl ReadAt for [u8] {
     fn size(&self) -> std::io::Result<u64> {
         Ok(self.len() as u64)
     }
+    fn whole(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+/// The `len` bytes at `start`, where the data is in memory and has them.
+fn in_memory<R: ReadAt + ?Sized>(r: &R, start: u64, len: u64) -> Option<&[u8]> {
+    let start = usize::try_from(start).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    r.whole()?.get(start..end)
 }
 
 /// Fill `buf` from `off`; `short` if the data ends first.
@@ -226,12 +242,15 @@ fn lookup_in_chunks<R: ReadAt + ?Sized>(
     };
     let is = |off: u32, name: &str| at(off).is_some_and(|&i| names[i] == name);
 
+    // In memory, the section is the stream's buffer; from a file, a
+    // chunk at a time.
+    let section = in_memory(r, l.types, l.type_len);
     let mut st = Stream {
         r,
         start: l.types,
         len: l.type_len,
-        buf: vec![0u8; chunk],
-        have: 0,
+        have: section.map_or(0, <[u8]>::len),
+        buf: section.map_or_else(|| Cow::Owned(vec![0u8; chunk]), Cow::Borrowed),
         pos: 0,
         base: 0,
     };
@@ -308,7 +327,8 @@ struct Stream<'a, R: ReadAt + ?Sized> {
     /// The section: where it starts in the data, and its length.
     start: u64,
     len: u64,
-    buf: Vec<u8>,
+    /// The chunk read, or the whole section when it is in memory.
+    buf: Cow<'a, [u8]>,
     /// Valid bytes in `buf`.
     have: usize,
     /// The next record in `buf`.
@@ -324,21 +344,25 @@ impl<R: ReadAt + ?Sized> Stream<'_, R> {
         if self.have - self.pos >= n {
             return Ok(());
         }
-        self.buf.copy_within(self.pos..self.have, 0);
+        let Cow::Owned(buf) = &mut self.buf else {
+            // The whole section is here: the record runs past its end.
+            return Err(BtfError::BadType(0));
+        };
+        buf.copy_within(self.pos..self.have, 0);
         self.base += self.pos as u64;
         self.have -= self.pos;
         self.pos = 0;
-        if self.buf.len() < n {
-            self.buf.resize(n, 0);
+        if buf.len() < n {
+            buf.resize(n, 0);
         }
         let left = self.len - (self.base + self.have as u64);
-        let more = ((self.buf.len() - self.have) as u64).min(left) as usize;
+        let more = ((buf.len() - self.have) as u64).min(left) as usize;
         if self.have + more < n {
             return Err(BtfError::BadType(0));
         }
         read_full(
             self.r,
-            &mut self.buf[self.have..self.have + more],
+            &mut buf[self.have..self.have + more],
             self.start + self.base + self.have as u64,
             BtfError::BadType(0),
         )?;
@@ -346,6 +370,52 @@ impl<R: ReadAt + ?Sized> Stream<'_, R> {
         Ok(())
     }
 }
+
+/// Which of a few names a string is: most strings of BTF's ~120,000 are
+/// turned away by their length and first and last bytes (two bit tests)
+/// before any is compared.
+struct Matcher<'n> {
+    names: &'n [&'n str],
+    longest: usize,
+    /// Per length: the first bytes, and the last bytes, of names that long.
+    first: Vec<[u64; 4]>,
+    last: Vec<[u64; 4]>,
+}
+
+impl<'n> Matcher<'n> {
+    fn new(names: &'n [&'n str]) -> Matcher<'n> {
+        let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
+        let mut first = vec![[0u64; 4]; longest + 1];
+        let mut last = vec![[0u64; 4]; longest + 1];
+        for n in names.iter().map(|n| n.as_bytes()) {
+            if let (Some(&a), Some(&z)) = (n.first(), n.last()) {
+                first[n.len()][usize::from(a >> 6)] |= 1 << (a & 63);
+                last[n.len()][usize::from(z >> 6)] |= 1 << (z & 63);
+            }
+        }
+        Matcher {
+            names,
+            longest,
+            first,
+            last,
+        }
+    }
+
+    /// The index in `names` of the name `s` is.
+    fn find(&self, s: &[u8]) -> Option<usize> {
+        let (&a, &z) = (s.first()?, s.last()?);
+        let has =
+            |set: &[[u64; 4]], c: u8| set[s.len()][usize::from(c >> 6)] & (1 << (c & 63)) != 0;
+        if s.len() > self.longest || !has(&self.first, a) || !has(&self.last, z) {
+            return None;
+        }
+        self.names.iter().position(|n| n.as_bytes() == s)
+    }
+}
+
+/// With x a word of 8 bytes, `!(((x & LOW7) + LOW7) | x | LOW7)` has the
+/// high bit of each byte set iff that byte is 0.
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// Stream the string section; the offsets at which names of `names` sit
 /// (offset -> index in `names`), in order of offset.
@@ -355,13 +425,13 @@ fn name_offsets<R: ReadAt + ?Sized>(
     names: &[&str],
     chunk: usize,
 ) -> Result<Vec<(u32, usize)>, BtfError> {
-    let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
-    let mut lens = vec![false; longest + 1];
-    for n in names {
-        lens[n.len()] = true;
-    }
+    let m = Matcher::new(names);
+    let longest = m.longest;
     let mut at = Vec::new();
-    let mut buf = vec![0u8; chunk];
+    let section = in_memory(r, l.strings, l.str_len);
+    // In memory, the section is read as one chunk, in place.
+    let chunk = section.map_or(chunk, <[u8]>::len);
+    let mut owned = vec![0u8; if section.is_some() { 0 } else { chunk }];
     // The string that runs into the next chunk: its offset and, while it
     // is short enough to be one of the names, its bytes so far.
     let mut cur: Vec<u8> = Vec::with_capacity(longest + 1);
@@ -370,18 +440,24 @@ fn name_offsets<R: ReadAt + ?Sized>(
     let mut off = 0u64;
     while off < l.str_len {
         let n = (l.str_len - off).min(chunk as u64) as usize;
-        read_full(r, &mut buf[..n], l.strings + off, BtfError::BadHeader)?;
+        let buf = match section {
+            Some(all) => all,
+            None => {
+                read_full(r, &mut owned[..n], l.strings + off, BtfError::BadHeader)?;
+                &owned[..n]
+            }
+        };
         // Where the string that ends at each NUL began, in this chunk.
         let mut from = 0usize;
         let mut end_at = |p: usize, cur: &mut Vec<u8>, long: &mut bool, start: &mut u64| {
             let piece = &buf[from..p];
             let len = cur.len() + piece.len();
-            if !*long && len <= longest && lens[len] {
+            if !*long && len <= longest {
                 let hit = if cur.is_empty() {
-                    names.iter().position(|n| n.as_bytes() == piece)
+                    m.find(piece)
                 } else {
                     cur.extend_from_slice(piece);
-                    names.iter().position(|n| n.as_bytes() == cur.as_slice())
+                    m.find(cur)
                 };
                 if let (Some(k), Ok(s)) = (hit, u32::try_from(*start)) {
                     at.push((s, k));
@@ -393,8 +469,7 @@ fn name_offsets<R: ReadAt + ?Sized>(
             *start = off + from as u64;
         };
         // Strings are short (~18 bytes on average): find the NULs eight
-        // bytes at a time (a byte's high bit in `zero` is set iff it is 0).
-        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        // bytes at a time.
         let words = n / 8;
         for w in 0..words {
             let mut b = [0u8; 8];
@@ -753,6 +828,18 @@ mod tests {
         );
     }
 
+    /// Bytes read as a file is, a chunk at a time (not in place).
+    struct Chunked<'a>(&'a [u8]);
+
+    impl ReadAt for Chunked<'_> {
+        fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+            self.0.read_at(buf, off)
+        }
+        fn size(&self) -> std::io::Result<u64> {
+            self.0.size()
+        }
+    }
+
     #[test]
     fn streaming_agrees_with_the_whole_file_reader() {
         let data = vmlinux();
@@ -760,7 +847,7 @@ mod tests {
         // 64 KiB chunks, and chunks so small that names, records and
         // member lists straddle them all the time.
         for chunk in [CHUNK, 4096, 13] {
-            let new = lookup_in_chunks(&data[..], &WANT, chunk).unwrap();
+            let new = lookup_in_chunks(&Chunked(&data[..]), &WANT, chunk).unwrap();
             for (s, ms) in WANT.structs {
                 let want = old.member_offsets(s, ms).unwrap();
                 let bits = old.member_bit_offsets(s, ms).unwrap();
@@ -805,11 +892,17 @@ mod tests {
         assert!(matches!(t, Err(BtfError::BadHeader)), "{t:?}");
         for cut in [0, 1, 23, 25, 1000, data.len() / 2, data.len() - 1] {
             assert!(lookup(&data[..cut], &want).is_err(), "cut at {cut}");
+            let chunked = Chunked(&data[..cut]);
+            assert!(lookup(&chunked, &want).is_err(), "cut at {cut}, in chunks");
         }
         // An unknown kind in the first type record.
         let mut bad = data.clone();
         let types = 24 + u32_at(&data, 8).unwrap() as usize;
         bad[types + 7] = 0x1f; // kind 31
         assert_eq!(lookup(&bad[..], &want), Err(BtfError::BadType(31)));
+        assert_eq!(
+            lookup(&Chunked(&bad[..]), &want),
+            Err(BtfError::BadType(31))
+        );
     }
 }
