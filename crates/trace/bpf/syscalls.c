@@ -251,43 +251,61 @@ static __always_inline void read_sockaddr(struct ss_event *e, const void *uaddr,
 	}
 }
 
+/* The INET or INET6 socket behind fd through BTF pointers (kernels with
+ * the kfunc), or NULL when the fd is not such a socket. With `early`
+ * (the caller keeps no owners and wants nothing of a rejected socket), a
+ * socket the port filter rejects is found out before anything else is
+ * read: *rejected is set and the socket returned; the same for a socket
+ * whose ports are both unknown with `unknown_rejected`. */
+static __always_inline const struct sock *fd_inet_sock_btf(long fd, bool early,
+							     bool unknown_rejected, bool *rejected)
+{
+	const struct sock *sk = fd_sock_btf(fd);
+	if (!sk)
+		return NULL;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	if ((early && cfg_filter_port) || unknown_rejected) {
+		if (cfg_netns) {
+			struct net *net = sk->__sk_common.skc_net.net;
+			if ((net ? net->ns.inum : 0) != cfg_netns)
+				return NULL;
+		}
+		if (unknown_rejected && !sk->__sk_common.skc_num && !sk->__sk_common.skc_dport) {
+			*rejected = true;
+			return sk;
+		}
+		if (early && ports_rejected(&sk->__sk_common)) {
+			*rejected = true;
+			return sk;
+		}
+	}
+	return sk;
+}
+
+/* A socket's identity, cookie and protocol into e (BTF pointers). */
+static __always_inline __u64 fill_inet_sock_btf(struct ss_event *e, const struct sock *sk)
+{
+	fill_sock_btf(e, &sk->__sk_common);
+	e->cookie = sk->__sk_common.skc_cookie.counter;
+	e->protocol = (__u8)sk->sk_protocol;
+	return (__u64)sk;
+}
+
 /* The INET or INET6 socket behind fd, its identity, cookie and protocol
- * filled into e; 0 when the fd is not such a socket. With `early` set
- * (the caller keeps no owners and wants nothing of a rejected socket),
- * a socket the port filter rejects is found out before anything else is
- * read: *rejected is set and the socket returned, e left as it was; the
- * same for a socket whose ports are both unknown with `unknown_rejected`. */
+ * filled into e; 0 when the fd is not such a socket. `early`,
+ * `unknown_rejected` and *rejected as for fd_inet_sock_btf (then e is
+ * left as it was). */
 static __always_inline __u64 fd_fill_or_reject(struct ss_event *e, long fd, bool early,
 					       bool unknown_rejected, bool *rejected)
 {
 	__u16 family;
 	if (cfg_kfunc_cast) {
-		const struct sock *sk = fd_sock_btf(fd);
-		if (!sk)
-			return 0;
-		family = sk->__sk_common.skc_family;
-		if (family != AF_INET && family != AF_INET6)
-			return 0;
-		if ((early && cfg_filter_port) || unknown_rejected) {
-			if (cfg_netns) {
-				struct net *net = sk->__sk_common.skc_net.net;
-				if ((net ? net->ns.inum : 0) != cfg_netns)
-					return 0;
-			}
-			if (unknown_rejected && !sk->__sk_common.skc_num &&
-			    !sk->__sk_common.skc_dport) {
-				*rejected = true;
-				return (__u64)sk;
-			}
-			if (early && ports_rejected(&sk->__sk_common)) {
-				*rejected = true;
-				return (__u64)sk;
-			}
-		}
-		fill_sock_btf(e, &sk->__sk_common);
-		e->cookie = sk->__sk_common.skc_cookie.counter;
-		e->protocol = (__u8)sk->sk_protocol;
-		return (__u64)sk;
+		const struct sock *sk = fd_inet_sock_btf(fd, early, unknown_rejected, rejected);
+		if (!sk || *rejected)
+			return (__u64)sk;
+		return fill_inet_sock_btf(e, sk);
 	}
 	const struct sock *sk = fd_sock(fd);
 	if (!sk)
@@ -398,6 +416,31 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	 * worked; F_GETFL and the rest say nothing about the socket. */
 	if (sys == SYS_FCNTL && (SYSCALL_ARG1(regs) != F_SETFL || ret != 0))
 		return 0;
+	/* socket, accept, accept4 that worked: the new socket is the one the
+	 * event is about (a failed accept: the listener). */
+	bool new_fd = (sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0;
+	bool by_fd = !(sys == SYS_CLOSE && in) && (sys != SYS_SOCKET || ret >= 0);
+	/* Without owner bookkeeping, a socket the port filter rejects is
+	 * done with as soon as its ports are read, before the event is made
+	 * or the clock read (the common case under a port filter: wanted
+	 * sockets are few). fcntl on a socket whose ports are unknown: see
+	 * below. */
+	const struct sock *found = NULL;
+	if (cfg_kfunc_cast && by_fd) {
+		bool rejected = false;
+		found = fd_inet_sock_btf(new_fd ? ret : (long)(int)a0,
+					 !owner_filtering() && sys != SYS_CLOSE,
+					 sys == SYS_FCNTL && (cfg_filter_port || cfg_filter_addr), &rejected);
+		if (rejected) {
+			if (ports_decided(sys))
+				forget_held((__u64)found);
+			filtered(SS_SYSCALL);
+			return 0;
+		}
+		if (!found)
+			return 0;
+	}
+
 	struct ss_event e = {};
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = SS_SYSCALL;
@@ -405,7 +448,7 @@ static __always_inline int exit_common(__u16 sys, long ret)
 	e.u.sys.fd = sys == SYS_SOCKET ? -1 : (int)a0;
 	e.u.sys.ret = ret;
 	e.u.sys.dur_ns = start ? e.ts_ns - start : 0;
-	__s32 owner_fd = e.u.sys.fd;
+	__s32 owner_fd = new_fd ? (__s32)ret : e.u.sys.fd;
 
 	__u64 sk = 0;
 	if (sys == SYS_CLOSE && in) {
@@ -419,17 +462,11 @@ static __always_inline int exit_common(__u16 sys, long ret)
 		e.protocol = in->id.protocol;
 		__builtin_memcpy(e.saddr, in->id.saddr, 16);
 		__builtin_memcpy(e.daddr, in->id.daddr, 16);
-	} else if (sys != SYS_SOCKET || ret >= 0) {
-		/* socket, accept, accept4 that worked: the new socket is the
-		 * one the event is about (a failed accept: the listener).
-		 * Without owner bookkeeping, a socket the port filter rejects
-		 * is done with as soon as its ports are read (the common case
-		 * under a port filter: wanted sockets are few). */
-		bool new_fd = (sys == SYS_SOCKET || sys == SYS_ACCEPT || sys == SYS_ACCEPT4) && ret >= 0;
+	} else if (found) {
+		sk = fill_inet_sock_btf(&e, found);
+	} else if (by_fd) {
+		/* Kernels without the kfunc: probe reads. */
 		bool rejected = false;
-		if (new_fd)
-			owner_fd = (__s32)ret;
-		/* fcntl on a socket whose ports are unknown: see below. */
 		sk = fd_fill_or_reject(&e, new_fd ? ret : (long)(int)a0,
 				       !owner_filtering() && sys != SYS_CLOSE,
 				       sys == SYS_FCNTL && (cfg_filter_port || cfg_filter_addr),
