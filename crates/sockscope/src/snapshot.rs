@@ -184,8 +184,10 @@ fn scan_owners<'scope>(
                         let sh = Arc::new(sh);
                         let _ = share.send(Arc::clone(&sh));
                         drop(share);
-                        let part = sh.work(false, &mut tell);
-                        return Scanned::Split(part);
+                        return match sh.work(false, &mut tell) {
+                            Ok(part) => Scanned::Split(sh, part),
+                            Err(e) => Scanned::Done(whole_instead(&sh, e, &mut tell)),
+                        };
                     }
                     Err(l) => owners::Plan::BpfFiltered(l),
                 },
@@ -206,7 +208,7 @@ fn scan_owners<'scope>(
 /// walk split with the dump's thread (see [`owners_bpf::Shared`]).
 enum Scanned {
     Done(OwnersResult),
-    Split(Result<owners_bpf::Part, owners_bpf::BpfOwnerError>),
+    Split(Arc<owners_bpf::Shared>, owners_bpf::Part),
 }
 
 impl Scanned {
@@ -218,12 +220,29 @@ impl Scanned {
     ) -> OwnersResult {
         match self {
             Scanned::Done(r) => r,
-            Scanned::Split(part) => {
-                let parts = part.and_then(|p| Ok(vec![p, helped.transpose()?.unwrap_or_default()]));
-                owners::bpf(parts.map(owners_bpf::join_parts))
-            }
+            Scanned::Split(sh, part) => match helped.transpose() {
+                Ok(other) => owners::bpf(Ok(owners_bpf::join_parts(vec![
+                    part,
+                    other.unwrap_or_default(),
+                ]))),
+                Err(e) => whole_instead(&sh, e, &mut |_| {}),
+            },
         }
     }
+}
+
+/// When a process could not be walked alone: one walk of every process
+/// instead (what either thread found by then is not used), said with -v.
+fn whole_instead(
+    sh: &owners_bpf::Shared,
+    e: owners_bpf::BpfOwnerError,
+    seen: &mut dyn FnMut(&owners_bpf::Record),
+) -> OwnersResult {
+    let (scan, why) = owners::bpf(sh.whole(seen))?;
+    let why = why.unwrap_or_else(|| {
+        format!("owners: one walk of every process (walking them one by one failed: {e})")
+    });
+    Ok((scan, Some(why)))
 }
 
 /// Said (without -v) when a benchmark's setting made the BPF owner walk

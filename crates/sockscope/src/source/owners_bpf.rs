@@ -593,6 +593,11 @@ impl Shared {
         }
     }
 
+    /// The walk of every process at once (after [`Shared::work`] failed).
+    pub fn whole(&self, seen: &mut dyn FnMut(&Record)) -> Result<OwnerScan, BpfOwnerError> {
+        self.loaded.run_with(seen)
+    }
+
     /// The next process to walk, from the top or the bottom.
     fn claim(&self, from_top: bool) -> Option<u32> {
         let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
