@@ -777,11 +777,12 @@ mod tests {
         let lfd = l.as_raw_fd();
         let mut cmd = std::process::Command::new("sleep");
         cmd.arg("30");
-        // SAFETY: dup2 is async-signal-safe; the child gets the listener
-        // as its fd 3 (without close-on-exec).
+        // SAFETY: dup2 and fcntl are async-signal-safe; the child gets the
+        // listener as its fd 3, without close-on-exec (which dup2 leaves
+        // set when the listener is fd 3 already).
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(lfd, 3) < 0 {
+                if libc::dup2(lfd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
