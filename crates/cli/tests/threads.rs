@@ -202,6 +202,45 @@ fn who_port_lists_every_table_that_holds_a_shared_listener() {
     assert_eq!(triples(&chains[0]["socket"]["owners"]), want, "who :{port}");
     // Each owner also has its own chain (fd link, process).
     assert_eq!(chains[0]["owners"].as_array().map(Vec::len), Some(4));
+    // The same whether the walk is split by process between two threads
+    // or runs whole (sockscope decides from the files per process; the
+    // environment forces each way).
+    for (split, note) in [("1", true), ("0", false)] {
+        let pid_arg = sc.pid.to_string();
+        let w = common::run_cmd(
+            "env",
+            &[
+                &format!("SOCKSCOPE_OWNERS_SPLIT={split}"),
+                common::BIN,
+                "who",
+                "--netns-pid",
+                &pid_arg,
+                &format!(":{port}"),
+                "--json",
+                "-v",
+            ],
+        );
+        w.expect_code(0);
+        let v: Value = serde_json::from_str(&w.stdout).unwrap();
+        assert_eq!(
+            triples(&v[0]["socket"]["owners"]),
+            want,
+            "who :{port} with SOCKSCOPE_OWNERS_SPLIT={split}"
+        );
+        // Linux 6.1+ walks one process at a time.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut n = release
+            .trim()
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let per_process = (n.next().unwrap_or(0), n.next().unwrap_or(0)) >= (6, 1);
+        assert_eq!(
+            w.stderr.contains("walk split by process"),
+            note && per_process,
+            "SOCKSCOPE_OWNERS_SPLIT={split}, kernel {release}:\n{}",
+            w.stderr
+        );
+    }
     // And 127.0.0.1:PORT, and the text output, the same.
     let w = sc.sockscope("who", &[&format!("127.0.0.1:{port}"), "--json"]);
     w.expect_code(0);

@@ -221,10 +221,17 @@ impl Scanned {
         match self {
             Scanned::Done(r) => r,
             Scanned::Split(sh, part) => match helped.transpose() {
-                Ok(other) => owners::bpf(Ok(owners_bpf::join_parts(vec![
-                    part,
-                    other.unwrap_or_default(),
-                ]))),
+                Ok(other) => {
+                    let (scan, _) = owners::bpf(Ok(owners_bpf::join_parts(vec![
+                        part,
+                        other.unwrap_or_default(),
+                    ])))?;
+                    let how = format!(
+                        "owners: the port's walk split by process between two threads ({} processes)",
+                        sh.processes()
+                    );
+                    Ok((scan, Some(how)))
+                }
                 Err(e) => whole_instead(&sh, e, &mut |_| {}),
             },
         }

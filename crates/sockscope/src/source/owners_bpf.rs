@@ -563,11 +563,64 @@ pub struct Part {
     processes: usize,
 }
 
+/// Files open on the host per process, on average, from which walking
+/// process by process pays: a walk of one process costs ~7 µs more than
+/// its share of one walk of every process (two more fds, a link, a
+/// read), and a walk of every fd ~0.25-0.6 µs per fd, of which the split
+/// saves at most half. The kernel's count of open files also holds each
+/// process's mapped binary and libraries (~17 per process on Debian), so
+/// the cut is above the break-even of ~35 fds per process. Measured on
+/// 2 cores: 40,000 sockets over 100 processes (~260 files per process)
+/// 33 -> 30 ms for `who :PORT`; 2,000 idle processes (~17 files each)
+/// 14.6 -> 23 ms if split, so they are walked whole.
+const SPLIT_FILES_PER_PROCESS: u64 = 64;
+
+/// Is splitting worth it with `files` open on the host (the first field
+/// of /proc/sys/fs/file-nr) over `processes`?
+fn worth_splitting(files: u64, processes: usize) -> bool {
+    files >= (processes as u64).saturating_mul(SPLIT_FILES_PER_PROCESS)
+}
+
+/// Set to 1 (split the port's owner walk by process wherever the kernel
+/// can) or 0 (never), instead of deciding from the files per process:
+/// for tests and benchmarks of both ways.
+pub const ENV_SPLIT: &str = "SOCKSCOPE_OWNERS_SPLIT";
+
+/// The kernel's count of open files (allocated file handles).
+fn open_files() -> Option<u64> {
+    let nr = std::fs::read_to_string("/proc/sys/fs/file-nr").ok()?;
+    nr.split_whitespace().next()?.parse().ok()
+}
+
 impl Shared {
-    /// The walk of `loaded` (a port filter), where the kernel can walk one
-    /// process at a time and /proc lists the processes; otherwise
-    /// `loaded` back, to be run whole.
+    /// The walk of `loaded` (a port filter) split by process, where the
+    /// kernel can walk one process at a time, /proc lists the processes
+    /// and they hold enough files on average for it to pay (see
+    /// [`SPLIT_FILES_PER_PROCESS`]); otherwise `loaded` back, to be run
+    /// whole.
+    /// [`ENV_SPLIT`] decides instead where it is set to 1 or 0.
     pub fn new(loaded: Loaded) -> Result<Shared, Loaded> {
+        let forced = std::env::var(ENV_SPLIT).ok();
+        if forced.as_deref() == Some("0") {
+            return Err(loaded);
+        }
+        let shared = Shared::always(loaded)?;
+        if forced.as_deref() == Some("1") {
+            return Ok(shared);
+        }
+        match open_files() {
+            Some(files) if worth_splitting(files, shared.pids.len()) => Ok(shared),
+            _ => Err(shared.loaded),
+        }
+    }
+
+    /// Processes listed for the walk.
+    pub fn processes(&self) -> usize {
+        self.pids.len()
+    }
+
+    /// [`Shared::new`] whatever the files per process.
+    fn always(loaded: Loaded) -> Result<Shared, Loaded> {
         if loaded.filter == Filter::All || !walks_one_process() {
             return Err(loaded);
         }
@@ -744,6 +797,18 @@ mod tests {
     }
 
     #[test]
+    fn split_only_where_processes_hold_many_files() {
+        // The 40k-socket benchmark's host; 2,000 idle processes.
+        assert!(worth_splitting(45_000, 173));
+        assert!(!worth_splitting(34_689, 2_083));
+        assert!(worth_splitting(64, 1));
+        assert!(!worth_splitting(63, 1));
+        assert!(worth_splitting(0, 0));
+        assert!(!worth_splitting(u64::MAX - 1, usize::MAX));
+        assert!(open_files().is_some_and(|n| n > 0), "/proc/sys/fs/file-nr");
+    }
+
+    #[test]
     fn kernel_releases_compare() {
         assert!(release_at_least("6.18.44-cloud-amd64\n", (6, 1)));
         assert!(release_at_least("6.1.0", (6, 1)));
@@ -796,7 +861,7 @@ mod tests {
                 Err(BpfOwnerError::PidNamespace) => return None, // a container
                 Err(e) => panic!("filtered owner iterator failed as root: {e}"),
             };
-            let shared = match Shared::new(load_filtered(Filter::LocalPort(port)).unwrap()) {
+            let shared = match Shared::always(load_filtered(Filter::LocalPort(port)).unwrap()) {
                 Ok(s) => s,
                 Err(_) => {
                     assert!(!walks_one_process(), "6.1+ walks one process at a time");
