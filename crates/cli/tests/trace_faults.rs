@@ -247,8 +247,10 @@ fn syn_retransmits_carry_the_connecting_process() {
         .collect();
     assert!(
         !syns.is_empty(),
-        "no SYN retransmit in 1.5 s:\n{}",
-        out.dump()
+        "no SYN retransmit in 1.5 s:\n{}\nstats: {}\nstderr:\n{}",
+        out.dump(),
+        out.stats(),
+        out.stderr
     );
     for v in &syns {
         assert_eq!(

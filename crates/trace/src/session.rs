@@ -465,8 +465,9 @@ fn ordered_insert(q: &mut VecDeque<RawEvent>, r: RawEvent) {
 struct Window {
     total: u64,
     data: u64,
-    /// Events by port (65536 entries once the first port is seen).
-    ports: Vec<u64>,
+    /// Events by port (65536 entries once the first port is seen; u32:
+    /// a window is a second, and half the table's size in the cache).
+    ports: Vec<u32>,
     /// The ports with a count, for reading them back.
     seen_ports: Vec<u16>,
     comms: FxMap<[u8; 16], u64>,
@@ -489,7 +490,7 @@ impl Window {
                 if *n == 0 {
                     self.seen_ports.push(p);
                 }
-                *n += 1;
+                *n = n.saturating_add(1);
             }
         }
         if r.pid != 0 {
@@ -508,7 +509,7 @@ impl Window {
     fn port_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
         self.seen_ports
             .iter()
-            .map(|&p| (p, self.ports[usize::from(p)]))
+            .map(|&p| (p, u64::from(self.ports[usize::from(p)])))
     }
 
     /// (command, events) for every command seen.

@@ -678,8 +678,8 @@ impl Tracker {
             _ => false,
         };
         if let Some(&id) = self.live.get(&sk) {
-            let dead = self.conns.get(&id).is_none_or(|c| c.closed_ns.is_some());
-            if !(new_life && dead) {
+            // (Looked up only for an event that starts a socket's life.)
+            if !new_life || self.conns.get(&id).is_some_and(|c| c.closed_ns.is_none()) {
                 return Some(id);
             }
             // The address was freed and reused: the old connection is over.
