@@ -512,8 +512,6 @@ pub struct Tracer {
     /// number modulo [`RINGS`] (bpf/common.h: `events`, `events1`...);
     /// [`Tracer::poll`] merges them by time.
     rings: [RingBuf<MapData>; RINGS],
-    /// The ring buffers some CPU writes to (the others are not read).
-    rings_used: [bool; RINGS],
     stats: PerCpuArray<MapData, u64>,
     /// Tracepoints this kernel lacks (not fatal).
     pub skipped: Vec<Skipped>,
@@ -781,7 +779,6 @@ impl Tracer {
         Ok(Tracer {
             ebpf: Some(ebpf),
             rings,
-            rings_used: used,
             stats,
             skipped,
             notes,
@@ -828,7 +825,7 @@ impl Tracer {
     fn drain(&mut self, f: &mut impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         let mut last = [0u64; RINGS];
-        let mut open = self.rings_used;
+        let mut open = [true; RINGS];
         // Bounded, so a flood cannot starve the caller's clock.
         while n < 65536 {
             let Some(i) = next_ring(&last, &open) else {
