@@ -57,20 +57,19 @@ const volatile __u64 cfg_wakeup_bytes = 1 << 20;
 
 /* ---- maps ---- */
 
-/* Four ring buffers, picked by the writing CPU's number modulo 4: writers
- * on different CPUs (up to 4) do not take the same ring buffer's lock or
+/* Two ring buffers, one per CPU parity (the CPU that writes picks it):
+ * writers on different CPUs do not take the same ring buffer's lock or
  * bounce its cache lines between them (one shared ring cost ~90 ns of
- * every event under load on 2 CPUs). The reader merges them by time, and
- * sizes the ones no CPU uses to a page. */
-#define SS_RING(name)                                  \
-	struct {                                       \
-		__uint(type, BPF_MAP_TYPE_RINGBUF);    \
-		__uint(max_entries, 8 << 20);          \
-	} name SEC(".maps")
-SS_RING(events);
-SS_RING(events1);
-SS_RING(events2);
-SS_RING(events3);
+ * every event under load on 2 CPUs). The reader merges them by time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -559,29 +558,18 @@ static __always_inline void output(struct ss_event *e)
 	 * bits of its timestamp): enough to wake the reader soon after the
 	 * threshold, without a query per event. */
 	__u64 wake = BPF_RB_NO_WAKEUP;
-	int ask = ((e->ts_ns >> 6) & 63) == 0;
 	long err;
-#define SS_OUTPUT(ring)                                                                  \
-	do {                                                                             \
-		if (ask && bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes) \
-			wake = BPF_RB_FORCE_WAKEUP;                                      \
-		err = bpf_ringbuf_output(&ring, e, sizeof(*e), wake);                    \
-	} while (0)
-	switch (e->cpu & 3) {
-	case 0:
-		SS_OUTPUT(events);
-		break;
-	case 1:
-		SS_OUTPUT(events1);
-		break;
-	case 2:
-		SS_OUTPUT(events2);
-		break;
-	default:
-		SS_OUTPUT(events3);
-		break;
+	if (e->cpu & 1) {
+		if (((e->ts_ns >> 6) & 63) == 0 &&
+		    bpf_ringbuf_query(&events1, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
+			wake = BPF_RB_FORCE_WAKEUP;
+		err = bpf_ringbuf_output(&events1, e, sizeof(*e), wake);
+	} else {
+		if (((e->ts_ns >> 6) & 63) == 0 &&
+		    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
+			wake = BPF_RB_FORCE_WAKEUP;
+		err = bpf_ringbuf_output(&events, e, sizeof(*e), wake);
 	}
-#undef SS_OUTPUT
 	if (err)
 		count(SS_STAT_LOST + e->kind);
 	else

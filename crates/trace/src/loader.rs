@@ -441,7 +441,7 @@ pub struct Config {
     /// Kinds to write (mask of `Kind::bit`); 0 means all.
     pub kinds: u32,
     /// Ring buffer size in bytes (rounded up to a power of two, at least
-    /// one page), shared by the ring buffers the CPUs write to.
+    /// one page), shared by the two ring buffers (one per CPU parity).
     pub ring_bytes: u32,
     /// Owners of sockets that existed at start, by cookie.
     pub cookie_owners: Vec<(u64, SeedOwner)>,
@@ -509,9 +509,9 @@ pub struct Tracer {
     // the ring buffer and the counters are held apart and outlive it.
     ebpf: Option<Ebpf>,
     /// The ring buffers the programs write to, by the writing CPU's
-    /// number modulo [`RINGS`] (bpf/common.h: `events`, `events1`...);
-    /// [`Tracer::poll`] merges them by time.
-    rings: [RingBuf<MapData>; RINGS],
+    /// parity (bpf/common.h: `events`, `events1`); [`Tracer::poll`] merges
+    /// them by time.
+    rings: [RingBuf<MapData>; 2],
     stats: PerCpuArray<MapData, u64>,
     /// Tracepoints this kernel lacks (not fatal).
     pub skipped: Vec<Skipped>,
@@ -539,45 +539,16 @@ pub(crate) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> Trac
     }
 }
 
-/// How many ring buffers the programs write to (bpf/common.h's `output()`
-/// picks one by the CPU's number modulo this), and their map names.
-pub const RINGS: usize = 4;
-const RING_NAMES: [&str; RINGS] = ["events", "events1", "events2", "events3"];
-
 /// Which ring buffer to read the next record from, in [`Tracer::poll`]'s
 /// merge: of those not found empty yet (`open`), the one whose last
-/// record was the older (`last`: its timestamp, 0 before the first; the
-/// first on a tie).
-fn next_ring(last: &[u64; RINGS], open: &[bool; RINGS]) -> Option<usize> {
-    (0..RINGS).filter(|&i| open[i]).min_by_key(|&i| last[i])
-}
-
-/// Which ring buffers some CPU writes to (CPU number modulo [`RINGS`]).
-fn rings_used(cpus: &[u32]) -> [bool; RINGS] {
-    let mut used = [false; RINGS];
-    for c in cpus {
-        used[*c as usize % RINGS] = true;
+/// record was the older (`last`: its timestamp, 0 before the first).
+fn next_ring(last: &[u64; 2], open: &[bool; 2]) -> Option<usize> {
+    match open {
+        [true, true] => Some(usize::from(last[1] < last[0])),
+        [true, false] => Some(0),
+        [false, true] => Some(1),
+        [false, false] => None,
     }
-    if cpus.is_empty() {
-        used = [true; RINGS];
-    }
-    used
-}
-
-/// The CPUs that can ever run (/sys/devices/system/cpu/possible: "0-3",
-/// "0,2-5"); empty when it cannot be read (then every ring buffer is
-/// sized as used).
-fn possible_cpus() -> Vec<u32> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
-    let mut cpus = Vec::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        match (a.parse::<u32>(), b.parse::<u32>()) {
-            (Ok(a), Ok(b)) if a <= b => cpus.extend(a..=b.min(a.saturating_add(4096))),
-            _ => return Vec::new(),
-        }
-    }
-    cpus
 }
 
 fn round_ring(bytes: u32) -> u32 {
@@ -670,18 +641,14 @@ impl Tracer {
         let f_comm = u8::from(!cfg.comms.is_empty());
         let emit = if cfg.kinds == 0 { u32::MAX } else { cfg.kinds };
         let me = std::process::id();
-        // --buffer-mb is shared by the ring buffers some CPU writes to;
-        // the others get a page.
-        let used = rings_used(&possible_cpus());
-        let n_used = used.iter().filter(|u| **u).count().max(1) as u32;
+        // --buffer-mb is shared by the two ring buffers.
         let ring = round_ring(
             if cfg.ring_bytes == 0 {
                 8 << 20
             } else {
                 cfg.ring_bytes
-            } / n_used,
+            } / 2,
         );
-        let size = |i: usize| if used[i] { ring } else { 4096 };
         let wakeup = u64::from(ring / 4);
         let cookie_cap = (cfg.cookie_owners.len() as u32)
             .max(1024)
@@ -708,10 +675,8 @@ impl Tracer {
             .override_global("cfg_self", &me, true)
             .override_global("cfg_drop_skip", &cfg.drop_skip, true)
             .override_global("cfg_wakeup_bytes", &wakeup, true)
-            .map_max_entries(RING_NAMES[0], size(0))
-            .map_max_entries(RING_NAMES[1], size(1))
-            .map_max_entries(RING_NAMES[2], size(2))
-            .map_max_entries(RING_NAMES[3], size(3))
+            .map_max_entries("events", ring)
+            .map_max_entries("events1", ring)
             .map_max_entries("cookie_owners", cookie_cap)
             .load(object)
             .map_err(|e| {
@@ -769,11 +734,9 @@ impl Tracer {
             }
         }
 
-        let rings: [RingBuf<MapData>; RINGS] = [
-            take_map(&mut ebpf, RING_NAMES[0])?,
-            take_map(&mut ebpf, RING_NAMES[1])?,
-            take_map(&mut ebpf, RING_NAMES[2])?,
-            take_map(&mut ebpf, RING_NAMES[3])?,
+        let rings: [RingBuf<MapData>; 2] = [
+            take_map(&mut ebpf, "events")?,
+            take_map(&mut ebpf, "events1")?,
         ];
         let stats: PerCpuArray<MapData, u64> = take_map(&mut ebpf, "stats")?;
         Ok(Tracer {
@@ -801,11 +764,12 @@ impl Tracer {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: i64::from(timeout.subsec_nanos()),
         };
-        let [a, b, c, d] = &self.rings;
-        let fds = [a.as_fd(), b.as_fd(), c.as_fd(), d.as_fd()];
-        let mut fds = fds
-            .each_ref()
-            .map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
+        let [a, b] = &self.rings;
+        let (a, b) = (a.as_fd(), b.as_fd());
+        let mut fds = [
+            rustix::event::PollFd::new(&a, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&b, rustix::event::PollFlags::IN),
+        ];
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => return Ok(0),
@@ -815,7 +779,7 @@ impl Tracer {
         Ok(n)
     }
 
-    /// Hand over the records of the ring buffers, merged by time: each
+    /// Hand over the records of both ring buffers, merged by time: each
     /// ring buffer is in (nearly) time order, and the next record is
     /// always taken from the one whose last record was the older, so a
     /// record handed over is never far behind the ones before it (the
@@ -824,8 +788,8 @@ impl Tracer {
     /// would make it step back over a whole batch).
     fn drain(&mut self, f: &mut impl FnMut(&[u8])) -> usize {
         let mut n = 0;
-        let mut last = [0u64; RINGS];
-        let mut open = [true; RINGS];
+        let mut last = [0u64; 2];
+        let mut open = [true; 2];
         // Bounded, so a flood cannot starve the caller's clock.
         while n < 65536 {
             let Some(i) = next_ring(&last, &open) else {
@@ -1112,19 +1076,17 @@ mod tests {
         assert_eq!(b.iter().map(|w| w.count_ones()).sum::<u32>(), 5);
     }
 
-    /// Ring buffers, each in time order, read through next_ring into a
-    /// queue that puts each record in place by stepping back from the
+    /// Two ring buffers, each in time order, read through next_ring into
+    /// a queue that puts each record in place by stepping back from the
     /// end: the result is in time order, and no record steps back over
-    /// more than one record of each other ring buffer.
+    /// more than one of the other ring buffer's.
     #[test]
     fn rings_are_merged_by_time() {
-        let rings: [Vec<u64>; RINGS] = [
+        let rings: [Vec<u64>; 2] = [
             vec![1, 2, 3, 10, 11, 12, 40],
             vec![4, 5, 6, 7, 8, 9, 13, 30, 31, 32, 33],
-            vec![],
-            vec![2, 14, 15, 41],
         ];
-        let (mut at, mut last, mut open) = ([0usize; RINGS], [0u64; RINGS], [true; RINGS]);
+        let (mut at, mut last, mut open) = ([0usize; 2], [0u64; 2], [true; 2]);
         let mut q: Vec<u64> = Vec::new();
         let mut most = 0;
         while let Some(i) = next_ring(&last, &open) {
@@ -1144,22 +1106,9 @@ mod tests {
         let mut want: Vec<u64> = rings.concat();
         want.sort_unstable();
         assert_eq!(q, want);
-        assert!(most < RINGS, "{most} steps back for one record");
-        assert_eq!(next_ring(&[5, 5, 5, 5], &[true; RINGS]), Some(0));
-        assert_eq!(
-            next_ring(&[5, 3, 1, 0], &[true, true, false, false]),
-            Some(1)
-        );
-        assert_eq!(next_ring(&[0; RINGS], &[false; RINGS]), None);
-    }
-
-    #[test]
-    fn ring_buffers_no_cpu_writes_to_are_known() {
-        assert_eq!(rings_used(&[0, 1]), [true, true, false, false]);
-        assert_eq!(rings_used(&(0..8).collect::<Vec<_>>()), [true; RINGS]);
-        assert_eq!(rings_used(&[2]), [false, false, true, false]);
-        assert_eq!(rings_used(&[]), [true; RINGS], "unknown: all sized");
-        assert!(!possible_cpus().is_empty(), "this machine's CPUs");
+        assert_eq!(most, 1, "steps back for one record");
+        assert_eq!(next_ring(&[5, 5], &[true, true]), Some(0));
+        assert_eq!(next_ring(&[0, 0], &[false, false]), None);
     }
 
     #[test]
