@@ -57,19 +57,10 @@ const volatile __u64 cfg_wakeup_bytes = 1 << 20;
 
 /* ---- maps ---- */
 
-/* Two ring buffers, one per CPU parity (the CPU that writes picks it):
- * writers on different CPUs do not take the same ring buffer's lock or
- * bounce its cache lines between them (one shared ring cost ~90 ns of
- * every event under load on 2 CPUs). The reader merges them by time. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
-} events1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -558,19 +549,10 @@ static __always_inline void output(struct ss_event *e)
 	 * bits of its timestamp): enough to wake the reader soon after the
 	 * threshold, without a query per event. */
 	__u64 wake = BPF_RB_NO_WAKEUP;
-	long err;
-	if (e->cpu & 1) {
-		if (((e->ts_ns >> 6) & 63) == 0 &&
-		    bpf_ringbuf_query(&events1, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
-			wake = BPF_RB_FORCE_WAKEUP;
-		err = bpf_ringbuf_output(&events1, e, sizeof(*e), wake);
-	} else {
-		if (((e->ts_ns >> 6) & 63) == 0 &&
-		    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
-			wake = BPF_RB_FORCE_WAKEUP;
-		err = bpf_ringbuf_output(&events, e, sizeof(*e), wake);
-	}
-	if (err)
+	if (((e->ts_ns >> 6) & 63) == 0 &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
+		wake = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake))
 		count(SS_STAT_LOST + e->kind);
 	else
 		count(e->kind);

@@ -441,7 +441,7 @@ pub struct Config {
     /// Kinds to write (mask of `Kind::bit`); 0 means all.
     pub kinds: u32,
     /// Ring buffer size in bytes (rounded up to a power of two, at least
-    /// one page), shared by the two ring buffers (one per CPU parity).
+    /// one page).
     pub ring_bytes: u32,
     /// Owners of sockets that existed at start, by cookie.
     pub cookie_owners: Vec<(u64, SeedOwner)>,
@@ -508,10 +508,7 @@ pub struct Tracer {
     // Dropping the Ebpf detaches and unloads every program ([`Tracer::detach`]);
     // the ring buffer and the counters are held apart and outlive it.
     ebpf: Option<Ebpf>,
-    /// The ring buffers the programs write to, by the writing CPU's
-    /// parity (bpf/common.h: `events`, `events1`); [`Tracer::poll`] merges
-    /// them by time.
-    rings: [RingBuf<MapData>; 2],
+    ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
     /// Tracepoints this kernel lacks (not fatal).
     pub skipped: Vec<Skipped>,
@@ -536,18 +533,6 @@ pub(crate) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> Trac
     move |e| TraceError::Map {
         map,
         detail: chain(&e),
-    }
-}
-
-/// Which ring buffer to read the next record from, in [`Tracer::poll`]'s
-/// merge: of those not found empty yet (`open`), the one whose last
-/// record was the older (`last`: its timestamp, 0 before the first).
-fn next_ring(last: &[u64; 2], open: &[bool; 2]) -> Option<usize> {
-    match open {
-        [true, true] => Some(usize::from(last[1] < last[0])),
-        [true, false] => Some(0),
-        [false, true] => Some(1),
-        [false, false] => None,
     }
 }
 
@@ -641,14 +626,11 @@ impl Tracer {
         let f_comm = u8::from(!cfg.comms.is_empty());
         let emit = if cfg.kinds == 0 { u32::MAX } else { cfg.kinds };
         let me = std::process::id();
-        // --buffer-mb is shared by the two ring buffers.
-        let ring = round_ring(
-            if cfg.ring_bytes == 0 {
-                8 << 20
-            } else {
-                cfg.ring_bytes
-            } / 2,
-        );
+        let ring = round_ring(if cfg.ring_bytes == 0 {
+            8 << 20
+        } else {
+            cfg.ring_bytes
+        });
         let wakeup = u64::from(ring / 4);
         let cookie_cap = (cfg.cookie_owners.len() as u32)
             .max(1024)
@@ -676,7 +658,6 @@ impl Tracer {
             .override_global("cfg_drop_skip", &cfg.drop_skip, true)
             .override_global("cfg_wakeup_bytes", &wakeup, true)
             .map_max_entries("events", ring)
-            .map_max_entries("events1", ring)
             .map_max_entries("cookie_owners", cookie_cap)
             .load(object)
             .map_err(|e| {
@@ -734,14 +715,11 @@ impl Tracer {
             }
         }
 
-        let rings: [RingBuf<MapData>; 2] = [
-            take_map(&mut ebpf, "events")?,
-            take_map(&mut ebpf, "events1")?,
-        ];
+        let ring: RingBuf<MapData> = take_map(&mut ebpf, "events")?;
         let stats: PerCpuArray<MapData, u64> = take_map(&mut ebpf, "stats")?;
         Ok(Tracer {
             ebpf: Some(ebpf),
-            rings,
+            ring,
             stats,
             skipped,
             notes,
@@ -764,12 +742,11 @@ impl Tracer {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: i64::from(timeout.subsec_nanos()),
         };
-        let [a, b] = &self.rings;
-        let (a, b) = (a.as_fd(), b.as_fd());
-        let mut fds = [
-            rustix::event::PollFd::new(&a, rustix::event::PollFlags::IN),
-            rustix::event::PollFd::new(&b, rustix::event::PollFlags::IN),
-        ];
+        let fd = self.ring.as_fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => return Ok(0),
@@ -779,29 +756,11 @@ impl Tracer {
         Ok(n)
     }
 
-    /// Hand over the records of both ring buffers, merged by time: each
-    /// ring buffer is in (nearly) time order, and the next record is
-    /// always taken from the one whose last record was the older, so a
-    /// record handed over is never far behind the ones before it (the
-    /// session's reorder queue puts it in place by stepping back from the
-    /// end: a few steps, where draining one ring buffer after the other
-    /// would make it step back over a whole batch).
     fn drain(&mut self, f: &mut impl FnMut(&[u8])) -> usize {
         let mut n = 0;
-        let mut last = [0u64; 2];
-        let mut open = [true; 2];
         // Bounded, so a flood cannot starve the caller's clock.
         while n < 65536 {
-            let Some(i) = next_ring(&last, &open) else {
-                break;
-            };
-            let Some(item) = self.rings[i].next() else {
-                open[i] = false;
-                continue;
-            };
-            if let Some(ts) = item.get(8..16) {
-                last[i] = u64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
-            }
+            let Some(item) = self.ring.next() else { break };
             f(&item);
             n += 1;
         }
@@ -1074,41 +1033,6 @@ mod tests {
         assert_eq!(b[8080 / 64], 1 << (8080 % 64));
         assert_eq!(b[1023], 1 << 63);
         assert_eq!(b.iter().map(|w| w.count_ones()).sum::<u32>(), 5);
-    }
-
-    /// Two ring buffers, each in time order, read through next_ring into
-    /// a queue that puts each record in place by stepping back from the
-    /// end: the result is in time order, and no record steps back over
-    /// more than one of the other ring buffer's.
-    #[test]
-    fn rings_are_merged_by_time() {
-        let rings: [Vec<u64>; 2] = [
-            vec![1, 2, 3, 10, 11, 12, 40],
-            vec![4, 5, 6, 7, 8, 9, 13, 30, 31, 32, 33],
-        ];
-        let (mut at, mut last, mut open) = ([0usize; 2], [0u64; 2], [true; 2]);
-        let mut q: Vec<u64> = Vec::new();
-        let mut most = 0;
-        while let Some(i) = next_ring(&last, &open) {
-            let Some(&ts) = rings[i].get(at[i]) else {
-                open[i] = false;
-                continue;
-            };
-            at[i] += 1;
-            last[i] = ts;
-            let mut k = q.len();
-            while k > 0 && q[k - 1] > ts {
-                k -= 1;
-            }
-            most = most.max(q.len() - k);
-            q.insert(k, ts);
-        }
-        let mut want: Vec<u64> = rings.concat();
-        want.sort_unstable();
-        assert_eq!(q, want);
-        assert_eq!(most, 1, "steps back for one record");
-        assert_eq!(next_ring(&[5, 5], &[true, true]), Some(0));
-        assert_eq!(next_ring(&[0, 0], &[false, false]), None);
     }
 
     #[test]

@@ -440,10 +440,9 @@ fn hand_all(stats: &mut Stats, sink: &mut dyn Sink, out: &mut Vec<Event>) -> io:
 }
 
 /// Insert a record keeping `q` in time order. Records arrive nearly in
-/// order (each ring buffer is written in commit order, and
-/// [`Tracer::poll`](crate::loader::Tracer::poll) merges the two by time),
-/// so the place is found by stepping back from the end; equal times keep
-/// their arrival order.
+/// order (one ring buffer, written in commit order from every CPU), so the
+/// place is found by stepping back from the end; equal times keep their
+/// arrival order.
 fn ordered_insert(q: &mut VecDeque<RawEvent>, r: RawEvent) {
     let mut i = q.len();
     while i > 0 && q[i - 1].ts_ns > r.ts_ns {

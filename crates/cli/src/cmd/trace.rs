@@ -150,7 +150,7 @@ pub struct TraceArgs {
     /// No per-event output, only the summary at the end.
     #[arg(short = 'q', long, conflicts_with_all = ["json", "jsonl", "diagram"])]
     pub quiet: bool,
-    /// Ring buffer size in MiB (rounded up to a power of two), shared by the two ring buffers (one per CPU parity).
+    /// Ring buffer size in MiB (rounded up to a power of two).
     #[arg(long, value_name = "MIB", default_value_t = 8)]
     pub buffer_mb: u32,
     /// Do not read the socket and fd tables at start (connections older than the trace then show no owner until they make a syscall).
