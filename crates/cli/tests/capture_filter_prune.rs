@@ -65,16 +65,6 @@ fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, len: usize) -> Vec
     t
 }
 
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
-
 /// A TCP segment between 192.168.0.1:cport and 192.168.0.2:80.
 fn seg(cport: u16, c2s: bool, seq: u32, ack: u32, flags: u8, len: usize) -> Vec<u8> {
     let (s, d, sp, dp) = if c2s {
