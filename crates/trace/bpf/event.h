@@ -247,6 +247,21 @@ struct ss_event {
 
 _Static_assert(sizeof(struct ss_event) == SS_EVENT_SIZE, "event layout");
 
+/* A ring buffer record is one event (SS_EVENT_SIZE bytes, kind < 16)
+ * or a batch: this 8-byte header (kind SS_BATCH), then `count` events,
+ * in the order the CPU that gathered them added them (about time order:
+ * a program that ran in between, an interrupt, can add a later event
+ * before an earlier one is added). See output() in common.h. */
+#define SS_BATCH 0x80
+#define SS_BATCH_MAX 16
+#define SS_BATCH_AGE_NS 2000000ULL
+struct ss_batch_head {
+	__u8 version;
+	__u8 kind;
+	__u16 count;
+	__u32 _pad;
+};
+
 /* Counters (per-CPU array "stats"): index = kind for events written,
  * SS_STAT_LOST + kind for events lost because the ring buffer was full,
  * SS_STAT_FILTERED + kind for events the kernel-side filter dropped. */

@@ -22,6 +22,7 @@
 #include "io.c"
 #include "netdev.c"
 #include "wait.c"
+#include "batch.c"
 
 /* GPL-compatible: the probe_read and task helpers are GPL-only. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

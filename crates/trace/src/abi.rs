@@ -14,6 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const EVENT_VERSION: u8 = 1;
 /// `SS_EVENT_SIZE` in bpf/event.h.
 pub const EVENT_SIZE: usize = 176;
+/// A batch record (bpf/event.h, struct ss_batch_head): its kind byte,
+/// the header's size, and the most events one holds.
+pub const BATCH_KIND: u8 = 0x80;
+pub const BATCH_HEAD: usize = 8;
+pub const BATCH_MAX: usize = 16;
 
 /// Counter indexes in the `stats` per-CPU array (bpf/event.h).
 pub const STAT_LOST: u32 = 16;

@@ -12,7 +12,7 @@
 //! per-CPU counters of events written, lost and filtered; [`Tracer::detach`]
 //! detaches the programs while the ring buffer stays readable.
 
-use crate::abi::{self, Kind};
+use crate::abi::{self, BATCH_HEAD, BATCH_KIND, BATCH_MAX, EVENT_SIZE, Kind};
 use crate::kfunc::{self, Link};
 use aya::maps::{HashMap as BpfHash, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key};
 use aya::programs::{BtfTracePoint, TracePoint};
@@ -40,6 +40,9 @@ pub const ENV_NOOP_SYSCALLS: &str = "SOCKSCOPE_TRACE_NOOP_SYSCALLS";
 /// once, so a run measures what the attached tracepoints cost by
 /// themselves (bench/trace.sh's floor).
 pub const ENV_NOOP_ALL: &str = "SOCKSCOPE_TRACE_NOOP_ALL";
+/// Benchmark switch: `0` writes every event to the ring buffer alone
+/// instead of in per-CPU batches (bpf/common.h, output()), to compare.
+pub const ENV_BATCH: &str = "SOCKSCOPE_TRACE_BATCH";
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -104,7 +107,7 @@ pub struct Probe {
 /// Every program, in attach order. The syscall programs (`ss_sc_*`)
 /// attach to the per-syscall tracepoints of [`SYSCALLS`] (perf events,
 /// found through tracefs); the others are BTF tracepoints.
-pub const PROBES: [Probe; 18] = [
+pub const PROBES: [Probe; 20] = [
     Probe {
         program: "ss_state",
         tracepoint: "inet_sock_set_state",
@@ -250,7 +253,33 @@ pub const PROBES: [Probe; 18] = [
         kinds: &[Kind::Wait],
         keeps_owners: false,
     },
+    // These two write each CPU's batch of events (bpf/batch.c); attached
+    // whenever events are batched, whatever the kinds.
+    Probe {
+        program: "ss_batch_tick",
+        tracepoint: "hrtimer_expire_entry",
+        event: "timer:hrtimer_expire_entry",
+        required: true,
+        kinds: &[],
+        keeps_owners: false,
+    },
+    Probe {
+        program: "ss_batch_idle",
+        tracepoint: "cpu_idle",
+        event: "power:cpu_idle",
+        required: true,
+        kinds: &[],
+        keeps_owners: false,
+    },
 ];
+
+/// The per-CPU batch of bpf/common.h (struct ss_stage), as raw bytes:
+/// `busy` u64, `first_ts` u64, `n` u32, pad, then the ring buffer record
+/// (8-byte header, SS_BATCH_MAX events).
+const STAGE_SIZE: usize = STAGE_EVENTS + BATCH_MAX * EVENT_SIZE;
+const STAGE_N: usize = 16;
+const STAGE_EVENTS: usize = 32;
+type Stage = [u8; STAGE_SIZE];
 
 /// Why tracing cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -510,6 +539,9 @@ pub struct Tracer {
     ebpf: Option<Ebpf>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
+    /// The per-CPU batches, read once after the programs are detached
+    /// ([`Tracer::take_batches`]); None when events are not batched.
+    stage: Option<PerCpuArray<MapData, Stage>>,
     /// Tracepoints this kernel lacks (not fatal).
     pub skipped: Vec<Skipped>,
     /// How things were attached, when not the usual way.
@@ -595,6 +627,15 @@ impl Tracer {
         // at an 8-byte boundary (the ELF parser reads it in place).
         let syscall_noop = u8::from(std::env::var_os(ENV_NOOP_SYSCALLS).is_some());
         let noop_all = u8::from(std::env::var_os(ENV_NOOP_ALL).is_some());
+        // Batches need their two flush tracepoints (both in every kernel
+        // with BTF tracepoints; checked so an odd one runs unbatched).
+        let batch = u8::from(
+            std::env::var_os(ENV_BATCH).is_none_or(|v| v != "0")
+                && ["hrtimer_expire_entry", "cpu_idle"].iter().all(|t| {
+                    btf.id_by_type_name_kind(&format!("btf_trace_{t}"), BtfKind::Typedef)
+                        .is_ok()
+                }),
+        );
         // User space times sockets from their first state change when it
         // sees every state change; otherwise the kernel keeps births.
         let owner_filter = !cfg.pids.is_empty() || !cfg.comms.is_empty();
@@ -651,6 +692,7 @@ impl Tracer {
             .override_global("cfg_kfunc_cast", &kfunc_cast, true)
             .override_global("cfg_syscall_noop", &syscall_noop, true)
             .override_global("cfg_noop_all", &noop_all, true)
+            .override_global("cfg_batch", &batch, true)
             .override_global("cfg_kernel_births", &kernel_births, true)
             .override_global("cfg_kernel_owners", &kernel_owners_flag, true)
             .override_global("cfg_emit", &emit, true)
@@ -688,7 +730,8 @@ impl Tracer {
             let births = p.program == "ss_state" && emit & Kind::Destroy.bit() != 0;
             let wanted = (p.keeps_owners && kernel_owners)
                 || births
-                || p.kinds.iter().any(|k| emit & k.bit() != 0);
+                || p.kinds.iter().any(|k| emit & k.bit() != 0)
+                || (p.program.starts_with("ss_batch_") && batch == 1);
             if !wanted {
                 continue;
             }
@@ -717,10 +760,12 @@ impl Tracer {
 
         let ring: RingBuf<MapData> = take_map(&mut ebpf, "events")?;
         let stats: PerCpuArray<MapData, u64> = take_map(&mut ebpf, "stats")?;
+        let stage: PerCpuArray<MapData, Stage> = take_map(&mut ebpf, "stage")?;
         Ok(Tracer {
             ebpf: Some(ebpf),
             ring,
             stats,
+            stage: (batch == 1).then_some(stage),
             skipped,
             notes,
         })
@@ -761,10 +806,26 @@ impl Tracer {
         // Bounded, so a flood cannot starve the caller's clock.
         while n < 65536 {
             let Some(item) = self.ring.next() else { break };
-            f(&item);
-            n += 1;
+            n += split_record(&item, f);
         }
         n
+    }
+
+    /// Hand to `f` the events still waiting in the per-CPU batches, once
+    /// the programs are detached ([`Detaching::wait`] returned): nothing
+    /// adds to or writes them any more. Returns how many; 0 the second
+    /// time, or when the programs are still attached.
+    pub fn take_batches(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        if self.ebpf.is_some() {
+            return 0;
+        }
+        let Some(stage) = self.stage.take() else {
+            return 0;
+        };
+        let Ok(cpus) = stage.get(&0, 0) else {
+            return 0;
+        };
+        cpus.iter().map(|s| staged_events(s, &mut f)).sum()
     }
 
     /// Detach and unload every program: nothing is written to the ring
@@ -807,6 +868,34 @@ impl Tracer {
         }
         c
     }
+}
+
+/// Hand each event of a ring buffer record to `f`: the record itself, or
+/// the events of a batch (bpf/event.h, struct ss_batch_head). Returns how
+/// many were handed over; a batch whose count overruns the record is
+/// handed over as one record, for the decoder to reject.
+pub fn split_record(b: &[u8], f: &mut impl FnMut(&[u8])) -> usize {
+    if b.len() >= BATCH_HEAD && b[1] == BATCH_KIND {
+        let count = usize::from(u16::from_le_bytes([b[2], b[3]]));
+        if count > 0 && b.len() >= BATCH_HEAD + count * EVENT_SIZE {
+            for e in b[BATCH_HEAD..].chunks_exact(EVENT_SIZE).take(count) {
+                f(e);
+            }
+            return count;
+        }
+    }
+    f(b);
+    1
+}
+
+/// The events a CPU's batch still holds (see [`Tracer::take_batches`]).
+fn staged_events(s: &Stage, f: &mut impl FnMut(&[u8])) -> usize {
+    let n = u32::from_le_bytes([s[STAGE_N], s[STAGE_N + 1], s[STAGE_N + 2], s[STAGE_N + 3]]);
+    let n = (n as usize).min(BATCH_MAX);
+    for e in s[STAGE_EVENTS..].chunks_exact(EVENT_SIZE).take(n) {
+        f(e);
+    }
+    n
 }
 
 fn first_line(s: &str) -> String {
@@ -1045,6 +1134,53 @@ mod tests {
         assert_eq!(&comm_key("nginx")[..6], b"nginx\0");
         assert_eq!(round_ring(0), 4096);
         assert_eq!(round_ring(5 << 20), 8 << 20);
+    }
+
+    #[test]
+    fn batches_split_into_their_events() {
+        let ev = |i: u8| {
+            let mut e = [0u8; EVENT_SIZE];
+            e[0] = abi::EVENT_VERSION;
+            e[1] = Kind::State as u8;
+            e[8] = i;
+            e
+        };
+        let split = |b: &[u8]| {
+            let mut got = Vec::new();
+            let n = split_record(b, &mut |e: &[u8]| got.push(e.to_vec()));
+            assert_eq!(n, got.len());
+            got
+        };
+        // One event alone: itself.
+        assert_eq!(split(&ev(7)), vec![ev(7).to_vec()]);
+        // A batch of three (the ring buffer pads records to 8 bytes;
+        // nothing follows a batch's events but padding).
+        let mut b = vec![abi::EVENT_VERSION, BATCH_KIND, 3, 0, 0, 0, 0, 0];
+        for i in 1..=3 {
+            b.extend_from_slice(&ev(i));
+        }
+        let got = split(&b);
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().zip(1..=3).all(|(e, i)| e[..] == ev(i)[..]));
+        // A count the record cannot hold, or 0: handed over whole, for
+        // the decoder to reject (it is not an event's size).
+        b[2] = 4;
+        assert_eq!(split(&b), vec![b.clone()]);
+        b[2] = 0;
+        assert_eq!(split(&b), vec![b.clone()]);
+        assert!(abi::RawEvent::decode(&b).is_err());
+        // A CPU's batch as the map holds it: n at 16, events from 32.
+        let mut s: Stage = [0u8; STAGE_SIZE];
+        s[STAGE_N] = 2;
+        s[0] = 1; // busy (never, once detached; not looked at)
+        s[STAGE_EVENTS..STAGE_EVENTS + EVENT_SIZE].copy_from_slice(&ev(5));
+        s[STAGE_EVENTS + EVENT_SIZE..STAGE_EVENTS + 2 * EVENT_SIZE].copy_from_slice(&ev(6));
+        let mut got = Vec::new();
+        assert_eq!(staged_events(&s, &mut |e: &[u8]| got.push(e[8])), 2);
+        assert_eq!(got, vec![5, 6]);
+        // A count past the batch's size reads only what it holds.
+        s[STAGE_N] = 200;
+        assert_eq!(staged_events(&s, &mut |_: &[u8]| {}), BATCH_MAX);
     }
 
     #[test]

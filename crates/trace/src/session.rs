@@ -280,6 +280,7 @@ impl Session {
             }
             d.wait();
         }
+        self.read_batches();
         self.drain_all()?;
         self.release(u64::MAX, sink, &mut window, &mut out, &mut done)?;
         self.answers(sink, &mut out, &mut done, true)?;
@@ -327,6 +328,18 @@ impl Session {
         self.stats.events_read += (n as u64).saturating_sub(bad);
         self.stats.bad_records += bad;
         Ok(n)
+    }
+
+    /// Once detached: the events still in the per-CPU batches.
+    fn read_batches(&mut self) {
+        let mut bad = 0u64;
+        let pending = &mut self.pending;
+        let n = self.tracer.take_batches(|b| match RawEvent::decode(b) {
+            Ok(r) => ordered_insert(pending, r),
+            Err(_) => bad += 1,
+        });
+        self.stats.events_read += (n as u64).saturating_sub(bad);
+        self.stats.bad_records += bad;
     }
 
     /// After [`Tracer::detach`]: read until the ring buffer is empty and
