@@ -436,7 +436,11 @@ pub struct Tracker {
     next: u64,
     /// Live socket address -> connection id.
     live: FxMap<u64, u64>,
-    conns: FxMap<u64, Conn>,
+    /// Boxed: a connection is ~540 bytes, and a busy host keeps tens of
+    /// thousands (the grace period): inline they made every lookup of
+    /// the table a walk over megabytes; boxed the table is small and only
+    /// the connection looked for is touched.
+    conns: FxMap<u64, Box<Conn>>,
     /// (netns, local, peer) -> connection id.
     tuples: FxMap<Tuple, u64>,
     /// (netns, peer) -> connection id, for connections whose local port is
@@ -565,7 +569,7 @@ impl Tracker {
 
     /// Connections still tracked (open, or closing within the grace period).
     pub fn open(&self) -> impl Iterator<Item = &Conn> {
-        self.conns.values()
+        self.conns.values().map(|c| &**c)
     }
 
     fn create(&mut self, sk: u64, ev: &Event) -> u64 {
@@ -577,7 +581,7 @@ impl Tracker {
             c.owner = k.owner.clone();
             c.enter(k.state);
         }
-        self.conns.insert(id, c);
+        self.conns.insert(id, Box::new(c));
         if sk != 0 {
             self.live.insert(sk, id);
         }
@@ -1126,7 +1130,7 @@ impl Tracker {
         c.held.clear();
         c.held_n = [0; 2];
         if c.verdict == Some(true) {
-            done.push(c);
+            done.push(*c);
         }
     }
 }
