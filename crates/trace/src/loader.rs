@@ -628,9 +628,14 @@ impl Tracer {
         let syscall_noop = u8::from(std::env::var_os(ENV_NOOP_SYSCALLS).is_some());
         let noop_all = u8::from(std::env::var_os(ENV_NOOP_ALL).is_some());
         // Batches need their two flush tracepoints (both in every kernel
-        // with BTF tracepoints; checked so an odd one runs unbatched).
+        // with BTF tracepoints; checked so an odd one runs unbatched), and
+        // CPUs that tick while busy: a nohz_full CPU running one task in
+        // user space has no tick to write its batch.
+        let nohz_full = std::fs::read_to_string("/sys/devices/system/cpu/nohz_full")
+            .is_ok_and(|s| nohz_full_cpus(&s));
         let batch = u8::from(
             std::env::var_os(ENV_BATCH).is_none_or(|v| v != "0")
+                && !nohz_full
                 && ["hrtimer_expire_entry", "cpu_idle"].iter().all(|t| {
                     btf.id_by_type_name_kind(&format!("btf_trace_{t}"), BtfKind::Typedef)
                         .is_ok()
@@ -868,6 +873,13 @@ impl Tracer {
         }
         c
     }
+}
+
+/// Whether /sys/devices/system/cpu/nohz_full lists any CPU (it holds a
+/// CPU list, or nothing or "(null)" when there is none).
+fn nohz_full_cpus(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty() && s != "(null)"
 }
 
 /// Hand each event of a ring buffer record to `f`: the record itself, or
@@ -1181,6 +1193,15 @@ mod tests {
         // A count past the batch's size reads only what it holds.
         s[STAGE_N] = 200;
         assert_eq!(staged_events(&s, &mut |_: &[u8]| {}), BATCH_MAX);
+    }
+
+    #[test]
+    fn nohz_full_lists() {
+        assert!(!nohz_full_cpus(""));
+        assert!(!nohz_full_cpus("\n"));
+        assert!(!nohz_full_cpus("(null)\n"));
+        assert!(nohz_full_cpus("1-3\n"));
+        assert!(nohz_full_cpus("2,5"));
     }
 
     #[test]
