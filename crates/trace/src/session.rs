@@ -117,8 +117,8 @@ pub struct Session {
     lean: bool,
     start_ns: u64,
     started: Instant,
-    /// Records read but not yet handed on, in time order (see [`ordered_insert`]).
-    pending: VecDeque<RawEvent>,
+    /// Records read but not yet handed on (see [`Reorder`]).
+    pending: Reorder,
     stats: Stats,
     ring_bytes: u32,
     /// Notes for the user about the start (skipped tracepoints, fd tables
@@ -195,7 +195,7 @@ impl Session {
             lean,
             start_ns,
             started: Instant::now(),
-            pending: VecDeque::new(),
+            pending: Reorder::default(),
             stats: Stats {
                 snapshot_sockets,
                 ..Stats::default()
@@ -321,7 +321,7 @@ impl Session {
         let n = self
             .tracer
             .poll(timeout, |b| match RawEvent::decode(b) {
-                Ok(r) => ordered_insert(pending, r),
+                Ok(r) => pending.insert(r),
                 Err(_) => bad += 1,
             })
             .map_err(io::Error::other)?;
@@ -335,7 +335,7 @@ impl Session {
         let mut bad = 0u64;
         let pending = &mut self.pending;
         let n = self.tracer.take_batches(|b| match RawEvent::decode(b) {
-            Ok(r) => ordered_insert(pending, r),
+            Ok(r) => pending.insert(r),
             Err(_) => bad += 1,
         });
         self.stats.events_read += (n as u64).saturating_sub(bad);
@@ -373,10 +373,8 @@ impl Session {
         // Each record is read where it lies in the queue (a record is
         // 176 bytes, an event 312: the reader's time goes largely into
         // copying them) and dropped after.
-        while let Some(r) = self.pending.front() {
-            if r.ts_ns > cutoff {
-                break;
-            }
+        self.pending.begin();
+        while let Some(r) = self.pending.first(cutoff) {
             window.count(r);
             let ev = if self.lean {
                 Event::from_raw_lean(r, &self.reasons, self.start_ns)
@@ -384,7 +382,7 @@ impl Session {
                 Event::from_raw(r, &self.reasons, self.start_ns)
             };
             let sk = r.sk;
-            self.pending.pop_front();
+            self.pending.pop_first();
             self.tracker.push(ev, sk, out, done);
             if !self.lean {
                 hand_all(&mut self.stats, sink, out)?;
@@ -452,10 +450,83 @@ fn hand_all(stats: &mut Stats, sink: &mut dyn Sink, out: &mut Vec<Event>) -> io:
     r
 }
 
-/// Insert a record keeping `q` in time order. Records arrive nearly in
-/// order (one ring buffer, written in commit order from every CPU), so the
-/// place is found by stepping back from the end; equal times keep their
-/// arrival order.
+/// Records waiting to be handed on in time order: one queue per CPU (the
+/// record's `cpu`), each in time order, merged at release by the earliest
+/// front. A CPU writes its records nearly in time order (in batches of up
+/// to 16, or alone), while the batches of different CPUs interleave in
+/// the ring buffer: one queue for all would have each record of a batch
+/// step back over, and be inserted before, the records of every other
+/// CPU's batches written in the meantime.
+#[derive(Default)]
+struct Reorder {
+    queues: Vec<VecDeque<RawEvent>>,
+    len: usize,
+    /// The non-empty queues by the time of their first record, earliest
+    /// on top: made by [`Reorder::begin`], kept by [`Reorder::pop_first`].
+    fronts: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>>,
+}
+
+/// Queues at most (a record of a higher CPU number goes in the last one,
+/// which [`ordered_insert`] keeps in order all the same).
+const MAX_QUEUES: usize = 1024;
+
+impl Reorder {
+    fn insert(&mut self, r: RawEvent) {
+        let q = (r.cpu as usize).min(MAX_QUEUES - 1);
+        if q >= self.queues.len() {
+            self.queues.resize_with(q + 1, VecDeque::new);
+        }
+        ordered_insert(&mut self.queues[q], r);
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Before a run of [`Reorder::first`] and [`Reorder::pop_first`] (no
+    /// insert in between).
+    fn begin(&mut self) {
+        self.fronts.clear();
+        for (i, q) in self.queues.iter().enumerate() {
+            if let Some(r) = q.front() {
+                self.fronts.push(std::cmp::Reverse((r.ts_ns, i)));
+            }
+        }
+    }
+
+    /// The earliest record, if it is at or before `cutoff`.
+    fn first(&self, cutoff: u64) -> Option<&RawEvent> {
+        let std::cmp::Reverse((ts, i)) = *self.fronts.peek()?;
+        if ts > cutoff {
+            return None;
+        }
+        self.queues[i].front()
+    }
+
+    /// Drop the earliest record.
+    fn pop_first(&mut self) {
+        let Some(mut top) = self.fronts.peek_mut() else {
+            return;
+        };
+        let i = top.0.1;
+        if self.queues[i].pop_front().is_some() {
+            self.len -= 1;
+        }
+        // The queue's next record takes its place (one sift down, when
+        // the top is let go), or the queue leaves the heap.
+        match self.queues[i].front() {
+            Some(r) => top.0 = (r.ts_ns, i),
+            None => {
+                std::collections::binary_heap::PeekMut::pop(top);
+            }
+        }
+    }
+}
+
+/// Insert a record keeping `q` in time order. A CPU's records arrive
+/// nearly in order, so the place is found by stepping back from the end;
+/// equal times keep their arrival order.
 fn ordered_insert(q: &mut VecDeque<RawEvent>, r: RawEvent) {
     let mut i = q.len();
     while i > 0 && q[i - 1].ts_ns > r.ts_ns {
@@ -667,6 +738,69 @@ mod tests {
         }
         let got: Vec<(u64, u64)> = q.iter().map(|r| (r.ts_ns, r.sk)).collect();
         assert_eq!(got, vec![(5, 5), (10, 1), (20, 3), (30, 2), (30, 4)]);
+    }
+
+    #[test]
+    fn records_of_every_cpu_are_merged_in_time_order() {
+        let mut q = Reorder::default();
+        // Two CPUs' batches interleaved as the ring buffer holds them, a
+        // record of one CPU a little out of order (an interrupted
+        // program), and a CPU number past the last queue.
+        let recs = [
+            (0, 10, 1),
+            (0, 20, 2),
+            (0, 40, 3),
+            (1, 15, 4),
+            (1, 25, 5),
+            (1, 35, 6),
+            (0, 30, 7),
+            (1, 5, 8),
+            (5000, 22, 9),
+            (5000, 12, 10),
+        ];
+        for (cpu, ts, sk) in recs {
+            let mut r = crate::abi::RawEvent::decode(&sample(1, "x")).unwrap();
+            r.cpu = cpu;
+            r.ts_ns = ts;
+            r.sk = sk;
+            q.insert(r);
+        }
+        assert_eq!(q.len(), recs.len());
+        let mut got = Vec::new();
+        q.begin();
+        while let Some(r) = q.first(30) {
+            got.push((r.ts_ns, r.sk));
+            q.pop_first();
+        }
+        assert_eq!(
+            got,
+            vec![
+                (5, 8),
+                (10, 1),
+                (12, 10),
+                (15, 4),
+                (20, 2),
+                (22, 9),
+                (25, 5),
+                (30, 7)
+            ]
+        );
+        assert_eq!(q.len(), 2);
+        // Later records go in; the rest comes out in order.
+        let mut r = crate::abi::RawEvent::decode(&sample(1, "x")).unwrap();
+        r.cpu = 1;
+        r.ts_ns = 36;
+        r.sk = 11;
+        q.insert(r);
+        q.begin();
+        got.clear();
+        while let Some(r) = q.first(u64::MAX) {
+            got.push((r.ts_ns, r.sk));
+            q.pop_first();
+        }
+        assert_eq!(got, vec![(35, 6), (36, 11), (40, 3)]);
+        assert_eq!(q.len(), 0);
+        assert!(q.first(u64::MAX).is_none());
     }
 
     #[test]
