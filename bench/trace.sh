@@ -34,7 +34,9 @@
 # kernel, so the filtered run measures them too.
 #
 # in ROUNDS interleaved rounds (the machine may be shared: medians of
-# interleaved runs resist drift), then a rate ladder: unfiltered under
+# interleaved runs resist drift; the filtered, the unfiltered and the
+# packet group of a round each have a baseline measured just before them,
+# and each ratio is to that baseline), then a rate ladder: unfiltered under
 # lighter loads (wrk -c1, -c2, -c4, -c8), each against its own baseline,
 # for events lost at lower event rates.
 #
@@ -132,22 +134,36 @@ echo "machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ), kernel.
 if [ "$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null)" = 1 ]; then
     echo "  (bpf_stats_enabled=1: every BPF program run is timed; the traced runs cost more than on a default host)"
 fi
-: >"$work/base"; : >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"
+: >"$work/base"; : >"$work/base2"; : >"$work/base3"
+: >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"
 for round in $(seq "$ROUNDS"); do
+    # Each group of runs has a baseline of its own, measured just before
+    # it: this host's throughput drifts by tens of percent within a
+    # minute, so a traced run is compared with the nearest baseline.
     load "$CONNS" >>"$work/base"
     traced "$CONNS" --port 9 >>"$work/filt"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" --port 9 >>"$work/floor"
     traced "$CONNS" --port 9 --events state,retransmit,reset,destroy,drop >>"$work/light"
+    load "$CONNS" >>"$work/base2"
     traced "$CONNS" >>"$work/unf"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" >>"$work/unf0"
+    load "$CONNS" >>"$work/base3"
     traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt0"
-    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0")) | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"))  (requests/s [events/s lost])"
+    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | baseline $(tail -n1 "$work/base2") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0")) | baseline $(tail -n1 "$work/base3") | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"))  (requests/s [events/s lost])"
 done
-# Ratios per round (each against the baseline measured just before it),
-# then the median: robust to load from elsewhere drifting between rounds.
-rratio() { paste -d' ' "$work/base" "$1" | awk '{ printf "%.4f\n", $2 / $1 }' | median; }
-base=$(median <"$work/base")
+# Ratios per round (each against the baseline measured just before its
+# group), then the median: robust to load from elsewhere drifting between
+# rounds and, mostly, within one.
+rratio() {
+    local b="$work/base"
+    case "$1" in
+    "$work/unf" | "$work/unf0") b="$work/base2" ;;
+    "$work/pkt" | "$work/pkt0") b="$work/base3" ;;
+    esac
+    paste -d' ' "$b" "$1" | awk '{ printf "%.4f\n", $2 / $1 }' | median
+}
+base=$(cat "$work/base" "$work/base2" "$work/base3" | median)
 col() { awk -v c="$1" '{ print $c }' "$2" | median; }
 lost() { awk '{ s += $3 } END { print s + 0 }' "$1"; }
 row() { printf '%-40s %12.0f %8.3f %12s %10s\n' "$1" "$(col 1 "$2")" "$(rratio "$2")" "$(col 2 "$2")" "$(lost "$2")"; }
