@@ -320,10 +320,7 @@ impl Session {
         let pending = &mut self.pending;
         let n = self
             .tracer
-            .poll(timeout, |b| match RawEvent::decode(b) {
-                Ok(r) => pending.insert(r),
-                Err(_) => bad += 1,
-            })
+            .poll(timeout, |b| pending.insert_record(b, &mut bad))
             .map_err(io::Error::other)?;
         self.stats.events_read += (n as u64).saturating_sub(bad);
         self.stats.bad_records += bad;
@@ -334,10 +331,9 @@ impl Session {
     fn read_batches(&mut self) {
         let mut bad = 0u64;
         let pending = &mut self.pending;
-        let n = self.tracer.take_batches(|b| match RawEvent::decode(b) {
-            Ok(r) => pending.insert(r),
-            Err(_) => bad += 1,
-        });
+        let n = self
+            .tracer
+            .take_batches(|b| pending.insert_record(b, &mut bad));
         self.stats.events_read += (n as u64).saturating_sub(bad);
         self.stats.bad_records += bad;
     }
@@ -478,6 +474,15 @@ impl Reorder {
         }
         ordered_insert(&mut self.queues[q], r);
         self.len += 1;
+    }
+
+    /// A record as read from the kernel; one that does not decode is
+    /// counted in `bad`.
+    fn insert_record(&mut self, b: &[u8], bad: &mut u64) {
+        match RawEvent::decode(b) {
+            Ok(r) => self.insert(r),
+            Err(_) => *bad += 1,
+        }
     }
 
     fn len(&self) -> usize {
