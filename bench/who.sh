@@ -23,8 +23,11 @@
 # but the owner walk's program returns at once for every fd: the kernel
 # still visits every fd of every task, no socket is read, no owner found):
 #   wall(sockscope who :PORT) / wall(ss -tanp 'sport = :PORT') <= 0.1 (issue 16)
-# and, for information, who :PORT with SOCKSCOPE_OWNERS_SPLIT=0 (the owner
-# walk in one thread instead of split by process between two).
+# and, for information, who :PORT with SOCKSCOPE_OWNERS_FDT=0: the owners
+# found by the `task_file` iterator (one program run per fd of the host,
+# filtered to the port, split by process between two threads) instead of
+# the walk of every task's fd array that runs beside the dump. The
+# NOOP floor is that `task_file` walk's (NOOP turns the fd-array walk off).
 #
 # Usage: bench/who.sh [--quick] [--runs N] [--case N:P] [--port PORT]
 #                     [--sockscope PATH]
@@ -165,12 +168,12 @@ echo
 
 # ------------------------------------------------------------ output check --
 FLOOR="floor: who :$PORT, owner walk doing nothing"
-WHOLE="who :$PORT, owner walk not split"
+WHOLE="who :$PORT, task_file walk"
 names=("sockscope who :$PORT" "sockscope who :$PORT --json" "ss -tanp 'sport = :$PORT'" "ss -tan 'sport = :$PORT'" "$FLOOR" "$WHOLE")
 cmd_of() { # name -> command line for hyperfine -N (shell-words split)
     case $1 in
         sockscope*) echo "$SOCKSCOPE ${1#sockscope }" ;;
-        "who :"*) echo "env SOCKSCOPE_OWNERS_SPLIT=0 $SOCKSCOPE who :$PORT" ;;
+        "who :"*) echo "env SOCKSCOPE_OWNERS_FDT=0 $SOCKSCOPE who :$PORT" ;;
         floor:*) echo "env SOCKSCOPE_OWNERS_NOOP=1 $SOCKSCOPE who :$PORT" ;;
         *) echo "$1" ;;
     esac
@@ -179,7 +182,7 @@ cmd_of() { # name -> command line for hyperfine -N (shell-words split)
 check() { # name -> prints a verdict line; returns 1 on wrong output
     local name=$1 out=$WORK/out rc=0
     if [[ $name == "$WHOLE" ]]; then
-        printf '  %-34s %s\n' "not split" "not checked (the same walk as who's, in one thread; tests compare the two)"
+        printf '  %-34s %s\n' "task_file walk" "not checked (the other owner walk; tests compare the two)"
         return 0
     fi
     if [[ $name == floor:* ]]; then
@@ -311,9 +314,9 @@ if who["cpu"] and ssp["cpu"]:
 print(f"| who :{port} / ss -tan, no owners (wall) | {who['med'] / ss['med']:.3f} | — | info |")
 print(f"| who :{port} RSS / ss -tanp RSS | {who['rss'] / ssp['rss']:.3f} | — | info |")
 print(f"| floor: ss -tan 'sport = :{port}' (the dump alone) / ss -tanp | {ss['med'] / ssp['med']:.3f} | — | info |")
-print(f"| floor: who, owner walk doing nothing / ss -tanp | {floor['med'] / ssp['med']:.3f} | — | info |")
-whole = rows[f"who :{port}, owner walk not split"]
-print(f"| who, owner walk not split (SOCKSCOPE_OWNERS_SPLIT=0) / ss -tanp | {whole['med'] / ssp['med']:.3f} | — | info |")
+print(f"| floor of the task_file walk: who, its program doing nothing / ss -tanp | {floor['med'] / ssp['med']:.3f} | — | info |")
+whole = rows[f"who :{port}, task_file walk"]
+print(f"| who, task_file walk (SOCKSCOPE_OWNERS_FDT=0) / ss -tanp | {whole['med'] / ssp['med']:.3f} | — | info |")
 print()
 print("RESULT:", "no target at this size (smoke run)" if quick else
       ("PASS" if ratio <= target else f"FAIL (ratio {ratio:.3f} > {target})"))

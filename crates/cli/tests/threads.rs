@@ -202,14 +202,16 @@ fn who_port_lists_every_table_that_holds_a_shared_listener() {
     assert_eq!(triples(&chains[0]["socket"]["owners"]), want, "who :{port}");
     // Each owner also has its own chain (fd link, process).
     assert_eq!(chains[0]["owners"].as_array().map(Vec::len), Some(4));
-    // The same whether the walk is split by process between two threads
-    // or runs whole (sockscope decides from the files per process; the
-    // environment forces each way).
+    // The same by the `task_file` walk (SOCKSCOPE_OWNERS_FDT=0), whether
+    // it is split by process between two threads or runs whole (sockscope
+    // decides from the files per process; the environment forces each
+    // way).
     for (split, note) in [("1", true), ("0", false)] {
         let pid_arg = sc.pid.to_string();
         let w = common::run_cmd(
             "env",
             &[
+                "SOCKSCOPE_OWNERS_FDT=0",
                 &format!("SOCKSCOPE_OWNERS_SPLIT={split}"),
                 common::BIN,
                 "who",
@@ -241,6 +243,31 @@ fn who_port_lists_every_table_that_holds_a_shared_listener() {
             w.stderr
         );
     }
+    // By default, the walk of every task's fd array (said with -v).
+    let w = common::run_cmd(
+        "env",
+        &[
+            common::BIN,
+            "who",
+            "--netns-pid",
+            &sc.pid.to_string(),
+            &format!(":{port}"),
+            "--json",
+            "-v",
+        ],
+    );
+    w.expect_code(0);
+    let v: Value = serde_json::from_str(&w.stdout).unwrap();
+    assert_eq!(
+        triples(&v[0]["socket"]["owners"]),
+        want,
+        "who :{port}, fd arrays"
+    );
+    assert!(
+        w.stderr.contains("fd array walked by a BPF task iterator"),
+        "{}",
+        w.stderr
+    );
     // And 127.0.0.1:PORT, and the text output, the same.
     let w = sc.sockscope("who", &[&format!("127.0.0.1:{port}"), "--json"]);
     w.expect_code(0);
@@ -290,4 +317,60 @@ fn a_socket_from_another_namespace() {
     let w = sockscope(&["who", &format!("{pid}/{fd}")]);
     w.expect_code(0);
     assert!(w.stdout.contains("127.0.0.1:7903"), "{}", w.stdout);
+}
+
+/// `who :PORT` where the port's listener sits past the first 4,032 fds of
+/// two tables (the fd-array walk reads a table in runs of that many fds,
+/// resuming the task where the last run stopped): every copy is found,
+/// by both owner walks, as the full scans find them.
+#[test]
+fn who_port_finds_fds_past_the_first_run_of_a_large_table() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = start("many-fds");
+    let pid = u64::from(sc.pid);
+    let (port, inode) = (sc.num("/port"), sc.num("/inode"));
+    let tid = sc.num("/thread_tid");
+    let (fd, fd2) = (sc.num("/fd"), sc.num("/fd2"));
+    assert!(fd > 5000, "the listener comes after 5,000 sockets: fd {fd}");
+    // The thread's copy of the table holds the first two too.
+    let mut want = vec![
+        (pid, None, fd),
+        (pid, None, fd2),
+        (pid, Some(tid), fd),
+        (pid, Some(tid), fd2),
+        (pid, Some(tid), 9500),
+    ];
+    want.sort();
+    assert_eq!(ls_owners(&sc, inode), want, "ls -p");
+    assert_eq!(proc_owners(inode), want, "the /proc walk");
+    for fdt in ["1", "0"] {
+        let w = common::run_cmd(
+            "env",
+            &[
+                &format!("SOCKSCOPE_OWNERS_FDT={fdt}"),
+                common::BIN,
+                "who",
+                "--netns-pid",
+                &sc.pid.to_string(),
+                &format!(":{port}"),
+                "--json",
+                "-v",
+            ],
+        );
+        w.expect_code(0);
+        let v: Value = serde_json::from_str(&w.stdout).unwrap();
+        assert_eq!(
+            triples(&v[0]["socket"]["owners"]),
+            want,
+            "who :{port} with SOCKSCOPE_OWNERS_FDT={fdt}"
+        );
+        assert_eq!(
+            w.stderr.contains("fd array walked by a BPF task iterator"),
+            fdt == "1",
+            "{}",
+            w.stderr
+        );
+    }
 }

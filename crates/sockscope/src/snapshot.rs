@@ -5,7 +5,7 @@
 
 use crate::model::{FdEntry, OwnerScan, ProcessInfo, Socket};
 use crate::source::netns::OpenNetns;
-use crate::source::{Kind, Request, SourceError, collect_each, collect_port, owners, owners_bpf};
+use crate::source::{Kind, Request, SourceError, collect_each, owners, owners_bpf, owners_fdt};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, mpsc};
 
@@ -37,6 +37,35 @@ pub struct ReadAhead {
     pub fds: HashMap<(u32, Option<u32>, u32), FdEntry>,
 }
 
+impl ReadAhead {
+    /// Read process `pid` (once) and, for a listener's fd, the fd (pid,
+    /// tid, fd): each up to [`READ_AHEAD_MAX`]. A process or fd gone
+    /// meanwhile is left out (read again, and missed again, when the chain
+    /// is built).
+    fn read(
+        &mut self,
+        root: &std::path::Path,
+        pid: u32,
+        tid: Option<u32>,
+        fd: u32,
+        listener: bool,
+    ) {
+        use crate::source::process;
+        if self.processes.len() < READ_AHEAD_MAX
+            && !self.processes.contains_key(&pid)
+            && let Ok(p) = process::read_process(root, pid)
+        {
+            self.processes.insert(pid, p);
+        }
+        if listener
+            && self.fds.len() < READ_AHEAD_MAX
+            && let Ok(e) = process::read_fd_at(root, pid, tid, fd)
+        {
+            self.fds.insert((pid, tid, fd), e);
+        }
+    }
+}
+
 /// Processes, and listener fds, [`snapshot_port`] reads ahead at most:
 /// beyond, they are read as each chain is built.
 pub const READ_AHEAD_MAX: usize = 1024;
@@ -58,7 +87,6 @@ impl Snapshot {
         shared: Option<&owners_bpf::Shared>,
     ) -> Option<Result<owners_bpf::Part, owners_bpf::BpfOwnerError>> {
         use crate::model::State;
-        use crate::source::process;
         let root = std::path::Path::new("/proc");
         let listeners: HashSet<u64> = self
             .sockets
@@ -68,19 +96,13 @@ impl Snapshot {
             .collect();
         let ra = &mut self.read_ahead;
         let mut read = |(pid, tid, fd, inode): Found| {
-            if ra.processes.len() < READ_AHEAD_MAX
-                && !ra.processes.contains_key(&pid)
-                && let Ok(p) = process::read_process(root, pid)
-            {
-                ra.processes.insert(pid, p);
-            }
-            let tid = (tid != 0).then_some(tid);
-            if listeners.contains(&inode)
-                && ra.fds.len() < READ_AHEAD_MAX
-                && let Ok(e) = process::read_fd_at(root, pid, tid, fd)
-            {
-                ra.fds.insert((pid, tid, fd), e);
-            }
+            ra.read(
+                root,
+                pid,
+                (tid != 0).then_some(tid),
+                fd,
+                listeners.contains(&inode),
+            );
         };
         let helped = shared.map(|sh| {
             let mut part = owners_bpf::Part::default();
@@ -101,6 +123,45 @@ impl Snapshot {
         rx.into_iter().for_each(read);
         helped
     }
+}
+
+/// A socket of the port as the dump reads it: (inode, is it a listener).
+type Row = (u64, bool);
+
+/// The owners of the port's sockets from a walk of every task's fd array
+/// (`recs`: every socket fd of the host), joined to the port's sockets as
+/// the dump sends them over `rows` (until it ends), their processes and
+/// the listeners' fds read ahead meanwhile.
+fn join_rows(recs: Vec<owners_bpf::Record>, rows: mpsc::Receiver<Row>) -> (OwnerScan, ReadAhead) {
+    // The records of each inode: sorted (inode, index) pairs.
+    let mut by_inode: Vec<(u64, u32)> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.inode, i as u32))
+        .collect();
+    by_inode.sort_unstable();
+    let mut keep = vec![false; recs.len()];
+    let mut ra = ReadAhead::default();
+    let root = std::path::Path::new("/proc");
+    for (inode, listener) in rows {
+        let from = by_inode.partition_point(|e| e.0 < inode);
+        for &(_, i) in by_inode[from..].iter().take_while(|e| e.0 == inode) {
+            let i = i as usize;
+            if !std::mem::replace(&mut keep[i], true) {
+                let r = &recs[i];
+                let tid = (r.tid != r.pid).then_some(r.tid);
+                ra.read(root, r.pid, tid, r.fd, listener);
+            }
+        }
+    }
+    let kept = recs
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect();
+    let mut scan = owners_bpf::scan_of(kept);
+    scan.via_bpf = true;
+    (scan, ra)
 }
 
 /// A socket fd the port's owner walk found: (pid, tid or 0, fd, inode).
@@ -170,32 +231,68 @@ fn scan_owners<'scope>(
     local_port: Option<u16>,
     seen: Option<mpsc::Sender<Found>>,
     share: Option<mpsc::Sender<Arc<owners_bpf::Shared>>>,
+    rows: Option<mpsc::Receiver<Row>>,
 ) -> std::thread::ScopedJoinHandle<'scope, Scanned> {
     match local_port.filter(|_| !req.kinds.contains(&Kind::Unix)) {
         Some(port) => s.spawn(move || {
-            let mut tell = |r: &owners_bpf::Record| {
-                if let Some(tx) = &seen {
-                    let _ = tx.send((r.pid, r.tid, r.fd, r.inode));
-                }
-            };
-            let plan = match (owners::plan_port(port), share) {
-                (owners::Plan::BpfFiltered(l), Some(share)) => match owners_bpf::Shared::new(l) {
-                    Ok(sh) => {
-                        let sh = Arc::new(sh);
-                        let _ = share.send(Arc::clone(&sh));
-                        drop(share);
-                        return match sh.work(false, &mut tell) {
-                            Ok(part) => Scanned::Split(sh, part),
-                            Err(e) => Scanned::Done(whole_instead(&sh, e, &mut tell)),
-                        };
+            // Every task's fd array, walked by the kernel while the dump
+            // runs, then joined to the port's sockets as the dump reads
+            // them (see `join_rows`).
+            let mut fdt_failed = None;
+            if let Some(rows) = rows
+                && owners::may_bpf().is_ok()
+                && !owners_bpf::noop()
+                && owners_fdt::enabled()
+            {
+                let walk = owners_fdt::load().and_then(|w| {
+                    let mut recs = Vec::new();
+                    w.run_records(&mut |r| recs.push(r))?;
+                    Ok(recs)
+                });
+                match walk {
+                    Ok(recs) => {
+                        let (scan, ra) = join_rows(recs, rows);
+                        return Scanned::Joined(scan, ra);
                     }
-                    Err(l) => owners::Plan::BpfFiltered(l),
-                },
-                // The sender (if any) is dropped here: the dump's thread
-                // does not wait for a walk it cannot share.
-                (plan, _) => plan,
+                    Err(e) => fdt_failed = Some(e),
+                }
+            }
+            let walk_port = move || -> Scanned {
+                let mut tell = |r: &owners_bpf::Record| {
+                    if let Some(tx) = &seen {
+                        let _ = tx.send((r.pid, r.tid, r.fd, r.inode));
+                    }
+                };
+                let pp = owners::plan_port(port);
+                let plan = match (pp, share) {
+                    (owners::Plan::BpfFiltered(l), Some(share)) => match owners_bpf::Shared::new(l)
+                    {
+                        Ok(sh) => {
+                            let sh = Arc::new(sh);
+                            let _ = share.send(Arc::clone(&sh));
+                            drop(share);
+                            let w = sh.work(false, &mut tell);
+                            return match w {
+                                Ok(part) => Scanned::Split(sh, part),
+                                Err(e) => Scanned::Done(whole_instead(&sh, e, &mut tell)),
+                            };
+                        }
+                        Err(l) => owners::Plan::BpfFiltered(l),
+                    },
+                    // The sender (if any) is dropped here: the dump's thread
+                    // does not wait for a walk it cannot share.
+                    (plan, _) => plan,
+                };
+                Scanned::Done(plan.run_with(&mut tell))
             };
-            Scanned::Done(plan.run_with(&mut tell))
+            let scanned = walk_port();
+            match fdt_failed {
+                Some(e) => Scanned::Instead(
+                    Box::new(scanned),
+                    format!("owners: the fd-array walk failed ({e})"),
+                ),
+                None => scanned,
+            }
         }),
         None => {
             let plan = owners::plan();
@@ -208,6 +305,10 @@ fn scan_owners<'scope>(
 /// walk split with the dump's thread (see [`owners_bpf::Shared`]).
 enum Scanned {
     Done(OwnersResult),
+    /// The port's owners from the fd-array walk, and what was read ahead.
+    Joined(OwnerScan, ReadAhead),
+    /// What was done when the fd-array walk failed, and why it failed.
+    Instead(Box<Scanned>, String),
     Split(Arc<owners_bpf::Shared>, owners_bpf::Part),
 }
 
@@ -220,6 +321,17 @@ impl Scanned {
     ) -> OwnersResult {
         match self {
             Scanned::Done(r) => r,
+            Scanned::Instead(done, why) => done.finish(helped).map(|(scan, how)| {
+                let how = match how {
+                    Some(how) => format!("{why}; {how}"),
+                    None => why,
+                };
+                (scan, Some(how))
+            }),
+            Scanned::Joined(scan, _) => Ok((
+                scan,
+                Some("owners: every task's fd array walked by a BPF task iterator".into()),
+            )),
             Scanned::Split(sh, part) => match helped.transpose() {
                 Ok(other) => {
                     let (scan, _) = owners::bpf(Ok(owners_bpf::join_parts(vec![
@@ -291,18 +403,41 @@ pub fn snapshot_port(
             }
             _ => (None, None, None, None),
         };
-        let scan = want_owners.then(|| scan_owners(s, req, local_port, seen, share));
+        // The port's sockets, sent to the owner thread as they are read
+        // (used by the fd-array walk's join; dropped by the other walks).
+        let (rows_tx, rows_rx) = match &found {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel::<Row>();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let scan = want_owners.then(|| scan_owners(s, req, local_port, seen, share, rows_rx));
         let mut snap = Snapshot::default();
         let mut err = None;
+        let mut rows_tx = rows_tx;
         for ns in namespaces {
-            match collect_port(ns, req, label, local_port) {
+            let mut sockets = Vec::new();
+            let got = collect_each(ns, req, label, local_port, &mut |sock: Socket| {
+                if let Some(tx) = &rows_tx
+                    && sock.inode != 0
+                    && tx
+                        .send((sock.inode, sock.state == crate::model::State::Listen))
+                        .is_err()
+                {
+                    rows_tx = None;
+                }
+                sockets.push(sock);
+                true
+            });
+            match got {
                 Ok(c) => {
                     // Move the first namespace's sockets: copying tens of
                     // thousands of them would double peak memory.
                     if snap.sockets.is_empty() {
-                        snap.sockets = c.sockets;
+                        snap.sockets = sockets;
                     } else {
-                        snap.sockets.extend(c.sockets);
+                        snap.sockets.extend(sockets);
                     }
                     for n in c.notes {
                         if !snap.notes.contains(&n) {
@@ -320,6 +455,8 @@ pub fn snapshot_port(
                 }
             }
         }
+        // The dump is done: the owner thread's join can end.
+        drop(rows_tx);
         let mut helped = None;
         if let Some(rx) = found {
             let shared = shared.and_then(|r| r.recv().ok());
@@ -328,7 +465,12 @@ pub fn snapshot_port(
         if let Some(h) = scan {
             let scan = h
                 .join()
-                .map(|scanned| scanned.finish(helped))
+                .map(|mut scanned| {
+                    if let Scanned::Joined(_, ra) = &mut scanned {
+                        snap.read_ahead = std::mem::take(ra);
+                    }
+                    scanned.finish(helped)
+                })
                 .unwrap_or_else(|_| Ok((OwnerScan::default(), None)));
             match scan {
                 Ok((mut scan, why_not_bpf)) => {
@@ -386,7 +528,7 @@ pub fn stream(
     // stream must end there.
     let failed = &AtomicBool::new(false);
     std::thread::scope(|s| {
-        let scan = want_owners.then(|| scan_owners(s, req, local_port, None, None));
+        let scan = want_owners.then(|| scan_owners(s, req, local_port, None, None, None));
         // One channel per namespace, read in order; the namespaces are
         // dealt to READERS dump threads, each reading its share in order.
         // A reader can run ahead by QUEUE batches of its namespace, so

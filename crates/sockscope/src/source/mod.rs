@@ -12,6 +12,7 @@ pub mod fdtable;
 pub mod netns;
 pub mod owners;
 pub mod owners_bpf;
+pub mod owners_fdt;
 pub mod process;
 pub mod procnet;
 pub mod sock_diag;

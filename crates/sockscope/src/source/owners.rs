@@ -52,7 +52,7 @@ pub enum Plan {
 
 /// May this process load the BPF iterator? CAP_BPF and CAP_PERFMON, or
 /// CAP_SYS_ADMIN; otherwise why not, as a note.
-fn may_bpf() -> Result<(), String> {
+pub(crate) fn may_bpf() -> Result<(), String> {
     let caps = rustix::thread::capabilities(None).ok();
     let may = caps.is_some_and(|c| {
         use rustix::thread::CapabilitySet as C;

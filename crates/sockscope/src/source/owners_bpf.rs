@@ -46,7 +46,7 @@ use std::io::Read;
 const REC: usize = 48;
 
 /// /proc/self/ns/pid of the initial pid namespace (PROC_PID_INIT_INO).
-const INIT_PID_NS: u64 = 0xEFFF_FFFC;
+pub(crate) const INIT_PID_NS: u64 = 0xEFFF_FFFC;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum BpfOwnerError {
@@ -348,6 +348,26 @@ pub fn fold_threads(recs: Vec<Record>) -> Vec<Record> {
             Some(r)
         })
         .collect()
+}
+
+/// The owner scan of a whole walk's records (threads folded).
+pub fn scan_of(recs: Vec<Record>) -> OwnerScan {
+    let mut b = OwnerScanBuilder::default();
+    let mut threads = Vec::new();
+    let mut pids = std::collections::HashSet::new();
+    for mut r in recs {
+        pids.insert(r.pid);
+        if r.tid == r.pid {
+            r.tid = 0;
+            push(&mut b, &r);
+        } else {
+            threads.push(r);
+        }
+    }
+    for r in fold_threads(threads) {
+        push(&mut b, &r);
+    }
+    b.finish(0, pids.len())
 }
 
 fn push(b: &mut OwnerScanBuilder, r: &Record) {

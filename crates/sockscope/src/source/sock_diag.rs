@@ -186,6 +186,11 @@ impl DiagSocket {
         // The cookie field must be "no cookie" for a dump.
         let c = 8 + inet_diag::ID_COOKIE;
         req[c..c + 8].fill(0xff);
+        if let ([port], Proto::Tcp | Proto::Udp | Proto::Udplite) = (local_ports, proto) {
+            // One local port: the kernel compares it (idiag_sport) before
+            // it reads anything else of a socket (see `SPORT`).
+            req[8..10].copy_from_slice(&port.to_be_bytes());
+        }
         let mut req = req.to_vec();
         if !local_ports.is_empty() {
             req.extend_from_slice(&ports_filter_attr(local_ports)?);
@@ -284,6 +289,10 @@ impl DiagSocket {
         let c = 4 + inet_diag::ID_COOKIE;
         req[c..c + 8].fill(0xff);
         req[52..56].copy_from_slice(&states.0.to_ne_bytes());
+        if let [port] = local_ports {
+            // See `SPORT`: the request's id starts at byte 4.
+            req[4..6].copy_from_slice(&port.to_be_bytes());
+        }
         if !local_ports.is_empty() {
             req.extend_from_slice(&ports_filter_attr(local_ports)?);
         }
@@ -386,6 +395,15 @@ impl DiagSocket {
     }
 }
 
+/// `SPORT`: with one local port asked for, the request's
+/// `id.idiag_sport` carries it too. The TCP and UDP dumps compare it to a
+/// socket's port (a field on the socket's first cache line, read anyway to
+/// match its namespace and state) before they run the filter program,
+/// whose entry (addresses, interface, mark, cgroup) reads several more
+/// lines of every socket of the host. At 40,000 sockets, a port's dump
+/// takes a fraction of the time the program alone needs; the program
+/// still runs on the port's own sockets, with the same answer.
+///
 /// Most local ports one kernel-side filter holds (the program's length
 /// must fit the attribute's 16-bit length field).
 pub const MAX_FILTER_PORTS: usize = 4096;

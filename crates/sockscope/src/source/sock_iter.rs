@@ -113,13 +113,6 @@ impl Filter {
 }
 
 // Instructions the shared assembler does not have.
-const fn raw(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn(op, dst | (src << 4), off, imm)
-}
-/// `dst = *(u8 *)(src + off)`
-fn ldx_b(dst: u8, src: u8, off: u32) -> Insn {
-    raw(0x71, dst, src, off as i16, 0)
-}
 /// `*(u8 *)(dst + off) = src`
 fn stx_b(dst: u8, off: i16, src: u8) -> Insn {
     raw(0x73, dst, src, off, 0)
@@ -139,10 +132,6 @@ fn add32_imm(dst: u8, imm: i32) -> Insn {
 /// `dst <<= src`
 fn lsh_reg(dst: u8, src: u8) -> Insn {
     raw(0x6f, dst, src, 0, 0)
-}
-/// `dst >>= imm`
-fn rsh_imm(dst: u8, imm: i32) -> Insn {
-    raw(0x77, dst, 0, 0, imm)
 }
 
 /// Struct offsets the program needs, from BTF.

@@ -85,6 +85,49 @@ pub fn exit() -> Insn {
     Insn(JMP_EXIT, 0, 0, 0)
 }
 
+/// Any instruction, by its fields.
+pub const fn raw(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn(op, dst | (src << 4), off, imm)
+}
+pub const R4: u8 = 4;
+pub const R5: u8 = 5;
+/// `dst = *(u8 *)(src + off)`
+pub fn ldx_b(dst: u8, src: u8, off: u32) -> Insn {
+    raw(0x71, dst, src, off as i16, 0)
+}
+/// `dst += src`
+pub fn add_reg(dst: u8, src: u8) -> Insn {
+    raw(0x0f, dst, src, 0, 0)
+}
+/// `dst <<= imm`
+pub fn lsh_imm(dst: u8, imm: i32) -> Insn {
+    raw(0x67, dst, 0, 0, imm)
+}
+/// `dst >>= imm` (logical)
+pub fn rsh_imm(dst: u8, imm: i32) -> Insn {
+    raw(0x77, dst, 0, 0, imm)
+}
+/// `dst >>= src` (logical)
+pub fn rsh_reg(dst: u8, src: u8) -> Insn {
+    raw(0x7f, dst, src, 0, 0)
+}
+/// `*(u64 *)(dst + off) = imm`
+pub fn st_dw(dst: u8, off: i16, imm: i32) -> Insn {
+    raw(0x7a, dst, 0, off, imm)
+}
+/// `*(u32 *)(dst + off) = imm`
+pub fn st_w(dst: u8, off: i16, imm: i32) -> Insn {
+    raw(0x62, dst, 0, off, imm)
+}
+/// Call the kernel function (kfunc) whose vmlinux BTF id is `btf_id`.
+pub fn call_kfunc(btf_id: u32) -> Insn {
+    raw(JMP_CALL, 0, 2, 0, btf_id as i32) // src BPF_PSEUDO_KFUNC_CALL
+}
+/// `dst = map` (the map with fd `fd`): two instruction slots.
+pub fn ld_map_fd(dst: u8, fd: i32) -> [Insn; 2] {
+    [raw(0x18, dst, 1, 0, fd), raw(0, 0, 0, 0, 0)] // src BPF_PSEUDO_MAP_FD
+}
+
 /// A place in the program a jump can go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Label(usize);
@@ -142,6 +185,19 @@ impl Asm {
     /// `if dst != imm goto to`
     pub fn jne_imm(&mut self, dst: u8, imm: i32, to: Label) {
         self.jump(JMP_JNE_K, dst, imm, to);
+    }
+
+    /// `if dst OP src goto to`, OP a BPF_JMP opcode with BPF_X (jge: 0x3d,
+    /// jgt: 0x2d, jlt: 0xad, jeq: 0x1d, jne: 0x5d).
+    pub fn jmp_reg(&mut self, op: u8, dst: u8, src: u8, to: Label) {
+        self.jumps.push((self.insns.len(), to));
+        self.insns.push(raw(op, dst, src, 0, 0));
+    }
+
+    /// `if dst OP imm goto to`, OP a BPF_JMP opcode with BPF_K (jge: 0x35,
+    /// jgt: 0x25, jset: 0x45).
+    pub fn jmp_imm(&mut self, op: u8, dst: u8, imm: i32, to: Label) {
+        self.jump(op, dst, imm, to);
     }
 
     /// `goto to`

@@ -147,6 +147,8 @@ pub struct Wanted<'a> {
 pub struct Found {
     members: HashMap<(String, String), u32>,
     funcs: HashMap<String, u32>,
+    /// Type id of each struct asked for (for `bpf_rdonly_cast`).
+    struct_ids: HashMap<String, u32>,
 }
 
 impl Found {
@@ -161,6 +163,14 @@ impl Found {
             .get(&(name.to_string(), member.to_string()))
             .copied()
             .ok_or_else(|| BtfError::Missing(format!("member {name}.{member}")))
+    }
+
+    /// Type id of `struct name` (asked for).
+    pub fn struct_id(&self, name: &str) -> Result<u32, BtfError> {
+        self.struct_ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| BtfError::Missing(format!("struct {name}")))
     }
 
     /// Type id of the function `name` (asked for; a BPF attach target).
@@ -258,7 +268,7 @@ fn lookup_in_chunks<R: ReadAt + ?Sized>(
     // Where each struct, union and modifier starts (for anonymous members).
     let mut starts: Vec<(u32, u32)> = Vec::new();
     // First struct of each wanted name: its kind_flag and members.
-    let mut structs: HashMap<&str, (bool, Vec<[u32; 3]>)> = HashMap::new();
+    let mut structs: HashMap<&str, (u32, bool, Vec<[u32; 3]>)> = HashMap::new();
     let mut funcs: HashMap<&str, u32> = HashMap::new();
     while st.base + (st.pos as u64) < l.type_len {
         st.fill(12)?;
@@ -286,7 +296,7 @@ fn lookup_in_chunks<R: ReadAt + ?Sized>(
                     [0, 4, 8].map(|k| u32_at(buf, b + k).unwrap_or(0))
                 })
                 .collect();
-            structs.insert(names[i], (info >> 31 == 1, members));
+            structs.insert(names[i], (id, info >> 31 == 1, members));
         }
         if kind == KIND_FUNC
             && let Some(&i) = at(name_off)
@@ -300,9 +310,10 @@ fn lookup_in_chunks<R: ReadAt + ?Sized>(
     let types = Types { r, l: &l, starts };
     let mut found = Found::default();
     for (s, ms) in want.structs {
-        let (kind_flag, members) = structs
+        let (sid, kind_flag, members) = structs
             .get(s)
             .ok_or_else(|| BtfError::Missing(format!("struct {s}")))?;
+        found.struct_ids.insert(s.to_string(), *sid);
         let mut out = HashMap::new();
         types.walk(*kind_flag, members, 0, ms, &is, &mut out, 0)?;
         for m in *ms {

@@ -28,6 +28,17 @@ pub fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
+/// Run `cmd` (one that returns a number, not a new fd: map updates).
+pub fn bpf_cmd(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<i64> {
+    // SAFETY: as for `bpf`: `attr` is ours, laid out for `cmd`, and any
+    // pointers in it point at buffers the caller keeps alive.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
 /// Store a u32 at `at` in an attr buffer (native endian, as the kernel reads it).
 pub fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
@@ -64,7 +75,7 @@ impl Mapped {
                 std::ptr::null_mut(),
                 len,
                 ProtFlags::READ,
-                MapFlags::PRIVATE,
+                MapFlags::PRIVATE | MapFlags::POPULATE,
                 f,
                 0,
             )
