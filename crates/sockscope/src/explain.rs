@@ -670,6 +670,23 @@ pub fn build_chain(
     namespaces: &[crate::source::netns::OpenNetns],
     known: &crate::snapshot::ReadAhead,
 ) -> Chain {
+    let listener = health
+        .iter()
+        .find(|h| h.listener.inode == s.inode && h.listener.cookie == s.cookie && s.is_listener())
+        .cloned();
+    build_chain_with(s, all, listener, namespaces, known)
+}
+
+/// [`build_chain`] given the listener's health (when `s` is a listener)
+/// instead of a list to find it in: a caller that has no other use for
+/// it moves it in rather than copying its connections.
+pub fn build_chain_with(
+    s: &Socket,
+    all: &[Socket],
+    listener: Option<ListenerHealth>,
+    namespaces: &[crate::source::netns::OpenNetns],
+    known: &crate::snapshot::ReadAhead,
+) -> Chain {
     use crate::source::{netns, process};
     use std::path::Path;
     let ns = namespaces
@@ -720,10 +737,6 @@ pub fn build_chain(
     } else {
         s.owners.iter().map(owner_chain).collect()
     };
-    let listener = health
-        .iter()
-        .find(|h| h.listener.inode == s.inode && h.listener.cookie == s.cookie && s.is_listener())
-        .cloned();
     let unix_peer = match &s.peer {
         Endpoint::Unix { inode, .. } if *inode != 0 => all
             .iter()

@@ -38,30 +38,38 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Read process `pid` (once) and, for a listener's fd, the fd (pid,
-    /// tid, fd): each up to [`READ_AHEAD_MAX`]. A process or fd gone
+    /// Read process `pid` (once; up to [`READ_AHEAD_MAX`]). A process gone
     /// meanwhile is left out (read again, and missed again, when the chain
     /// is built).
-    fn read(
-        &mut self,
-        root: &std::path::Path,
-        pid: u32,
-        tid: Option<u32>,
-        fd: u32,
-        listener: bool,
-    ) {
-        use crate::source::process;
+    fn read_process(&mut self, root: &std::path::Path, pid: u32) {
         if self.processes.len() < READ_AHEAD_MAX
             && !self.processes.contains_key(&pid)
-            && let Ok(p) = process::read_process(root, pid)
+            && let Ok(p) = crate::source::process::read_process(root, pid)
         {
             self.processes.insert(pid, p);
         }
-        if listener
-            && self.fds.len() < READ_AHEAD_MAX
-            && let Ok(e) = process::read_fd_at(root, pid, tid, fd)
+    }
+
+    /// Read a listener's fd (pid, tid, fd), up to [`READ_AHEAD_MAX`].
+    fn read_fd(&mut self, root: &std::path::Path, pid: u32, tid: Option<u32>, fd: u32) {
+        if self.fds.len() < READ_AHEAD_MAX
+            && let Ok(e) = crate::source::process::read_fd_at(root, pid, tid, fd)
         {
             self.fds.insert((pid, tid, fd), e);
+        }
+    }
+
+    /// Take in what another thread read.
+    fn merge(&mut self, other: ReadAhead) {
+        for (pid, p) in other.processes {
+            if self.processes.len() < READ_AHEAD_MAX {
+                self.processes.entry(pid).or_insert(p);
+            }
+        }
+        for (k, e) in other.fds {
+            if self.fds.len() < READ_AHEAD_MAX {
+                self.fds.entry(k).or_insert(e);
+            }
         }
     }
 }
@@ -96,13 +104,10 @@ impl Snapshot {
             .collect();
         let ra = &mut self.read_ahead;
         let mut read = |(pid, tid, fd, inode): Found| {
-            ra.read(
-                root,
-                pid,
-                (tid != 0).then_some(tid),
-                fd,
-                listeners.contains(&inode),
-            );
+            ra.read_process(root, pid);
+            if listeners.contains(&inode) {
+                ra.read_fd(root, pid, (tid != 0).then_some(tid), fd);
+            }
         };
         let helped = shared.map(|sh| {
             let mut part = owners_bpf::Part::default();
@@ -132,7 +137,11 @@ type Row = (u64, bool);
 /// (`recs`: every socket fd of the host), joined to the port's sockets as
 /// the dump sends them over `rows` (until it ends), their processes and
 /// the listeners' fds read ahead meanwhile.
-fn join_rows(recs: Vec<owners_bpf::Record>, rows: mpsc::Receiver<Row>) -> (OwnerScan, ReadAhead) {
+fn join_rows(
+    recs: Vec<owners_bpf::Record>,
+    rows: mpsc::Receiver<Row>,
+    reads: &Reads,
+) -> (OwnerScan, ReadAhead) {
     // The records of each inode: sorted (inode, index) pairs.
     let mut by_inode: Vec<(u64, u32)> = recs
         .iter()
@@ -142,18 +151,43 @@ fn join_rows(recs: Vec<owners_bpf::Record>, rows: mpsc::Receiver<Row>) -> (Owner
     by_inode.sort_unstable();
     let mut keep = vec![false; recs.len()];
     let mut ra = ReadAhead::default();
-    let root = std::path::Path::new("/proc");
-    for (inode, listener) in rows {
+    let (mut pids, mut fds) = (HashSet::new(), 0);
+    let mut row = |(inode, listener): Row| {
         let from = by_inode.partition_point(|e| e.0 < inode);
         for &(_, i) in by_inode[from..].iter().take_while(|e| e.0 == inode) {
             let i = i as usize;
-            if !std::mem::replace(&mut keep[i], true) {
-                let r = &recs[i];
+            if std::mem::replace(&mut keep[i], true) {
+                continue;
+            }
+            let r = &recs[i];
+            if pids.len() < READ_AHEAD_MAX && pids.insert(r.pid) {
+                reads.push(Read::Process(r.pid));
+            }
+            if listener && fds < READ_AHEAD_MAX {
+                fds += 1;
                 let tid = (r.tid != r.pid).then_some(r.tid);
-                ra.read(root, r.pid, tid, r.fd, listener);
+                reads.push(Read::Fd(r.pid, tid, r.fd));
+            }
+        }
+    };
+    // Rows first; between them, the reads they asked for.
+    loop {
+        match rows.try_recv() {
+            Ok(r) => row(r),
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                if !reads.work_one(&mut ra) {
+                    match rows.recv() {
+                        Ok(r) => row(r),
+                        Err(_) => break,
+                    }
+                }
             }
         }
     }
+    // The dump is done: what is left is read by both threads.
+    reads.close();
+    reads.work(&mut ra);
     let kept = recs
         .into_iter()
         .zip(keep)
@@ -162,6 +196,84 @@ fn join_rows(recs: Vec<owners_bpf::Record>, rows: mpsc::Receiver<Row>) -> (Owner
     let mut scan = owners_bpf::scan_of(kept);
     scan.via_bpf = true;
     (scan, ra)
+}
+
+/// One read ahead: a process, or a listener's fd (pid, tid, fd).
+enum Read {
+    Process(u32),
+    Fd(u32, Option<u32>, u32),
+}
+
+/// The reads ahead of a port's owners, queued by the owner thread as it
+/// joins the dump's rows and taken by it and, once its dump is done, by
+/// the dump's thread. Closed when no more will come (also when the owner
+/// thread ends without queuing any: see [`CloseOnDrop`]).
+#[derive(Default)]
+struct Reads {
+    queue: std::sync::Mutex<(std::collections::VecDeque<Read>, bool)>,
+    ready: std::sync::Condvar,
+}
+
+impl Reads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (std::collections::VecDeque<Read>, bool)> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, r: Read) {
+        self.lock().0.push_back(r);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.ready.notify_all();
+    }
+
+    fn run(ra: &mut ReadAhead, r: Read) {
+        let root = std::path::Path::new("/proc");
+        match r {
+            Read::Process(pid) => ra.read_process(root, pid),
+            Read::Fd(pid, tid, fd) => ra.read_fd(root, pid, tid, fd),
+        }
+    }
+
+    /// Do one queued read, if any is queued.
+    fn work_one(&self, ra: &mut ReadAhead) -> bool {
+        let next = self.lock().0.pop_front();
+        next.map(|r| Self::run(ra, r)).is_some()
+    }
+
+    /// Do queued reads until the queue is closed and empty.
+    fn work(&self, ra: &mut ReadAhead) {
+        loop {
+            let next = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(r) = q.0.pop_front() {
+                        break Some(r);
+                    }
+                    if q.1 {
+                        break None;
+                    }
+                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            match next {
+                Some(r) => Self::run(ra, r),
+                None => return,
+            }
+        }
+    }
+}
+
+/// Closes the [`Reads`] when the owner thread ends, however it ends, so
+/// the dump's thread never waits for reads that will not come.
+struct CloseOnDrop(Arc<Reads>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// A socket fd the port's owner walk found: (pid, tid or 0, fd, inode).
@@ -231,7 +343,7 @@ fn scan_owners<'scope>(
     local_port: Option<u16>,
     seen: Option<mpsc::Sender<Found>>,
     share: Option<mpsc::Sender<Arc<owners_bpf::Shared>>>,
-    rows: Option<mpsc::Receiver<Row>>,
+    rows: Option<(mpsc::Receiver<Row>, Arc<Reads>)>,
 ) -> std::thread::ScopedJoinHandle<'scope, Scanned> {
     match local_port.filter(|_| !req.kinds.contains(&Kind::Unix)) {
         Some(port) => s.spawn(move || {
@@ -239,7 +351,8 @@ fn scan_owners<'scope>(
             // runs, then joined to the port's sockets as the dump reads
             // them (see `join_rows`).
             let mut fdt_failed = None;
-            if let Some(rows) = rows
+            let rows = rows.map(|(rx, reads)| (rx, CloseOnDrop(reads)));
+            if let Some((rows, reads)) = rows
                 && owners::may_bpf().is_ok()
                 && !owners_bpf::noop()
                 && owners_fdt::enabled()
@@ -251,7 +364,7 @@ fn scan_owners<'scope>(
                 });
                 match walk {
                     Ok(recs) => {
-                        let (scan, ra) = join_rows(recs, rows);
+                        let (scan, ra) = join_rows(recs, rows, &reads.0);
                         return Scanned::Joined(scan, ra);
                     }
                     Err(e) => fdt_failed = Some(e),
@@ -405,12 +518,13 @@ pub fn snapshot_port(
         };
         // The port's sockets, sent to the owner thread as they are read
         // (used by the fd-array walk's join; dropped by the other walks).
-        let (rows_tx, rows_rx) = match &found {
+        let (rows_tx, rows_rx, reads) = match &found {
             Some(_) => {
                 let (tx, rx) = mpsc::channel::<Row>();
-                (Some(tx), Some(rx))
+                let reads = Arc::new(Reads::default());
+                (Some(tx), Some((rx, Arc::clone(&reads))), Some(reads))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let scan = want_owners.then(|| scan_owners(s, req, local_port, seen, share, rows_rx));
         let mut snap = Snapshot::default();
@@ -455,8 +569,14 @@ pub fn snapshot_port(
                 }
             }
         }
-        // The dump is done: the owner thread's join can end.
+        // The dump is done: the owner thread's join can end; this thread
+        // helps with the reads it queued (none unless it walked the fd
+        // arrays).
         drop(rows_tx);
+        let mut helped_reads = ReadAhead::default();
+        if let Some(reads) = &reads {
+            reads.work(&mut helped_reads);
+        }
         let mut helped = None;
         if let Some(rx) = found {
             let shared = shared.and_then(|r| r.recv().ok());
@@ -467,7 +587,9 @@ pub fn snapshot_port(
                 .join()
                 .map(|mut scanned| {
                     if let Scanned::Joined(_, ra) = &mut scanned {
-                        snap.read_ahead = std::mem::take(ra);
+                        let mut ra = std::mem::take(ra);
+                        ra.merge(std::mem::take(&mut helped_reads));
+                        snap.read_ahead = ra;
                     }
                     scanned.finish(helped)
                 })

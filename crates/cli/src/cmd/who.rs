@@ -127,12 +127,23 @@ pub fn run(args: &WhoArgs, cli: &Cli) -> Result<u8, Fail> {
         .filter(|s| s.is_listener() || !shown_as_child.contains(&id(s)))
         .collect();
 
+    // Each listener's health goes into its chain (moved, not copied: it
+    // holds every connection of the port).
+    let mut health: Vec<Option<explain::ListenerHealth>> = health.into_iter().map(Some).collect();
     let mut chains = Vec::new();
     for s in primary.iter().take(args.max) {
-        chains.push(explain::build_chain(
+        let listener = health
+            .iter_mut()
+            .find(|h| {
+                h.as_ref().is_some_and(|h| {
+                    h.listener.inode == s.inode && h.listener.cookie == s.cookie && s.is_listener()
+                })
+            })
+            .and_then(Option::take);
+        chains.push(explain::build_chain_with(
             s,
             &sockets,
-            &health,
+            listener,
             &namespaces,
             &snap.read_ahead,
         ));

@@ -586,7 +586,9 @@ pub fn find_row(dir: &Path, s: &Socket) -> Option<FoundRow> {
     use std::io::BufRead;
     let table = ProcTable::of(s.proto, s.family)?;
     let path = dir.join(table.file_name());
-    let mut r = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(&path).ok()?);
+    // Small reads: the kernel formats the file as it is read, and a
+    // listener's row (the usual question) comes in the first few.
+    let mut r = std::io::BufReader::with_capacity(8 * 1024, std::fs::File::open(&path).ok()?);
     // Lines are read as bytes: a UNIX socket's name need not be UTF-8.
     let mut raw = Vec::with_capacity(256);
     let mut next_line = |r: &mut std::io::BufReader<std::fs::File>| -> Option<String> {
