@@ -134,39 +134,41 @@ impl Snapshot {
 type Row = (u64, bool);
 
 /// The owners of the port's sockets from a walk of every task's fd array
-/// (`recs`: every socket fd of the host), joined to the port's sockets as
+/// (`found`: every socket fd of the host), joined to the port's sockets as
 /// the dump sends them over `rows` (until it ends), their processes and
 /// the listeners' fds read ahead meanwhile.
 fn join_rows(
-    recs: Vec<owners_bpf::Record>,
+    mut found: owners_fdt::Fds,
     rows: mpsc::Receiver<Row>,
     reads: &Reads,
 ) -> (OwnerScan, ReadAhead) {
-    // The records of each inode: sorted (inode, index) pairs.
-    let mut by_inode: Vec<(u64, u32)> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.inode, i as u32))
-        .collect();
-    by_inode.sort_unstable();
-    let mut keep = vec![false; recs.len()];
+    // The fds of each inode: sorted by inode, found by binary search.
+    found.fds.sort_unstable_by_key(|f| f.inode);
+    let mut keep = vec![false; found.fds.len()];
     let mut ra = ReadAhead::default();
     let (mut pids, mut fds) = (HashSet::new(), 0);
     let mut row = |(inode, listener): Row| {
-        let from = by_inode.partition_point(|e| e.0 < inode);
-        for &(_, i) in by_inode[from..].iter().take_while(|e| e.0 == inode) {
-            let i = i as usize;
-            if std::mem::replace(&mut keep[i], true) {
+        // Sockfs inode numbers are 32 bits; netlink's are too.
+        let Ok(inode) = u32::try_from(inode) else {
+            return;
+        };
+        let from = found.fds.partition_point(|f| f.inode < inode);
+        for (i, f) in found.fds[from..]
+            .iter()
+            .enumerate()
+            .take_while(|(_, f)| f.inode == inode)
+        {
+            if std::mem::replace(&mut keep[from + i], true) {
                 continue;
             }
-            let r = &recs[i];
-            if pids.len() < READ_AHEAD_MAX && pids.insert(r.pid) {
-                reads.push(Read::Process(r.pid));
+            let t = &found.tasks[f.task as usize];
+            if pids.len() < READ_AHEAD_MAX && pids.insert(t.pid) {
+                reads.push(Read::Process(t.pid));
             }
             if listener && fds < READ_AHEAD_MAX {
                 fds += 1;
-                let tid = (r.tid != r.pid).then_some(r.tid);
-                reads.push(Read::Fd(r.pid, tid, r.fd));
+                let tid = (t.tid != t.pid).then_some(t.tid);
+                reads.push(Read::Fd(t.pid, tid, f.fd));
             }
         }
     };
@@ -188,11 +190,12 @@ fn join_rows(
     // The dump is done: what is left is read by both threads.
     reads.close();
     reads.work(&mut ra);
-    let kept = recs
-        .into_iter()
+    let kept = found
+        .fds
+        .iter()
         .zip(keep)
-        .filter_map(|(r, k)| k.then_some(r))
-        .collect();
+        .filter(|(_, k)| *k)
+        .map(|(f, _)| found.record(f));
     let mut scan = owners_bpf::scan_of(kept);
     scan.via_bpf = true;
     (scan, ra)
@@ -357,14 +360,9 @@ fn scan_owners<'scope>(
                 && !owners_bpf::noop()
                 && owners_fdt::enabled()
             {
-                let walk = owners_fdt::load().and_then(|w| {
-                    let mut recs = Vec::new();
-                    w.run_records(&mut |r| recs.push(r))?;
-                    Ok(recs)
-                });
-                match walk {
-                    Ok(recs) => {
-                        let (scan, ra) = join_rows(recs, rows, &reads.0);
+                match owners_fdt::prepare().and_then(|w| w.run_fds()) {
+                    Ok(found) => {
+                        let (scan, ra) = join_rows(found, rows, &reads.0);
                         return Scanned::Joined(scan, ra);
                     }
                     Err(e) => fdt_failed = Some(e),

@@ -41,6 +41,9 @@ pub enum OwnerError {
 /// by [`plan`], run later by [`Plan::run`], so the expensive part of the
 /// decision (reading kernel BTF) does not overlap the socket dump.
 pub enum Plan {
+    /// The walk of every task's fd array (`owners_fdt`), loaded (once per
+    /// process).
+    Fdt(&'static super::owners_fdt::Walk),
     /// The BPF task_file iterator, loaded (once per process).
     Bpf(&'static super::owners_bpf::Loaded),
     /// A BPF iterator that reports only some sockets' fds (see
@@ -66,12 +69,18 @@ pub(crate) fn may_bpf() -> Result<(), String> {
     }
 }
 
-/// The fastest scan this process may run: the BPF iterator when it has
+/// The fastest scan this process may run: a BPF iterator when it has
 /// CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), BTF, and runs in the initial
-/// pid namespace; otherwise the /proc walk.
+/// pid namespace (the walk of every task's fd array on Linux 6.4+, else the
+/// task_file walk); otherwise the /proc walk.
 pub fn plan() -> Plan {
     if let Err(why) = may_bpf() {
         return Plan::Proc(why);
+    }
+    if super::owners_fdt::enabled()
+        && let Ok(w) = super::owners_fdt::prepare()
+    {
+        return Plan::Fdt(w);
     }
     match super::owners_bpf::prepare() {
         Ok(l) => Plan::Bpf(l),
@@ -110,6 +119,7 @@ impl Plan {
         seen: &mut dyn FnMut(&super::owners_bpf::Record),
     ) -> Result<(OwnerScan, Option<String>), OwnerError> {
         match self {
+            Plan::Fdt(w) => bpf(w.run()),
             Plan::Bpf(l) => bpf(l.run()),
             Plan::BpfFiltered(l) => bpf(l.run_with(seen)),
             Plan::Proc(why) => Ok((scan("/proc")?, Some(why))),

@@ -351,8 +351,9 @@ pub fn fold_threads(recs: Vec<Record>) -> Vec<Record> {
 }
 
 /// The owner scan of a whole walk's records (threads folded).
-pub fn scan_of(recs: Vec<Record>) -> OwnerScan {
-    let mut b = OwnerScanBuilder::default();
+pub fn scan_of(recs: impl IntoIterator<Item = Record>) -> OwnerScan {
+    let recs = recs.into_iter();
+    let mut b = OwnerScanBuilder::with_capacity(recs.size_hint().0);
     let mut threads = Vec::new();
     let mut pids = std::collections::HashSet::new();
     for mut r in recs {

@@ -447,6 +447,17 @@ pub struct Walk {
     prog: OwnedFd,
     link: OwnedFd,
     resume: OwnedFd,
+    /// One run at a time: a run sets the resume map for the next.
+    running: std::sync::Mutex<()>,
+}
+
+/// Loaded once per process, for the scans that run again and again
+/// (`top`, `export`); a port's scan loads its own ([`load`]).
+static PREPARED: std::sync::OnceLock<Result<Walk, BpfOwnerError>> = std::sync::OnceLock::new();
+
+/// The walk, loaded on first use (later calls: the same walk or error).
+pub fn prepare() -> Result<&'static Walk, BpfOwnerError> {
+    PREPARED.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
 fn load_prog(k: &Kernel, resume: &OwnedFd) -> Result<OwnedFd, BpfOwnerError> {
@@ -535,7 +546,12 @@ pub fn load() -> Result<Walk, BpfOwnerError> {
     put32(&mut attr, 8, BPF_TRACE_ITER);
     let link =
         bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| BpfOwnerError::Load(format!("link: {e}")))?;
-    Ok(Walk { prog, link, resume })
+    Ok(Walk {
+        prog,
+        link,
+        resume,
+        running: std::sync::Mutex::new(()),
+    })
 }
 
 fn iter_create(link: &OwnedFd) -> Result<std::fs::File, BpfOwnerError> {
@@ -546,24 +562,71 @@ fn iter_create(link: &OwnedFd) -> Result<std::fs::File, BpfOwnerError> {
     Ok(std::fs::File::from(iter))
 }
 
+/// A task as its trailer names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    /// The fd table's address (compared only).
+    pub files: u64,
+    pub comm: [u8; 16],
+}
+
+/// One socket fd: its inode, its number and its task (an index into
+/// [`Fds::tasks`]). 12 bytes: a walk of half a million sockets holds 6 MB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fd {
+    pub inode: u32,
+    pub fd: u32,
+    pub task: u32,
+}
+
+/// What a walk found: every socket fd, and the tasks holding them.
+#[derive(Debug, Default)]
+pub struct Fds {
+    pub tasks: Vec<Task>,
+    pub fds: Vec<Fd>,
+}
+
+impl Fds {
+    /// `f` as the `task_file` walk's record (`tid` the task's, not folded).
+    pub fn record(&self, f: &Fd) -> Record {
+        let t = &self.tasks[f.task as usize];
+        Record {
+            inode: u64::from(f.inode),
+            pid: t.pid,
+            fd: f.fd,
+            tid: t.tid,
+            uid: t.uid,
+            files: t.files,
+            comm: t.comm,
+        }
+    }
+}
+
 /// Decodes the stream of fd records and trailers.
 #[derive(Default)]
 struct Decoder {
-    /// (fd, inode) of the task whose trailer has not come yet.
-    fds: Vec<(u32, u32)>,
+    out: Fds,
     /// Tasks to walk further: (tid, first word).
     resume: Vec<(u32, u32)>,
 }
 
 impl Decoder {
-    /// Decode whole records of `buf`; the number of bytes used.
-    fn feed(&mut self, buf: &[u8], each: &mut dyn FnMut(Record)) -> usize {
+    /// Decode whole records of `buf`; the number of bytes used. An fd
+    /// belongs to the next trailer's task.
+    fn feed(&mut self, buf: &[u8]) -> usize {
         let u32_at = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
         let mut at = 0;
         while at + 8 <= buf.len() {
             let first = u32_at(at);
             if first != TRAILER_TAG {
-                self.fds.push((first, u32_at(at + 4)));
+                self.out.fds.push(Fd {
+                    fd: first,
+                    inode: u32_at(at + 4),
+                    task: self.out.tasks.len() as u32,
+                });
                 at += 8;
                 continue;
             }
@@ -577,17 +640,13 @@ impl Decoder {
             let mut comm = [0u8; 16];
             comm.copy_from_slice(&t[24..40]);
             let (pid, tid, uid, next) = (w(4), w(8), w(12), w(40));
-            for (fd, ino) in self.fds.drain(..) {
-                each(Record {
-                    inode: u64::from(ino),
-                    pid,
-                    fd,
-                    tid,
-                    uid,
-                    files: u64::from_ne_bytes(files),
-                    comm,
-                });
-            }
+            self.out.tasks.push(Task {
+                pid,
+                tid,
+                uid,
+                files: u64::from_ne_bytes(files),
+                comm,
+            });
             if next != 0 {
                 self.resume.push((tid, next));
             }
@@ -595,15 +654,23 @@ impl Decoder {
         }
         at
     }
+
+    /// The walk's result; fds without a trailer (none unless the output
+    /// was cut) are dropped.
+    fn finish(mut self) -> Fds {
+        let n = self.out.tasks.len() as u32;
+        self.out.fds.retain(|f| f.task < n);
+        self.out
+    }
 }
 
 impl Walk {
-    /// Walk every task's fds; each socket fd as a [`Record`] (`tid` the
-    /// task's: not yet folded).
-    pub fn run_records(&self, each: &mut dyn FnMut(Record)) -> Result<(), BpfOwnerError> {
+    /// Walk every task's fds.
+    pub fn run_fds(&self) -> Result<Fds, BpfOwnerError> {
+        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut d = Decoder::default();
         set_resume(&self.resume, 0, 0)?;
-        read_all(&mut iter_create(&self.link)?, &mut d, each)?;
+        read_all(&mut iter_create(&self.link)?, &mut d)?;
         // Tasks with more fds than one run walks: one task at a time.
         while let Some((tid, word)) = d.resume.pop() {
             set_resume(&self.resume, tid, word)?;
@@ -620,25 +687,24 @@ impl Walk {
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
                 Err(e) => return Err(BpfOwnerError::Read(format!("link for task {tid}: {e}"))),
             };
-            read_all(&mut iter_create(&link)?, &mut d, each)?;
+            read_all(&mut iter_create(&link)?, &mut d)?;
         }
-        Ok(())
+        Ok(d.finish())
     }
 
     /// Walk every task's fds into an owner scan (threads folded as the
     /// `task_file` walk's).
     pub fn run(&self) -> Result<OwnerScan, BpfOwnerError> {
-        let mut recs = Vec::new();
-        self.run_records(&mut |r| recs.push(r))?;
-        Ok(super::owners_bpf::scan_of(recs))
+        let f = self.run_fds()?;
+        // Records made one at a time into the scan: a vector of them
+        // would hold 48 bytes per socket fd beside the scan's own.
+        Ok(super::owners_bpf::scan_of(
+            f.fds.iter().map(|x| f.record(x)),
+        ))
     }
 }
 
-fn read_all(
-    file: &mut std::fs::File,
-    d: &mut Decoder,
-    each: &mut dyn FnMut(Record),
-) -> Result<(), BpfOwnerError> {
+fn read_all(file: &mut std::fs::File, d: &mut Decoder) -> Result<(), BpfOwnerError> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
     loop {
@@ -649,7 +715,7 @@ fn read_all(
             return Ok(());
         }
         have += n;
-        let used = d.feed(&buf[..have], each);
+        let used = d.feed(&buf[..have]);
         buf.copy_within(used..have, 0);
         have -= used;
     }
@@ -681,13 +747,17 @@ mod tests {
         buf.extend([fd(4, 79), trailer(10, 12, 63)].concat());
         buf.extend(trailer(11, 11, 0)); // a task without sockets
         let mut d = Decoder::default();
-        let mut got = Vec::new();
         // Fed in two pieces cut inside a trailer: nothing is lost.
         let cut = 16 + 20;
-        let used = d.feed(&buf[..cut], &mut |r| got.push(r));
+        let used = d.feed(&buf[..cut]);
         assert_eq!(used, 16, "the torn trailer waits");
         let rest = [&buf[used..]].concat();
-        assert_eq!(d.feed(&rest, &mut |r| got.push(r)), rest.len());
+        assert_eq!(d.feed(&rest), rest.len());
+        // And fds whose trailer never came are dropped.
+        d.feed(&fd(5, 80));
+        assert_eq!(d.resume, vec![(12, 63)]);
+        let f = d.finish();
+        let got: Vec<Record> = f.fds.iter().map(|x| f.record(x)).collect();
         let seen: Vec<_> = got.iter().map(|r| (r.pid, r.tid, r.fd, r.inode)).collect();
         assert_eq!(
             seen,
@@ -695,8 +765,7 @@ mod tests {
         );
         assert_eq!(got[0].comm(), "nginx");
         assert_eq!((got[0].uid, got[0].files), (1000, 0xdead_beef));
-        assert_eq!(d.resume, vec![(12, 63)]);
-        assert!(d.fds.is_empty());
+        assert_eq!(f.tasks.len(), 3);
     }
 
     #[test]
