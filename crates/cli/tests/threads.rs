@@ -149,6 +149,29 @@ fn a_thread_with_its_own_fd_table() {
     );
 }
 
+/// What `who -v` says when the owners came from the fd-array walk.
+const FDT_NOTE: &str = "fd array walked by a BPF task iterator";
+
+/// `who --netns-pid PID :PORT --json -v` with `env` (VAR=value) set: the
+/// owners of the port's first chain, and what -v said.
+fn who_port(sc: &Scene, port: u64, env: &[&str]) -> (Vec<(u64, Option<u64>, u64)>, String) {
+    let (pid, port) = (sc.pid.to_string(), format!(":{port}"));
+    let mut args: Vec<&str> = env.to_vec();
+    args.extend([
+        common::BIN,
+        "who",
+        "--netns-pid",
+        &pid,
+        &port,
+        "--json",
+        "-v",
+    ]);
+    let w = common::run_cmd("env", &args);
+    w.expect_code(0);
+    let v: Value = serde_json::from_str(&w.stdout).unwrap();
+    (triples(&v[0]["socket"]["owners"]), w.stderr)
+}
+
 /// (pid, tid, fd) of every owner in a JSON owner list.
 fn triples(owners: &Value) -> Vec<(u64, Option<u64>, u64)> {
     let mut o: Vec<_> = owners
@@ -207,28 +230,9 @@ fn who_port_lists_every_table_that_holds_a_shared_listener() {
     // decides from the files per process; the environment forces each
     // way).
     for (split, note) in [("1", true), ("0", false)] {
-        let pid_arg = sc.pid.to_string();
-        let w = common::run_cmd(
-            "env",
-            &[
-                "SOCKSCOPE_OWNERS_FDT=0",
-                &format!("SOCKSCOPE_OWNERS_SPLIT={split}"),
-                common::BIN,
-                "who",
-                "--netns-pid",
-                &pid_arg,
-                &format!(":{port}"),
-                "--json",
-                "-v",
-            ],
-        );
-        w.expect_code(0);
-        let v: Value = serde_json::from_str(&w.stdout).unwrap();
-        assert_eq!(
-            triples(&v[0]["socket"]["owners"]),
-            want,
-            "who :{port} with SOCKSCOPE_OWNERS_SPLIT={split}"
-        );
+        let split_env = format!("SOCKSCOPE_OWNERS_SPLIT={split}");
+        let (owners, notes) = who_port(&sc, port, &["SOCKSCOPE_OWNERS_FDT=0", &split_env]);
+        assert_eq!(owners, want, "who :{port} with {split_env}");
         // Linux 6.1+ walks one process at a time.
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
         let mut n = release
@@ -237,37 +241,15 @@ fn who_port_lists_every_table_that_holds_a_shared_listener() {
             .map(|p| p.parse::<u32>().unwrap_or(0));
         let per_process = (n.next().unwrap_or(0), n.next().unwrap_or(0)) >= (6, 1);
         assert_eq!(
-            w.stderr.contains("walk split by process"),
+            notes.contains("walk split by process"),
             note && per_process,
-            "SOCKSCOPE_OWNERS_SPLIT={split}, kernel {release}:\n{}",
-            w.stderr
+            "SOCKSCOPE_OWNERS_SPLIT={split}, kernel {release}:\n{notes}"
         );
     }
     // By default, the walk of every task's fd array (said with -v).
-    let w = common::run_cmd(
-        "env",
-        &[
-            common::BIN,
-            "who",
-            "--netns-pid",
-            &sc.pid.to_string(),
-            &format!(":{port}"),
-            "--json",
-            "-v",
-        ],
-    );
-    w.expect_code(0);
-    let v: Value = serde_json::from_str(&w.stdout).unwrap();
-    assert_eq!(
-        triples(&v[0]["socket"]["owners"]),
-        want,
-        "who :{port}, fd arrays"
-    );
-    assert!(
-        w.stderr.contains("fd array walked by a BPF task iterator"),
-        "{}",
-        w.stderr
-    );
+    let (owners, notes) = who_port(&sc, port, &[]);
+    assert_eq!(owners, want, "who :{port}, fd arrays");
+    assert!(notes.contains(FDT_NOTE), "{notes}");
     // And 127.0.0.1:PORT, and the text output, the same.
     let w = sc.sockscope("who", &[&format!("127.0.0.1:{port}"), "--json"]);
     w.expect_code(0);
@@ -346,31 +328,8 @@ fn who_port_finds_fds_past_the_first_run_of_a_large_table() {
     assert_eq!(ls_owners(&sc, inode), want, "ls -p");
     assert_eq!(proc_owners(inode), want, "the /proc walk");
     for fdt in ["1", "0"] {
-        let w = common::run_cmd(
-            "env",
-            &[
-                &format!("SOCKSCOPE_OWNERS_FDT={fdt}"),
-                common::BIN,
-                "who",
-                "--netns-pid",
-                &sc.pid.to_string(),
-                &format!(":{port}"),
-                "--json",
-                "-v",
-            ],
-        );
-        w.expect_code(0);
-        let v: Value = serde_json::from_str(&w.stdout).unwrap();
-        assert_eq!(
-            triples(&v[0]["socket"]["owners"]),
-            want,
-            "who :{port} with SOCKSCOPE_OWNERS_FDT={fdt}"
-        );
-        assert_eq!(
-            w.stderr.contains("fd array walked by a BPF task iterator"),
-            fdt == "1",
-            "{}",
-            w.stderr
-        );
+        let (owners, notes) = who_port(&sc, port, &[&format!("SOCKSCOPE_OWNERS_FDT={fdt}")]);
+        assert_eq!(owners, want, "who :{port} with SOCKSCOPE_OWNERS_FDT={fdt}");
+        assert_eq!(notes.contains(FDT_NOTE), fdt == "1", "{notes}");
     }
 }

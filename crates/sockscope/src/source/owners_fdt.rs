@@ -242,6 +242,14 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     let inner = a.label();
     let inner_done = a.label();
     let no_cred = a.label();
+    // `kfunc(&iterator at r10 + slot)`: the loops' next and destroy.
+    let on_iter = |a: &mut Asm, slot: i16, kfunc: u32| {
+        a.push(&[
+            mov_reg(R1, R10),
+            add_imm(R1, i32::from(slot)),
+            call_kfunc(kfunc),
+        ]);
+    };
     // `r0 = *(u64 *)reg` for a word at an address held as a number.
     let load_word = |a: &mut Asm, addr: u8| {
         a.push(&[
@@ -320,11 +328,7 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
         call_kfunc(ids.num_new),
     ]);
     a.bind(outer);
-    a.push(&[
-        mov_reg(R1, R10),
-        add_imm(R1, i32::from(S_OUTER)),
-        call_kfunc(ids.num_next),
-    ]);
+    on_iter(&mut a, S_OUTER, ids.num_next);
     a.jeq_imm(R0, 0, outer_done);
     a.push(&[
         ldx_w(R8, R0, 0), // r8 = word index
@@ -344,11 +348,7 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
         call_kfunc(ids.num_new),
     ]);
     a.bind(inner);
-    a.push(&[
-        mov_reg(R1, R10),
-        add_imm(R1, i32::from(S_INNER)),
-        call_kfunc(ids.num_next),
-    ]);
+    on_iter(&mut a, S_INNER, ids.num_next);
     a.jeq_imm(R0, 0, inner_done);
     a.push(&[
         ldx_w(R1, R0, 0), // r1 = bit
@@ -392,18 +392,10 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     ]);
     a.ja(inner);
     a.bind(inner_done);
-    a.push(&[
-        mov_reg(R1, R10),
-        add_imm(R1, i32::from(S_INNER)),
-        call_kfunc(ids.num_destroy),
-    ]);
+    on_iter(&mut a, S_INNER, ids.num_destroy);
     a.ja(outer);
     a.bind(outer_done);
-    a.push(&[
-        mov_reg(R1, R10),
-        add_imm(R1, i32::from(S_OUTER)),
-        call_kfunc(ids.num_destroy),
-    ]);
+    on_iter(&mut a, S_OUTER, ids.num_destroy);
     // The trailer: tag, tgid, tid, euid, files, comm, next word.
     let t = S_TRAILER;
     a.push(&[
