@@ -266,8 +266,6 @@ impl Session {
                 window = Window::default();
             }
         }
-        // Detach first, so that nothing is written after the last read,
-        // then drain what the kernel still holds, then everything pending.
         // Detach first, so that nothing is written after the last read.
         // That takes the kernel most of a second: meanwhile, hand over
         // what was read already. Then read what the ring buffer still
