@@ -28,6 +28,12 @@
 #                the devices (each crosses lo twice: out and in)
 #   the two unfiltered runs again with SOCKSCOPE_TRACE_NOOP_ALL=1: their
 #                floors (the same programs attached, doing nothing)
+#   unfiltered, reader discarding
+#                the unfiltered run with SOCKSCOPE_TRACE_DISCARD=1: the
+#                programs do all their work and the reader takes every
+#                record from the ring buffer but drops it unread. Between
+#                the floor and this row: the programs' cost; between this
+#                row and the unfiltered one: the reader's
 #
 # With --port 9, the default events include packet and wait events: their
 # programs run for every packet (and every wakeup) and are cut in the
@@ -135,7 +141,7 @@ if [ "$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null)" = 1 ]; then
     echo "  (bpf_stats_enabled=1: every BPF program run is timed; the traced runs cost more than on a default host)"
 fi
 : >"$work/base"; : >"$work/base2"; : >"$work/base3"
-: >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"
+: >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"; : >"$work/unfd"
 for round in $(seq "$ROUNDS"); do
     # Each group of runs has a baseline of its own, measured just before
     # it: this host's throughput drifts by tens of percent within a
@@ -147,10 +153,11 @@ for round in $(seq "$ROUNDS"); do
     load "$CONNS" >>"$work/base2"
     traced "$CONNS" >>"$work/unf"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" >>"$work/unf0"
+    SOCKSCOPE_TRACE_DISCARD=1 traced "$CONNS" >>"$work/unfd"
     load "$CONNS" >>"$work/base3"
     traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt0"
-    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | baseline $(tail -n1 "$work/base2") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0")) | baseline $(tail -n1 "$work/base3") | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"))  (requests/s [events/s lost])"
+    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | baseline $(tail -n1 "$work/base2") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0"), reader discarding $(tail -n1 "$work/unfd")) | baseline $(tail -n1 "$work/base3") | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"))  (requests/s [events/s lost])"
 done
 # Ratios per round (each against the baseline measured just before its
 # group), then the median: robust to load from elsewhere drifting between
@@ -158,7 +165,7 @@ done
 rratio() {
     local b="$work/base"
     case "$1" in
-    "$work/unf" | "$work/unf0") b="$work/base2" ;;
+    "$work/unf" | "$work/unf0" | "$work/unfd") b="$work/base2" ;;
     "$work/pkt" | "$work/pkt0") b="$work/base3" ;;
     esac
     paste -d' ' "$b" "$1" | awk '{ printf "%.4f\n", $2 / $1 }' | median
@@ -174,6 +181,7 @@ row "  same, every program doing nothing" "$work/floor"
 row "  same, --events without syscall/data" "$work/light"
 row "trace (unfiltered)" "$work/unf"
 row "  same, every program doing nothing" "$work/unf0"
+row "  same, the reader discarding records" "$work/unfd"
 row "trace (unfiltered) with packet events" "$work/pkt"
 row "  same, every program doing nothing" "$work/pkt0"
 for c in 1 2 4 8; do

@@ -84,3 +84,43 @@ fn quiet_summary_says_what_the_timeline_says() {
     assert_eq!(quiet.3.len(), 3, "{:?}", quiet.3);
     assert_eq!(quiet, full, "-q and the timeline disagree");
 }
+
+/// The benchmark switch SOCKSCOPE_TRACE_DISCARD (bench/trace.sh's "reader
+/// discarding" row): the reader takes every record the kernel wrote and
+/// drops it unread. Nothing is shown, the trace says why at start, and
+/// the closing counts still add up (read = written = dropped).
+#[test]
+fn a_discarding_reader_reads_every_record_and_shows_none() {
+    if root::skip_without_root() {
+        return;
+    }
+    let mut scene = Scene::start("graceful", 5096);
+    let pid = scene.pid.to_string();
+    let t = Trace::start_env(&["--netns-pid", &pid], &[("SOCKSCOPE_TRACE_DISCARD", "1")]);
+    let r = scene.go();
+    assert_eq!(r["eof"], 0, "{r}");
+    std::thread::sleep(Duration::from_millis(400));
+    let out = t.stop();
+    drop(scene);
+    assert!(
+        out.stderr.contains("SOCKSCOPE_TRACE_DISCARD is set"),
+        "the trace says at start that it drops what it reads:\n{}",
+        out.stderr
+    );
+    assert!(out.events().is_empty(), "{:?}", out.events());
+    let s = out.stats();
+    let n = |k: &str| {
+        s[k].as_u64()
+            .unwrap_or_else(|| panic!("stats.{k} missing: {s}"))
+    };
+    // The scenario's state changes, syscalls and data at least.
+    assert!(n("events_read") >= 10, "{s}");
+    assert_eq!(n("events_discarded"), n("events_read"), "{s}");
+    assert_eq!((n("events_shown"), n("events_filtered")), (0, 0), "{s}");
+    assert_eq!(
+        n("kernel_written"),
+        n("events_read") + n("bad_records"),
+        "{s}"
+    );
+    assert_eq!(n("bad_records"), 0, "{s}");
+}

@@ -74,7 +74,8 @@ pub struct Options {
 /// The counts add up: the programs are detached before the last read, so
 /// `kernel_written = events_read + bad_records`, and every event read is
 /// either shown or left out by the user-space filter:
-/// `events_read = events_shown + events_filtered`. Events sockscope
+/// `events_read = events_shown + events_filtered` (+ `events_discarded`,
+/// only under the benchmark switch [`ENV_DISCARD`]). Events sockscope
 /// inferred (TIME-WAIT and its check) are counted apart, in
 /// `events_inferred`. `events_unwritten` (shown or inferred events that
 /// never reached the output because it was blocked or closed when the
@@ -90,6 +91,10 @@ pub struct Stats {
     /// --port, --addr), including those of a connection the filter never
     /// could decide on (its ports stayed unknown).
     pub events_filtered: u64,
+    /// Events read and dropped unseen ([`ENV_DISCARD`], benchmarks only;
+    /// left out of the JSON when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_discarded: u64,
     /// Events inferred by sockscope and handed to the output.
     pub events_inferred: u64,
     /// Shown or inferred events that could not be written.
@@ -115,6 +120,8 @@ pub struct Session {
     reasons: Reasons,
     checker: Option<TwChecker>,
     lean: bool,
+    /// [`ENV_DISCARD`]: records are counted and dropped.
+    discard: bool,
     start_ns: u64,
     started: Instant,
     /// Records read but not yet handed on (see [`Reorder`]).
@@ -137,6 +144,12 @@ pub fn monotonic_ns() -> u64 {
 /// Records are held this long so that ones from other CPUs can be put in
 /// order before they are shown.
 const REORDER_NS: u64 = 30_000_000;
+
+/// Benchmark only: when set, the reader counts the records it takes from
+/// the ring buffer and drops them unread (no decoding, no reordering, no
+/// connections), so that a run measures what the kernel side costs by
+/// itself with the records still delivered (bench/trace.sh).
+pub const ENV_DISCARD: &str = "SOCKSCOPE_TRACE_DISCARD";
 
 impl Session {
     pub fn start(mut opts: Options) -> Result<Session, TraceError> {
@@ -186,6 +199,13 @@ impl Session {
                 s.event, s.reason
             ));
         }
+        let discard = std::env::var_os(ENV_DISCARD).is_some();
+        if discard {
+            notes.push(format!(
+                "{ENV_DISCARD} is set (benchmark only): events are read from the kernel \
+                 and dropped unseen"
+            ));
+        }
         let start_ns = monotonic_ns();
         Ok(Session {
             tracer,
@@ -193,6 +213,7 @@ impl Session {
             reasons,
             checker: opts.check_time_wait.then(TwChecker::spawn),
             lean,
+            discard,
             start_ns,
             started: Instant::now(),
             pending: Reorder::default(),
@@ -291,10 +312,13 @@ impl Session {
         let c = self.tracer.counters();
         let elapsed = self.started.elapsed().as_secs_f64();
         self.stats.duration_s = elapsed;
+        if self.discard {
+            self.stats.events_discarded = self.stats.events_read;
+        }
         self.stats.events_filtered = self
             .stats
             .events_read
-            .saturating_sub(self.stats.events_shown);
+            .saturating_sub(self.stats.events_shown + self.stats.events_discarded);
         self.stats.events_per_s = if elapsed > 0.0 {
             self.stats.events_read as f64 / elapsed
         } else {
@@ -316,9 +340,14 @@ impl Session {
     fn read_records(&mut self, timeout: Duration) -> io::Result<usize> {
         let mut bad = 0u64;
         let pending = &mut self.pending;
+        let discard = self.discard;
         let n = self
             .tracer
-            .poll(timeout, |b| pending.insert_record(b, &mut bad))
+            .poll(timeout, |b| {
+                if !discard {
+                    pending.insert_record(b, &mut bad)
+                }
+            })
             .map_err(io::Error::other)?;
         self.stats.events_read += (n as u64).saturating_sub(bad);
         self.stats.bad_records += bad;
@@ -329,9 +358,12 @@ impl Session {
     fn read_batches(&mut self) {
         let mut bad = 0u64;
         let pending = &mut self.pending;
-        let n = self
-            .tracer
-            .take_batches(|b| pending.insert_record(b, &mut bad));
+        let discard = self.discard;
+        let n = self.tracer.take_batches(|b| {
+            if !discard {
+                pending.insert_record(b, &mut bad)
+            }
+        });
         self.stats.events_read += (n as u64).saturating_sub(bad);
         self.stats.bad_records += bad;
     }
@@ -724,6 +756,10 @@ impl Sink for CountSink {
     fn warn(&mut self, msg: &str) {
         self.warnings.push(msg.to_string());
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -227,6 +227,13 @@ pub fn write_stats(w: &mut dyn Write, s: &Stats) -> io::Result<()> {
         "Events: {} read in {:.1} s ({:.0}/s) = {} shown + {} left out by the user-space filter",
         s.events_read, s.duration_s, s.events_per_s, s.events_shown, s.events_filtered,
     )?;
+    if s.events_discarded > 0 {
+        write!(
+            w,
+            " + {} dropped unread (SOCKSCOPE_TRACE_DISCARD)",
+            s.events_discarded
+        )?;
+    }
     if s.events_inferred > 0 {
         write!(w, ", and {} inferred (TIME-WAIT)", s.events_inferred)?;
     }
