@@ -333,3 +333,71 @@ fn who_port_finds_fds_past_the_first_run_of_a_large_table() {
         assert_eq!(notes.contains(FDT_NOTE), fdt == "1", "{notes}");
     }
 }
+
+/// Where the fd-array walk cannot load (Linux before 6.4 has no
+/// bpf_iter_num kfuncs), `ls -p` takes the task_file walk, finds the same
+/// owners, and `-v` says which walk ran and why. Older kernels are played
+/// by hiding the kfunc from the BTF sockscope reads: a copy of the
+/// kernel's BTF with the name changed, mounted over /sys/kernel/btf/vmlinux
+/// in a mount namespace of the command's own.
+#[test]
+fn without_the_fd_array_walk_ls_p_takes_the_task_file_walk_and_says_why() {
+    if root::skip_without_root() {
+        return;
+    }
+    let sc = start("shared");
+    let inode = sc.num("/inode");
+    let want = ls_owners(&sc, inode);
+    assert_eq!(want.len(), 4, "{want:?}");
+    let pid = sc.pid.to_string();
+    let ls = |runner: &[&str]| {
+        let mut args: Vec<&str> = runner.to_vec();
+        args.extend([
+            common::BIN,
+            "-v",
+            "ls",
+            "--netns-pid",
+            &pid,
+            "-tlp",
+            "--json",
+        ]);
+        let r = common::run_cmd(args[0], &args[1..]);
+        r.expect_code(0);
+        let owners = r
+            .json_array()
+            .iter()
+            .find(|v| v["inode"].as_u64() == Some(inode))
+            .map(|v| triples(&v["owners"]))
+            .unwrap_or_else(|| panic!("inode {inode} not listed"));
+        (owners, r.stderr)
+    };
+    let (owners, notes) = ls(&["env"]);
+    assert_eq!(owners, want);
+    assert!(notes.contains(FDT_NOTE), "-v names the walk: {notes}");
+
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let (from, to) = (&b"\0bpf_iter_num_new\0"[..], &b"\0bpf_iter_nuX_new\0"[..]);
+    let at = btf
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("this kernel's BTF names bpf_iter_num_new");
+    let mut hidden = btf.clone();
+    hidden[at..at + to.len()].copy_from_slice(to);
+    let path = std::env::temp_dir().join(format!("sockscope-btf-{}", std::process::id()));
+    std::fs::write(&path, &hidden).unwrap();
+    let mount = format!(
+        "mount --bind {} /sys/kernel/btf/vmlinux && exec \"$0\" \"$@\"",
+        path.display()
+    );
+    let (owners, notes) = ls(&["unshare", "-m", "sh", "-c", &mount]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(owners, want, "the task_file walk finds the same owners");
+    assert!(
+        notes.contains(
+            "owners: fds walked by the BPF task_file iterator (the fd-array walk did not load: \
+             kernel BTF unusable: BTF has no function bpf_iter_num_new)"
+        ),
+        "-v names the walk taken and why: {notes}"
+    );
+    assert!(!notes.contains(FDT_NOTE), "{notes}");
+}

@@ -439,10 +439,7 @@ impl Scanned {
                 };
                 (scan, Some(how))
             }),
-            Scanned::Joined(scan, _) => Ok((
-                scan,
-                Some("owners: every task's fd array walked by a BPF task iterator".into()),
-            )),
+            Scanned::Joined(scan, _) => Ok((scan, Some(owners::FDT_NOTE.into()))),
             Scanned::Split(sh, part) => match helped.transpose() {
                 Ok(other) => {
                     let (scan, _) = owners::bpf(Ok(owners_bpf::join_parts(vec![

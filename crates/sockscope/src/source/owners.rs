@@ -44,8 +44,9 @@ pub enum Plan {
     /// The walk of every task's fd array (`owners_fdt`), loaded (once per
     /// process).
     Fdt(&'static super::owners_fdt::Walk),
-    /// The BPF task_file iterator, loaded (once per process).
-    Bpf(&'static super::owners_bpf::Loaded),
+    /// The BPF task_file iterator, loaded (once per process), and why the
+    /// fd-array walk is not used instead (None: not asked for it).
+    Bpf(&'static super::owners_bpf::Loaded, Option<String>),
     /// A BPF iterator that reports only some sockets' fds (see
     /// [`plan_port`]).
     BpfFiltered(super::owners_bpf::Loaded),
@@ -77,15 +78,26 @@ pub fn plan() -> Plan {
     if let Err(why) = may_bpf() {
         return Plan::Proc(why);
     }
-    if super::owners_fdt::enabled()
-        && let Ok(w) = super::owners_fdt::prepare()
-    {
-        return Plan::Fdt(w);
-    }
+    let why_not_fdt = if super::owners_fdt::enabled() {
+        match super::owners_fdt::prepare() {
+            Ok(w) => return Plan::Fdt(w),
+            Err(e) => format!("the fd-array walk did not load: {e}"),
+        }
+    } else {
+        format!("{}=0", super::owners_fdt::ENV)
+    };
     match super::owners_bpf::prepare() {
-        Ok(l) => Plan::Bpf(l),
-        Err(e) => Plan::Proc(format!("owners: walked /proc ({e})")),
+        Ok(l) => Plan::Bpf(l, Some(why_not_fdt)),
+        Err(e) => Plan::Proc(format!("owners: walked /proc ({e}; {why_not_fdt})")),
     }
+}
+
+/// What `-v` says of a walk that found the owners.
+pub(crate) const FDT_NOTE: &str = "owners: every task's fd array walked by a BPF task iterator";
+
+/// The same for the task_file walk, with why it was taken.
+fn task_file_note(why: &str) -> String {
+    format!("owners: fds walked by the BPF task_file iterator ({why})")
 }
 
 /// Like [`plan`], for a caller that only needs the owners of sockets bound
@@ -106,7 +118,8 @@ pub fn plan_port(port: u16) -> Plan {
 }
 
 impl Plan {
-    /// Run the scan; the second value says why /proc was walked, if it was.
+    /// Run the scan; the second value is a note for `-v`: which walk
+    /// found the owners, and why a slower one was taken, if it was.
     pub fn run(self) -> Result<(OwnerScan, Option<String>), OwnerError> {
         self.run_with(&mut |_| {})
     }
@@ -119,8 +132,30 @@ impl Plan {
         seen: &mut dyn FnMut(&super::owners_bpf::Record),
     ) -> Result<(OwnerScan, Option<String>), OwnerError> {
         match self {
-            Plan::Fdt(w) => bpf(w.run()),
-            Plan::Bpf(l) => bpf(l.run()),
+            Plan::Fdt(w) => match w.run() {
+                Ok(s) => bpf(Ok(s)).map(|(s, _)| (s, Some(FDT_NOTE.into()))),
+                // A walk that loaded but failed to run: the task_file walk
+                // next, /proc last.
+                Err(e) => {
+                    let why = format!("the fd-array walk failed: {e}");
+                    match super::owners_bpf::prepare() {
+                        Ok(l) => Plan::Bpf(l, Some(why)).run_with(seen),
+                        Err(e2) => Ok((
+                            scan("/proc")?,
+                            Some(format!("owners: walked /proc ({e2}; {why})")),
+                        )),
+                    }
+                }
+            },
+            Plan::Bpf(l, why) => bpf(l.run()).map(|(s, note)| {
+                // /proc's note says what matters; else name the walk.
+                let note = match (note, why) {
+                    (Some(n), Some(why)) => Some(format!("{n}; {why}")),
+                    (None, Some(why)) => Some(task_file_note(&why)),
+                    (n, None) => n,
+                };
+                (s, note)
+            }),
             Plan::BpfFiltered(l) => bpf(l.run_with(seen)),
             Plan::Proc(why) => Ok((scan("/proc")?, Some(why))),
         }
