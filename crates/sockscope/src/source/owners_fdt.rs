@@ -20,7 +20,10 @@
 //!     struct fdtable *fdt = files->fdt;
 //!     u32 words = (fdt->max_fds + 63) / 64, start = 0, end, next = 0;
 //!     struct resume *r = bpf_map_lookup_elem(&resume, &zero);
-//!     if (r && r->tid == t->pid) start = r->word;
+//!     if (r && r->tid) {
+//!         if (r->tid != t->pid) return 0;
+//!         start = r->word;
+//!     }
 //!     end = start + WORDS_PER_RUN < words ? (next = start + WORDS_PER_RUN) : words;
 //!     bpf_for(w, start, end) {
 //!         u64 bits = fdt->open_fds[w];
@@ -42,8 +45,14 @@
 //! One task's output must fit the iterator's 32 KiB buffer, so a run
 //! walks at most [`WORDS_PER_RUN`] words of the bitmap (4,032 fds) and its
 //! trailer says where it stopped; the rest of that task is walked by
-//! runs of an iterator given that one task (Linux 6.1+), started where
-//! the last stopped (the resume map). Sockfs inode numbers are 32 bits
+//! runs of an iterator given the task's process (Linux 6.1+), started
+//! where the last stopped (the resume map, which also names the thread:
+//! the program skips the process's others). Not an iterator given the
+//! thread: on kernels without the fix "bpf: Fix iter/task tid filtering"
+//! (October 2024) that filter finds only a process's main thread
+//! (get_pid_task with PIDTYPE_TGID), so the rest of a table that
+//! another thread holds (after unshare(CLONE_FILES), or with the main
+//! thread gone) would silently be missed. Sockfs inode numbers are 32 bits
 //! (`get_next_ino`), as netlink reports them.
 //!
 //! The fd array is read without the table's lock, under RCU (the program
@@ -307,7 +316,9 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     ]);
     a.jeq_imm(R0, 0, have_start);
     a.push(&[ldx_w(R1, R0, 0), ldx_w(R2, R7, o.task_pid)]);
-    a.jmp_reg(JNE_X, R1, R2, have_start);
+    a.jeq_imm(R1, 0, have_start); // every task, from the start
+    // A run that resumes one thread walks its process: not this thread.
+    a.jmp_reg(JNE_X, R1, R2, out);
     a.push(&[ldx_w(R9, R0, 4)]);
     a.bind(have_start);
     a.push(&[
@@ -601,8 +612,8 @@ impl Fds {
 #[derive(Default)]
 struct Decoder {
     out: Fds,
-    /// Tasks to walk further: (tid, first word).
-    resume: Vec<(u32, u32)>,
+    /// Tasks to walk further: (pid, tid, first word).
+    resume: Vec<(u32, u32, u32)>,
 }
 
 impl Decoder {
@@ -640,7 +651,7 @@ impl Decoder {
                 comm,
             });
             if next != 0 {
-                self.resume.push((tid, next));
+                self.resume.push((pid, tid, next));
             }
             at += TRAILER;
         }
@@ -664,10 +675,11 @@ impl Walk {
         set_resume(&self.resume, 0, 0)?;
         read_all(&mut iter_create(&self.link)?, &mut d)?;
         // Tasks with more fds than one run walks: one task at a time.
-        while let Some((tid, word)) = d.resume.pop() {
+        while let Some((pid, tid, word)) = d.resume.pop() {
             set_resume(&self.resume, tid, word)?;
+            // bpf_iter_link_info.task: tid at 0, pid at 4 (see the top).
             let mut info = [0u8; 16];
-            put32(&mut info, 0, tid);
+            put32(&mut info, 4, pid);
             let mut attr = [0u8; 64];
             put32(&mut attr, 0, self.prog.as_raw_fd() as u32);
             put32(&mut attr, 8, BPF_TRACE_ITER);
@@ -679,7 +691,19 @@ impl Walk {
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
                 Err(e) => return Err(BpfOwnerError::Read(format!("link for task {tid}: {e}"))),
             };
+            let queued = d.resume.len();
             read_all(&mut iter_create(&link)?, &mut d)?;
+            // A run that resumes a thread may only ask to go on with that
+            // thread, further on: anything else would walk in circles.
+            let mut i = queued;
+            while i < d.resume.len() {
+                let (p, t, w) = d.resume[i];
+                if (p, t) == (pid, tid) && w > word {
+                    i += 1;
+                } else {
+                    d.resume.swap_remove(i);
+                }
+            }
         }
         Ok(d.finish())
     }
@@ -747,7 +771,7 @@ mod tests {
         assert_eq!(d.feed(&rest), rest.len());
         // And fds whose trailer never came are dropped.
         d.feed(&fd(5, 80));
-        assert_eq!(d.resume, vec![(12, 63)]);
+        assert_eq!(d.resume, vec![(10, 12, 63)]);
         let f = d.finish();
         let got: Vec<Record> = f.fds.iter().map(|x| f.record(x)).collect();
         let seen: Vec<_> = got.iter().map(|r| (r.pid, r.tid, r.fd, r.inode)).collect();
