@@ -58,7 +58,13 @@
 //! The fd array is read without the table's lock, under RCU (the program
 //! runs inside the iterator's RCU read section): a table replaced while
 //! it is read (grown) is still valid memory; a file closed meanwhile may
-//! be seen or not, as with any snapshot.
+//! be seen or not, as with any snapshot. The task's `files_struct`
+//! itself is freed at once when its last user drops it (an exiting task,
+//! unshare, execve), not after a grace period: every load here is a
+//! probe, so such memory cannot crash the walk, and a task that began to
+//! exit, or whose table was swapped, while it was walked has its trailer
+//! marked stale and its fds dropped (what was read may be another
+//! table's by then).
 
 use super::bpf::asm::*;
 use super::bpf::btf::{self, Found, Wanted};
@@ -99,6 +105,7 @@ struct Offsets {
     task_comm: u32,
     task_real_cred: u32,
     task_group_leader: u32,
+    task_flags: u32,
     cred_uid: u32,
     files_fdt: u32,
     fdt_max_fds: u32,
@@ -131,7 +138,15 @@ const WANT: Wanted = Wanted {
         ("bpf_iter_meta", &["seq"]),
         (
             "task_struct",
-            &["tgid", "pid", "files", "comm", "real_cred", "group_leader"],
+            &[
+                "tgid",
+                "pid",
+                "files",
+                "comm",
+                "real_cred",
+                "group_leader",
+                "flags",
+            ],
         ),
         ("cred", &["euid"]),
         ("files_struct", &["fdt"]),
@@ -166,6 +181,7 @@ fn kernel_from(f: &Found) -> Result<Kernel, btf::BtfError> {
             task_comm: f.offset("task_struct", "comm")?,
             task_real_cred: f.offset("task_struct", "real_cred")?,
             task_group_leader: f.offset("task_struct", "group_leader")?,
+            task_flags: f.offset("task_struct", "flags")?,
             cred_uid: f.offset("cred", "euid")?,
             files_fdt: f.offset("files_struct", "fdt")?,
             fdt_max_fds: f.offset("fdtable", "max_fds")?,
@@ -220,6 +236,7 @@ const S_REC: i16 = -48;
 const S_KEY: i16 = -56;
 const S_SEQ: i16 = -64;
 const S_TRAILER: i16 = -112;
+const S_FILES: i16 = -120;
 
 /// A stack offset as a load's offset field.
 fn stack(off: i16) -> u32 {
@@ -236,6 +253,7 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     const S_IFMT: i32 = 0o170000;
     const S_IFSOCK: i32 = 0o140000;
     const SOCKFS_MAGIC: i32 = 0x534F_434B;
+    const PF_EXITING: i32 = 0x4;
     const MAP_LOOKUP: i32 = 1;
     const PROBE_READ_KERNEL: i32 = 113;
     const SEQ_WRITE: i32 = 127;
@@ -251,6 +269,7 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     let inner = a.label();
     let inner_done = a.label();
     let no_cred = a.label();
+    let stale = a.label();
     // `kfunc(&iterator at r10 + slot)`: the loops' next and destroy.
     let on_iter = |a: &mut Asm, slot: i16, kfunc: u32| {
         a.push(&[
@@ -286,6 +305,7 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     ]);
     a.push(&[ldx_dw(R1, R7, o.task_files)]);
     a.jeq_imm(R1, 0, out); // a kernel thread, or exiting
+    a.push(&[stx_dw(R10, S_FILES, R1)]);
     a.push(&[ldx_w(R2, R7, o.task_tgid), ldx_w(R3, R7, o.task_pid)]);
     a.jmp_reg(JEQ_X, R2, R3, leader);
     // A thread sharing its leader's table: the leader reports it.
@@ -407,7 +427,7 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     a.ja(outer);
     a.bind(outer_done);
     on_iter(&mut a, S_OUTER, ids.num_destroy);
-    // The trailer: tag, tgid, tid, euid, files, comm, next word.
+    // The trailer: tag, tgid, tid, euid, files, comm, next word, stale.
     let t = S_TRAILER;
     a.push(&[
         st_w(R10, t, -1),
@@ -425,6 +445,20 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
         stx_w(R10, t + 12, R2),
         ldx_dw(R1, R7, o.task_files),
         stx_dw(R10, t + 16, R1),
+        // Stale: the task began to exit, or its table was swapped
+        // (unshare, execve), while it was walked: the table may have been
+        // freed under the walk (a files_struct is not freed after an RCU
+        // grace period), so what was read of it is not to be trusted.
+        mov_imm(R4, 1),
+        ldx_dw(R2, R10, stack(S_FILES)),
+    ]);
+    a.jmp_reg(JNE_X, R1, R2, stale);
+    a.push(&[ldx_w(R2, R7, o.task_flags), and_imm(R2, PF_EXITING)]);
+    a.jne_imm(R2, 0, stale);
+    a.push(&[mov_imm(R4, 0)]);
+    a.bind(stale);
+    a.push(&[
+        stx_w(R10, t + 44, R4),
         mov_reg(R1, R10),
         add_imm(R1, i32::from(t + 24)),
         mov_imm(R2, 16),
@@ -433,7 +467,6 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
         call(PROBE_READ_KERNEL),
         ldx_w(R1, R10, stack(S_NEXT)),
         stx_w(R10, t + 40, R1),
-        st_w(R10, t + 44, 0),
         ldx_dw(R1, R10, stack(S_SEQ)),
         mov_reg(R2, R10),
         add_imm(R2, i32::from(t)),
@@ -643,6 +676,15 @@ impl Decoder {
             let mut comm = [0u8; 16];
             comm.copy_from_slice(&t[24..40]);
             let (pid, tid, uid, next) = (w(4), w(8), w(12), w(40));
+            at += TRAILER;
+            if w(44) != 0 {
+                // Stale (the program's trailer): its fds are dropped.
+                let task = self.out.tasks.len() as u32;
+                while self.out.fds.last().is_some_and(|f| f.task == task) {
+                    self.out.fds.pop();
+                }
+                continue;
+            }
             self.out.tasks.push(Task {
                 pid,
                 tid,
@@ -653,7 +695,6 @@ impl Decoder {
             if next != 0 {
                 self.resume.push((pid, tid, next));
             }
-            at += TRAILER;
         }
         at
     }
@@ -742,6 +783,10 @@ mod tests {
     use super::*;
 
     fn trailer(pid: u32, tid: u32, next: u32) -> Vec<u8> {
+        trailer_stale(pid, tid, next, false)
+    }
+
+    fn trailer_stale(pid: u32, tid: u32, next: u32, stale: bool) -> Vec<u8> {
         let mut t = vec![0u8; TRAILER];
         t[..4].copy_from_slice(&TRAILER_TAG.to_ne_bytes());
         t[4..8].copy_from_slice(&pid.to_ne_bytes());
@@ -750,7 +795,33 @@ mod tests {
         t[16..24].copy_from_slice(&0xdead_beefu64.to_ne_bytes());
         t[24..29].copy_from_slice(b"nginx");
         t[40..44].copy_from_slice(&next.to_ne_bytes());
+        t[44..48].copy_from_slice(&u32::from(stale).to_ne_bytes());
         t
+    }
+
+    #[test]
+    fn a_stale_trailer_drops_its_tasks_fds_and_resumes_nothing() {
+        let buf = [
+            fd(3, 77),
+            trailer(10, 10, 0),
+            fd(3, 90),
+            fd(4, 91),
+            trailer_stale(20, 20, 63, true),
+            fd(5, 92),
+            trailer(30, 30, 0),
+        ]
+        .concat();
+        let mut d = Decoder::default();
+        assert_eq!(d.feed(&buf), buf.len());
+        assert!(d.resume.is_empty());
+        let f = d.finish();
+        let got: Vec<_> = f
+            .fds
+            .iter()
+            .map(|x| f.record(x))
+            .map(|r| (r.pid, r.fd, r.inode))
+            .collect();
+        assert_eq!(got, vec![(10, 3, 77), (30, 5, 92)]);
     }
 
     fn fd(fd: u32, ino: u32) -> Vec<u8> {
@@ -795,6 +866,7 @@ mod tests {
                 task_comm: 24,
                 task_real_cred: 40,
                 task_group_leader: 48,
+                task_flags: 56,
                 cred_uid: 4,
                 files_fdt: 32,
                 fdt_max_fds: 0,
