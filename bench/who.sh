@@ -28,6 +28,9 @@
 # filtered to the port, split by process between two threads) instead of
 # the walk of every task's fd array that runs beside the dump. The
 # NOOP floor is that `task_file` walk's (NOOP turns the fd-array walk off).
+# Also for information: `ls -tan sport = :PORT` and `ls -tanp sport =
+# :PORT` against ss with the same filter (a filter naming one local port is
+# applied by the kernel, as ss does).
 #
 # Usage: bench/who.sh [--quick] [--runs N] [--case N:P] [--port PORT]
 #                     [--sockscope PATH]
@@ -169,7 +172,9 @@ echo
 # ------------------------------------------------------------ output check --
 FLOOR="floor: who :$PORT, owner walk doing nothing"
 WHOLE="who :$PORT, task_file walk"
-names=("sockscope who :$PORT" "sockscope who :$PORT --json" "ss -tanp 'sport = :$PORT'" "ss -tan 'sport = :$PORT'" "$FLOOR" "$WHOLE")
+LS="sockscope ls -tan sport = :$PORT"
+LSP="sockscope ls -tanp sport = :$PORT"
+names=("sockscope who :$PORT" "sockscope who :$PORT --json" "ss -tanp 'sport = :$PORT'" "ss -tan 'sport = :$PORT'" "$FLOOR" "$WHOLE" "$LS" "$LSP")
 cmd_of() { # name -> command line for hyperfine -N (shell-words split)
     case $1 in
         sockscope*) echo "$SOCKSCOPE ${1#sockscope }" ;;
@@ -195,6 +200,8 @@ check() { # name -> prints a verdict line; returns 1 on wrong output
         "sockscope who :$PORT --json") in_ns "$SOCKSCOPE" who ":$PORT" --json >"$out" 2>"$WORK/err" || rc=$? ;;
         "sockscope who :$PORT") in_ns "$SOCKSCOPE" who ":$PORT" >"$out" 2>"$WORK/err" || rc=$? ;;
         "ss -tanp"*) in_ns ss -tanp "sport = :$PORT" >"$out" 2>"$WORK/err" || rc=$? ;;
+        "$LS") in_ns "$SOCKSCOPE" ls -tan sport = ":$PORT" >"$out" 2>"$WORK/err" || rc=$? ;;
+        "$LSP") in_ns "$SOCKSCOPE" ls -tanp sport = ":$PORT" >"$out" 2>"$WORK/err" || rc=$? ;;
         "ss -tan "*) in_ns ss -tan "sport = :$PORT" >"$out" 2>"$WORK/err" || rc=$? ;;
     esac
     alive
@@ -225,12 +232,12 @@ EOF
             else
                 verdict="BAD no listener chain with $CONNS connections"
             fi ;;
-        "ss -tanp"*)
+        "ss -tanp"* | "$LSP")
             local rows owned
             rows=$(($(wc -l <"$out") - 1)); owned=$(grep -c 'pid=' "$out" || true)
             if ((rows == CONNS + 1 && owned == rows)); then verdict="ok $rows rows, all with owners"
             else verdict="BAD $rows rows ($owned with owners), expected $((CONNS + 1))"; fi ;;
-        "ss -tan "*)
+        "ss -tan "* | "$LS")
             local rows
             rows=$(($(wc -l <"$out") - 1))
             if ((rows == CONNS + 1)); then verdict="ok $rows rows"
@@ -315,6 +322,9 @@ print(f"| who :{port} / ss -tan, no owners (wall) | {who['med'] / ss['med']:.3f}
 print(f"| who :{port} RSS / ss -tanp RSS | {who['rss'] / ssp['rss']:.3f} | — | info |")
 print(f"| floor: ss -tan 'sport = :{port}' (the dump alone) / ss -tanp | {ss['med'] / ssp['med']:.3f} | — | info |")
 print(f"| floor of the task_file walk: who, its program doing nothing / ss -tanp | {floor['med'] / ssp['med']:.3f} | — | info |")
+ls, lsp = rows[f"sockscope ls -tan sport = :{port}"], rows[f"sockscope ls -tanp sport = :{port}"]
+print(f"| ls -tan sport = :{port} / ss -tan 'sport = :{port}' (the port asked of the kernel) | {ls['med'] / ss['med']:.3f} | — | info |")
+print(f"| ls -tanp sport = :{port} / ss -tanp 'sport = :{port}' | {lsp['med'] / ssp['med']:.3f} | — | info |")
 whole = rows[f"who :{port}, task_file walk"]
 print(f"| who, task_file walk (SOCKSCOPE_OWNERS_FDT=0) / ss -tanp | {whole['med'] / ssp['med']:.3f} | — | info |")
 print()

@@ -300,3 +300,49 @@ fn nothing_matched_exits_1() {
     // No established UDP socket on port 5004's side.
     fx.ls(&["-u", "-n", "sport", "=", ":5004"]).expect_code(1);
 }
+
+/// A filter that names one local port has the kernel read that port's
+/// sockets alone (as ss does with its filters): each source, and both the
+/// streamed and the sorted listing, still select exactly the fixture's
+/// sockets on the port, with the same owners as a filter meaning the same
+/// that the kernel is not given (a range of one port).
+#[test]
+fn one_local_port_is_asked_of_the_kernel_with_the_same_answer() {
+    if root::skip_without_root() {
+        return;
+    }
+    let fx = Fixture::start();
+    let owners = |list: &[serde_json::Value]| -> Vec<(String, String)> {
+        let mut v: Vec<_> = list
+            .iter()
+            .map(|s| (common::key_of(s), s["owners"].to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    for source in ["netlink", "bpf", "proc"] {
+        for sort in [&[][..], &["--sort", "rq"][..]] {
+            let with = |filter: &[&'static str]| -> Vec<&'static str> {
+                let mut args = vec!["-t", "-u", "-a", "-n", "-p", "--source", source];
+                args.extend_from_slice(sort);
+                args.extend_from_slice(filter);
+                args
+            };
+            let pushed = with(&["sport", "=", ":5000"]);
+            expect(&fx, &pushed, |s| {
+                s.local_port() == Some(5000) && matches!(s.proto.as_str(), "tcp" | "udp")
+            });
+            let same = with(&["sport", ">=", ":5000", "and", "sport", "<=", ":5000"]);
+            assert_eq!(
+                owners(&fx.ls_json(&pushed)),
+                owners(&fx.ls_json(&same)),
+                "owners with {pushed:?}"
+            );
+            expect(
+                &fx,
+                &with(&["src", "[::1]:5002", "and", "state", "established"]),
+                named(&["tcp6-estab-server"]),
+            );
+        }
+    }
+}

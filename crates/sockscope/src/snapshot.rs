@@ -355,17 +355,21 @@ fn scan_owners<'scope>(
             // them (see `join_rows`).
             let mut fdt_failed = None;
             let rows = rows.map(|(rx, reads)| (rx, CloseOnDrop(reads)));
-            if let Some((rows, reads)) = rows
-                && owners::may_bpf().is_ok()
-                && !owners_bpf::noop()
-                && owners_fdt::enabled()
-            {
-                match owners_fdt::prepare().and_then(|w| w.run_fds()) {
-                    Ok(found) => {
-                        let (scan, ra) = join_rows(found, rows, &reads.0);
-                        return Scanned::Joined(scan, ra);
-                    }
-                    Err(e) => fdt_failed = Some(e),
+            if owners::may_bpf().is_ok() && !owners_bpf::noop() && owners_fdt::enabled() {
+                let walk = owners_fdt::prepare();
+                match (walk, rows) {
+                    (Ok(w), Some((rows, reads))) => match w.run_fds() {
+                        Ok(found) => {
+                            let (scan, ra) = join_rows(found, rows, &reads.0);
+                            return Scanned::Joined(scan, ra);
+                        }
+                        Err(e) => fdt_failed = Some(e),
+                    },
+                    // No rows to join as they come (`ls` streaming a
+                    // port's rows): every owner, from the same walk,
+                    // which costs less than the port's task_file walk.
+                    (Ok(w), None) => return Scanned::Done(owners::Plan::Fdt(w).run()),
+                    (Err(e), _) => fdt_failed = Some(e),
                 }
             }
             let walk_port = move || -> Scanned {

@@ -71,6 +71,9 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
             cong: args.info,
         });
     let want_owners = args.processes || filter.needs_owners();
+    // A filter on one local port: the kernel reads that port's sockets
+    // alone (the filter still decides each row).
+    let local_port = filter.local_port();
     let target = args.ns.target();
     let label = target != NetnsTarget::Current;
     let namespaces = super::open_netns(&target).map_err(Fail::from)?;
@@ -123,7 +126,7 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
             label,
             want_owners,
             all,
-            None,
+            local_port,
             |batch| {
                 if failed.is_some() {
                     return false;
@@ -165,8 +168,9 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
         };
     };
 
-    let snap = sockscope::snapshot::snapshot(&namespaces, &req, label, want_owners, all)
-        .map_err(Fail::from)?;
+    let snap =
+        sockscope::snapshot::snapshot_port(&namespaces, &req, label, want_owners, all, local_port)
+            .map_err(Fail::from)?;
     super::report_snapshot(&snap, cli.verbose);
     let mut sockets = snap.sockets;
     if !filter.is_empty() {

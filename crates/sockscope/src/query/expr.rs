@@ -151,6 +151,42 @@ impl Expr {
         }
     }
 
+    /// The local ports every inet socket the expression matches has, when
+    /// it says (`sport = :P`, `src ADDR:P`, their `or`s, and an `and` with
+    /// anything): sorted, without repeats. `None`: any port may match (a
+    /// negation, a range, another predicate alone). Conservative, so that
+    /// the kernel may be asked for those ports' sockets alone and the
+    /// expression still decides.
+    pub(crate) fn local_ports(&self) -> Option<Vec<u16>> {
+        match self {
+            Expr::Pred(Pred::Port {
+                side: Side::Src,
+                op: CmpOp::Eq,
+                port,
+            })
+            | Expr::Pred(Pred::Host {
+                side: Side::Src,
+                ne: false,
+                host: Host::Inet {
+                    port: Some(port), ..
+                },
+                ..
+            }) => Some(vec![*port]),
+            Expr::Pred(_) | Expr::Not(_) => None,
+            Expr::And(a, b) => match (a.local_ports(), b.local_ports()) {
+                (Some(x), Some(y)) => Some(x.into_iter().filter(|p| y.contains(p)).collect()),
+                (x, y) => x.or(y),
+            },
+            Expr::Or(a, b) => {
+                let mut x = a.local_ports()?;
+                x.extend(b.local_ports()?);
+                x.sort_unstable();
+                x.dedup();
+                Some(x)
+            }
+        }
+    }
+
     /// What the expression says about states (see [`StateInfo`]).
     pub(crate) fn state_info(&self) -> StateInfo {
         match self {

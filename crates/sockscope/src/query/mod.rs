@@ -199,6 +199,18 @@ impl Filter {
         }
     }
 
+    /// The one local port every socket the filter matches is bound to,
+    /// when the filter says so (`sport = :443`, `src 10.0.0.1:443 and
+    /// dport = :5000`): the kernel can then be asked for that port's
+    /// sockets alone, as ss does. Sockets without a port (UNIX) match no
+    /// such filter. The filter still decides every row.
+    pub fn local_port(&self) -> Option<u16> {
+        match self.expr.as_ref()?.local_ports()?.as_slice() {
+            [p] => Some(*p),
+            _ => None,
+        }
+    }
+
     /// True if evaluating needs owners (pid or comm predicates).
     pub fn needs_owners(&self) -> bool {
         self.expr
@@ -1170,5 +1182,39 @@ https\t\t443/tcp
         .unwrap_err();
         assert_eq!(e.input, "dport = :nope");
         assert_eq!((e.offset, e.len), (8, 5));
+    }
+
+    #[test]
+    fn the_one_local_port_a_filter_implies() {
+        let port = |s: &str| f(s).local_port();
+        assert_eq!(port("sport = :443"), Some(443));
+        assert_eq!(port("sport = :ssh"), Some(22));
+        assert_eq!(port("src 10.0.0.1:443 and dport = :5000"), Some(443));
+        assert_eq!(port("state established and ( sport = :22 )"), Some(22));
+        assert_eq!(port("sport = :80 or src 127.0.0.1:80"), Some(80));
+        assert_eq!(
+            port("( sport = :22 or dport = :22 ) and sport = :22"),
+            Some(22)
+        );
+        // Anything else: every port may match.
+        for s in [
+            "sport = :80 or sport = :443",
+            "sport = :80 or dport = :80",
+            "not sport = :80",
+            "sport != :80",
+            "sport > :80",
+            "dport = :443",
+            "src 10.0.0.1",
+            "src != 10.0.0.1:80",
+            "sport = :1 and sport = :2",
+            "state listening",
+        ] {
+            assert_eq!(port(s), None, "{s}");
+        }
+        assert_eq!(Filter::default().local_port(), None);
+        // Whatever the kernel is asked for, the filter decides each row.
+        let s = tcp(State::Established, "10.0.0.1:443", "10.0.0.2:5000");
+        assert!(f("src 10.0.0.1:443 and dport = :5000").matches(&s));
+        assert!(!f("src 10.0.0.9:443 and dport = :5000").matches(&s));
     }
 }
