@@ -381,6 +381,7 @@ fn workers_and_their_listeners() {
             states: sockscope::model::StateSet::of(&[State::Listen]),
             source: SourceChoice::Auto,
             ext: Default::default(),
+            bytecode: None,
         };
         let socks = source::collect(&ns[0], &req, false).unwrap().sockets;
         assert_eq!(socks.len(), listeners, "{model:?}: {socks:?}");
@@ -491,6 +492,7 @@ fn pause_accept_fills_the_accept_queue() {
         states: sockscope::model::StateSet::of(&[State::Listen]),
         source: SourceChoice::Auto,
         ext: Default::default(),
+        bytecode: None,
     };
     let socks = source::collect(&ns[0], &req, false).unwrap().sockets;
     assert_eq!(socks.len(), 1);

@@ -82,11 +82,44 @@ pub mod inet_diag {
     /// inet_diag_req_attrs: INET_DIAG_REQ_NONE, INET_DIAG_REQ_BYTECODE).
     pub const INET_DIAG_REQ_BYTECODE: u16 = 1;
     /// Filter opcodes (enum in inet_diag.h): unconditional jump (it
-    /// follows `no`), local port equal.
+    /// follows `no`); local (S) and remote (D) port at least, at most,
+    /// equal; address and port conditions (struct inet_diag_hostcond).
     pub const INET_DIAG_BC_JMP: u8 = 1;
+    pub const INET_DIAG_BC_S_GE: u8 = 2;
+    pub const INET_DIAG_BC_S_LE: u8 = 3;
+    pub const INET_DIAG_BC_D_GE: u8 = 4;
+    pub const INET_DIAG_BC_D_LE: u8 = 5;
+    pub const INET_DIAG_BC_S_COND: u8 = 7;
+    pub const INET_DIAG_BC_D_COND: u8 = 8;
     pub const INET_DIAG_BC_S_EQ: u8 = 11;
+    pub const INET_DIAG_BC_D_EQ: u8 = 12;
     /// struct inet_diag_bc_op: u8 code, u8 yes, u16 no.
     pub const BC_OP_LEN: usize = 4;
+
+    /// struct inet_diag_bc_op.
+    pub fn bc_op(code: u8, yes: usize, no: usize) -> [u8; 4] {
+        let no = (no as u16).to_ne_bytes();
+        [code, yes as u8, no[0], no[1]]
+    }
+
+    /// In a filter program block of `code.len()` bytes that fails by
+    /// jumping four bytes past its end (the kernel rejects a socket whose
+    /// run ends past the program), make those jumps go `extra` bytes
+    /// further: past a block appended after it. Every op's `yes` must be
+    /// its length, as in every program sockscope builds.
+    pub fn relocate_failures(code: &mut [u8], extra: usize) {
+        let len = code.len();
+        let mut at = 0;
+        while at + BC_OP_LEN <= len {
+            let yes = usize::from(code[at + 1]);
+            let no = usize::from(u16::from_ne_bytes([code[at + 2], code[at + 3]]));
+            if at + no == len + BC_OP_LEN {
+                let moved = ((no + extra) as u16).to_ne_bytes();
+                code[at + 2..at + 4].copy_from_slice(&moved);
+            }
+            at += yes.max(BC_OP_LEN);
+        }
+    }
 
     /// Bit to set in `idiag_ext` to ask for extension `ext` (1..=8).
     pub const fn ext_bit(ext: u16) -> u8 {

@@ -69,7 +69,10 @@ pub fn run(args: &LsArgs, cli: &Cli) -> Result<u8, Fail> {
             info: args.info,
             skmem: args.memory,
             cong: args.info,
-        });
+        })
+        // Ports and addresses of the filter, tested by the kernel as it
+        // dumps (it may pass more; the filter decides each row).
+        .bytecode(filter.kernel_bytecode());
     let want_owners = args.processes || filter.needs_owners();
     // A filter on one local port: the kernel reads that port's sockets
     // alone (the filter still decides each row).

@@ -19,6 +19,12 @@
 
 use super::lexer::CmpOp;
 use super::services::Services;
+use crate::abi::inet_diag::{
+    BC_OP_LEN, INET_DIAG_BC_D_COND as BC_D_COND, INET_DIAG_BC_D_EQ as BC_D_EQ,
+    INET_DIAG_BC_D_GE as BC_D_GE, INET_DIAG_BC_D_LE as BC_D_LE, INET_DIAG_BC_JMP as BC_JMP,
+    INET_DIAG_BC_S_COND as BC_S_COND, INET_DIAG_BC_S_EQ as BC_S_EQ, INET_DIAG_BC_S_GE as BC_S_GE,
+    INET_DIAG_BC_S_LE as BC_S_LE, bc_op, relocate_failures,
+};
 use crate::model::{Endpoint, Socket, StateSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -187,6 +193,52 @@ impl Expr {
         }
     }
 
+    /// A program for the kernel's socket-dump filter (inet_diag bytecode)
+    /// that passes at least every inet socket the expression matches:
+    /// ports compared (`=`, `<`, `<=`, `>`, `>=`), addresses and prefixes
+    /// with their port (`src`, `dst`), joined by `and` and `or`. What it
+    /// cannot say (a negation, `!=`, states, owners, uid, inode, UNIX
+    /// paths) passes everything, so the expression still decides each
+    /// row. `None`: nothing to ask of the kernel.
+    ///
+    /// The layout is the kernel's (net/ipv4/inet_diag.c): each op is
+    /// `code, yes, no (u16)`; a test that holds goes on `yes` bytes,
+    /// one that fails `no` bytes; landing exactly at the end passes the
+    /// socket, four bytes past it rejects it. Every block built here
+    /// passes by running off its end and fails by jumping four bytes past
+    /// it; every op's `yes` is its own length (the kernel's check walks
+    /// the `yes` chain).
+    pub(crate) fn kernel_bytecode(&self) -> Option<Vec<u8>> {
+        let code = self.bc()?;
+        (code.len() <= MAX_BYTECODE).then_some(code)
+    }
+
+    fn bc(&self) -> Option<Vec<u8>> {
+        match self {
+            Expr::Pred(p) => p.bc(),
+            // A negation passes exactly the sockets its operand fails,
+            // which a program that passes too many cannot tell: anything.
+            Expr::Not(_) => None,
+            Expr::And(a, b) => match (a.bc(), b.bc()) {
+                (Some(mut x), Some(y)) => {
+                    // x fails four bytes past x: now past y.
+                    relocate_failures(&mut x, y.len());
+                    x.extend(y);
+                    Some(x)
+                }
+                (x, y) => x.or(y),
+            },
+            Expr::Or(a, b) => {
+                let (mut x, y) = (a.bc()?, b.bc()?);
+                // x fails into y (four bytes past x: the jump is those
+                // four); x holds: jump over y to the end.
+                x.extend(bc_op(BC_JMP, BC_OP_LEN, BC_OP_LEN + y.len()));
+                x.extend(y);
+                Some(x)
+            }
+        }
+    }
+
     /// What the expression says about states (see [`StateInfo`]).
     pub(crate) fn state_info(&self) -> StateInfo {
         match self {
@@ -270,6 +322,69 @@ impl Pred {
             Pred::Comm { ne, pattern } => {
                 s.owners.iter().any(|o| glob_match(pattern, &o.comm)) != *ne
             }
+        }
+    }
+}
+
+/// Longest program handed to the kernel (its attribute length is 16 bits).
+const MAX_BYTECODE: usize = 4096;
+// socket address families (linux/socket.h)
+const AF_UNSPEC: u8 = 0;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+impl Pred {
+    /// See [`Expr::kernel_bytecode`].
+    fn bc(&self) -> Option<Vec<u8>> {
+        match self {
+            Pred::Port { side, op, port } => {
+                let (eq, ge, le) = match side {
+                    Side::Src => (BC_S_EQ, BC_S_GE, BC_S_LE),
+                    Side::Dst => (BC_D_EQ, BC_D_GE, BC_D_LE),
+                };
+                let (code, port) = match op {
+                    CmpOp::Eq => (eq, *port),
+                    CmpOp::Ge => (ge, *port),
+                    CmpOp::Le => (le, *port),
+                    CmpOp::Gt => (ge, port.checked_add(1)?),
+                    CmpOp::Lt => (le, port.checked_sub(1)?),
+                    CmpOp::Ne => return None,
+                };
+                // The port rides in the `no` of a second op.
+                let mut v = bc_op(code, 2 * BC_OP_LEN, 3 * BC_OP_LEN).to_vec();
+                v.extend(bc_op(0, 0, usize::from(port)));
+                Some(v)
+            }
+            Pred::Host {
+                side,
+                ne: false,
+                host: Host::Inet { net, port },
+                ..
+            } => {
+                // struct inet_diag_hostcond: family, prefix_len, int port
+                // (-1: any), then the address. An IPv4 prefix also passes
+                // IPv4-mapped IPv6 addresses (as the kernel matches it);
+                // an IPv6 one, IPv6 sockets only: as `Net::contains`.
+                let (family, prefix, addr): (u8, u8, Vec<u8>) = match net {
+                    None if port.is_none() => return None,
+                    None => (AF_UNSPEC, 0, Vec::new()),
+                    Some(n) if n.v4 => {
+                        (AF_INET, n.len - 96, (n.bits as u32).to_be_bytes().to_vec())
+                    }
+                    Some(n) => (AF_INET6, n.len, n.bits.to_be_bytes().to_vec()),
+                };
+                let code = match side {
+                    Side::Src => BC_S_COND,
+                    Side::Dst => BC_D_COND,
+                };
+                let len = BC_OP_LEN + 8 + addr.len();
+                let mut v = bc_op(code, len, len + BC_OP_LEN).to_vec();
+                v.extend([family, prefix, 0, 0]);
+                v.extend(port.map_or(-1, i32::from).to_ne_bytes());
+                v.extend(addr);
+                Some(v)
+            }
+            _ => None,
         }
     }
 }

@@ -211,6 +211,14 @@ impl Filter {
         }
     }
 
+    /// A program for the kernel's inet socket dump (inet_diag bytecode)
+    /// that passes every socket the filter matches and, where the filter
+    /// says so in ports and addresses, few others: the kernel then sends
+    /// only those, as with ss's filters. `None`: nothing to ask.
+    pub fn kernel_bytecode(&self) -> Option<Vec<u8>> {
+        self.expr.as_ref()?.kernel_bytecode()
+    }
+
     /// True if evaluating needs owners (pid or comm predicates).
     pub fn needs_owners(&self) -> bool {
         self.expr
@@ -1216,5 +1224,200 @@ https\t\t443/tcp
         let s = tcp(State::Established, "10.0.0.1:443", "10.0.0.2:5000");
         assert!(f("src 10.0.0.1:443 and dport = :5000").matches(&s));
         assert!(!f("src 10.0.0.9:443 and dport = :5000").matches(&s));
+    }
+
+    /// The kernel's run of an inet_diag filter program on a socket
+    /// (net/ipv4/inet_diag.c, inet_diag_bc_run), for the ops sockscope
+    /// writes; and its audit (inet_diag_bc_audit): every `yes` walks to
+    /// the next op, every `no` lands on an op or four bytes past the end.
+    fn kernel_runs(code: &[u8], s: &Socket) -> bool {
+        use crate::abi::inet_diag::*;
+        let (Endpoint::Inet { addr: la, port: lp }, Endpoint::Inet { addr: pa, port: pp }) =
+            (&s.local, &s.peer)
+        else {
+            panic!("inet sockets only")
+        };
+        let bytes = |a: &std::net::IpAddr| -> Vec<u8> {
+            match a {
+                std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                std::net::IpAddr::V6(a) => a.octets().to_vec(),
+            }
+        };
+        let v6 = la.is_ipv6();
+        let prefix_match = |a: &[u8], b: &[u8], bits: usize| {
+            (0..bits).all(|i| (a[i / 8] >> (7 - i % 8)) & 1 == (b[i / 8] >> (7 - i % 8)) & 1)
+        };
+        let mut at = 0usize;
+        let len = code.len() as isize;
+        let mut left = len;
+        while left > 0 {
+            let o = &code[at..];
+            let (op, yes_len, no_len) = (
+                o[0],
+                o[1] as usize,
+                u16::from_ne_bytes([o[2], o[3]]) as usize,
+            );
+            let operand = || u16::from_ne_bytes([o[6], o[7]]);
+            let yes = match op {
+                INET_DIAG_BC_JMP => false,
+                INET_DIAG_BC_S_EQ => *lp == operand(),
+                INET_DIAG_BC_S_GE => *lp >= operand(),
+                INET_DIAG_BC_S_LE => *lp <= operand(),
+                INET_DIAG_BC_D_EQ => *pp == operand(),
+                INET_DIAG_BC_D_GE => *pp >= operand(),
+                INET_DIAG_BC_D_LE => *pp <= operand(),
+                INET_DIAG_BC_S_COND | INET_DIAG_BC_D_COND => {
+                    let (addr, port) = if op == INET_DIAG_BC_S_COND {
+                        (la, lp)
+                    } else {
+                        (pa, pp)
+                    };
+                    let (family, plen) = (o[4], o[5] as usize);
+                    let cport = i32::from_ne_bytes([o[8], o[9], o[10], o[11]]);
+                    let caddr = &o[12..];
+                    let a = bytes(addr);
+                    let efam = if v6 { 10 } else { 2 };
+                    if cport != -1 && cport != i32::from(*port) {
+                        false
+                    } else if family != 0 && family != efam {
+                        efam == 10
+                            && family == 2
+                            && a[..10].iter().all(|&b| b == 0)
+                            && a[10..12] == [0xff, 0xff]
+                            && prefix_match(&a[12..], caddr, plen)
+                    } else {
+                        plen == 0 || prefix_match(&a, caddr, plen)
+                    }
+                }
+                other => panic!("op {other} not written by sockscope"),
+            };
+            let step = if yes { yes_len } else { no_len };
+            at += step;
+            left -= step as isize;
+        }
+        left == 0
+    }
+
+    fn audit(code: &[u8]) {
+        let mut starts = vec![];
+        let mut at = 0;
+        while at < code.len() {
+            starts.push(at);
+            let yes = code[at + 1] as usize;
+            assert!(
+                yes >= 4 && yes.is_multiple_of(4),
+                "yes {yes} at {at}: {code:?}"
+            );
+            at += yes;
+        }
+        assert_eq!(at, code.len(), "the yes chain ends at the end: {code:?}");
+        for &at in &starts {
+            if code[at] == 0 {
+                continue;
+            }
+            let no = u16::from_ne_bytes([code[at + 2], code[at + 3]]) as usize;
+            let to = at + no;
+            assert!(no >= 4 && no.is_multiple_of(4), "no {no} at {at}: {code:?}");
+            assert!(
+                to == code.len() + 4 || to == code.len() || starts.contains(&to),
+                "no at {at} lands at {to}, not on an op: {code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_kernel_program_passes_every_socket_the_filter_matches() {
+        let addrs = [
+            "127.0.0.1",
+            "10.0.0.1",
+            "0.0.0.0",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "[::ffff:10.0.0.1]",
+            "[2001:db8::1]",
+            "[::]",
+        ];
+        let ports = [0u16, 22, 80, 443, 5000, 65535];
+        let mut sockets = Vec::new();
+        for la in addrs {
+            for pa in addrs {
+                // One family per socket, as the kernel has it.
+                if la.starts_with('[') != pa.starts_with('[') {
+                    continue;
+                }
+                for lp in ports {
+                    for pp in ports {
+                        sockets.push(tcp(
+                            State::Established,
+                            &format!("{la}:{lp}"),
+                            &format!("{pa}:{pp}"),
+                        ));
+                    }
+                }
+            }
+        }
+        // (filter, exact: the program passes exactly what it matches)
+        let cases = [
+            ("sport = :80", true),
+            ("dport = :443", true),
+            ("sport > :5000", true),
+            ("sport >= :5000", true),
+            ("dport < :80", true),
+            ("dport <= :80", true),
+            ("dport < :0", false),
+            ("sport > :65535", false),
+            ("src 127.0.0.1", true),
+            ("src 127.0.0.1:80", true),
+            ("dst 10.0.0.0/8", true),
+            ("dst [::ffff:10.0.0.1]", true),
+            ("src [::1]", true),
+            ("src [::/0]", true),
+            ("src 0.0.0.0/0", true),
+            ("dst [2001:db8::/32]:443", true),
+            ("src *:22", true),
+            ("sport = :80 and dport = :443", true),
+            ("sport = :80 or dport = :443", true),
+            (
+                "( sport = :22 or sport = :80 ) and ( dst 10.0.0.1 or dst [::1] )",
+                true,
+            ),
+            ("sport = :22 or ( dport >= :5000 and src 127.0.0.1 )", true),
+            ("sport = :80 and not dport = :443", false),
+            ("not sport = :80", false),
+            ("sport != :80", false),
+            ("sport = :80 or state listening", false),
+            ("sport = :80 and uid = 0", false),
+            ("src != 127.0.0.1 and sport = :22", false),
+            ("( sport = :22 or uid = 0 ) and dport = :80", false),
+        ];
+        for (text, exact) in cases {
+            let flt = f(text);
+            let Some(code) = flt.kernel_bytecode() else {
+                assert!(!exact, "{text}: no program");
+                continue;
+            };
+            audit(&code);
+            for s in &sockets {
+                let (want, got) = (flt.matches(s), kernel_runs(&code, s));
+                assert!(
+                    got || !want,
+                    "{text}: the kernel would drop {:?} -> {:?}",
+                    s.local,
+                    s.peer
+                );
+                if exact {
+                    assert_eq!(got, want, "{text}: {:?} -> {:?}", s.local, s.peer);
+                }
+            }
+        }
+        // Nothing the kernel could test: no program.
+        for text in [
+            "state listening",
+            "not sport = :22",
+            "uid = 0",
+            "src /run/*",
+        ] {
+            assert_eq!(f(text).kernel_bytecode(), None, "{text}");
+        }
     }
 }

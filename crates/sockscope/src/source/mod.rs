@@ -60,6 +60,11 @@ pub struct Request {
     pub states: StateSet,
     pub source: SourceChoice,
     pub ext: Extensions,
+    /// A filter program for the netlink dumps of inet sockets (inet_diag
+    /// bytecode, see `query::Filter::kernel_bytecode`): it may pass more
+    /// sockets than the caller wants, never fewer. The other sources read
+    /// every socket; the caller's own filter decides either way.
+    pub bytecode: Option<Vec<u8>>,
 }
 
 /// A request is built from [`Request::all_states`] and narrowed with the
@@ -75,6 +80,7 @@ impl Request {
             states: StateSet::ALL,
             source: SourceChoice::Auto,
             ext: Extensions::default(),
+            bytecode: None,
         }
     }
 
@@ -100,6 +106,13 @@ impl Request {
     /// The inet_diag extensions to ask for.
     pub fn ext(mut self, ext: Extensions) -> Request {
         self.ext = ext;
+        self
+    }
+
+    /// Have the kernel's netlink dumps pass only the inet sockets this
+    /// program passes (see [`Request::bytecode`]).
+    pub fn bytecode(mut self, code: Option<Vec<u8>>) -> Request {
+        self.bytecode = code;
         self
     }
 
@@ -209,6 +222,13 @@ fn read_proc(
 /// Read the requested sockets in the calling thread's namespace.
 pub fn collect_here(req: &Request) -> Result<Collected, SourceError> {
     collect_here_port(req, None)
+}
+
+/// A netlink socket for `req`'s dumps, with its filter program.
+fn open_diag(req: &Request) -> Result<DiagSocket, SourceError> {
+    let mut d = DiagSocket::open()?;
+    d.set_bytecode(req.bytecode.clone());
+    Ok(d)
 }
 
 /// Like [`collect_here`]; with `local_port`, only inet sockets bound to
@@ -340,7 +360,7 @@ pub fn collect_here_each(
         // dumps below run.
         if kind == Kind::Tcp && fams.len() == 2 && req.source != SourceChoice::Proc {
             if diag.is_none() {
-                diag = Some(DiagSocket::open()?);
+                diag = Some(open_diag(req)?);
             }
             let d = diag.as_mut().expect("opened above");
             let mut v6 = Vec::new();
@@ -372,7 +392,7 @@ pub fn collect_here_each(
         for &fam in fams {
             if req.source != SourceChoice::Proc {
                 if diag.is_none() {
-                    diag = Some(DiagSocket::open()?);
+                    diag = Some(open_diag(req)?);
                 }
                 let d = diag.as_mut().expect("opened above");
                 let mut pass = |s| emit(s, &mut stopped);

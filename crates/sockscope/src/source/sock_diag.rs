@@ -76,6 +76,9 @@ pub struct DiagSocket {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// A filter program every inet dump also runs (see
+    /// [`DiagSocket::set_bytecode`]).
+    bytecode: Option<Vec<u8>>,
 }
 
 /// Size of the receive buffer. The kernel fills dump replies up to the
@@ -83,6 +86,38 @@ pub struct DiagSocket {
 const RECV_BUF: usize = 64 * 1024;
 
 impl DiagSocket {
+    /// Have every later inet dump pass only the sockets `code` passes (an
+    /// inet_diag filter program, as `query::Filter::kernel_bytecode`
+    /// makes; with a local-port filter, both must pass).
+    pub fn set_bytecode(&mut self, code: Option<Vec<u8>>) {
+        self.bytecode = code;
+    }
+
+    /// The request's filter attribute: the local ports' program and the
+    /// one set with [`set_bytecode`](Self::set_bytecode), both to pass.
+    fn filter_attr(&self, local_ports: &[u16]) -> Result<Option<Vec<u8>>, DiagError> {
+        let mut code = if local_ports.is_empty() {
+            Vec::new()
+        } else {
+            ports_filter_code(local_ports)?
+        };
+        if let Some(more) = &self.bytecode {
+            inet_diag::relocate_failures(&mut code, more.len());
+            code.extend_from_slice(more);
+        }
+        if code.is_empty() {
+            return Ok(None);
+        }
+        if netlink::NLA_HDRLEN + code.len() > usize::from(u16::MAX) {
+            return Err(DiagError::Malformed("a filter program longer than 64 KiB"));
+        }
+        let mut a = Vec::with_capacity(netlink::NLA_HDRLEN + code.len());
+        a.extend_from_slice(&((netlink::NLA_HDRLEN + code.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&inet_diag::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        a.extend_from_slice(&code);
+        Ok(Some(a))
+    }
+
     pub fn open() -> Result<DiagSocket, DiagError> {
         let fd = net::socket_with(
             AddressFamily::NETLINK,
@@ -95,6 +130,7 @@ impl DiagSocket {
             fd,
             seq: 0,
             buf: vec![0; RECV_BUF],
+            bytecode: None,
         })
     }
 
@@ -192,8 +228,8 @@ impl DiagSocket {
             req[8..10].copy_from_slice(&port.to_be_bytes());
         }
         let mut req = req.to_vec();
-        if !local_ports.is_empty() {
-            req.extend_from_slice(&ports_filter_attr(local_ports)?);
+        if let Some(a) = self.filter_attr(local_ports)? {
+            req.extend_from_slice(&a);
         }
         self.dump(&req, what, |msg| {
             Ok(match parse_inet_msg(msg, proto)? {
@@ -293,8 +329,8 @@ impl DiagSocket {
             // See `SPORT`: the request's id starts at byte 4.
             req[4..6].copy_from_slice(&port.to_be_bytes());
         }
-        if !local_ports.is_empty() {
-            req.extend_from_slice(&ports_filter_attr(local_ports)?);
+        if let Some(a) = self.filter_attr(local_ports)? {
+            req.extend_from_slice(&a);
         }
         self.dump_typed(sock_diag::TCPDIAG_GETSOCK, &req, "tcp", |msg| {
             Ok(match parse_inet_msg(msg, Proto::Tcp)? {
@@ -416,14 +452,22 @@ pub const MAX_FILTER_PORTS: usize = 4096;
 /// `no` target lies on the `yes` path from the start, as the kernel's
 /// audit (inet_diag_bc_audit) requires.
 pub fn ports_filter_attr(ports: &[u16]) -> Result<Vec<u8>, DiagError> {
+    let code = ports_filter_code(ports)?;
+    let mut a = Vec::with_capacity(netlink::NLA_HDRLEN + code.len());
+    a.extend_from_slice(&((netlink::NLA_HDRLEN + code.len()) as u16).to_ne_bytes());
+    a.extend_from_slice(&inet_diag::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    a.extend_from_slice(&code);
+    Ok(a)
+}
+
+/// The program of [`ports_filter_attr`], without the attribute header.
+fn ports_filter_code(ports: &[u16]) -> Result<Vec<u8>, DiagError> {
     const BLOCK: usize = 3 * inet_diag::BC_OP_LEN;
     if ports.is_empty() || ports.len() > MAX_FILTER_PORTS {
         return Err(DiagError::Malformed("a port filter needs 1 to 4096 ports"));
     }
     let len = BLOCK * ports.len();
-    let mut a = Vec::with_capacity(netlink::NLA_HDRLEN + len);
-    a.extend_from_slice(&((netlink::NLA_HDRLEN + len) as u16).to_ne_bytes());
-    a.extend_from_slice(&inet_diag::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    let mut a = Vec::with_capacity(len);
     for (i, &port) in ports.iter().enumerate() {
         let at = i * BLOCK;
         let last = i + 1 == ports.len();
@@ -433,17 +477,20 @@ pub fn ports_filter_attr(ports: &[u16]) -> Result<Vec<u8>, DiagError> {
         } else {
             BLOCK
         };
-        a.push(inet_diag::INET_DIAG_BC_S_EQ);
-        a.push((2 * inet_diag::BC_OP_LEN) as u8);
-        a.extend_from_slice(&(no as u16).to_ne_bytes());
+        a.extend(inet_diag::bc_op(
+            inet_diag::INET_DIAG_BC_S_EQ,
+            2 * inet_diag::BC_OP_LEN,
+            no,
+        ));
         // the port operand
-        a.extend_from_slice(&[0, 0]);
-        a.extend_from_slice(&port.to_ne_bytes());
+        a.extend(inet_diag::bc_op(0, 0, usize::from(port)));
         // JMP to the end: the kernel follows `no` for JMP
         let jmp_at = at + 2 * inet_diag::BC_OP_LEN;
-        a.push(inet_diag::INET_DIAG_BC_JMP);
-        a.push(inet_diag::BC_OP_LEN as u8);
-        a.extend_from_slice(&((len - jmp_at) as u16).to_ne_bytes());
+        a.extend(inet_diag::bc_op(
+            inet_diag::INET_DIAG_BC_JMP,
+            inet_diag::BC_OP_LEN,
+            len - jmp_at,
+        ));
     }
     Ok(a)
 }
