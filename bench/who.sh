@@ -29,8 +29,11 @@
 # the walk of every task's fd array that runs beside the dump. The
 # NOOP floor is that `task_file` walk's (NOOP turns the fd-array walk off).
 # Also for information: `ls -tan sport = :PORT` and `ls -tanp sport =
-# :PORT` against ss with the same filter (a filter naming one local port is
-# applied by the kernel, as ss does).
+# :PORT` against ss with the same filter (the filter is applied by the
+# kernel, as ss does). `ls -tan sport = :PORT` is also who's own floor: the
+# same dump, every TCP state including BOUND-INACTIVE (bound, neither
+# listening nor connected: the kernel finds those by walking its whole
+# bind table, Linux 6.9+; ss before iproute2 6.9 does not ask for them).
 #
 # Usage: bench/who.sh [--quick] [--runs N] [--case N:P] [--port PORT]
 #                     [--sockscope PATH]
@@ -323,7 +326,8 @@ print(f"| who :{port} RSS / ss -tanp RSS | {who['rss'] / ssp['rss']:.3f} | — |
 print(f"| floor: ss -tan 'sport = :{port}' (the dump alone) / ss -tanp | {ss['med'] / ssp['med']:.3f} | — | info |")
 print(f"| floor of the task_file walk: who, its program doing nothing / ss -tanp | {floor['med'] / ssp['med']:.3f} | — | info |")
 ls, lsp = rows[f"sockscope ls -tan sport = :{port}"], rows[f"sockscope ls -tanp sport = :{port}"]
-print(f"| ls -tan sport = :{port} / ss -tan 'sport = :{port}' (the port asked of the kernel) | {ls['med'] / ss['med']:.3f} | — | info |")
+print(f"| floor: ls -tan sport = :{port} (the dump who makes: every state, BOUND-INACTIVE too, which the kernel finds by a walk of its bind table) / ss -tanp | {ls['med'] / ssp['med']:.3f} | — | info |")
+print(f"| ls -tan sport = :{port} / ss -tan 'sport = :{port}' (this ss asks for no BOUND-INACTIVE sockets) | {ls['med'] / ss['med']:.3f} | — | info |")
 print(f"| ls -tanp sport = :{port} / ss -tanp 'sport = :{port}' | {lsp['med'] / ssp['med']:.3f} | — | info |")
 whole = rows[f"who :{port}, task_file walk"]
 print(f"| who, task_file walk (SOCKSCOPE_OWNERS_FDT=0) / ss -tanp | {whole['med'] / ssp['med']:.3f} | — | info |")

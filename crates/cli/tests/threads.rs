@@ -19,8 +19,13 @@ use sockscope::source::owners;
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/threads.py");
 
 fn start(mode: &str) -> Scene {
-    let manifest =
-        std::env::temp_dir().join(format!("sockscope-threads-{mode}-{}", std::process::id()));
+    // One file per scene: tests run side by side, some in the same mode.
+    static SCENES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SCENES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let manifest = std::env::temp_dir().join(format!(
+        "sockscope-threads-{mode}-{}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&manifest);
     let m = manifest.to_str().unwrap().to_string();
     let mut sc = Scene::start_command(&["python3", FIXTURE, mode, &m], "its manifest", |_| {

@@ -648,3 +648,65 @@ fn the_owner_walk_benchmark_setting_is_said() {
     );
     assert_eq!(owners(&noop), json!([]), "{}", noop.stdout);
 }
+
+/// A TCP socket bound to the port and nothing more (no listen, no
+/// connect) holds the port as a listener does: `who` lists it, with its
+/// owner, beside the listener. The kernel hands such sockets over only
+/// when asked for BOUND-INACTIVE ones (Linux 6.9+: a walk of its whole
+/// bind table; the kernel reports them as CLOSE).
+#[test]
+fn a_socket_bound_and_nothing_more_is_listed_with_its_owner() {
+    if root::skip_without_root() {
+        return;
+    }
+    let own_ns = netns_inode(std::process::id());
+    let code = "import socket, time\n\
+                def bound():\n    \
+                    s = socket.socket()\n    \
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n    \
+                    s.bind(('127.0.0.1', 8094))\n    \
+                    return s\n\
+                b = bound()\n\
+                l = bound()\n\
+                l.listen()\n\
+                time.sleep(600)\n";
+    let sc = Scene::start_command(
+        &["python3", "-c", code],
+        "a bound socket and a listener on 127.0.0.1:8094",
+        |pid| {
+            netns_inode(pid) != own_ns
+                && !proc_net_rows(pid, "tcp", |t| {
+                    t.get(1) == Some(&"0100007F:1F9E") && t.get(3) == Some(&"0A")
+                })
+                .is_empty()
+        },
+    );
+    let run = sc.sockscope("who", &[":8094", "--json"]);
+    let all = chains(&run);
+    let mut got: Vec<(String, Vec<(u64, u64)>)> = all
+        .iter()
+        .map(|c| {
+            let s = &c["socket"];
+            let owners = s["owners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| (o["pid"].as_u64().unwrap(), o["fd"].as_u64().unwrap()))
+                .collect();
+            (s["state"].as_str().unwrap().to_string(), owners)
+        })
+        .collect();
+    got.sort();
+    let pid = u64::from(sc.pid);
+    let mut want = vec![("listening".to_string(), vec![(pid, 4)])];
+    // Before Linux 6.9 the kernel cannot dump bound-only sockets.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 9) {
+        want.insert(0, ("closed".to_string(), vec![(pid, 3)]));
+    }
+    assert_eq!(got, want, "{all:#?}");
+}
