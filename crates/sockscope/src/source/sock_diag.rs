@@ -227,16 +227,56 @@ impl DiagSocket {
             // it reads anything else of a socket (see `SPORT`).
             req[8..10].copy_from_slice(&port.to_be_bytes());
         }
-        let mut req = req.to_vec();
-        if let Some(a) = self.filter_attr(local_ports)? {
-            req.extend_from_slice(&a);
+        self.dump_filtered(
+            sock_diag::SOCK_DIAG_BY_FAMILY,
+            &req,
+            local_ports,
+            what,
+            &mut |msg| {
+                Ok(match parse_inet_msg(msg, proto)? {
+                    Some(s) => each(s),
+                    None => true,
+                })
+            },
+        )
+    }
+
+    /// Dump with request `base` and the filter attribute (local ports and
+    /// the program set with [`set_bytecode`](Self::set_bytecode)). A
+    /// kernel that refuses the program before the dump starts (EINVAL: an
+    /// op it does not know) is asked again without it: the program only
+    /// narrows what the caller filters anyway.
+    fn dump_filtered(
+        &mut self,
+        ty: u16,
+        base: &[u8],
+        local_ports: &[u16],
+        what: &'static str,
+        each: &mut dyn FnMut(&[u8]) -> Result<bool, DiagError>,
+    ) -> Result<(), DiagError> {
+        let request = |me: &Self| -> Result<Vec<u8>, DiagError> {
+            let mut req = base.to_vec();
+            if let Some(a) = me.filter_attr(local_ports)? {
+                req.extend_from_slice(&a);
+            }
+            Ok(req)
+        };
+        let req = request(self)?;
+        let mut seen = false;
+        let r = self.dump_typed(ty, &req, what, |msg| {
+            seen = true;
+            each(msg)
+        });
+        match r {
+            Err(DiagError::Io(e))
+                if !seen && self.bytecode.is_some() && e.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                self.bytecode = None;
+                let req = request(self)?;
+                self.dump_typed(ty, &req, what, each)
+            }
+            r => r,
         }
-        self.dump(&req, what, |msg| {
-            Ok(match parse_inet_msg(msg, proto)? {
-                Some(s) => each(s),
-                None => true,
-            })
-        })
     }
 
     /// Dump UNIX sockets in the given states, appending to `out`.
@@ -329,15 +369,18 @@ impl DiagSocket {
             // See `SPORT`: the request's id starts at byte 4.
             req[4..6].copy_from_slice(&port.to_be_bytes());
         }
-        if let Some(a) = self.filter_attr(local_ports)? {
-            req.extend_from_slice(&a);
-        }
-        self.dump_typed(sock_diag::TCPDIAG_GETSOCK, &req, "tcp", |msg| {
-            Ok(match parse_inet_msg(msg, Proto::Tcp)? {
-                Some(s) => each(s),
-                None => true,
-            })
-        })
+        self.dump_filtered(
+            sock_diag::TCPDIAG_GETSOCK,
+            &req,
+            local_ports,
+            "tcp",
+            &mut |msg| {
+                Ok(match parse_inet_msg(msg, Proto::Tcp)? {
+                    Some(s) => each(s),
+                    None => true,
+                })
+            },
+        )
     }
 
     /// Send one SOCK_DIAG_BY_FAMILY dump request and feed each reply
@@ -859,6 +902,34 @@ mod tests {
             }
         }
         drop((c4, c6));
+    }
+
+    #[test]
+    fn a_program_the_kernel_refuses_is_dropped_and_the_dump_still_runs() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut d = DiagSocket::open().unwrap();
+        // Op 99 is no inet_diag op: the kernel's audit refuses the program.
+        d.set_bytecode(Some(vec![99, 4, 8, 0]));
+        for both in [true, false] {
+            let mut out = Vec::new();
+            let r = if both {
+                d.dump_tcp_both(StateSet::ALL, Extensions::default(), &[port], &mut out)
+            } else {
+                d.dump_inet_ports(
+                    Proto::Tcp,
+                    Family::Inet,
+                    StateSet::ALL,
+                    Extensions::default(),
+                    &[port],
+                    &mut out,
+                )
+            };
+            r.unwrap();
+            assert_eq!(out.len(), 1, "both: {both}: {out:?}");
+            assert_eq!(out[0].local.port(), Some(port));
+            d.set_bytecode(Some(vec![99, 4, 8, 0]));
+        }
     }
 
     #[test]
