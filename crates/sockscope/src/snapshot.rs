@@ -3,7 +3,7 @@
 //! and joined to them. Sits above `source` (kernel I/O) and `join` (pure):
 //! what commands, the live view and the exporter call to see the sockets.
 
-use crate::model::{FdEntry, OwnerScan, ProcessInfo, Socket, State, StateSet};
+use crate::model::{FdEntry, OwnerScan, ProcessInfo, Socket};
 use crate::source::netns::OpenNetns;
 use crate::source::{Kind, Request, SourceError, collect_each, owners, owners_bpf, owners_fdt};
 use std::collections::{HashMap, HashSet};
@@ -346,7 +346,7 @@ fn scan_owners<'scope>(
     local_port: Option<u16>,
     seen: Option<mpsc::Sender<Found>>,
     share: Option<mpsc::Sender<Arc<owners_bpf::Shared>>>,
-    rows: Option<(mpsc::Receiver<Row>, Arc<Reads>, mpsc::Sender<bool>)>,
+    rows: Option<(mpsc::Receiver<Row>, Arc<Reads>)>,
 ) -> std::thread::ScopedJoinHandle<'scope, Scanned> {
     match local_port.filter(|_| !req.kinds.contains(&Kind::Unix)) {
         Some(port) => s.spawn(move || {
@@ -354,21 +354,12 @@ fn scan_owners<'scope>(
             // runs, then joined to the port's sockets as the dump reads
             // them (see `join_rows`).
             let mut fdt_failed = None;
-            // The walk also says whether the port has TCP sockets bound
-            // and nothing more; dropped unsaid (the dump's thread asks the
-            // kernel for them then) where the walk does not run.
-            let (rows, bound_only) = match rows {
-                Some((rx, reads, bound)) => (Some((rx, CloseOnDrop(reads))), Some(bound)),
-                None => (None, None),
-            };
+            let rows = rows.map(|(rx, reads)| (rx, CloseOnDrop(reads)));
             if owners::may_bpf().is_ok() && !owners_bpf::noop() && owners_fdt::enabled() {
                 let walk = owners_fdt::prepare();
                 match (walk, rows) {
-                    (Ok(w), Some((rows, reads))) => match w.run_fds_for(Some(port)) {
+                    (Ok(w), Some((rows, reads))) => match w.run_fds() {
                         Ok(found) => {
-                            if let Some(tx) = bound_only {
-                                let _ = tx.send(found.bound_only);
-                            }
                             let (scan, ra) = join_rows(found, rows, &reads.0);
                             return Scanned::Joined(scan, ra);
                         }
@@ -381,7 +372,6 @@ fn scan_owners<'scope>(
                     (Err(e), _) => fdt_failed = Some(e),
                 }
             }
-            drop(bound_only);
             let walk_port = move || -> Scanned {
                 let mut tell = |r: &owners_bpf::Record| {
                     if let Some(tx) = &seen {
@@ -527,42 +517,15 @@ pub fn snapshot_port(
         };
         // The port's sockets, sent to the owner thread as they are read
         // (used by the fd-array walk's join; dropped by the other walks).
-        let (rows_tx, rows_rx, reads, bound_rx) = match &found {
+        let (rows_tx, rows_rx, reads) = match &found {
             Some(_) => {
                 let (tx, rx) = mpsc::channel::<Row>();
-                let (bound_tx, bound_rx) = mpsc::channel();
                 let reads = Arc::new(Reads::default());
-                (
-                    Some(tx),
-                    Some((rx, Arc::clone(&reads), bound_tx)),
-                    Some(reads),
-                    Some(bound_rx),
-                )
+                (Some(tx), Some((rx, Arc::clone(&reads))), Some(reads))
             }
-            None => (None, None, None, None),
+            None => (None, None, None),
         };
         let scan = want_owners.then(|| scan_owners(s, req, local_port, seen, share, rows_rx));
-        // TCP sockets bound to the port and nothing more: the kernel finds
-        // them by a walk of its whole bind table (Linux 6.9+), as long as
-        // its walk of the connection tables. Asked for apart, after the
-        // dump, and only when the fd walk saw one or could not tell
-        // (`owners_fdt::Fds::bound_only`). Such a socket that no fd holds
-        // (in flight in an SCM_RIGHTS message, a kernel socket) is not
-        // seen then.
-        let bound_only = StateSet::of(&[State::BoundInactive]);
-        let split = bound_rx.filter(|_| {
-            req.kinds.contains(&Kind::Tcp)
-                && req.states.contains(State::BoundInactive)
-                && local_port.is_some()
-        });
-        let main_req;
-        let req = match &split {
-            Some(_) => {
-                main_req = req.clone().states(req.states.without(bound_only));
-                &main_req
-            }
-            None => req,
-        };
         let mut snap = Snapshot::default();
         let mut err = None;
         let mut rows_tx = rows_tx;
@@ -600,32 +563,6 @@ pub fn snapshot_port(
                     .warnings
                     .push(format!("namespace {} left out: {e}", ns.id)),
                 Err(e) => {
-                    err = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(rx) = split
-            && err.is_none()
-            && rx.recv().unwrap_or(true)
-        {
-            let only = Request {
-                kinds: vec![Kind::Tcp],
-                ..req.clone().states(bound_only)
-            };
-            for ns in namespaces {
-                let got = collect_each(ns, &only, label, local_port, &mut |sock: Socket| {
-                    if let Some(tx) = &rows_tx
-                        && sock.inode != 0
-                    {
-                        let _ = tx.send((sock.inode, false));
-                    }
-                    snap.sockets.push(sock);
-                    true
-                });
-                if let Err(e) = got
-                    && !tolerant
-                {
                     err = Some(e);
                     break;
                 }

@@ -112,16 +112,6 @@ struct Offsets {
     fdt_fd: u32,
     fdt_open_fds: u32,
     file_inode: u32,
-    file_private_data: u32,
-    /// `struct socket`: its state (SS_*), type (SOCK_*) and sock.
-    socket_state: u32,
-    socket_type: u32,
-    socket_sk: u32,
-    /// In `struct sock`: `__sk_common.skc_state`, `__sk_common.skc_num`,
-    /// `sk_protocol`.
-    sk_state: u32,
-    sk_num: u32,
-    sk_protocol: u32,
     inode_mode: u32,
     inode_ino: u32,
     inode_sb: u32,
@@ -141,7 +131,6 @@ struct Ids {
     word: u32,
     file: u32,
     task: u32,
-    socket: u32,
 }
 
 const WANT: Wanted = Wanted {
@@ -162,10 +151,7 @@ const WANT: Wanted = Wanted {
         ("cred", &["euid"]),
         ("files_struct", &["fdt"]),
         ("fdtable", &["max_fds", "fd", "open_fds"]),
-        ("file", &["f_inode", "private_data"]),
-        ("socket", &["state", "type", "sk"]),
-        ("sock", &["__sk_common", "sk_protocol"]),
-        ("sock_common", &["skc_state", "skc_num"]),
+        ("file", &["f_inode"]),
         ("inode", &["i_mode", "i_ino", "i_sb"]),
         ("super_block", &["s_magic"]),
         ("rb_node", &["__rb_parent_color"]),
@@ -202,13 +188,6 @@ fn kernel_from(f: &Found) -> Result<Kernel, btf::BtfError> {
             fdt_fd: f.offset("fdtable", "fd")?,
             fdt_open_fds: f.offset("fdtable", "open_fds")?,
             file_inode: f.offset("file", "f_inode")?,
-            file_private_data: f.offset("file", "private_data")?,
-            socket_state: f.offset("socket", "state")?,
-            socket_type: f.offset("socket", "type")?,
-            socket_sk: f.offset("socket", "sk")?,
-            sk_state: f.offset("sock", "__sk_common")? + f.offset("sock_common", "skc_state")?,
-            sk_num: f.offset("sock", "__sk_common")? + f.offset("sock_common", "skc_num")?,
-            sk_protocol: f.offset("sock", "sk_protocol")?,
             inode_mode: f.offset("inode", "i_mode")?,
             inode_ino: f.offset("inode", "i_ino")?,
             inode_sb: f.offset("inode", "i_sb")?,
@@ -231,7 +210,6 @@ fn kernel_from(f: &Found) -> Result<Kernel, btf::BtfError> {
             },
             file: f.struct_id("file")?,
             task: f.struct_id("task_struct")?,
-            socket: f.struct_id("socket")?,
         },
     })
 }
@@ -259,7 +237,6 @@ const S_KEY: i16 = -56;
 const S_SEQ: i16 = -64;
 const S_TRAILER: i16 = -112;
 const S_FILES: i16 = -120;
-const S_PORT: i16 = -124;
 
 /// A stack offset as a load's offset field.
 fn stack(off: i16) -> u32 {
@@ -277,10 +254,6 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     const S_IFSOCK: i32 = 0o140000;
     const SOCKFS_MAGIC: i32 = 0x534F_434B;
     const PF_EXITING: i32 = 0x4;
-    const SS_UNCONNECTED: i32 = 1;
-    const SOCK_STREAM: i32 = 1;
-    const TCP_CLOSE: i32 = 7;
-    const IPPROTO_TCP: i32 = 6;
     const MAP_LOOKUP: i32 = 1;
     const PROBE_READ_KERNEL: i32 = 113;
     const SEQ_WRITE: i32 = 127;
@@ -297,7 +270,6 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     let inner_done = a.label();
     let no_cred = a.label();
     let stale = a.label();
-    let write = a.label();
     // `kfunc(&iterator at r10 + slot)`: the loops' next and destroy.
     let on_iter = |a: &mut Asm, slot: i16, kfunc: u32| {
         a.push(&[
@@ -354,7 +326,6 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
         add_imm(R8, 63),
         rsh_imm(R8, 6), // r8 = words of the bitmap
         st_w(R10, S_KEY, 0),
-        st_w(R10, S_PORT, 0),
     ]);
     a.push(&ld_map_fd(R1, resume_map));
     a.push(&[
@@ -364,8 +335,6 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
         mov_imm(R9, 0), // r9 = first word
     ]);
     a.jeq_imm(R0, 0, have_start);
-    // The port whose bound-only TCP sockets to mark (0: none).
-    a.push(&[ldx_w(R2, R0, 8), stx_w(R10, S_PORT, R2)]);
     a.push(&[ldx_w(R1, R0, 0), ldx_w(R2, R7, o.task_pid)]);
     a.jeq_imm(R1, 0, have_start); // every task, from the start
     // A run that resumes one thread walks its process: not this thread.
@@ -446,39 +415,6 @@ fn program(k: &Kernel, resume_map: i32) -> Vec<Insn> {
     a.push(&[
         ldx_dw(R2, R1, o.inode_ino),
         stx_w(R10, S_REC + 4, R2),
-        ldx_w(R2, R10, stack(S_PORT)),
-    ]);
-    // With a port: a TCP socket bound to it and nothing more (the socket
-    // unconnected, its sock in CLOSE) gets bit 31 of its fd set. The
-    // socket's first cache line holds its state, type and sock: one line
-    // read per socket fd; the sock's only for unconnected stream sockets
-    // (listeners, and those).
-    a.jeq_imm(R2, 0, write);
-    a.push(&[ldx_dw(R1, R0, o.file_private_data)]); // r0: the file, still
-    a.jeq_imm(R1, 0, write);
-    a.push(&[
-        mov_imm(R2, ids.socket as i32),
-        call_kfunc(ids.rdonly_cast),
-        ldx_w(R2, R0, o.socket_state),
-    ]);
-    a.jne_imm(R2, SS_UNCONNECTED, write);
-    a.push(&[ldx_h(R2, R0, o.socket_type)]);
-    a.jne_imm(R2, SOCK_STREAM, write);
-    a.push(&[ldx_dw(R1, R0, o.socket_sk)]);
-    a.jeq_imm(R1, 0, write);
-    a.push(&[ldx_h(R2, R1, o.sk_num), ldx_w(R3, R10, stack(S_PORT))]);
-    a.jmp_reg(JNE_X, R2, R3, write);
-    a.push(&[ldx_b(R2, R1, o.sk_state)]);
-    a.jne_imm(R2, TCP_CLOSE, write);
-    a.push(&[ldx_h(R2, R1, o.sk_protocol)]);
-    a.jne_imm(R2, IPPROTO_TCP, write);
-    a.push(&[
-        ldx_w(R2, R10, stack(S_REC)),
-        or_imm(R2, i32::MIN),
-        stx_w(R10, S_REC, R2),
-    ]);
-    a.bind(write);
-    a.push(&[
         ldx_dw(R1, R10, stack(S_SEQ)),
         mov_reg(R2, R10),
         add_imm(R2, i32::from(S_REC)),
@@ -602,26 +538,25 @@ fn load_prog(k: &Kernel, resume: &OwnedFd) -> Result<OwnedFd, BpfOwnerError> {
 }
 
 /// An array map of one entry: (tid, first word) for a run that resumes a
-/// task's walk, and the port whose bound-only TCP sockets a run marks.
+/// task's walk.
 fn resume_map() -> Result<OwnedFd, BpfOwnerError> {
     const BPF_MAP_CREATE: libc::c_long = 0;
     const BPF_MAP_TYPE_ARRAY: u32 = 2;
     let mut attr = [0u8; 72];
     put32(&mut attr, 0, BPF_MAP_TYPE_ARRAY);
     put32(&mut attr, 4, 4);
-    put32(&mut attr, 8, 12);
+    put32(&mut attr, 8, 8);
     put32(&mut attr, 12, 1);
     attr[28..28 + 13].copy_from_slice(b"sockscope_res");
     bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| BpfOwnerError::Load(format!("map: {e}")))
 }
 
-fn set_resume(map: &OwnedFd, tid: u32, word: u32, port: u16) -> Result<(), BpfOwnerError> {
+fn set_resume(map: &OwnedFd, tid: u32, word: u32) -> Result<(), BpfOwnerError> {
     const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
     let key = 0u32.to_ne_bytes();
-    let mut value = [0u8; 12];
+    let mut value = [0u8; 8];
     value[..4].copy_from_slice(&tid.to_ne_bytes());
-    value[4..8].copy_from_slice(&word.to_ne_bytes());
-    value[8..].copy_from_slice(&u32::from(port).to_ne_bytes());
+    value[4..].copy_from_slice(&word.to_ne_bytes());
     let mut attr = [0u8; 32];
     put32(&mut attr, 0, map.as_raw_fd() as u32);
     put64(&mut attr, 8, key.as_ptr() as u64);
@@ -688,10 +623,6 @@ pub struct Fd {
 pub struct Fds {
     pub tasks: Vec<Task>,
     pub fds: Vec<Fd>,
-    /// With a port ([`Walk::run_fds_for`]): some fd holds a TCP socket
-    /// bound to that port and neither listening nor connected (the kernel
-    /// dumps those from a walk of its whole bind table, Linux 6.9+).
-    pub bound_only: bool,
 }
 
 impl Fds {
@@ -727,12 +658,8 @@ impl Decoder {
         while at + 8 <= buf.len() {
             let first = u32_at(at);
             if first != TRAILER_TAG {
-                // Bit 31: a socket bound to the run's port, nothing more.
-                if first & 1 << 31 != 0 {
-                    self.out.bound_only = true;
-                }
                 self.out.fds.push(Fd {
-                    fd: first & !(1 << 31),
+                    fd: first,
                     inode: u32_at(at + 4),
                     task: self.out.tasks.len() as u32,
                 });
@@ -784,21 +711,13 @@ impl Decoder {
 impl Walk {
     /// Walk every task's fds.
     pub fn run_fds(&self) -> Result<Fds, BpfOwnerError> {
-        self.run_fds_for(None)
-    }
-
-    /// [`run_fds`](Self::run_fds), and with `port` say whether any fd
-    /// holds a TCP socket bound to it and nothing more
-    /// ([`Fds::bound_only`]).
-    pub fn run_fds_for(&self, port: Option<u16>) -> Result<Fds, BpfOwnerError> {
-        let port = port.unwrap_or(0);
         let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut d = Decoder::default();
-        set_resume(&self.resume, 0, 0, port)?;
+        set_resume(&self.resume, 0, 0)?;
         read_all(&mut iter_create(&self.link)?, &mut d)?;
         // Tasks with more fds than one run walks: one task at a time.
         while let Some((pid, tid, word)) = d.resume.pop() {
-            set_resume(&self.resume, tid, word, port)?;
+            set_resume(&self.resume, tid, word)?;
             // bpf_iter_link_info.task: tid at 0, pid at 4 (see the top).
             let mut info = [0u8; 16];
             put32(&mut info, 4, pid);
@@ -910,24 +829,6 @@ mod tests {
     }
 
     #[test]
-    fn bit_31_of_an_fd_says_bound_only_and_is_not_the_fd() {
-        let mut d = Decoder::default();
-        let buf = [fd(7, 70), trailer(10, 10, 0)].concat();
-        d.feed(&buf);
-        assert!(!d.out.bound_only);
-        let buf = [fd(9 | 1 << 31, 90), trailer(11, 11, 0)].concat();
-        d.feed(&buf);
-        let f = d.finish();
-        assert!(f.bound_only);
-        let got: Vec<_> = f
-            .fds
-            .iter()
-            .map(|x| (f.record(x).pid, x.fd, x.inode))
-            .collect();
-        assert_eq!(got, vec![(10, 7, 70), (11, 9, 90)]);
-    }
-
-    #[test]
     fn decodes_fds_then_their_task_and_where_to_resume() {
         let mut buf = [fd(3, 77), fd(9, 78), trailer(10, 10, 0)].concat();
         buf.extend([fd(4, 79), trailer(10, 12, 63)].concat());
@@ -972,13 +873,6 @@ mod tests {
                 fdt_fd: 8,
                 fdt_open_fds: 24,
                 file_inode: 32,
-                file_private_data: 24,
-                socket_state: 0,
-                socket_type: 4,
-                socket_sk: 24,
-                sk_state: 18,
-                sk_num: 14,
-                sk_protocol: 530,
                 inode_mode: 0,
                 inode_ino: 64,
                 inode_sb: 40,
@@ -993,7 +887,6 @@ mod tests {
                 word: 6,
                 file: 7,
                 task: 8,
-                socket: 9,
             },
         };
         let p = program(&k, 3);

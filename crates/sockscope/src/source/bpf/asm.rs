@@ -76,10 +76,6 @@ pub fn add_imm(dst: u8, imm: i32) -> Insn {
 pub fn and_imm(dst: u8, imm: i32) -> Insn {
     Insn(ALU64_AND_K, dst, 0, imm)
 }
-/// `dst |= imm` (the immediate sign-extended to 64 bits)
-pub fn or_imm(dst: u8, imm: i32) -> Insn {
-    Insn(0x47, dst, 0, imm)
-}
 /// Call helper number `helper`.
 pub fn call(helper: i32) -> Insn {
     Insn(JMP_CALL, 0, 0, helper)
