@@ -710,3 +710,62 @@ fn a_socket_bound_and_nothing_more_is_listed_with_its_owner() {
     }
     assert_eq!(got, want, "{all:#?}");
 }
+
+/// Sockets the kernel lists as bound-only although they were not left
+/// that way: one bound, connected, then reset by its peer (its `struct
+/// socket` still says connected), and one bound whose non-blocking connect
+/// was refused (still connecting). Both hold their port, both are listed
+/// with their owner.
+#[test]
+fn sockets_bound_then_reset_or_refused_are_listed_with_their_owner() {
+    if root::skip_without_root() {
+        return;
+    }
+    let code = "import os, socket, struct, time\n\
+                l = socket.socket()\n\
+                l.bind(('127.0.0.1', 8095))\n\
+                l.listen(5)\n\
+                c = socket.socket()\n\
+                c.bind(('127.0.0.1', 8096))\n\
+                c.connect(('127.0.0.1', 8095))\n\
+                a, _ = l.accept()\n\
+                a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n\
+                a.close()\n\
+                time.sleep(0.2)\n\
+                try:\n    c.recv(10)\n\
+                except OSError:\n    pass\n\
+                d = socket.socket()\n\
+                d.bind(('127.0.0.1', 8097))\n\
+                d.setblocking(False)\n\
+                try:\n    d.connect(('127.0.0.1', 8098))\n\
+                except BlockingIOError:\n    pass\n\
+                time.sleep(0.3)\n\
+                m = '/tmp/sockscope-who-reset-%d' % os.getpid()\n\
+                open(m + '.tmp', 'w').write('%d %d' % (c.fileno(), d.fileno()))\n\
+                os.rename(m + '.tmp', m)\n\
+                time.sleep(600)\n";
+    let marker = |pid: u32| format!("/tmp/sockscope-who-reset-{pid}");
+    let sc = Scene::start_command(&["python3", "-c", code], "its marker file", |pid| {
+        std::path::Path::new(&marker(pid)).exists()
+    });
+    let fds = std::fs::read_to_string(marker(sc.pid)).unwrap();
+    let _ = std::fs::remove_file(marker(sc.pid));
+    let fds: Vec<u64> = fds.split(' ').map(|f| f.parse().unwrap()).collect();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (6, 9) {
+        return; // the kernel cannot dump bound-only sockets
+    }
+    for (port, fd) in [(8096, fds[0]), (8097, fds[1])] {
+        let run = sc.sockscope("who", &[&format!(":{port}"), "--json"]);
+        let all = chains(&run);
+        assert_eq!(all.len(), 1, ":{port}: {all:#?}");
+        let s = &all[0]["socket"];
+        assert_eq!(s["state"], json!("closed"), ":{port}: {s:#}");
+        assert_eq!(s["owners"][0]["pid"], json!(sc.pid), ":{port}: {s:#}");
+        assert_eq!(s["owners"][0]["fd"], json!(fd), ":{port}: {s:#}");
+    }
+}

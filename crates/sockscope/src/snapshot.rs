@@ -371,6 +371,11 @@ fn scan_owners<'scope>(
                     (Ok(w), None) => return Scanned::Done(owners::Plan::Fdt(w).run()),
                     (Err(e), _) => fdt_failed = Some(e),
                 }
+            } else {
+                // No join, no reads ahead: closed now, so that the dump's
+                // thread does not wait for them (it takes its share of the
+                // walk below instead).
+                drop(rows);
             }
             let walk_port = move || -> Scanned {
                 let mut tell = |r: &owners_bpf::Record| {
