@@ -699,13 +699,7 @@ fn a_socket_bound_and_nothing_more_is_listed_with_its_owner() {
     got.sort();
     let pid = u64::from(sc.pid);
     let mut want = vec![("listening".to_string(), vec![(pid, 4)])];
-    // Before Linux 6.9 the kernel cannot dump bound-only sockets.
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 9) {
+    if dumps_bound_only() {
         want.insert(0, ("closed".to_string(), vec![(pid, 3)]));
     }
     assert_eq!(got, want, "{all:#?}");
@@ -751,13 +745,8 @@ fn sockets_bound_then_reset_or_refused_are_listed_with_their_owner() {
     let fds = std::fs::read_to_string(marker(sc.pid)).unwrap();
     let _ = std::fs::remove_file(marker(sc.pid));
     let fds: Vec<u64> = fds.split(' ').map(|f| f.parse().unwrap()).collect();
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (6, 9) {
-        return; // the kernel cannot dump bound-only sockets
+    if !dumps_bound_only() {
+        return;
     }
     for (port, fd) in [(8096, fds[0]), (8097, fds[1])] {
         let run = sc.sockscope("who", &[&format!(":{port}"), "--json"]);
@@ -768,4 +757,14 @@ fn sockets_bound_then_reset_or_refused_are_listed_with_their_owner() {
         assert_eq!(s["owners"][0]["pid"], json!(sc.pid), ":{port}: {s:#}");
         assert_eq!(s["owners"][0]["fd"], json!(fd), ":{port}: {s:#}");
     }
+}
+
+/// Can the kernel dump bound-only TCP sockets (Linux 6.9+)?
+fn dumps_bound_only() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 9)
 }
