@@ -34,6 +34,16 @@
 #                record from the ring buffer but drops it unread. Between
 #                the floor and this row: the programs' cost; between this
 #                row and the unfiltered one: the reader's
+#   unfiltered, one empty record per event (and the same with packets)
+#                SOCKSCOPE_TRACE_EMIT_ONLY=1: each program that writes
+#                events writes one empty 176-byte record of its kind per
+#                run (a clock read and the batched write, nothing read
+#                from the kernel), the others do nothing, the reader drops
+#                every record: what streaming each event to user space
+#                costs before any of it is looked at, the floor under a
+#                tracer that writes a record per event (the events/s
+#                column says how many: one per run of those programs,
+#                a few more than the real trace writes)
 #
 # With --port 9, the default events include packet and wait events: their
 # programs run for every packet (and every wakeup) and are cut in the
@@ -141,7 +151,7 @@ if [ "$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null)" = 1 ]; then
     echo "  (bpf_stats_enabled=1: every BPF program run is timed; the traced runs cost more than on a default host)"
 fi
 : >"$work/base"; : >"$work/base2"; : >"$work/base3"
-: >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"; : >"$work/unfd"
+: >"$work/filt"; : >"$work/floor"; : >"$work/light"; : >"$work/unf"; : >"$work/pkt"; : >"$work/unf0"; : >"$work/pkt0"; : >"$work/unfd"; : >"$work/unfe"; : >"$work/pkte"
 for round in $(seq "$ROUNDS"); do
     # Each group of runs has a baseline of its own, measured just before
     # it: this host's throughput drifts by tens of percent within a
@@ -154,10 +164,12 @@ for round in $(seq "$ROUNDS"); do
     traced "$CONNS" >>"$work/unf"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" >>"$work/unf0"
     SOCKSCOPE_TRACE_DISCARD=1 traced "$CONNS" >>"$work/unfd"
+    SOCKSCOPE_TRACE_EMIT_ONLY=1 traced "$CONNS" >>"$work/unfe"
     load "$CONNS" >>"$work/base3"
     traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt"
     SOCKSCOPE_TRACE_NOOP_ALL=1 traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkt0"
-    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | baseline $(tail -n1 "$work/base2") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0"), reader discarding $(tail -n1 "$work/unfd")) | baseline $(tail -n1 "$work/base3") | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"))  (requests/s [events/s lost])"
+    SOCKSCOPE_TRACE_EMIT_ONLY=1 traced "$CONNS" --events state,retransmit,reset,destroy,drop,syscall,data,packet >>"$work/pkte"
+    echo "round $round: baseline $(tail -n1 "$work/base") | filtered $(tail -n1 "$work/filt") | floor $(tail -n1 "$work/floor") | light $(tail -n1 "$work/light") | baseline $(tail -n1 "$work/base2") | unfiltered $(tail -n1 "$work/unf") (floor $(tail -n1 "$work/unf0"), reader discarding $(tail -n1 "$work/unfd"), empty records $(tail -n1 "$work/unfe")) | baseline $(tail -n1 "$work/base3") | with packets $(tail -n1 "$work/pkt") (floor $(tail -n1 "$work/pkt0"), empty records $(tail -n1 "$work/pkte"))  (requests/s [events/s lost])"
 done
 # Ratios per round (each against the baseline measured just before its
 # group), then the median: robust to load from elsewhere drifting between
@@ -165,8 +177,8 @@ done
 rratio() {
     local b="$work/base"
     case "$1" in
-    "$work/unf" | "$work/unf0" | "$work/unfd") b="$work/base2" ;;
-    "$work/pkt" | "$work/pkt0") b="$work/base3" ;;
+    "$work/unf" | "$work/unf0" | "$work/unfd" | "$work/unfe") b="$work/base2" ;;
+    "$work/pkt" | "$work/pkt0" | "$work/pkte") b="$work/base3" ;;
     esac
     paste -d' ' "$b" "$1" | awk '{ printf "%.4f\n", $2 / $1 }' | median
 }
@@ -182,8 +194,10 @@ row "  same, --events without syscall/data" "$work/light"
 row "trace (unfiltered)" "$work/unf"
 row "  same, every program doing nothing" "$work/unf0"
 row "  same, the reader discarding records" "$work/unfd"
+row "  one empty record per event, discarded" "$work/unfe"
 row "trace (unfiltered) with packet events" "$work/pkt"
 row "  same, every program doing nothing" "$work/pkt0"
+row "  one empty record per event, discarded" "$work/pkte"
 for c in 1 2 4 8; do
     b=$(load "$c")
     read -r r e l <<<"$(traced "$c")"

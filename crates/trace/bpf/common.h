@@ -39,6 +39,10 @@ const volatile __u8 cfg_syscall_noop = 0;
 /* Benchmark only: every program returns at once (what attaching the
  * tracepoints costs by itself: the floor under any tracer using them). */
 const volatile __u8 cfg_noop_all = 0;
+/* Benchmark only: each program that writes events writes one empty event
+ * of its kind per run and does nothing else; the others return at once
+ * (see emit_only below). */
+const volatile __u8 cfg_emit_only = 0;
 /* States of interest as a mask (1 << TCP state); 0: all. */
 const volatile __u32 cfg_states = 0;
 /* Bit (1 << kind) for each kind of event to write; the programs of a kind
@@ -652,6 +656,20 @@ static __always_inline void output(struct ss_event *e)
 		count(SS_STAT_LOST + e->kind);
 	else
 		count(e->kind);
+}
+
+/* cfg_emit_only: an empty event of this kind, timed and written the way
+ * every event is (batched), nothing read from the kernel. With the reader
+ * dropping what it takes (SOCKSCOPE_TRACE_DISCARD, implied), a run
+ * measures what delivering one record per event costs by itself: the
+ * floor under any tracer that streams each event to user space. */
+static __always_inline int emit_only(__u8 kind)
+{
+	struct ss_event e = {};
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = kind;
+	output(&e);
+	return 0;
 }
 
 /* Write this CPU's batch if it holds events and no program is adding to

@@ -13,6 +13,8 @@ int ss_destroy(unsigned long long *ctx)
 {
 	if (cfg_noop_all)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_DESTROY);
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	__u64 skp = (__u64)sk;
 

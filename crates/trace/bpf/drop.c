@@ -14,7 +14,7 @@
 SEC("tp_btf/kfree_skb")
 int ss_drop(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	const struct sk_buff *skb = (const void *)CTX_ARG(ctx, 0);
 	__u64 location = CTX_ARG(ctx, 1);

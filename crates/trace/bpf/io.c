@@ -74,6 +74,8 @@ int ss_send(unsigned long long *ctx)
 {
 	if (cfg_noop_all)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_SEND);
 	return ss_io(ctx, SS_SEND);
 }
 
@@ -82,5 +84,7 @@ int ss_recv(unsigned long long *ctx)
 {
 	if (cfg_noop_all)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_RECV);
 	return ss_io(ctx, SS_RECV);
 }

@@ -45,7 +45,7 @@ struct {
 SEC("tp_btf/softirq_entry")
 int ss_softirq_entry(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	__u32 k = 0;
 	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
@@ -59,7 +59,7 @@ int ss_softirq_entry(unsigned long long *ctx)
 SEC("tp_btf/softirq_exit")
 int ss_softirq_exit(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	__u32 k = 0;
 	struct ss_cpu_state *v = bpf_map_lookup_elem(&softirq_now, &k);
@@ -388,6 +388,8 @@ int ss_pkt_out(unsigned long long *ctx)
 {
 	if (cfg_noop_all)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_PACKET);
 	return ss_packet((const struct sk_buff *)CTX_ARG(ctx, 0), SS_PKT_OUT);
 }
 
@@ -396,5 +398,7 @@ int ss_pkt_in(unsigned long long *ctx)
 {
 	if (cfg_noop_all)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_PACKET);
 	return ss_packet((const struct sk_buff *)CTX_ARG(ctx, 0), SS_PKT_IN);
 }

@@ -9,7 +9,7 @@
 SEC("tp_btf/tcp_send_reset")
 int ss_send_reset(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	const struct sk_buff *skb = (const void *)CTX_ARG(ctx, 1);
@@ -59,7 +59,7 @@ int ss_send_reset(unsigned long long *ctx)
 SEC("tp_btf/tcp_receive_reset")
 int ss_receive_reset(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 

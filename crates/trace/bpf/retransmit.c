@@ -9,7 +9,7 @@
 SEC("tp_btf/tcp_retransmit_skb")
 int ss_retransmit(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	const struct sk_buff *skb = (const void *)CTX_ARG(ctx, 1);
@@ -44,7 +44,7 @@ int ss_retransmit(unsigned long long *ctx)
 SEC("tp_btf/tcp_retransmit_synack")
 int ss_retransmit_synack(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	const struct sock *listener = (const void *)CTX_ARG(ctx, 0);
 	const struct request_sock *req = (const void *)CTX_ARG(ctx, 1);

@@ -16,6 +16,8 @@ int ss_state(unsigned long long *ctx)
 {
 	if (cfg_noop_all)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_STATE);
 	const struct sock *sk = (const void *)CTX_ARG(ctx, 0);
 	__u32 oldstate = (__u32)CTX_ARG(ctx, 1);
 	__u32 newstate = (__u32)CTX_ARG(ctx, 2);

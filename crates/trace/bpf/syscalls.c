@@ -581,7 +581,7 @@ static __always_inline int exit_common(__u16 sys, long ret)
 SEC("tp_btf/sys_enter")
 int ss_sys_enter(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	struct pt_regs *regs = (void *)CTX_ARG(ctx, 0);
 	__u16 sys = entry_sys((long)CTX_ARG(ctx, 1));
@@ -599,6 +599,8 @@ int ss_sys_exit(unsigned long long *ctx)
 	__u16 sys = entry_sys((long)SYSCALL_NR(regs));
 	if (sys == SYS_OTHER)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_SYSCALL);
 	return exit_common(sys, (long)CTX_ARG(ctx, 1));
 }
 
@@ -626,7 +628,7 @@ struct sc_exit_rec {
 SEC("tracepoint/syscalls/sys_enter")
 int ss_sc_enter(struct sc_enter_rec *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	__u16 sys = entry_sys(ctx->nr);
 	if (sys == SYS_OTHER)
@@ -642,5 +644,7 @@ int ss_sc_exit(struct sc_exit_rec *ctx)
 	__u16 sys = entry_sys(ctx->nr);
 	if (sys == SYS_OTHER)
 		return 0;
+	if (cfg_emit_only)
+		return emit_only(SS_SYSCALL);
 	return exit_common(sys, ctx->ret);
 }

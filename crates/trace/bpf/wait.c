@@ -86,7 +86,7 @@ static __always_inline void wait_event(struct ss_event *e, __u16 sys, __u8 phase
 SEC("tracepoint/syscalls/sys_enter_wait")
 int ss_wait_enter(struct sc_enter_rec *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	__u16 sys = wait_sys(ctx->nr);
 	if (sys == SYS_OTHER)
@@ -117,7 +117,7 @@ int ss_wait_enter(struct sc_enter_rec *ctx)
 SEC("tracepoint/syscalls/sys_exit_wait")
 int ss_wait_exit(struct sc_exit_rec *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	__u16 sys = wait_sys(ctx->nr);
 	if (sys == SYS_OTHER)
@@ -151,7 +151,7 @@ int ss_wait_exit(struct sc_exit_rec *ctx)
 SEC("tp_btf/sched_wakeup")
 int ss_wakeup(unsigned long long *ctx)
 {
-	if (cfg_noop_all)
+	if (cfg_noop_all || cfg_emit_only)
 		return 0;
 	struct task_struct *p = (struct task_struct *)CTX_ARG(ctx, 0);
 	struct ss_waiting *w = bpf_task_storage_get(&waiting, p, NULL, 0);

@@ -40,6 +40,12 @@ pub const ENV_NOOP_SYSCALLS: &str = "SOCKSCOPE_TRACE_NOOP_SYSCALLS";
 /// once, so a run measures what the attached tracepoints cost by
 /// themselves (bench/trace.sh's floor).
 pub const ENV_NOOP_ALL: &str = "SOCKSCOPE_TRACE_NOOP_ALL";
+/// Benchmark only: when set, each program that writes events writes one
+/// empty event of its kind per run and reads nothing; the others return at
+/// once. The reader then drops what it takes (see session.rs), so a run
+/// measures what delivering one record per event costs by itself
+/// (bench/trace.sh's "one empty record per event" rows).
+pub const ENV_EMIT_ONLY: &str = "SOCKSCOPE_TRACE_EMIT_ONLY";
 /// Benchmark switch: `0` writes every event to the ring buffer alone
 /// instead of in per-CPU batches (bpf/common.h, output()), to compare.
 pub const ENV_BATCH: &str = "SOCKSCOPE_TRACE_BATCH";
@@ -627,6 +633,7 @@ impl Tracer {
         // at an 8-byte boundary (the ELF parser reads it in place).
         let syscall_noop = u8::from(std::env::var_os(ENV_NOOP_SYSCALLS).is_some());
         let noop_all = u8::from(std::env::var_os(ENV_NOOP_ALL).is_some());
+        let emit_only = u8::from(std::env::var_os(ENV_EMIT_ONLY).is_some());
         // Batches need their two flush tracepoints (both in every kernel
         // with BTF tracepoints; checked so an odd one runs unbatched), and
         // CPUs that tick while busy: a nohz_full CPU running one task in
@@ -696,6 +703,7 @@ impl Tracer {
             .override_global("cfg_kfunc_cast", &kfunc_cast, true)
             .override_global("cfg_syscall_noop", &syscall_noop, true)
             .override_global("cfg_noop_all", &noop_all, true)
+            .override_global("cfg_emit_only", &emit_only, true)
             .override_global("cfg_batch", &batch, true)
             .override_global("cfg_kernel_births", &kernel_births, true)
             .override_global("cfg_kernel_owners", &kernel_owners_flag, true)

@@ -199,8 +199,16 @@ impl Session {
                 s.event, s.reason
             ));
         }
-        let discard = std::env::var_os(ENV_DISCARD).is_some();
-        if discard {
+        // Empty records (loader::ENV_EMIT_ONLY) have nothing to decode.
+        let emit_only = std::env::var_os(loader::ENV_EMIT_ONLY).is_some();
+        let discard = emit_only || std::env::var_os(ENV_DISCARD).is_some();
+        if emit_only {
+            notes.push(format!(
+                "{} is set (benchmark only): the kernel writes one empty record per event \
+                 and they are dropped unseen",
+                loader::ENV_EMIT_ONLY
+            ));
+        } else if discard {
             notes.push(format!(
                 "{ENV_DISCARD} is set (benchmark only): events are read from the kernel \
                  and dropped unseen"

@@ -230,7 +230,7 @@ pub fn write_stats(w: &mut dyn Write, s: &Stats) -> io::Result<()> {
     if s.events_discarded > 0 {
         write!(
             w,
-            " + {} dropped unread (SOCKSCOPE_TRACE_DISCARD)",
+            " + {} dropped unread (benchmark switch)",
             s.events_discarded
         )?;
     }
