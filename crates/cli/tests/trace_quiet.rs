@@ -124,3 +124,44 @@ fn a_discarding_reader_reads_every_record_and_shows_none() {
     );
     assert_eq!(n("bad_records"), 0, "{s}");
 }
+
+/// The benchmark switch SOCKSCOPE_TRACE_EMIT_ONLY (bench/trace.sh's "one
+/// empty record per event" rows): every run of a program that writes
+/// events writes one empty record and reads nothing, so no filter applies
+/// (the namespace given here included) and the reader drops them all. The
+/// trace says so at start, shows nothing, and every record written is
+/// read: at least one per state change, syscall and data event of the
+/// scenario.
+#[test]
+fn empty_records_are_written_for_every_run_and_all_read() {
+    if root::skip_without_root() {
+        return;
+    }
+    let mut scene = Scene::start("graceful", 5097);
+    let pid = scene.pid.to_string();
+    let t = Trace::start_env(
+        &["--netns-pid", &pid],
+        &[("SOCKSCOPE_TRACE_EMIT_ONLY", "1")],
+    );
+    let r = scene.go();
+    assert_eq!(r["eof"], 0, "{r}");
+    std::thread::sleep(Duration::from_millis(400));
+    let out = t.stop();
+    drop(scene);
+    assert!(
+        out.stderr.contains("SOCKSCOPE_TRACE_EMIT_ONLY is set"),
+        "the trace says at start that the kernel writes empty records:\n{}",
+        out.stderr
+    );
+    assert!(out.events().is_empty(), "{:?}", out.events());
+    let s = out.stats();
+    let n = |k: &str| {
+        s[k].as_u64()
+            .unwrap_or_else(|| panic!("stats.{k} missing: {s}"))
+    };
+    assert!(n("events_read") >= 10, "{s}");
+    assert_eq!(n("events_discarded"), n("events_read"), "{s}");
+    assert_eq!((n("events_shown"), n("events_filtered")), (0, 0), "{s}");
+    assert_eq!(n("kernel_written"), n("events_read"), "{s}");
+    assert_eq!(n("bad_records"), 0, "{s}");
+}

@@ -41,8 +41,8 @@ pub const ENV_NOOP_SYSCALLS: &str = "SOCKSCOPE_TRACE_NOOP_SYSCALLS";
 /// themselves (bench/trace.sh's floor).
 pub const ENV_NOOP_ALL: &str = "SOCKSCOPE_TRACE_NOOP_ALL";
 /// Benchmark only: when set, each program that writes events writes one
-/// empty event of its kind per run and reads nothing; the others return at
-/// once. The reader then drops what it takes (see session.rs), so a run
+/// empty event of its kind per run and reads nothing (so no filter
+/// applies: every run writes one); the others return at once. The reader then drops what it takes (see session.rs), so a run
 /// measures what delivering one record per event costs by itself
 /// (bench/trace.sh's "one empty record per event" rows).
 pub const ENV_EMIT_ONLY: &str = "SOCKSCOPE_TRACE_EMIT_ONLY";
