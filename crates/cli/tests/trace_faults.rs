@@ -73,13 +73,39 @@ fn retransmits_forced_by_an_nftables_drop() {
         .find(|c| c["conn"] == client)
         .expect("client row")
         .clone();
+    let ctx = || {
+        format!(
+            "{c}\nstats: {}\nstderr:\n{}\nevents:\n{}",
+            out.stats(),
+            out.stderr,
+            out.dump()
+        )
+    };
+    // The row counts the retransmit events it was given...
     assert_eq!(
-        c["retransmits"].as_u64(),
+        c["retransmits_traced"].as_u64(),
         Some(retrans.len() as u64),
-        "{c}\nstats: {}\nstderr:\n{}",
-        out.stats(),
-        out.stderr
+        "{}",
+        ctx()
     );
+    // ...and carries the kernel's own count from the destroy event, which
+    // the events can fall short of: now and then the kernel counts a
+    // retransmit whose tracepoint hit runs no program (docs/trace.md,
+    // "Kernel facts"): shown, not hidden.
+    let destroy = evs
+        .iter()
+        .find(|v| v["kind"] == "destroy" && v["conn"] == client)
+        .unwrap_or_else(|| panic!("no destroy of the client:\n{}", ctx()));
+    assert_eq!(c["retransmits"], destroy["retransmits"], "{}", ctx());
+    let kernel = c["retransmits"].as_u64().expect("retransmits");
+    assert!(kernel >= retrans.len() as u64, "{}", ctx());
+    if kernel > retrans.len() as u64 {
+        eprintln!(
+            "retransmits_forced_by_an_nftables_drop: the kernel counted {kernel} retransmits, \
+             {} reached the trace",
+            retrans.len()
+        );
+    }
 }
 
 #[test]
