@@ -42,8 +42,8 @@ pub struct Row {
     /// Retransmit events the trace saw for this connection. Fewer than
     /// `retransmits` when the kernel counted a retransmit whose event did
     /// not reach the trace (it ran no program for that tracepoint hit:
-    /// bench/RESULTS.md, 2026-12-04 19:2x), or one made before the trace
-    /// started.
+    /// docs/trace.md, "Kernel facts found on the way"), or one made
+    /// before the trace started.
     pub retransmits_traced: u32,
     pub drops: u32,
     /// TCP segments seen at the devices (with packet events).
