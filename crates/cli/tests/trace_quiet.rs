@@ -85,72 +85,24 @@ fn quiet_summary_says_what_the_timeline_says() {
     assert_eq!(quiet, full, "-q and the timeline disagree");
 }
 
-/// The benchmark switch SOCKSCOPE_TRACE_DISCARD (bench/trace.sh's "reader
-/// discarding" row): the reader takes every record the kernel wrote and
-/// drops it unread. Nothing is shown, the trace says why at start, and
-/// the closing counts still add up (read = written = dropped).
-#[test]
-fn a_discarding_reader_reads_every_record_and_shows_none() {
-    if root::skip_without_root() {
-        return;
-    }
-    let mut scene = Scene::start("graceful", 5096);
+/// Trace the graceful scene with a benchmark switch set in sockscope's
+/// environment, and check what every such run must give: the trace says
+/// at start that the switch is set (`said`), shows no event, and the
+/// closing counts add up with every record read dropped unread (read =
+/// written = dropped, none undecodable), at least one per state change,
+/// syscall and data event of the scene.
+fn every_record_read_and_dropped(switch: &str, port: u16, said: &str) {
+    let mut scene = Scene::start("graceful", port);
     let pid = scene.pid.to_string();
-    let t = Trace::start_env(&["--netns-pid", &pid], &[("SOCKSCOPE_TRACE_DISCARD", "1")]);
+    let t = Trace::start_env(&["--netns-pid", &pid], &[(switch, "1")]);
     let r = scene.go();
     assert_eq!(r["eof"], 0, "{r}");
     std::thread::sleep(Duration::from_millis(400));
     let out = t.stop();
     drop(scene);
     assert!(
-        out.stderr.contains("SOCKSCOPE_TRACE_DISCARD is set"),
-        "the trace says at start that it drops what it reads:\n{}",
-        out.stderr
-    );
-    assert!(out.events().is_empty(), "{:?}", out.events());
-    let s = out.stats();
-    let n = |k: &str| {
-        s[k].as_u64()
-            .unwrap_or_else(|| panic!("stats.{k} missing: {s}"))
-    };
-    // The scenario's state changes, syscalls and data at least.
-    assert!(n("events_read") >= 10, "{s}");
-    assert_eq!(n("events_discarded"), n("events_read"), "{s}");
-    assert_eq!((n("events_shown"), n("events_filtered")), (0, 0), "{s}");
-    assert_eq!(
-        n("kernel_written"),
-        n("events_read") + n("bad_records"),
-        "{s}"
-    );
-    assert_eq!(n("bad_records"), 0, "{s}");
-}
-
-/// The benchmark switch SOCKSCOPE_TRACE_EMIT_ONLY (bench/trace.sh's "one
-/// empty record per event" rows): every run of a program that writes
-/// events writes one empty record and reads nothing, so no filter applies
-/// (the namespace given here included) and the reader drops them all. The
-/// trace says so at start, shows nothing, and every record written is
-/// read: at least one per state change, syscall and data event of the
-/// scenario.
-#[test]
-fn empty_records_are_written_for_every_run_and_all_read() {
-    if root::skip_without_root() {
-        return;
-    }
-    let mut scene = Scene::start("graceful", 5097);
-    let pid = scene.pid.to_string();
-    let t = Trace::start_env(
-        &["--netns-pid", &pid],
-        &[("SOCKSCOPE_TRACE_EMIT_ONLY", "1")],
-    );
-    let r = scene.go();
-    assert_eq!(r["eof"], 0, "{r}");
-    std::thread::sleep(Duration::from_millis(400));
-    let out = t.stop();
-    drop(scene);
-    assert!(
-        out.stderr.contains("SOCKSCOPE_TRACE_EMIT_ONLY is set"),
-        "the trace says at start that the kernel writes empty records:\n{}",
+        out.stderr.contains(said),
+        "the trace says at start that {switch} is set:\n{}",
         out.stderr
     );
     assert!(out.events().is_empty(), "{:?}", out.events());
@@ -164,4 +116,35 @@ fn empty_records_are_written_for_every_run_and_all_read() {
     assert_eq!((n("events_shown"), n("events_filtered")), (0, 0), "{s}");
     assert_eq!(n("kernel_written"), n("events_read"), "{s}");
     assert_eq!(n("bad_records"), 0, "{s}");
+}
+
+/// The benchmark switch SOCKSCOPE_TRACE_DISCARD (bench/trace.sh's "reader
+/// discarding" row): the reader takes every record the kernel wrote and
+/// drops it unread.
+#[test]
+fn a_discarding_reader_reads_every_record_and_shows_none() {
+    if root::skip_without_root() {
+        return;
+    }
+    every_record_read_and_dropped(
+        "SOCKSCOPE_TRACE_DISCARD",
+        5096,
+        "SOCKSCOPE_TRACE_DISCARD is set",
+    );
+}
+
+/// The benchmark switch SOCKSCOPE_TRACE_EMIT_ONLY (bench/trace.sh's "one
+/// empty record per event" rows): every run of a program that writes
+/// events writes one empty record and reads nothing, so no filter applies
+/// (the namespace given here included), and the reader drops them all.
+#[test]
+fn empty_records_are_written_for_every_run_and_all_read() {
+    if root::skip_without_root() {
+        return;
+    }
+    every_record_read_and_dropped(
+        "SOCKSCOPE_TRACE_EMIT_ONLY",
+        5097,
+        "SOCKSCOPE_TRACE_EMIT_ONLY is set",
+    );
 }
